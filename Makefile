@@ -1,0 +1,37 @@
+# Two entry points for a fresh machine with python3 (3.11+) and make:
+#   make demo   create .venv, install pinned deps, run the release pipeline on the embedded default
+#   make test   install dev deps, run the whole suite
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STATE := .prompt_release
+export DAGSTER_HOME := $(CURDIR)/$(STATE)/dagster_home
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
+PYTEST_WORKERS ?= 2
+
+.PHONY: demo test ui bench install clean
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	@rm -f $(VENV)/.installed-*
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/prompt-release demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup
+
+ui: $(STAMP)
+	@test -d $(DAGSTER_HOME) || (echo "no Dagster home yet: run 'make demo' first" && exit 1)
+	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $${PORT:-3000}
+
+bench: $(STAMP)
+	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf $(STATE) $(VENV)

@@ -1,0 +1,1 @@
+"""Dagster assets and asset checks: thin glue over `prompt_release`."""

@@ -1,0 +1,3 @@
+from prompt_release.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,72 @@
+"""`prompt-release ...`: parse arguments, call the core, print, set the exit status.
+
+Each feature module contributes its subcommands through a function
+`add_commands(subparsers, common)`, listed in `COMMAND_MODULES`; `common` is a
+parent parser carrying `--warehouse` and `--registry`, so every command
+accepts both. Command functions take the parsed namespace and return an exit
+status. A `UserError` anywhere becomes one line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from prompt_release import __version__
+from prompt_release.errors import UserError
+
+# Feature modules that add subcommands; imported lazily so `--help` stays fast
+# and a production app importing the runtime never pays for the CLI.
+COMMAND_MODULES: tuple[str, ...] = (
+)
+
+
+def common_options() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--warehouse",
+        metavar="PATH",
+        help="DuckDB warehouse file (env PROMPT_RELEASE_WAREHOUSE; "
+        "default .prompt_release/warehouse.duckdb)",
+    )
+    common.add_argument(
+        "--registry",
+        metavar="PATH",
+        help="registry root holding prompts/ (env PROMPT_RELEASE_REGISTRY; default .)",
+    )
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="prompt-release",
+        description="Ship LLM prompt changes as release artifacts.",
+    )
+    parser.add_argument("--version", action="version", version=f"prompt-release {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    common = common_options()
+    for module_name in COMMAND_MODULES:
+        importlib.import_module(module_name).add_commands(subparsers, common)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except UserError as exc:
+        print(f"prompt-release: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("prompt-release: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,46 @@
+"""Where things live: warehouse file, registry root, landing folder, Dagster home.
+
+Every location has one resolution order: explicit argument (a CLI flag or a
+Dagster resource field), then an environment variable, then a default under
+the project-local `.prompt_release/` folder (git-ignored).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+STATE_DIR = Path(".prompt_release")
+
+ENV_WAREHOUSE = "PROMPT_RELEASE_WAREHOUSE"
+ENV_REGISTRY = "PROMPT_RELEASE_REGISTRY"
+ENV_LANDING = "PROMPT_RELEASE_LANDING"
+ENV_LOCK_TIMEOUT = "PROMPT_RELEASE_LOCK_TIMEOUT"
+
+DEFAULT_LOCK_TIMEOUT_S = 60.0
+
+
+def _pick(explicit: str | os.PathLike | None, env: str, default: Path) -> Path:
+    if explicit:
+        return Path(explicit)
+    value = os.environ.get(env)
+    return Path(value) if value else default
+
+
+def warehouse_path(explicit: str | os.PathLike | None = None) -> Path:
+    return _pick(explicit, ENV_WAREHOUSE, STATE_DIR / "warehouse.duckdb")
+
+
+def registry_root(explicit: str | os.PathLike | None = None) -> Path:
+    return _pick(explicit, ENV_REGISTRY, Path("."))
+
+
+def landing_path(explicit: str | os.PathLike | None = None) -> Path:
+    return _pick(explicit, ENV_LANDING, STATE_DIR / "landing")
+
+
+def lock_timeout_s(explicit: float | None = None) -> float:
+    if explicit is not None:
+        return float(explicit)
+    value = os.environ.get(ENV_LOCK_TIMEOUT)
+    return float(value) if value else DEFAULT_LOCK_TIMEOUT_S

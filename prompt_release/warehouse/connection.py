@@ -1,0 +1,102 @@
+"""Open the warehouse for one transaction, waiting out other processes' locks.
+
+DuckDB lets one process hold a file read-write; any other process (even a
+read-only one) gets "Could not set lock on file". Writers here therefore
+hold the file only for the duration of one transaction and retry with capped
+exponential backoff and jitter until `lock_timeout_s`, then raise
+`WarehouseLockedError` naming the file and the lock holder. A transaction
+that fails rolls back: nothing is half-written.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+
+from prompt_release import config
+from prompt_release.errors import WarehouseLockedError
+from prompt_release.warehouse.migrate import check_readable, migrate
+
+_LOCK_PATTERN = re.compile(r"Could not set lock|Conflicting lock", re.IGNORECASE)
+
+
+def _is_lock_error(exc: BaseException) -> bool:
+    return isinstance(exc, duckdb.Error) and bool(_LOCK_PATTERN.search(str(exc)))
+
+
+def open_with_backoff(
+    path: str | Path, *, read_only: bool = False, lock_timeout_s: float | None = None
+) -> duckdb.DuckDBPyConnection:
+    """Connect to `path`, retrying while another process holds the lock."""
+    path = Path(path)
+    if not read_only:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + config.lock_timeout_s(lock_timeout_s)
+    delay = 0.05
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=read_only)
+        except duckdb.Error as exc:
+            if not _is_lock_error(exc):
+                raise
+            if time.monotonic() >= deadline:
+                holder = re.search(r"\(PID \d+\)", str(exc))
+                raise WarehouseLockedError(
+                    "warehouse is locked by another process"
+                    + (f" {holder.group(0)}" if holder else "")
+                    + f"; gave up after {config.lock_timeout_s(lock_timeout_s):.0f}s "
+                    f"(set {config.ENV_LOCK_TIMEOUT} to wait longer). DuckDB said: {exc}",
+                    file=path,
+                ) from exc
+            time.sleep(min(delay, max(0.0, deadline - time.monotonic())) * random.uniform(0.5, 1.0))
+            delay = min(delay * 2, 2.0)
+
+
+@contextmanager
+def write_transaction(
+    path: str | Path | None = None, *, lock_timeout_s: float | None = None
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open read-write, migrate, run the body in one transaction, close.
+
+    The body sees a connection inside BEGIN; it commits on normal exit and
+    rolls back on any exception, so a failed write leaves nothing behind.
+    """
+    con = open_with_backoff(config.warehouse_path(path), lock_timeout_s=lock_timeout_s)
+    try:
+        migrate(con)
+        con.execute("BEGIN TRANSACTION")
+        try:
+            yield con
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        con.execute("COMMIT")
+    finally:
+        con.close()
+
+
+@contextmanager
+def read_connection(
+    path: str | Path | None = None, *, lock_timeout_s: float | None = None
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open read-only (waiting out a writer), check the schema version, close.
+
+    A warehouse that does not exist yet is created and migrated first so that
+    readers of a fresh project see empty tables rather than an error.
+    """
+    resolved = config.warehouse_path(path)
+    if not resolved.exists():
+        with write_transaction(resolved, lock_timeout_s=lock_timeout_s):
+            pass
+    con = open_with_backoff(resolved, read_only=True, lock_timeout_s=lock_timeout_s)
+    try:
+        check_readable(con, resolved)
+        yield con
+    finally:
+        con.close()
