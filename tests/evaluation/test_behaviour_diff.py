@@ -1,0 +1,85 @@
+"""Behaviour diff: a reviewer sees where behaviour moved, largest regressions first."""
+
+from __future__ import annotations
+
+import json
+
+import polars as pl
+
+from prompt_release.evaluation.behaviour_diff import behaviour_diff, diff_markdown, pair_outcomes
+
+
+def _results(rows: list[tuple[str, str, bool, str, list[str]]]) -> pl.DataFrame:
+    return pl.DataFrame(
+        [
+            {"case_id": c, "sample_index": 0, "role": r, "passed": p, "output": o, "tags": t}
+            for c, r, p, o, t in rows
+        ],
+        schema={
+            "case_id": pl.String,
+            "sample_index": pl.Int64,
+            "role": pl.String,
+            "passed": pl.Boolean,
+            "output": pl.String,
+            "tags": pl.List(pl.String),
+        },
+    )
+
+
+RESULTS = _results(
+    [
+        # account recovery: candidate fixes two cases
+        ("c1", "baseline", False, '{"route": "general"}', ["intent:account_recovery"]),
+        ("c1", "candidate", True, '{"route": "account_recovery"}', ["intent:account_recovery"]),
+        ("c2", "baseline", False, '{"route": "general"}', ["intent:account_recovery"]),
+        ("c2", "candidate", True, '{"route": "account_recovery"}', ["intent:account_recovery"]),
+        # billing: one regression, one unchanged
+        ("c3", "baseline", True, '{"route": "billing"}', ["intent:billing"]),
+        ("c3", "candidate", False, '{"route": "general"}', ["intent:billing"]),
+        ("c4", "baseline", True, '{"route": "billing"}', ["intent:billing"]),
+        ("c4", "candidate", True, '{"route":  "billing"}', ["intent:billing"]),
+        # both pass with different text: a disagreement
+        ("c5", "baseline", True, "Refund issued.", ["intent:refund"]),
+        ("c5", "candidate", True, "I have issued your refund.", ["intent:refund"]),
+        # both fail
+        ("c6", "baseline", False, "oops", ["intent:refund"]),
+        ("c6", "candidate", False, "oops again", ["intent:refund"]),
+        # only the candidate ran (budget): left out of the diff
+        ("c7", "candidate", True, "x", ["intent:refund"]),
+    ]
+)
+
+
+def test_each_pair_gets_one_outcome() -> None:
+    outcomes = dict(pair_outcomes(RESULTS).select("case_id", "outcome").iter_rows())
+    assert outcomes == {
+        "c1": "win",
+        "c2": "win",
+        "c3": "regression",
+        "c4": "same",  # whitespace is not a behaviour change
+        "c5": "disagreement",
+        "c6": "both_failing",
+    }
+
+
+def test_groups_are_ordered_by_regressions_and_carry_examples() -> None:
+    diff = behaviour_diff(RESULTS)
+    first = diff.row(0, named=True)
+    # "all" and "billing" both hold the single regression; "all" has more cases.
+    assert (first["group_kind"], first["group_value"], first["regressions"]) == ("all", "all", 1)
+    billing = diff.filter(pl.col("group_value") == "billing").row(0, named=True)
+    assert billing["regressions"] == 1 and billing["cases"] == 2
+    example = json.loads(billing["examples"])[0]
+    assert example == {
+        "case_id": "c3",
+        "outcome": "regression",
+        "before": '{"route": "billing"}',
+        "after": '{"route": "general"}',
+    }
+    recovery = diff.filter(pl.col("group_value") == "account_recovery").row(0, named=True)
+    assert (recovery["wins"], recovery["regressions"]) == (2, 0)
+    assert "| intent:billing | 2 | 1 | 0 | 0 | 0 |" in diff_markdown(diff)
+
+
+def test_empty_results_give_an_empty_diff() -> None:
+    assert behaviour_diff(RESULTS.clear()).is_empty()
