@@ -1021,7 +1021,9 @@ def _otlp_lines(traces: list[Trace], kind: str, seed: int, day: date, workflow: 
     lines = []
     i = 0
     while i < len(traces):
-        batch = traces[i : i + rng.randint(1, 6)]  # the batch span processor exports a few traces at a time
+        # The batch span processor exports a few traces at a time; one resource (region) per request.
+        batch = traces[i : i + rng.randint(1, 6)]
+        batch = [t for j, t in enumerate(batch) if all(u.segment["region"] == batch[0].segment["region"] for u in batch[: j + 1])]
         i += len(batch)
         request = genai_request(batch, spelling) if kind == "otlp_genai" else openinference_request(batch)
         lines.append(json.dumps(request, ensure_ascii=False, separators=(",", ":")))

@@ -412,3 +412,24 @@ def test_cli_writes_history_and_refuses_to_overwrite_without_flag(tmp_path):
                      "--start-date", "2025-07-01", "--overwrite")
     assert forced.returncode == 0, forced.stderr
     assert _files(out) == first
+
+
+def test_order_messages_trigger_the_production_tool_rules_only_when_a_tool_is_expected(history):
+    """Replaying a recorded input through the prompt's [tool] rules asks for a tool exactly when production used one."""
+    root, truth = history
+    rules = [line.split(" when: ")[1].split(", ") for line in gen.SYSTEM_PROMPTS["order_agent"].splitlines()
+             if line.startswith("[tool]")]
+    keywords = [k for kws in rules for k in kws]
+    by_span = {c["span_id"]: c for c in truth["calls"]}
+    seen = Counter()
+    for span_id, call in _read_calls(root).items():
+        if call["workflow"] != "order_agent" or call["format"] != "native":
+            continue
+        messages = call["record"]["input"]["messages"]
+        if messages[-1]["role"] != "user":
+            continue  # not the first call of its turn
+        wants_tool = any(k in messages[-1]["content"].lower() for k in keywords)
+        expected = by_span[span_id]["expected"]
+        assert wants_tool == (expected["tool"] is not None), messages[-1]["content"]
+        seen[wants_tool] += 1
+    assert seen[True] > 50 and seen[False] > 20
