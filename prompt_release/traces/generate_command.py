@@ -1,0 +1,82 @@
+"""`prompt-release generate-traces`: write the sample production history and its ground truth."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from datetime import date
+from pathlib import Path
+
+from prompt_release.errors import UserError
+
+
+def add_commands(subparsers, common: argparse.ArgumentParser) -> None:
+    parser = subparsers.add_parser(
+        "generate-traces",
+        parents=[common],
+        help="write a deterministic sample production history (day folders) with known failures",
+        description="Write DAYS day folders OUT/<YYYY-MM-DD>/ of trace files (native JSONL, some gzipped, "
+        "OTLP GenAI and OpenInference) for support_router, order_agent and summarizer, plus "
+        "OUT/ground_truth.json listing every injected failure. Same arguments, same bytes.",
+    )
+    parser.add_argument("--days", type=int, default=30, help="number of days (default 30)")
+    parser.add_argument("--out", required=True, metavar="DIR", help="output folder (day folders go under it)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--scale", type=float, default=1.0,
+                        help="volume multiplier; 1 is about 200-400 calls per workflow per day (default 1)")
+    parser.add_argument("--start-date", type=_parse_date, default=None, metavar="YYYY-MM-DD",
+                        help="first day (default 2025-06-01)")
+    parser.add_argument("--overwrite", action="store_true", help="replace generated files in existing day folders")
+    parser.set_defaults(func=run)
+
+
+def _parse_date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
+
+
+def package_hashes_from_registry(registry: str | None) -> dict[str, str]:
+    """version_id -> package_hash from the registry, when one is configured and the registry code exists."""
+    from prompt_release.config import ENV_REGISTRY, registry_root
+
+    if not registry and not os.environ.get(ENV_REGISTRY):
+        return {}
+    try:
+        from prompt_release.registry import list_versions  # noqa: PLC0415 - optional: built in parallel
+    except ImportError:
+        return {}
+    root = registry_root(registry)
+    if not Path(root).is_dir():
+        raise UserError(f"registry root {root} is not a folder", field="registry")
+    return {package.version_id: package.package_hash for package in list_versions(root)}
+
+
+def run(args: argparse.Namespace) -> int:
+    from prompt_release.traces.generator import GROUND_TRUTH_FILE, generate
+
+    started = time.perf_counter()
+    truth = generate(
+        args.out,
+        days=args.days,
+        seed=args.seed,
+        scale=args.scale,
+        start_date=args.start_date,
+        package_hashes=package_hashes_from_registry(args.registry),
+        overwrite=args.overwrite,
+    )
+    elapsed = time.perf_counter() - started
+    by_format: dict[str, int] = {}
+    for item in truth["files"]:
+        by_format[item["format"]] = by_format.get(item["format"], 0) + 1
+    print(f"wrote {len(truth['files'])} files over {truth['days']} days under {args.out} "
+          f"({', '.join(f'{n} {fmt}' for fmt, n in sorted(by_format.items()))}) in {elapsed:.1f}s")
+    for workflow, versions in truth["calls_per_day"].items():
+        calls = sum(n for days in versions.values() for n in days.values())
+        failures = truth["totals"][workflow]
+        failed = ", ".join(f"{name} {n}" for name, n in sorted(failures.items()))
+        print(f"  {workflow}: {calls} calls ({', '.join(sorted(versions))}); injected: {failed}")
+    print(f"ground truth: {Path(args.out) / GROUND_TRUTH_FILE}")
+    return 0
