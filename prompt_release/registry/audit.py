@@ -56,7 +56,7 @@ def make_event(
     if not reason or not reason.strip():
         raise UserError("a reason is required (--reason TEXT): the audit trail says why", field="reason")
     event = {
-        "at": datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z"),
+        "ts": datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z"),
         "prompt_id": prompt_id,
         "action": action,
         "label": label,

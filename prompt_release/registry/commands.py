@@ -291,7 +291,7 @@ def _event_line(event: dict[str, Any]) -> str:
     if event.get("segments"):
         what += f" segments {json.dumps(event['segments'], sort_keys=True)}"
     gate = f" [gate report {event['gate_report_id']}]" if event.get("gate_report_id") else ""
-    return f"{event['at']}  {event['actor']}  {what}  reason: {event['reason']}{gate}"
+    return f"{event['ts']}  {event['actor']}  {what}  reason: {event['reason']}{gate}"
 
 
 def cmd_label(args: argparse.Namespace) -> int:

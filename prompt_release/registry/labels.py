@@ -79,7 +79,7 @@ def _entry(package, event: dict[str, Any], percent: float | None, segments) -> d
         "package_hash": package.package_hash,
         "percent": percent,
         "segments": segments,
-        "moved_at": event["at"],
+        "moved_at": event["ts"],
         "event_id": event["event_id"],
     }
 
