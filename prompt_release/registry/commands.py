@@ -1,7 +1,7 @@
 """`prompt-release prompts ...`: the registry from the command line.
 
 list | show | new | register | render | diff | verify | label | history |
-rollback | approve | status | sync, on the registry at `--registry PATH`
+rollback | approve | status | bundle | sync, on the registry at `--registry PATH`
 (env PROMPT_RELEASE_REGISTRY, default the current directory). Each prints a
 human summary, or one JSON document with `--json`.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 from prompt_release import config
@@ -370,6 +371,26 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bundle(args: argparse.Namespace) -> int:
+    from prompt_release.registry import load_package
+    from prompt_release.registry.registration import verify_version
+    from prompt_release.registry.store import atomic_write
+
+    store = _store(args)
+    package = load_package(store, args.version)
+    check = verify_version(store, package.version_id)
+    if not check.ok:
+        raise UserError(f"refusing to bundle: {check.problem}")
+    text = json.dumps(package.to_bundle(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    if args.out:
+        atomic_write(Path(args.out), text)
+    else:
+        sys.stdout.write(text)
+    if args.out and not args.json:
+        print(f"wrote {package.version_id} ({package.package_hash}) to {args.out}")
+    return 0
+
+
 def cmd_sync(args: argparse.Namespace) -> int:
     from prompt_release.registry import sync_to_warehouse
 
@@ -447,4 +468,7 @@ def add_commands(subparsers: argparse._SubParsersAction, common: argparse.Argume
     p.add_argument("--reason", required=True)
     p.add_argument("--gate-report", metavar="ID")
     who(p)
+    p = add("bundle", cmd_bundle, "write a self-contained package JSON (PromptClient(fallback=...) ships it)")
+    p.add_argument("version", metavar="VERSION_ID")
+    p.add_argument("--out", metavar="FILE")
     add("sync", cmd_sync, "mirror versions and label events into the warehouse")

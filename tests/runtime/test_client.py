@@ -145,3 +145,11 @@ def test_resolved_prompt_carries_the_package(registry: Path) -> None:
     assert prompt.tool_policy["issue_refund"]["argument_bounds"]["amount_usd"]["max"] == 200
     with pytest.raises(Exception, match="missing template variable 'order_id'"):
         prompt.render(customer_message="refund please")
+
+
+def test_cli_bundle_is_a_valid_fallback(registry: Path, tmp_path: Path) -> None:
+    out = tmp_path / "order_agent.json"
+    result = run_cli("prompts", "bundle", "order_agent:v2.0.0", "--out", str(out), "--registry", str(registry))
+    assert result.returncode == 0, result.stderr
+    client = PromptClient(registry=tmp_path / "missing", fallback=[out])
+    assert client.get("order_agent").version_id == "order_agent:v2.0.0"
