@@ -96,6 +96,13 @@ class ResolvedPrompt:
         """The system message for these variables; a missing one raises naming it."""
         return [{"role": "system", "content": rendering.render_text(self._template, variables, where=self.version_id)}]
 
+    def postprocess(self, raw_output: str) -> tuple[Any, str | None]:
+        """Apply the package's post-processing, then parse per its output format:
+        (value, None) on success, (value or None, problem) when the contract is broken."""
+        from prompt_release.registry.postprocess import apply, parse_output
+
+        return parse_output(self.output_format, self.output_schema, apply(self.package.post_processing, raw_output))
+
     def messages(self, variables: Mapping[str, Any], conversation: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
         """System message plus the conversation (user/assistant/tool turns)."""
         rendered = self.render(**variables)

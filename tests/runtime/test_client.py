@@ -153,3 +153,12 @@ def test_cli_bundle_is_a_valid_fallback(registry: Path, tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     client = PromptClient(registry=tmp_path / "missing", fallback=[out])
     assert client.get("order_agent").version_id == "order_agent:v2.0.0"
+
+
+def test_postprocess_enforces_the_output_contract(registry: Path) -> None:
+    prompt = PromptClient(registry=registry).get(ROUTER)
+    assert prompt.postprocess('  {"route": "billing", "confidence": 0.9}\n') == ({"route": "billing", "confidence": 0.9}, None)
+    value, problem = prompt.postprocess("This ticket should go to billing.")
+    assert value is None and problem.startswith("invalid_json")
+    _, problem = prompt.postprocess('{"route": "returns", "confidence": 0.9}')
+    assert problem.startswith("schema_violation at route")
