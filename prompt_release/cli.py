@@ -21,6 +21,7 @@ from prompt_release.errors import UserError
 # and a production app importing the runtime never pays for the CLI.
 COMMAND_MODULES: tuple[str, ...] = (
     "prompt_release.traces.generate_command",
+    "prompt_release.registry.commands",
 )
 
 

@@ -1,0 +1,76 @@
+"""Audit events: who did what to which version, when, and why.
+
+Every label move, rollback, label removal, approval and status change is one
+JSON line appended to `prompts/<id>/label_events.jsonl`; nothing rewrites
+that file. The event id is a hash of the event, so the warehouse mirror can
+insert each one exactly once.
+"""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import json
+import os
+from datetime import UTC, datetime
+from typing import Any
+
+from prompt_release.errors import UserError
+
+ENV_ACTOR = "PROMPT_RELEASE_ACTOR"
+ACTIONS = ("move", "remove", "rollback", "approve", "status")
+
+
+def resolve_actor(explicit: str | None = None) -> str:
+    """--actor, else PROMPT_RELEASE_ACTOR, else the OS user."""
+    if explicit and explicit.strip():
+        return explicit.strip()
+    for name in (ENV_ACTOR, "USER", "USERNAME"):
+        value = os.environ.get(name)
+        if value and value.strip():
+            return value.strip()
+    try:
+        return getpass.getuser()
+    except Exception:
+        return "unknown"
+
+
+def make_event(
+    *,
+    prompt_id: str,
+    action: str,
+    reason: str,
+    actor: str | None = None,
+    label: str | None = None,
+    from_version: str | None = None,
+    to_version: str | None = None,
+    package_hash: str | None = None,
+    percent: float | None = None,
+    segments: dict[str, list[str]] | None = None,
+    status: str | None = None,
+    reviewer: str | None = None,
+    gate_report_id: str | None = None,
+) -> dict[str, Any]:
+    if action not in ACTIONS:
+        raise ValueError(f"unknown audit action {action!r}")
+    if not reason or not reason.strip():
+        raise UserError("a reason is required (--reason TEXT): the audit trail says why", field="reason")
+    event = {
+        "ts": datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z"),
+        "prompt_id": prompt_id,
+        "action": action,
+        "label": label,
+        "from_version": from_version,
+        "to_version": to_version,
+        "package_hash": package_hash,
+        "percent": percent,
+        "segments": segments,
+        "status": status,
+        "reviewer": reviewer,
+        "actor": resolve_actor(actor),
+        "reason": reason.strip(),
+        "gate_report_id": gate_report_id,
+    }
+    digest = hashlib.sha256(json.dumps(event, sort_keys=True).encode("utf-8")).hexdigest()
+    event["event_id"] = "evt_" + digest[:20]
+    return event

@@ -1,0 +1,90 @@
+"""Mirror the registry into the warehouse: `prompt_versions` and `label_events`.
+
+`prompt_versions` is replaced for the prompts the registry holds (the files
+are the truth); `label_events` only grows, each event inserted once by its id.
+One write transaction, so analysts never see half a sync.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, datetime
+from typing import Any
+
+from prompt_release.registry.ids import parse_semver
+from prompt_release.registry.packages import as_store, list_versions
+from prompt_release.registry.registration import verify
+from prompt_release.registry.store import RegistryStore
+
+_EVENT_COLUMNS = (
+    "event_id", "prompt_id", "ts", "action", "label", "from_version", "to_version", "package_hash",
+    "percent", "segments", "status", "reviewer", "actor", "reason", "gate_report_id",
+)
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, sort_keys=True, default=str)
+
+
+def version_rows(store: RegistryStore) -> list[tuple]:
+    packages = list_versions(store)
+    checks = {r.version_id: r.ok for r in verify(store)}
+    lock = store.read_lock().get("packages", {})
+    now = datetime.now(UTC)
+    labels: dict[str, list[str]] = {}
+    for prompt_id in {p.prompt_id for p in packages}:
+        for label, entry in store.read_labels(prompt_id).items():
+            labels.setdefault(entry["version_id"], []).append(label)
+    rows = []
+    for p in packages:
+        semver = parse_semver(p.version)
+        rows.append(
+            (
+                p.version_id, p.prompt_id, p.version, semver.major, semver.minor, semver.patch,
+                p.package_hash, p.status, p.registered, checks.get(p.version_id),
+                sorted(labels.get(p.version_id, [])), p.owner, p.reviewer, p.model,
+                _json(p.parameters), p.output_format, p.schema_path,
+                _json([t.model_dump(mode="json") for t in p.tools]),
+                _json({k: v.model_dump(mode="json") for k, v in p.tool_policy.items()}),
+                list(p.required_variables), _json(p.release_policy.model_dump(mode="json")),
+                p.rollback_to, p.golden_set, p.change_reason, p.expected_behaviour_change,
+                p.template_text, lock.get(p.version_id, {}).get("registered_at"), now,
+            )
+        )
+    return rows
+
+
+def event_rows(store: RegistryStore) -> list[tuple]:
+    rows = []
+    for prompt_id in store.prompt_ids():
+        for event in store.read_events(prompt_id):
+            rows.append(
+                tuple(_json(event.get(c)) if c == "segments" else event.get(c) for c in _EVENT_COLUMNS)
+            )
+    return rows
+
+
+def sync_to_warehouse(
+    root: str | os.PathLike[str] | RegistryStore | None = None, warehouse: str | os.PathLike[str] | None = None
+) -> dict[str, int]:
+    """Mirror the registry at `root` into `warehouse`; return row counts."""
+    from prompt_release.warehouse import write_transaction
+
+    store = as_store(root)
+    versions = version_rows(store)
+    events = event_rows(store)
+    with write_transaction(warehouse) as con:
+        prompt_ids = sorted({row[1] for row in versions})
+        if prompt_ids:
+            con.execute("DELETE FROM prompt_versions WHERE list_contains(?, prompt_id)", [prompt_ids])
+            con.executemany(f"INSERT INTO prompt_versions VALUES ({', '.join('?' * 28)})", versions)
+        before = con.execute("SELECT count(*) FROM label_events").fetchone()[0]
+        if events:
+            con.executemany(
+                f"INSERT INTO label_events ({', '.join(_EVENT_COLUMNS)}) VALUES ({', '.join('?' * len(_EVENT_COLUMNS))}) "
+                "ON CONFLICT (event_id) DO NOTHING",
+                events,
+            )
+        after = con.execute("SELECT count(*) FROM label_events").fetchone()[0]
+    return {"prompt_versions": len(versions), "label_events": after - before, "label_events_total": after}

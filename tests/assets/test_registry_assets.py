@@ -1,0 +1,42 @@
+"""The prompt_versions asset mirrors the registry; its check fails on an edit in place."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import dagster as dg
+
+from assets.registry import prompt_versions, registry_verifies
+from pipelines.resources import RegistryResource, WarehouseResource
+from prompt_release.warehouse import read_connection
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _materialize(root: Path, warehouse: Path) -> dg.ExecuteInProcessResult:
+    return dg.materialize(
+        [prompt_versions, registry_verifies],
+        resources={"registry": RegistryResource(root=str(root)), "warehouse": WarehouseResource(path=str(warehouse))},
+        instance=dg.DagsterInstance.ephemeral(),
+        raise_on_error=False,
+    )
+
+
+def test_prompt_versions_asset_and_verify_check(tmp_path: Path, warehouse: Path) -> None:
+    root = tmp_path / "registry"
+    for name in ("prompts", "schemas"):
+        shutil.copytree(REPO_ROOT / name, root / name)
+
+    result = _materialize(root, warehouse)
+    assert result.success
+    [check] = result.get_asset_check_evaluations()
+    assert check.passed
+    with read_connection(warehouse) as con:
+        assert con.execute("SELECT count(*) FROM prompt_versions").fetchone()[0] == 8
+
+    template = root / "prompts/support_router/v1.5.2.md"
+    template.write_text(template.read_text() + "\nedited\n")
+    [check] = _materialize(root, warehouse).get_asset_check_evaluations()
+    assert not check.passed
+    assert "support_router:v1.5.2 was edited in place" in check.metadata["failed"].value
