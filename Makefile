@@ -24,6 +24,7 @@ demo: $(STAMP)
 	$(BIN)/prompt-release demo
 
 test: $(STAMP)
+	@bash scripts/install_browser.sh || true
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup
 
 ui: $(STAMP)

@@ -23,10 +23,15 @@ class WarehouseResource(dg.ConfigurableResource):
 
     path: str = str(config.warehouse_path())
     lock_timeout_s: float = config.DEFAULT_LOCK_TIMEOUT_S
+    # Republish the analysts' read-only snapshot after each committed write
+    # (None: PROMPT_RELEASE_ANALYST_SNAPSHOT, default on). See docs/analysts.md.
+    analyst_snapshot: bool | None = None
 
     @contextmanager
     def write(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        with write_transaction(self.path, lock_timeout_s=self.lock_timeout_s) as con:
+        with write_transaction(
+            self.path, lock_timeout_s=self.lock_timeout_s, publish=self.analyst_snapshot
+        ) as con:
             yield con
 
     @contextmanager

@@ -22,6 +22,7 @@ from prompt_release.errors import UserError
 COMMAND_MODULES: tuple[str, ...] = (
     "prompt_release.traces.generate_command",
     "prompt_release.registry.commands",
+    "prompt_release.warehouse.commands",
 )
 
 

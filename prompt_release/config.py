@@ -44,3 +44,14 @@ def lock_timeout_s(explicit: float | None = None) -> float:
         return float(explicit)
     value = os.environ.get(ENV_LOCK_TIMEOUT)
     return float(value) if value else DEFAULT_LOCK_TIMEOUT_S
+
+
+ENV_ANALYST_SNAPSHOT = "PROMPT_RELEASE_ANALYST_SNAPSHOT"
+_OFF = {"0", "false", "no", "off"}
+
+
+def analyst_snapshot_enabled(explicit: bool | None = None) -> bool:
+    """Whether writers publish the read-only analyst snapshot after each commit (default on)."""
+    if explicit is not None:
+        return bool(explicit)
+    return os.environ.get(ENV_ANALYST_SNAPSHOT, "1").strip().lower() not in _OFF

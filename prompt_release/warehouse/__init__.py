@@ -2,10 +2,21 @@
 
 Use `write_transaction(path)` for every write (one transaction, then the file
 is released) and `read_connection(path)` for reads. Both wait out a lock held
-by another process with bounded exponential backoff.
+by another process with bounded exponential backoff. Analysts use
+`analyst_connection()`, which reads the snapshot republished after every
+commit (`analyst_path`, `publish_snapshot`) and so never blocks a writer.
 """
 
 from prompt_release.warehouse.connection import read_connection, write_transaction
 from prompt_release.warehouse.migrate import SCHEMA_VERSION, current_version
+from prompt_release.warehouse.snapshot import analyst_connection, analyst_path, publish_snapshot
 
-__all__ = ["SCHEMA_VERSION", "current_version", "read_connection", "write_transaction"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "analyst_connection",
+    "analyst_path",
+    "current_version",
+    "publish_snapshot",
+    "read_connection",
+    "write_transaction",
+]

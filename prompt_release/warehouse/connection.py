@@ -22,11 +22,12 @@ import duckdb
 from prompt_release import config
 from prompt_release.errors import WarehouseLockedError
 from prompt_release.warehouse.migrate import check_readable, migrate
+from prompt_release.warehouse.snapshot import publish_locked, remove_stale
 
 _LOCK_PATTERN = re.compile(r"Could not set lock|Conflicting lock", re.IGNORECASE)
 
 
-def _is_lock_error(exc: BaseException) -> bool:
+def is_lock_error(exc: BaseException) -> bool:
     return isinstance(exc, duckdb.Error) and bool(_LOCK_PATTERN.search(str(exc)))
 
 
@@ -43,7 +44,7 @@ def open_with_backoff(
         try:
             return duckdb.connect(str(path), read_only=read_only)
         except duckdb.Error as exc:
-            if not _is_lock_error(exc):
+            if not is_lock_error(exc):
                 raise
             if time.monotonic() >= deadline:
                 holder = re.search(r"\(PID \d+\)", str(exc))
@@ -60,14 +61,24 @@ def open_with_backoff(
 
 @contextmanager
 def write_transaction(
-    path: str | Path | None = None, *, lock_timeout_s: float | None = None
+    path: str | Path | None = None,
+    *,
+    lock_timeout_s: float | None = None,
+    publish: bool | None = None,
 ) -> Iterator[duckdb.DuckDBPyConnection]:
     """Open read-write, migrate, run the body in one transaction, close.
 
     The body sees a connection inside BEGIN; it commits on normal exit and
     rolls back on any exception, so a failed write leaves nothing behind.
+    After a commit, and before the file is released, the analysts' read-only
+    snapshot is republished (see `warehouse.snapshot`). `publish=False` skips
+    that for this write only (a bulk loop that calls `publish_snapshot()` once
+    at the end); with snapshots turned off in config
+    (PROMPT_RELEASE_ANALYST_SNAPSHOT=0) the stale snapshot is removed instead,
+    so analysts fall back to the live file rather than read old data.
     """
-    con = open_with_backoff(config.warehouse_path(path), lock_timeout_s=lock_timeout_s)
+    resolved = config.warehouse_path(path)
+    con = open_with_backoff(resolved, lock_timeout_s=lock_timeout_s)
     try:
         migrate(con)
         con.execute("BEGIN TRANSACTION")
@@ -77,6 +88,12 @@ def write_transaction(
             con.execute("ROLLBACK")
             raise
         con.execute("COMMIT")
+        if publish is False:
+            pass
+        elif config.analyst_snapshot_enabled(publish):
+            publish_locked(con, resolved)
+        else:
+            remove_stale(resolved)
     finally:
         con.close()
 

@@ -1,0 +1,79 @@
+"""`prompt-release sql QUERY`: quick read-only questions to the warehouse from a shell.
+
+Reads the analysts' snapshot when one is published (so it never blocks or is
+blocked by a running pipeline), the live file read-only with `--live`. A SQL
+error is one line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import duckdb
+
+from prompt_release.errors import UserError
+from prompt_release.warehouse.result_format import write_csv, write_json, write_table
+from prompt_release.warehouse.snapshot import analyst_connection, snapshot_lag_s
+
+
+def add_commands(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    sql = subparsers.add_parser(
+        "sql",
+        parents=[common],
+        help="run a read-only SQL query on the warehouse",
+        description="Run a read-only SQL query on the warehouse. Reads the analyst snapshot "
+        "(republished after every pipeline write) when present, so it never waits for or "
+        "blocks the pipeline; --live reads the live file instead.",
+    )
+    sql.add_argument("query", metavar="QUERY", help="SQL text, or - to read it from stdin")
+    sql.add_argument("--format", choices=("table", "csv", "json"), default="table",
+                     help="output format (default: table)")
+    sql.add_argument("--live", action="store_true",
+                     help="query the live warehouse file read-only (waits for a running write)")
+    sql.add_argument("--max-rows", type=int, default=100, metavar="N",
+                     help="rows shown by --format table (0: all; default 100)")
+    sql.set_defaults(func=run_sql)
+
+
+def one_line(exc: duckdb.Error) -> str:
+    """DuckDB's multi-line message (hint, LINE n:, caret) as one line."""
+    lines = [ln.strip() for ln in str(exc).splitlines()]
+    message = " ".join(ln for ln in lines if ln and set(ln) != {"^"})
+    if "read-only mode" in message:
+        message += " (`prompt-release sql` is read-only; the pipeline writes the warehouse)"
+    return message
+
+
+def run_sql(args: argparse.Namespace) -> int:
+    query = sys.stdin.read() if args.query == "-" else args.query
+    if not query.strip():
+        raise UserError("empty query")
+    lag = None if args.live else snapshot_lag_s(args.warehouse)
+    if lag is not None:
+        print(f"note: the live warehouse changed {lag:.0f}s after the analyst snapshot "
+              "(a write is running); results are as of the last completed write, "
+              "--live for the latest", file=sys.stderr)
+    con = analyst_connection(args.warehouse, live=args.live)
+    try:
+        try:
+            cursor = con.execute(query)
+        except duckdb.Error as exc:
+            raise UserError(one_line(exc)) from None
+        try:
+            if args.format == "csv":
+                write_csv(cursor, sys.stdout)
+            elif args.format == "json":
+                write_json(cursor, sys.stdout)
+            else:
+                write_table(cursor, sys.stdout, args.max_rows)
+            sys.stdout.flush()
+        except duckdb.Error as exc:  # errors raised while streaming rows
+            raise UserError(one_line(exc)) from None
+        except BrokenPipeError:
+            # `prompt-release sql ... | head`: the reader left; not an error.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    finally:
+        con.close()
+    return 0

@@ -1,0 +1,197 @@
+"""Publish and open the analysts' read-only snapshot of the warehouse.
+
+DuckDB lets one process hold a file read-write, and even a read-only opener
+takes a lock that blocks writers. So analysts do not open the live file:
+after every committed write transaction the writer, still holding the write
+lock, checkpoints and copies the file to a temp file next to it and renames
+it over `<warehouse>.analyst.duckdb` (`analyst_path`). The rename is atomic;
+an analyst holding the previous snapshot keeps a valid handle on the old
+inode (POSIX) and sees the new data on their next connection. The writer
+never opens the snapshot through DuckDB, so no analyst lock can ever stall a
+pipeline run. See docs/analysts.md for the design and its costs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from pathlib import Path
+
+import duckdb
+
+from prompt_release import config
+from prompt_release.errors import UserError
+from prompt_release.warehouse.migrate import check_readable
+
+log = logging.getLogger(__name__)
+
+# Catalog name analysts see when the snapshot is attached; stable across
+# snapshots so saved queries may qualify names with it.
+CATALOG = "warehouse"
+
+
+def analyst_path(warehouse: str | os.PathLike | None = None) -> Path:
+    """`.prompt_release/warehouse.duckdb` -> `.prompt_release/warehouse.analyst.duckdb`."""
+    live = config.warehouse_path(warehouse)
+    return live.with_name(f"{live.stem}.analyst{live.suffix or '.duckdb'}")
+
+
+def is_local_file(warehouse: str | os.PathLike) -> bool:
+    # MotherDuck (`md:`) and in-memory databases handle concurrency themselves.
+    text = str(warehouse)
+    return not (text.startswith("md:") or text.startswith("motherduck:") or text == ":memory:")
+
+
+def publish_locked(con: duckdb.DuckDBPyConnection, warehouse: str | os.PathLike) -> Path | None:
+    """Publish the snapshot from a connection that holds the write lock.
+
+    Called right after COMMIT, before the writer releases the file, so no
+    other writer can change it while it is copied. Returns the snapshot path,
+    or None when the warehouse is not a local file. A failure to publish is
+    logged, not raised: the write itself is committed, and analysts keep the
+    previous snapshot (the `sql` command warns when it is older than the live file).
+    """
+    live = Path(warehouse)
+    if not is_local_file(live):
+        return None
+    target = analyst_path(live)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        # After CHECKPOINT every committed change is in the main file and the
+        # WAL is empty, so a byte copy of the main file is a consistent database.
+        con.execute("CHECKPOINT")
+        shutil.copyfile(live, tmp)
+        _verify(tmp)
+        os.replace(tmp, target)
+        return target
+    except (OSError, duckdb.Error) as exc:
+        log.warning("could not publish the analyst snapshot %s: %s", target, exc)
+        return None
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _verify(snapshot: Path) -> None:
+    # Opening the copy proves it is a readable database before analysts get it.
+    check = duckdb.connect(str(snapshot), read_only=True)
+    try:
+        check.execute("SELECT count(*) FROM schema_version").fetchone()
+    finally:
+        check.close()
+
+
+def remove_stale(warehouse: str | os.PathLike) -> None:
+    """Delete the snapshot when publishing is off, so no one reads stale data by default."""
+    if is_local_file(warehouse):
+        analyst_path(Path(warehouse)).unlink(missing_ok=True)
+
+
+def publish_snapshot(
+    warehouse: str | os.PathLike | None = None, *, lock_timeout_s: float | None = None
+) -> Path:
+    """Publish the snapshot now (waits for the write lock like any writer).
+
+    For a warehouse written by something other than `write_transaction`, or
+    with per-write publishing turned off (`PROMPT_RELEASE_ANALYST_SNAPSHOT=0`)
+    and one publish at the end of a run instead.
+    """
+    from prompt_release.warehouse.connection import open_with_backoff
+
+    live = config.warehouse_path(warehouse)
+    if not is_local_file(live):
+        raise UserError("analyst snapshots are for local DuckDB files", file=live)
+    if not live.exists():
+        raise UserError("no warehouse here yet, nothing to publish", file=live)
+    con = open_with_backoff(live, lock_timeout_s=lock_timeout_s)
+    try:
+        published = publish_locked(con, live)
+    finally:
+        con.close()
+    if published is None:
+        raise UserError("could not publish the analyst snapshot (see the log above)", file=live)
+    return published
+
+
+def snapshot_lag_s(warehouse: str | os.PathLike | None = None) -> float | None:
+    """Seconds the live file was modified after the snapshot, or None if the snapshot is current.
+
+    Non-None means a write is in progress or a write happened without a
+    publish; the analyst's numbers are as of the last published write.
+    """
+    live = config.warehouse_path(warehouse)
+    snap = analyst_path(live)
+    try:
+        lag = live.stat().st_mtime - snap.stat().st_mtime
+    except FileNotFoundError:
+        return None
+    # The writer may touch the live file while closing, just after the copy.
+    return lag if lag > 2.0 else None
+
+
+def analyst_connection(
+    warehouse: str | os.PathLike | None = None,
+    *,
+    live: bool = False,
+    lock_timeout_s: float | None = None,
+) -> duckdb.DuckDBPyConnection:
+    """A read-only connection for analysts: the snapshot when present, else the live file.
+
+    The snapshot is attached to a fresh in-memory database rather than opened
+    with `duckdb.connect(path)`: DuckDB caches database instances by path
+    within a process, so a second `connect` while an older connection is open
+    would keep serving the replaced snapshot. `memory` stays the scratch
+    catalog, so analysts may create temp tables; the warehouse is read-only.
+    `live=True` opens the live file read-only, waiting out a writer (and
+    making writers wait for it: keep such sessions short).
+    """
+    live_path = config.warehouse_path(warehouse)
+    snap = analyst_path(live_path)
+    if not live and is_local_file(live_path) and snap.exists():
+        target = snap
+    elif is_local_file(live_path) and not live_path.exists():
+        raise UserError(
+            "no warehouse here yet (ingest traces or run `prompt-release demo` first)",
+            file=live_path,
+        )
+    else:
+        target = live_path
+    con = duckdb.connect()
+    try:
+        _attach_read_only(con, target, live_path if target == live_path else None, lock_timeout_s)
+        con.execute(f"USE {CATALOG}")
+        check_readable(con, target)
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+def _attach_read_only(
+    con: duckdb.DuckDBPyConnection,
+    target: Path,
+    live: Path | None,
+    lock_timeout_s: float | None,
+) -> None:
+    from prompt_release.warehouse.connection import is_lock_error
+
+    # Only the live file can be locked by a writer; wait that out like a writer would.
+    deadline = time.monotonic() + config.lock_timeout_s(lock_timeout_s)
+    delay = 0.05
+    while True:
+        try:
+            quoted = "'" + str(target).replace("'", "''") + "'"
+            con.execute(f"ATTACH {quoted} AS {CATALOG} (READ_ONLY)")
+            return
+        except duckdb.Error as exc:
+            if live is None or not is_lock_error(exc) or time.monotonic() >= deadline:
+                if live is not None and is_lock_error(exc):
+                    raise UserError(
+                        "the pipeline holds the live warehouse; query the analyst snapshot "
+                        f"(drop --live) or wait longer ({config.ENV_LOCK_TIMEOUT})",
+                        file=live,
+                    ) from exc
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)

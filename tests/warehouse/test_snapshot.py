@@ -1,0 +1,228 @@
+"""Analysts read a published snapshot: they never block the pipeline, the pipeline never breaks them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+
+from pipelines.resources import WarehouseResource
+from prompt_release.errors import UserError
+from prompt_release.warehouse import (
+    analyst_connection,
+    analyst_path,
+    publish_snapshot,
+    write_transaction,
+)
+from tests.conftest import REPO_ROOT
+
+BATCH = 50
+
+
+def _count(con: duckdb.DuckDBPyConnection) -> int:
+    return con.execute("SELECT count(*) FROM probe").fetchone()[0]
+
+
+def _write_batch(warehouse: Path, batch: int, **kwargs) -> None:
+    with write_transaction(warehouse, **kwargs) as con:
+        con.execute("CREATE TABLE IF NOT EXISTS probe (batch INTEGER, i INTEGER)")
+        con.execute("INSERT INTO probe SELECT ?, range FROM range(?)", [batch, BATCH])
+
+
+def test_analyst_path_sits_next_to_the_warehouse(tmp_path: Path) -> None:
+    assert analyst_path(tmp_path / "warehouse.duckdb") == tmp_path / "warehouse.analyst.duckdb"
+    assert analyst_path(tmp_path / "prod.db") == tmp_path / "prod.analyst.db"
+
+
+def test_every_commit_publishes_a_snapshot_analysts_can_read(warehouse: Path) -> None:
+    _write_batch(warehouse, 0)
+    assert analyst_path(warehouse).exists()
+    con = analyst_connection(warehouse)
+    try:
+        assert _count(con) == BATCH
+        with pytest.raises(duckdb.Error, match="read-only"):
+            con.execute("INSERT INTO probe VALUES (9, 9)")
+    finally:
+        con.close()
+
+
+def test_a_rolled_back_write_publishes_nothing(warehouse: Path) -> None:
+    _write_batch(warehouse, 0)
+    with pytest.raises(RuntimeError):
+        with write_transaction(warehouse) as con:
+            con.execute("INSERT INTO probe VALUES (1, 1)")
+            raise RuntimeError("step failed")
+    con = analyst_connection(warehouse)
+    try:
+        assert _count(con) == BATCH
+    finally:
+        con.close()
+
+
+def test_an_open_session_keeps_its_view_and_a_new_one_sees_new_data(warehouse: Path) -> None:
+    _write_batch(warehouse, 0)
+    old = analyst_connection(warehouse)
+    try:
+        _write_batch(warehouse, 1)
+        # Same process, old connection still open: DuckDB's per-path instance
+        # cache must not hand the replaced snapshot to the new session.
+        new = analyst_connection(warehouse)
+        try:
+            assert _count(new) == 2 * BATCH
+        finally:
+            new.close()
+        assert _count(old) == BATCH
+    finally:
+        old.close()
+
+
+def test_turning_snapshots_off_removes_the_stale_one(warehouse: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _write_batch(warehouse, 0)
+    monkeypatch.setenv("PROMPT_RELEASE_ANALYST_SNAPSHOT", "0")
+    _write_batch(warehouse, 1)
+    assert not analyst_path(warehouse).exists()
+    # Analysts then fall back to the live file, read-only, and see everything.
+    con = analyst_connection(warehouse)
+    try:
+        assert _count(con) == 2 * BATCH
+    finally:
+        con.close()
+    # One publish at the end of a run brings the snapshot back.
+    assert publish_snapshot(warehouse) == analyst_path(warehouse)
+    con = analyst_connection(warehouse)
+    try:
+        assert _count(con) == 2 * BATCH
+    finally:
+        con.close()
+
+
+def test_live_flag_reads_the_live_file_not_the_snapshot(warehouse: Path) -> None:
+    _write_batch(warehouse, 0)
+    _write_batch(warehouse, 1, publish=False)
+    snap, live = analyst_connection(warehouse), analyst_connection(warehouse, live=True)
+    try:
+        assert (_count(snap), _count(live)) == (BATCH, 2 * BATCH)
+    finally:
+        snap.close()
+        live.close()
+
+
+def test_missing_warehouse_is_a_clear_user_error(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="no warehouse here yet"):
+        analyst_connection(tmp_path / "nothing.duckdb")
+
+
+def test_dagster_warehouse_resource_publishes_after_a_step(warehouse: Path) -> None:
+    @dg.asset
+    def probe_rows(warehouse: WarehouseResource) -> None:
+        with warehouse.write() as con:
+            con.execute("CREATE TABLE probe AS SELECT 1 AS batch, range AS i FROM range(7)")
+
+    result = dg.materialize(
+        [probe_rows],
+        resources={"warehouse": WarehouseResource(path=str(warehouse))},
+        instance=dg.DagsterInstance.ephemeral(),
+    )
+    assert result.success
+    con = analyst_connection(warehouse)
+    try:
+        assert _count(con) == 7
+    finally:
+        con.close()
+
+
+_ANALYST = textwrap.dedent(
+    """
+    import json, sys, time
+    from pathlib import Path
+    from prompt_release.warehouse import analyst_connection
+
+    warehouse, stop = Path(sys.argv[1]), Path(sys.argv[2])
+    errors, counts, iterations = [], [], 0
+    held = analyst_connection(warehouse)          # one session held for the whole run
+    base = held.execute("SELECT count(*) FROM probe").fetchone()[0]
+    print("ready", flush=True)
+    deadline = time.monotonic() + 120
+    while not stop.exists() and time.monotonic() < deadline:
+        iterations += 1
+        try:
+            held_now = held.execute("SELECT count(*), sum(i) FROM probe").fetchone()
+            if held_now[0] != base:
+                errors.append(f"held session changed under the analyst: {held_now} vs {base}")
+            con = analyst_connection(warehouse)   # reconnect: newest snapshot
+            try:
+                n = con.execute("SELECT count(*) FROM probe").fetchone()[0]
+                torn = con.execute(
+                    "SELECT count(*) FROM (SELECT batch FROM probe GROUP BY batch HAVING count(*) <> 50)"
+                ).fetchone()[0]
+            finally:
+                con.close()
+            if torn:
+                errors.append(f"saw a half-written transaction at count {n}")
+            if counts and n < counts[-1]:
+                errors.append(f"went back in time: {n} after {counts[-1]}")
+            counts.append(n)
+        except Exception as exc:  # any error is a failure the test reports
+            errors.append(f"{type(exc).__name__}: {exc}")
+    con = analyst_connection(warehouse)
+    final = con.execute("SELECT count(*) FROM probe").fetchone()[0]
+    con.close()
+    held.close()
+    print(json.dumps({"errors": errors, "base": base, "final": final,
+                      "distinct": sorted(set(counts)), "iterations": iterations}), flush=True)
+    """
+)
+
+_WRITER = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    from prompt_release.warehouse import write_transaction
+
+    warehouse, batches = Path(sys.argv[1]), int(sys.argv[2])
+    for batch in range(1, batches + 1):
+        with write_transaction(warehouse, lock_timeout_s=5) as con:
+            con.execute("INSERT INTO probe SELECT ?, range FROM range(50)", [batch])
+    print("written", batches, flush=True)
+    """
+)
+
+
+def test_analyst_process_and_pipeline_process_never_disturb_each_other(tmp_path: Path, warehouse: Path) -> None:
+    _write_batch(warehouse, 0)
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    stop = tmp_path / "stop"
+    batches = 25
+    analyst = subprocess.Popen(
+        [sys.executable, "-c", _ANALYST, str(warehouse), str(stop)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )
+    try:
+        assert analyst.stdout.readline().strip() == "ready", analyst.stderr.read()
+        # A short lock timeout: if an analyst session could block the writer,
+        # the writer would fail rather than quietly wait.
+        writer = subprocess.run(
+            [sys.executable, "-c", _WRITER, str(warehouse), str(batches)],
+            capture_output=True, text=True, env=env, timeout=300,
+        )
+        stop.touch()
+        out, err = analyst.communicate(timeout=120)
+    finally:
+        if analyst.poll() is None:
+            analyst.kill()
+            analyst.wait()
+    assert writer.returncode == 0, writer.stderr
+    assert writer.stdout.strip() == f"written {batches}"
+    assert analyst.returncode == 0, err
+    report = json.loads(out.strip().splitlines()[-1])
+    assert report["errors"] == []
+    assert report["iterations"] > 0
+    assert report["base"] == BATCH
+    assert report["final"] == (batches + 1) * BATCH
