@@ -245,7 +245,7 @@ def main() -> int:
     for name, title in (("naive_one_sided", "one-sided 5%"), ("naive95", "two-sided 95%")):
         _check(f"2-pt-worse candidate rolled forward (naive {title})", worse[name]["roll_forward"], 0.05, below=False)
         _check(f"equal candidate rolled back (naive {title})", equal[name]["roll_back"], 0.05, below=False)
-    print(f"  (at the 1-pt margin a single look errs 5% by construction: rolled forward "
+    print(f"  (candidate exactly at the 1-pt margin, where one one-sided 5% look errs 5%: rolled forward "
           f"sequential {_pct(at_margin['sequential']['roll_forward']).strip()}, naive one-sided {_pct(at_margin['naive_one_sided']['roll_forward']).strip()}, "
           f"naive 95% {_pct(at_margin['naive95']['roll_forward']).strip()})")
     print(f"\ntime: accuracy {t_acc:.1f}s, latency {t_lat:.1f}s, canary {t_can:.1f}s wall; {time.process_time():.0f}s CPU")
