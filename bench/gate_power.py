@@ -1,0 +1,257 @@
+"""Decision-quality benchmark: how often the gate and the canary promote, reject and freeze at known effect sizes.
+
+Simulates candidates with injected regressions of known size and runs them
+through the real decision code (`decide_paired` for the backtest gate, the
+confidence sequences and rule of `canary.py` for the canary), printing per
+size and n the share of trials promoted / rejected / frozen, a naive
+reference in the same run (raw observed rates for the gate; a fixed-horizon
+interval re-checked at every look for the canary), and PASS/FAIL for the
+targets of issue 6. Run: `python bench/gate_power.py [--trials N] [--seed S]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from prompt_release.gates import canary as cn  # noqa: E402
+from prompt_release.gates import sequential as seq  # noqa: E402
+from prompt_release.gates.decision import decide_paired  # noqa: E402
+from prompt_release.gates.spec import gate_spec_from_dict  # noqa: E402
+
+# The gates a user would set: non-inferiority on accuracy with a 1-point margin
+# (a candidate may be at most 1 point worse than production), and p95 latency
+# at most 10% above production. Both hard.
+ACCURACY_SPEC = gate_spec_from_dict({"gates": {"handoff_accuracy": ">= baseline - 1%"}})
+LATENCY_SPEC = gate_spec_from_dict({"gates": {"p95_latency": "<= baseline + 10%"}})
+
+BASELINE_ACCURACY = 0.85
+CHURN = 0.03  # share of cases the candidate fixes; it breaks CHURN + regression
+SIZES_N = (100, 300, 1000)
+ACCURACY_REGRESSIONS = (0.0, 0.01, 0.02, 0.03, 0.05)
+LATENCY_REGRESSIONS = (0.0, 0.10, 0.25)
+LATENCY_RESAMPLES = 1000
+
+CANARY_STEP, CANARY_MAX = 100, 5000
+CANARY_PRODUCTION_PER_CANARY = 9  # a 10% canary: production serves 9 traces per canary trace
+PRODUCTION_FAILURE_RATE = 0.03
+
+
+def _share(outcomes: list[str], what: str) -> float:
+    return sum(o == what for o in outcomes) / len(outcomes)
+
+
+def accuracy_power(trials: int, rng: np.random.Generator) -> dict[tuple[float, int], dict[str, float]]:
+    table: dict[tuple[float, int], dict[str, float]] = {}
+    for regression in ACCURACY_REGRESSIONS:
+        # Cells: both right, only candidate right, only baseline right, both wrong.
+        probs = np.array([BASELINE_ACCURACY - CHURN - regression, CHURN, CHURN + regression, 0.0])
+        probs[3] = 1.0 - probs[:3].sum()
+        for n in SIZES_N:
+            verdicts, naive = [], []
+            for _ in range(trials):
+                cell = rng.choice(4, size=n, p=probs)
+                cand = (cell == 0) | (cell == 1)
+                base = (cell == 0) | (cell == 2)
+                decision = decide_paired(ACCURACY_SPEC, {"handoff_accuracy": (cand, base)})
+                verdicts.append(decision.verdict)
+                # What a raw-pass-rate gate does: compare observed rates, no interval.
+                naive.append("promote" if cand.mean() >= base.mean() - 0.01 else "reject")
+            table[(regression, n)] = {
+                "promote": _share(verdicts, "promote"),
+                "reject": _share(verdicts, "reject"),
+                "freeze": _share(verdicts, "freeze"),
+                "naive_promote": _share(naive, "promote"),
+                "naive_reject": _share(naive, "reject"),
+            }
+    return table
+
+
+def accuracy_margin_comparison(trials: int, rng: np.random.Generator) -> dict[tuple[str, float], dict[str, float]]:
+    """The same simulation at n=1000 for a looser 2-point margin: the power/safety trade-off a user chooses."""
+    out: dict[tuple[str, float], dict[str, float]] = {}
+    n = 1000
+    for margin in ("1%", "2%"):
+        spec = gate_spec_from_dict({"gates": {"handoff_accuracy": f">= baseline - {margin}"}})
+        for regression in ACCURACY_REGRESSIONS:
+            probs = np.array([BASELINE_ACCURACY - CHURN - regression, CHURN, CHURN + regression, 0.0])
+            probs[3] = 1.0 - probs[:3].sum()
+            verdicts = []
+            for _ in range(trials):
+                cell = rng.choice(4, size=n, p=probs)
+                cand, base = (cell == 0) | (cell == 1), (cell == 0) | (cell == 2)
+                verdicts.append(decide_paired(spec, {"handoff_accuracy": (cand, base)}).verdict)
+            out[(margin, regression)] = {v: _share(verdicts, v) for v in ("promote", "reject", "freeze")}
+    return out
+
+
+def latency_power(trials: int, rng: np.random.Generator) -> dict[tuple[float, int], dict[str, float]]:
+    table: dict[tuple[float, int], dict[str, float]] = {}
+    for regression in LATENCY_REGRESSIONS:
+        for n in SIZES_N:
+            verdicts, naive = [], []
+            for trial in range(trials):
+                # Case-level latency (long inputs are slow for both versions) times run noise.
+                case = rng.lognormal(np.log(800.0), 0.35, n)
+                base = case * rng.lognormal(0.0, 0.30, n)
+                cand = case * rng.lognormal(0.0, 0.30, n) * (1.0 + regression)
+                decision = decide_paired(
+                    LATENCY_SPEC, {"latency_ms": (cand, base)}, n_resamples=LATENCY_RESAMPLES, seed=trial
+                )
+                verdicts.append(decision.verdict)
+                ratio = np.quantile(cand, 0.95) / np.quantile(base, 0.95)
+                naive.append("promote" if ratio <= 1.10 else "reject")
+            table[(regression, n)] = {
+                "promote": _share(verdicts, "promote"),
+                "reject": _share(verdicts, "reject"),
+                "freeze": _share(verdicts, "freeze"),
+                "naive_promote": _share(naive, "promote"),
+                "naive_reject": _share(naive, "reject"),
+            }
+    return table
+
+
+def canary_error_rates(trials: int, candidate_rate: float, rng: np.random.Generator) -> dict[str, dict[str, float]]:
+    """Share of trials rolled forward / back / still frozen at 5,000 canary traces, sequential vs naive."""
+    policy = cn.CanaryPolicy()
+    looks = np.arange(CANARY_STEP, CANARY_MAX + 1, CANARY_STEP)
+    cand_fail = rng.binomial(CANARY_STEP, candidate_rate, size=(trials, looks.size)).cumsum(axis=1)
+    prod_n = looks * CANARY_PRODUCTION_PER_CANARY
+    prod_fail = rng.binomial(CANARY_STEP * CANARY_PRODUCTION_PER_CANARY, PRODUCTION_FAILURE_RATE, size=(trials, looks.size)).cumsum(axis=1)
+
+    cs = seq.rate_difference_sequence(cand_fail, looks, prod_fail, prod_n, confidence=policy.confidence, tau=policy.rate_tau)
+    seq_actions = cn.combine(
+        [cn.canary_rule(cs.lower, cs.upper, policy.failure_rollback_above, policy.failure_margin)], looks, policy.min_canary_traces
+    )
+
+    # Naive: the same rule on a fixed-horizon Wald (two-proportion z) interval recomputed at every look:
+    # two-sided 95%, and one-sided 5% per decision (the 90% interval), the nominal level of the targets.
+    pc, pp = cand_fail / looks, prod_fail / prod_n
+    se = np.sqrt(pc * (1 - pc) / looks + pp * (1 - pp) / prod_n)
+    diff = pc - pp
+    naive = {}
+    for name, z in (("naive95", 1.959963984540054), ("naive_one_sided", 1.6448536269514722)):
+        # No minimum-traffic guard: a naive test acts on any look (ours never could act at
+        # 100 traces anyway: the sequence is +/-17 points wide there).
+        naive[name] = cn.combine(
+            [cn.canary_rule(diff - z * se, diff + z * se, policy.failure_rollback_above, policy.failure_margin)], looks, 1
+        )
+
+    out = {}
+    for name, actions in (("sequential", seq_actions), *naive.items()):
+        decided = actions != cn.FREEZE
+        first = np.where(decided.any(axis=1), decided.argmax(axis=1), -1)
+        first_action = np.where(first >= 0, actions[np.arange(trials), np.maximum(first, 0)], cn.FREEZE)
+        traces_at = np.where(first >= 0, looks[np.maximum(first, 0)], np.nan)
+        out[name] = {
+            "roll_forward": float(np.mean(first_action == cn.ROLL_FORWARD)),
+            "roll_back": float(np.mean(first_action == cn.ROLL_BACK)),
+            "freeze": float(np.mean(first_action == cn.FREEZE)),
+            "median_traces": float(np.nanmedian(traces_at)) if np.isfinite(traces_at).any() else float("nan"),
+        }
+    return out
+
+
+def _pct(x: float) -> str:
+    return f"{x * 100:5.1f}%"
+
+
+def _check(label: str, value: float, bound: float, below: bool = True) -> bool:
+    ok = value < bound if below else value > bound
+    print(f"  [{'PASS' if ok else 'FAIL'}] {label}: {_pct(value).strip()} ({'<' if below else '>'} {bound * 100:g}%)")
+    return ok
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=1000, help="trials per accuracy cell (latency uses 400, canary 4x)")
+    parser.add_argument("--latency-trials", type=int, default=400)
+    parser.add_argument("--seed", type=int, default=6)
+    args = parser.parse_args()
+    rng = np.random.default_rng(args.seed)
+    results: list[bool] = []
+
+    t0 = time.perf_counter()
+    acc = accuracy_power(args.trials, rng)
+    t_acc = time.perf_counter() - t0
+    print(f"\nAccuracy gate 'handoff_accuracy >= baseline - 1%' (hard; Newcombe paired interval, 95%)")
+    print(f"baseline accuracy {BASELINE_ACCURACY:.0%}, candidate fixes {CHURN:.0%} of cases and breaks {CHURN:.0%} + regression; {args.trials} trials per cell")
+    print(f"{'regression':>10} {'n':>5} | {'promote':>8} {'reject':>8} {'freeze':>8} | naive raw-rate gate: {'promote':>8} {'reject':>8}")
+    for (reg, n), row in acc.items():
+        print(
+            f"{reg * 100:>8.0f}pt {n:>5} | {_pct(row['promote']):>8} {_pct(row['reject']):>8} {_pct(row['freeze']):>8} |"
+            f"                     {_pct(row['naive_promote']):>8} {_pct(row['naive_reject']):>8}"
+        )
+    print("targets:")
+    results.append(_check("3-point regression at n=1000 promoted", acc[(0.03, 1000)]["promote"], 0.05))
+    for n in SIZES_N:
+        results.append(_check(f"equal candidate at n={n} rejected", acc[(0.0, n)]["reject"], 0.05))
+    print(f"  (naive raw-rate gate: 3-point regression at n=100 promoted {_pct(acc[(0.03, 100)]['naive_promote']).strip()}, "
+          f"equal candidate at n=100 rejected {_pct(acc[(0.0, 100)]['naive_reject']).strip()})")
+    print(f"  (equal candidate promoted: " + ", ".join(f"n={n} {_pct(acc[(0.0, n)]['promote']).strip()}" for n in SIZES_N) + ")")
+
+    margins = accuracy_margin_comparison(args.trials // 2, rng)
+    print(f"\nSame at n=1000, margin 1 pt vs 2 pt ({args.trials // 2} trials per cell): promote / reject / freeze")
+    print(f"{'regression':>10} | {'>= baseline - 1%':>26} | {'>= baseline - 2%':>26}")
+    for reg in ACCURACY_REGRESSIONS:
+        cells = [margins[(m, reg)] for m in ("1%", "2%")]
+        print(f"{reg * 100:>8.0f}pt | " + " | ".join(f"{_pct(c['promote'])} {_pct(c['reject'])} {_pct(c['freeze'])}   " for c in cells))
+    results.append(_check("3-point regression at n=1000 promoted with a 2-pt margin", margins[("2%", 0.03)]["promote"], 0.05))
+    t_acc = time.perf_counter() - t0
+
+    t1 = time.perf_counter()
+    lat = latency_power(args.latency_trials, rng)
+    t_lat = time.perf_counter() - t1
+    print(f"\nLatency gate 'p95_latency <= baseline + 10%' (hard; paired bootstrap of the p95 ratio, {LATENCY_RESAMPLES} resamples, 95%)")
+    print(f"lognormal latency, case effect sd 0.35 and run noise sd 0.30 on the log scale; {args.latency_trials} trials per cell")
+    print(f"{'p95 change':>10} {'n':>5} | {'promote':>8} {'reject':>8} {'freeze':>8} | naive observed ratio:{'promote':>8} {'reject':>8}")
+    for (reg, n), row in lat.items():
+        print(
+            f"{reg * 100:>8.0f}% {n:>6} | {_pct(row['promote']):>8} {_pct(row['reject']):>8} {_pct(row['freeze']):>8} |"
+            f"                     {_pct(row['naive_promote']):>8} {_pct(row['naive_reject']):>8}"
+        )
+    print("targets:")
+    results.append(_check("+25% p95 at n=1000 promoted", lat[(0.25, 1000)]["promote"], 0.05))
+    results.append(_check("equal p95 at n=1000 rejected", lat[(0.0, 1000)]["reject"], 0.05))
+
+    t2 = time.perf_counter()
+    canary_trials = 4 * args.trials
+    worse = canary_error_rates(canary_trials, PRODUCTION_FAILURE_RATE + 0.02, rng)
+    at_margin = canary_error_rates(canary_trials, PRODUCTION_FAILURE_RATE + 0.01, rng)
+    equal = canary_error_rates(canary_trials, PRODUCTION_FAILURE_RATE, rng)
+    t_can = time.perf_counter() - t2
+    print(f"\nCanary: hard-failure rate, production {PRODUCTION_FAILURE_RATE:.0%}, a 10% canary "
+          f"({CANARY_PRODUCTION_PER_CANARY} production traces per canary trace), looked at after every {CANARY_STEP} canary traces up to {CANARY_MAX:,}")
+    print(f"rule: roll back if shown worse (lower bound > 0), roll forward if shown within 1 pt (upper bound < 1 pt); {canary_trials} trials")
+    print(f"{'candidate':>22} {'method (re-checked every look)':>37} | {'fwd':>7} {'back':>7} {'frozen':>7} | median traces to decide")
+    for label, res in (("5% (2 pt worse)", worse), ("4% (1 pt: at margin)", at_margin), ("3% (equal)", equal)):
+        for name, title in (
+            ("sequential", "always-valid confidence sequence 95%"),
+            ("naive95", "fixed-horizon 95% two-sided"),
+            ("naive_one_sided", "fixed-horizon one-sided 5% tests"),
+        ):
+            r = res[name]
+            print(f"{label:>22} {title:>37} | {_pct(r['roll_forward']):>7} {_pct(r['roll_back']):>7} {_pct(r['freeze']):>7} | {r['median_traces']:.0f}")
+    print("targets:")
+    results.append(_check("2-pt-worse candidate rolled forward (sequential)", worse["sequential"]["roll_forward"], 0.05))
+    results.append(_check("equal candidate rolled back (sequential)", equal["sequential"]["roll_back"], 0.05))
+    print("contrast (the naive fixed-horizon test re-checked at each look is expected to exceed 5%):")
+    for name, title in (("naive_one_sided", "one-sided 5%"), ("naive95", "two-sided 95%")):
+        _check(f"2-pt-worse candidate rolled forward (naive {title})", worse[name]["roll_forward"], 0.05, below=False)
+        _check(f"equal candidate rolled back (naive {title})", equal[name]["roll_back"], 0.05, below=False)
+    print(f"  (candidate exactly at the 1-pt margin, where one one-sided 5% look errs 5%: rolled forward "
+          f"sequential {_pct(at_margin['sequential']['roll_forward']).strip()}, naive one-sided {_pct(at_margin['naive_one_sided']['roll_forward']).strip()}, "
+          f"naive 95% {_pct(at_margin['naive95']['roll_forward']).strip()})")
+    print(f"\ntime: accuracy {t_acc:.1f}s, latency {t_lat:.1f}s, canary {t_can:.1f}s wall; {time.process_time():.0f}s CPU")
+    print("ALL TARGETS PASS" if all(results) else "SOME TARGETS FAIL")
+    return 0 if all(results) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
