@@ -414,7 +414,7 @@ def build_golden(
     settings = settings or load_settings(root)
     sel = settings.selection
     if contracts is None:
-        contracts = contracts_from_registry(root) if (root / "prompts").exists() else []
+        contracts = contracts_from_registry(root)
     index = _ContractIndex.build(contracts)
     previous = latest_version(root, dataset)
     prev_manifest, prev_cases = previous if previous else (None, [])

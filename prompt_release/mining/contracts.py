@@ -44,7 +44,12 @@ class StaticContract:
 
 
 def contracts_from_registry(root: str | Path) -> list[PackageContract]:
-    """Every prompt version in the registry at `root` (imported lazily: the registry is optional here)."""
+    """Every prompt version in the registry at `root`; none when `root` holds no `prompts/` folder.
+
+    Imported lazily so mining works (without contract detectors) where no registry exists.
+    """
+    if not (Path(root) / "prompts").is_dir():
+        return []
     from prompt_release.registry import list_versions  # noqa: PLC0415 - optional dependency at import time
 
     return list(list_versions(Path(root)))
