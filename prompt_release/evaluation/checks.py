@@ -389,9 +389,17 @@ def prior_tool_names(messages: Sequence[Any] | None) -> set[str]:
 
 
 def check_tool_calls(
-    contract: CompiledContract, tool_calls: Sequence[Any] | None, prior: Iterable[str] = ()
+    contract: CompiledContract,
+    tool_calls: Sequence[Any] | None,
+    prior: Iterable[str] = (),
+    *,
+    args_proven: Sequence[bool] = (),
 ) -> tuple[ToolIssue, ...]:
-    """Unknown tools, arguments failing the tool schema, and unsafe calls (see module doc)."""
+    """Unknown tools, arguments failing the tool schema, and unsafe calls (see module doc).
+
+    `args_proven[i]` True means the caller already proved call i's arguments
+    schema-valid (mining does so in SQL), so the jsonschema pass is skipped for it.
+    """
     issues: list[ToolIssue] = []
     called = set(prior)
     for index, call in enumerate(tool_calls or ()):
@@ -406,7 +414,7 @@ def check_tool_calls(
         path = ""
         if not isinstance(args, Mapping):
             args_problem = "arguments are not a JSON object"
-        elif tool.validator is not None:
+        elif tool.validator is not None and not (index < len(args_proven) and args_proven[index]):
             error = next(iter(sorted(tool.validator.iter_errors(args), key=lambda e: [str(p) for p in e.absolute_path])), None)
             if error is not None:
                 path = json_path(error.absolute_path)

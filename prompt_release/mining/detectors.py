@@ -41,6 +41,7 @@ import pyarrow as pa
 
 from prompt_release.errors import UserError
 from prompt_release.evaluation import checks
+from prompt_release.mining.schema_sql import valid_sql
 from prompt_release.mining.contracts import PackageContract, contracts_from_registry, index_contracts
 from prompt_release.mining.settings import SEVERITY_RANK, MiningSettings, OutlierRule, load_settings
 from prompt_release.warehouse import write_transaction
@@ -231,15 +232,95 @@ def _pattern_sql(settings: MiningSettings, kind: str, where: str, workflows: lis
     return sql.replace("{where}", where), params
 
 
+def _lit(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+_PRIOR_TOOLS = """list_distinct(list_concat(
+    coalesce(json_extract_string(t.input_messages, '$[*].tool_calls[*].name'), []),
+    coalesce(json_extract_string(t.input_messages, '$[*].tool_calls[*].function.name'), []),
+    coalesce([json_extract_string(m, '$.name')
+              for m in CAST(coalesce(t.input_messages, '[]'::JSON) AS JSON[]) if m ->> '$.role' = 'tool'], [])))"""
+
+
+def _schema_proof(compiled: Mapping[str, checks.CompiledContract]) -> str:
+    """SQL TRUE when the row's output is proven valid against its contract's schema (see schema_sql)."""
+    branches = []
+    for cid, contract in compiled.items():
+        if contract.schema_validator is None:
+            continue
+        predicate = valid_sql(contract.schema_validator.schema, "try(json(t.output))")
+        if predicate is not None:
+            branches.append(f"WHEN {_lit(cid)} THEN {predicate}")
+    return f"coalesce(CASE c.cid {' '.join(branches)} ELSE FALSE END, FALSE)" if branches else "FALSE"
+
+
+def _tool_call_proof(contract: checks.CompiledContract) -> str | None:
+    """SQL over one call `x` at 1-based position `i`: TRUE when it is proven known, valid and safe."""
+    branches = []
+    for name, tool in contract.tools.items():
+        schema = tool.validator.schema if tool.validator is not None else True
+        args_ok = valid_sql(schema, "x -> '$.arguments'")
+        if args_ok is None:
+            continue  # this tool's calls are validated in Python
+        parts = [args_ok]
+        rule = contract.policy.get(name)
+        if tool.risk == "high" and rule is not None:
+            for required in rule.requires_prior:
+                parts.append(f"(list_contains(prior_tools, {_lit(required)}) OR "
+                             f"list_contains(list_slice(call_names, 1, i - 1), {_lit(required)}))")
+            for op, bounds in (("<=", rule.max_bounds), (">=", rule.min_bounds)):
+                for arg, bound in bounds:
+                    value = f"json_extract(x, {_lit('$.arguments.' + json.dumps(arg))})"
+                    parts.append(f"(json_type({value}) NOT IN ('BIGINT', 'UBIGINT', 'DOUBLE') "
+                                 f"OR CAST({value} AS DOUBLE) {op} {float(bound)!r})")
+        branches.append(f"WHEN {_lit(name)} THEN coalesce({' AND '.join(parts)}, FALSE)")
+    if not branches:
+        return None
+    return f"CASE x ->> '$.name' {' '.join(branches)} ELSE FALSE END"
+
+
+def _args_proven(compiled: Mapping[str, checks.CompiledContract]) -> str:
+    """SQL BOOLEAN[] per row: which calls' arguments SQL proves schema-valid (Python skips those)."""
+    branches = []
+    for cid, contract in compiled.items():
+        tools = []
+        for name, tool in contract.tools.items():
+            schema = tool.validator.schema if tool.validator is not None else True
+            args_ok = valid_sql(schema, "x -> '$.arguments'")
+            if args_ok is not None:
+                tools.append(f"WHEN {_lit(name)} THEN coalesce({args_ok}, FALSE)")
+        if tools:
+            branches.append(f"WHEN {_lit(cid)} THEN list_transform(CAST(tc AS JSON[]), "
+                            f"lambda x: CASE x ->> '$.name' {' '.join(tools)} ELSE FALSE END)")
+    return f"CASE cid {' '.join(branches)} ELSE NULL END" if branches else "NULL::BOOLEAN[]"
+
+
+def _tools_proof(compiled: Mapping[str, checks.CompiledContract]) -> str:
+    branches = []
+    for cid, contract in compiled.items():
+        call = _tool_call_proof(contract)
+        if call is not None:
+            branches.append(f"WHEN {_lit(cid)} THEN list_bool_and(list_transform(CAST(tc AS JSON[]), lambda x, i: {call}))")
+    return f"coalesce(CASE cid {' '.join(branches)} ELSE FALSE END, FALSE)" if branches else "FALSE"
+
+
 def _schema_failures(
     con: duckdb.DuckDBPyConnection, compiled: Mapping[str, checks.CompiledContract], where: str
-) -> tuple[list[tuple[str, str, str, str]], int]:
-    """(cid, output, failure_class, detail) for distinct parsed outputs that fail the schema."""
-    rows = con.execute(
-        f"""SELECT DISTINCT c.cid, t.output {_WITH_CONTRACT}
+) -> int:
+    """Fill temp table `pr_schema_found(record_key, failure_class, detail)`; returns distinct outputs validated.
+
+    Rows whose output SQL proves valid never reach Python; the rest are validated
+    once per distinct (package, output) with jsonschema via `checks`.
+    """
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE pr_schema_rows AS
+            SELECT t.record_key, c.cid, t.output {_WITH_CONTRACT}
             WHERE {where} AND c.output_format = 'json' AND c.has_schema
-              AND t.status IS DISTINCT FROM 'error' AND NOT {_TOOL_TURN} AND json_valid(t.output)"""
-    ).fetchall()
+              AND t.status IS DISTINCT FROM 'error' AND NOT {_TOOL_TURN} AND json_valid(t.output)
+              AND NOT {_schema_proof(compiled)}"""
+    )
+    rows = con.execute("SELECT DISTINCT cid, output FROM pr_schema_rows").fetchall()
     found = []
     for cid, output in rows:
         try:
@@ -251,33 +332,61 @@ def _schema_failures(
             found.append((cid, output, "schema_violation", f"{outcome.path}: {outcome.message}"[:300]))
         if outcome.enum_violation:
             found.append((cid, output, "enum_violation", f"{outcome.enum_path}: value outside the enum"[:300]))
-    return found, len(rows)
+    cols = ("cid", "output", "failure_class", "detail")
+    _register(con, "pr_schema_verdicts", cols, found)
+    con.execute("""CREATE OR REPLACE TEMP TABLE pr_schema_found AS
+                   SELECT r.record_key, v.failure_class, v.detail
+                   FROM pr_schema_rows r JOIN pr_schema_verdicts v ON v.cid = r.cid AND v.output = r.output""")
+    return len(rows)
 
 
 def _tool_failures(
     con: duckdb.DuckDBPyConnection, compiled: Mapping[str, checks.CompiledContract], where: str
-) -> tuple[list[tuple[str, str, str, str, str]], int]:
-    """(cid, tool_calls, prior, failure_class, detail) for distinct tool-call situations that fail."""
-    rows = con.execute(
-        f"""SELECT DISTINCT c.cid, CAST(t.tool_calls AS VARCHAR) AS calls,
-                   array_to_string(list_sort(list_distinct(list_concat(
-                       coalesce(json_extract_string(t.input_messages, '$[*].tool_calls[*].name'), []),
-                       coalesce(json_extract_string(t.input_messages, '$[*].tool_calls[*].function.name'), []),
-                       coalesce([json_extract_string(m, '$.name')
-                                 for m in CAST(t.input_messages AS JSON[]) if m ->> '$.role' = 'tool'], [])))), ',') AS prior
-            {_WITH_CONTRACT}
-            WHERE {where} AND c.cid IS NOT NULL AND t.tool_calls IS NOT NULL AND json_array_length(t.tool_calls) > 0"""
-    ).fetchall()
+) -> int:
+    """Fill temp table `pr_tool_found(record_key, failure_class, detail)`; returns distinct situations validated.
+
+    Calls SQL proves known, schema-valid and within policy never reach Python;
+    the rest are checked once per distinct (package, calls, prior tools).
+    """
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE pr_tool_rows AS
+            SELECT record_key, cid, CAST(tc AS VARCHAR) AS calls, array_to_string(list_sort(prior_tools), ',') AS prior,
+                   array_to_string(list_transform({_args_proven(compiled)}, lambda b: CASE WHEN b THEN '1' ELSE '0' END), '') AS proven
+            FROM (
+                SELECT t.record_key, c.cid, t.tool_calls AS tc, {_PRIOR_TOOLS} AS prior_tools,
+                       json_extract_string(t.tool_calls, '$[*].name') AS call_names
+                {_WITH_CONTRACT}
+                WHERE {where} AND c.cid IS NOT NULL AND t.tool_calls IS NOT NULL AND json_array_length(t.tool_calls) > 0
+            )
+            WHERE NOT {_tools_proof(compiled)}"""
+    )
+    rows = con.execute("SELECT DISTINCT cid, calls, prior, proven FROM pr_tool_rows").fetchall()
     found = []
-    for cid, calls, prior in rows:
-        issues = checks.check_tool_calls(compiled[cid], json.loads(calls), [p for p in prior.split(",") if p])
+    for cid, calls, prior, proven in rows:
+        issues = checks.check_tool_calls(
+            compiled[cid], json.loads(calls), [p for p in prior.split(",") if p],
+            args_proven=[flag == "1" for flag in (proven or "")],
+        )
         by_kind: dict[str, list[str]] = defaultdict(list)
         for issue in issues:
             if issue.kind != "unknown_tool":  # unknown tools are found in SQL
                 by_kind[issue.kind].append(f"{issue.tool}#{issue.index}: {issue.detail}")
         for kind, details in by_kind.items():
             found.append((cid, calls, prior, kind, "; ".join(details)[:300]))
-    return found, len(rows)
+    _register(con, "pr_tool_verdicts", ("cid", "calls", "prior", "failure_class", "detail"), found)
+    con.execute("""CREATE OR REPLACE TEMP TABLE pr_tool_found AS
+                   SELECT r.record_key, v.failure_class, v.detail
+                   FROM pr_tool_rows r JOIN pr_tool_verdicts v ON v.cid = r.cid AND v.calls = r.calls AND v.prior = r.prior""")
+    return len(rows)
+
+
+def _register(con: duckdb.DuckDBPyConnection, name: str, columns: Sequence[str], rows: list[tuple]) -> None:
+    """Copy Python rows into a temp table of VARCHAR columns (through Arrow, no per-row INSERT)."""
+    table = pa.table({k: [r[i] for r in rows] for i, k in enumerate(columns)},
+                     schema=pa.schema([(k, pa.string()) for k in columns]))
+    con.register(f"{name}_view", table)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM {name}_view")
+    con.unregister(f"{name}_view")
 
 
 _WORKFLOW_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
@@ -321,31 +430,11 @@ def detect(
         parts.append(f"SELECT {columns} FROM ({sql})")
         all_params.extend(pattern_params)
 
-    schema_found, summary.distinct_outputs_validated = _schema_failures(con, compiled, where)
-    con.register("pr_schema_found_view", pa.table(
-        {k: [r[i] for r in schema_found] for i, k in enumerate(("cid", "output", "failure_class", "detail"))},
-        schema=pa.schema([(k, pa.string()) for k in ("cid", "output", "failure_class", "detail")])))
-    con.execute("CREATE OR REPLACE TEMP TABLE pr_schema_found AS SELECT * FROM pr_schema_found_view")
-    con.unregister("pr_schema_found_view")
-    parts.append(f"""SELECT {_ID_COLS}, f.failure_class, f.detail {_WITH_CONTRACT}
-        JOIN pr_schema_found f ON f.cid = c.cid AND f.output = t.output
-        WHERE {where} AND t.status IS DISTINCT FROM 'error' AND NOT {_TOOL_TURN}""")
-
-    tool_found, summary.distinct_tool_calls_validated = _tool_failures(con, compiled, where)
-    cols = ("cid", "calls", "prior", "failure_class", "detail")
-    con.register("pr_tool_found_view", pa.table(
-        {k: [r[i] for r in tool_found] for i, k in enumerate(cols)},
-        schema=pa.schema([(k, pa.string()) for k in cols])))
-    con.execute("CREATE OR REPLACE TEMP TABLE pr_tool_found AS SELECT * FROM pr_tool_found_view")
-    con.unregister("pr_tool_found_view")
-    parts.append(f"""SELECT {_ID_COLS}, f.failure_class, f.detail {_WITH_CONTRACT}
-        JOIN pr_tool_found f ON f.cid = c.cid AND f.calls = CAST(t.tool_calls AS VARCHAR)
-         AND f.prior = array_to_string(list_sort(list_distinct(list_concat(
-                       coalesce(json_extract_string(t.input_messages, '$[*].tool_calls[*].name'), []),
-                       coalesce(json_extract_string(t.input_messages, '$[*].tool_calls[*].function.name'), []),
-                       coalesce([json_extract_string(m, '$.name')
-                                 for m in CAST(t.input_messages AS JSON[]) if m ->> '$.role' = 'tool'], [])))), ',')
-        WHERE {where} AND t.tool_calls IS NOT NULL AND json_array_length(t.tool_calls) > 0""")
+    summary.distinct_outputs_validated = _schema_failures(con, compiled, where)
+    summary.distinct_tool_calls_validated = _tool_failures(con, compiled, where)
+    for found in ("pr_schema_found", "pr_tool_found"):
+        parts.append(f"""SELECT {_ID_COLS}, f.failure_class, f.detail
+            FROM {found} f JOIN traces t ON t.record_key = f.record_key WHERE {where}""")
 
     severity_case = "CASE failure_class " + " ".join(
         f"WHEN '{cls}' THEN '{settings.severity_of(cls)}'" for cls in _all_classes(settings)
