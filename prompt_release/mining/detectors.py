@@ -48,7 +48,7 @@ from prompt_release.warehouse import write_transaction
 
 _MACROS = r"""
 CREATE OR REPLACE TEMP MACRO pr_val_norm(v) AS
-    CASE WHEN json_type(v) IN ('BIGINT', 'UBIGINT', 'DOUBLE', 'HUGEINT') THEN CAST(CAST(v AS DOUBLE) AS VARCHAR)
+    CASE WHEN json_type(v) IN ('BIGINT', 'UBIGINT', 'DOUBLE', 'HUGEINT') THEN CAST(TRY_CAST(v AS DOUBLE) AS VARCHAR)
          WHEN json_type(v) = 'VARCHAR' THEN trim(v ->> '$')
          ELSE CAST(json(v) AS VARCHAR) END;
 CREATE OR REPLACE TEMP MACRO pr_ws(s) AS regexp_replace(trim(coalesce(s, '')), '\s+', ' ', 'g');
@@ -249,10 +249,10 @@ def _schema_proof(compiled: Mapping[str, checks.CompiledContract]) -> str:
     for cid, contract in compiled.items():
         if contract.schema_validator is None:
             continue
-        predicate = valid_sql(contract.schema_validator.schema, "try(json(t.output))")
+        predicate = valid_sql(contract.schema_validator.schema, "try(json(output))")
         if predicate is not None:
             branches.append(f"WHEN {_lit(cid)} THEN {predicate}")
-    return f"coalesce(CASE c.cid {' '.join(branches)} ELSE FALSE END, FALSE)" if branches else "FALSE"
+    return f"coalesce(CASE cid {' '.join(branches)} ELSE FALSE END, FALSE)" if branches else "FALSE"
 
 
 def _tool_call_proof(contract: checks.CompiledContract) -> str | None:
@@ -273,7 +273,7 @@ def _tool_call_proof(contract: checks.CompiledContract) -> str | None:
                 for arg, bound in bounds:
                     value = f"json_extract(x, {_lit('$.arguments.' + json.dumps(arg))})"
                     parts.append(f"(json_type({value}) NOT IN ('BIGINT', 'UBIGINT', 'DOUBLE') "
-                                 f"OR CAST({value} AS DOUBLE) {op} {float(bound)!r})")
+                                 f"OR TRY_CAST({value} AS DOUBLE) {op} {float(bound)!r})")
         branches.append(f"WHEN {_lit(name)} THEN coalesce({' AND '.join(parts)}, FALSE)")
     if not branches:
         return None
@@ -313,12 +313,19 @@ def _schema_failures(
     Rows whose output SQL proves valid never reach Python; the rest are validated
     once per distinct (package, output) with jsonschema via `checks`.
     """
+    # The proof runs once per distinct (package, output), not once per row: separate
+    # statements, because inside one query the optimiser pushes it below the DISTINCT.
     con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE pr_schema_rows AS
+        f"""CREATE OR REPLACE TEMP TABLE pr_parsed AS
             SELECT t.record_key, c.cid, t.output {_WITH_CONTRACT}
             WHERE {where} AND c.output_format = 'json' AND c.has_schema
-              AND t.status IS DISTINCT FROM 'error' AND NOT {_TOOL_TURN} AND json_valid(t.output)
-              AND NOT {_schema_proof(compiled)}"""
+              AND t.status IS DISTINCT FROM 'error' AND NOT {_TOOL_TURN} AND json_valid(t.output)"""
+    )
+    con.execute("CREATE OR REPLACE TEMP TABLE pr_distinct_outputs AS SELECT DISTINCT cid, output FROM pr_parsed")
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE pr_schema_rows AS
+            WITH unproven AS (SELECT cid, output FROM pr_distinct_outputs WHERE NOT {_schema_proof(compiled)})
+            SELECT p.* FROM pr_parsed p JOIN unproven USING (cid, output)"""
     )
     rows = con.execute("SELECT DISTINCT cid, output FROM pr_schema_rows").fetchall()
     found = []
@@ -348,17 +355,31 @@ def _tool_failures(
     Calls SQL proves known, schema-valid and within policy never reach Python;
     the rest are checked once per distinct (package, calls, prior tools).
     """
+    # Prior tools only matter for calls a policy says need them; parse the conversation only then.
+    needs_prior = sorted({name for c in compiled.values() for name, rule in c.policy.items() if rule.requires_prior})
+    prior = (f"CASE WHEN list_has_any(json_extract_string(t.tool_calls, '$[*].name'), "
+             f"[{', '.join(_lit(n) for n in needs_prior)}]) THEN list_sort({_PRIOR_TOOLS}) ELSE [] END"
+             if needs_prior else "[]::VARCHAR[]")
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE pr_called AS
+            SELECT t.record_key, c.cid, CAST(t.tool_calls AS VARCHAR) AS calls, {prior} AS prior_tools
+            {_WITH_CONTRACT}
+            WHERE {where} AND c.cid IS NOT NULL AND t.tool_calls IS NOT NULL AND json_array_length(t.tool_calls) > 0"""
+    )
+    con.execute(
+        """CREATE OR REPLACE TEMP TABLE pr_situations AS
+           SELECT cid, calls, prior_tools, CAST(calls AS JSON) AS tc, json_extract_string(calls, '$[*].name') AS call_names
+           FROM (SELECT DISTINCT cid, calls, prior_tools FROM pr_called)"""
+    )
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE pr_tool_rows AS
-            SELECT record_key, cid, CAST(tc AS VARCHAR) AS calls, array_to_string(list_sort(prior_tools), ',') AS prior,
-                   array_to_string(list_transform({_args_proven(compiled)}, lambda b: CASE WHEN b THEN '1' ELSE '0' END), '') AS proven
-            FROM (
-                SELECT t.record_key, c.cid, t.tool_calls AS tc, {_PRIOR_TOOLS} AS prior_tools,
-                       json_extract_string(t.tool_calls, '$[*].name') AS call_names
-                {_WITH_CONTRACT}
-                WHERE {where} AND c.cid IS NOT NULL AND t.tool_calls IS NOT NULL AND json_array_length(t.tool_calls) > 0
+            WITH unproven AS (
+                SELECT cid, calls, prior_tools,
+                       array_to_string(list_transform({_args_proven(compiled)}, lambda b: CASE WHEN b THEN '1' ELSE '0' END), '') AS proven
+                FROM pr_situations WHERE NOT {_tools_proof(compiled)}
             )
-            WHERE NOT {_tools_proof(compiled)}"""
+            SELECT called.record_key, called.cid, called.calls, array_to_string(called.prior_tools, ',') AS prior, unproven.proven
+            FROM pr_called called JOIN unproven USING (cid, calls, prior_tools)"""
     )
     rows = con.execute("SELECT DISTINCT cid, calls, prior, proven FROM pr_tool_rows").fetchall()
     found = []

@@ -48,13 +48,22 @@ def _key_path(key: str) -> str:
     return _lit("$." + json.dumps(key))
 
 
-def valid_sql(schema: Any, expr: str) -> str | None:
+def valid_sql(schema: Any, expr: str, _depth: int = 0) -> str | None:
     """A SQL predicate TRUE only if the JSON value `expr` satisfies `schema`; None if unsupported."""
     if schema is True or schema == {}:
         return "TRUE"
     if not isinstance(schema, Mapping) or set(schema) - _SUPPORTED:
         return None
-    e = f"({expr})"
+    # Bind the value once (a one-element list and a lambda): DuckDB re-parses JSON text on
+    # every json_* call, so repeating `expr` in each test would parse it many times.
+    var = f"pr_v{_depth}"
+    body = _valid_body(schema, var, _depth)
+    if body is None:
+        return None
+    return f"coalesce(list_transform([{expr}], lambda {var}: {body})[1], FALSE)"
+
+
+def _valid_body(schema: Mapping, e: str, _depth: int) -> str | None:
     parts: list[str] = [f"{e} IS NOT NULL"]
     kind = schema.get("type")
     if kind is not None:
@@ -74,7 +83,7 @@ def valid_sql(schema: Any, expr: str) -> str | None:
             if isinstance(bound, bool) or not isinstance(bound, (int, float)):
                 return None
             # Only numbers are bounded; other types pass this keyword (as in JSON Schema).
-            parts.append(f"(json_type({e}) NOT IN {_NUMERIC} OR CAST({e} AS DOUBLE) {op} {float(bound)!r})")
+            parts.append(f"(json_type({e}) NOT IN {_NUMERIC} OR TRY_CAST({e} AS DOUBLE) {op} {float(bound)!r})")
     if "pattern" in schema:
         pattern = schema["pattern"]
         if not isinstance(pattern, str) or not _SAFE_PATTERN.match(pattern):
@@ -87,7 +96,7 @@ def valid_sql(schema: Any, expr: str) -> str | None:
         if not isinstance(props, Mapping):
             return None
         for name, prop_schema in props.items():
-            inner = valid_sql(prop_schema, f"json_extract({e}, {_key_path(name)})")
+            inner = valid_sql(prop_schema, f"json_extract({e}, {_key_path(name)})", _depth + 1)
             if inner is None:
                 return None
             sub.append(f"(NOT json_exists({e}, {_key_path(name)}) OR {inner})")
