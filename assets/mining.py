@@ -2,7 +2,6 @@
 
 # No `from __future__ import annotations`: Dagster inspects the context annotation at definition time.
 
-
 import dagster as dg
 
 from assets.partitions import DAILY, WORKFLOW_PARTITIONS
