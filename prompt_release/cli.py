@@ -23,6 +23,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "prompt_release.traces.generate_command",
     "prompt_release.registry.commands",
     "prompt_release.warehouse.commands",
+    "prompt_release.golden.commands",
 )
 
 

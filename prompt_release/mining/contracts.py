@@ -1,0 +1,66 @@
+"""Which prompt package contract each trace was produced under.
+
+Mining needs, per trace, the contract of the package that produced it
+(output format and schema, tools, tool policy). The registry's `PromptPackage`
+satisfies `PackageContract`; `contracts_from_registry` lists every version in
+a registry root. `StaticContract` is a plain stand-in for callers that build
+contracts by hand (tests, benchmarks, analysts replaying a package file).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from prompt_release.evaluation.checks import PackageContract
+
+__all__ = ["PackageContract", "StaticContract", "ToolSpecLike", "contracts_from_registry", "index_contracts"]
+
+
+@dataclass(frozen=True)
+class ToolSpecLike:
+    name: str
+    parameters: dict
+    risk: str = "low"
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class StaticContract:
+    """A hand-built package contract (same attribute names as the registry's PromptPackage)."""
+
+    version_id: str
+    package_hash: str
+    output_format: str = "text"
+    output_schema: dict | None = None
+    tools: tuple[Any, ...] = ()
+    tool_policy: Any = field(default=None)
+
+    @property
+    def prompt_id(self) -> str:
+        return self.version_id.split(":", 1)[0]
+
+
+def contracts_from_registry(root: str | Path) -> list[PackageContract]:
+    """Every prompt version in the registry at `root`; none when `root` holds no `prompts/` folder.
+
+    Imported lazily so mining works (without contract detectors) where no registry exists.
+    """
+    if not (Path(root) / "prompts").is_dir():
+        return []
+    from prompt_release.registry import list_versions  # noqa: PLC0415 - optional dependency at import time
+
+    return list(list_versions(Path(root)))
+
+
+def index_contracts(contracts: Mapping[str, PackageContract] | list[PackageContract] | None) -> dict[str, PackageContract]:
+    """Index contracts by version id and by package hash (a trace may carry either)."""
+    out: dict[str, PackageContract] = {}
+    items = contracts.values() if isinstance(contracts, Mapping) else (contracts or [])
+    for contract in items:
+        out[contract.version_id] = contract
+        if contract.package_hash:
+            out[contract.package_hash] = contract
+    return out
