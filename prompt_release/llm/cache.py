@@ -97,7 +97,7 @@ class CacheWriter:
     a daemon thread. `close` writes what is left and re-raises a write error.
     """
 
-    def __init__(self, warehouse: str | Path | None, *, flush_rows: int = 256, flush_s: float = 1.0) -> None:
+    def __init__(self, warehouse: str | Path | None, *, flush_rows: int = 1000, flush_s: float = 1.0) -> None:
         self.warehouse = warehouse
         self.flush_rows = flush_rows
         self.flush_s = flush_s
@@ -124,18 +124,19 @@ class CacheWriter:
                 return
 
     def _flush(self) -> None:
-        while self._rows:
-            batch = []
-            while self._rows and len(batch) < max(self.flush_rows, 1024):
-                batch.append(self._rows.popleft())
-            try:
-                write_rows(self.warehouse, batch)
-            except BaseException as exc:  # noqa: BLE001 - kept and re-raised by close()
-                self._rows.extendleft(reversed(batch))
-                self._error = exc
-                return
-            self._error = None
-            self.rows_written += len(batch)
+        # Take only what is there now: rows arriving during the write wait for
+        # the next round, so a slow write cannot turn into back-to-back tiny ones.
+        batch = [self._rows.popleft() for _ in range(len(self._rows))]
+        if not batch:
+            return
+        try:
+            write_rows(self.warehouse, batch)
+        except BaseException as exc:  # noqa: BLE001 - kept and re-raised by close()
+            self._rows.extendleft(reversed(batch))
+            self._error = exc
+            return
+        self._error = None
+        self.rows_written += len(batch)
 
     def close(self) -> None:
         self._stopping = True
