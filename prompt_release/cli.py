@@ -24,6 +24,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "prompt_release.registry.commands",
     "prompt_release.warehouse.commands",
     "prompt_release.golden.commands",
+    "prompt_release.llm.commands",
 )
 
 
