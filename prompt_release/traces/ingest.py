@@ -135,6 +135,8 @@ def ingest_file(
     fmt = detect_format(path) if format == "auto" else format
     ingested_at = ingested_at or datetime.now(UTC)
     con.execute("SET TimeZone = 'UTC'")
+    # a file's rejects describe its latest ingest; rows dedup on record_key
+    con.execute("DELETE FROM ingest_rejects WHERE source_file = ?", [str(path)])
     summary = FileSummary(source_file=str(path), format=fmt, files=1)
     context = _FileContext(con, path, day_of(path), ingested_at, summary, progress)
     if fmt == "native":
