@@ -265,8 +265,8 @@ def _ingest_native(context: _FileContext) -> None:
     params = {"source_file": str(context.path), "day_ts": context.day_ts, "ingested_at": context.ingested_at}
     for chunk in context.lines():
         rejected_before = summary.rejected
-        table = _chunk_table(chunk, context)
         blank_before = summary.blank_lines
+        table = _chunk_table(chunk, context)
         con.register("_native_lines", table)
         try:
             con.execute(native.check_sql("_native_lines", "_native_checked"))
