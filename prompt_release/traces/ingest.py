@@ -116,7 +116,7 @@ def ingest_day(
     summary = IngestSummary()
     with write_transaction(warehouse) as con:
         for table in ("traces", "ingest_rejects", "ingest_files"):
-            con.execute(f"DELETE FROM {table} WHERE starts_with(source_file, ?)", [prefix])
+            con.execute(f"DELETE FROM {table} WHERE starts_with(source_file, ?)", [prefix]).fetchall()
         for path in files:
             summary.record(ingest_file(con, path, format=format, progress=progress))
     return summary
@@ -136,7 +136,7 @@ def ingest_file(
     ingested_at = ingested_at or datetime.now(UTC)
     con.execute("SET TimeZone = 'UTC'")
     # a file's rejects describe its latest ingest; rows dedup on record_key
-    con.execute("DELETE FROM ingest_rejects WHERE source_file = ?", [str(path)])
+    con.execute("DELETE FROM ingest_rejects WHERE source_file = ?", [str(path)]).fetchall()
     summary = FileSummary(source_file=str(path), format=fmt, files=1)
     context = _FileContext(con, path, day_of(path), ingested_at, summary, progress)
     if fmt == "native":
@@ -157,7 +157,7 @@ def ingest_file(
             summary.records, summary.stored, summary.duplicates, summary.rejected,
             summary.non_call_spans, summary.prompt_version_missing, ingested_at,
         ],
-    )
+    ).fetchall()
     return summary
 
 
@@ -205,7 +205,7 @@ class _FileContext:
                 "INSERT INTO ingest_rejects SELECT ?, line_number, reason, field, raw_line, raw_length, "
                 "raw_sha256, ? FROM _ingest_rejects_batch",
                 [str(self.path), self.ingested_at],
-            )
+            ).fetchall()
         finally:
             _unregister(self.con, "_ingest_rejects_batch")
         self._rejects.clear()
@@ -272,7 +272,7 @@ def _ingest_native(context: _FileContext) -> None:
             con.execute(native.check_sql("_native_lines", "_native_checked"))
         finally:
             _unregister(con, "_native_lines")
-        inserted = con.execute(insert, params).fetchone()[0]
+        inserted = con.execute(insert, params).fetchall()[0][0]
         for ln, jtype, field, reason in con.execute(native.rejects_sql("_native_checked")).fetchall():
             raw = chunk.line(ln - chunk.first_line)
             if jtype != "OBJECT":

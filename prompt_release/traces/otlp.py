@@ -538,7 +538,7 @@ def ingest_otlp(context) -> None:
     con = context.con
     con.register("_otlp_rows", table)
     try:
-        inserted = con.execute(INSERT_SQL, {"source_file": str(context.path), "ingested_at": context.ingested_at}).fetchone()[0]
+        inserted = con.execute(INSERT_SQL, {"source_file": str(context.path), "ingested_at": context.ingested_at}).fetchall()[0][0]
     finally:
         try:
             con.unregister("_otlp_rows")
@@ -549,7 +549,7 @@ def ingest_otlp(context) -> None:
     summary.prompt_version_missing += con.execute(
         "SELECT count(*) FROM traces WHERE source_file = ? AND ingested_at = ? AND prompt_version IS NULL",
         [str(context.path), context.ingested_at],
-    ).fetchone()[0]
+    ).fetchall()[0][0]
 
 
 def _collect(request: dict, ln: int, spans: list[Span], context) -> None:
