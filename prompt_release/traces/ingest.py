@@ -135,6 +135,11 @@ def ingest_file(
     fmt = detect_format(path) if format == "auto" else format
     ingested_at = ingested_at or datetime.now(UTC)
     con.execute("SET TimeZone = 'UTC'")
+    # one transaction per file holds the whole file's rows until commit; a
+    # memory limit makes DuckDB spill them to its temp directory instead of
+    # growing with the file (insertion order does not matter: rows carry source_line)
+    con.execute(f"SET memory_limit = '{_memory_limit()}'")
+    con.execute("SET preserve_insertion_order = false")
     # a file's rejects describe its latest ingest; rows dedup on record_key
     con.execute("DELETE FROM ingest_rejects WHERE source_file = ?", [str(path)]).fetchall()
     summary = FileSummary(source_file=str(path), format=fmt, files=1)
@@ -159,6 +164,10 @@ def ingest_file(
         ],
     ).fetchall()
     return summary
+
+
+def _memory_limit() -> str:
+    return os.environ.get("PROMPT_RELEASE_INGEST_MEMORY_LIMIT", "1GB")
 
 
 class _FileContext:
@@ -262,6 +271,7 @@ def _chunk_table(chunk: LineChunk, context: _FileContext) -> pa.Table:
 def _ingest_native(context: _FileContext) -> None:
     con, summary = context.con, context.summary
     insert = native.insert_sql("_native_checked")
+    check = native.check_sql("_native_lines", "_native_checked")
     params = {"source_file": str(context.path), "day_ts": context.day_ts, "ingested_at": context.ingested_at}
     for chunk in context.lines():
         rejected_before = summary.rejected
@@ -269,10 +279,10 @@ def _ingest_native(context: _FileContext) -> None:
         table = _chunk_table(chunk, context)
         con.register("_native_lines", table)
         try:
-            con.execute(native.check_sql("_native_lines", "_native_checked"))
+            con.execute(check, params).fetchall()
         finally:
             _unregister(con, "_native_lines")
-        inserted = con.execute(insert, params).fetchall()[0][0]
+        inserted = con.execute(insert).fetchall()[0][0]
         for ln, jtype, field, reason in con.execute(native.rejects_sql("_native_checked")).fetchall():
             raw = chunk.line(ln - chunk.first_line)
             if jtype != "OBJECT":

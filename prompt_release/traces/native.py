@@ -53,12 +53,65 @@ def _sql_str(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+# nested paths whose JSON type the fast check also looks at
+NESTED: dict[str, tuple[str, ...]] = {
+    "input.messages": ("ARRAY",),
+    "input.variables": ("OBJECT",),
+    "usage.input_tokens": INTEGER,
+    "usage.output_tokens": INTEGER,
+}
+TYPE_PATHS = [*FIELDS, *NESTED]
+_TYPE_INDEX = {key: i + 1 for i, key in enumerate(TYPE_PATHS)}  # DuckDB lists are 1-based
+
+# one parse gives every scalar already converted and every object as JSON text;
+# a value of the wrong type comes out NULL, which is fine: such lines are rejected
+TRANSFORM: dict[str, object] = {
+    key: (
+        "JSON" if types is None or types[0] in ("OBJECT", "ARRAY")
+        else "DOUBLE" if types == NUMBER
+        else "BIGINT" if types == INTEGER
+        else "BOOLEAN" if types == ("BOOLEAN",)
+        else "VARCHAR"
+    )
+    for key, (types, _, _) in FIELDS.items()
+}
+TRANSFORM["input"] = {"messages": "JSON", "variables": "JSON"}
+TRANSFORM["usage"] = {"input_tokens": "BIGINT", "output_tokens": "BIGINT"}
+
+
+def _t(key: str) -> str:
+    """JSON type of `key` in this row ('-' when absent)."""
+    return f"types[{_TYPE_INDEX[key]}]"
+
+
+def _types_regex() -> str:
+    parts = []
+    for key in TYPE_PATHS:
+        if key in FIELDS:
+            types, required, _ = FIELDS[key]
+        else:
+            types, required = NESTED[key], False
+        allowed = list(types) if types is not None else ["[A-Z]+"]
+        if not required:
+            allowed += ["NULL", "-"]
+        parts.append("(" + "|".join(allowed) + ")")
+    return "^" + ",".join(parts) + "$"
+
+
+def _full(key: str) -> str:
+    return f"json_extract(line, '$.\"{key}\"')"
+
+
 def _present(key: str) -> str:
-    return f"(j.{key} IS NOT NULL AND json_type(j.{key}) <> 'NULL')"
+    return f"({_full(key)} IS NOT NULL AND json_type({_full(key)}) <> 'NULL')"
 
 
 def _checks() -> list[tuple[str, str, str]]:
-    """(condition meaning 'bad', field, reason) in the order they are tested."""
+    """(condition meaning 'bad', field, reason) in the order they are tested.
+
+    Only evaluated for the rare lines the fast check failed, so clarity
+    beats speed here: each condition extracts what it needs again.
+    """
     checks: list[tuple[str, str, str]] = []
     for key, (types, required, kind) in FIELDS.items():
         if required:
@@ -66,52 +119,36 @@ def _checks() -> list[tuple[str, str, str]]:
         if types is not None:
             allowed = ", ".join(_sql_str(t) for t in types)
             checks.append(
-                (f"{_present(key)} AND json_type(j.{key}) NOT IN ({allowed})", key, f"field '{key}' must be {kind}")
+                (f"{_present(key)} AND json_type({_full(key)}) NOT IN ({allowed})", key, f"field '{key}' must be {kind}")
             )
+    for key, types in NESTED.items():
+        allowed = ", ".join(_sql_str(t) for t in (*types, "NULL"))
+        kind = "an integer" if types == INTEGER else f"an {types[0].lower()}" if types[0] == "OBJECT" else f"an {types[0].lower()}"
+        checks.append((f"coalesce(json_type(line, '$.{key}') NOT IN ({allowed}), false)", key, f"field '{key}' must be {kind}"))
     checks += [
         (
-            f"NOT regexp_full_match(j.prompt_version->>'$', {_sql_str(PROMPT_VERSION_RE)})",
+            f"NOT regexp_full_match(json_extract_string(line, '$.prompt_version'), {_sql_str(PROMPT_VERSION_RE)})",
             "prompt_version",
             "field 'prompt_version' must look like <prompt_id>:v<MAJOR.MINOR.PATCH>",
         ),
         (
-            f"{_present('timestamp')} AND try_cast(j.timestamp->>'$' AS TIMESTAMPTZ) IS NULL",
+            f"{_present('timestamp')} AND try_cast(json_extract_string(line, '$.timestamp') AS TIMESTAMPTZ) IS NULL",
             "timestamp",
             "field 'timestamp' is not an RFC 3339 date-time",
         ),
         (
-            f"{_present('status')} AND (j.status->>'$') NOT IN ('ok', 'error')",
+            f"{_present('status')} AND json_extract_string(line, '$.status') NOT IN ('ok', 'error')",
             "status",
             "field 'status' must be 'ok' or 'error'",
         ),
         (
-            f"{_present('feedback')} AND json_type(j.feedback) = 'VARCHAR' AND (j.feedback->>'$') NOT IN ('up', 'down')",
+            f"{_present('feedback')} AND json_type(line, '$.feedback') = 'VARCHAR' "
+            "AND json_extract_string(line, '$.feedback') NOT IN ('up', 'down')",
             "feedback",
             "field 'feedback' must be 'up', 'down' or a number",
         ),
         (
-            f"{_present('input')} AND json_type(j.input, '$.messages') NOT IN ('ARRAY', 'NULL')",
-            "input.messages",
-            "field 'input.messages' must be an array",
-        ),
-        (
-            f"{_present('input')} AND json_type(j.input, '$.variables') NOT IN ('OBJECT', 'NULL')",
-            "input.variables",
-            "field 'input.variables' must be an object",
-        ),
-        (
-            f"{_present('usage')} AND json_type(j.usage, '$.input_tokens') NOT IN ('BIGINT', 'UBIGINT', 'NULL')",
-            "usage.input_tokens",
-            "field 'usage.input_tokens' must be an integer",
-        ),
-        (
-            f"{_present('usage')} AND json_type(j.usage, '$.output_tokens') NOT IN ('BIGINT', 'UBIGINT', 'NULL')",
-            "usage.output_tokens",
-            "field 'usage.output_tokens' must be an integer",
-        ),
-        (
-            f"{_present('tool_calls')} AND NOT list_bool_and(list_transform(CAST(j.tool_calls AS JSON[]), "
-            "lambda t: json_type(t) = 'OBJECT' AND coalesce(json_type(t, '$.name') = 'VARCHAR', false)))",
+            f"{_present('tool_calls')} AND NOT {_TOOL_CALLS_OK.format(value=_full('tool_calls'))}",
             "tool_calls",
             "field 'tool_calls' must be a list of {name, arguments} objects with a string name",
         ),
@@ -119,100 +156,118 @@ def _checks() -> list[tuple[str, str, str]]:
     return checks
 
 
-def _transform_spec() -> str:
-    return json.dumps({key: "JSON" for key in FIELDS})
+_TOOL_CALLS_OK = (
+    "coalesce(list_bool_and(list_transform(CAST({value} AS JSON[]), "
+    "lambda t: json_type(t) = 'OBJECT' AND coalesce(json_type(t, '$.name') = 'VARCHAR', false))), true)"
+)
 
 
-def _reject_case() -> tuple[str, str]:
-    checks = _checks()
-    field = "CASE " + " ".join(f"WHEN {cond} THEN {_sql_str(f)}" for cond, f, _ in checks) + " END"
-    reason = "CASE " + " ".join(f"WHEN {cond} THEN {_sql_str(r)}" for cond, _, r in checks) + " END"
-    return field, reason
+def _fast_ok() -> str:
+    """Cheap test that a line is acceptable: one type string per row against one regex."""
+    return (
+        f"regexp_full_match(type_string, {_sql_str(_types_regex())})"
+        f" AND regexp_full_match(j.prompt_version, {_sql_str(PROMPT_VERSION_RE)})"
+        " AND (j.timestamp IS NULL OR ts_record IS NOT NULL)"
+        " AND (j.status IS NULL OR j.status IN ('ok', 'error'))"
+        f" AND ({_t('feedback')} <> 'VARCHAR' OR j.feedback IN ('up', 'down'))"
+        f" AND ({_t('tool_calls')} <> 'ARRAY' OR {_TOOL_CALLS_OK.format(value='j.tool_calls')})"
+    )
 
 
 def check_sql(source: str, target: str) -> str:
-    """SQL creating temp table `target` (ln, line, j, jtype, reject_field, reject_reason)."""
-    field, reason = _reject_case()
-    spec = _sql_str(_transform_spec())
-    return f"""
-CREATE OR REPLACE TEMP TABLE {target} AS
-WITH typed AS (
-    SELECT ln, line, CASE WHEN json_valid(line) THEN json_type(line) END AS jtype FROM {source}
-    WHERE line IS NOT NULL
-), parsed AS (
-    SELECT ln, line, jtype, CASE WHEN jtype = 'OBJECT' THEN json_transform(line, {spec}) END AS j FROM typed
-)
-SELECT ln, line, jtype, j,
-    CASE WHEN jtype = 'OBJECT' THEN {field} END AS reject_field,
-    CASE WHEN jtype = 'OBJECT' THEN {reason} END AS reject_reason
-FROM parsed
-"""
-
-
-def _str(key: str) -> str:
-    return f"(j.{key}->>'$')"
-
-
-def insert_sql(source: str) -> str:
-    """INSERT OR IGNORE of the acceptable rows of `source` into traces.
+    """SQL creating temp table `target`: one row per non-blank line of `source` with
+    ln, jtype, reject_field, reject_reason and, for acceptable lines, the `traces` columns.
 
     Parameters: $source_file, $day_ts (TIMESTAMPTZ or NULL), $ingested_at.
     """
+    checks = _checks()
+    field = "CASE " + " ".join(f"WHEN {cond} THEN {_sql_str(f)}" for cond, f, _ in checks) + " ELSE '?' END"
+    reason = "CASE " + " ".join(f"WHEN {cond} THEN {_sql_str(r)}" for cond, _, r in checks) + " ELSE 'rejected' END"
+    spec = _sql_str(json.dumps(TRANSFORM))
+    paths = ", ".join(_sql_str(f"$.{key}") for key in TYPE_PATHS)
     drop_known = _sql_str(json.dumps({key: None for key in FIELDS}))
-    ts = f"try_cast({_str('timestamp')} AS TIMESTAMPTZ)"
-    ts_expr = f"coalesce({ts}, $day_ts, $ingested_at)"
     tool_calls = (
-        "CASE WHEN j.tool_calls IS NOT NULL AND json_type(j.tool_calls) = 'ARRAY' THEN to_json(list_transform("
-        "CAST(j.tool_calls AS JSON[]), lambda t: {'name': t->>'name', 'arguments': "
+        "to_json(list_transform(CAST(j.tool_calls AS JSON[]), lambda t: {'name': t->>'name', 'arguments': "
         "CASE WHEN json_type(t, '$.arguments') = 'VARCHAR' AND json_valid(t->>'arguments') "
-        "AND json_type(t->>'arguments') = 'OBJECT' THEN json(t->>'arguments') ELSE t->'arguments' END})) END"
+        "AND json_type(t->>'arguments') = 'OBJECT' THEN json(t->>'arguments') ELSE t->'arguments' END}))"
     )
+    ts = "coalesce(ts_record, $day_ts, $ingested_at)"
     return f"""
-INSERT OR IGNORE INTO traces
-SELECT
-    {_str('span_id')} AS span_id,
-    {_str('trace_id')} AS trace_id,
-    {_str('parent_span_id')} AS parent_span_id,
-    {ts_expr} AS ts,
-    CAST(timezone('UTC', {ts_expr}) AS DATE) AS day,
-    CASE WHEN {ts} IS NOT NULL THEN 'record' WHEN $day_ts IS NOT NULL THEN 'day_folder' ELSE 'ingest_time' END AS ts_source,
-    {_str('workflow')} AS workflow,
-    split_part({_str('prompt_version')}, ':', 1) AS prompt_id,
-    {_str('prompt_version')} AS prompt_version,
-    {_str('package_hash')} AS package_hash,
-    {_str('model')} AS model,
-    CASE WHEN json_type(j.input, '$.messages') = 'ARRAY' THEN j.input->'$.messages' END AS input_messages,
-    CASE WHEN json_type(j.input, '$.variables') = 'OBJECT' THEN j.input->'$.variables' END AS variables,
-    CASE json_type(j.output) WHEN 'VARCHAR' THEN j.output->>'$' WHEN 'NULL' THEN NULL ELSE CAST(j.output AS VARCHAR) END AS output,
-    {tool_calls} AS tool_calls,
-    {_str('finish_reason')} AS finish_reason,
-    coalesce({_str('status')}, CASE WHEN j.error IS NOT NULL AND json_type(j.error) NOT IN ('NULL', 'BOOLEAN') THEN 'error'
-        WHEN json_type(j.error) = 'BOOLEAN' AND CAST(j.error AS BOOLEAN) THEN 'error' ELSE 'ok' END) AS status,
-    CASE json_type(j.error) WHEN 'VARCHAR' THEN j.error->>'$'
-        WHEN 'OBJECT' THEN coalesce(j.error->>'$.type', j.error->>'$.message', CAST(j.error AS VARCHAR))
-        WHEN 'NULL' THEN NULL WHEN 'BOOLEAN' THEN NULL ELSE CAST(j.error AS VARCHAR) END AS error_type,
-    CAST(j.latency_ms AS DOUBLE) AS latency_ms,
-    CAST(j.usage->'$.input_tokens' AS BIGINT) AS input_tokens,
-    CAST(j.usage->'$.output_tokens' AS BIGINT) AS output_tokens,
-    CAST(j.cost_usd AS DOUBLE) AS cost_usd,
-    {_str('session_id')} AS session_id,
-    {_str('user_id')} AS user_id,
-    CASE WHEN json_type(j.segment) = 'OBJECT' THEN j.segment END AS segment,
-    CASE WHEN json_type(j.feedback) = 'VARCHAR' THEN CASE j.feedback->>'$' WHEN 'up' THEN 1.0 WHEN 'down' THEN -1.0 END
-        ELSE CAST(j.feedback AS DOUBLE) END AS feedback,
-    CAST(j.escalated AS BOOLEAN) AS escalated,
-    CASE WHEN json_type(j.correction) <> 'NULL' THEN j.correction END AS correction,
-    CAST(j.retries AS INTEGER) AS retries,
-    CAST(j.fallback AS BOOLEAN) AS fallback,
-    nullif(json_merge_patch(line, {drop_known}), '{{}}') AS attributes,
+CREATE OR REPLACE TEMP TABLE {target} AS
+WITH parsed AS (
+    -- try(): a line that is not JSON comes out NULL instead of failing the chunk
+    SELECT ln, line,
+        try(json_transform(line, {spec})) AS j,
+        try(list_transform(json_type(line, [{paths}]), lambda t: coalesce(t, '-'))) AS types
+    FROM {source} WHERE line IS NOT NULL
+), fast AS (
+    SELECT *, array_to_string(types, ',') AS type_string, try_cast(j.timestamp AS TIMESTAMPTZ) AS ts_record FROM parsed
+), judged AS MATERIALIZED (
+    SELECT *, coalesce({_fast_ok()}, false) AS ok FROM fast
+), typed AS (
+    SELECT *, CASE WHEN ok THEN 'OBJECT' ELSE try(json_type(line)) END AS jtype FROM judged
+)
+SELECT ln, jtype,
+    CASE WHEN NOT ok AND jtype = 'OBJECT' THEN {field} END AS reject_field,
+    CASE WHEN NOT ok AND jtype = 'OBJECT' THEN {reason} END AS reject_reason,
+    CASE WHEN ok THEN CAST(j.span_id AS VARCHAR) END AS span_id,
+    CASE WHEN ok THEN CAST(j.trace_id AS VARCHAR) END AS trace_id,
+    CASE WHEN ok THEN CAST(j.parent_span_id AS VARCHAR) END AS parent_span_id,
+    CASE WHEN ok THEN {ts} END AS ts,
+    CASE WHEN ok THEN CAST(timezone('UTC', {ts}) AS DATE) END AS day,
+    CASE WHEN NOT ok THEN NULL WHEN ts_record IS NOT NULL THEN 'record' WHEN $day_ts IS NOT NULL THEN 'day_folder' ELSE 'ingest_time' END AS ts_source,
+    CASE WHEN ok THEN j.workflow END AS workflow,
+    CASE WHEN ok THEN split_part(j.prompt_version, ':', 1) END AS prompt_id,
+    CASE WHEN ok THEN j.prompt_version END AS prompt_version,
+    CASE WHEN ok THEN j.package_hash END AS package_hash,
+    CASE WHEN ok THEN j.model END AS model,
+    CASE WHEN ok AND {_t('input.messages')} = 'ARRAY' THEN j.input.messages END AS input_messages,
+    CASE WHEN ok AND {_t('input.variables')} = 'OBJECT' THEN j.input.variables END AS variables,
+    CASE WHEN NOT ok THEN NULL WHEN {_t('output')} = 'VARCHAR' THEN j.output->>'$'
+        WHEN {_t('output')} IN ('-', 'NULL') THEN NULL ELSE CAST(j.output AS VARCHAR) END AS output,
+    CASE WHEN ok AND {_t('tool_calls')} = 'ARRAY' THEN {tool_calls} END AS tool_calls,
+    CASE WHEN ok THEN j.finish_reason END AS finish_reason,
+    CASE WHEN NOT ok THEN NULL WHEN j.status IS NOT NULL THEN j.status
+        WHEN {_t('error')} IN ('-', 'NULL') THEN 'ok'
+        WHEN {_t('error')} = 'BOOLEAN' THEN CASE WHEN CAST(j.error AS BOOLEAN) THEN 'error' ELSE 'ok' END
+        ELSE 'error' END AS status,
+    CASE WHEN NOT ok THEN NULL WHEN {_t('error')} = 'VARCHAR' THEN j.error->>'$'
+        WHEN {_t('error')} = 'OBJECT' THEN coalesce(j.error->>'$.type', j.error->>'$.message', CAST(j.error AS VARCHAR))
+        WHEN {_t('error')} IN ('-', 'NULL', 'BOOLEAN') THEN NULL ELSE CAST(j.error AS VARCHAR) END AS error_type,
+    CASE WHEN ok THEN j.latency_ms END AS latency_ms,
+    CASE WHEN ok THEN j.usage.input_tokens END AS input_tokens,
+    CASE WHEN ok THEN j.usage.output_tokens END AS output_tokens,
+    CASE WHEN ok THEN j.cost_usd END AS cost_usd,
+    CASE WHEN ok THEN CAST(j.session_id AS VARCHAR) END AS session_id,
+    CASE WHEN ok THEN CAST(j.user_id AS VARCHAR) END AS user_id,
+    CASE WHEN ok AND {_t('segment')} = 'OBJECT' THEN j.segment END AS segment,
+    CASE WHEN NOT ok THEN NULL WHEN j.feedback = 'up' THEN 1.0 WHEN j.feedback = 'down' THEN -1.0
+        ELSE try_cast(j.feedback AS DOUBLE) END AS feedback,
+    CASE WHEN ok THEN j.escalated END AS escalated,
+    CASE WHEN ok AND {_t('correction')} NOT IN ('-', 'NULL') THEN j.correction END AS correction,
+    CASE WHEN ok THEN CAST(j.retries AS INTEGER) END AS retries,
+    CASE WHEN ok THEN j.fallback END AS fallback,
+    CASE WHEN ok THEN nullif(json_merge_patch(line, {drop_known}), '{{}}') END AS attributes,
     'native' AS source_format,
     $source_file AS source_file,
     ln AS source_line,
-    coalesce({_str('span_id')}, sha256(CAST(json(line) AS VARCHAR))) AS record_key,
+    CASE WHEN ok THEN coalesce(CAST(j.span_id AS VARCHAR), sha256(CAST(json(line) AS VARCHAR))) END AS record_key,
     $ingested_at AS ingested_at
-FROM {source}
-WHERE jtype = 'OBJECT' AND reject_field IS NULL
+FROM typed
 """
+
+
+TRACE_COLUMNS = (
+    "span_id, trace_id, parent_span_id, ts, day, ts_source, workflow, prompt_id, prompt_version, package_hash, "
+    "model, input_messages, variables, output, tool_calls, finish_reason, status, error_type, latency_ms, "
+    "input_tokens, output_tokens, cost_usd, session_id, user_id, segment, feedback, escalated, correction, "
+    "retries, fallback, attributes, source_format, source_file, source_line, record_key, ingested_at"
+)
+
+
+def insert_sql(source: str) -> str:
+    """INSERT OR IGNORE of the acceptable rows of `source` into traces."""
+    return f"INSERT OR IGNORE INTO traces SELECT {TRACE_COLUMNS} FROM {source} WHERE jtype = 'OBJECT' AND reject_field IS NULL"
 
 
 def rejects_sql(source: str) -> str:
