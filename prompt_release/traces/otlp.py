@@ -39,9 +39,16 @@ try:  # orjson is several times faster on large OTLP lines; json is the fallback
 
     _loads = orjson.loads
     _JSONError: tuple[type[BaseException], ...] = (orjson.JSONDecodeError, UnicodeDecodeError)
+
+    def _dumps(value: Any) -> str:
+        return orjson.dumps(value, default=str).decode()
+
 except ImportError:  # pragma: no cover
     _loads = json.loads
     _JSONError = (json.JSONDecodeError, UnicodeDecodeError)
+
+    def _dumps(value: Any) -> str:
+        return json.dumps(value, default=str)
 
 CALL_OPERATIONS = {"chat", "text_completion", "generate_content", "completion"}
 _ID = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
@@ -99,8 +106,8 @@ def _maybe_json(value: Any) -> Any:
         text = value.strip()
         if text[:1] in ("[", "{"):
             try:
-                return json.loads(text)
-            except ValueError:
+                return _loads(text)
+            except _JSONError:
                 return value
     return value
 
@@ -434,10 +441,10 @@ def call_row(span: Span, fmt: str, index: dict, day_ts: datetime | None, ingeste
         "prompt_version": prompt_version,
         "package_hash": _first(chain, "gen_ai.prompt.package_hash", "prompt.package_hash", "package_hash"),
         "model": a.get("gen_ai.response.model") or a.get("gen_ai.request.model") or a.get("llm.model_name"),
-        "input_messages": json.dumps(input_messages) if input_messages else None,
-        "variables": json.dumps(variables) if isinstance(variables, dict) else None,
-        "output": output if output is None or isinstance(output, str) else json.dumps(output),
-        "tool_calls": json.dumps(tool_calls) if tool_calls else None,
+        "input_messages": _dumps(input_messages) if input_messages else None,
+        "variables": _dumps(variables) if isinstance(variables, dict) else None,
+        "output": output if output is None or isinstance(output, str) else _dumps(output),
+        "tool_calls": _dumps(tool_calls) if tool_calls else None,
         "finish_reason": finish,
         "status": status,
         "error_type": None if error_type is None else str(error_type),
@@ -447,7 +454,7 @@ def call_row(span: Span, fmt: str, index: dict, day_ts: datetime | None, ingeste
         "cost_usd": _float(a.get("llm.cost.total", a.get("gen_ai.usage.cost"))),
         "session_id": _str(_first(chain, "gen_ai.conversation.id", "session.id")),
         "user_id": _str(_first(chain, "user.id", "enduser.id")),
-        "attributes": json.dumps(extra, default=str) if extra else None,
+        "attributes": _dumps(extra) if extra else None,
         "source_format": fmt,
         "source_line": span.line,
         "record_key": span.span_id,
