@@ -70,13 +70,18 @@ def day_of(path: Path) -> datetime | None:
 
 
 def detect_format(path: Path) -> str:
-    """'otlp' when the first non-blank line is an OTLP export request, else 'native'."""
+    """'otlp' when the first non-blank line is an OTLP export request (or, for a
+    pretty-printed `.json` document, the first 64 KiB name resourceSpans), else 'native'."""
     reader = LineReader(path, chunk_bytes=256 * 1024)
     for chunk in reader:
         for i in range(len(chunk)):
             head = chunk.data[chunk.starts[i] : min(chunk.ends[i], chunk.starts[i] + 65536)]
             if head.strip():
-                return "otlp" if b'"resourceSpans"' in head or b'"resource_spans"' in head else "native"
+                if b'"resourceSpans"' in head or b'"resource_spans"' in head:
+                    return "otlp"
+                if head.strip() == b"{" and b'"resourceSpans"' in chunk.data[:65536]:
+                    return "otlp"
+                return "native"
     return "native"
 
 

@@ -34,6 +34,8 @@ from typing import Any
 
 import pyarrow as pa
 
+from prompt_release.traces.lines import LineReader
+
 try:  # orjson is several times faster on large OTLP lines; json is the fallback
     import orjson
 
@@ -501,10 +503,46 @@ def _describe_line(raw: bytes) -> tuple[str, str | None]:
     return "invalid JSON", None
 
 
+def _whole_document(context) -> dict | None:
+    """A pretty-printed `.json` file holding one export request, parsed; else None."""
+    path = context.path
+    if not (path.name.endswith(".json") or path.name.endswith(".json.gz")):
+        return None
+    for chunk in LineReader(path, chunk_bytes=64 * 1024):
+        first = next((chunk.line(i).strip() for i in range(len(chunk)) if chunk.line(i).strip()), None)
+        if first is not None:
+            break
+    else:
+        return None
+    if first != b"{":  # one request per line: the ordinary path
+        return None
+    reader = LineReader(path)
+    data = b"\n".join(chunk.line(i) for chunk in reader for i in range(len(chunk)))
+    if reader.cut is not None:
+        return None
+    try:
+        document = _loads(data)
+    except _JSONError:
+        return None
+    return document if isinstance(document, dict) else None
+
+
 def ingest_otlp(context) -> None:
     """Buffer every span of the file, then insert one row per LLM call."""
     summary = context.summary
     spans: list[Span] = []
+    document = _whole_document(context)
+    if document is not None:
+        # one pretty-printed request: a single logical line, numbered 1
+        summary.lines_read += 1
+        if isinstance(document.get("resourceSpans", document.get("resource_spans")), list):
+            _collect(document, 1, spans, context)
+        else:
+            summary.records += 1
+            context.reject(1, "not an OTLP ExportTraceServiceRequest (no resourceSpans list)", "resourceSpans",
+                           _dumps(document).encode())
+        _store(spans, context)
+        return
     for chunk in context.lines():
         for i in range(len(chunk)):
             ln = chunk.first_line + i
@@ -530,7 +568,11 @@ def ingest_otlp(context) -> None:
                 continue
             _collect(request, ln, spans, context)
         context.report(chunk.first_line + len(chunk) - 1)
+    _store(spans, context)
 
+
+def _store(spans: list[Span], context) -> None:
+    summary = context.summary
     index = {(s.trace_id, s.span_id): s for s in spans}
     rows = []
     for span in spans:

@@ -141,3 +141,14 @@ def test_otlp_malformed_lines_and_spans(tmp_path, warehouse):
     reasons = fetch(warehouse, "SELECT line_number, field, reason FROM ingest_rejects ORDER BY line_number")
     assert reasons[0][:2] == (1, "spanId") and reasons[1][0] == 2 and "invalid JSON" in reasons[1][2]
     assert reasons[2][:2] == (3, "resourceSpans")
+
+
+def test_pretty_printed_json_document(tmp_path, warehouse):
+    chat = span(T, "b000000000000001", "chat", {"gen_ai.operation.name": "chat", "gen_ai.request.model": "m",
+                                                "gen_ai.prompt.name": "summarizer", "gen_ai.prompt.version": "summarizer:v1.0.0"})
+    path = tmp_path / "export.json"
+    path.write_text(json.dumps(json.loads(request(chat)), indent=2))
+    summary = ingest_paths([path], warehouse=warehouse)
+    check_balanced(summary)
+    assert (summary.files[0].format, summary.total.stored) == ("otlp", 1)
+    assert fetch(warehouse, "SELECT prompt_version FROM traces") == [("summarizer:v1.0.0",)]
