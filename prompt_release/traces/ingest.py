@@ -284,10 +284,10 @@ def _ingest_native(context: _FileContext) -> None:
         table = _chunk_table(chunk, context)
         con.register("_native_lines", table)
         try:
-            con.execute(check, params).fetchall()
+            con.execute(check).fetchall()
         finally:
             _unregister(con, "_native_lines")
-        inserted = con.execute(insert).fetchall()[0][0]
+        inserted = con.execute(insert, params).fetchall()[0][0]
         for ln, jtype, field, reason in con.execute(native.rejects_sql("_native_checked")).fetchall():
             raw = chunk.line(ln - chunk.first_line)
             if jtype != "OBJECT":

@@ -176,22 +176,14 @@ def _fast_ok() -> str:
 
 def check_sql(source: str, target: str) -> str:
     """SQL creating temp table `target`: one row per non-blank line of `source` with
-    ln, jtype, reject_field, reject_reason and, for acceptable lines, the `traces` columns.
-
-    Parameters: $source_file, $day_ts (TIMESTAMPTZ or NULL), $ingested_at.
+    ln, line, the parsed struct `j`, the JSON `types` of known keys, `ok`, and for
+    lines that are not ok, jtype / reject_field / reject_reason.
     """
     checks = _checks()
     field = "CASE " + " ".join(f"WHEN {cond} THEN {_sql_str(f)}" for cond, f, _ in checks) + " ELSE '?' END"
     reason = "CASE " + " ".join(f"WHEN {cond} THEN {_sql_str(r)}" for cond, _, r in checks) + " ELSE 'rejected' END"
     spec = _sql_str(json.dumps(TRANSFORM))
     paths = ", ".join(_sql_str(f"$.{key}") for key in TYPE_PATHS)
-    drop_known = _sql_str(json.dumps({key: None for key in FIELDS}))
-    tool_calls = (
-        "to_json(list_transform(CAST(j.tool_calls AS JSON[]), lambda t: {'name': t->>'name', 'arguments': "
-        "CASE WHEN json_type(t, '$.arguments') = 'VARCHAR' AND json_valid(t->>'arguments') "
-        "AND json_type(t->>'arguments') = 'OBJECT' THEN json(t->>'arguments') ELSE t->'arguments' END}))"
-    )
-    ts = "coalesce(ts_record, $day_ts, $ingested_at)"
     return f"""
 CREATE OR REPLACE TEMP TABLE {target} AS
 WITH parsed AS (
@@ -202,79 +194,85 @@ WITH parsed AS (
     FROM {source} WHERE line IS NOT NULL
 ), fast AS (
     SELECT *, array_to_string(types, ',') AS type_string, try_cast(j.timestamp AS TIMESTAMPTZ) AS ts_record FROM parsed
-), judged AS MATERIALIZED (
-    SELECT *, coalesce({_fast_ok()}, false) AS ok FROM fast
+), judged AS (
+    SELECT ln, line, j, types, ts_record, coalesce({_fast_ok()}, false) AS ok FROM fast
 ), typed AS (
     SELECT *, CASE WHEN ok THEN 'OBJECT' ELSE try(json_type(line)) END AS jtype FROM judged
 )
-SELECT ln, jtype,
+SELECT ln, line, j, types, ts_record, ok, jtype,
     CASE WHEN NOT ok AND jtype = 'OBJECT' THEN {field} END AS reject_field,
-    CASE WHEN NOT ok AND jtype = 'OBJECT' THEN {reason} END AS reject_reason,
-    CASE WHEN ok THEN CAST(j.span_id AS VARCHAR) END AS span_id,
-    CASE WHEN ok THEN CAST(j.trace_id AS VARCHAR) END AS trace_id,
-    CASE WHEN ok THEN CAST(j.parent_span_id AS VARCHAR) END AS parent_span_id,
-    CASE WHEN ok THEN {ts} END AS ts,
-    CASE WHEN ok THEN CAST(timezone('UTC', {ts}) AS DATE) END AS day,
-    CASE WHEN NOT ok THEN NULL WHEN ts_record IS NOT NULL THEN 'record' WHEN $day_ts IS NOT NULL THEN 'day_folder' ELSE 'ingest_time' END AS ts_source,
-    CASE WHEN ok THEN j.workflow END AS workflow,
-    CASE WHEN ok THEN split_part(j.prompt_version, ':', 1) END AS prompt_id,
-    CASE WHEN ok THEN j.prompt_version END AS prompt_version,
-    CASE WHEN ok THEN j.package_hash END AS package_hash,
-    CASE WHEN ok THEN j.model END AS model,
-    CASE WHEN ok AND {_t('input.messages')} = 'ARRAY' THEN j.input.messages END AS input_messages,
-    CASE WHEN ok AND {_t('input.variables')} = 'OBJECT' THEN j.input.variables END AS variables,
-    CASE WHEN NOT ok THEN NULL WHEN {_t('output')} = 'VARCHAR' THEN j.output->>'$'
-        WHEN {_t('output')} IN ('-', 'NULL') THEN NULL ELSE CAST(j.output AS VARCHAR) END AS output,
-    CASE WHEN ok AND {_t('tool_calls')} = 'ARRAY' THEN {tool_calls} END AS tool_calls,
-    CASE WHEN ok THEN j.finish_reason END AS finish_reason,
-    CASE WHEN NOT ok THEN NULL WHEN j.status IS NOT NULL THEN j.status
-        WHEN {_t('error')} IN ('-', 'NULL') THEN 'ok'
-        WHEN {_t('error')} = 'BOOLEAN' THEN CASE WHEN CAST(j.error AS BOOLEAN) THEN 'error' ELSE 'ok' END
-        ELSE 'error' END AS status,
-    CASE WHEN NOT ok THEN NULL WHEN {_t('error')} = 'VARCHAR' THEN j.error->>'$'
-        WHEN {_t('error')} = 'OBJECT' THEN coalesce(j.error->>'$.type', j.error->>'$.message', CAST(j.error AS VARCHAR))
-        WHEN {_t('error')} IN ('-', 'NULL', 'BOOLEAN') THEN NULL ELSE CAST(j.error AS VARCHAR) END AS error_type,
-    CASE WHEN ok THEN j.latency_ms END AS latency_ms,
-    CASE WHEN ok THEN j.usage.input_tokens END AS input_tokens,
-    CASE WHEN ok THEN j.usage.output_tokens END AS output_tokens,
-    CASE WHEN ok THEN j.cost_usd END AS cost_usd,
-    CASE WHEN ok THEN CAST(j.session_id AS VARCHAR) END AS session_id,
-    CASE WHEN ok THEN CAST(j.user_id AS VARCHAR) END AS user_id,
-    CASE WHEN ok AND {_t('segment')} = 'OBJECT' THEN j.segment END AS segment,
-    CASE WHEN NOT ok THEN NULL WHEN j.feedback = 'up' THEN 1.0 WHEN j.feedback = 'down' THEN -1.0
-        ELSE try_cast(j.feedback AS DOUBLE) END AS feedback,
-    CASE WHEN ok THEN j.escalated END AS escalated,
-    CASE WHEN ok AND {_t('correction')} NOT IN ('-', 'NULL') THEN j.correction END AS correction,
-    CASE WHEN ok THEN CAST(j.retries AS INTEGER) END AS retries,
-    CASE WHEN ok THEN j.fallback END AS fallback,
-    CASE WHEN ok THEN nullif(json_merge_patch(line, {drop_known}), '{{}}') END AS attributes,
-    'native' AS source_format,
-    $source_file AS source_file,
-    ln AS source_line,
-    CASE WHEN ok THEN coalesce(CAST(j.span_id AS VARCHAR), sha256(CAST(json(line) AS VARCHAR))) END AS record_key,
-    $ingested_at AS ingested_at
+    CASE WHEN NOT ok AND jtype = 'OBJECT' THEN {reason} END AS reject_reason
 FROM typed
 """
 
 
-TRACE_COLUMNS = (
-    "span_id, trace_id, parent_span_id, ts, day, ts_source, workflow, prompt_id, prompt_version, package_hash, "
-    "model, input_messages, variables, output, tool_calls, finish_reason, status, error_type, latency_ms, "
-    "input_tokens, output_tokens, cost_usd, session_id, user_id, segment, feedback, escalated, correction, "
-    "retries, fallback, attributes, source_format, source_file, source_line, record_key, ingested_at"
-)
-
-
 def insert_sql(source: str) -> str:
-    """INSERT OR IGNORE of the acceptable rows of `source` into traces."""
-    return f"INSERT OR IGNORE INTO traces SELECT {TRACE_COLUMNS} FROM {source} WHERE jtype = 'OBJECT' AND reject_field IS NULL"
+    """INSERT OR IGNORE of the acceptable rows of `source` (see check_sql) into traces.
+
+    Parameters: $source_file, $day_ts (TIMESTAMPTZ or NULL), $ingested_at.
+    """
+    drop_known = _sql_str(json.dumps({key: None for key in FIELDS}))
+    tool_calls = (
+        "to_json(list_transform(CAST(j.tool_calls AS JSON[]), lambda t: {'name': t->>'name', 'arguments': "
+        "CASE WHEN json_type(t, '$.arguments') = 'VARCHAR' AND json_valid(t->>'arguments') "
+        "AND json_type(t->>'arguments') = 'OBJECT' THEN json(t->>'arguments') ELSE t->'arguments' END}))"
+    )
+    ts = "coalesce(ts_record, $day_ts, $ingested_at)"
+    return f"""
+INSERT OR IGNORE INTO traces
+SELECT
+    CAST(j.span_id AS VARCHAR),
+    CAST(j.trace_id AS VARCHAR),
+    CAST(j.parent_span_id AS VARCHAR),
+    {ts},
+    CAST(timezone('UTC', {ts}) AS DATE),
+    CASE WHEN ts_record IS NOT NULL THEN 'record' WHEN $day_ts IS NOT NULL THEN 'day_folder' ELSE 'ingest_time' END,
+    j.workflow,
+    split_part(j.prompt_version, ':', 1),
+    j.prompt_version,
+    j.package_hash,
+    j.model,
+    CASE WHEN {_t('input.messages')} = 'ARRAY' THEN j.input.messages END,
+    CASE WHEN {_t('input.variables')} = 'OBJECT' THEN j.input.variables END,
+    CASE WHEN {_t('output')} = 'VARCHAR' THEN j.output->>'$'
+        WHEN {_t('output')} IN ('-', 'NULL') THEN NULL ELSE CAST(j.output AS VARCHAR) END,
+    CASE WHEN {_t('tool_calls')} = 'ARRAY' THEN {tool_calls} END,
+    j.finish_reason,
+    CASE WHEN j.status IS NOT NULL THEN j.status
+        WHEN {_t('error')} IN ('-', 'NULL') THEN 'ok'
+        WHEN {_t('error')} = 'BOOLEAN' THEN CASE WHEN CAST(j.error AS BOOLEAN) THEN 'error' ELSE 'ok' END
+        ELSE 'error' END,
+    CASE WHEN {_t('error')} = 'VARCHAR' THEN j.error->>'$'
+        WHEN {_t('error')} = 'OBJECT' THEN coalesce(j.error->>'$.type', j.error->>'$.message', CAST(j.error AS VARCHAR))
+        WHEN {_t('error')} IN ('-', 'NULL', 'BOOLEAN') THEN NULL ELSE CAST(j.error AS VARCHAR) END,
+    j.latency_ms,
+    j.usage.input_tokens,
+    j.usage.output_tokens,
+    j.cost_usd,
+    CAST(j.session_id AS VARCHAR),
+    CAST(j.user_id AS VARCHAR),
+    CASE WHEN {_t('segment')} = 'OBJECT' THEN j.segment END,
+    CASE WHEN j.feedback = 'up' THEN 1.0 WHEN j.feedback = 'down' THEN -1.0 ELSE try_cast(j.feedback AS DOUBLE) END,
+    j.escalated,
+    CASE WHEN {_t('correction')} NOT IN ('-', 'NULL') THEN j.correction END,
+    CAST(j.retries AS INTEGER),
+    j.fallback,
+    nullif(json_merge_patch(line, {drop_known}), '{{}}'),
+    'native',
+    $source_file,
+    ln,
+    coalesce(CAST(j.span_id AS VARCHAR), sha256(CAST(json(line) AS VARCHAR))),
+    $ingested_at
+FROM {source}
+WHERE ok
+"""
 
 
 def rejects_sql(source: str) -> str:
     """Rows of `source` that are not acceptable: (ln, jtype, reject_field, reject_reason)."""
     return f"""
 SELECT ln, jtype, reject_field, reject_reason FROM {source}
-WHERE jtype IS DISTINCT FROM 'OBJECT' OR reject_field IS NOT NULL
+WHERE NOT ok
 ORDER BY ln
 """
 
