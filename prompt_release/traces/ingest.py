@@ -172,7 +172,7 @@ def ingest_file(
 
 
 def _memory_limit() -> str:
-    return os.environ.get("PROMPT_RELEASE_INGEST_MEMORY_LIMIT", "1GB")
+    return os.environ.get("PROMPT_RELEASE_INGEST_MEMORY_LIMIT", "512MB")
 
 
 class _FileContext:
