@@ -25,6 +25,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "prompt_release.warehouse.commands",
     "prompt_release.golden.commands",
     "prompt_release.llm.commands",
+    "prompt_release.traces.commands",
 )
 
 
