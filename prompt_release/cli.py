@@ -26,6 +26,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "prompt_release.golden.commands",
     "prompt_release.llm.commands",
     "prompt_release.traces.commands",
+    "prompt_release.evaluation.commands",
+    "prompt_release.gates.commands",
 )
 
 

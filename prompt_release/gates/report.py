@@ -102,7 +102,10 @@ def _clip(text: Any, width: int = 60) -> str:
 
 def _svg_gate_intervals(gates: list[dict]) -> str:
     """One row per gate: the interval as a bar, the point estimate, the threshold line."""
-    drawable = [g for g in gates if g.get("interval") and g.get("threshold_value") is not None]
+    drawable = [
+        g for g in gates
+        if g.get("interval") and None not in g["interval"][:2] and g.get("threshold_value") is not None
+    ]
     if not drawable:
         return "<p>No interval to draw.</p>"
     row_h, width, left = 34, 720, 190

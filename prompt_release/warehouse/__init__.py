@@ -7,11 +7,12 @@ by another process with bounded exponential backoff. Analysts use
 commit (`analyst_path`, `publish_snapshot`) and so never blocks a writer.
 """
 
-from prompt_release.warehouse.connection import read_connection, write_transaction
+from prompt_release.warehouse.connection import query_frame, read_connection, write_transaction
 from prompt_release.warehouse.migrate import SCHEMA_VERSION, current_version
 from prompt_release.warehouse.snapshot import analyst_connection, analyst_path, publish_snapshot
 
 __all__ = [
+    "query_frame",
     "SCHEMA_VERSION",
     "analyst_connection",
     "analyst_path",

@@ -117,3 +117,10 @@ def read_connection(
         yield con
     finally:
         con.close()
+
+
+def query_frame(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> "pl.DataFrame":
+    """Run a query and return its whole result as a polars DataFrame (through Arrow, no copy)."""
+    import polars as pl
+
+    return pl.from_arrow(con.sql(sql, params=params or None).to_arrow_table())

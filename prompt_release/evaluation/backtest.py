@@ -1,0 +1,492 @@
+"""Backtest a candidate prompt against a baseline on the same inputs.
+
+The inputs are the cases of a golden dataset version plus a replay sample of
+recorded production inputs (the last N days of the workflow, stratified by
+segment). Each input is rendered with both packages (their own system
+message over the recorded conversation), sent `samples` times through the
+cached, budgeted model client, and checked with the shared contract checks
+and the case's expectation. Where a production trace was made by the
+baseline's exact package hash, its recorded output stands in for a new
+baseline call (flagged `replayed`). Results, the run's provenance and the
+behaviour diff land in the warehouse in one transaction at the end; model
+answers are cached as they arrive, so a killed run resumes without repeating
+a completed call.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from pydantic import BaseModel, ConfigDict, Field
+
+from prompt_release import config
+from prompt_release.errors import UserError
+from prompt_release.evaluation import checks
+from prompt_release.evaluation.behaviour_diff import behaviour_diff
+from prompt_release.golden import store as golden_store
+from prompt_release.golden.build import expected_from_correction
+from prompt_release.golden.model import case_id_for, dataset_name, parse_version_ref
+from prompt_release.llm.client import STATUS_OK, CallRequest, CallResult, run_calls_sync
+from prompt_release.llm.settings import Budget, LLMSettings
+from prompt_release.registry import load_package, resolve_label
+from prompt_release.registry.ids import parse_version_id
+from prompt_release.warehouse import query_frame, read_connection, write_transaction
+
+Progress = Callable[[int, int], None]
+
+
+class BacktestSettings(BaseModel):
+    """What to compare and on what. Defaults are what the nightly run uses."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    candidate: str = Field(description="candidate version id, e.g. support_router:v1.6.0")
+    baseline: str = Field("production", description="version id, or a label of the same prompt")
+    dataset: str | None = Field(
+        None, description="golden dataset version '<dataset>:v<N>'; default the newest; 'none' for history only"
+    )
+    history_days: int = Field(7, ge=0, description="replay production inputs of the last N days (0: none)")
+    history_size: int = Field(200, ge=0, description="replayed inputs, stratified by segment")
+    samples: int = Field(1, ge=1, le=20, description="independent draws per input and prompt")
+    replay_baseline: bool = Field(True, description="reuse recorded outputs of the baseline's exact package")
+    max_tokens: int | None = Field(None, ge=0, description="budget: tokens for the whole run")
+    max_usd: float | None = Field(None, ge=0, description="budget: USD for the whole run (needs prices)")
+    seed: int = 0
+    as_of: date | None = Field(None, description="end of the history window (default: newest day in traces)")
+
+    def budget(self) -> Budget | None:
+        if self.max_tokens is None and self.max_usd is None:
+            return None
+        return Budget(max_tokens=self.max_tokens, max_usd=self.max_usd)
+
+
+@dataclass(slots=True)
+class BacktestCase:
+    case_id: str
+    source: str  # golden | history
+    messages: list[dict]  # the conversation without any system message
+    variables: dict
+    expected: dict | None
+    tags: list[str]
+    recorded: dict | None = None  # history: the production trace that produced it
+
+
+@dataclass(slots=True)
+class BacktestOutcome:
+    run_id: str
+    status: str
+    candidate: str
+    baseline: str
+    dataset_version: str | None
+    cases: int
+    calls_made: int
+    calls_cached: int
+    calls_replayed: int
+    calls_not_run: int
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+# ----------------------------------------------------------------- inputs
+
+
+def resolve_baseline(registry_root: str | Path, candidate_id: str, baseline: str) -> str:
+    """A version id, or a label of the candidate's prompt (default `production`)."""
+    prompt_id, _ = parse_version_id(candidate_id)
+    if ":" in baseline:
+        other, _ = parse_version_id(baseline)
+        if other != prompt_id:
+            raise UserError(f"baseline {baseline} is not a version of {prompt_id}", field="baseline")
+        return baseline
+    resolved = resolve_label(registry_root, prompt_id, baseline)
+    if resolved is None:
+        raise UserError(f"label {baseline!r} of {prompt_id} points nowhere; give --baseline <id>:v<semver>",
+                        field="baseline")
+    return resolved
+
+
+def _tags(values: dict[str, Any]) -> list[str]:
+    return [f"{k}:{v}" for k, v in values.items() if v not in (None, "", "none")]
+
+
+def golden_cases(registry_root: str | Path, workflow: str, dataset: str | None) -> tuple[Any, list[BacktestCase]]:
+    """(manifest or None, cases) of the requested or newest golden version of `workflow`."""
+    if dataset == "none":
+        return None, []
+    if dataset:
+        name, number = parse_version_ref(dataset)
+    else:
+        name = dataset_name(workflow)
+        numbers = golden_store.versions(registry_root, name)
+        if not numbers:
+            return None, []
+        number = max(numbers)
+    manifest, cases = golden_store.read_version(registry_root, name, number)
+    out = []
+    for case in cases:
+        tags = case.tags
+        out.append(
+            BacktestCase(
+                case_id=case.case_id,
+                source="golden",
+                messages=[m for m in case.input.messages if m.get("role") != "system"],
+                variables=dict(case.input.variables),
+                expected=case.expected.model_dump(mode="json") if case.expected else None,
+                tags=["source:golden", f"intent:{tags.intent}", f"segment:{tags.segment}"]
+                + [f"failure_class:{c}" for c in tags.failure_classes]
+                + (["incident:yes"] if tags.incident else []),
+            )
+        )
+    return manifest, out
+
+
+def history_cases(
+    warehouse: str | Path | None, workflow: str, *, days: int, size: int, seed: int, as_of: date | None,
+    contract: checks.CompiledContract | None,
+) -> list[BacktestCase]:
+    """A stratified, deterministic sample of recorded production inputs of the last `days` days.
+
+    Strata are the segment values; each gets an equal share of `size` (more
+    where others run short); within a stratum rows are taken in a seeded hash
+    order, so the same settings replay the same inputs night after night.
+    """
+    if days <= 0 or size <= 0:
+        return []
+    with read_connection(warehouse) as con:
+        end = as_of or con.execute("SELECT max(day) FROM traces WHERE workflow = ?", [workflow]).fetchall()[0][0]
+        if end is None:
+            return []
+        start = end - timedelta(days=days - 1)
+        rows = con.execute(
+            """
+            WITH candidates AS (
+                SELECT *, coalesce(CAST(segment AS VARCHAR), 'none') AS stratum,
+                       hash(record_key || ?) AS shuffle
+                FROM traces
+                WHERE workflow = ? AND day BETWEEN ? AND ?
+                  AND input_messages IS NOT NULL AND json_array_length(input_messages) > 0
+            ), ranked AS (
+                SELECT *, row_number() OVER (PARTITION BY stratum ORDER BY shuffle) AS rank_in_stratum,
+                       count(*) OVER () AS strata_rows
+                FROM candidates
+            )
+            SELECT span_id, record_key, input_messages, variables, output, tool_calls, status, error_type,
+                   package_hash, prompt_version, latency_ms, input_tokens, output_tokens, cost_usd,
+                   segment, correction, stratum
+            FROM ranked
+            ORDER BY rank_in_stratum, shuffle
+            LIMIT ?
+            """,
+            [str(seed), workflow, start, end, size * 3],
+        ).fetchall()
+        names = [d[0] for d in con.description]
+    out: dict[str, BacktestCase] = {}
+    for row in rows:
+        record = dict(zip(names, row, strict=True))
+        messages = [m for m in json.loads(record["input_messages"]) if m.get("role") != "system"]
+        variables = json.loads(record["variables"]) if record["variables"] else {}
+        case_id = case_id_for({"messages": messages, "variables": variables})
+        if case_id in out:
+            continue
+        segment = json.loads(record["segment"]) if record["segment"] else {}
+        correction = json.loads(record["correction"]) if record["correction"] else None
+        expected = expected_from_correction(correction, contract) if correction is not None else None
+        out[case_id] = BacktestCase(
+            case_id=case_id,
+            source="history",
+            messages=messages,
+            variables=variables,
+            expected=expected,
+            tags=["source:history"] + [f"segment.{k}:{v}" for k, v in sorted(segment.items())],
+            recorded=record,
+        )
+        if len(out) >= size:
+            break
+    return list(out.values())
+
+
+# ----------------------------------------------------------------- calls and checks
+
+
+def _response_format(package: Any) -> dict | None:
+    if package.output_format != "json":
+        return None
+    if package.output_schema:
+        return {"type": "json_schema", "json_schema": {"name": f"{package.prompt_id}_output",
+                                                       "schema": package.output_schema}}
+    return {"type": "json_object"}
+
+
+def _render(package: Any, case: BacktestCase) -> list[dict] | str:
+    """The messages the package sends for this case, or why it cannot render them."""
+    try:
+        return package.render(case.variables, messages=case.messages)
+    except UserError as exc:
+        return f"render: {exc.message}"
+
+
+def _requests(package: Any, role: str, cases: Sequence[BacktestCase], samples: int,
+              rendered: dict[str, list[dict] | str]) -> list[CallRequest]:
+    tools = [{"name": t.name, "description": t.description, "parameters": t.parameters} for t in package.tools]
+    response_format = _response_format(package)
+    out = []
+    for case in cases:
+        messages = rendered[case.case_id]
+        if isinstance(messages, str):
+            continue
+        for k in range(samples):
+            out.append(CallRequest(
+                model=package.model, messages=messages, parameters=dict(package.parameters), tools=tools,
+                response_format=response_format, package_hash=package.package_hash, sample_index=k,
+                tag=f"{role}|{case.case_id}|{k}",
+            ))
+    return out
+
+
+def _replayed_result(case: BacktestCase, k: int) -> CallResult:
+    rec = case.recorded or {}
+    tool_calls = json.loads(rec["tool_calls"]) if rec.get("tool_calls") else []
+    return CallResult(
+        tag=f"baseline|{case.case_id}|{k}", cache_key="replay:" + str(rec.get("record_key")), sample_index=k,
+        status=STATUS_OK if rec.get("status") != "error" else "error",
+        output=rec.get("output"), tool_calls=tool_calls, input_tokens=rec.get("input_tokens"),
+        output_tokens=rec.get("output_tokens"), cost_usd=rec.get("cost_usd"), latency_ms=rec.get("latency_ms"),
+        error_type=rec.get("error_type"),
+    )
+
+
+def _result_row(run_id: str, role: str, package: Any, contract: checks.CompiledContract, case: BacktestCase,
+                result: CallResult, *, replayed: bool) -> dict[str, Any]:
+    ok = result.status == STATUS_OK
+    outcome = checks.check_output(contract, result.output, result.tool_calls, case.messages) if ok else None
+    task_correct = checks.match_expected(case.expected, result.output, result.tool_calls) if ok else None
+    if not ok and case.expected:
+        task_correct = False  # an error is not a right answer
+    tool_issues = outcome.tool_issues if outcome else ()
+    if outcome is None:
+        passed = False
+    elif task_correct is not None:
+        passed = outcome.contract_ok and task_correct
+    else:
+        passed = outcome.contract_ok and not outcome.refusal and not outcome.clarification
+    details = None
+    if outcome is not None:
+        details = {
+            "failure_classes": list(outcome.failure_classes),
+            "schema_path": outcome.schema_path or None,
+            "schema_message": outcome.schema_message or None,
+            "tool_issues": [{"kind": i.kind, "tool": i.tool, "detail": i.detail, "path": i.path} for i in tool_issues],
+        }
+    return {
+        "run_id": run_id, "role": role, "prompt_version": package.version_id, "package_hash": package.package_hash,
+        "case_id": case.case_id, "case_source": case.source, "sample_index": result.sample_index,
+        "tags": json.dumps(case.tags), "expected": json.dumps(case.expected) if case.expected else None,
+        "output": result.output,
+        "parsed_output": json.dumps(outcome.parsed) if outcome is not None and outcome.parsed is not None else None,
+        "tool_calls": json.dumps(result.tool_calls) if result.tool_calls else None,
+        "status": result.status, "error": result.error_type or result.error,
+        "json_valid": outcome.json_valid if outcome else None,
+        # Output that does not parse cannot meet the schema: a schema failure, not "no data".
+        "schema_valid": (False if outcome.json_valid is False and contract.schema_validator else outcome.schema_valid)
+        if outcome else None,
+        "tool_calls_valid": (not any(i.kind in ("unknown_tool", "tool_args_invalid") for i in tool_issues))
+        if outcome is not None and result.tool_calls else (True if outcome is not None else None),
+        "unsafe_tool_call": any(i.kind == "unsafe_tool_call" for i in tool_issues) if outcome else None,
+        "task_correct": task_correct,
+        "refused": outcome.refusal if outcome else None,
+        "clarified": outcome.clarification if outcome else None,
+        "passed": passed if result.status != "not_run_budget" else None,
+        "check_details": json.dumps(details) if details else None,
+        "judge_score": None, "rubric_version": None,
+        "latency_ms": result.latency_ms, "input_tokens": result.input_tokens, "output_tokens": result.output_tokens,
+        "cost_usd": result.cost_usd, "cached": bool(result.cached), "replayed": replayed,
+    }
+
+
+def run_id_for(candidate: Any, baseline: Any, dataset_version: str | None, cases: Sequence[BacktestCase],
+               settings: BacktestSettings) -> str:
+    """Same packages, same inputs, same settings: same run id (a rerun replaces, never doubles)."""
+    material = json.dumps([candidate.package_hash, baseline.package_hash, dataset_version,
+                           sorted(c.case_id for c in cases), settings.samples, settings.replay_baseline,
+                           settings.max_tokens, settings.max_usd, str(settings.as_of)])
+    return "bt_" + hashlib.sha256(material.encode()).hexdigest()[:16]
+
+
+def run_backtest(
+    settings: BacktestSettings,
+    *,
+    registry_root: str | Path | None = None,
+    warehouse: str | Path | None = None,
+    llm_settings: LLMSettings | None = None,
+    progress: Progress | None = None,
+    log: Callable[[str], None] = lambda message: None,
+) -> BacktestOutcome:
+    registry_root = config.registry_root(registry_root)
+    llm_settings = llm_settings or LLMSettings.from_env()
+    candidate = load_package(registry_root, settings.candidate)
+    baseline = load_package(registry_root, resolve_baseline(registry_root, settings.candidate, settings.baseline))
+    if candidate.version_id == baseline.version_id:
+        raise UserError(f"candidate and baseline are the same version ({candidate.version_id})", field="baseline")
+    workflow = candidate.prompt_id
+    contract = checks.compile_contract(candidate)
+    base_contract = checks.compile_contract(baseline)
+    manifest, golden = golden_cases(registry_root, workflow, settings.dataset)
+    history = history_cases(warehouse, workflow, days=settings.history_days, size=settings.history_size,
+                            seed=settings.seed, as_of=settings.as_of, contract=contract)
+    golden_ids = {c.case_id for c in golden}
+    history = [c for c in history if c.case_id not in golden_ids]
+    cases = golden + history
+    if not cases:
+        raise UserError(f"nothing to backtest {candidate.version_id} on: no golden dataset for {workflow} and "
+                        "no recorded production inputs in the history window", field="dataset")
+    dataset_version = manifest.version_id if manifest else None
+    log(f"backtest: {candidate.version_id} vs {baseline.version_id} on {len(golden)} golden + "
+        f"{len(history)} history cases x {settings.samples} samples")
+
+    replay = {
+        c.case_id for c in history
+        if settings.replay_baseline and c.recorded and c.recorded.get("package_hash") == baseline.package_hash
+    }
+    rendered = {role: {c.case_id: _render(pkg, c) for c in cases}
+                for role, pkg in (("candidate", candidate), ("baseline", baseline))}
+    # A case neither package can render (e.g. a recorded input without the
+    # template's variables) tells nothing about the change: leave it out.
+    unrenderable = {c.case_id for c in cases
+                    if isinstance(rendered["candidate"][c.case_id], str) and isinstance(rendered["baseline"][c.case_id], str)}
+    if unrenderable:
+        log(f"skipping {len(unrenderable)} cases neither prompt can render (missing variables)")
+        cases = [c for c in cases if c.case_id not in unrenderable]
+        history = [c for c in history if c.case_id not in unrenderable]
+        golden = [c for c in golden if c.case_id not in unrenderable]
+        replay -= unrenderable
+    run_id = run_id_for(candidate, baseline, dataset_version, cases, settings)
+    candidate_requests = _requests(candidate, "candidate", cases, settings.samples, rendered["candidate"])
+    baseline_requests = _requests(baseline, "baseline", [c for c in cases if c.case_id not in replay],
+                                  settings.samples, rendered["baseline"])
+    # Interleave the two prompts' calls so load that varies over the run (rate
+    # limits, a busy endpoint, a warming cache) falls on both sides alike.
+    requests = [r for pair in itertools.zip_longest(candidate_requests, baseline_requests) for r in pair if r]
+    started = datetime.now(UTC)
+    results = run_calls_sync(requests, llm_settings, warehouse=warehouse, budget=settings.budget(),
+                             progress=progress)
+    by_case = {c.case_id: c for c in cases}
+    rows = []
+    for result in results:
+        role, case_id, _ = result.tag.split("|", 2)
+        package, compiled = (candidate, contract) if role == "candidate" else (baseline, base_contract)
+        rows.append(_result_row(run_id, role, package, compiled, by_case[case_id], result, replayed=False))
+    # One side could not render the input: an error for that side, a real difference.
+    for role, package, compiled in (("candidate", candidate, contract), ("baseline", baseline, base_contract)):
+        for case in cases:
+            problem = rendered[role][case.case_id]
+            if isinstance(problem, str) and not (role == "baseline" and case.case_id in replay):
+                for k in range(settings.samples):
+                    failed = CallResult(tag=f"{role}|{case.case_id}|{k}", cache_key="render", sample_index=k,
+                                        status="error", error_type="RenderError", error=problem)
+                    rows.append(_result_row(run_id, role, package, compiled, case, failed, replayed=False))
+    for case_id in sorted(replay):
+        for k in range(settings.samples):
+            rows.append(_result_row(run_id, "baseline", baseline, base_contract, by_case[case_id],
+                                    _replayed_result(by_case[case_id], k), replayed=True))
+    frame = pl.DataFrame(rows, infer_schema_length=None)
+    not_run = sum(r.status == "not_run_budget" for r in results)
+    status = "budget_exhausted" if not_run else "complete"
+    spent_tokens = int(frame.select((pl.col("input_tokens").fill_null(0) + pl.col("output_tokens").fill_null(0))
+                                    .filter(~pl.col("cached") & ~pl.col("replayed")).sum()).item() or 0)
+    spent_usd = float(frame.filter(~pl.col("cached") & ~pl.col("replayed"))["cost_usd"].fill_null(0).sum())
+    outcome = BacktestOutcome(
+        run_id=run_id, status=status, candidate=candidate.version_id, baseline=baseline.version_id,
+        dataset_version=dataset_version, cases=len(cases),
+        calls_made=sum(1 for r in results if r.status != "not_run_budget" and not r.cached),
+        calls_cached=sum(1 for r in results if r.cached), calls_replayed=len(replay) * settings.samples,
+        calls_not_run=not_run,
+    )
+    with write_transaction(warehouse) as con:
+        con.execute("DELETE FROM backtest_results WHERE run_id = ?", [run_id])
+        con.execute("DELETE FROM backtest_runs WHERE run_id = ?", [run_id])
+        con.execute(
+            """INSERT INTO backtest_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            [run_id, workflow, candidate.version_id, candidate.package_hash, baseline.version_id,
+             baseline.package_hash, dataset_version, manifest.content_hash if manifest else None,
+             settings.history_days, len(history), len(golden), settings.samples,
+             json.dumps({"max_tokens": settings.max_tokens, "max_usd": settings.max_usd}),
+             spent_tokens, spent_usd, outcome.calls_made, outcome.calls_cached, outcome.calls_replayed,
+             outcome.calls_not_run, None, status, started, datetime.now(UTC)],
+        )
+        con.register("backtest_rows", frame.to_arrow())
+        columns = ", ".join(frame.columns)
+        con.execute(f"INSERT INTO backtest_results ({columns}) SELECT {columns} FROM backtest_rows")
+        con.unregister("backtest_rows")
+    outcome.summary = summarise(frame)
+    log(f"backtest {run_id} {status}: {outcome.calls_made} calls, {outcome.calls_cached} cached, "
+        f"{outcome.calls_replayed} replayed, {outcome.calls_not_run} not run (budget)")
+    return outcome
+
+
+def summarise(frame: pl.DataFrame) -> dict[str, Any]:
+    """Per role: pass rate, task accuracy, contract rates: the quick look the CLI prints."""
+    out: dict[str, Any] = {}
+    for role in ("baseline", "candidate"):
+        part = frame.filter((pl.col("role") == role) & (pl.col("status") != "not_run_budget"))
+        if part.is_empty():
+            continue
+        def rate(col: str) -> float | None:
+            values = part[col].drop_nulls()
+            return None if values.is_empty() else float(values.cast(pl.Float64).mean())
+        out[role] = {
+            "results": part.height,
+            "passed": rate("passed"),
+            "task_accuracy": rate("task_correct"),
+            "json_valid": rate("json_valid"),
+            "schema_valid": rate("schema_valid"),
+            "unsafe_tool_call": rate("unsafe_tool_call"),
+            "error_rate": float((part["status"] == "error").mean()),
+            "p95_latency_ms": float(part["latency_ms"].drop_nulls().quantile(0.95) or math.nan)
+            if part["latency_ms"].drop_nulls().len() else None,
+        }
+    return out
+
+
+def _timestamp() -> float:  # pragma: no cover - indirection for tests
+    return time.time()
+
+
+def write_behaviour_diff(run_id: str, *, warehouse: str | Path | None = None) -> pl.DataFrame:
+    """Compute the behaviour diff of a stored run and replace its rows in `behaviour_diff`."""
+    with read_connection(warehouse) as con:
+        found = con.execute(
+            "SELECT candidate_version, baseline_version FROM backtest_runs WHERE run_id = ?", [run_id]
+        ).fetchall()
+        run = found[0] if found else None
+        if run is None:
+            raise UserError(f"no backtest run {run_id!r} in the warehouse", field="run_id")
+        results = query_frame(
+            con,
+            "SELECT case_id, sample_index, role, passed, output, tags FROM backtest_results "
+            "WHERE run_id = ? AND status <> 'not_run_budget'",
+            [run_id],
+        )
+    diff = behaviour_diff(results.with_columns(pl.col("tags").str.json_decode(pl.List(pl.String))))
+    with write_transaction(warehouse) as con:
+        con.execute("DELETE FROM behaviour_diff WHERE run_id = ?", [run_id])
+        if not diff.is_empty():
+            rows = diff.with_columns(
+                pl.lit(run_id).alias("run_id"), pl.lit(run[0]).alias("candidate_version"),
+                pl.lit(run[1]).alias("baseline_version"),
+            )
+            con.register("diff_rows", rows.to_arrow())
+            con.execute(
+                "INSERT INTO behaviour_diff SELECT run_id, candidate_version, baseline_version, group_kind, "
+                "group_value, cases, regressions, wins, both_failing, disagreements, examples FROM diff_rows"
+            )
+            con.unregister("diff_rows")
+    return diff

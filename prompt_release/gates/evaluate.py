@@ -1,0 +1,243 @@
+"""From a backtest run to a stored gate report: per-case metrics, the decision, the report files.
+
+Per case (averaged over its samples) the backtest results become the inputs
+`decision.decide` reads: one column per rate metric, `<task>_accuracy` from the
+expectation match, `latency_ms`, `tokens`, `cost_usd`, `success`. Replayed
+baseline rows (recorded production outputs) count for every quality gate, but
+their latency, tokens and cost were measured in production, not on this
+endpoint, so efficiency gates compare fresh calls only. The report (JSON,
+standalone HTML, and a `gate_reports` row) carries every id it was made from.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from prompt_release import config
+from prompt_release.errors import UserError
+from prompt_release.gates.decision import GateDecision, decide
+from prompt_release.gates.report import write_report
+from prompt_release.gates.spec import GateSpec, gate_spec_from_dict, load_gate_spec
+from prompt_release.registry.ids import parse_version_id
+from prompt_release.warehouse import query_frame, read_connection, write_transaction
+
+REPORTS_DIR = config.STATE_DIR / "reports"
+
+# Task accuracy has a name per workflow; the gate spec uses it.
+TASK_METRICS = {"support_router": "handoff_accuracy", "order_agent": "tool_accuracy"}
+
+
+def task_metric(workflow: str) -> str:
+    return TASK_METRICS.get(workflow, "task_accuracy")
+
+
+def spec_path_for(registry_root: str | Path, candidate: str) -> Path | None:
+    """The candidate's own gate spec (`v<semver>.gates.json`), else its prompt's default (`gates.json`)."""
+    prompt_id, semver = parse_version_id(candidate)
+    folder = Path(registry_root) / "prompts" / prompt_id
+    for name in (f"v{semver}.gates.json", f"v{semver}.gates.yaml", "gates.json", "gates.yaml"):
+        if (folder / name).exists():
+            return folder / name
+    return None
+
+
+def load_spec_for(registry_root: str | Path, candidate: str, *, spec_file: str | Path | None = None) -> GateSpec:
+    path = Path(spec_file) if spec_file else spec_path_for(registry_root, candidate)
+    if path is None:
+        raise UserError(f"no gate spec for {candidate}: add prompts/{candidate.split(':')[0]}/gates.json "
+                        "or pass --spec FILE", field="spec")
+    spec = load_gate_spec(path)
+    if spec.candidate_prompt and spec.candidate_prompt != candidate:
+        raise UserError(f"gate spec is for {spec.candidate_prompt}, not {candidate}", file=path,
+                        field="candidate_prompt")
+    return spec
+
+
+def per_case_frame(results: pl.DataFrame, workflow: str) -> pl.DataFrame:
+    """One row per case for one role: every metric input `decide` may read."""
+    ran = results.filter(pl.col("status") != "not_run_budget")
+    fresh = ~pl.col("replayed")
+    hard_failure = (
+        (pl.col("json_valid") == False) | (pl.col("schema_valid") == False)  # noqa: E712 - null-aware
+        | (pl.col("tool_calls_valid") == False)  # noqa: E712
+    ).fill_null(False)
+    return ran.group_by("case_id").agg(
+        pl.col("json_valid").cast(pl.Float64).mean().alias("json_valid_rate"),
+        pl.col("schema_valid").cast(pl.Float64).mean().alias("schema_pass_rate"),
+        pl.col("tool_calls_valid").cast(pl.Float64).mean().alias("tool_call_valid_rate"),
+        pl.col("unsafe_tool_call").cast(pl.Float64).mean().alias("unsafe_tool_call_rate"),
+        pl.col("refused").cast(pl.Float64).mean().alias("refusal_rate"),
+        (pl.col("status") == "error").cast(pl.Float64).mean().alias("error_rate"),
+        pl.col("passed").cast(pl.Float64).mean().alias("success_rate"),
+        hard_failure.cast(pl.Float64).mean().alias("hard_failure_rate"),
+        pl.col("task_correct").cast(pl.Float64).mean().alias(task_metric(workflow)),
+        pl.col("judge_score").mean().alias("judge_score"),
+        pl.col("latency_ms").filter(fresh).mean().alias("latency_ms"),
+        (pl.col("input_tokens") + pl.col("output_tokens")).filter(fresh).cast(pl.Float64).mean().alias("tokens"),
+        pl.col("cost_usd").filter(fresh).mean().alias("cost_usd"),
+        pl.col("passed").cast(pl.Float64).mean().alias("success"),
+    )
+
+
+def load_run(warehouse: str | Path | None, run_id: str) -> tuple[dict[str, Any], pl.DataFrame, pl.DataFrame]:
+    with read_connection(warehouse) as con:
+        found = con.execute("SELECT * FROM backtest_runs WHERE run_id = ?", [run_id]).fetchall()
+        run = found[0] if found else None
+        if run is None:
+            raise UserError(f"no backtest run {run_id!r} in the warehouse", field="run_id")
+        run_info = dict(zip([d[0] for d in con.description], run, strict=True))
+        results = query_frame(con, "SELECT * FROM backtest_results WHERE run_id = ?", [run_id])
+        diff = query_frame(
+            con, "SELECT * FROM behaviour_diff WHERE run_id = ? ORDER BY regressions DESC, cases DESC", [run_id]
+        )
+    return run_info, results, diff
+
+
+def latest_run_id(warehouse: str | Path | None, candidate: str, baseline: str | None = None) -> str:
+    with read_connection(warehouse) as con:
+        query = "SELECT run_id FROM backtest_runs WHERE candidate_version = ?"
+        params: list[Any] = [candidate]
+        if baseline:
+            query += " AND baseline_version = ?"
+            params.append(baseline)
+        row = con.execute(query + " ORDER BY finished_at DESC LIMIT 1", params).fetchone()
+    if row is None:
+        raise UserError(f"no backtest of {candidate} yet: run `prompt-release backtest --candidate {candidate}` first",
+                        field="candidate")
+    return row[0]
+
+
+def _accuracy_by_tag(results: pl.DataFrame) -> list[dict[str, Any]]:
+    rows = (
+        results.filter(pl.col("task_correct").is_not_null())
+        .with_columns(pl.col("tags").str.json_decode(pl.List(pl.String)))
+        .explode("tags")
+        .filter(pl.col("tags").str.starts_with("intent:") | pl.col("tags").str.starts_with("source:")
+                | pl.col("tags").str.starts_with("failure_class:"))
+        .group_by("tags", "role")
+        .agg(pl.col("task_correct").cast(pl.Float64).mean().alias("accuracy"), pl.len().alias("n"))
+    )
+    table: dict[str, dict[str, Any]] = {}
+    for row in rows.iter_rows(named=True):
+        entry = table.setdefault(row["tags"], {"tag": row["tags"], "baseline": None, "candidate": None, "n": 0})
+        entry[row["role"]] = row["accuracy"]
+        entry["n"] = max(entry["n"], row["n"])
+    return sorted(table.values(), key=lambda r: (-r["n"], r["tag"]))
+
+
+def _latencies(results: pl.DataFrame, role: str, limit: int = 2000) -> list[float]:
+    values = results.filter((pl.col("role") == role) & ~pl.col("replayed"))["latency_ms"].drop_nulls()
+    return [round(float(v), 2) for v in values.head(limit)]
+
+
+def _gate_row(result: Any, unit: str | None) -> dict[str, Any]:
+    return {
+        "metric": result.metric, "severity": result.severity, "threshold": result.threshold,
+        "rule": result.rule, "baseline": result.baseline_value, "candidate": result.candidate_value,
+        "interval": [result.interval_lower, result.interval_upper], "estimate": result.effect,
+        "interval_of": result.interval_of,
+        "interval_unit": "rate" if result.interval_of == "candidate" and unit == "rate" else
+        ("ratio" if result.interval_of == "ratio" else unit),
+        "threshold_value": result.threshold_value, "outcome": result.outcome, "n": result.n,
+        "method": result.method, "p_value": result.p_value, "reason": result.reason, "unit": unit,
+    }
+
+
+def _unit(metric: str) -> str | None:
+    if metric.endswith("_latency"):
+        return "ms"
+    if metric == "cost_per_success":
+        return "usd"
+    if metric in ("tokens_per_success", "judge_score"):
+        return None
+    return "rate"
+
+
+def build_report(run: dict[str, Any], results: pl.DataFrame, diff: pl.DataFrame, spec: GateSpec,
+                 decision: GateDecision) -> dict[str, Any]:
+    spec_json = spec.model_dump(mode="json", exclude_none=True)
+    report_id = "gr_" + hashlib.sha256(json.dumps([run["run_id"], spec_json], sort_keys=True).encode()).hexdigest()[:16]
+    regressions = [
+        {"group": f"{r['group_kind']}:{r['group_value']}", "cases": r["cases"], "regressions": r["regressions"],
+         "wins": r["wins"], "both_failing": r["both_failing"], "disagreements": r["disagreements"],
+         "examples": json.loads(r["examples"] or "[]")}
+        for r in diff.filter(pl.col("group_kind") != "all").head(10).iter_rows(named=True)
+    ]
+    reason = decision.summary
+    return {
+        "report_id": report_id,
+        "verdict": decision.verdict,
+        "exit_code": decision.exit_code,
+        "reason": reason,
+        "created_at": datetime.now(UTC).isoformat(),
+        "run_id": run["run_id"],
+        "workflow": run["workflow"],
+        "candidate": {"version": run["candidate_version"], "hash": run["candidate_hash"]},
+        "baseline": {"version": run["baseline_version"], "hash": run["baseline_hash"]},
+        "dataset": {"version": run["dataset_version"], "hash": run["dataset_hash"]},
+        "history_cases": run["history_cases"],
+        "golden_cases": run["golden_cases"],
+        "rubric_version": run.get("rubric_version"),
+        "confidence": decision.confidence,
+        "n_cases": decision.n_cases,
+        "gates": [_gate_row(g, _unit(g.metric)) for g in decision.gates],
+        "failed_gates": decision.failed_gates,
+        "inconclusive_gates": decision.inconclusive_gates,
+        "soft_warnings": decision.soft_warnings,
+        "freeze": {"cases_needed": decision.cases_to_decide, "reason": reason} if decision.verdict == "freeze" else None,
+        "not_run": run.get("calls_not_run") or 0,
+        "regressions": regressions,
+        "accuracy_by_tag": _accuracy_by_tag(results),
+        "latency": {"baseline": _latencies(results, "baseline"), "candidate": _latencies(results, "candidate")},
+        "spec": spec_json,
+    }
+
+
+def evaluate_run(
+    run_id: str,
+    spec: GateSpec | dict[str, Any],
+    *,
+    warehouse: str | Path | None = None,
+    reports_dir: str | Path | None = None,
+) -> dict[str, Any]:
+    """Decide a backtest run against a spec; store and write the report; return it (with file paths)."""
+    if isinstance(spec, dict):
+        spec = gate_spec_from_dict(spec)
+    run, results, diff = load_run(warehouse, run_id)
+    if spec.baseline_prompt and spec.baseline_prompt != run["baseline_version"]:
+        raise UserError(f"gate spec compares against {spec.baseline_prompt} but run {run_id} used "
+                        f"{run['baseline_version']}", field="baseline_prompt")
+    workflow = run["workflow"]
+    candidate = per_case_frame(results.filter(pl.col("role") == "candidate"), workflow)
+    baseline = per_case_frame(results.filter(pl.col("role") == "baseline"), workflow)
+    provenance = {k: run[k] for k in ("run_id", "candidate_hash", "baseline_hash", "dataset_version", "dataset_hash",
+                                      "rubric_version")}
+    decision = decide(spec, candidate, baseline, provenance=provenance)
+    report = build_report(run, results, diff, spec, decision)
+    out_dir = Path(reports_dir) if reports_dir else config.warehouse_path(warehouse).parent / "reports"
+    paths = write_report(report, out_dir)
+    report["paths"] = {k: str(v) for k, v in paths.items()}
+    with write_transaction(warehouse) as con:
+        con.execute("DELETE FROM gate_reports WHERE report_id = ?", [report["report_id"]])
+        con.execute(
+            "INSERT INTO gate_reports VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [report["report_id"], run_id, workflow, run["candidate_version"], run["candidate_hash"],
+             run["baseline_version"], run["baseline_hash"], run["dataset_version"], decision.verdict,
+             decision.exit_code, report["reason"], json.dumps(report["spec"]), json.dumps(report, default=str),
+             report["paths"]["html"], datetime.now(UTC)],
+        )
+    return report
+
+
+def latest_report(warehouse: str | Path | None, candidate: str) -> dict[str, Any] | None:
+    with read_connection(warehouse) as con:
+        row = con.execute(
+            "SELECT report FROM gate_reports WHERE candidate_version = ? ORDER BY created_at DESC LIMIT 1", [candidate]
+        ).fetchone()
+    return json.loads(row[0]) if row else None

@@ -1,0 +1,156 @@
+"""Issue 5: backtests against the simulator behave as the sample candidates were designed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from prompt_release.evaluation.backtest import BacktestSettings, run_backtest, write_behaviour_diff
+from prompt_release.llm.settings import LLMSettings
+from prompt_release.llm.simulator import start_simulator
+from prompt_release.warehouse import read_connection
+from tests.world import World, build_world
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> World:
+    return build_world(tmp_path_factory.mktemp("backtest"))
+
+
+@pytest.fixture(scope="module")
+def simulator():
+    with start_simulator(port=0) as sim:
+        yield sim
+
+
+def _backtest(world: World, simulator, candidate: str, **options):
+    outcome = run_backtest(
+        BacktestSettings(candidate=candidate, **options),
+        registry_root=world.registry, warehouse=world.warehouse,
+        llm_settings=LLMSettings(base_url=simulator.base_url, max_attempts=4, backoff_base_s=0.01,
+                                 backoff_max_s=0.05),
+    )
+    write_behaviour_diff(outcome.run_id, warehouse=world.warehouse)
+    return outcome
+
+
+def _diff(world: World, run_id: str) -> dict[tuple[str, str], dict]:
+    with read_connection(world.warehouse) as con:
+        rows = con.execute("SELECT * FROM behaviour_diff WHERE run_id = ?", [run_id]).fetchall()
+        names = [d[0] for d in con.description]
+    return {(r["group_kind"], r["group_value"]): r for r in (dict(zip(names, row, strict=True)) for row in rows)}
+
+
+def _rates(world: World, run_id: str, column: str) -> dict[str, float]:
+    with read_connection(world.warehouse) as con:
+        return dict(con.execute(
+            f"SELECT role, avg(CAST({column} AS DOUBLE)) FROM backtest_results WHERE run_id = ? GROUP BY role",
+            [run_id],
+        ).fetchall())
+
+
+def test_v160_wins_account_recovery_without_losing_billing(world: World, simulator) -> None:
+    outcome = _backtest(world, simulator, "support_router:v1.6.0")
+    assert outcome.baseline == "support_router:v1.5.2"  # the production label
+    diff = _diff(world, outcome.run_id)
+    recovery = diff[("intent", "account_recovery")]
+    assert recovery["wins"] > 0 and recovery["regressions"] == 0
+    billing = diff.get(("intent", "billing"))
+    assert billing is None or billing["regressions"] == 0
+    assert diff[("all", "all")]["regressions"] == 0
+    with read_connection(world.warehouse) as con:
+        run = con.execute("SELECT candidate_hash, baseline_hash, dataset_version, status FROM backtest_runs "
+                          "WHERE run_id = ?", [outcome.run_id]).fetchall()[0]
+    assert run[0].startswith("sha256:") and run[1].startswith("sha256:")
+    assert run[2] == "support_router_golden:v1" and run[3] == "complete"
+
+
+def test_v170_breaks_the_json_contract(world: World, simulator) -> None:
+    outcome = _backtest(world, simulator, "support_router:v1.7.0")
+    json_valid = _rates(world, outcome.run_id, "json_valid")
+    assert json_valid["candidate"] == 0.0 and json_valid["baseline"] > 0.9
+    assert _rates(world, outcome.run_id, "schema_valid")["candidate"] == 0.0
+    everything = _diff(world, outcome.run_id)[("all", "all")]
+    assert everything["regressions"] > 0.8 * everything["cases"]
+    example = json.loads(everything["examples"])[0]
+    assert example["outcome"] == "regression"
+    json.loads(example["before"])  # the baseline answered JSON...
+    with pytest.raises(ValueError):
+        json.loads(example["after"])  # ...the candidate answers prose
+
+
+def test_order_agent_v210_makes_unsafe_refund_calls(world: World, simulator) -> None:
+    outcome = _backtest(world, simulator, "order_agent:v2.1.0", replay_baseline=False)
+    unsafe = _rates(world, outcome.run_id, "unsafe_tool_call")
+    assert unsafe["baseline"] == 0.0 and unsafe["candidate"] > 0.05
+    with read_connection(world.warehouse) as con:
+        details = con.execute(
+            "SELECT check_details FROM backtest_results WHERE run_id = ? AND role = 'candidate' AND unsafe_tool_call",
+            [outcome.run_id],
+        ).fetchall()
+    issue = json.loads(details[0][0])["tool_issues"][0]
+    assert issue["kind"] == "unsafe_tool_call" and issue["tool"] == "issue_refund"
+    assert _diff(world, outcome.run_id)[("all", "all")]["regressions"] == len(details)
+
+
+def test_recorded_outputs_of_the_baseline_package_are_replayed(world: World, simulator) -> None:
+    outcome = _backtest(world, simulator, "support_router:v1.6.0")
+    assert outcome.calls_replayed > 0
+    with read_connection(world.warehouse) as con:
+        replayed = con.execute(
+            "SELECT count(*), count(DISTINCT case_source) FROM backtest_results "
+            "WHERE run_id = ? AND replayed AND role = 'baseline'", [outcome.run_id]).fetchall()[0]
+    assert replayed == (outcome.calls_replayed, 1)  # history only
+
+
+def test_faults_lose_nothing_and_double_nothing(tmp_path: Path, world: World) -> None:
+    faults = {"error_rate": 0.2, "rate_limit_every": 25, "rate_limit_burst": 3, "retry_after_s": 0.01,
+              "drop_rate": 0.05}
+    warehouse = tmp_path / "faults.duckdb"
+    import shutil
+
+    shutil.copy(world.warehouse, warehouse)
+    with start_simulator(port=0, faults=faults, seed=3) as sim:
+        outcome = run_backtest(
+            BacktestSettings(candidate="support_router:v1.6.0", replay_baseline=False, history_days=0),
+            registry_root=world.registry, warehouse=warehouse,
+            llm_settings=LLMSettings(base_url=sim.base_url, max_attempts=3, backoff_base_s=0.01,
+                                     backoff_max_s=0.02, max_retry_after_s=0.05),
+        )
+    with read_connection(warehouse) as con:
+        rows = con.execute(
+            "SELECT role, status, count(*), count(DISTINCT case_id) FROM backtest_results WHERE run_id = ? "
+            "GROUP BY ALL", [outcome.run_id]).fetchall()
+    per_role: dict[str, int] = {}
+    for role, status, n, distinct in rows:
+        assert status in ("ok", "error")
+        per_role[role] = per_role.get(role, 0) + n
+    assert per_role == {"candidate": outcome.cases, "baseline": outcome.cases}
+    statuses = {status for _, status, _, _ in rows}
+    assert "ok" in statuses  # retries got most calls through
+
+
+def test_budget_is_never_exceeded(tmp_path: Path, world: World) -> None:
+    import shutil
+
+    warehouse = tmp_path / "budget.duckdb"
+    shutil.copy(world.warehouse, warehouse)
+    with start_simulator(port=0, seed=9) as sim:
+        outcome = run_backtest(
+            BacktestSettings(candidate="summarizer:v1.1.0", replay_baseline=False, history_days=0,
+                             max_tokens=20_000),
+            registry_root=world.registry, warehouse=warehouse, llm_settings=LLMSettings(base_url=sim.base_url),
+        )
+    assert outcome.status == "budget_exhausted" and outcome.calls_not_run > 0
+    with read_connection(warehouse) as con:
+        spent, not_run = con.execute(
+            "SELECT sum(coalesce(input_tokens, 0) + coalesce(output_tokens, 0)) FILTER (WHERE NOT cached), "
+            "count(*) FILTER (WHERE status = 'not_run_budget') FROM backtest_results WHERE run_id = ?",
+            [outcome.run_id]).fetchall()[0]
+        run_spent = con.execute("SELECT spent_tokens, status FROM backtest_runs WHERE run_id = ?",
+                                [outcome.run_id]).fetchall()[0]
+    assert 0 < spent <= 20_000
+    assert not_run == outcome.calls_not_run
+    assert run_spent == (spent, "budget_exhausted")
