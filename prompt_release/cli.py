@@ -24,6 +24,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "prompt_release.registry.commands",
     "prompt_release.warehouse.commands",
     "prompt_release.golden.commands",
+    "prompt_release.llm.commands",
+    "prompt_release.traces.commands",
 )
 
 

@@ -1,0 +1,493 @@
+"""Run many chat completion calls through the `openai` SDK: cached, limited, retried, budgeted.
+
+`run_calls` takes a list of `CallRequest`s and returns one `CallResult` per
+request, in order. Answers already in the warehouse cache are returned
+without a call (one bulk lookup); the rest go to the endpoint through
+`openai.AsyncOpenAI` with bounded concurrency, optional requests/tokens per
+minute limits, and our own retries (exponential backoff with jitter, honouring
+Retry-After) on 429, 5xx, timeouts, broken connections and malformed bodies;
+the SDK's own retries are off so a call is never retried twice over. With a
+`Budget`, each attempt first reserves its worst case (input estimate + output
+cap) and a call that cannot fit is `not_run_budget`: the run stops before it
+could exceed the budget, never after. Completed calls are written to the cache
+in small batches as they finish, so a killed run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import inspect
+import math
+import random
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import openai
+import orjson
+
+from prompt_release.errors import UserError
+from prompt_release.llm import cache as llm_cache
+from prompt_release.llm.settings import PLACEHOLDER_KEY, Budget, LLMSettings
+
+STATUS_OK = "ok"
+STATUS_ERROR = "error"
+STATUS_NOT_RUN_BUDGET = "not_run_budget"
+
+_RETRY_STATUS = frozenset({408, 409, 429})
+_CREATE_ARGS = frozenset(inspect.signature(openai.resources.chat.AsyncCompletions.create).parameters) - {"self"}
+
+
+@dataclass(slots=True)
+class CallRequest:
+    """One call: the package's messages, model, parameters, tools and output format.
+
+    `tools` are the package's tool specs `{name, description, parameters}`;
+    `sample_index` k makes the k-th independent draw (sent as the seed).
+    `tag` is the caller's handle (e.g. the case id), returned on the result.
+    """
+
+    model: str
+    messages: list[dict]
+    parameters: dict = field(default_factory=dict)
+    tools: list[dict] = field(default_factory=list)
+    response_format: dict | None = None
+    package_hash: str | None = None
+    sample_index: int = 0
+    tag: str | None = None
+
+
+@dataclass(slots=True)
+class CallResult:
+    tag: str | None
+    cache_key: str
+    sample_index: int
+    status: str  # ok | error | not_run_budget
+    output: str | None = None
+    tool_calls: list[dict] = field(default_factory=list)  # {id, name, arguments: object or raw string}
+    finish_reason: str | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cost_usd: float | None = None
+    latency_ms: float | None = None
+    cached: bool = False
+    attempts: int = 0
+    error_type: str | None = None
+    error: str | None = None
+
+
+@dataclass(slots=True)
+class _Prepared:
+    key: str
+    request: CallRequest
+    request_json: str
+    kwargs: dict[str, Any]
+    input_estimate: int
+    output_cap: int
+
+
+class _Retryable(Exception):
+    def __init__(self, error_type: str, message: str, retry_after: float | None = None, charged: bool = False):
+        super().__init__(message)
+        self.error_type = error_type
+        self.retry_after = retry_after
+        # A timeout or a dropped connection may still have been billed; count it at its worst case.
+        self.charged = charged
+
+
+class _Fatal(Exception):
+    pass
+
+
+# --- preparing requests ------------------------------------------------------------
+
+
+def _tool_payload(tools: list[dict]) -> list[dict]:
+    payload = []
+    for tool in tools:
+        function = {"name": tool["name"], "parameters": tool.get("parameters") or {"type": "object", "properties": {}}}
+        if tool.get("description"):
+            function["description"] = tool["description"]
+        payload.append({"type": "function", "function": function})
+    return payload
+
+
+def prepare(request: CallRequest, settings: LLMSettings) -> _Prepared:
+    """Effective parameters, cache key and SDK arguments of one request."""
+    params = dict(request.parameters)
+    # Every call carries an output cap so its worst-case cost is known.
+    if params.get("max_tokens") is None and params.get("max_completion_tokens") is None:
+        params["max_tokens"] = settings.default_max_tokens
+    base_seed = params.get("seed")
+    params["seed"] = (int(base_seed) if base_seed is not None else 0) + request.sample_index
+    tools = _tool_payload(request.tools)
+    material = {
+        "package_hash": request.package_hash,
+        "model": request.model,
+        "messages": request.messages,
+        "parameters": params,
+        "tools": tools,
+        "response_format": request.response_format,
+        "sample_index": request.sample_index,
+    }
+    canonical = llm_cache.canonical_json(material)
+    kwargs: dict[str, Any] = {"model": request.model, "messages": request.messages}
+    extra = {}
+    for name, value in params.items():
+        (kwargs if name in _CREATE_ARGS else extra)[name] = value
+    if extra:
+        kwargs["extra_body"] = extra
+    if tools:
+        kwargs["tools"] = tools
+    if request.response_format is not None:
+        kwargs["response_format"] = request.response_format
+    chars = sum(len(m.get("content") or "") if isinstance(m.get("content"), str) else len(orjson.dumps(m))
+                for m in request.messages)
+    if tools:
+        chars += len(orjson.dumps(tools))
+    input_estimate = math.ceil(chars / settings.chars_per_token) + 4 * len(request.messages) + 8
+    output_cap = int(params.get("max_completion_tokens") or params["max_tokens"])
+    return _Prepared(llm_cache.cache_key(canonical), request, canonical.decode(), kwargs, input_estimate, output_cap)
+
+
+# --- parsing answers ---------------------------------------------------------------
+
+
+def parse_completion(body: bytes | str) -> tuple[str | None, list[dict], str | None, int | None, int | None]:
+    """(output, tool_calls, finish_reason, input_tokens, output_tokens) of a completion body.
+
+    Raises ValueError/KeyError/TypeError/IndexError on a body that is not a completion.
+    """
+    data = orjson.loads(body)
+    choice = data["choices"][0]
+    message = choice["message"]
+    tool_calls = []
+    for call in message.get("tool_calls") or ():
+        function = call["function"]
+        arguments = function.get("arguments")
+        try:
+            parsed = orjson.loads(arguments) if isinstance(arguments, str) else arguments
+            arguments = parsed if isinstance(parsed, dict) else arguments
+        except orjson.JSONDecodeError:
+            pass
+        tool_calls.append({"id": call.get("id"), "name": function["name"], "arguments": arguments})
+    usage = data.get("usage") or {}
+    return (message.get("content"), tool_calls, choice.get("finish_reason"),
+            usage.get("prompt_tokens"), usage.get("completion_tokens"))
+
+
+def _retry_after(headers: Any) -> float | None:
+    if headers is None:
+        return None
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value is None:
+            continue
+        try:
+            return max(0.0, float(value) * scale)
+        except ValueError:
+            parsed = email.utils.parsedate_tz(value)
+            if parsed is not None:
+                return max(0.0, email.utils.mktime_tz(parsed) - time.time())
+    return None
+
+
+# --- limits and budget -------------------------------------------------------------
+
+
+class TokenBucket:
+    """`rate_per_minute` units per minute, bursting up to ten seconds' worth."""
+
+    def __init__(self, rate_per_minute: float) -> None:
+        self.rate = rate_per_minute / 60.0
+        self.capacity = max(1.0, self.rate * 10)
+        self.level = self.capacity
+        self.stamp = time.monotonic()
+
+    async def acquire(self, amount: float) -> None:
+        amount = min(amount, self.capacity)
+        while True:
+            now = time.monotonic()
+            self.level = min(self.capacity, self.level + (now - self.stamp) * self.rate)
+            self.stamp = now
+            if self.level >= amount:
+                self.level -= amount
+                return
+            await asyncio.sleep((amount - self.level) / self.rate)
+
+    def refund(self, amount: float) -> None:
+        self.level = min(self.capacity, self.level + max(0.0, amount))
+
+
+class BudgetLedger:
+    """Spent and reserved tokens/USD of one run; a reservation succeeds only if it fits."""
+
+    def __init__(self, budget: Budget, settings: LLMSettings) -> None:
+        self.budget = budget
+        self.settings = settings
+        self.spent_tokens = 0.0
+        self.spent_usd = 0.0
+        self.reserved_tokens = 0.0
+        self.reserved_usd = 0.0
+        self.in_flight = 0
+        self._changed = asyncio.Event()
+
+    def worst_case(self, prepared: _Prepared) -> tuple[float, float]:
+        tokens = prepared.input_estimate + prepared.output_cap
+        price = self.settings.price_of(prepared.request.model)
+        usd = price.cost(prepared.input_estimate, prepared.output_cap) if price else 0.0
+        return tokens, usd
+
+    def _fits(self, tokens: float, usd: float) -> bool:
+        b = self.budget
+        if b.max_tokens is not None and self.spent_tokens + self.reserved_tokens + tokens > b.max_tokens:
+            return False
+        if b.max_usd is not None and self.spent_usd + self.reserved_usd + usd > b.max_usd + 1e-12:
+            return False
+        return True
+
+    async def reserve(self, tokens: float, usd: float) -> bool:
+        """Reserve, waiting while calls in flight may still free room; False if it can never fit."""
+        while not self._fits(tokens, usd):
+            if self.in_flight == 0:
+                return False
+            self._changed.clear()
+            await self._changed.wait()
+        self.reserved_tokens += tokens
+        self.reserved_usd += usd
+        self.in_flight += 1
+        return True
+
+    def settle(self, reserved: tuple[float, float], actual: tuple[float, float]) -> None:
+        self.reserved_tokens -= reserved[0]
+        self.reserved_usd -= reserved[1]
+        self.spent_tokens += actual[0]
+        self.spent_usd += actual[1]
+        self.in_flight -= 1
+        self._changed.set()
+
+
+# --- the run -------------------------------------------------------------------------
+
+
+def make_client(settings: LLMSettings) -> openai.AsyncOpenAI:
+    """An SDK client for the configured endpoint with the SDK's own retries off."""
+    key = settings.api_key.get_secret_value() if settings.api_key else PLACEHOLDER_KEY
+    return openai.AsyncOpenAI(
+        base_url=settings.base_url, api_key=key, max_retries=0, timeout=settings.request_timeout_s
+    )
+
+
+class _Run:
+    def __init__(self, settings: LLMSettings, budget: Budget | None, writer: llm_cache.CacheWriter | None,
+                 progress: Callable[[int, int], None] | None, total: int) -> None:
+        self.settings = settings
+        self.ledger = BudgetLedger(budget, settings) if budget is not None else None
+        self.writer = writer
+        self.progress = progress
+        self.total = total
+        self.done = 0
+        self.budget_exhausted = False
+        self.fatal: BaseException | None = None
+        self.rpm = TokenBucket(settings.requests_per_minute) if settings.requests_per_minute else None
+        self.tpm = TokenBucket(settings.tokens_per_minute) if settings.tokens_per_minute else None
+
+    def _delay(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(retry_after, self.settings.max_retry_after_s)
+        exp = min(self.settings.backoff_max_s, self.settings.backoff_base_s * 2 ** (attempt - 1))
+        return exp / 2 + random.uniform(0, exp / 2)
+
+    def _cost(self, model: str, input_tokens: int | None, output_tokens: int | None) -> float | None:
+        price = self.settings.price_of(model)
+        if price is None or input_tokens is None or output_tokens is None:
+            return None
+        return price.cost(input_tokens, output_tokens)
+
+    async def _attempt(self, client: openai.AsyncOpenAI, prepared: _Prepared) -> tuple[bytes, float]:
+        started = time.perf_counter()
+        try:
+            raw = await client.chat.completions.with_raw_response.create(**prepared.kwargs)
+            body = raw.http_response.content
+        except openai.APIStatusError as exc:
+            status = exc.status_code
+            if status in (401, 403):
+                raise _Fatal(f"the endpoint refused the API key (HTTP {status}); check {'OPENAI_API_KEY'}") from None
+            if status in _RETRY_STATUS or status >= 500:
+                raise _Retryable(f"http_{status}", _short(exc), _retry_after(exc.response.headers)) from None
+            raise
+        except openai.APITimeoutError:
+            raise _Retryable("timeout", f"no answer within {self.settings.request_timeout_s}s", charged=True) from None
+        except openai.APIConnectionError as exc:
+            raise _Retryable("connection", _short(exc.__cause__ or exc), charged=True) from None
+        return body, (time.perf_counter() - started) * 1000
+
+    async def call(self, client: openai.AsyncOpenAI, prepared: _Prepared) -> CallResult:
+        request = prepared.request
+        result = CallResult(request.tag, prepared.key, request.sample_index, STATUS_ERROR)
+        ledger = self.ledger
+        for attempt in range(1, self.settings.max_attempts + 1):
+            if self.budget_exhausted:
+                result.status = STATUS_NOT_RUN_BUDGET
+                return result
+            reserved = (0.0, 0.0)
+            if ledger is not None:
+                reserved = ledger.worst_case(prepared)
+                if not await ledger.reserve(*reserved):
+                    self.budget_exhausted = True
+                    result.status = STATUS_NOT_RUN_BUDGET
+                    return result
+            tpm_cost = prepared.input_estimate + prepared.output_cap
+            if self.rpm is not None:
+                await self.rpm.acquire(1)
+            if self.tpm is not None:
+                await self.tpm.acquire(tpm_cost)
+            result.attempts = attempt
+            actual = (0.0, 0.0)
+            try:
+                body, latency_ms = await self._attempt(client, prepared)
+                try:
+                    output, tool_calls, finish, input_tokens, output_tokens = parse_completion(body)
+                except (ValueError, KeyError, TypeError, IndexError):
+                    raise _Retryable("malformed_response", "the endpoint answered a body that is not a completion",
+                                     charged=True) from None
+            except _Retryable as exc:
+                if exc.charged:
+                    actual = reserved
+                if ledger is not None:
+                    ledger.settle(reserved, actual)
+                result.error_type, result.error = exc.error_type, str(exc)
+                if attempt < self.settings.max_attempts:
+                    await asyncio.sleep(self._delay(attempt, exc.retry_after))
+                continue
+            except openai.APIStatusError as exc:
+                if ledger is not None:
+                    ledger.settle(reserved, actual)
+                result.error_type, result.error = f"http_{exc.status_code}", _short(exc)
+                return result
+            except BaseException:
+                if ledger is not None:
+                    ledger.settle(reserved, reserved)
+                raise
+            in_tok = input_tokens if input_tokens is not None else prepared.input_estimate
+            out_tok = output_tokens if output_tokens is not None else prepared.output_cap
+            cost = self._cost(request.model, in_tok, out_tok)
+            if ledger is not None:
+                ledger.settle(reserved, (in_tok + out_tok, cost or 0.0))
+            if self.tpm is not None:
+                self.tpm.refund(tpm_cost - in_tok - out_tok)
+            result.status, result.error_type, result.error = STATUS_OK, None, None
+            result.output, result.tool_calls, result.finish_reason = output, tool_calls, finish
+            result.input_tokens, result.output_tokens = input_tokens, output_tokens
+            result.cost_usd, result.latency_ms = cost, latency_ms
+            if self.writer is not None:
+                self.writer.add(llm_cache.CacheRow(
+                    prepared.key, request.package_hash, request.model, request.sample_index,
+                    prepared.request_json, body.decode("utf-8", "replace"), input_tokens, output_tokens, latency_ms,
+                ))
+            return result
+        return result
+
+    def tick(self) -> None:
+        self.done += 1
+        if self.progress is not None:
+            self.progress(self.done, self.total)
+
+
+def _short(exc: BaseException) -> str:
+    text = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    return text[:300]
+
+
+def _from_cache(prepared: _Prepared, hit: llm_cache.CachedResponse, settings: LLMSettings) -> CallResult:
+    output, tool_calls, finish, input_tokens, output_tokens = parse_completion(hit.response)
+    price = settings.price_of(prepared.request.model)
+    cost = price.cost(input_tokens, output_tokens) if price and input_tokens is not None and output_tokens is not None else None
+    request = prepared.request
+    return CallResult(request.tag, prepared.key, request.sample_index, STATUS_OK, output, tool_calls, finish,
+                      input_tokens, output_tokens, cost, hit.latency_ms, True, 0)
+
+
+async def run_calls(
+    requests: list[CallRequest],
+    settings: LLMSettings,
+    *,
+    warehouse: str | Path | None = None,
+    budget: Budget | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    use_cache: bool = True,
+) -> list[CallResult]:
+    """Answer every request (from the cache or the endpoint); one result per request, in order.
+
+    Identical requests are called once. `warehouse=None` uses the configured
+    warehouse; `use_cache=False` neither reads nor writes the cache. Raises
+    `UserError` when the endpoint refuses the key or a USD budget has no
+    price for a model; results completed before that are already cached.
+    """
+    total = len(requests)
+    prepared = [prepare(r, settings) for r in requests]
+    if budget is not None and budget.max_usd is not None:
+        unpriced = sorted({p.request.model for p in prepared} - set(settings.prices))
+        if unpriced:
+            raise UserError(f"a USD budget needs a price for every model; none for {', '.join(unpriced)}",
+                            field="prices")
+    first_of: dict[str, int] = {}
+    for index, item in enumerate(prepared):
+        first_of.setdefault(item.key, index)
+    unique = list(first_of.values())
+    by_key: dict[str, CallResult] = {}
+    hits = llm_cache.lookup(warehouse, list(first_of)) if use_cache else {}
+    for index in unique:
+        hit = hits.get(prepared[index].key)
+        if hit is not None:
+            by_key[prepared[index].key] = _from_cache(prepared[index], hit, settings)
+    to_call = deque(i for i in unique if prepared[i].key not in by_key)
+    writer = (llm_cache.CacheWriter(warehouse, flush_rows=settings.cache_flush_rows, flush_s=settings.cache_flush_s)
+              if use_cache and to_call else None)
+    run = _Run(settings, budget, writer, progress, total)
+    run.done = total - len(to_call) - (len(prepared) - len(unique))  # cached + duplicates count as done
+    if progress is not None and run.done:
+        progress(run.done, total)
+    try:
+        if to_call:
+            workers = min(settings.max_concurrency, len(to_call))
+            clients = [make_client(settings) for _ in range(min(settings.http_pools, workers))]
+
+            async def worker(client: openai.AsyncOpenAI) -> None:
+                while to_call and run.fatal is None:
+                    index = to_call.popleft()
+                    try:
+                        by_key[prepared[index].key] = await run.call(client, prepared[index])
+                    except _Fatal as exc:
+                        run.fatal = exc
+                        return
+                    run.tick()
+
+            try:
+                await asyncio.gather(*(worker(clients[w % len(clients)]) for w in range(workers)))
+            finally:
+                for client in clients:
+                    await client.close()
+    finally:
+        if writer is not None:
+            writer.close()
+    if run.fatal is not None:
+        raise UserError(str(run.fatal))
+    results = []
+    for item in prepared:
+        result = by_key.get(item.key)
+        if result is None:  # never reached: the run stopped (budget) before it
+            result = CallResult(item.request.tag, item.key, item.request.sample_index, STATUS_NOT_RUN_BUDGET)
+        elif result.tag != item.request.tag:
+            result = replace(result, tag=item.request.tag)
+        results.append(result)
+    return results
+
+
+def run_calls_sync(requests: list[CallRequest], settings: LLMSettings, **options: Any) -> list[CallResult]:
+    """`run_calls` for synchronous callers (CLI, Dagster assets)."""
+    return asyncio.run(run_calls(requests, settings, **options))

@@ -1,0 +1,312 @@
+"""Ingest trace files into the warehouse: discovery, format detection, one transaction per file.
+
+`ingest_paths` walks files and folders (`.jsonl`, `.json`, `.jsonl.gz`,
+`.json.gz`), detects each file's format (native JSONL or OTLP/JSON), and
+ingests each file in its own transaction: a process killed mid-file leaves
+nothing of it, and the next run ingests it whole. `ingest_day` replaces the
+rows of one landing day folder (delete, then insert, in one transaction).
+Rows are deduplicated on `record_key` (INSERT OR IGNORE against the unique
+index), so re-ingesting a file or overlapping files adds no rows; those are
+counted as duplicates.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Callable, Iterable
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from prompt_release.errors import UserError
+from prompt_release.traces import native, otlp
+from prompt_release.traces.lines import LineChunk, LineReader
+from prompt_release.traces.models import FileSummary, IngestSummary
+from prompt_release.warehouse import write_transaction
+
+FORMATS = ("auto", "native", "otlp")
+SUFFIXES = (".jsonl", ".json", ".jsonl.gz", ".json.gz")
+RAW_LINE_LIMIT = 64 * 1024
+_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+Progress = Callable[[str], None]
+
+
+def discover(paths: Iterable[str | os.PathLike]) -> list[Path]:
+    """Files to ingest under `paths`, sorted within each folder; a missing path is a UserError."""
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found += sorted(p for p in path.rglob("*") if p.is_file() and p.name.endswith(SUFFIXES))
+        elif path.exists():
+            found.append(path)
+        else:
+            raise UserError("no such file or folder", file=path)
+    seen: set[Path] = set()
+    unique = []
+    for path in found:
+        resolved = path.resolve()
+        if resolved not in seen:
+            seen.add(resolved)
+            unique.append(resolved)
+    return unique
+
+
+def day_of(path: Path) -> datetime | None:
+    """Midnight UTC of the nearest `<YYYY-MM-DD>` folder holding `path`, if any."""
+    for parent in path.parents:
+        if _DAY.match(parent.name):
+            try:
+                return datetime.combine(date.fromisoformat(parent.name), datetime.min.time(), UTC)
+            except ValueError:
+                continue
+    return None
+
+
+def detect_format(path: Path) -> str:
+    """'otlp' when the first non-blank line is an OTLP export request (or, for a
+    pretty-printed `.json` document, the first 64 KiB name resourceSpans), else 'native'."""
+    reader = LineReader(path, chunk_bytes=256 * 1024)
+    for chunk in reader:
+        for i in range(len(chunk)):
+            head = chunk.data[chunk.starts[i] : min(chunk.ends[i], chunk.starts[i] + 65536)]
+            if head.strip():
+                if b'"resourceSpans"' in head or b'"resource_spans"' in head:
+                    return "otlp"
+                if head.strip() == b"{" and b'"resourceSpans"' in chunk.data[:65536]:
+                    return "otlp"
+                return "native"
+    return "native"
+
+
+def ingest_paths(
+    paths: Iterable[str | os.PathLike],
+    *,
+    warehouse: str | os.PathLike | None = None,
+    format: str = "auto",
+    progress: Progress | None = None,
+) -> IngestSummary:
+    """Ingest every trace file under `paths`, each file in its own transaction."""
+    if format not in FORMATS:
+        raise UserError(f"unknown format {format!r}; use one of {', '.join(FORMATS)}", field="format")
+    files = discover(paths)
+    summary = IngestSummary()
+    for path in files:
+        with write_transaction(warehouse) as con:
+            summary.record(ingest_file(con, path, format=format, progress=progress))
+    return summary
+
+
+def ingest_day(
+    landing_root: str | os.PathLike,
+    day: str | date,
+    *,
+    warehouse: str | os.PathLike | None = None,
+    format: str = "auto",
+    progress: Progress | None = None,
+) -> IngestSummary:
+    """Replace exactly the rows from files under `<landing_root>/<day>/`, in one transaction."""
+    day_text = day.isoformat() if isinstance(day, date) else str(day)
+    if not _DAY.match(day_text):
+        raise UserError(f"day must be YYYY-MM-DD, got {day_text!r}", field="day")
+    folder = (Path(landing_root) / day_text).resolve()
+    files = discover([folder]) if folder.is_dir() else []
+    prefix = str(folder) + os.sep
+    summary = IngestSummary()
+    with write_transaction(warehouse) as con:
+        for table in ("traces", "ingest_rejects", "ingest_files"):
+            con.execute(f"DELETE FROM {table} WHERE starts_with(source_file, ?)", [prefix]).fetchall()
+        for path in files:
+            summary.record(ingest_file(con, path, format=format, progress=progress))
+    return summary
+
+
+def ingest_file(
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    *,
+    format: str = "auto",
+    progress: Progress | None = None,
+    ingested_at: datetime | None = None,
+) -> FileSummary:
+    """Ingest one file inside the caller's transaction; return its accounting."""
+    path = Path(path).resolve()
+    fmt = detect_format(path) if format == "auto" else format
+    ingested_at = ingested_at or datetime.now(UTC)
+    con.execute("SET TimeZone = 'UTC'")
+    # one transaction per file holds the whole file's rows until commit; a
+    # memory limit makes DuckDB spill them to its temp directory instead of
+    # growing with the file (insertion order does not matter: rows carry source_line)
+    con.execute(f"SET memory_limit = '{_memory_limit()}'")
+    con.execute("SET preserve_insertion_order = false")
+    # a file's rejects describe its latest ingest; rows dedup on record_key
+    con.execute("DELETE FROM ingest_rejects WHERE source_file = ?", [str(path)]).fetchall()
+    summary = FileSummary(source_file=str(path), format=fmt, files=1)
+    context = _FileContext(con, path, day_of(path), ingested_at, summary, progress)
+    if fmt == "native":
+        _ingest_native(context)
+    else:
+        otlp.ingest_otlp(context)
+    if context.reader is not None and context.reader.cut is not None:
+        cut = context.reader.cut
+        context.reject(cut.line_number, cut.message, None, cut.tail)
+        summary.lines_read += 1
+        summary.records += 1
+    context.flush_rejects()
+    assert summary.balanced, summary
+    con.execute(
+        "INSERT INTO ingest_files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            summary.source_file, summary.format, summary.lines_read, summary.blank_lines,
+            summary.records, summary.stored, summary.duplicates, summary.rejected,
+            summary.non_call_spans, summary.prompt_version_missing, ingested_at,
+        ],
+    ).fetchall()
+    return summary
+
+
+def _memory_limit() -> str:
+    return os.environ.get("PROMPT_RELEASE_INGEST_MEMORY_LIMIT", "512MB")
+
+
+class _FileContext:
+    """What a format handler needs while ingesting one file."""
+
+    def __init__(self, con, path, day_ts, ingested_at, summary, progress) -> None:
+        self.con: duckdb.DuckDBPyConnection = con
+        self.path: Path = path
+        self.day_ts: datetime | None = day_ts
+        self.ingested_at: datetime = ingested_at
+        self.summary: FileSummary = summary
+        self.progress: Progress | None = progress
+        self.reader: LineReader | None = None
+        self._rejects: list[tuple] = []
+
+    def lines(self) -> LineReader:
+        self.reader = LineReader(self.path)
+        return self.reader
+
+    def reject(self, line_number: int | None, reason: str, field: str | None, raw: bytes) -> None:
+        self.summary.rejected += 1
+        self._rejects.append((line_number, reason, field, raw))
+        if len(self._rejects) >= 10_000:
+            self.flush_rejects()
+
+    def flush_rejects(self) -> None:
+        if not self._rejects:
+            return
+        table = pa.table(
+            {
+                "line_number": pa.array([r[0] for r in self._rejects], pa.int64()),
+                "reason": pa.array([r[1] for r in self._rejects], pa.string()),
+                "field": pa.array([r[2] for r in self._rejects], pa.string()),
+                "raw_line": pa.array(
+                    [r[3][:RAW_LINE_LIMIT].decode("utf-8", "replace") for r in self._rejects], pa.string()
+                ),
+                "raw_length": pa.array([len(r[3]) for r in self._rejects], pa.int64()),
+                "raw_sha256": pa.array([hashlib.sha256(r[3]).hexdigest() for r in self._rejects], pa.string()),
+            }
+        )
+        self.con.register("_ingest_rejects_batch", table)
+        try:
+            self.con.execute(
+                "INSERT INTO ingest_rejects SELECT ?, line_number, reason, field, raw_line, raw_length, "
+                "raw_sha256, ? FROM _ingest_rejects_batch",
+                [str(self.path), self.ingested_at],
+            ).fetchall()
+        finally:
+            _unregister(self.con, "_ingest_rejects_batch")
+        self._rejects.clear()
+
+    def report(self, lines: int) -> None:
+        if self.progress is not None:
+            self.progress(f"{self.path.name}: {lines:,} lines")
+
+
+def _chunk_table(chunk: LineChunk, context: _FileContext) -> pa.Table:
+    """Arrow table (ln, line) of a chunk; blank lines and invalid UTF-8 lines become NULL.
+
+    Zero-copy: the chunk's bytes are the Arrow data buffer; each value spans a
+    whole line including its CR/LF, which the JSON parser reads as whitespace.
+    """
+    n = len(chunk)
+    lengths = chunk.ends - chunk.starts
+    blank = lengths == 0
+    short = np.flatnonzero((lengths > 0) & (lengths <= 16))
+    for i in short:  # whitespace-only lines are blank too; only short lines can be
+        if not chunk.line(int(i)).strip():
+            blank[i] = True
+    valid = ~blank
+    offsets = np.empty(n + 1, dtype=np.int64)
+    offsets[:n] = chunk.starts
+    offsets[n] = chunk.ends[-1] if n else 0
+    # the last value must not run past the newline-inclusive region; ends[-1] excludes CR/LF
+    lines = pa.LargeBinaryArray.from_buffers(
+        pa.large_binary(), n, [pa.py_buffer(np.packbits(valid, bitorder="little")), pa.py_buffer(offsets), pa.py_buffer(chunk.data)]
+    )
+    try:
+        text = lines.cast(pa.large_string())
+    except pa.ArrowInvalid:
+        # rare: some line is not UTF-8; find it (them) line by line and reject
+        values = []
+        for i in range(n):
+            if not valid[i]:
+                values.append(None)
+                continue
+            raw = chunk.line(i)
+            try:
+                values.append(raw.decode("utf-8"))
+            except UnicodeDecodeError:
+                reason, field = native.describe_unparsable(raw)
+                context.reject(chunk.first_line + i, reason, field, raw)
+                values.append(None)
+                valid[i] = False
+        text = pa.array(values, pa.large_string())
+    context.summary.blank_lines += int(blank.sum())
+    numbers = pa.array(np.arange(chunk.first_line, chunk.first_line + n, dtype=np.int64))
+    return pa.table({"ln": numbers, "line": text})
+
+
+def _ingest_native(context: _FileContext) -> None:
+    con, summary = context.con, context.summary
+    insert = native.insert_sql("_native_checked")
+    check = native.check_sql("_native_lines", "_native_checked")
+    params = {"source_file": str(context.path), "day_ts": context.day_ts, "ingested_at": context.ingested_at}
+    for chunk in context.lines():
+        rejected_before = summary.rejected
+        blank_before = summary.blank_lines
+        table = _chunk_table(chunk, context)
+        con.register("_native_lines", table)
+        try:
+            con.execute(check).fetchall()
+        finally:
+            _unregister(con, "_native_lines")
+        inserted = con.execute(insert, params).fetchall()[0][0]
+        for ln, jtype, field, reason in con.execute(native.rejects_sql("_native_checked")).fetchall():
+            raw = chunk.line(ln - chunk.first_line)
+            if jtype != "OBJECT":
+                reason, field = native.describe_unparsable(raw)
+            context.reject(ln, reason, field, raw)
+        nonblank = len(chunk) - (summary.blank_lines - blank_before)
+        acceptable = nonblank - (summary.rejected - rejected_before)
+        summary.lines_read += nonblank
+        summary.records += nonblank
+        summary.stored += inserted
+        summary.duplicates += acceptable - inserted
+        context.report(chunk.first_line + len(chunk) - 1)
+    con.execute("DROP TABLE IF EXISTS _native_checked")
+
+
+def _unregister(con: duckdb.DuckDBPyConnection, name: str) -> None:
+    # after a failed statement the transaction is aborted and unregister
+    # raises too; the first error is the one worth seeing
+    try:
+        con.unregister(name)
+    except duckdb.Error:
+        pass
