@@ -164,7 +164,7 @@ def rollback():
 
 
 canary_analysis_job = dg.define_asset_job(
-    "canary_analysis_job", selection=[canary_analysis], partitions_def=WORKFLOW_PARTITIONS,
+    "canary_analysis_job", selection=[canary_analysis],
     description="Look at a live canary again (started by canary_sensor when new traces arrive).",
 )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,9 @@ from prompt_release.llm.simulator import start_simulator
 from prompt_release.traces import ingest_paths
 from prompt_release.traces.generator import generate
 from tests.conftest import REPO_ROOT, free_port
+
+# Inside the DAILY partitions (which start 2026-10-01).
+HISTORY_DAY = date(2026, 10, 2)
 
 
 @pytest.fixture(scope="module")
@@ -43,10 +47,7 @@ def landing(tmp_path: Path) -> Path:
 def recorded(tmp_path: Path, warehouse: Path) -> Path:
     """One day of sample production history ingested: the recorded inputs staging replays."""
     out = tmp_path / "history"
-    generate(out, days=1, scale=1.0)
+    generate(out, days=1, scale=1.0, start_date=HISTORY_DAY)
     ingest_paths([out], warehouse=warehouse)
     return warehouse
 
-
-def events_since(history: list[dict], before: int) -> list[dict]:
-    return history[before:]
