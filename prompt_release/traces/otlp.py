@@ -393,7 +393,10 @@ def call_row(span: Span, fmt: str, index: dict, day_ts: datetime | None, ingeste
             tool_calls += m.get("tool_calls", [])
         finish = finish or ev_finish
     texts = [m["content"] for m in output_messages if m.get("content")]
-    output = "".join(texts) if texts else a.get("output.value")
+    # OpenInference's output.value is the whole response body when its mime type
+    # is JSON; only a plain-text value is the model's answer itself.
+    plain_value = a.get("output.value") if a.get("output.mime_type", "text/plain") == "text/plain" else None
+    output = "".join(texts) if texts else (None if tool_calls else plain_value)
     reasons = a.get("gen_ai.response.finish_reasons")
     if isinstance(reasons, list) and reasons:
         finish = str(reasons[0])
@@ -416,6 +419,7 @@ def call_row(span: Span, fmt: str, index: dict, day_ts: datetime | None, ingeste
             inherited = _first(chain[1:], key)
             if inherited is not None:
                 extra[key] = inherited
+    finish = finish or a.get("llm.finish_reason")
     invocation = _maybe_json(a.get("llm.invocation_parameters"))
     if isinstance(invocation, dict):
         extra["llm.invocation_parameters"] = invocation
@@ -442,7 +446,9 @@ def call_row(span: Span, fmt: str, index: dict, day_ts: datetime | None, ingeste
         "prompt_id": prompt_id if prompt_version else None,
         "prompt_version": prompt_version,
         "package_hash": _first(chain, "gen_ai.prompt.package_hash", "prompt.package_hash", "package_hash"),
-        "model": a.get("gen_ai.response.model") or a.get("gen_ai.request.model") or a.get("llm.model_name"),
+        # OpenInference error spans carry the model only in the invocation parameters.
+        "model": a.get("gen_ai.response.model") or a.get("gen_ai.request.model") or a.get("llm.model_name")
+        or (invocation.get("model") if isinstance(invocation, dict) else None),
         "input_messages": _dumps(input_messages) if input_messages else None,
         "variables": _dumps(variables) if isinstance(variables, dict) else None,
         "output": output if output is None or isinstance(output, str) else _dumps(output),
