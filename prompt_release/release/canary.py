@@ -1,0 +1,475 @@
+"""Canary analysis, and acting on it: roll forward or roll back.
+
+`canary_metrics` reads production traces since the canary label moved, per
+version, restricted to the segments the canary serves (so candidate and
+production are compared on the same traffic): traces, success rate, hard
+failure rate, unsafe tool calls, escalation and negative feedback rates,
+p50/p95/p99 latency, cost per successful trace, retries, fallbacks, steps and
+tool calls per trace. The unit is the trace (one request: every LLM call with
+its trace id); a trace has a hard failure when any of its calls errored or has
+a failure of class invalid_json, schema_violation, enum_violation,
+unknown_tool, tool_args_invalid or unsafe_tool_call. Those classes are
+recomputed by the mining detectors over the canary window (the day's
+`failures` may not be mined yet) or, without a registry, read from `failures`.
+
+`analyse_canary` turns the metrics into a decision with
+`gates.canary.decide_canary` (always-valid confidence sequences, so the
+decision keeps its error rate however often the sensor looks) and stores it in
+`canary_decisions` under a decision id. `roll_forward` points production at
+the candidate and ends the canary; `roll_back` ends the canary, marks the
+candidate rejected and adds its failing traces to the golden set as incident
+cases. Both cite the decision id in the reason and carry the gate report id
+that started the canary.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from prompt_release.errors import UserError
+from prompt_release.gates.canary import CanaryDecision, CanaryPolicy, CanaryTraffic, decide_canary
+from prompt_release.registry import (
+    CANARY,
+    PRODUCTION,
+    STAGING,
+    history,
+    labels,
+    load_package,
+    move_label,
+    remove_label,
+    set_status,
+)
+from prompt_release.registry.ids import check_prompt_id
+from prompt_release.warehouse import read_connection, write_transaction
+
+HARD_FAILURE_CLASSES = (
+    "invalid_json", "schema_violation", "enum_violation", "unknown_tool", "tool_args_invalid", "unsafe_tool_call",
+)
+MAX_FAILING_SPANS = 50
+_SEGMENT_KEY = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+class VersionCanaryMetrics(BaseModel):
+    version: str
+    traces: int
+    calls: int
+    hard_failures: int
+    hard_failure_rate: float | None
+    success_rate: float | None
+    unsafe_tool_calls: int
+    escalation_rate: float | None
+    negative_feedback_rate: float | None
+    p50_latency_ms: float | None
+    p95_latency_ms: float | None
+    p99_latency_ms: float | None
+    cost_per_success_usd: float | None
+    retries: int
+    fallbacks: int
+    steps_per_trace: float | None
+    tool_calls_per_trace: float | None
+
+
+class CanaryMetrics(BaseModel):
+    prompt_id: str
+    since: datetime
+    segments: dict[str, list[str]] | None = None
+    failures_source: str
+    versions: dict[str, VersionCanaryMetrics] = Field(default_factory=dict)
+    failing_span_ids: dict[str, list[str]] = Field(default_factory=dict)
+    # Per-trace latencies for the sequential latency comparison; not part of the stored JSON.
+    latencies: dict[str, list[float]] = Field(default_factory=dict, exclude=True)
+
+    def traffic(self, version: str) -> CanaryTraffic:
+        m = self.versions.get(version)
+        if m is None:
+            return CanaryTraffic(0, 0, [])
+        return CanaryTraffic(m.traces, m.hard_failures, self.latencies.get(version, []))
+
+    def markdown(self) -> str:
+        cols = ["traces", "hard_failure_rate", "success_rate", "unsafe_tool_calls", "escalation_rate",
+                "negative_feedback_rate", "p50_latency_ms", "p95_latency_ms", "p99_latency_ms",
+                "cost_per_success_usd", "retries", "fallbacks", "steps_per_trace", "tool_calls_per_trace"]
+        lines = ["| version | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
+        for version, m in sorted(self.versions.items()):
+            values = [getattr(m, c) for c in cols]
+            lines.append(f"| {version} | " + " | ".join(_fmt(v) for v in values) + " |")
+        return "\n".join(lines)
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _parse_ts(value: str | datetime) -> datetime:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+
+
+def _segment_filter(segments: dict[str, list[str]] | None, params: dict[str, Any]) -> str:
+    if not segments:
+        return ""
+    clauses = []
+    for i, (key, allowed) in enumerate(sorted(segments.items())):
+        if not _SEGMENT_KEY.match(key):
+            raise UserError(f"segment key {key!r} is not a plain name", field="segments")
+        params[f"seg_path_{i}"] = f'$."{key}"'
+        params[f"seg_vals_{i}"] = [str(v) for v in allowed]
+        clauses.append(f"json_extract_string(t.segment, $seg_path_{i}) IN (SELECT unnest($seg_vals_{i}))")
+    return " AND " + " AND ".join(clauses)
+
+
+def _failure_flags(con, prompt_id: str, since: datetime, registry_root: str | Path | None) -> str:
+    """Temp table pr_release_failures(record_key, hard, unsafe) for the canary window; returns its source."""
+    hard_list = ", ".join(f"'{c}'" for c in HARD_FAILURE_CLASSES)
+    con.execute("CREATE OR REPLACE TEMP TABLE pr_release_failures (record_key VARCHAR, failure_class VARCHAR)")
+    if registry_root is not None:
+        from prompt_release.mining.contracts import contracts_from_registry, index_contracts
+        from prompt_release.mining.detectors import detect
+        from prompt_release.mining.settings import load_settings
+
+        days = [r[0] for r in con.execute(
+            "SELECT DISTINCT day FROM traces WHERE prompt_id = ? AND ts >= ? ORDER BY 1", [prompt_id, since]
+        ).fetchall()]
+        contracts = contracts_from_registry(registry_root)
+        contracts = list({c.package_hash or c.version_id: c for c in index_contracts(contracts).values()}.values())
+        settings = load_settings(registry_root)
+        for day in days:
+            detect(con, contracts, settings, day if isinstance(day, date) else date.fromisoformat(str(day)))
+            con.execute(f"INSERT INTO pr_release_failures SELECT record_key, failure_class FROM pr_found_failures "
+                        f"WHERE failure_class IN ({hard_list})")
+        source = "recomputed by the failure detectors over the canary window"
+    else:
+        con.execute(f"INSERT INTO pr_release_failures SELECT record_key, failure_class FROM failures "
+                    f"WHERE failure_class IN ({hard_list})")
+        source = "failures table"
+    con.execute("""CREATE OR REPLACE TEMP TABLE pr_release_flags AS
+                   SELECT record_key, TRUE AS hard, bool_or(failure_class = 'unsafe_tool_call') AS unsafe
+                   FROM pr_release_failures GROUP BY record_key""")
+    return source
+
+
+_CALLS_SQL = """
+CREATE OR REPLACE TEMP TABLE pr_canary_calls AS
+SELECT t.prompt_version, coalesce(t.trace_id, t.record_key) AS unit, coalesce(t.span_id, t.record_key) AS span_id,
+       t.ts, coalesce(t.status, 'ok') = 'error' OR coalesce(f.hard, FALSE) AS hard,
+       coalesce(f.unsafe, FALSE) AS unsafe, coalesce(t.escalated, FALSE) AS escalated,
+       coalesce(t.feedback, 0) < 0 AS negative, t.latency_ms, t.cost_usd,
+       coalesce(t.retries, 0) AS retries, coalesce(t.fallback, FALSE) AS fallback,
+       coalesce(json_array_length(t.tool_calls), 0) AS tool_calls
+FROM traces t LEFT JOIN pr_release_flags f ON f.record_key = t.record_key
+WHERE t.prompt_id = $prompt_id AND t.ts >= $since AND t.prompt_version IN (SELECT unnest($versions)) {segments}
+"""
+
+_METRICS_SQL = """
+WITH per_trace AS (
+    SELECT prompt_version, unit, bool_or(hard) AS hard, count(*) FILTER (WHERE unsafe) AS unsafe_calls,
+           bool_or(escalated) AS escalated, bool_or(negative) AS negative, sum(latency_ms) AS latency_ms,
+           sum(cost_usd) AS cost_usd, sum(retries) AS retries, bool_or(fallback) AS fallback,
+           count(*) AS steps, sum(tool_calls) AS tool_calls
+    FROM pr_canary_calls GROUP BY prompt_version, unit
+)
+SELECT prompt_version, count(*) AS traces, sum(steps)::BIGINT AS calls,
+       count(*) FILTER (WHERE hard) AS hard_failures,
+       count(*) FILTER (WHERE hard)::DOUBLE / count(*) AS hard_failure_rate,
+       avg(CASE WHEN NOT hard AND NOT escalated AND NOT negative THEN 1.0 ELSE 0.0 END) AS success_rate,
+       sum(unsafe_calls)::BIGINT AS unsafe_tool_calls,
+       avg(escalated::INTEGER) AS escalation_rate, avg(negative::INTEGER) AS negative_feedback_rate,
+       quantile_cont(latency_ms, 0.5) AS p50_latency_ms, quantile_cont(latency_ms, 0.95) AS p95_latency_ms,
+       quantile_cont(latency_ms, 0.99) AS p99_latency_ms,
+       sum(cost_usd) / nullif(count(*) FILTER (WHERE NOT hard AND NOT escalated AND NOT negative), 0)
+           AS cost_per_success_usd,
+       sum(retries)::BIGINT AS retries, count(*) FILTER (WHERE fallback) AS fallbacks,
+       avg(steps) AS steps_per_trace, avg(tool_calls) AS tool_calls_per_trace,
+       list(latency_ms) FILTER (WHERE latency_ms IS NOT NULL) AS latencies
+FROM per_trace GROUP BY prompt_version
+"""
+
+
+def _metrics_on(con, prompt_id: str, since: datetime, versions: list[str], segments, registry_root) -> CanaryMetrics:
+    exists = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'traces'").fetchone()[0]
+    if not exists:
+        raise UserError("the warehouse has no traces table yet: ingest traces first")
+    source = _failure_flags(con, prompt_id, since, registry_root)
+    params: dict[str, Any] = {"prompt_id": prompt_id, "since": since, "versions": versions}
+    con.execute(_CALLS_SQL.format(segments=_segment_filter(segments, params)), params)
+    cursor = con.execute(_METRICS_SQL)
+    names = [d[0] for d in cursor.description]
+    result = CanaryMetrics(prompt_id=prompt_id, since=since, segments=segments, failures_source=source)
+    for row in cursor.fetchall():
+        data = dict(zip(names, row, strict=True))
+        version = data.pop("prompt_version")
+        result.latencies[version] = [float(x) for x in data.pop("latencies") or []]
+        result.versions[version] = VersionCanaryMetrics(version=version, **data)
+    for version, span_id in con.execute(
+        "SELECT prompt_version, span_id FROM (SELECT prompt_version, span_id, row_number() OVER "
+        "(PARTITION BY prompt_version ORDER BY ts, span_id) AS n FROM pr_canary_calls WHERE hard) "
+        f"WHERE n <= {MAX_FAILING_SPANS} ORDER BY prompt_version, n"
+    ).fetchall():
+        result.failing_span_ids.setdefault(version, []).append(span_id)
+    return result
+
+
+def canary_metrics(
+    warehouse: str | Path | None,
+    prompt_id: str,
+    since: str | datetime,
+    *,
+    versions: list[str],
+    segments: dict[str, list[str]] | None = None,
+    registry_root: str | Path | None = None,
+) -> CanaryMetrics:
+    """Per-version canary metrics from traces since `since` on `segments` (see module doc).
+
+    With `registry_root`, hard failures are recomputed by the detectors; else read from `failures`.
+    """
+    check_prompt_id(prompt_id)
+    with read_connection(warehouse) as con:
+        return _metrics_on(con, prompt_id, _parse_ts(since), list(versions), segments, registry_root)
+
+
+class CanaryAnalysis(BaseModel):
+    decision_id: str
+    prompt_id: str
+    candidate_version: str
+    candidate_hash: str | None
+    production_version: str
+    production_hash: str | None
+    canary_event_id: str | None
+    gate_report_id: str | None
+    canary_since: datetime
+    canary_percent: float | None
+    segments: dict[str, list[str]] | None
+    decision: CanaryDecision
+    metrics: CanaryMetrics
+    policy: dict[str, Any]
+    decided_at: datetime
+
+    @property
+    def action(self) -> str:
+        return self.decision.action
+
+    def markdown(self) -> str:
+        lines = [
+            f"**{self.decision.action}** `{self.decision_id}`: {self.decision.reason}",
+            "",
+            f"candidate {self.candidate_version} at {self.canary_percent:g}% vs production {self.production_version}"
+            f" since {self.canary_since.isoformat()}"
+            + (f" on segments {json.dumps(self.segments, sort_keys=True)}" if self.segments else "")
+            + (f" (gate report `{self.gate_report_id}`)" if self.gate_report_id else ""),
+            "",
+            "| comparison | candidate | production | estimate | always-valid interval | roll back above | "
+            "roll forward below | status |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for e in self.decision.evidence:
+            lines.append(f"| {e.metric} | {_fmt(e.candidate_value)} | {_fmt(e.production_value)} | {_fmt(e.estimate)}"
+                         f" | [{_fmt(e.lower)}, {_fmt(e.upper)}] | {_fmt(e.roll_back_above)} | "
+                         f"{_fmt(e.roll_forward_below)} | {e.status} |")
+        lines += ["", f"hard failures: {self.metrics.failures_source}", "", self.metrics.markdown()]
+        return "\n".join(lines)
+
+
+def _decision_id(parts: dict[str, Any]) -> str:
+    return "cd_" + hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def analyse_canary(
+    warehouse: str | Path | None,
+    registry_root: str | Path,
+    prompt_id: str,
+    *,
+    policy: CanaryPolicy | None = None,
+    min_duration_s: float | None = None,
+    recompute_failures: bool = True,
+    now: datetime | None = None,
+) -> CanaryAnalysis | None:
+    """Look at the running canary of `prompt_id` once; store and return the decision (None: no canary)."""
+    check_prompt_id(prompt_id)
+    current = labels(registry_root, prompt_id)
+    canary, production = current.get(CANARY), current.get(PRODUCTION)
+    if not canary or not production:
+        return None
+    candidate, baseline = canary["version_id"], production["version_id"]
+    package = load_package(registry_root, candidate)
+    release = package.release_policy
+    policy = policy or CanaryPolicy(min_canary_traces=max(1, release.min_traffic))
+    min_duration_s = release.min_duration_s if min_duration_s is None else float(min_duration_s)
+    since = _parse_ts(canary["moved_at"])
+    segments = canary.get("segments")
+    start_event = next((e for e in history(registry_root, prompt_id) if e.get("event_id") == canary.get("event_id")), {})
+    gate_report_id = start_event.get("gate_report_id")
+    now = now or datetime.now(UTC)
+
+    with write_transaction(warehouse) as con:
+        metrics = _metrics_on(con, prompt_id, since, [candidate, baseline], segments,
+                              registry_root if recompute_failures else None)
+        decision = decide_canary(
+            metrics.traffic(candidate), metrics.traffic(baseline), policy,
+            provenance={"prompt_id": prompt_id, "candidate": candidate, "production": baseline,
+                        "canary_event_id": canary.get("event_id"), "gate_report_id": gate_report_id},
+        )
+        elapsed = (now - since).total_seconds()
+        if decision.action == "roll_forward" and elapsed < min_duration_s:
+            decision = decision.model_copy(update={
+                "action": "freeze",
+                "reason": f"{decision.reason}, but the canary has run {elapsed / 60:.1f} min of the "
+                          f"{min_duration_s / 60:.1f} min its release policy requires",
+            })
+        cand, prod = metrics.traffic(candidate), metrics.traffic(baseline)
+        decision_id = _decision_id({
+            "prompt_id": prompt_id, "canary_event_id": canary.get("event_id"), "candidate": candidate,
+            "production": baseline, "counts": [cand.traces, cand.hard_failures, prod.traces, prod.hard_failures],
+            "action": decision.action,
+        })
+        analysis = CanaryAnalysis(
+            decision_id=decision_id, prompt_id=prompt_id, candidate_version=candidate,
+            candidate_hash=canary.get("package_hash"), production_version=baseline,
+            production_hash=production.get("package_hash"), canary_event_id=canary.get("event_id"),
+            gate_report_id=gate_report_id, canary_since=since, canary_percent=canary.get("percent"),
+            segments=segments, decision=decision, metrics=metrics,
+            policy={**policy.model_dump(mode="json"), "min_duration_s": min_duration_s}, decided_at=now,
+        )
+        con.execute(
+            """INSERT INTO canary_decisions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+               ON CONFLICT (decision_id) DO NOTHING""",
+            [decision_id, prompt_id, candidate, analysis.candidate_hash, baseline, analysis.production_hash,
+             analysis.canary_event_id, gate_report_id, since, analysis.canary_percent,
+             json.dumps(segments) if segments else None, decision.action, decision.reason,
+             cand.traces, prod.traces, cand.hard_failures, prod.hard_failures,
+             metrics.model_dump_json(), json.dumps([e.model_dump(mode="json") for e in decision.evidence]),
+             json.dumps(analysis.policy), metrics.failing_span_ids.get(candidate, []), now],
+        )
+    return analysis
+
+
+def load_decision(warehouse: str | Path | None, decision_id: str) -> dict[str, Any]:
+    with read_connection(warehouse) as con:
+        cursor = con.execute("SELECT * FROM canary_decisions WHERE decision_id = ?", [decision_id])
+        names = [d[0] for d in cursor.description]
+        row = cursor.fetchone()
+    if row is None:
+        raise UserError(f"no canary decision {decision_id!r} in the warehouse", field="decision_id")
+    return dict(zip(names, row, strict=True))
+
+
+class ReleaseOutcome(BaseModel):
+    decision_id: str
+    prompt_id: str
+    candidate: str
+    state: Literal["rolled_forward", "rolled_back", "already_applied", "skipped"]
+    reason: str
+    event_ids: list[str] = Field(default_factory=list)
+    incident_span_ids: list[str] = Field(default_factory=list)
+    golden_version: str | None = None
+    notes: list[str] = Field(default_factory=list)
+
+    def markdown(self) -> str:
+        lines = [f"**{self.state}**: {self.candidate} (canary decision `{self.decision_id}`)", "", self.reason]
+        if self.event_ids:
+            lines += ["", "audit events: " + ", ".join(f"`{e}`" for e in self.event_ids)]
+        if self.incident_span_ids:
+            lines += ["", f"incident cases added: {len(self.incident_span_ids)}"
+                      + (f" (golden set now {self.golden_version})" if self.golden_version else "")]
+        lines += [f"- {n}" for n in self.notes]
+        return "\n".join(lines)
+
+
+def _decision_for(warehouse, prompt_id: str, decision_id: str, action: str) -> dict[str, Any]:
+    row = load_decision(warehouse, decision_id)
+    if row["prompt_id"] != prompt_id:
+        raise UserError(f"canary decision {decision_id} is about {row['prompt_id']}, not {prompt_id}",
+                        field="prompt_id")
+    if row["action"] != action:
+        raise UserError(f"canary decision {decision_id} says {row['action']}, not {action}", field="decision_id")
+    return row
+
+
+def roll_forward(
+    registry_root: str | Path, warehouse: str | Path | None, prompt_id: str, decision_id: str,
+    *, actor: str | None = None,
+) -> ReleaseOutcome:
+    """Production label -> the canary's candidate, canary removed; idempotent per decision."""
+    row = _decision_for(warehouse, prompt_id, decision_id, "roll_forward")
+    candidate, report_id = row["candidate_version"], row["gate_report_id"]
+    actor = actor or "release-bot"
+    out = ReleaseOutcome(decision_id=decision_id, prompt_id=prompt_id, candidate=candidate, state="skipped", reason="")
+    current = labels(registry_root, prompt_id)
+    if current.get(PRODUCTION, {}).get("version_id") == candidate:
+        out.state, out.reason = "already_applied", f"production already serves {candidate}"
+        if current.get(CANARY, {}).get("version_id") == candidate:
+            event = remove_label(registry_root, prompt_id, CANARY, actor=actor, gate_report_id=report_id,
+                                 reason=f"canary decision {decision_id}: {candidate} is in production")
+            out.event_ids += [event["event_id"]] if event else []
+        return out
+    if current.get(CANARY, {}).get("version_id") != candidate:
+        out.reason = f"the canary no longer serves {candidate}; decision {decision_id} is stale"
+        return out
+    reason = f"canary decision {decision_id}: roll forward: {row['reason']}"
+    event = move_label(registry_root, prompt_id, PRODUCTION, candidate, actor=actor, gate_report_id=report_id,
+                       reason=reason)
+    out.event_ids += [event["event_id"]] if event else []
+    for label in (CANARY, STAGING):
+        if labels(registry_root, prompt_id).get(label, {}).get("version_id") == candidate:
+            event = remove_label(registry_root, prompt_id, label, actor=actor, gate_report_id=report_id,
+                                 reason=f"canary decision {decision_id}: {candidate} rolled forward to production")
+            out.event_ids += [event["event_id"]] if event else []
+    out.state, out.reason = "rolled_forward", f"production now serves {candidate} ({reason})"
+    return out
+
+
+def roll_back(
+    registry_root: str | Path, warehouse: str | Path | None, prompt_id: str, decision_id: str,
+    *, actor: str | None = None, max_incidents: int = 20, rebuild_golden: bool = True,
+) -> ReleaseOutcome:
+    """Canary removed, candidate rejected, its failing traces recorded as incident cases; idempotent per decision."""
+    row = _decision_for(warehouse, prompt_id, decision_id, "roll_back")
+    candidate, report_id = row["candidate_version"], row["gate_report_id"]
+    actor = actor or "release-bot"
+    out = ReleaseOutcome(decision_id=decision_id, prompt_id=prompt_id, candidate=candidate, state="skipped", reason="")
+    reason = f"canary decision {decision_id}: roll back: {row['reason']}"
+    current = labels(registry_root, prompt_id)
+    live = current.get(CANARY, {}).get("version_id") == candidate
+    if not live:
+        if load_package(registry_root, candidate).status == "rejected":
+            out.state, out.reason = "already_applied", f"{candidate} is already rolled back and rejected"
+        else:
+            out.reason = f"the canary no longer serves {candidate}; decision {decision_id} is stale"
+        return out
+    for label in (CANARY, STAGING):
+        if labels(registry_root, prompt_id).get(label, {}).get("version_id") == candidate:
+            event = remove_label(registry_root, prompt_id, label, actor=actor, gate_report_id=report_id, reason=reason)
+            out.event_ids += [event["event_id"]] if event else []
+    event = set_status(registry_root, candidate, "rejected", actor=actor, gate_report_id=report_id, reason=reason)
+    out.event_ids.append(event["event_id"])
+    out.state, out.reason = "rolled_back", f"canary of {candidate} ended and the version rejected ({reason})"
+
+    from prompt_release.golden.build import build_golden, record_incident
+
+    workflow = None
+    for span_id in list(row.get("failing_span_ids") or [])[:max_incidents]:
+        try:
+            workflow, _ = record_incident(warehouse, registry_root, span_id,
+                                          note=f"canary of {candidate} rolled back by {decision_id}")
+            out.incident_span_ids.append(span_id)
+        except UserError as exc:  # already an incident, or the span left the warehouse
+            out.notes.append(f"span {span_id}: {exc.message}")
+    if workflow and rebuild_golden:
+        try:
+            result = build_golden(warehouse, registry_root, workflow)
+            out.golden_version = result.version_id
+        except UserError as exc:
+            out.notes.append(f"golden set not rebuilt: {exc}")
+    return out
+

@@ -1,0 +1,146 @@
+"""Canary traffic simulation: production requests served through the runtime client, logged as traces.
+
+For the demo and the tests, this plays the production app while a canary is
+live: it takes recorded production inputs of the prompt (variables and
+conversation from `traces`; the package's representative variables when there
+are none), gives each request its own simulated user id as routing key, and
+asks `PromptClient.get(prompt_id, routing_key=user_id, segment=...)` which
+version serves it, exactly as an app would, so the canary's percent and
+segments decide the split. Each request goes through the `openai` SDK to an
+OpenAI-compatible endpoint (the simulator) with the resolved prompt, and is
+logged with the runtime `TraceLogger` into today's landing day folder, where
+`ingest_day` and the canary analysis pick it up.
+
+A regressing canary needs no special switch: the simulator follows the rules
+written in each version's prompt, so a candidate whose rules break the
+contract on production traffic (e.g. `support_router:v1.7.0` answering in
+prose, or a version with a `[refuse]` rule on common words) produces the hard
+failures that make the canary roll back.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from prompt_release.registry import load_package, resolve_label
+from prompt_release.release.replay import RecordedInput, recorded_inputs
+
+_CREATE_ARGS = ("temperature", "max_tokens", "top_p", "seed", "stop", "presence_penalty", "frequency_penalty")
+
+
+class TrafficSummary(BaseModel):
+    prompt_id: str
+    requests: int
+    by_version: dict[str, int] = Field(default_factory=dict)
+    errors: int = 0
+    inputs: int = Field(0, description="distinct inputs replayed")
+    landing_files: list[str] = Field(default_factory=list)
+    day: str
+
+
+def _fallback_inputs(registry_root: str | Path, prompt_id: str) -> list[RecordedInput]:
+    production = resolve_label(registry_root, prompt_id, "production")
+    package = load_package(registry_root, production)
+    text = next((str(v) for v in package.variables.values() if isinstance(v, str)), "")
+    return [RecordedInput(variables=dict(package.variables), conversation=[{"role": "user", "content": text}])]
+
+
+def _call(openai_client: Any, resolved: Any, messages: list[dict[str, Any]]) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {"model": resolved.model, "messages": messages}
+    extra = {}
+    for name, value in (resolved.parameters or {}).items():
+        (kwargs if name in _CREATE_ARGS else extra)[name] = value
+    if extra:
+        kwargs["extra_body"] = extra
+    if resolved.tools:
+        kwargs["tools"] = resolved.tools
+    started = time.perf_counter()
+    try:
+        response = openai_client.chat.completions.create(**kwargs)
+    except Exception as exc:  # the app logs a failed call and moves on
+        return {"status": "error", "error": type(exc).__name__, "latency_ms": (time.perf_counter() - started) * 1000}
+    latency_ms = (time.perf_counter() - started) * 1000
+    choice = response.choices[0]
+    calls = []
+    for call in choice.message.tool_calls or ():
+        try:
+            arguments = json.loads(call.function.arguments)
+        except ValueError:
+            arguments = call.function.arguments
+        calls.append({"name": call.function.name, "arguments": arguments})
+    usage = response.usage
+    return {
+        "status": "ok",
+        "output": choice.message.content,
+        "tool_calls": calls,
+        "finish_reason": choice.finish_reason,
+        "latency_ms": latency_ms,
+        "usage": {"input_tokens": usage.prompt_tokens, "output_tokens": usage.completion_tokens} if usage else None,
+    }
+
+
+def simulate_traffic(
+    registry_root: str | Path,
+    prompt_id: str,
+    *,
+    landing: str | Path,
+    base_url: str,
+    requests: int = 1000,
+    inputs: list[RecordedInput] | None = None,
+    warehouse: str | Path | None = None,
+    api_key: str = "not-set",
+    concurrency: int = 16,
+    seed: int = 0,
+    prices: dict[str, tuple[float, float]] | None = None,
+) -> TrafficSummary:
+    """Serve `requests` production requests of `prompt_id` through the runtime client and log them.
+
+    `prices`: model -> (USD per 1M input tokens, per 1M output tokens), to log cost_usd.
+    """
+    import openai
+
+    from prompt_release.runtime import PromptClient, TraceLogger
+
+    if inputs is None:
+        inputs = recorded_inputs(warehouse, prompt_id, limit=500) or _fallback_inputs(registry_root, prompt_id)
+    client = PromptClient(registry=registry_root, ttl_s=300.0)
+    openai_client = openai.OpenAI(base_url=base_url, api_key=api_key, max_retries=0, timeout=30.0)
+    by_version: Counter[str] = Counter()
+    errors = 0
+    day = datetime.now(UTC).strftime("%Y-%m-%d")
+    with TraceLogger(landing=landing) as logger:
+
+        def serve(i: int) -> tuple[str, str]:
+            item = inputs[i % len(inputs)]
+            user_id = f"sim_{seed}_{i:06d}"
+            resolved = client.get(prompt_id, routing_key=user_id, segment=item.segment)
+            messages = resolved.messages(item.variables, item.conversation)
+            result = _call(openai_client, resolved, messages)
+            cost = None
+            usage = result.get("usage")
+            if prices and usage and resolved.model in prices:
+                price_in, price_out = prices[resolved.model]
+                cost = (usage["input_tokens"] * price_in + usage["output_tokens"] * price_out) / 1_000_000
+            logger.log(
+                resolved, messages=messages, variables=item.variables, segment=item.segment, user_id=user_id,
+                session_id=f"sess_{seed}_{i:06d}", cost_usd=cost,
+                **{k: v for k, v in result.items() if v is not None},
+            )
+            return resolved.version_id, result["status"]
+
+        with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+            for version, status in pool.map(serve, range(requests)):
+                by_version[version] += 1
+                errors += status != "ok"
+    openai_client.close()
+    files = sorted(str(p) for p in (Path(landing) / day).glob("traces-*.jsonl"))
+    return TrafficSummary(prompt_id=prompt_id, requests=requests, by_version=dict(by_version), errors=errors,
+                          inputs=len(inputs), landing_files=files, day=day)

@@ -1,0 +1,118 @@
+"""Canary traffic through the runtime client, canary analysis, roll forward and automatic roll back."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from prompt_release.gates.canary import CanaryPolicy
+from prompt_release.registry import history, labels, load_package, move_label
+from prompt_release.release.canary import analyse_canary, load_decision, roll_back, roll_forward
+from prompt_release.release.metrics import compute_version_metrics
+from prompt_release.release.promotion import apply_gate_report
+from prompt_release.release.traffic import simulate_traffic
+from prompt_release.traces import ingest_day
+from prompt_release.warehouse import read_connection
+
+# Latency is measured on a shared test machine: keep its margin wide so only failures decide here.
+POLICY = CanaryPolicy(min_canary_traces=100, failure_margin=0.03, latency_margin=0.5)
+
+
+def _serve(registry_root: Path, warehouse: Path, landing: Path, simulator, requests: int):
+    summary = simulate_traffic(registry_root, "support_router", landing=landing, base_url=simulator.base_url,
+                               requests=requests, warehouse=warehouse)
+    ingest_day(landing, summary.day, warehouse=warehouse)
+    return summary
+
+
+def test_healthy_canary_rolls_forward(registry_root, recorded, landing, simulator, llm_settings) -> None:
+    promoted = apply_gate_report(
+        registry_root,
+        {"report_id": "gr_c1", "verdict": "promote", "reason": "ok", "candidate": {"version": "support_router:v1.6.0"}},
+        warehouse=recorded, llm_settings=llm_settings,
+    )
+    assert promoted.state == "canary"
+    traffic = _serve(registry_root, recorded, landing, simulator, 1200)
+    # Routing by user id: about the policy's 20% of requests reach the candidate.
+    assert 150 < traffic.by_version["support_router:v1.6.0"] < 350
+    assert traffic.errors == 0
+
+    early = analyse_canary(recorded, registry_root, "support_router", policy=POLICY)
+    assert early.action == "freeze" and "30.0 min" in early.decision.reason  # release policy: min_duration 30m
+
+    analysis = analyse_canary(recorded, registry_root, "support_router", policy=POLICY, min_duration_s=0)
+    assert analysis.action == "roll_forward", analysis.decision.reason
+    assert analysis.gate_report_id == "gr_c1"
+    cand = analysis.metrics.versions["support_router:v1.6.0"]
+    assert cand.traces == traffic.by_version["support_router:v1.6.0"] and cand.hard_failures == 0
+    assert cand.p95_latency_ms is not None and cand.steps_per_trace == 1.0
+    # Production traces before the canary started are not part of the comparison.
+    assert analysis.metrics.versions["support_router:v1.5.2"].traces == traffic.by_version["support_router:v1.5.2"]
+    assert load_decision(recorded, analysis.decision_id)["action"] == "roll_forward"
+
+    before = len(history(registry_root, "support_router"))
+    outcome = roll_forward(registry_root, recorded, "support_router", analysis.decision_id)
+    assert outcome.state == "rolled_forward"
+    current = labels(registry_root, "support_router")
+    assert current["production"]["version_id"] == "support_router:v1.6.0"
+    assert "canary" not in current and "staging" not in current
+    new = history(registry_root, "support_router")[before:]
+    assert new[0]["label"] == "production" and analysis.decision_id in new[0]["reason"]
+    assert all(e["gate_report_id"] == "gr_c1" for e in new)
+    assert roll_forward(registry_root, recorded, "support_router", analysis.decision_id).state == "already_applied"
+
+
+def test_regressing_canary_rolls_back_and_its_failures_become_incident_cases(
+    registry_root, recorded, landing, simulator
+) -> None:
+    # A candidate that breaks the JSON contract on live traffic (answers in prose).
+    move_label(registry_root, "support_router", "canary", "1.7.0", percent=30, reason="manual canary",
+               gate_report_id="gr_manual")
+    _serve(registry_root, recorded, landing, simulator, 400)
+
+    analysis = analyse_canary(recorded, registry_root, "support_router", policy=POLICY)
+    assert analysis.action == "roll_back", analysis.decision.reason
+    assert "hard_failure_rate" in analysis.decision.reason
+    cand = analysis.metrics.versions["support_router:v1.7.0"]
+    assert cand.hard_failure_rate == 1.0 and cand.success_rate == 0.0
+
+    outcome = roll_back(registry_root, recorded, "support_router", analysis.decision_id)
+    assert outcome.state == "rolled_back"
+    assert "canary" not in labels(registry_root, "support_router")
+    assert labels(registry_root, "support_router")["production"]["version_id"] == "support_router:v1.5.2"
+    assert load_package(registry_root, "support_router:v1.7.0").status == "rejected"
+    events = [e for e in history(registry_root, "support_router") if e["gate_report_id"] == "gr_manual"]
+    assert [e["action"] for e in events] == ["move", "remove", "status"]
+    assert all(analysis.decision_id in e["reason"] for e in events[1:])
+
+    incidents = (registry_root / "datasets/incidents/support_router.jsonl").read_text().splitlines()
+    assert len(incidents) == len(outcome.incident_span_ids) == 20
+    assert {json.loads(line)["span_id"] for line in incidents} == set(outcome.incident_span_ids)
+    assert outcome.golden_version == "support_router_golden:v1"
+    with read_connection(recorded) as con:
+        incident_cases = con.execute(
+            "SELECT count(*) FROM golden_cases WHERE version_id = ? AND tags->>'incident' = 'true'",
+            [outcome.golden_version]).fetchone()[0]
+    assert incident_cases >= 1  # identical replayed inputs collapse into one case
+    assert roll_back(registry_root, recorded, "support_router", analysis.decision_id).state == "already_applied"
+
+
+def test_no_canary_no_decision(registry_root, warehouse) -> None:
+    assert analyse_canary(warehouse, registry_root, "summarizer") is None
+
+
+def test_version_metrics_per_day_and_version(registry_root, recorded, landing, simulator) -> None:
+    move_label(registry_root, "support_router", "canary", "1.7.0", percent=50, reason="manual canary")
+    summary = _serve(registry_root, recorded, landing, simulator, 200)
+    from prompt_release.mining.detectors import mine_failures
+
+    mine_failures(recorded, registry_root, summary.day)
+    assert compute_version_metrics(recorded, summary.day) == 2
+    assert compute_version_metrics(recorded, summary.day) == 2  # replaced, not appended
+    with read_connection(recorded) as con:
+        rows = {r[0]: r[1:] for r in con.execute(
+            "SELECT prompt_version, calls, hard_failure_rate, success_rate, p95_latency_ms FROM version_metrics "
+            "WHERE day = ?", [summary.day]).fetchall()}
+    assert rows["support_router:v1.7.0"][1] == 1.0 and rows["support_router:v1.5.2"][1] == 0.0
+    assert sum(r[0] for r in rows.values()) == 200
+    assert all(r[3] is not None for r in rows.values())
