@@ -27,21 +27,35 @@ _GOLDEN_CHECKS = [
 
 @dg.asset(
     partitions_def=DAILY,
+    backfill_policy=dg.BackfillPolicy.single_run(),
     deps=[dg.AssetKey("traces")],
     pool=WAREHOUSE_POOL,
     group_name="mining",
     description="One row per LLM call and failure class, detected from that day's traces.",
 )
 def failures(context: dg.AssetExecutionContext, warehouse: WarehouseResource, registry: RegistryResource) -> dg.MaterializeResult:
-    summary = mine_failures(warehouse.path, registry.path, context.partition_key)
-    table = "\n".join(f"| {name} | {count} |" for name, count in sorted(summary.failures_by_class.items()))
+    # A run may cover several days (single-run backfill): each day is replaced on its own.
+    by_class: dict[str, int] = {}
+    failures_found = calls = without_contract = validated = 0
+    seconds = 0.0
+    for day in context.partition_keys:
+        summary = mine_failures(warehouse.path, registry.path, day)
+        failures_found += summary.failures
+        calls += summary.calls
+        without_contract += summary.calls_without_contract
+        validated += summary.distinct_outputs_validated
+        seconds += summary.seconds
+        for name, count in summary.failures_by_class.items():
+            by_class[name] = by_class.get(name, 0) + count
+    table = "\n".join(f"| {name} | {count} |" for name, count in sorted(by_class.items()))
     return dg.MaterializeResult(
         metadata={
-            "dagster/row_count": summary.failures,
-            "calls": summary.calls,
-            "calls_without_contract": summary.calls_without_contract,
-            "distinct_outputs_validated": summary.distinct_outputs_validated,
-            "seconds": round(summary.seconds, 3),
+            "dagster/row_count": failures_found,
+            "days": len(context.partition_keys),
+            "calls": calls,
+            "calls_without_contract": without_contract,
+            "distinct_outputs_validated": validated,
+            "seconds": round(seconds, 3),
             "failures_by_class": dg.MetadataValue.md("| failure class | calls |\n|---|---|\n" + table if table else "no failures"),
         }
     )

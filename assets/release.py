@@ -12,7 +12,7 @@ from typing import Optional
 import dagster as dg
 
 from assets.partitions import DAILY, WORKFLOW_PARTITIONS
-from pipelines.resources import WAREHOUSE_POOL, RegistryResource, WarehouseResource
+from pipelines.resources import LLMResource, WAREHOUSE_POOL, RegistryResource, WarehouseResource
 from prompt_release.registry import CANARY, labels, sync_to_warehouse
 from prompt_release.registry.store import FilesystemStore
 from prompt_release.release.canary import analyse_canary, roll_back, roll_forward
@@ -26,6 +26,7 @@ ACTOR = "dagster"
 
 @dg.asset(
     partitions_def=DAILY,
+    backfill_policy=dg.BackfillPolicy.single_run(),
     deps=[dg.AssetKey("traces"), dg.AssetKey("failures")],
     pool=WAREHOUSE_POOL,
     group_name="release",
@@ -33,15 +34,18 @@ ACTOR = "dagster"
     "negative feedback, p50/p95/p99 latency, cost per success, retries, fallbacks, steps and tool calls per trace.",
 )
 def version_metrics(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> dg.MaterializeResult:
-    rows = compute_version_metrics(warehouse.path, context.partition_key)
+    days = context.partition_keys
+    rows = sum(compute_version_metrics(warehouse.path, day) for day in days)
     with warehouse.read() as con:
         table = con.execute(
-            """SELECT prompt_version, calls, round(success_rate, 4), hard_failures, unsafe_tool_calls,
-                      round(p95_latency_ms, 1), round(cost_per_success_usd, 6), round(tool_calls_per_trace, 2)
-               FROM version_metrics WHERE day = ? ORDER BY prompt_version""",
-            [context.partition_key],
+            """SELECT prompt_version, sum(calls), round(sum(success_rate * calls) / sum(calls), 4),
+                      sum(hard_failures), sum(unsafe_tool_calls), round(max(p95_latency_ms), 1),
+                      round(avg(cost_per_success_usd), 6), round(avg(tool_calls_per_trace), 2)
+               FROM version_metrics WHERE day BETWEEN ? AND ? GROUP BY prompt_version ORDER BY prompt_version""",
+            [days[0], days[-1]],
         ).fetchall()
-    lines = ["| version | calls | success rate | hard failures | unsafe calls | p95 ms | cost/success USD | "
+    lines = [f"Days {days[0]} .. {days[-1]}" if len(days) > 1 else f"Day {days[0]}", "",
+             "| version | calls | success rate | hard failures | unsafe calls | p95 ms (max) | cost/success USD | "
              "tool calls/trace |", "|---|---|---|---|---|---|---|---|"]
     lines += ["| " + " | ".join("-" if v is None else str(v) for v in row) + " |" for row in table]
     return dg.MaterializeResult(
@@ -56,7 +60,7 @@ class CanaryAnalysisConfig(dg.Config):
 
 @dg.asset(
     partitions_def=WORKFLOW_PARTITIONS,
-    deps=[dg.AssetKey("traces"), dg.AssetKey("prompt_versions")],
+    deps=[dg.AssetDep("traces", partition_mapping=dg.AllPartitionMapping()), dg.AssetKey("prompt_versions")],
     pool=WAREHOUSE_POOL,
     group_name="release",
     description="One look at the running canary of a prompt: candidate vs production on the same segments since "
@@ -100,14 +104,16 @@ class PromoteConfig(dg.Config):
 
 @dg.op(pool=WAREHOUSE_POOL, description="Apply one gate report: staging, staging check, approval, canary; or reject.")
 def apply_gate_report_op(
-    context: dg.OpExecutionContext, config: PromoteConfig, warehouse: WarehouseResource, registry: RegistryResource
+    context: dg.OpExecutionContext, config: PromoteConfig, warehouse: WarehouseResource, registry: RegistryResource,
+    llm: LLMResource,
 ) -> str:
-    from prompt_release.llm import LLMSettings
-
     report = load_gate_report(warehouse.path, config.report_id)
-    settings = LLMSettings.from_env(base_url=config.llm_base_url)
-    outcome = apply_gate_report(registry.path, report, actor=f"{ACTOR}:promote", warehouse=warehouse.path,
-                                llm_settings=settings, sample_size=config.sample_size)
+    # The staging check calls the model: the configured endpoint, else the embedded simulator.
+    if config.llm_base_url:
+        llm = llm.model_copy(update={"base_url": config.llm_base_url})
+    with llm.endpoint(log=context.log.info) as settings:
+        outcome = apply_gate_report(registry.path, report, actor=f"{ACTOR}:promote", warehouse=warehouse.path,
+                                    llm_settings=settings, sample_size=config.sample_size)
     sync_to_warehouse(registry.path, warehouse.path)
     context.add_output_metadata({"state": outcome.state, "candidate": outcome.candidate,
                                  "summary": dg.MetadataValue.md(outcome.markdown())})

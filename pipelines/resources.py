@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Optional
 
 import dagster as dg
 import duckdb
@@ -58,3 +59,40 @@ class LandingResource(dg.ConfigurableResource):
     @property
     def path(self) -> Path:
         return Path(self.root)
+
+
+# Steps that call the model endpoint run in this pool, so a provider's rate
+# limit is shared by one step at a time (the client limits within a step).
+LLM_POOL = "llm"
+
+
+class LLMResource(dg.ConfigurableResource):
+    """The OpenAI-compatible endpoint. Unset `base_url`: the embedded offline simulator.
+
+    Configured from `OPENAI_BASE_URL` / `OPENAI_API_KEY` through `EnvVar` in the
+    definitions; the key is never logged or stored (a `SecretStr` downstream).
+    """
+
+    base_url: Optional[str] = None
+    api_key: Optional[str] = None
+    max_concurrency: int = 64
+    requests_per_minute: Optional[float] = None
+    tokens_per_minute: Optional[float] = None
+
+    def settings(self):
+        from prompt_release.llm.settings import LLMSettings
+
+        return LLMSettings.from_env(
+            base_url=self.base_url or None, api_key=self.api_key or None, max_concurrency=self.max_concurrency,
+            requests_per_minute=self.requests_per_minute, tokens_per_minute=self.tokens_per_minute,
+        )
+
+    @contextmanager
+    def endpoint(self, log=None):
+        """LLMSettings for the step: the configured endpoint, else a simulator started for the step."""
+        from prompt_release.llm.endpoint import model_endpoint
+
+        with model_endpoint(self.settings(), quiet=True) as settings:
+            if log is not None:
+                log(f"model endpoint: {settings.base_url}" + ("" if self.base_url else " (embedded simulator)"))
+            yield settings

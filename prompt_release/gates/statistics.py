@@ -14,6 +14,7 @@ confidence level is a parameter everywhere (default 0.95, two-sided).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -316,3 +317,21 @@ def paired_percentile_comparison(candidate, baseline, q: float, *, compare: str 
 
 def _pct(q: float) -> str:
     return f"{q * 100:g}"
+
+
+def newcombe_unpaired_difference(x1: int, n1: int, x2: int, n2: int,
+                                 confidence: float = DEFAULT_CONFIDENCE) -> Interval:
+    """Interval for p1 - p2 of two independent proportions (Newcombe 1998, method 10: hybrid Wilson score).
+
+    Used where the two rates come from different inputs (e.g. the production
+    version tonight vs last night, on different traffic), so no pairing exists.
+    """
+    if n1 <= 0 or n2 <= 0:
+        raise ValueError("both samples need at least one case")
+    p1, p2 = x1 / n1, x2 / n2
+    l1, u1 = (float(v) for v in wilson_bounds(x1, n1, confidence))
+    l2, u2 = (float(v) for v in wilson_bounds(x2, n2, confidence))
+    d = p1 - p2
+    lower = d - math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2)
+    upper = d + math.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2)
+    return Interval(d, lower, upper, confidence, "newcombe hybrid score (unpaired)")

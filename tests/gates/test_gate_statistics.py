@@ -85,3 +85,12 @@ def test_percentile_interval_contains_the_sample_median() -> None:
     iv = st.percentile_interval(x, 0.5, confidence=0.9)
     assert iv.lower < np.median(x) < iv.upper
     assert iv.confidence == 0.9
+
+
+def test_newcombe_unpaired_difference_matches_the_published_example() -> None:
+    # Newcombe (1998), Statistics in Medicine 17:873-890, table II example (e): 56/70 vs 48/80.
+    from prompt_release.gates.statistics import newcombe_unpaired_difference
+
+    interval = newcombe_unpaired_difference(56, 70, 48, 80)
+    assert interval.estimate == pytest.approx(0.2)
+    assert (round(interval.lower, 4), round(interval.upper, 4)) == (0.0524, 0.3339)

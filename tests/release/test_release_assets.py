@@ -9,7 +9,7 @@ from pathlib import Path
 import dagster as dg
 
 from assets.release import canary_analysis, canary_sensor, gate_sensor, promote, rollback, version_metrics
-from pipelines.resources import RegistryResource, WarehouseResource
+from pipelines.resources import LLMResource, RegistryResource, WarehouseResource
 from prompt_release.registry import labels, load_package, move_label
 from prompt_release.release.traffic import simulate_traffic
 from prompt_release.traces import ingest_day
@@ -40,7 +40,8 @@ def add_report(warehouse: Path, report_id: str, verdict: str, candidate: str, ba
 
 
 def resources(registry_root: Path, warehouse: Path) -> dict:
-    return {"registry": RegistryResource(root=str(registry_root)), "warehouse": WarehouseResource(path=str(warehouse))}
+    return {"registry": RegistryResource(root=str(registry_root)), "warehouse": WarehouseResource(path=str(warehouse)),
+            "llm": LLMResource()}
 
 
 def evaluate(sensor, res: dict, cursor: str | None):
