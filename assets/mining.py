@@ -123,3 +123,10 @@ def golden_dataset(context: dg.AssetExecutionContext, warehouse: WarehouseResour
 
 ASSETS = [failures, golden_dataset]
 ASSET_CHECKS: list = []  # golden checks are declared on the asset (check_specs): they run per partition
+
+
+build_golden_job = dg.define_asset_job(
+    "build_golden", selection=[golden_dataset], partitions_def=WORKFLOW_PARTITIONS,
+    description="Build the next golden dataset version of a workflow (a new version only when content changed).",
+)
+JOBS = [build_golden_job]

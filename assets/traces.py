@@ -96,3 +96,14 @@ def traces(context: dg.AssetExecutionContext, warehouse: WarehouseResource, land
 
 
 ASSETS = [traces]
+
+
+daily_ingest = dg.define_asset_job(
+    "daily_ingest", selection=["traces", "failures", "version_metrics"], partitions_def=DAILY,
+    description="Ingest a day's landing files, mine its failures, compute its per-version metrics.",
+)
+daily_ingest_schedule = dg.build_schedule_from_partitioned_job(
+    daily_ingest, hour_of_day=1, description="Every night: yesterday's traces, failures and version metrics.")
+
+JOBS = [daily_ingest]
+SCHEDULES = [daily_ingest_schedule]

@@ -40,7 +40,10 @@ WITH candidates AS (
                ORDER BY ts DESC, record_key
            ) AS nth
     FROM traces
-    WHERE prompt_id = ? AND input_messages IS NOT NULL AND coalesce(status, 'ok') = 'ok'
+    -- Replay renders the template with the recorded variables: inputs recorded
+    -- without them (e.g. OTLP spans that carry messages only) cannot be replayed.
+    WHERE prompt_id = ? AND input_messages IS NOT NULL AND variables IS NOT NULL
+      AND coalesce(status, 'ok') = 'ok'
 )
 SELECT span_id, user_id, variables, input_messages, segment
 FROM candidates WHERE nth = 1

@@ -1,0 +1,318 @@
+"""`make demo`: the whole release workflow through Dagster on the embedded default.
+
+DuckDB file + the built-in simulator, a persistent Dagster home under
+`.prompt_release/` (so `make ui` shows every run afterwards), and a copy of the
+sample registry under `.prompt_release/registry` (so the demo's label moves
+and golden sets never touch the committed `prompts/` or `datasets/`).
+
+Scenario 1: 30 days of production history are ingested and mined, golden sets
+are built, the candidate sensor evaluates every open candidate
+(support_router v1.6.0 promoted; v1.7.0 rejected, JSON contract; order_agent
+v2.1.0 rejected, unsafe tool calls; summarizer v1.1.0 promoted), the gate
+sensor promotes to staging and canary, canary traffic is served through the
+runtime client against the simulator, ingested, analysed, and rolled forward.
+Scenario 2: a one-line edit (v1.6.1: `[format] json` -> `[format] prose`) is
+pushed straight to canary as a hotfix, skipping the gate; the canary analysis
+sees the hard failures and the canary sensor rolls it back automatically; its
+failing traces become incident cases of the next golden version.
+
+Sensors are evaluated in-process (as the daemon would) so no daemon is needed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+ACTOR = "demo-engineer"
+
+
+@dataclass
+class DemoResult:
+    state_dir: Path
+    registry: Path
+    warehouse: Path
+    reports: dict[str, dict[str, Any]] = field(default_factory=dict)  # candidate -> report summary
+    promotions: dict[str, str] = field(default_factory=dict)  # candidate -> promotion state
+    canary_decisions: list[dict[str, Any]] = field(default_factory=list)
+    golden_versions: dict[str, str] = field(default_factory=dict)
+    runs: int = 0
+    seconds: float = 0.0
+
+
+def prepare_state(state_dir: Path) -> dict[str, Path]:
+    """A fresh demo state: registry copy, landing, warehouse and reports; the Dagster home is kept."""
+    paths = {
+        "registry": state_dir / "registry",
+        "landing": state_dir / "landing",
+        "warehouse": state_dir / "warehouse.duckdb",
+        "reports": state_dir / "reports",
+    }
+    for key in ("registry", "landing", "reports"):
+        shutil.rmtree(paths[key], ignore_errors=True)
+    from prompt_release.warehouse.snapshot import analyst_path
+
+    for stale in (paths["warehouse"], Path(f"{paths['warehouse']}.wal"), analyst_path(paths["warehouse"])):
+        stale.unlink(missing_ok=True)
+    paths["registry"].mkdir(parents=True)
+    for folder in ("prompts", "schemas", "evals"):
+        if (REPO_ROOT / folder).exists():
+            shutil.copytree(REPO_ROOT / folder, paths["registry"] / folder)
+    if (REPO_ROOT / "datasets" / "labels").exists():
+        shutil.copytree(REPO_ROOT / "datasets" / "labels", paths["registry"] / "datasets" / "labels")
+    return paths
+
+
+def one_line_hotfix(registry: Path) -> str:
+    """Create support_router v1.6.1 from the production v1.6.0 with a one-line edit, and register it."""
+    from prompt_release.registry import register
+    from prompt_release.registry.registration import new_version
+
+    version = new_version(registry, "support_router", bump="patch")
+    prompt_dir = registry / "prompts" / "support_router"
+    semver = version.split(":v", 1)[1]
+    template = prompt_dir / f"v{semver}.md"
+    template.write_text(template.read_text().replace("[format] json", "[format] prose"))
+    manifest = prompt_dir / f"v{semver}.yaml"
+    text = manifest.read_text().replace("status: draft", "status: candidate")
+    text = text.replace("change_reason:", 'change_reason: "Hotfix: friendlier tone for customers." # was:', 1)
+    manifest.write_text(text)
+    register(registry, version, actor=ACTOR)
+    return version
+
+
+def run_demo(
+    state_dir: Path,
+    *,
+    instance=None,
+    days: int = 30,
+    scale: float = 1.0,
+    canary_requests: int = 2000,
+    log=print,
+) -> DemoResult:
+    import dagster as dg
+
+    from assets import evaluation, release
+    from assets.partitions import WORKFLOWS
+    from pipelines import definitions as location
+    from pipelines.resources import LandingResource, LLMResource, RegistryResource, WarehouseResource
+    from prompt_release.golden import store as golden_store
+    from prompt_release.llm.endpoint import SIMULATOR_LATENCY_MS, SIMULATOR_LATENCY_PER_TOKEN_MS
+    from prompt_release.llm.simulator import start_simulator
+    from prompt_release.registry import list_versions, move_label
+    from prompt_release.release.traffic import simulate_traffic
+    from prompt_release.traces.generator import generate
+
+    started = time.monotonic()
+    paths = prepare_state(state_dir)
+    result = DemoResult(state_dir, paths["registry"], paths["warehouse"])
+    today = datetime.now(UTC).date()
+    start = today - timedelta(days=days)
+    yesterday = today - timedelta(days=1)
+
+    with start_simulator(port=0, latency_ms=SIMULATOR_LATENCY_MS,
+                         latency_per_token_ms=SIMULATOR_LATENCY_PER_TOKEN_MS) as simulator:
+        os.environ["OPENAI_BASE_URL"] = simulator.base_url  # steps that read the env use the same endpoint
+        resources = {
+            "warehouse": WarehouseResource(path=str(paths["warehouse"])),
+            "registry": RegistryResource(root=str(paths["registry"])),
+            "landing": LandingResource(root=str(paths["landing"])),
+            "llm": LLMResource(base_url=simulator.base_url),
+        }
+        base = location.defs()
+        defs = dg.Definitions(assets=base.assets, asset_checks=base.asset_checks, jobs=base.jobs,
+                              sensors=base.sensors, schedules=base.schedules, resources=resources)
+        instance = instance or dg.DagsterInstance.get()
+
+        def run_job(name: str, run_config: dict | None = None, **kwargs):
+            # Runs and their logs are in the Dagster home for `make ui`; the terminal gets the summary only.
+            config = {**(run_config or {}), "loggers": {"console": {"config": {"log_level": "ERROR"}}}}
+            outcome = defs.resolve_job_def(name).execute_in_process(
+                instance=instance, raise_on_error=False, run_config=config, **kwargs)
+            result.runs += 1
+            return outcome
+
+        def run_requests(request_list, default_job: str | None = None) -> list:
+            outcomes = []
+            for request in request_list:
+                job_name = request.job_name or default_job
+                if job_name is None:
+                    raise RuntimeError("sensor run request without a job name")
+                outcomes.append(run_job(job_name, partition_key=request.partition_key,
+                                        run_config=request.run_config or None, tags=request.tags))
+            return outcomes
+
+        def sensor(name: str, cursor: str | None = None):
+            """One tick, as the daemon runs it: partition requests applied, then the run requests."""
+            definition = defs.resolve_sensor_def(name)
+            with dg.build_sensor_context(instance=instance, resources=resources, cursor=cursor,
+                                         definitions=defs) as context:
+                output = definition(context)
+                items = [output] if isinstance(output, (dg.SensorResult, dg.RunRequest, dg.SkipReason)) \
+                    else list(output or [])
+            requests: list = []
+            for item in items:
+                if isinstance(item, dg.SensorResult):
+                    for added in item.dynamic_partitions_requests or []:
+                        instance.add_dynamic_partitions(added.partitions_def_name, list(added.partition_keys))
+                    requests += list(item.run_requests or [])
+                elif isinstance(item, dg.RunRequest):
+                    requests.append(item)
+            return requests
+
+        # 1. Production history: 30 days of the three workflows, mixed formats, with failures.
+        hashes = {p.version_id: p.package_hash for p in list_versions(paths["registry"])}
+        truth = generate(paths["landing"], days=days, seed=7, scale=scale, start_date=start, package_hashes=hashes)
+        calls = sum(n for w in truth["calls_per_day"].values() for v in w.values() for n in v.values())
+        log(f"[1/8] generated {calls:,} production calls over {days} days in {len(truth['files'])} files")
+
+        # 2. Registry mirror, then ingest + mine + version metrics over the whole range in one run.
+        run_job("__ASSET_JOB", asset_selection=[dg.AssetKey("prompt_versions")])
+        ingest = run_job("daily_ingest", tags={"dagster/asset_partition_range_start": start.isoformat(),
+                                               "dagster/asset_partition_range_end": yesterday.isoformat()})
+        if not ingest.success:
+            raise RuntimeError("daily_ingest failed; see the Dagster UI (make ui)")
+        # A single-run backfill reports one materialization per day, all with the run's totals.
+        traces_event = ingest.asset_materializations_for_node("traces")[0]
+        log(f"[2/8] ingested {traces_event.metadata['rows_stored'].value:,} calls, "
+            f"{traces_event.metadata['rejected'].value} rejected; failures mined; version metrics computed")
+
+        # 3. Golden datasets, one per workflow.
+        for workflow in WORKFLOWS:
+            run_job("build_golden", partition_key=workflow)
+            numbers = golden_store.versions(paths["registry"], f"{workflow}_golden")
+            result.golden_versions[workflow] = f"{workflow}_golden:v{max(numbers)}"
+        log(f"[3/8] golden datasets: {', '.join(result.golden_versions.values())}")
+
+        # 4. The candidate sensor evaluates every open candidate: backtest -> diff -> gate report.
+        candidates = sensor("candidate_sensor")
+        for request in candidates:
+            run_job("evaluate_candidate", partition_key=request.partition_key)
+        from prompt_release.gates.evaluate import latest_report
+
+        for request in candidates:
+            report = latest_report(paths["warehouse"], request.partition_key)
+            if report:
+                result.reports[request.partition_key] = {
+                    "verdict": report["verdict"], "report_id": report["report_id"], "html": report["paths"]["html"],
+                    "failed": report["failed_gates"], "inconclusive": report["inconclusive_gates"]}
+        log("[4/8] gate reports: " + ", ".join(f"{c} {r['verdict'].upper()}" for c, r in sorted(result.reports.items())))
+
+        # 5. The gate sensor applies the reports: staging, staging check, canary; or reject.
+        run_requests(sensor("gate_sensor"), default_job="promote")
+        from prompt_release.registry import labels as label_map
+        from prompt_release.registry import load_package
+
+        for candidate in result.reports:
+            prompt_id = candidate.split(":")[0]
+            pointers = {name: entry["version_id"] for name, entry in label_map(paths["registry"], prompt_id).items()}
+            where = [name for name, vid in pointers.items() if vid == candidate]
+            result.promotions[candidate] = ", ".join(where) or load_package(paths["registry"], candidate).status
+        log("[5/8] after the gate sensor: " + ", ".join(f"{c} -> {s}" for c, s in sorted(result.promotions.items())))
+
+        # 6. Canary traffic for support_router v1.6.0 through the runtime client, ingested and analysed.
+        def canary_round(prompt_id: str, requests: int, seed: int) -> dict | None:
+            simulate_traffic(paths["registry"], prompt_id, landing=paths["landing"], base_url=simulator.base_url,
+                             requests=requests, warehouse=paths["warehouse"], seed=seed)
+            run_job("daily_ingest", partition_key=today.isoformat())
+            run_job("canary_analysis_job", partition_key=prompt_id,
+                    run_config={"ops": {"canary_analysis": {"config": {"min_duration_s": 0}}}})
+            run_requests([r for r in sensor("canary_sensor") if r.job_name in ("roll_forward", "rollback")])
+            decision = _latest_canary_decision(paths["warehouse"], prompt_id)
+            if decision:
+                result.canary_decisions.append(decision)
+            return decision
+
+        decision = canary_round("support_router", canary_requests, seed=1)
+        log(f"[6/8] canary support_router: {decision['action'] if decision else 'no decision'}"
+            f" -> production is now {label_map(paths['registry'], 'support_router')['production']['version_id']}")
+
+        # 7. Scenario 2: a one-line edit pushed straight to canary, skipping the gate.
+        hotfix = one_line_hotfix(paths["registry"])
+        move_label(paths["registry"], "support_router", "canary", hotfix, percent=20,
+                   reason="hotfix pushed straight to canary, skipping the gate", actor=ACTOR)
+        run_job("__ASSET_JOB", asset_selection=[dg.AssetKey("prompt_versions")])
+        decision = canary_round("support_router", canary_requests, seed=2)
+        result.promotions[hotfix] = load_package(paths["registry"], hotfix).status
+        log(f"[7/8] canary {hotfix} (one-line edit, no gate): {decision['action'] if decision else 'no decision'}"
+            f" -> {hotfix} is {result.promotions[hotfix]}")
+
+        # 8. The canary's failing traces are now incident cases: the next golden version holds them.
+        run_job("build_golden", partition_key="support_router")
+        numbers = golden_store.versions(paths["registry"], "support_router_golden")
+        result.golden_versions["support_router"] = f"support_router_golden:v{max(numbers)}"
+        log(f"[8/8] golden set after the incident: {result.golden_versions['support_router']}")
+        run_job("__ASSET_JOB", asset_selection=[dg.AssetKey("prompt_versions")])
+        os.environ.pop("OPENAI_BASE_URL", None)
+
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def _latest_canary_decision(warehouse: Path, prompt_id: str) -> dict | None:
+    from prompt_release.warehouse import read_connection
+
+    with read_connection(warehouse) as con:
+        rows = con.execute(
+            "SELECT * FROM canary_decisions WHERE prompt_id = ? ORDER BY decided_at DESC LIMIT 1", [prompt_id]
+        ).fetchall()
+        names = [d[0] for d in con.description]
+    return dict(zip(names, rows[0], strict=True)) if rows else None
+
+
+def summary_table(result: DemoResult) -> str:
+    from prompt_release.registry import history
+
+    lines = ["", "Release decisions", "",
+             f"{'candidate':<24} {'gate':<8} {'now':<22} report"]
+    for candidate, report in sorted(result.reports.items()):
+        lines.append(f"{candidate:<24} {report['verdict'].upper():<8} {result.promotions.get(candidate, ''):<22} "
+                     f"{report['html']}")
+    for candidate, state in sorted(result.promotions.items()):
+        if candidate not in result.reports:
+            lines.append(f"{candidate:<24} {'(none)':<8} {state:<22} hotfix pushed without a gate")
+    lines += ["", "Label moves of support_router (audit trail):", ""]
+    for event in history(result.registry, "support_router")[-8:]:
+        cause = event.get("gate_report_id") or "-"
+        lines.append(f"  {event['ts'][:19]}  {event['action']:<8} {event.get('label') or '':<10} "
+                     f"{event.get('from_version') or '-':>22} -> {event.get('to_version') or '-':<22} report {cause}")
+    lines += ["", f"Golden datasets: {', '.join(result.golden_versions.values())}",
+              f"{result.runs} Dagster runs in {result.seconds:.0f}s. Warehouse: {result.warehouse}",
+              "See them in the Dagster UI: make ui   (then open http://127.0.0.1:3000)",
+              f"Query the results: .venv/bin/prompt-release sql \"SELECT * FROM gate_reports\" "
+              f"--warehouse {result.warehouse}"]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import warnings
+
+    warnings.filterwarnings("ignore", module="dagster")
+    warnings.filterwarnings("ignore", message=".*is currently in beta.*")
+    parser = argparse.ArgumentParser(prog="python -m pipelines.demo", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--state-dir", default=".prompt_release", help="where the demo keeps its state")
+    parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--scale", type=float, default=1.0)
+    parser.add_argument("--canary-requests", type=int, default=2000)
+    args = parser.parse_args(argv)
+    from pipelines.instance import ensure_dagster_home
+
+    state_dir = Path(args.state_dir).resolve()
+    home = ensure_dagster_home()
+    print(f"prompt-release demo: state in {state_dir}, Dagster home {home}", flush=True)
+    result = run_demo(state_dir, days=args.days, scale=args.scale, canary_requests=args.canary_requests,
+                      log=lambda message: print(message, flush=True))
+    print(summary_table(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
