@@ -35,7 +35,7 @@ class World:
 def build_world(base: Path, *, days: int = 4, scale: float = 0.4, seed: int = 5) -> World:
     registry = base / "registry"
     registry.mkdir(parents=True)
-    for folder in ("prompts", "schemas"):
+    for folder in ("prompts", "schemas", "evals"):
         shutil.copytree(REPO_ROOT / folder, registry / folder)
     if (REPO_ROOT / "datasets" / "labels").exists():
         shutil.copytree(REPO_ROOT / "datasets" / "labels", registry / "datasets" / "labels")

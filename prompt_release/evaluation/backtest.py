@@ -5,7 +5,8 @@ recorded production inputs (the last N days of the workflow, stratified by
 segment). Each input is rendered with both packages (their own system
 message over the recorded conversation), sent `samples` times through the
 cached, budgeted model client, and checked with the shared contract checks
-and the case's expectation. Where a production trace was made by the
+and the case's expectation; workflows whose candidate names a rubric are then
+judged pairwise by an LLM judge (`evaluation.judge`). Where a production trace was made by the
 baseline's exact package hash, its recorded output stands in for a new
 baseline call (flagged `replayed`). Results, the run's provenance and the
 behaviour diff land in the warehouse in one transaction at the end; model
@@ -33,6 +34,7 @@ from prompt_release import config
 from prompt_release.errors import UserError
 from prompt_release.evaluation import checks
 from prompt_release.evaluation.behaviour_diff import behaviour_diff
+from prompt_release.evaluation.judge import apply_scores, judge_backtest
 from prompt_release.golden import store as golden_store
 from prompt_release.golden.build import expected_from_correction
 from prompt_release.golden.model import case_id_for, dataset_name, parse_version_ref
@@ -306,7 +308,7 @@ def _result_row(run_id: str, role: str, package: Any, contract: checks.CompiledC
         "clarified": outcome.clarification if outcome else None,
         "passed": passed if result.status != "not_run_budget" else None,
         "check_details": json.dumps(details) if details else None,
-        "judge_score": None, "rubric_version": None,
+        "judge_score": None, "rubric_version": None, "rubric_hash": None, "judge": None,  # see judge.apply_scores
         "latency_ms": result.latency_ms, "input_tokens": result.input_tokens, "output_tokens": result.output_tokens,
         "cost_usd": result.cost_usd, "cached": bool(result.cached), "replayed": replayed,
     }
@@ -403,6 +405,18 @@ def run_backtest(
     spent_tokens = int(frame.select((pl.col("input_tokens").fill_null(0) + pl.col("output_tokens").fill_null(0))
                                     .filter(~pl.col("cached") & ~pl.col("replayed")).sum()).item() or 0)
     spent_usd = float(frame.filter(~pl.col("cached") & ~pl.col("replayed"))["cost_usd"].fill_null(0).sum())
+
+    # LLM-as-judge, for workflows whose candidate names a rubric: one pairwise
+    # judgement per case and sample fills judge_score on both sides, under
+    # what is left of the run budget.
+    judged = judge_backtest(
+        rows, {c.case_id: (c.variables, c.messages) for c in cases}, rubric_path=candidate.rubric,
+        registry_root=registry_root, llm_settings=llm_settings, warehouse=warehouse, seed=settings.seed,
+        budget=settings.budget(), spent_tokens=spent_tokens, spent_usd=spent_usd, log=log,
+    )
+    if judged is not None:
+        apply_scores(rows, judged)
+        frame = pl.DataFrame(rows, infer_schema_length=None)
     outcome = BacktestOutcome(
         run_id=run_id, status=status, candidate=candidate.version_id, baseline=baseline.version_id,
         dataset_version=dataset_version, cases=len(cases),
@@ -414,19 +428,29 @@ def run_backtest(
         con.execute("DELETE FROM backtest_results WHERE run_id = ?", [run_id])
         con.execute("DELETE FROM backtest_runs WHERE run_id = ?", [run_id])
         con.execute(
-            """INSERT INTO backtest_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            """INSERT INTO backtest_runs (run_id, workflow, candidate_version, candidate_hash, baseline_version,
+                   baseline_hash, dataset_version, dataset_hash, history_days, history_cases, golden_cases, samples,
+                   budget, spent_tokens, spent_usd, calls_made, calls_cached, calls_replayed, calls_not_run,
+                   rubric_version, status, started_at, finished_at, rubric_hash, judge_version, judge_hash,
+                   judge_calibration, judge_spent_tokens, judge_spent_usd)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
             [run_id, workflow, candidate.version_id, candidate.package_hash, baseline.version_id,
              baseline.package_hash, dataset_version, manifest.content_hash if manifest else None,
              settings.history_days, len(history), len(golden), settings.samples,
              json.dumps({"max_tokens": settings.max_tokens, "max_usd": settings.max_usd}),
              spent_tokens, spent_usd, outcome.calls_made, outcome.calls_cached, outcome.calls_replayed,
-             outcome.calls_not_run, None, status, started, datetime.now(UTC)],
+             outcome.calls_not_run, judged.rubric.ref if judged else None, status, started, datetime.now(UTC),
+             judged.rubric.content_hash if judged else None, judged.judge_version if judged else None,
+             judged.judge_hash if judged else None, json.dumps(judged.calibration) if judged else None,
+             judged.spent_tokens if judged else None, judged.spent_usd if judged else None],
         )
         con.register("backtest_rows", frame.to_arrow())
         columns = ", ".join(frame.columns)
         con.execute(f"INSERT INTO backtest_results ({columns}) SELECT {columns} FROM backtest_rows")
         con.unregister("backtest_rows")
     outcome.summary = summarise(frame)
+    if judged is not None:
+        outcome.summary["judge"] = judged.summary
     log(f"backtest {run_id} {status}: {outcome.calls_made} calls, {outcome.calls_cached} cached, "
         f"{outcome.calls_replayed} replayed, {outcome.calls_not_run} not run (budget)")
     return outcome
@@ -449,6 +473,7 @@ def summarise(frame: pl.DataFrame) -> dict[str, Any]:
             "json_valid": rate("json_valid"),
             "schema_valid": rate("schema_valid"),
             "unsafe_tool_call": rate("unsafe_tool_call"),
+            "judge_score": rate("judge_score"),
             "error_rate": float((part["status"] == "error").mean()),
             "p95_latency_ms": float(part["latency_ms"].drop_nulls().quantile(0.95) or math.nan)
             if part["latency_ms"].drop_nulls().len() else None,

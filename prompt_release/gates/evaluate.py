@@ -184,6 +184,9 @@ def build_report(run: dict[str, Any], results: pl.DataFrame, diff: pl.DataFrame,
         "history_cases": run["history_cases"],
         "golden_cases": run["golden_cases"],
         "rubric_version": run.get("rubric_version"),
+        "rubric_hash": run.get("rubric_hash"),
+        "judge_version": run.get("judge_version"),
+        "judge_calibration": json.loads(run["judge_calibration"]) if run.get("judge_calibration") else None,
         "confidence": decision.confidence,
         "n_cases": decision.n_cases,
         "gates": [_gate_row(g, _unit(g.metric)) for g in decision.gates],
@@ -217,7 +220,7 @@ def evaluate_run(
     candidate = per_case_frame(results.filter(pl.col("role") == "candidate"), workflow)
     baseline = per_case_frame(results.filter(pl.col("role") == "baseline"), workflow)
     provenance = {k: run[k] for k in ("run_id", "candidate_hash", "baseline_hash", "dataset_version", "dataset_hash",
-                                      "rubric_version")}
+                                      "rubric_version", "rubric_hash", "judge_version", "judge_hash")}
     decision = decide(spec, candidate, baseline, provenance=provenance)
     report = build_report(run, results, diff, spec, decision)
     out_dir = Path(reports_dir) if reports_dir else config.warehouse_path(warehouse).parent / "reports"

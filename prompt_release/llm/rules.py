@@ -5,7 +5,8 @@ A directive is a line whose first token is a bracketed keyword, e.g.
 the system/user messages of a chat request into a `Rules` value and, given the
 conversation, decides what the offline simulator answers: a route (as JSON or
 prose), a tool call with arguments extracted from the user's text, an
-escalation, a summary, a refusal, a clarifying question or plain prose. It is
+escalation, a summary, a refusal, a clarifying question, a pairwise judgement
+of two responses (the offline stand-in for an LLM judge) or plain prose. It is
 pure: the same rules, conversation and seed always give the same decision,
 which is what makes a prompt edit change the simulator's behaviour the way it
 would change a real model's. See docs/simulator.md for the language.
@@ -14,6 +15,7 @@ would change a real model's. See docs/simulator.md for the language.
 from __future__ import annotations
 
 import json
+import math
 import random
 import re
 from dataclasses import dataclass, field
@@ -30,6 +32,7 @@ _KNOWN = {
     "summary",
     "refuse",
     "clarify",
+    "judge",
 }
 
 REFUSAL_TEXT = "I can't help with that."
@@ -74,6 +77,8 @@ class Rules:
     summary_max_words: int | None = None
     refuse: tuple[str, ...] = ()
     clarify: tuple[str, ...] = ()
+    judge: str | None = None  # 'pairwise' | None
+    judge_max_words: int | None = None
     problems: tuple[str, ...] = ()  # malformed directives, ignored like prose
 
     def merge(self, other: Rules) -> Rules:
@@ -89,6 +94,8 @@ class Rules:
             else other.summary_max_words,
             refuse=self.refuse + other.refuse,
             clarify=self.clarify + other.clarify,
+            judge=self.judge or other.judge,
+            judge_max_words=self.judge_max_words if self.judge_max_words is not None else other.judge_max_words,
             problems=self.problems + other.problems,
         )
 
@@ -100,7 +107,7 @@ class Decision:
     content: str | None
     tool_calls: list[dict] = field(default_factory=list)  # {"id","name","arguments"(JSON str)}
     finish_reason: str = "stop"
-    kind: str = "prose"  # route|tool|escalate|summary|refuse|clarify|prose|done
+    kind: str = "prose"  # route|tool|escalate|summary|refuse|clarify|judge|prose|done
 
 
 def _keywords(text: str) -> tuple[str, ...]:
@@ -118,7 +125,7 @@ def parse_rules(text: str) -> Rules:
     clarify: list = []
     problems: list = []
     default_route = fmt = None
-    summary = None
+    summary = judge = judge_max_words = None
     for number, line in enumerate(text.splitlines(), start=1):
         if "[" not in line:
             continue
@@ -170,6 +177,14 @@ def parse_rules(text: str) -> Rules:
                 problems.append(bad)
                 continue
             summary = summary if summary is not None else int(m.group(1))
+        elif keyword == "judge":
+            m = re.match(r"^pairwise(?:\s*[,;]?\s*max_words\s*:\s*(\d+))?$", rest, re.IGNORECASE)
+            if not m or (m.group(1) is not None and int(m.group(1)) < 1):
+                problems.append(bad)
+                continue
+            judge = judge or "pairwise"
+            if m.group(1) is not None and judge_max_words is None:
+                judge_max_words = int(m.group(1))
         elif keyword in ("refuse", "clarify"):
             kws = _keywords(rest)
             if not kws:
@@ -186,6 +201,8 @@ def parse_rules(text: str) -> Rules:
         summary_max_words=summary,
         refuse=tuple(refuse),
         clarify=tuple(clarify),
+        judge=judge,
+        judge_max_words=judge_max_words,
         problems=tuple(problems),
     )
 
@@ -344,6 +361,139 @@ def summarize(text: str, max_words: int) -> str:
     return " ".join(picked)
 
 
+
+# --- the judge -------------------------------------------------------------------
+
+# The judge prompt lays out its material under these headings; each section
+# runs to the next `### ` heading line (or the end of the text).
+_SECTION_HEADING = re.compile(r"^[ \t]*###[ \t]*(.+?)[ \t]*:?[ \t]*$", re.MULTILINE)
+_SECTIONS = {"document": "document", "response a": "a", "response b": "b"}
+_TOKEN = re.compile(r"[\w.%+-]+@[\w-]+(?:\.[\w-]+)+|\d+(?:[.,:]\d+)*|[A-Za-z][A-Za-z'-]*")
+_SENTENCE_END = re.compile(r"[.!?:;]\s*$|\n\s*$")
+# Capitalised function words are not facts, wherever they stand.
+_COMMON_WORDS = frozenset(
+    "a an the this that these those there here it its we our us i you your he she his her they their them "
+    "and or but so if as at by for from in into of on to with without after before about over under "
+    "all any each every no not yes some many most more other please thank thanks hello hi dear regards "
+    "what when where which who why how also however then than".split()
+)
+_NON_SUMMARY = re.compile(
+    r"(?i)\b(?:can't|cannot|can not|won't|unable to)\s+(?:help|assist|do that|summari[sz]e)|^\s*i'?m sorry\b"
+    r"|^\s*(?:could|can|would) you (?:please )?clarify"
+)
+JUDGE_TIE_MARGIN = 0.25  # raw score difference under which the simulator judge calls a tie
+
+
+def judge_sections(text: str) -> dict[str, str]:
+    """The document and the two responses laid out under `### Document`, `### Response A`, `### Response B`."""
+    found: dict[str, str] = {}
+    headings = list(_SECTION_HEADING.finditer(text))
+    for i, heading in enumerate(headings):
+        name = _SECTIONS.get(heading.group(1).strip().lower())
+        if name is None or name in found:
+            continue
+        end = headings[i + 1].start() if i + 1 < len(headings) else len(text)
+        found[name] = text[heading.end():end].strip()
+    return found
+
+
+def key_tokens(document: str) -> tuple[str, ...]:
+    """The facts a summary should keep: numbers, e-mail addresses and capitalised words (names, places).
+
+    A capitalised word at the start of a sentence counts only when the
+    document also capitalises it elsewhere, so "The" or "Customers" opening a
+    sentence is not mistaken for a name. Lower-cased, unique, in document order.
+    """
+    tokens = list(_TOKEN.finditer(document))
+    mid_sentence_caps = set()
+    initial: list[bool] = []
+    for match in tokens:
+        before = document[: match.start()]
+        starts = not before.strip() or bool(_SENTENCE_END.search(before))
+        initial.append(starts)
+        word = match.group(0)
+        if not starts and word[0].isupper():
+            mid_sentence_caps.add(_norm(word))
+    out: dict[str, None] = {}
+    for match, starts in zip(tokens, initial, strict=True):
+        word = match.group(0).rstrip(".,:'")
+        lower = _norm(word)
+        if not lower:
+            continue
+        if word[0].isdigit() or "@" in word:
+            out[lower] = None
+        elif word[0].isupper() and len(word) > 1 and lower not in _COMMON_WORDS:
+            if not starts or lower in mid_sentence_caps:
+                out[lower] = None
+    return tuple(out)
+
+
+def _norm(word: str) -> str:
+    word = word.rstrip(".,:'").lower()
+    return word[:-2] if word.endswith("'s") else word  # "Rossi's" keeps the fact "Rossi"
+
+
+def _token_set(text: str) -> set[str]:
+    return {_norm(m.group(0)) for m in _TOKEN.finditer(text)}
+
+
+def judge_score(document: str, response: str, max_words: int | None) -> tuple[float, int, int, bool]:
+    """(raw score on 1..5, key facts kept, key facts in the document, is a summary) of one response.
+
+    Coverage of the document's key tokens earns 1 + 4 x coverage. With a
+    word limit, full coverage means keeping as many key facts as fit the
+    limit at the document's own density (a 60-word summary of a 600-word
+    document is not expected to keep every fact). Exceeding the limit costs
+    1 point plus 2 per 100% overrun (at most 3). A refusal, a clarifying
+    question or an empty answer is not a summary and scores 1.
+    """
+    keys = key_tokens(document)
+    have = _token_set(response)
+    kept = sum(1 for k in keys if k in have)
+    words = len(response.split())
+    if not response.strip() or _NON_SUMMARY.search(response):
+        return 1.0, kept, len(keys), False
+    target = len(keys)
+    doc_words = len(document.split())
+    if max_words and doc_words > max_words:
+        target = max(1, math.ceil(len(keys) * max_words / doc_words))
+    raw = 1.0 + 4.0 * (min(1.0, kept / target) if keys else 1.0)
+    if max_words and words > max_words:
+        raw -= min(3.0, 1.0 + 2.0 * (words - max_words) / max_words)
+    return max(1.0, min(5.0, raw)), kept, len(keys), True
+
+
+def judge_pairwise(text: str, max_words: int | None = None) -> dict:
+    """The simulator's verdict on the two responses laid out in `text` (see docs/simulator.md).
+
+    Position-blind by construction: swapping A and B swaps the scores and
+    the preference, so any position bias measured offline is the harness's.
+    """
+    sections = judge_sections(text)
+    document = sections.get("document", "")
+    a, b = sections.get("a"), sections.get("b")
+    if a is None or b is None:
+        return {"preferred": "tie", "score_a": 1, "score_b": 1,
+                "reason": "The prompt does not show two responses to compare."}
+    (raw_a, kept_a, n, ok_a), (raw_b, kept_b, _, ok_b) = (
+        judge_score(document, a, max_words), judge_score(document, b, max_words))
+    diff = raw_a - raw_b
+    preferred = "tie" if abs(diff) < JUDGE_TIE_MARGIN else ("A" if diff > 0 else "B")
+    limit = f" (limit {max_words} words)" if max_words else ""
+
+    def describe(label: str, kept: int, ok: bool, response: str) -> str:
+        if not ok:
+            return f"{label} is not a summary"
+        return f"{label} keeps {kept}/{n} key facts in {len(response.split())} words"
+
+    reason = f"{describe('A', kept_a, ok_a, a)}; {describe('B', kept_b, ok_b, b)}{limit}."
+    return {"preferred": preferred, "score_a": round(raw_a, 1), "score_b": round(raw_b, 1), "reason": reason}
+
+
+def _all_plain_text(messages: list[dict]) -> str:
+    return "\n".join(_plain_text(message_text(m)) for m in messages if m.get("role") in ("system", "developer", "user"))
+
+
 def _tool_call(name: str, args: dict, rng: random.Random) -> dict:
     return {
         "id": "call_" + "%024x" % rng.getrandbits(96),
@@ -362,8 +512,8 @@ def decide(
 ) -> Decision:
     """Decide the simulator's answer to a conversation.
 
-    Precedence: refuse, clarify, tools (with limit and require), summary,
-    route, plain prose. `tools` maps offered tool names to their JSON Schema
+    Precedence: judge, refuse, clarify, tools (with limit and require),
+    summary, route, plain prose. `tools` maps offered tool names to their JSON Schema
     parameters; a rule may name a tool that was not offered, and the
     simulator calls it anyway, as a confused model would. `seed` picks
     wording variants and, with `noise` > 0, the occasional wrong route or
@@ -373,6 +523,10 @@ def decide(
     text = input_text(messages)
     lower = text.lower()
     rng = random.Random(seed)
+    if rules.judge == "pairwise":
+        # The judge's material (document, responses) is the prompt itself, not the last message.
+        verdict = judge_pairwise(_all_plain_text(messages), rules.judge_max_words)
+        return Decision(json.dumps(verdict), kind="judge")
     if rules.refuse and _first_hit(rules.refuse, lower):
         return Decision(REFUSAL_TEXT, kind="refuse")
     if rules.clarify and _first_hit(rules.clarify, lower):

@@ -128,9 +128,11 @@ class Manifest(_Strict):
     output_format: Literal["json", "text"] | None = None
     variables: dict[str, Any] = Field(default_factory=dict)
     release_policy: ReleasePolicy = Field(default_factory=ReleasePolicy)
-    # Evaluation config (gate spec) and free-form notes: read by other tools,
-    # never part of the package hash because they do not change behaviour.
+    # Evaluation config (gate spec, the rubric an LLM judge scores outputs
+    # by) and free-form notes: read by other tools, never part of the package
+    # hash because they do not change behaviour.
     gate: dict[str, Any] | None = None
+    rubric: str | None = Field(default=None, description="rubric file, e.g. evals/rubrics/summary_quality.yaml")
     metadata: dict[str, Any] = Field(default_factory=dict)
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)

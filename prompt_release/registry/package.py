@@ -95,6 +95,8 @@ class PromptPackage(BaseModel):
     gate: dict[str, Any] | None
     metadata: dict[str, Any]
     manifest_path: str
+    # Not hashed: how outputs are judged is evaluation config, not behaviour.
+    rubric: str | None = None
 
     # -- behaviour -----------------------------------------------------------
     def content(self) -> dict[str, Any]:
@@ -204,6 +206,9 @@ def build_package(
             validator_for(schema).check_schema(schema)
         except Exception as exc:
             raise UserError(f"not a valid JSON Schema: {getattr(exc, 'message', exc)}", file=schema_path) from None
+    if manifest.rubric:
+        # Like the golden set: evaluation config, but it may not point outside the root.
+        store.path(manifest.rubric, field="rubric", file=manifest_file)
     if manifest.golden_set:
         # The golden set may not exist yet (it is built later), but it may not point outside the root.
         store.path(manifest.golden_set, field="golden_set", file=manifest_file)
@@ -242,6 +247,7 @@ def build_package(
         "gate": manifest.gate,
         "metadata": manifest.metadata,
         "manifest_path": manifest_file,
+        "rubric": manifest.rubric,
     }
     content = package_content(fields)
     fields["package_hash"] = content_hash(content)

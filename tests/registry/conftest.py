@@ -12,7 +12,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 def copy_sample_registry(target: Path) -> Path:
     target.mkdir(parents=True, exist_ok=True)
-    for name in ("prompts", "schemas"):
+    for name in ("prompts", "schemas", "evals"):
         shutil.copytree(REPO_ROOT / name, target / name)
     return target
 

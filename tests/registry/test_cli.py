@@ -29,7 +29,7 @@ def test_list_and_show(registry: Path) -> None:
 
 def test_registry_from_environment(registry: Path) -> None:
     result = run_cli("prompts", "list", "--json", env={"PROMPT_RELEASE_REGISTRY": str(registry)})
-    assert len(json.loads(result.stdout)) == 8
+    assert len(json.loads(result.stdout)) == 9  # 8 workflow versions + the summary_judge package
 
 
 def test_diff_shows_template_and_fields(registry: Path) -> None:

@@ -11,7 +11,7 @@ from tests.conftest import run_cli
 
 def test_sync_mirrors_versions_and_events_once(registry: Path, warehouse: Path) -> None:
     counts = sync_to_warehouse(registry, warehouse)
-    assert counts["prompt_versions"] == 8 and counts["label_events"] == 4
+    assert counts["prompt_versions"] == 9 and counts["label_events"] == 5  # incl. the summary_judge package
     move_label(registry, "support_router", "staging", "1.6.0", reason="stage")
     again = sync_to_warehouse(registry, warehouse)
     assert again["label_events"] == 1  # only the new event
@@ -32,4 +32,4 @@ def test_sync_mirrors_versions_and_events_once(registry: Path, warehouse: Path) 
 def test_cli_sync_json(registry: Path, warehouse: Path) -> None:
     result = run_cli("prompts", "sync", "--registry", str(registry), "--warehouse", str(warehouse), "--json")
     assert result.returncode == 0, result.stderr
-    assert '"prompt_versions": 8' in result.stdout
+    assert '"prompt_versions": 9' in result.stdout
