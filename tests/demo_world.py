@@ -39,7 +39,7 @@ CANDIDATES = ("support_router:v1.6.0", "support_router:v1.7.0", "order_agent:v2.
 # Latency on a shared test machine is noisy: a wide margin lets hard failures alone decide the demo canary.
 # USD per 1M tokens for the sample packages' model, so canary traffic logs a cost like the history does.
 PRICES = {"production-default": (0.15, 0.60)}
-CANARY_POLICY = CanaryPolicy(min_canary_traces=50, failure_margin=0.05, latency_margin=0.5)
+CANARY_POLICY = CanaryPolicy(min_canary_traces=50, failure_margin=0.05, latency_margin=1.0)
 
 
 @dataclass

@@ -130,7 +130,8 @@ def test_gate_history_lists_verdicts_failed_gates_and_what_followed(con) -> None
         "order_agent:v2.1.0": "reject", "summarizer:v1.1.0": "promote",
     }
     rejected = history["support_router:v1.7.0"]
-    assert "json_valid_rate" in rejected["failed_gates"] and rejected["inconclusive_gates"] == []
+    # (A latency gate may come out inconclusive on a busy machine; the contract gates fail either way.)
+    assert "json_valid_rate" in rejected["failed_gates"] and "json_valid_rate" not in rejected["inconclusive_gates"]
     assert rejected["label_actions"] == ["status rejected"] and rejected["exit_code"] == 1
     assert "unsafe_tool_call_rate" in history["order_agent:v2.1.0"]["failed_gates"]
     promoted = history["support_router:v1.6.0"]
