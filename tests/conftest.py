@@ -50,3 +50,15 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = No
         text=True,
         timeout=600,
     )
+
+
+@pytest.fixture(scope="session")
+def demo_world(tmp_path_factory: pytest.TempPathFactory):
+    """The demo warehouse (tests/demo_world.py), built once per session: read it, never write it.
+
+    Modules using it mark themselves `pytest.mark.xdist_group("demo_world")`, so
+    under `--dist loadgroup` one worker builds it once for all of them.
+    """
+    from tests.demo_world import build_demo_world
+
+    return build_demo_world(tmp_path_factory.mktemp("demo_world"))
