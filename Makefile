@@ -21,15 +21,16 @@ $(STAMP): pyproject.toml constraints.txt
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/prompt-release demo
+	$(BIN)/python -m pipelines.demo
 
 test: $(STAMP)
 	@bash scripts/install_browser.sh || true
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup
 
+# The UI over the demo's Dagster home, warehouse and registry copy.
 ui: $(STAMP)
 	@test -d $(DAGSTER_HOME) || (echo "no Dagster home yet: run 'make demo' first" && exit 1)
-	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $${PORT:-3000}
+	PROMPT_RELEASE_REGISTRY=$(STATE)/registry $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $${PORT:-3000}
 
 bench: $(STAMP)
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

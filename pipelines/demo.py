@@ -72,19 +72,26 @@ def prepare_state(state_dir: Path) -> dict[str, Path]:
 
 
 def one_line_hotfix(registry: Path) -> str:
-    """Create support_router v1.6.1 from the production v1.6.0 with a one-line edit, and register it."""
-    from prompt_release.registry import register
-    from prompt_release.registry.registration import new_version
+    """A patch of the production support_router with a one-line edit, registered as a candidate.
 
-    version = new_version(registry, "support_router", bump="patch")
+    The edit asks for prose instead of JSON: every unit test of the template
+    still passes, and every downstream JSON parser breaks.
+    """
+    from prompt_release.registry import register, resolve_label
+    from prompt_release.registry.registration import _set_top_level, new_version
+
+    production = resolve_label(registry, "support_router", "production")
+    major, minor, patch = (int(p) for p in production.split(":v", 1)[1].split("."))
+    existing = {p.name for p in (registry / "prompts" / "support_router").glob("v*.yaml")}
+    while f"v{major}.{minor}.{patch}.yaml" in existing:
+        patch += 1
+    version = new_version(registry, "support_router", version=f"{major}.{minor}.{patch}", from_version=production)
     prompt_dir = registry / "prompts" / "support_router"
-    semver = version.split(":v", 1)[1]
-    template = prompt_dir / f"v{semver}.md"
+    template = prompt_dir / f"v{major}.{minor}.{patch}.md"
     template.write_text(template.read_text().replace("[format] json", "[format] prose"))
-    manifest = prompt_dir / f"v{semver}.yaml"
-    text = manifest.read_text().replace("status: draft", "status: candidate")
-    text = text.replace("change_reason:", 'change_reason: "Hotfix: friendlier tone for customers." # was:', 1)
-    manifest.write_text(text)
+    manifest = prompt_dir / f"v{major}.{minor}.{patch}.yaml"
+    text = _set_top_level(manifest.read_text(), "status", "candidate")
+    manifest.write_text(_set_top_level(text, "change_reason", '"Hotfix: friendlier tone for customers."'))
     register(registry, version, actor=ACTOR)
     return version
 
@@ -134,7 +141,7 @@ def run_demo(
 
         def run_job(name: str, run_config: dict | None = None, **kwargs):
             # Runs and their logs are in the Dagster home for `make ui`; the terminal gets the summary only.
-            config = {**(run_config or {}), "loggers": {"console": {"config": {"log_level": "ERROR"}}}}
+            config = {**(run_config or {}), "loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
             outcome = defs.resolve_job_def(name).execute_in_process(
                 instance=instance, raise_on_error=False, run_config=config, **kwargs)
             result.runs += 1
@@ -219,14 +226,27 @@ def run_demo(
         log("[5/8] after the gate sensor: " + ", ".join(f"{c} -> {s}" for c, s in sorted(result.promotions.items())))
 
         # 6. Canary traffic for support_router v1.6.0 through the runtime client, ingested and analysed.
-        def canary_round(prompt_id: str, requests: int, seed: int) -> dict | None:
-            simulate_traffic(paths["registry"], prompt_id, landing=paths["landing"], base_url=simulator.base_url,
-                             requests=requests, warehouse=paths["warehouse"], seed=seed)
-            run_job("daily_ingest", partition_key=today.isoformat())
-            run_job("canary_analysis_job", partition_key=prompt_id,
-                    run_config={"ops": {"canary_analysis": {"config": {"min_duration_s": 0}}}})
-            run_requests([r for r in sensor("canary_sensor") if r.job_name in ("roll_forward", "rollback")])
-            decision = _latest_canary_decision(paths["warehouse"], prompt_id)
+        def canary_round(prompt_id: str, requests: int, seed: int, looks: int = 4) -> dict | None:
+            """Serve traffic in batches; after each, ingest and look at the canary again.
+
+            The canary test is always-valid, so looking after every batch keeps
+            its error rate; it freezes until the traffic is enough to decide.
+            """
+            decision = None
+            for look in range(looks):
+                simulate_traffic(paths["registry"], prompt_id, landing=paths["landing"],
+                                 base_url=simulator.base_url, requests=requests, warehouse=paths["warehouse"],
+                                 seed=seed * 100 + look)
+                run_job("daily_ingest", partition_key=today.isoformat())
+                # The demo compresses the release policy's minimum canary duration to zero.
+                run_job("canary_analysis_job", partition_key=prompt_id,
+                        run_config={"ops": {"canary_analysis": {"config": {"min_duration_s": 0}}}})
+                run_requests([r for r in sensor("canary_sensor") if r.job_name in ("roll_forward", "rollback")])
+                decision = _latest_canary_decision(paths["warehouse"], prompt_id)
+                log(f"      look {look + 1}: {decision['action'] if decision else 'no decision'}"
+                    + (f" ({decision['candidate_traces']} canary traces)" if decision else ""))
+                if decision and decision["action"] != "freeze":
+                    break
             if decision:
                 result.canary_decisions.append(decision)
             return decision
@@ -252,9 +272,20 @@ def run_demo(
         log(f"[8/8] golden set after the incident: {result.golden_versions['support_router']}")
         run_job("__ASSET_JOB", asset_selection=[dg.AssetKey("prompt_versions")])
         os.environ.pop("OPENAI_BASE_URL", None)
+        for candidate in list(result.promotions):
+            result.promotions[candidate] = _where(paths["registry"], candidate)
 
     result.seconds = time.monotonic() - started
     return result
+
+
+def _where(registry: Path, version_id: str) -> str:
+    """The labels pointing at a version, else its status."""
+    from prompt_release.registry import labels, load_package
+
+    pointers = [name for name, entry in labels(registry, version_id.split(":")[0]).items()
+                if entry["version_id"] == version_id]
+    return ", ".join(sorted(pointers)) or load_package(registry, version_id).status
 
 
 def _latest_canary_decision(warehouse: Path, prompt_id: str) -> dict | None:
@@ -279,11 +310,13 @@ def summary_table(result: DemoResult) -> str:
     for candidate, state in sorted(result.promotions.items()):
         if candidate not in result.reports:
             lines.append(f"{candidate:<24} {'(none)':<8} {state:<22} hotfix pushed without a gate")
-    lines += ["", "Label moves of support_router (audit trail):", ""]
+    lines += ["", "support_router audit trail (every label move with its cause):", ""]
     for event in history(result.registry, "support_router")[-8:]:
-        cause = event.get("gate_report_id") or "-"
-        lines.append(f"  {event['ts'][:19]}  {event['action']:<8} {event.get('label') or '':<10} "
-                     f"{event.get('from_version') or '-':>22} -> {event.get('to_version') or '-':<22} report {cause}")
+        cause = f"report {event['gate_report_id']}" if event.get("gate_report_id") else ""
+        reason = (event.get("reason") or "")[:70]
+        lines.append(f"  {event['ts'][11:19]} {event['action']:<8} {event.get('label') or '':<10} "
+                     f"{event.get('from_version') or '-':>22} -> {event.get('to_version') or '-':<22} "
+                     f"{cause} {reason}".rstrip())
     lines += ["", f"Golden datasets: {', '.join(result.golden_versions.values())}",
               f"{result.runs} Dagster runs in {result.seconds:.0f}s. Warehouse: {result.warehouse}",
               "See them in the Dagster UI: make ui   (then open http://127.0.0.1:3000)",
@@ -295,7 +328,10 @@ def summary_table(result: DemoResult) -> str:
 def main(argv: list[str] | None = None) -> int:
     import warnings
 
+    import logging
+
     warnings.filterwarnings("ignore", module="dagster")
+    logging.getLogger("dagster").setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=".*is currently in beta.*")
     parser = argparse.ArgumentParser(prog="python -m pipelines.demo", description=__doc__.split("\n\n")[0])
     parser.add_argument("--state-dir", default=".prompt_release", help="where the demo keeps its state")
