@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import queue
 import re
-from collections.abc import Callable, Iterable
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -306,7 +308,7 @@ def _ingest_native(context: _FileContext) -> None:
     con, summary = context.con, context.summary
     params = {"source_file": str(context.path), "day_ts": context.day_ts, "ingested_at": context.ingested_at}
     unknown: list[str] = []  # keys outside the contract seen in this file, fields of the fast parse
-    for chunk in context.lines():
+    for chunk in _prefetch(context.lines()):
         rejected_before = summary.rejected
         blank_before = summary.blank_lines
         table = _chunk_table(chunk, context)
@@ -401,6 +403,45 @@ def _native_careful(context: _FileContext, chunk: LineChunk, table: pa.Table, li
             reason, field = native.describe_unparsable(raw)
         context.reject(ln, reason, field, raw)
     return inserted
+
+
+def _prefetch(chunks: Iterable[LineChunk]) -> Iterator[LineChunk]:
+    """Read and split the next chunk in a thread while DuckDB works on this one
+    (file reads, numpy and DuckDB all release the GIL)."""
+    box: queue.Queue = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def put(item: tuple) -> bool:
+        while not stop.is_set():
+            try:
+                box.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for chunk in chunks:
+                if not put(("chunk", chunk)):
+                    return
+            put(("end", None))
+        except BaseException as exc:  # handed to the consumer, raised there
+            put(("error", exc))
+
+    thread = threading.Thread(target=produce, name="ingest-reader", daemon=True)
+    thread.start()
+    try:
+        while True:
+            kind, value = box.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            yield value
+    finally:
+        stop.set()
+        thread.join()
 
 
 def _unregister(con: duckdb.DuckDBPyConnection, name: str) -> None:
