@@ -5,9 +5,17 @@
 ingests each file in its own transaction: a process killed mid-file leaves
 nothing of it, and the next run ingests it whole. `ingest_day` replaces the
 rows of one landing day folder (delete, then insert, in one transaction).
-Rows are deduplicated on `record_key` (INSERT OR IGNORE against the unique
-index), so re-ingesting a file or overlapping files adds no rows; those are
-counted as duplicates.
+Rows are deduplicated on `record_key`, so re-ingesting a file or overlapping
+files adds no rows; those are counted as duplicates.
+
+Native files go chunk by chunk (a thread reads and splits the next chunk
+while DuckDB works): the fast path (`native.fast_insert_sql`) inserts every
+line it can prove acceptable with a plain INSERT that skips keys already in
+`traces`; the few other lines (rejects, unusual shapes) go through the
+careful path (`native.check_sql`/`insert_sql`, INSERT OR IGNORE), which words
+the reject reasons. A record_key repeated inside one chunk would break the
+plain INSERT; `_optimistic` then reruns the transaction with a pass that
+sends such lines the careful way.
 """
 
 from __future__ import annotations
@@ -38,6 +46,7 @@ RAW_LINE_LIMIT = 64 * 1024
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 Progress = Callable[[str], None]
+_BATCH_ROWS = 8192
 
 
 def discover(paths: Iterable[str | os.PathLike]) -> list[Path]:
@@ -301,7 +310,9 @@ def _chunk_table(chunk: LineChunk, context: _FileContext) -> pa.Table:
         text = pa.array(values, pa.large_string())
     context.summary.blank_lines += int(blank.sum())
     numbers = pa.array(np.arange(chunk.first_line, chunk.first_line + n, dtype=np.int64))
-    return pa.table({"ln": numbers, "line": text})
+    table = pa.table({"ln": numbers, "line": text})
+    # DuckDB hands each Arrow record batch to one thread: slices (zero-copy) let every thread work
+    return pa.Table.from_batches(table.to_batches(max_chunksize=_BATCH_ROWS), schema=table.schema)
 
 
 def _ingest_native(context: _FileContext) -> None:
