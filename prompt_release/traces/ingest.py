@@ -358,8 +358,7 @@ def _native_fast(con, table: pa.Table, unknown: list[str], params: dict, check_d
     if check_duplicates:
         skip = [ln for (ln,) in con.execute(native.duplicate_lines_sql("_native_lines")).fetchall()]
     if skip:
-        con.execute("CREATE OR REPLACE TEMP TABLE _native_skip (ln BIGINT)")
-        con.executemany("INSERT INTO _native_skip VALUES (?)", [[ln] for ln in skip])
+        con.register("_native_skip", pa.table({"ln": pa.array(skip, pa.int64())}))
     deferred: list[int] = []
 
     def defer(ln: int) -> bool:
@@ -372,7 +371,7 @@ def _native_fast(con, table: pa.Table, unknown: list[str], params: dict, check_d
     finally:
         con.remove_function(native.FAST_DEFER)
         if skip:
-            con.execute("DROP TABLE IF EXISTS _native_skip")
+            _unregister(con, "_native_skip")
     careful = sorted(set(deferred) | set(skip))
     if careful:
         # lines with keys not seen before widen the fast parse for the next chunks

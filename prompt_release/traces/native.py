@@ -417,7 +417,7 @@ def _surely_ok(unknown: list[str]) -> str:
         f"regexp_full_match(prompt_version, {_sql_str(PROMPT_VERSION_RE)})",
         "(j.timestamp IS NULL OR ts_record IS NOT NULL)",
         f"(j.status IS NULL OR {_unescape(_f('status'))} IN ('ok', 'error'))",
-        f"(j.retries IS NULL OR try_cast(CAST(j.retries AS VARCHAR) AS INTEGER) IS NOT NULL)",
+        "(j.retries IS NULL OR try_cast(CAST(j.retries AS VARCHAR) AS INTEGER) IS NOT NULL)",
         f"(j.tool_calls IS NULL OR {_TOOL_CALLS_OK.format(value='j.tool_calls')})",
     ]
     return " AND ".join(rules)
@@ -452,7 +452,7 @@ def fast_insert_sql(source: str, unknown: list[str], skip_lines: bool) -> str:
         "AND json_type(t->>'arguments') = 'OBJECT' THEN json(t->>'arguments') ELSE t->'arguments' END}))"
     )
     ts = "coalesce(ts_record, $day_ts, $ingested_at)"
-    skip = f"AND ln NOT IN (SELECT ln FROM _native_skip)" if skip_lines else ""
+    skip = "AND ln NOT IN (SELECT ln FROM _native_skip)" if skip_lines else ""
     return f"""
 INSERT INTO traces
 WITH parsed AS (

@@ -62,7 +62,7 @@ def table(warehouse: Path) -> list[tuple]:
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
         rows = con.execute("SELECT * EXCLUDE (ingested_at, attributes, ts, day), CASE WHEN ts_source <> 'ingest_time' THEN ts END, "
-                           "attributes FROM traces ORDER BY source_file, source_line").fetchall()
+                           "attributes FROM traces ORDER BY source_file, source_line, record_key").fetchall()
         rejects = con.execute("SELECT source_file, line_number, reason, field, raw_length FROM ingest_rejects ORDER BY 1, 2").fetchall()
     finally:
         con.close()
