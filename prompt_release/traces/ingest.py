@@ -5,23 +5,34 @@
 ingests each file in its own transaction: a process killed mid-file leaves
 nothing of it, and the next run ingests it whole. `ingest_day` replaces the
 rows of one landing day folder (delete, then insert, in one transaction).
-Rows are deduplicated on `record_key` (INSERT OR IGNORE against the unique
-index), so re-ingesting a file or overlapping files adds no rows; those are
-counted as duplicates.
+Rows are deduplicated on `record_key`, so re-ingesting a file or overlapping
+files adds no rows; those are counted as duplicates.
+
+Native files go chunk by chunk (a thread reads and splits the next chunk
+while DuckDB works): the fast path (`native.fast_insert_sql`) inserts every
+line it can prove acceptable with a plain INSERT that skips keys already in
+`traces`; the few other lines (rejects, unusual shapes) go through the
+careful path (`native.check_sql`/`insert_sql`, INSERT OR IGNORE), which words
+the reject reasons. A record_key repeated inside one chunk would break the
+plain INSERT; `_optimistic` then reruns the transaction with a pass that
+sends such lines the careful way.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import queue
 import re
-from collections.abc import Callable, Iterable
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401  (pa.compute)
 
 from prompt_release.errors import UserError
 from prompt_release.traces import native, otlp
@@ -35,6 +46,7 @@ RAW_LINE_LIMIT = 64 * 1024
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 Progress = Callable[[str], None]
+_BATCH_ROWS = 8192
 
 
 def discover(paths: Iterable[str | os.PathLike]) -> list[Path]:
@@ -98,9 +110,24 @@ def ingest_paths(
     files = discover(paths)
     summary = IngestSummary()
     for path in files:
-        with write_transaction(warehouse) as con:
-            summary.record(ingest_file(con, path, format=format, progress=progress))
+
+        def attempt(check_duplicates: bool, path: Path = path) -> FileSummary:
+            with write_transaction(warehouse) as con:
+                return ingest_file(con, path, format=format, progress=progress, check_duplicates=check_duplicates)
+
+        summary.record(_optimistic(attempt))
     return summary
+
+
+def _optimistic(attempt: Callable[[bool], object]):
+    """Run a whole transaction assuming no record_key repeats inside one chunk of a
+    native file (the fast path then needs no duplicate pass); if one does, the
+    fast path's plain INSERT fails on the unique index, the transaction rolls
+    back, and it runs again with the duplicate pass on. Nothing is half-written."""
+    try:
+        return attempt(False)
+    except duckdb.ConstraintException:
+        return attempt(True)
 
 
 def ingest_day(
@@ -118,13 +145,19 @@ def ingest_day(
     folder = (Path(landing_root) / day_text).resolve()
     files = discover([folder]) if folder.is_dir() else []
     prefix = str(folder) + os.sep
-    summary = IngestSummary()
-    with write_transaction(warehouse) as con:
-        for table in ("traces", "ingest_rejects", "ingest_files"):
-            con.execute(f"DELETE FROM {table} WHERE starts_with(source_file, ?)", [prefix]).fetchall()
-        for path in files:
-            summary.record(ingest_file(con, path, format=format, progress=progress))
-    return summary
+
+    def attempt(check_duplicates: bool) -> IngestSummary:
+        summary = IngestSummary()
+        with write_transaction(warehouse) as con:
+            for table in ("traces", "ingest_rejects", "ingest_files"):
+                con.execute(f"DELETE FROM {table} WHERE starts_with(source_file, ?)", [prefix]).fetchall()
+            for path in files:
+                summary.record(
+                    ingest_file(con, path, format=format, progress=progress, check_duplicates=check_duplicates)
+                )
+        return summary
+
+    return _optimistic(attempt)
 
 
 def ingest_file(
@@ -134,8 +167,13 @@ def ingest_file(
     format: str = "auto",
     progress: Progress | None = None,
     ingested_at: datetime | None = None,
+    check_duplicates: bool = True,
 ) -> FileSummary:
-    """Ingest one file inside the caller's transaction; return its accounting."""
+    """Ingest one file inside the caller's transaction; return its accounting.
+
+    `check_duplicates=False` skips the native fast path's pass that finds
+    record_keys repeated inside a chunk: faster, but such a repeat then fails
+    the transaction with duckdb.ConstraintException (see `_optimistic`)."""
     path = Path(path).resolve()
     fmt = detect_format(path) if format == "auto" else format
     ingested_at = ingested_at or datetime.now(UTC)
@@ -149,6 +187,7 @@ def ingest_file(
     con.execute("DELETE FROM ingest_rejects WHERE source_file = ?", [str(path)]).fetchall()
     summary = FileSummary(source_file=str(path), format=fmt, files=1)
     context = _FileContext(con, path, day_of(path), ingested_at, summary, progress)
+    context.check_duplicates = check_duplicates
     if fmt == "native":
         _ingest_native(context)
     else:
@@ -187,6 +226,7 @@ class _FileContext:
         self.progress: Progress | None = progress
         self.reader: LineReader | None = None
         self._rejects: list[tuple] = []
+        self.check_duplicates: bool = True
 
     def lines(self) -> LineReader:
         self.reader = LineReader(self.path)
@@ -270,30 +310,30 @@ def _chunk_table(chunk: LineChunk, context: _FileContext) -> pa.Table:
         text = pa.array(values, pa.large_string())
     context.summary.blank_lines += int(blank.sum())
     numbers = pa.array(np.arange(chunk.first_line, chunk.first_line + n, dtype=np.int64))
-    return pa.table({"ln": numbers, "line": text})
+    table = pa.table({"ln": numbers, "line": text})
+    # DuckDB hands each Arrow record batch to one thread: slices (zero-copy) let every thread work
+    return pa.Table.from_batches(table.to_batches(max_chunksize=_BATCH_ROWS), schema=table.schema)
 
 
 def _ingest_native(context: _FileContext) -> None:
     con, summary = context.con, context.summary
-    insert = native.insert_sql("_native_checked")
-    check = native.check_sql("_native_lines", "_native_checked")
     params = {"source_file": str(context.path), "day_ts": context.day_ts, "ingested_at": context.ingested_at}
-    for chunk in context.lines():
+    unknown: list[str] = []  # keys outside the contract seen in this file, fields of the fast parse
+    for chunk in _prefetch(context.lines()):
         rejected_before = summary.rejected
         blank_before = summary.blank_lines
         table = _chunk_table(chunk, context)
+        nonblank = len(chunk) - (summary.blank_lines - blank_before)
         con.register("_native_lines", table)
         try:
-            con.execute(check).fetchall()
+            if FAST_PATH:
+                inserted, careful = _native_fast(con, table, unknown, params, context.check_duplicates)
+            else:
+                inserted, careful = 0, None
+            if careful is None or careful:
+                inserted += _native_careful(context, chunk, table, careful, params)
         finally:
             _unregister(con, "_native_lines")
-        inserted = con.execute(insert, params).fetchall()[0][0]
-        for ln, jtype, field, reason in con.execute(native.rejects_sql("_native_checked")).fetchall():
-            raw = chunk.line(ln - chunk.first_line)
-            if jtype != "OBJECT":
-                reason, field = native.describe_unparsable(raw)
-            context.reject(ln, reason, field, raw)
-        nonblank = len(chunk) - (summary.blank_lines - blank_before)
         acceptable = nonblank - (summary.rejected - rejected_before)
         summary.lines_read += nonblank
         summary.records += nonblank
@@ -301,6 +341,117 @@ def _ingest_native(context: _FileContext) -> None:
         summary.duplicates += acceptable - inserted
         context.report(chunk.first_line + len(chunk) - 1)
     con.execute("DROP TABLE IF EXISTS _native_checked")
+
+
+# The fast path (see native.fast_insert_sql) handles every line it can prove
+# acceptable; tests turn it off to compare it with the careful path.
+FAST_PATH = True
+_UNKNOWN_SAMPLE = 2000  # lines per chunk whose keys seed the fast parse
+_UNKNOWN_MAX = 64  # beyond this many distinct unknown keys, lines with new ones go the careful way
+
+
+def _native_fast(con, table: pa.Table, unknown: list[str], params: dict, check_duplicates: bool) -> tuple[int, list[int]]:
+    """Insert the surely-acceptable lines of a registered chunk; return (inserted,
+    line numbers left for the careful path)."""
+    _learn_unknown(con, "_native_lines", f"LIMIT {_UNKNOWN_SAMPLE}", unknown)
+    skip = []
+    if check_duplicates:
+        skip = [ln for (ln,) in con.execute(native.duplicate_lines_sql("_native_lines")).fetchall()]
+    if skip:
+        con.register("_native_skip", pa.table({"ln": pa.array(skip, pa.int64())}))
+    deferred: list[int] = []
+
+    def defer(ln: int) -> bool:
+        deferred.append(ln)
+        return False
+
+    con.create_function(native.FAST_DEFER, defer, ["BIGINT"], "BOOLEAN", side_effects=True)
+    try:
+        inserted = con.execute(native.fast_insert_sql("_native_lines", unknown, bool(skip)), params).fetchall()[0][0]
+    finally:
+        con.remove_function(native.FAST_DEFER)
+        if skip:
+            _unregister(con, "_native_skip")
+    careful = sorted(set(deferred) | set(skip))
+    if careful:
+        # lines with keys not seen before widen the fast parse for the next chunks
+        _learn_unknown(con, "_native_lines", f"AND ln IN ({','.join(map(str, careful[:1000]))})", unknown)
+    return inserted, careful
+
+
+def _learn_unknown(con, source: str, clause: str, unknown: list[str]) -> None:
+    if len(unknown) >= _UNKNOWN_MAX:
+        return
+    filter_sql = f"WHERE line IS NOT NULL {clause}"
+    sql = f"SELECT DISTINCT unnest(try(json_keys(line))) FROM (SELECT line FROM {source} {filter_sql})"
+    taken = {k.lower() for k in (*native.FIELDS, *unknown)}
+    for (key,) in con.execute(sql).fetchall():
+        if key is not None and len(unknown) < _UNKNOWN_MAX and native.fast_unknown_keys_ok(key, taken):
+            unknown.append(key)
+            taken.add(key.lower())
+
+
+def _native_careful(context: _FileContext, chunk: LineChunk, table: pa.Table, lines: list[int] | None, params: dict) -> int:
+    """Check and insert lines of the chunk with the careful path (all lines when
+    `lines` is None); record rejects with their reasons; return rows inserted."""
+    con = context.con
+    if lines is None:
+        source = "_native_lines"
+    else:
+        subset = table.filter(pa.compute.is_in(table["ln"], pa.array(lines, pa.int64())))
+        con.register("_native_subset", subset)
+        source = "_native_subset"
+    try:
+        con.execute(native.check_sql(source, "_native_checked")).fetchall()
+    finally:
+        if lines is not None:
+            _unregister(con, "_native_subset")
+    inserted = con.execute(native.insert_sql("_native_checked"), params).fetchall()[0][0]
+    for ln, jtype, field, reason in con.execute(native.rejects_sql("_native_checked")).fetchall():
+        raw = chunk.line(ln - chunk.first_line)
+        if jtype != "OBJECT":
+            reason, field = native.describe_unparsable(raw)
+        context.reject(ln, reason, field, raw)
+    return inserted
+
+
+def _prefetch(chunks: Iterable[LineChunk]) -> Iterator[LineChunk]:
+    """Read and split the next chunk in a thread while DuckDB works on this one
+    (file reads, numpy and DuckDB all release the GIL)."""
+    box: queue.Queue = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def put(item: tuple) -> bool:
+        while not stop.is_set():
+            try:
+                box.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for chunk in chunks:
+                if not put(("chunk", chunk)):
+                    return
+            put(("end", None))
+        except BaseException as exc:  # handed to the consumer, raised there
+            put(("error", exc))
+
+    thread = threading.Thread(target=produce, name="ingest-reader", daemon=True)
+    thread.start()
+    try:
+        while True:
+            kind, value = box.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            yield value
+    finally:
+        stop.set()
+        thread.join()
 
 
 def _unregister(con: duckdb.DuckDBPyConnection, name: str) -> None:
