@@ -219,13 +219,6 @@ def history_cases(
 # ----------------------------------------------------------------- calls and checks
 
 
-def _response_format(package: Any) -> dict | None:
-    if package.output_format != "json":
-        return None
-    if package.output_schema:
-        return {"type": "json_schema", "json_schema": {"name": f"{package.prompt_id}_output",
-                                                       "schema": package.output_schema}}
-    return {"type": "json_object"}
 
 
 def _render(package: Any, case: BacktestCase) -> list[dict] | str:
@@ -239,7 +232,7 @@ def _render(package: Any, case: BacktestCase) -> list[dict] | str:
 def _requests(package: Any, role: str, cases: Sequence[BacktestCase], samples: int,
               rendered: dict[str, list[dict] | str]) -> list[CallRequest]:
     tools = [{"name": t.name, "description": t.description, "parameters": t.parameters} for t in package.tools]
-    response_format = _response_format(package)
+    response_format = package.response_format()
     out = []
     for case in cases:
         messages = rendered[case.case_id]

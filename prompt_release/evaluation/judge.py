@@ -90,13 +90,6 @@ def resolve_judge(registry_root: str | Path, rubric: Rubric) -> Any:
     return load_package(registry_root, version)
 
 
-def _response_format(package: Any) -> dict | None:
-    if package.output_format != "json":
-        return None
-    if package.output_schema:
-        return {"type": "json_schema", "json_schema": {"name": f"{package.prompt_id}_output",
-                                                       "schema": package.output_schema}}
-    return {"type": "json_object"}
 
 
 def _parse_verdict(output: str | None, rubric: Rubric) -> tuple[dict | None, str | None]:
@@ -136,7 +129,7 @@ def judge_pairs(
     """Judge every pair (one call each, cached); one `JudgeScore` per pair, in order."""
     rubric_view = rubric.prompt_view()
     rubric_hash = rubric.content_hash
-    response_format = _response_format(judge_package)
+    response_format = judge_package.response_format()
     positions = [candidate_position(seed, p.pair_id) for p in pairs]
     requests = []
     for index, (pair, position) in enumerate(zip(pairs, positions, strict=True)):

@@ -127,6 +127,15 @@ class PromptPackage(BaseModel):
     def tool(self, name: str) -> ToolSpec | None:
         return next((t for t in self.tools if t.name == name), None)
 
+    def response_format(self) -> dict[str, Any] | None:
+        """The chat-completions `response_format` this package asks for: its schema, else any JSON object."""
+        if self.output_format != "json":
+            return None
+        if self.output_schema:
+            return {"type": "json_schema",
+                    "json_schema": {"name": f"{self.prompt_id}_output", "schema": self.output_schema}}
+        return {"type": "json_object"}
+
     def openai_tools(self) -> list[dict[str, Any]]:
         """Tool definitions in the chat-completions `tools=` shape."""
         return [
