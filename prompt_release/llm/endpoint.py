@@ -4,8 +4,9 @@ With `OPENAI_BASE_URL` set, calls go there (OpenAI, Azure, vLLM, Ollama, a
 LiteLLM proxy...). Without it, the project's own simulator is started on a
 free localhost port for the duration of the run and a notice says so on
 stderr: the embedded default is never silent and never used when an endpoint
-is configured. The simulator's latency model (a base plus a cost per output
-token) makes latency gates meaningful offline.
+is configured. The simulator reports a modelled processing time per answer
+(a base plus a cost per output token, in OpenAI's `openai-processing-ms`
+header), which is what latency gates compare, so it need not sleep.
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ from contextlib import contextmanager
 
 from prompt_release.llm.settings import LLMSettings
 
-# Offline latency model: roughly a small hosted model's shape, scaled down so
-# the demo stays fast.
-SIMULATOR_LATENCY_MS = 60.0
-SIMULATOR_LATENCY_PER_TOKEN_MS = 1.5
+# Real delay added by the embedded simulator: none. Its reported processing
+# time models latency; sleeping would only slow the demo down.
+SIMULATOR_LATENCY_MS = 0.0
+SIMULATOR_LATENCY_PER_TOKEN_MS = 0.0
 
 
 @contextmanager

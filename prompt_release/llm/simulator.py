@@ -66,6 +66,12 @@ class SimulatorConfig(BaseModel):
     latency_ms: float = Field(0.0, ge=0, description="added to every answer")
     latency_per_token_ms: float = Field(0.0, ge=0, description="added per completion token")
     noise: float = Field(0.0, ge=0, le=1, description="chance of a wrong route or a skipped tool")
+    # What the simulator reports as the model's processing time in the
+    # `openai-processing-ms` header (as OpenAI's API does), whether or not it
+    # sleeps: a deterministic model of a small hosted model's speed, with
+    # seeded +-15% jitter, plus any delay it really added.
+    processing_ms: float = Field(300.0, ge=0, description="reported base processing time")
+    processing_per_token_ms: float = Field(8.0, ge=0, description="reported processing time per completion token")
     faults: Faults = Field(default_factory=Faults)
 
 
@@ -318,16 +324,20 @@ class Simulator:
             "choices": [{"index": 0, "message": message, "finish_reason": finish, "logprobs": None}],
             "usage": usage, "system_fingerprint": "fp_simulator",
         })
+        jitter = 0.85 + 0.3 * _unit("processing", answer_seed)
+        reported = (config.processing_ms + config.processing_per_token_ms * completion_tokens) * jitter + delay * 1000
+        headers = b"openai-processing-ms: %d\r\n" % round(reported)
         if delay > 0:
-            return self._send_later(conn, delay, body, request.keep_alive)
-        return conn.send(200, body, keep_alive=request.keep_alive)
+            return self._send_later(conn, delay, body, request.keep_alive, headers)
+        return conn.send(200, body, keep_alive=request.keep_alive, headers=headers)
 
     def _note_fault(self, kind: str) -> None:
         self.faults_injected[kind] += 1
 
-    async def _send_later(self, conn: _Connection, delay: float, body: bytes, keep_alive: bool) -> None:
+    async def _send_later(self, conn: _Connection, delay: float, body: bytes, keep_alive: bool,
+                          headers: bytes = b"") -> None:
         await asyncio.sleep(delay)
-        conn.send(200, body, keep_alive=keep_alive)
+        conn.send(200, body, keep_alive=keep_alive, headers=headers)
 
     async def _stream(self, conn: _Connection, completion_id: str, model: str, content: str | None,
                       tool_calls: list[dict], finish: str, usage: dict | None,

@@ -30,6 +30,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from prompt_release.llm.client import processing_ms
 from prompt_release.registry import load_package, resolve_label
 from prompt_release.release.replay import RecordedInput, recorded_inputs
 
@@ -64,10 +65,13 @@ def _call(openai_client: Any, resolved: Any, messages: list[dict[str, Any]]) -> 
         kwargs["tools"] = resolved.tools
     started = time.perf_counter()
     try:
-        response = openai_client.chat.completions.create(**kwargs)
+        raw = openai_client.chat.completions.with_raw_response.create(**kwargs)
+        response = raw.parse()
     except Exception as exc:  # the app logs a failed call and moves on
         return {"status": "error", "error": type(exc).__name__, "latency_ms": (time.perf_counter() - started) * 1000}
-    latency_ms = (time.perf_counter() - started) * 1000
+    # The endpoint's processing time when it reports one, as backtests measure it.
+    reported = processing_ms(raw.headers)
+    latency_ms = reported if reported is not None else (time.perf_counter() - started) * 1000
     choice = response.choices[0]
     calls = []
     for call in choice.message.tool_calls or ():
