@@ -16,10 +16,12 @@ from collections import deque
 from pathlib import Path
 from typing import NamedTuple
 
+import duckdb
 import orjson
 import pyarrow as pa
 
-from prompt_release.warehouse import write_transaction
+from prompt_release.warehouse import read_connection, write_transaction
+from prompt_release.warehouse.migrate import SCHEMA_VERSION, current_version
 
 
 class CachedResponse(NamedTuple):
@@ -54,13 +56,23 @@ def lookup(warehouse: str | Path | None, keys: list[str]) -> dict[str, CachedRes
     """Cached responses for the keys found, in one query."""
     if not keys:
         return {}
-    with write_transaction(warehouse) as con:  # write: migrates an older warehouse first
-        rows = con.execute(
-            "SELECT cache_key, response::VARCHAR, input_tokens, output_tokens, latency_ms "
-            "FROM llm_cache WHERE cache_key IN (SELECT unnest($keys::VARCHAR[]))",
-            {"keys": keys},
-        ).fetchall()
+    # A lookup changes nothing, so it reads (no analyst snapshot to republish
+    # afterwards); only a warehouse older than this code is opened for writing,
+    # to migrate it first.
+    with read_connection(warehouse) as con:
+        rows = _lookup(con, keys) if current_version(con) >= SCHEMA_VERSION else None
+    if rows is None:
+        with write_transaction(warehouse) as con:
+            rows = _lookup(con, keys)
     return {row[0]: CachedResponse(*row[1:]) for row in rows}
+
+
+def _lookup(con: duckdb.DuckDBPyConnection, keys: list[str]) -> list[tuple]:
+    return con.execute(
+        "SELECT cache_key, response::VARCHAR, input_tokens, output_tokens, latency_ms "
+        "FROM llm_cache WHERE cache_key IN (SELECT unnest($keys::VARCHAR[]))",
+        {"keys": keys},
+    ).fetchall()
 
 
 def write_rows(warehouse: str | Path | None, rows: list[CacheRow]) -> None:
