@@ -50,7 +50,7 @@ from prompt_release.llm.settings import LLMSettings  # noqa: E402
 from prompt_release.llm.simulator import start_simulator  # noqa: E402
 from prompt_release.registry import load_package  # noqa: E402
 from prompt_release.traces.sample_content import support_ticket  # noqa: E402
-from prompt_release.warehouse import write_transaction  # noqa: E402
+from prompt_release.warehouse import read_connection, write_transaction  # noqa: E402
 
 CANDIDATE, BASELINE = "support_router:v1.6.0", "support_router:v1.5.2"
 WORKFLOW, DATASET = "support_router", "support_router_golden"
@@ -149,6 +149,20 @@ def fresh_warehouse(path: Path) -> Path:
     return path
 
 
+def warehouse_floor_ms(warehouse: Path, repeats: int = 5) -> float:
+    """Median wall time of what every backtest pays the warehouse whatever its size: one read
+    connection (the cache lookup) and one empty write transaction (with the analyst snapshot)."""
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        with read_connection(warehouse):
+            pass
+        with write_transaction(warehouse):
+            pass
+        times.append(time.perf_counter() - started)
+    return statistics.median(times) * 1000
+
+
 def verdict(ok: bool) -> str:
     return "PASS" if ok else "FAIL"
 
@@ -184,6 +198,7 @@ def main() -> None:
             cached.append((n / wall, cpu / n * 1e6))
             print(f"cached {r + 1}: {cached[-1][0]:7.0f} cases/s {cached[-1][1]:5.1f} us CPU/case", flush=True)
         summary = outcome.summary
+        floor = warehouse_floor_ms(base / f"round{args.rounds - 1}.duckdb")
     bare_rate, bare_cpu = statistics.median(b[0] for b in bare), statistics.median(b[1] for b in bare)
     our_rate, our_cpu = statistics.median(o[0] for o in ours), statistics.median(o[1] for o in ours)
     cached_rate, cached_cpu = statistics.median(c[0] for c in cached), statistics.median(c[1] for c in cached)
@@ -197,6 +212,8 @@ def main() -> None:
           f"{ratio:8.2f}  >= 0.75 x bare   {verdict(ratio >= 0.75)}")
     print(f"{'(c) backtest, fully cached':44s} {cached_rate:8.0f} case/s {cached_cpu:8.1f} {'':8s}  "
           f">= 10,000 case/s {verdict(cached_rate >= 10_000)}")
+    print(f"  of (c)'s {1000 * n / cached_rate:.0f} ms per run, {floor:.0f} ms is the warehouse floor any run pays "
+          "(open to read the cache, open to write, commit, analyst snapshot)")
     for role in ("baseline", "candidate"):
         s = summary.get(role, {})
         print(f"  {role}: {s.get('results')} results, passed {s.get('passed'):.3f}, "

@@ -16,12 +16,10 @@ from collections import deque
 from pathlib import Path
 from typing import NamedTuple
 
-import duckdb
 import orjson
 import pyarrow as pa
 
-from prompt_release.warehouse import read_connection, write_transaction
-from prompt_release.warehouse.migrate import SCHEMA_VERSION, current_version
+from prompt_release.warehouse import write_transaction
 
 
 class CachedResponse(NamedTuple):
@@ -56,23 +54,17 @@ def lookup(warehouse: str | Path | None, keys: list[str]) -> dict[str, CachedRes
     """Cached responses for the keys found, in one query."""
     if not keys:
         return {}
-    # A lookup changes nothing, so it reads (no analyst snapshot to republish
-    # afterwards); only a warehouse older than this code is opened for writing,
-    # to migrate it first.
-    with read_connection(warehouse) as con:
-        rows = _lookup(con, keys) if current_version(con) >= SCHEMA_VERSION else None
-    if rows is None:
-        with write_transaction(warehouse) as con:
-            rows = _lookup(con, keys)
+    # Opened for writing so an older warehouse is migrated first. A lookup
+    # itself changes nothing, so the analyst snapshot is not republished (a
+    # checkpoint, a copy of the whole file and a verifying open, for nothing);
+    # the caller's next write publishes it, migration included.
+    with write_transaction(warehouse, publish=False) as con:
+        rows = con.execute(
+            "SELECT cache_key, response::VARCHAR, input_tokens, output_tokens, latency_ms "
+            "FROM llm_cache WHERE cache_key IN (SELECT unnest($keys::VARCHAR[]))",
+            {"keys": keys},
+        ).fetchall()
     return {row[0]: CachedResponse(*row[1:]) for row in rows}
-
-
-def _lookup(con: duckdb.DuckDBPyConnection, keys: list[str]) -> list[tuple]:
-    return con.execute(
-        "SELECT cache_key, response::VARCHAR, input_tokens, output_tokens, latency_ms "
-        "FROM llm_cache WHERE cache_key IN (SELECT unnest($keys::VARCHAR[]))",
-        {"keys": keys},
-    ).fetchall()
 
 
 def write_rows(warehouse: str | Path | None, rows: list[CacheRow]) -> None:
