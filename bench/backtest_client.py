@@ -1,4 +1,4 @@
-"""Benchmark of the model client against the simulator (to be folded into bench/backtest.py).
+"""Benchmark of the model client layer alone against the simulator (bench/backtest.py runs the whole backtest).
 
 The simulator runs in its own process with no added latency. At concurrency
 64 it measures calls per second and client CPU per call for (a) a bare loop

@@ -27,6 +27,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import orjson
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -41,6 +42,7 @@ from prompt_release.golden.model import case_id_for, dataset_name, parse_version
 from prompt_release.llm.client import STATUS_OK, CallRequest, CallResult, run_calls_sync
 from prompt_release.llm.settings import Budget, LLMSettings
 from prompt_release.registry import load_package, resolve_label
+from prompt_release.registry import render as rendering
 from prompt_release.registry.ids import parse_version_id
 from prompt_release.warehouse import query_frame, read_connection, write_transaction
 
@@ -221,12 +223,48 @@ def history_cases(
 
 
 
-def _render(package: Any, case: BacktestCase) -> list[dict] | str:
-    """The messages the package sends for this case, or why it cannot render them."""
-    try:
-        return package.render(case.variables, messages=case.messages)
-    except UserError as exc:
-        return f"render: {exc.message}"
+class _Renderer:
+    """Renders one package's system message per case, once per distinct value of the variables it reads.
+
+    A template reads only its own placeholders (sandboxed, no includes), so
+    cases that agree on those render the same system message whatever else
+    they carry (e.g. the ticket, which goes in the user message): a golden
+    set of thousands of tickets renders a handful of distinct systems.
+    """
+
+    def __init__(self, package: Any) -> None:
+        self.package = package
+        try:
+            self.reads: tuple[str, ...] | None = rendering.required_variables(package.system_prompt_source())
+        except UserError:
+            self.reads = None  # a template that does not parse: each case reports it as it renders
+        self.systems: dict[bytes, str | UserError] = {}
+
+    def _key(self, variables: dict) -> bytes | None:
+        if self.reads is None:
+            return None
+        try:
+            return orjson.dumps([(name in variables, type(variables.get(name)).__name__, variables.get(name))
+                                 for name in self.reads], option=orjson.OPT_SORT_KEYS)
+        except TypeError:  # a value JSON cannot key: render it as it is
+            return None
+
+    def __call__(self, case: BacktestCase) -> list[dict] | str:
+        """The messages the package sends for this case, or why it cannot render them."""
+        variables = case.variables
+        key = self._key(variables)
+        system = self.systems.get(key) if key is not None else None
+        if system is None:
+            try:
+                system = self.package.render_system(variables)
+            except UserError as exc:
+                system = exc
+            if key is not None:
+                self.systems[key] = system
+        if isinstance(system, UserError):
+            return f"render: {system.message}"
+        # Same shape as PromptPackage.render(variables, messages=...).
+        return [{"role": "system", "content": system}, *(m for m in case.messages if m.get("role") != "system")]
 
 
 def _requests(package: Any, role: str, cases: Sequence[BacktestCase], samples: int,
@@ -259,52 +297,97 @@ def _replayed_result(case: BacktestCase, k: int) -> CallResult:
     )
 
 
-def _result_row(run_id: str, role: str, package: Any, contract: checks.CompiledContract, case: BacktestCase,
-                result: CallResult, *, replayed: bool) -> dict[str, Any]:
-    ok = result.status == STATUS_OK
-    outcome = checks.check_output(contract, result.output, result.tool_calls, case.messages) if ok else None
-    task_correct = checks.match_expected(case.expected, result.output, result.tool_calls) if ok else None
-    if not ok and case.expected:
-        task_correct = False  # an error is not a right answer
-    tool_issues = outcome.tool_issues if outcome else ()
-    if outcome is None:
-        passed = False
-    elif task_correct is not None:
+class _RowMaker:
+    """Builds the result rows of one run.
+
+    Every check is a pure function of (contract, output text, tool calls, tools
+    called earlier in the conversation, expectation), and a backtest's outputs
+    repeat a lot (a router answers a handful of distinct JSON objects), so each
+    distinct combination is checked once and its columns reused; a case's tags
+    and expectation are dumped to JSON once, not once per row.
+    """
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+        self._checked: dict[tuple, tuple] = {}
+        self._case_json: dict[str, tuple[str, str | None]] = {}
+
+    def _checks(self, contract: checks.CompiledContract, case: BacktestCase, result: CallResult,
+                expected_json: str | None, tool_calls_json: str | None) -> tuple:
+        prior = frozenset(checks.prior_tool_names(case.messages)) if result.tool_calls else None
+        key = (id(contract), result.output, tool_calls_json, prior, expected_json)
+        found = self._checked.get(key)
+        if found is None:
+            found = self._checked[key] = _checked_columns(contract, case, result)
+        return found
+
+    def __call__(self, role: str, package: Any, contract: checks.CompiledContract, case: BacktestCase,
+                 result: CallResult, *, replayed: bool) -> dict[str, Any]:
+        case_json = self._case_json.get(case.case_id)
+        if case_json is None:
+            case_json = self._case_json[case.case_id] = (
+                json.dumps(case.tags), json.dumps(case.expected) if case.expected else None)
+        tags_json, expected_json = case_json
+        tool_calls_json = json.dumps(result.tool_calls) if result.tool_calls else None
+        if result.status == STATUS_OK:
+            (json_valid, schema_valid, tool_calls_valid, unsafe, task_correct, refused, clarified, passed,
+             details, parsed) = self._checks(contract, case, result, expected_json, tool_calls_json)
+        else:
+            json_valid = schema_valid = tool_calls_valid = unsafe = refused = clarified = details = parsed = None
+            task_correct = False if case.expected else None  # an error is not a right answer
+            passed = False if result.status != "not_run_budget" else None
+        return {
+            "run_id": self.run_id, "role": role, "prompt_version": package.version_id,
+            "package_hash": package.package_hash, "case_id": case.case_id, "case_source": case.source,
+            "sample_index": result.sample_index, "tags": tags_json, "expected": expected_json,
+            "output": result.output, "parsed_output": parsed, "tool_calls": tool_calls_json,
+            "status": result.status, "error": result.error_type or result.error,
+            "json_valid": json_valid, "schema_valid": schema_valid, "tool_calls_valid": tool_calls_valid,
+            "unsafe_tool_call": unsafe, "task_correct": task_correct, "refused": refused, "clarified": clarified,
+            "passed": passed, "check_details": details,
+            "judge_score": None, "rubric_version": None, "rubric_hash": None, "judge": None,  # see judge.apply_scores
+            "latency_ms": result.latency_ms, "input_tokens": result.input_tokens, "output_tokens": result.output_tokens,
+            "cost_usd": result.cost_usd, "cached": bool(result.cached), "replayed": replayed,
+        }
+
+
+def _checked_columns(contract: checks.CompiledContract, case: BacktestCase, result: CallResult) -> tuple:
+    """The check columns of one answered call: (json_valid, schema_valid, tool_calls_valid,
+    unsafe_tool_call, task_correct, refused, clarified, passed, check_details, parsed_output)."""
+    outcome = checks.check_output(contract, result.output, result.tool_calls, case.messages)
+    task_correct = checks.match_expected(case.expected, result.output, result.tool_calls)
+    tool_issues = outcome.tool_issues
+    if task_correct is not None:
         passed = outcome.contract_ok and task_correct
     else:
         passed = outcome.contract_ok and not outcome.refusal and not outcome.clarification
-    details = None
-    if outcome is not None:
-        details = {
-            "failure_classes": list(outcome.failure_classes),
-            "schema_path": outcome.schema_path or None,
-            "schema_message": outcome.schema_message or None,
-            "tool_issues": [{"kind": i.kind, "tool": i.tool, "detail": i.detail, "path": i.path} for i in tool_issues],
-        }
-    return {
-        "run_id": run_id, "role": role, "prompt_version": package.version_id, "package_hash": package.package_hash,
-        "case_id": case.case_id, "case_source": case.source, "sample_index": result.sample_index,
-        "tags": json.dumps(case.tags), "expected": json.dumps(case.expected) if case.expected else None,
-        "output": result.output,
-        "parsed_output": json.dumps(outcome.parsed) if outcome is not None and outcome.parsed is not None else None,
-        "tool_calls": json.dumps(result.tool_calls) if result.tool_calls else None,
-        "status": result.status, "error": result.error_type or result.error,
-        "json_valid": outcome.json_valid if outcome else None,
-        # Output that does not parse cannot meet the schema: a schema failure, not "no data".
-        "schema_valid": (False if outcome.json_valid is False and contract.schema_validator else outcome.schema_valid)
-        if outcome else None,
-        "tool_calls_valid": (not any(i.kind in ("unknown_tool", "tool_args_invalid") for i in tool_issues))
-        if outcome is not None and result.tool_calls else (True if outcome is not None else None),
-        "unsafe_tool_call": any(i.kind == "unsafe_tool_call" for i in tool_issues) if outcome else None,
-        "task_correct": task_correct,
-        "refused": outcome.refusal if outcome else None,
-        "clarified": outcome.clarification if outcome else None,
-        "passed": passed if result.status != "not_run_budget" else None,
-        "check_details": json.dumps(details) if details else None,
-        "judge_score": None, "rubric_version": None, "rubric_hash": None, "judge": None,  # see judge.apply_scores
-        "latency_ms": result.latency_ms, "input_tokens": result.input_tokens, "output_tokens": result.output_tokens,
-        "cost_usd": result.cost_usd, "cached": bool(result.cached), "replayed": replayed,
+    details = {
+        "failure_classes": list(outcome.failure_classes),
+        "schema_path": outcome.schema_path or None,
+        "schema_message": outcome.schema_message or None,
+        "tool_issues": [{"kind": i.kind, "tool": i.tool, "detail": i.detail, "path": i.path} for i in tool_issues],
     }
+    return (
+        outcome.json_valid,
+        # Output that does not parse cannot meet the schema: a schema failure, not "no data".
+        False if outcome.json_valid is False and contract.schema_validator else outcome.schema_valid,
+        not any(i.kind in ("unknown_tool", "tool_args_invalid") for i in tool_issues) if result.tool_calls else True,
+        any(i.kind == "unsafe_tool_call" for i in tool_issues),
+        task_correct,
+        outcome.refusal,
+        outcome.clarification,
+        passed,
+        json.dumps(details),
+        json.dumps(outcome.parsed) if outcome.parsed is not None else None,
+    )
+
+
+def _frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
+    """The result rows as a frame, built column by column (several times faster than from row dicts)."""
+    if not rows:
+        return pl.DataFrame()
+    # strict=False: a column mixing ints and floats (judge scores) widens, as the row-wise inference did.
+    return pl.DataFrame({name: [row[name] for row in rows] for name in rows[0]}, strict=False)
 
 
 def run_id_for(candidate: Any, baseline: Any, dataset_version: str | None, cases: Sequence[BacktestCase],
@@ -351,8 +434,8 @@ def run_backtest(
         c.case_id for c in history
         if settings.replay_baseline and c.recorded and c.recorded.get("package_hash") == baseline.package_hash
     }
-    rendered = {role: {c.case_id: _render(pkg, c) for c in cases}
-                for role, pkg in (("candidate", candidate), ("baseline", baseline))}
+    rendered = {role: {c.case_id: render(c) for c in cases}
+                for role, render in (("candidate", _Renderer(candidate)), ("baseline", _Renderer(baseline)))}
     # A case neither package can render (e.g. a recorded input without the
     # template's variables) tells nothing about the change: leave it out.
     unrenderable = {c.case_id for c in cases
@@ -374,11 +457,12 @@ def run_backtest(
     results = run_calls_sync(requests, llm_settings, warehouse=warehouse, budget=settings.budget(),
                              progress=progress)
     by_case = {c.case_id: c for c in cases}
+    make_row = _RowMaker(run_id)
     rows = []
     for result in results:
         role, case_id, _ = result.tag.split("|", 2)
         package, compiled = (candidate, contract) if role == "candidate" else (baseline, base_contract)
-        rows.append(_result_row(run_id, role, package, compiled, by_case[case_id], result, replayed=False))
+        rows.append(make_row(role, package, compiled, by_case[case_id], result, replayed=False))
     # One side could not render the input: an error for that side, a real difference.
     for role, package, compiled in (("candidate", candidate, contract), ("baseline", baseline, base_contract)):
         for case in cases:
@@ -387,12 +471,12 @@ def run_backtest(
                 for k in range(settings.samples):
                     failed = CallResult(tag=f"{role}|{case.case_id}|{k}", cache_key="render", sample_index=k,
                                         status="error", error_type="RenderError", error=problem)
-                    rows.append(_result_row(run_id, role, package, compiled, case, failed, replayed=False))
+                    rows.append(make_row(role, package, compiled, case, failed, replayed=False))
     for case_id in sorted(replay):
         for k in range(settings.samples):
-            rows.append(_result_row(run_id, "baseline", baseline, base_contract, by_case[case_id],
+            rows.append(make_row("baseline", baseline, base_contract, by_case[case_id],
                                     _replayed_result(by_case[case_id], k), replayed=True))
-    frame = pl.DataFrame(rows, infer_schema_length=None)
+    frame = _frame(rows)
     not_run = sum(r.status == "not_run_budget" for r in results)
     status = "budget_exhausted" if not_run else "complete"
     spent_tokens = int(frame.select((pl.col("input_tokens").fill_null(0) + pl.col("output_tokens").fill_null(0))
@@ -409,7 +493,7 @@ def run_backtest(
     )
     if judged is not None:
         apply_scores(rows, judged)
-        frame = pl.DataFrame(rows, infer_schema_length=None)
+        frame = _frame(rows)
     outcome = BacktestOutcome(
         run_id=run_id, status=status, candidate=candidate.version_id, baseline=baseline.version_id,
         dataset_version=dataset_version, cases=len(cases),

@@ -11,7 +11,6 @@ history, not behaviour, so it alone never makes a new version.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from typing import Any, Literal
 
@@ -135,6 +134,7 @@ def case_line(case: GoldenCase) -> str:
 
 def parse_case_line(line: str, file: str, number: int) -> GoldenCase:
     try:
-        return GoldenCase.model_validate(json.loads(line))
+        # pydantic's own JSON parser: about half the time of json.loads + model_validate.
+        return GoldenCase.model_validate_json(line)
     except (ValueError, TypeError) as exc:
         raise UserError(f"not a golden case: {exc}", file=file, line=number) from exc

@@ -54,7 +54,11 @@ def lookup(warehouse: str | Path | None, keys: list[str]) -> dict[str, CachedRes
     """Cached responses for the keys found, in one query."""
     if not keys:
         return {}
-    with write_transaction(warehouse) as con:  # write: migrates an older warehouse first
+    # Opened for writing so an older warehouse is migrated first. A lookup
+    # itself changes nothing, so the analyst snapshot is not republished (a
+    # checkpoint, a copy of the whole file and a verifying open, for nothing);
+    # the caller's next write publishes it, migration included.
+    with write_transaction(warehouse, publish=False) as con:
         rows = con.execute(
             "SELECT cache_key, response::VARCHAR, input_tokens, output_tokens, latency_ms "
             "FROM llm_cache WHERE cache_key IN (SELECT unnest($keys::VARCHAR[]))",
