@@ -27,10 +27,12 @@ test: $(STAMP)
 	@bash scripts/install_browser.sh || true
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup
 
-# The UI over the demo's Dagster home, warehouse and registry copy.
+# The UI over the demo's Dagster home, warehouse, landing and registry copy (absolute
+# paths: runs launched from the UI resolve them in their own processes).
 ui: $(STAMP)
 	@test -d $(DAGSTER_HOME) || (echo "no Dagster home yet: run 'make demo' first" && exit 1)
-	PROMPT_RELEASE_REGISTRY=$(STATE)/registry $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $${PORT:-3000}
+	PROMPT_RELEASE_WAREHOUSE=$(CURDIR)/$(STATE)/warehouse.duckdb PROMPT_RELEASE_LANDING=$(CURDIR)/$(STATE)/landing \
+	PROMPT_RELEASE_REGISTRY=$(CURDIR)/$(STATE)/registry $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $${PORT:-3000}
 
 bench: $(STAMP)
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

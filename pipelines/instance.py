@@ -23,6 +23,9 @@ concurrency:
     default_limit: 1
 telemetry:
   enabled: false
+# No first-visit newsletter dialog over the UI (it covers the page `make ui` opens).
+nux:
+  enabled: false
 """
 
 

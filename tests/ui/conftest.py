@@ -1,7 +1,7 @@
 """Fixtures for the browser tests: a Dagster webserver on a free port, a headless Chromium page.
 
-`dagster_webserver(dagster_home, workspace)` starts the webserver over the
-given Dagster home and returns its base URL; it is stopped (with its code
+`dagster_webserver(dagster_home, workspace, env=...)` starts the webserver
+over the given Dagster home and returns its base URL; it is stopped (with its code
 server) when the test ends. `browser_page` is a fresh page in Debian's
 Chromium; tests using it skip, naming the reason, where it is not installed.
 Page helpers live in `tests/ui/harness.py`.
@@ -21,12 +21,12 @@ from tests.ui.harness import CHROMIUM, CHROMIUM_ARGS, PAGE_TIMEOUT_MS, start_web
 
 @pytest.fixture
 def dagster_webserver(tmp_path: Path) -> Iterator[Callable[..., str]]:
-    """Factory: start(dagster_home, workspace, cwd=REPO_ROOT) -> base URL; stopped at teardown."""
+    """Factory: start(dagster_home, workspace, cwd=REPO_ROOT, env=None) -> base URL; stopped at teardown."""
     started: list[subprocess.Popen] = []
 
-    def start(dagster_home: Path, workspace: Path, cwd: Path = REPO_ROOT) -> str:
+    def start(dagster_home: Path, workspace: Path, cwd: Path = REPO_ROOT, env: dict[str, str] | None = None) -> str:
         proc, base_url = start_webserver(
-            dagster_home, workspace, tmp_path / f"webserver-{len(started)}.log", cwd=cwd
+            dagster_home, workspace, tmp_path / f"webserver-{len(started)}.log", cwd=cwd, env=env
         )
         started.append(proc)
         return base_url
@@ -55,7 +55,8 @@ def chromium_browser():
 
 @pytest.fixture
 def browser_page(chromium_browser):
-    context = chromium_browser.new_context(viewport={"width": 1400, "height": 900})
+    # Wide enough for the whole asset lineage to stay legible in the README screenshot.
+    context = chromium_browser.new_context(viewport={"width": 1600, "height": 1000})
     page = context.new_page()
     page.set_default_timeout(PAGE_TIMEOUT_MS)
     try:

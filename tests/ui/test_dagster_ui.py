@@ -1,49 +1,159 @@
-"""The Dagster UI in a real browser: the asset graph shows our assets, asset pages show their reports."""
+"""Issue 7, acceptance 2: the demo's results in a real browser, in the Dagster UI and in the offline HTML report.
+
+The demo runs (small sizes) into a persistent Dagster home; the webserver
+serves the project's own code location (`workspace.yaml`) over that home with
+the resources pointed at the demo's warehouse, registry and landing, as
+`make ui` does after `make demo`. Headless Chromium opens the asset lineage
+and the gate report of each candidate; the standalone HTML gate report is
+opened from disk with the network blocked.
+
+README pictures (`docs/img/*.png`) are rewritten only with
+PROMPT_RELEASE_UPDATE_SCREENSHOTS=1.
+"""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
 import pytest
 
-from tests.ui import ui_location
+from prompt_release.gates.evaluate import latest_report
+from tests.conftest import REPO_ROOT
 from tests.ui.harness import (
+    launch_webserver,
     open_asset_graph,
-    open_asset_page,
+    open_asset_partition,
     save_screenshot,
+    show_markdown,
+    stop_webserver,
+    wait_for_webserver,
     write_dagster_home,
-    write_workspace,
 )
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.xdist_group("browser")]
+
+PROMOTED = "support_router:v1.6.0"
+REJECTED = "support_router:v1.7.0"  # answers in prose: breaks the JSON contract
 
 
-@pytest.fixture
-def probe_home(tmp_path: Path) -> Path:
-    """An ephemeral Dagster home holding one materialization of the probe asset."""
-    home = write_dagster_home(tmp_path / "dagster_home")
-    instance = dg.DagsterInstance.from_config(str(home))
+@dataclass(frozen=True)
+class Demo:
+    home: Path  # the Dagster home the demo's runs are recorded in
+    state: Path  # its warehouse, registry copy, landing and HTML reports
+    reports: dict[str, dict]  # candidate -> its latest gate report
+    base_url: str  # the Dagster webserver over that home
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+    """`make demo` at small sizes into a persistent Dagster home, and `make ui` over it.
+
+    The demo runs as `python -m pipelines.demo` in its own process, as `make
+    demo` does (Playwright's sync API keeps an event loop running in this
+    process, and the backtests' `asyncio.run` cannot run inside one). The
+    webserver starts meanwhile: it serves the project's own code location
+    (`workspace.yaml`) with the resources pointed at the demo's state, which
+    they read from the environment at import.
+    """
+    root = tmp_path_factory.mktemp("ui_demo")
+    home = write_dagster_home(root / "dagster_home")
+    state = root / "state"
+    # Create the instance's storage before two processes open it at once.
+    dg.DagsterInstance.from_config(str(home)).dispose()
+    proc, base_url = launch_webserver(home, REPO_ROOT / "workspace.yaml", root / "webserver.log", env={
+        "PROMPT_RELEASE_WAREHOUSE": str(state / "warehouse.duckdb"),
+        "PROMPT_RELEASE_REGISTRY": str(state / "registry"),
+        "PROMPT_RELEASE_LANDING": str(state / "landing"),
+    })
     try:
-        result = dg.materialize([ui_location.verdict_probe], instance=instance)
-        assert result.success
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("PROMPT_RELEASE_", "OPENAI_"))}
+        env.update(DAGSTER_HOME=str(home), PYTHONPATH=str(REPO_ROOT) + os.pathsep + env.get("PYTHONPATH", ""))
+        log = root / "demo.log"
+        with log.open("wb") as out:
+            done = subprocess.run(
+                [sys.executable, "-m", "pipelines.demo", "--state-dir", str(state),
+                 "--days", "4", "--scale", "0.3", "--canary-requests", "1000"],
+                cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, timeout=600,
+            )
+        tail = log.read_text(errors="replace")[-4000:]
+        assert done.returncode == 0, f"the demo failed:\n{tail}"
+        reports = {c: latest_report(state / "warehouse.duckdb", c) for c in (PROMOTED, REJECTED)}
+        assert reports[PROMOTED] and reports[PROMOTED]["verdict"] == "promote", tail
+        assert reports[REJECTED] and reports[REJECTED]["verdict"] == "reject", tail
+        wait_for_webserver(proc, base_url, root / "webserver.log")
+        yield Demo(home, state, reports, base_url)
     finally:
-        instance.dispose()
-    return home
+        stop_webserver(proc)
 
 
-def test_asset_graph_and_asset_page_show_the_materialized_report(
-    probe_home: Path, tmp_path: Path, dagster_webserver, browser_page
+def _all_asset_names() -> list[str]:
+    from pipelines.definitions import defs
+
+    return sorted(key.to_user_string() for key in defs().resolve_all_asset_keys())
+
+
+def test_dagster_ui_shows_the_lineage_and_each_candidates_gate_verdict(
+    demo: Demo, browser_page
 ) -> None:
-    workspace = write_workspace(tmp_path / "workspace.yaml", Path(ui_location.__file__))
-    base_url = dagster_webserver(probe_home, workspace)
+    base_url, page = demo.base_url, browser_page
 
-    graph_text = open_asset_graph(browser_page, base_url, ui_location.ASSET_KEY)
-    assert ui_location.ASSET_KEY in graph_text
-    save_screenshot(browser_page, "asset-graph.png")
+    assets = _all_asset_names()
+    graph_text = open_asset_graph(page, base_url, expect_assets=["gate_report", *assets])
+    for name in assets:
+        assert name in graph_text
+    save_screenshot(page, "asset-graph.png")
 
-    page_text = open_asset_page(browser_page, base_url, ui_location.ASSET_KEY, expect_text=ui_location.VERDICT)
-    # The markdown report from the materialization is rendered on the page, verdict first.
-    assert ui_location.VERDICT in page_text
-    assert page_text.index(ui_location.VERDICT) < page_text.index("handoff_accuracy")
-    assert "Row count" in page_text
+    # The promoted candidate: its latest materialization leads with the verdict.
+    text = open_asset_partition(page, base_url, "gate_report", PROMOTED, expect_text="Verdict: PROMOTE")
+    assert PROMOTED in text
+    assert demo.reports[PROMOTED]["report_id"] in text
+    save_screenshot(page, "gate-report.png")
+    report = show_markdown(page, expect_text="p95_latency")
+    # The full report behind "[Show Markdown]": verdict first, then every gate with its outcome.
+    assert report.index("Verdict: PROMOTE") < report.index("json_valid_rate")
+    for gate in ("json_valid_rate", "schema_pass_rate", "handoff_accuracy", "error_rate", "p95_latency"):
+        assert gate in report
+    assert "FAIL" not in report
+
+    # Another partition of the same asset shows its own verdict: the prose edit is rejected on the JSON gate.
+    text = open_asset_partition(page, base_url, "gate_report", REJECTED, expect_text="Verdict: REJECT")
+    assert "Verdict: PROMOTE" not in text
+    assert "json_valid_rate" in text  # named in the verdict line as a failed hard gate
+    assert demo.reports[REJECTED]["report_id"] in text
+
+
+def test_the_html_gate_report_opens_offline_with_its_verdict_and_charts(
+    demo: Demo, browser_page
+) -> None:
+    html = Path(demo.reports[PROMOTED]["paths"]["html"])
+    assert html.is_file()
+    page = browser_page
+    # Anything but the file itself (a CDN script, a web font) would be a request off the machine.
+    outside: list[str] = []
+
+    def block(route) -> None:
+        if route.request.url.startswith(("file:", "data:")):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", block)
+    page.goto(html.as_uri())
+    banner = page.locator("h1").first.inner_text()
+    assert banner.startswith("Verdict: PROMOTE")
+    assert PROMOTED in page.inner_text("body")
+    charts = page.locator("svg[role=img]")
+    assert charts.count() == 3
+    labels = {charts.nth(i).get_attribute("aria-label") for i in range(3)}
+    assert labels == {"gate intervals against thresholds", "accuracy by tag", "latency distributions"}
+    for i in range(3):
+        assert charts.nth(i).bounding_box()["height"] > 50  # drawn, not an empty placeholder
+    assert outside == []
+    save_screenshot(page, "html-report.png")
