@@ -8,7 +8,8 @@ and golden sets never touch the committed `prompts/` or `datasets/`).
 Scenario 1: 30 days of production history are ingested and mined, golden sets
 are built, the candidate sensor evaluates every open candidate
 (support_router v1.6.0 promoted; v1.7.0 rejected, JSON contract; order_agent
-v2.1.0 rejected, unsafe tool calls; summarizer v1.1.0 promoted), the gate
+v2.1.0 rejected, unsafe tool calls; summarizer v1.1.0 rejected by the judge,
+its shorter summaries drop key facts), the gate
 sensor promotes to staging and canary, canary traffic is served through the
 runtime client against the simulator, ingested, analysed, and rolled forward.
 Scenario 2: a one-line edit (v1.6.1: `[format] json` -> `[format] prose`) is

@@ -48,7 +48,11 @@ def _interval(gate: dict) -> str:
 
 
 def verdict_line(report: dict) -> str:
-    return f"Verdict: {report['verdict'].upper()}: {report.get('reason', '')}".rstrip(": ")
+    reason = report.get("reason", "") or ""
+    # The decision's summary may itself start with the verdict ("reject: ..."): say it once.
+    if reason.lower().startswith(report["verdict"] + ":"):
+        reason = reason[len(report["verdict"]) + 1:].strip()
+    return f"Verdict: {report['verdict'].upper()}: {reason}".rstrip(": ")
 
 
 def render_markdown(report: dict, *, regressions: int = 8) -> str:
@@ -144,14 +148,15 @@ def _svg_accuracy_by_tag(rows: list[dict]) -> str:
     rows = [r for r in rows if r.get("baseline") is not None or r.get("candidate") is not None][:20]
     if not rows:
         return "<p>No tagged cases with an expected answer.</p>"
-    row_h, width, left = 26, 720, 220
+    row_h, width, left = 26, 820, 330
     plot_w = width - left - 60
     height = row_h * len(rows) + 30
     parts = [f'<svg viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
              f'aria-label="accuracy by tag">']
     for i, row in enumerate(rows):
         y = 10 + i * row_h
-        parts.append(f'<text x="4" y="{y + 14}" font-size="12">{html.escape(str(row["tag"]))} (n={row.get("n", "")})</text>')
+        label = _clip(f'{row["tag"]} (n={row.get("n", "")})', 48)
+        parts.append(f'<text x="4" y="{y + 14}" font-size="12">{html.escape(label)}</text>')
         for j, (role, colour) in enumerate((("baseline", "#8c959f"), ("candidate", "#0969da"))):
             value = row.get(role)
             if value is None:

@@ -62,3 +62,10 @@ def test_html_escapes_model_output() -> None:
     report = json.loads(json.dumps(REPORT))
     report["regressions"][0]["examples"][0]["after"] = "<script>alert(1)</script>"
     assert "<script>alert" not in render_html(report)
+
+
+def test_the_verdict_is_said_once() -> None:
+    from prompt_release.gates.report import verdict_line
+
+    report = {**REPORT, "verdict": "promote", "reason": "promote: all 5 hard gate(s) pass"}
+    assert verdict_line(report) == "Verdict: PROMOTE: all 5 hard gate(s) pass"
