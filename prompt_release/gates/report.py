@@ -44,7 +44,9 @@ def _interval(gate: dict) -> str:
     if lo is None or hi is None:
         return "–"
     unit = gate.get("interval_unit", gate.get("unit"))
-    return f"[{_fmt(float(lo), unit)}, {_fmt(float(hi), unit)}]"
+    # A relative gate's interval is of the difference (or ratio) to the baseline, not of the rate itself.
+    prefix = {"difference": "Δ ", "ratio": "× "}.get(gate.get("interval_of"), "")
+    return f"{prefix}[{_fmt(float(lo), unit)}, {_fmt(float(hi), unit)}]"
 
 
 def verdict_line(report: dict) -> str:
@@ -272,6 +274,7 @@ pre {{ background: #f6f8fa; padding: 0.75rem; overflow-x: auto; font-size: 12px;
 {html.escape(str((report.get('dataset') or {}).get('version') or 'replayed history only'))}</div></div>
 {freeze_html}{budget_html}
 <h2>Gates</h2>
+<p>Intervals are of the candidate's value, of its difference to the baseline (Δ), or of its ratio to the baseline (×).</p>
 <table><tr><th>gate</th><th>severity</th><th>baseline</th><th>candidate</th><th>interval ({report.get('confidence', 0.95):.0%})</th>
 <th>threshold</th><th>n</th><th>outcome</th></tr>{''.join(rows)}</table>
 <h2>Each gate's interval against its threshold</h2>{_svg_gate_intervals(report['gates'])}
