@@ -503,5 +503,17 @@ async def run_calls(
 
 
 def run_calls_sync(requests: list[CallRequest], settings: LLMSettings, **options: Any) -> list[CallResult]:
-    """`run_calls` for synchronous callers (CLI, Dagster assets)."""
-    return asyncio.run(run_calls(requests, settings, **options))
+    """`run_calls` for synchronous callers (CLI, Dagster assets, notebooks).
+
+    Inside a thread that already runs an event loop (Jupyter, an async app,
+    Playwright's sync API) `asyncio.run` is refused, so the calls then run on
+    a worker thread with a loop of its own.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(run_calls(requests, settings, **options))
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="prompt-release-calls") as pool:
+        return pool.submit(asyncio.run, run_calls(requests, settings, **options)).result()

@@ -162,3 +162,22 @@ def test_from_env_reads_endpoint_and_key(monkeypatch):
     settings = LLMSettings.from_env(max_concurrency=3)
     assert settings.base_url == "http://127.0.0.1:9/v1" and settings.max_concurrency == 3
     assert settings.api_key.get_secret_value() == "sk-env-key" and "sk-env-key" not in repr(settings)
+
+
+def test_sync_calls_work_inside_a_running_event_loop(tmp_path) -> None:
+    # As in a Jupyter notebook or an async app: asyncio.run() alone would be refused here.
+    import asyncio
+
+    from prompt_release.llm.client import CallRequest, run_calls_sync
+    from prompt_release.llm.settings import LLMSettings
+    from prompt_release.llm.simulator import start_simulator
+
+    with start_simulator(port=0) as sim:
+        request = CallRequest(model="m", messages=[{"role": "system", "content": "[format] prose"},
+                                                   {"role": "user", "content": "hello"}])
+
+        async def inside_a_loop():
+            return run_calls_sync([request], LLMSettings(base_url=sim.base_url), warehouse=tmp_path / "w.duckdb")
+
+        [result] = asyncio.run(inside_a_loop())
+    assert result.status == "ok" and result.output
