@@ -179,5 +179,12 @@ def test_sync_calls_work_inside_a_running_event_loop(tmp_path) -> None:
         async def inside_a_loop():
             return run_calls_sync([request], LLMSettings(base_url=sim.base_url), warehouse=tmp_path / "w.duckdb")
 
-        [result] = asyncio.run(inside_a_loop())
+        # A thread of its own, so the test does not depend on what else runs in this process.
+        import threading
+
+        outcome: dict = {}
+        thread = threading.Thread(target=lambda: outcome.update(results=asyncio.run(inside_a_loop())))
+        thread.start()
+        thread.join(timeout=60)
+    [result] = outcome["results"]
     assert result.status == "ok" and result.output
