@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 import openai  # noqa: E402
 
-from prompt_release.evaluation.backtest import BacktestSettings, _response_format, run_backtest  # noqa: E402
+from prompt_release.evaluation.backtest import BacktestSettings, run_backtest  # noqa: E402
 from prompt_release.golden import store as golden_store  # noqa: E402
 from prompt_release.golden.model import (  # noqa: E402
     CaseInput, Contract, Expected, GoldenCase, Manifest, Provenance, Tags, case_id_for, content_hash,
@@ -106,7 +106,7 @@ def bare_requests(registry: Path, version: str) -> list[dict]:
     out = []
     for vid in (CANDIDATE, BASELINE):
         package = load_package(registry, vid)
-        fmt = _response_format(package)
+        fmt = package.response_format()
         for case in cases:
             out.append({"model": package.model, "messages": package.render(case.input.variables,
                                                                             messages=case.input.messages),

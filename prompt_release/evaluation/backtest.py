@@ -16,12 +16,14 @@ a completed call.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import itertools
 import json
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -39,7 +41,9 @@ from prompt_release.evaluation.judge import apply_scores, judge_backtest
 from prompt_release.golden import store as golden_store
 from prompt_release.golden.build import expected_from_correction
 from prompt_release.golden.model import case_id_for, dataset_name, parse_version_ref
-from prompt_release.llm.client import STATUS_OK, CallRequest, CallResult, run_calls_sync
+from prompt_release.llm.client import (
+    STATUS_OK, CacheProbe, CallRequest, CallResult, cached_results, probe_cache, run_calls_sync,
+)
 from prompt_release.llm.settings import Budget, LLMSettings
 from prompt_release.registry import load_package, resolve_label
 from prompt_release.registry import render as rendering
@@ -271,6 +275,7 @@ def _requests(package: Any, role: str, cases: Sequence[BacktestCase], samples: i
               rendered: dict[str, list[dict] | str]) -> list[CallRequest]:
     tools = [{"name": t.name, "description": t.description, "parameters": t.parameters} for t in package.tools]
     response_format = package.response_format()
+    parameters = dict(package.parameters)  # one object for all: the client prepares what they share once
     out = []
     for case in cases:
         messages = rendered[case.case_id]
@@ -278,7 +283,7 @@ def _requests(package: Any, role: str, cases: Sequence[BacktestCase], samples: i
             continue
         for k in range(samples):
             out.append(CallRequest(
-                model=package.model, messages=messages, parameters=dict(package.parameters), tools=tools,
+                model=package.model, messages=messages, parameters=parameters, tools=tools,
                 response_format=response_format, package_hash=package.package_hash, sample_index=k,
                 tag=f"{role}|{case.case_id}|{k}",
             ))
@@ -322,7 +327,7 @@ class _RowMaker:
         return found
 
     def __call__(self, role: str, package: Any, contract: checks.CompiledContract, case: BacktestCase,
-                 result: CallResult, *, replayed: bool) -> dict[str, Any]:
+                 result: CallResult, *, replayed: bool) -> tuple:
         case_json = self._case_json.get(case.case_id)
         if case_json is None:
             case_json = self._case_json[case.case_id] = (
@@ -336,19 +341,25 @@ class _RowMaker:
             json_valid = schema_valid = tool_calls_valid = unsafe = refused = clarified = details = parsed = None
             task_correct = False if case.expected else None  # an error is not a right answer
             passed = False if result.status != "not_run_budget" else None
-        return {
-            "run_id": self.run_id, "role": role, "prompt_version": package.version_id,
-            "package_hash": package.package_hash, "case_id": case.case_id, "case_source": case.source,
-            "sample_index": result.sample_index, "tags": tags_json, "expected": expected_json,
-            "output": result.output, "parsed_output": parsed, "tool_calls": tool_calls_json,
-            "status": result.status, "error": result.error_type or result.error,
-            "json_valid": json_valid, "schema_valid": schema_valid, "tool_calls_valid": tool_calls_valid,
-            "unsafe_tool_call": unsafe, "task_correct": task_correct, "refused": refused, "clarified": clarified,
-            "passed": passed, "check_details": details,
-            "judge_score": None, "rubric_version": None, "rubric_hash": None, "judge": None,  # see judge.apply_scores
-            "latency_ms": result.latency_ms, "input_tokens": result.input_tokens, "output_tokens": result.output_tokens,
-            "cost_usd": result.cost_usd, "cached": bool(result.cached), "replayed": replayed,
-        }
+        return (
+            self.run_id, role, package.version_id, package.package_hash, case.case_id, case.source,
+            result.sample_index, tags_json, expected_json, result.output, parsed, tool_calls_json,
+            result.status, result.error_type or result.error,
+            json_valid, schema_valid, tool_calls_valid, unsafe, task_correct, refused, clarified, passed, details,
+            None, None, None, None,  # judge_score, rubric_version, rubric_hash, judge: see judge.apply_scores
+            result.latency_ms, result.input_tokens, result.output_tokens, result.cost_usd, bool(result.cached),
+            replayed,
+        )
+
+
+# The columns of a result row, in the order `_RowMaker` makes them.
+ROW_COLUMNS = (
+    "run_id", "role", "prompt_version", "package_hash", "case_id", "case_source", "sample_index", "tags",
+    "expected", "output", "parsed_output", "tool_calls", "status", "error", "json_valid", "schema_valid",
+    "tool_calls_valid", "unsafe_tool_call", "task_correct", "refused", "clarified", "passed", "check_details",
+    "judge_score", "rubric_version", "rubric_hash", "judge", "latency_ms", "input_tokens", "output_tokens",
+    "cost_usd", "cached", "replayed",
+)
 
 
 def _checked_columns(contract: checks.CompiledContract, case: BacktestCase, result: CallResult) -> tuple:
@@ -390,6 +401,13 @@ def _frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
     return pl.DataFrame({name: [row[name] for row in rows] for name in rows[0]}, strict=False)
 
 
+def _frame_of_tuples(rows: list[tuple]) -> pl.DataFrame:
+    """`_frame` of rows made by `_RowMaker` (tuples in ROW_COLUMNS order), transposed in one pass."""
+    if not rows:
+        return pl.DataFrame()
+    return pl.DataFrame(dict(zip(ROW_COLUMNS, map(list, zip(*rows)), strict=True)), strict=False)
+
+
 def run_id_for(candidate: Any, baseline: Any, dataset_version: str | None, cases: Sequence[BacktestCase],
                settings: BacktestSettings) -> str:
     """Same packages, same inputs, same settings: same run id (a rerun replaces, never doubles)."""
@@ -397,6 +415,25 @@ def run_id_for(candidate: Any, baseline: Any, dataset_version: str | None, cases
                            sorted(c.case_id for c in cases), settings.samples, settings.replay_baseline,
                            settings.max_tokens, settings.max_usd, str(settings.as_of)])
     return "bt_" + hashlib.sha256(material.encode()).hexdigest()[:16]
+
+
+class _CallsNeeded(Exception):
+    """Some answer is not cached: leave the lookup's transaction and call the model."""
+
+    def __init__(self, probe: CacheProbe) -> None:
+        super().__init__("calls needed")
+        self.probe = probe
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def run_backtest(
@@ -408,129 +445,163 @@ def run_backtest(
     progress: Progress | None = None,
     log: Callable[[str], None] = lambda message: None,
 ) -> BacktestOutcome:
-    registry_root = config.registry_root(registry_root)
-    llm_settings = llm_settings or LLMSettings.from_env()
-    candidate = load_package(registry_root, settings.candidate)
-    baseline = load_package(registry_root, resolve_baseline(registry_root, settings.candidate, settings.baseline))
-    if candidate.version_id == baseline.version_id:
-        raise UserError(f"candidate and baseline are the same version ({candidate.version_id})", field="baseline")
-    workflow = candidate.prompt_id
-    contract = checks.compile_contract(candidate)
-    base_contract = checks.compile_contract(baseline)
-    manifest, golden = golden_cases(registry_root, workflow, settings.dataset)
-    history = history_cases(warehouse, workflow, days=settings.history_days, size=settings.history_size,
-                            seed=settings.seed, as_of=settings.as_of, contract=contract)
-    golden_ids = {c.case_id for c in golden}
-    history = [c for c in history if c.case_id not in golden_ids]
-    cases = golden + history
-    if not cases:
-        raise UserError(f"nothing to backtest {candidate.version_id} on: no golden dataset for {workflow} and "
-                        "no recorded production inputs in the history window", field="dataset")
-    dataset_version = manifest.version_id if manifest else None
-    log(f"backtest: {candidate.version_id} vs {baseline.version_id} on {len(golden)} golden + "
-        f"{len(history)} history cases x {settings.samples} samples")
+    # The run builds tens of thousands of small containers (cases, messages,
+    # requests, result rows) that all live until it ends and form no cycles;
+    # the cyclic collector would only traverse them again and again (about a
+    # fifth of a fully cached run). Paused for the CPU-bound parts only, never
+    # across model calls, and restored afterwards.
+    with _gc_paused():
+        registry_root = config.registry_root(registry_root)
+        llm_settings = llm_settings or LLMSettings.from_env()
+        candidate = load_package(registry_root, settings.candidate)
+        baseline = load_package(registry_root, resolve_baseline(registry_root, settings.candidate, settings.baseline))
+        if candidate.version_id == baseline.version_id:
+            raise UserError(f"candidate and baseline are the same version ({candidate.version_id})", field="baseline")
+        workflow = candidate.prompt_id
+        contract = checks.compile_contract(candidate)
+        base_contract = checks.compile_contract(baseline)
+        manifest, golden = golden_cases(registry_root, workflow, settings.dataset)
+        history = history_cases(warehouse, workflow, days=settings.history_days, size=settings.history_size,
+                                seed=settings.seed, as_of=settings.as_of, contract=contract)
+        golden_ids = {c.case_id for c in golden}
+        history = [c for c in history if c.case_id not in golden_ids]
+        cases = golden + history
+        if not cases:
+            raise UserError(f"nothing to backtest {candidate.version_id} on: no golden dataset for {workflow} and "
+                            "no recorded production inputs in the history window", field="dataset")
+        dataset_version = manifest.version_id if manifest else None
+        log(f"backtest: {candidate.version_id} vs {baseline.version_id} on {len(golden)} golden + "
+            f"{len(history)} history cases x {settings.samples} samples")
 
-    replay = {
-        c.case_id for c in history
-        if settings.replay_baseline and c.recorded and c.recorded.get("package_hash") == baseline.package_hash
-    }
-    rendered = {role: {c.case_id: render(c) for c in cases}
-                for role, render in (("candidate", _Renderer(candidate)), ("baseline", _Renderer(baseline)))}
-    # A case neither package can render (e.g. a recorded input without the
-    # template's variables) tells nothing about the change: leave it out.
-    unrenderable = {c.case_id for c in cases
-                    if isinstance(rendered["candidate"][c.case_id], str) and isinstance(rendered["baseline"][c.case_id], str)}
-    if unrenderable:
-        log(f"skipping {len(unrenderable)} cases neither prompt can render (missing variables)")
-        cases = [c for c in cases if c.case_id not in unrenderable]
-        history = [c for c in history if c.case_id not in unrenderable]
-        golden = [c for c in golden if c.case_id not in unrenderable]
-        replay -= unrenderable
-    run_id = run_id_for(candidate, baseline, dataset_version, cases, settings)
-    candidate_requests = _requests(candidate, "candidate", cases, settings.samples, rendered["candidate"])
-    baseline_requests = _requests(baseline, "baseline", [c for c in cases if c.case_id not in replay],
-                                  settings.samples, rendered["baseline"])
-    # Interleave the two prompts' calls so load that varies over the run (rate
-    # limits, a busy endpoint, a warming cache) falls on both sides alike.
-    requests = [r for pair in itertools.zip_longest(candidate_requests, baseline_requests) for r in pair if r]
-    started = datetime.now(UTC)
-    results = run_calls_sync(requests, llm_settings, warehouse=warehouse, budget=settings.budget(),
-                             progress=progress)
-    by_case = {c.case_id: c for c in cases}
-    make_row = _RowMaker(run_id)
-    rows = []
-    for result in results:
-        role, case_id, _ = result.tag.split("|", 2)
-        package, compiled = (candidate, contract) if role == "candidate" else (baseline, base_contract)
-        rows.append(make_row(role, package, compiled, by_case[case_id], result, replayed=False))
-    # One side could not render the input: an error for that side, a real difference.
-    for role, package, compiled in (("candidate", candidate, contract), ("baseline", baseline, base_contract)):
-        for case in cases:
-            problem = rendered[role][case.case_id]
-            if isinstance(problem, str) and not (role == "baseline" and case.case_id in replay):
-                for k in range(settings.samples):
-                    failed = CallResult(tag=f"{role}|{case.case_id}|{k}", cache_key="render", sample_index=k,
-                                        status="error", error_type="RenderError", error=problem)
-                    rows.append(make_row(role, package, compiled, case, failed, replayed=False))
-    for case_id in sorted(replay):
-        for k in range(settings.samples):
-            rows.append(make_row("baseline", baseline, base_contract, by_case[case_id],
-                                    _replayed_result(by_case[case_id], k), replayed=True))
-    frame = _frame(rows)
-    not_run = sum(r.status == "not_run_budget" for r in results)
-    status = "budget_exhausted" if not_run else "complete"
-    spent_tokens = int(frame.select((pl.col("input_tokens").fill_null(0) + pl.col("output_tokens").fill_null(0))
-                                    .filter(~pl.col("cached") & ~pl.col("replayed")).sum()).item() or 0)
-    spent_usd = float(frame.filter(~pl.col("cached") & ~pl.col("replayed"))["cost_usd"].fill_null(0).sum())
+        replay = {
+            c.case_id for c in history
+            if settings.replay_baseline and c.recorded and c.recorded.get("package_hash") == baseline.package_hash
+        }
+        rendered = {role: {c.case_id: render(c) for c in cases}
+                    for role, render in (("candidate", _Renderer(candidate)), ("baseline", _Renderer(baseline)))}
+        # A case neither package can render (e.g. a recorded input without the
+        # template's variables) tells nothing about the change: leave it out.
+        unrenderable = {c.case_id for c in cases
+                        if isinstance(rendered["candidate"][c.case_id], str) and isinstance(rendered["baseline"][c.case_id], str)}
+        if unrenderable:
+            log(f"skipping {len(unrenderable)} cases neither prompt can render (missing variables)")
+            cases = [c for c in cases if c.case_id not in unrenderable]
+            history = [c for c in history if c.case_id not in unrenderable]
+            golden = [c for c in golden if c.case_id not in unrenderable]
+            replay -= unrenderable
+        run_id = run_id_for(candidate, baseline, dataset_version, cases, settings)
+        candidate_requests = _requests(candidate, "candidate", cases, settings.samples, rendered["candidate"])
+        baseline_requests = _requests(baseline, "baseline", [c for c in cases if c.case_id not in replay],
+                                      settings.samples, rendered["baseline"])
+        # Interleave the two prompts' calls so load that varies over the run (rate
+        # limits, a busy endpoint, a warming cache) falls on both sides alike.
+        requests = [r for pair in itertools.zip_longest(candidate_requests, baseline_requests) for r in pair if r]
+        started = datetime.now(UTC)
+        budget = settings.budget()
 
-    # LLM-as-judge, for workflows whose candidate names a rubric: one pairwise
-    # judgement per case and sample fills judge_score on both sides, under
-    # what is left of the run budget.
-    judged = judge_backtest(
-        rows, {c.case_id: (c.variables, c.messages) for c in cases}, rubric_path=candidate.rubric,
-        registry_root=registry_root, llm_settings=llm_settings, warehouse=warehouse, seed=settings.seed,
-        budget=settings.budget(), spent_tokens=spent_tokens, spent_usd=spent_usd, log=log,
-    )
-    if judged is not None:
-        apply_scores(rows, judged)
-        frame = _frame(rows)
-    outcome = BacktestOutcome(
-        run_id=run_id, status=status, candidate=candidate.version_id, baseline=baseline.version_id,
-        dataset_version=dataset_version, cases=len(cases),
-        calls_made=sum(1 for r in results if r.status != "not_run_budget" and not r.cached),
-        calls_cached=sum(1 for r in results if r.cached), calls_replayed=len(replay) * settings.samples,
-        calls_not_run=not_run,
-    )
-    with write_transaction(warehouse) as con:
-        con.execute("DELETE FROM backtest_results WHERE run_id = ?", [run_id])
-        con.execute("DELETE FROM backtest_runs WHERE run_id = ?", [run_id])
-        con.execute(
-            """INSERT INTO backtest_runs (run_id, workflow, candidate_version, candidate_hash, baseline_version,
-                   baseline_hash, dataset_version, dataset_hash, history_days, history_cases, golden_cases, samples,
-                   budget, spent_tokens, spent_usd, calls_made, calls_cached, calls_replayed, calls_not_run,
-                   rubric_version, status, started_at, finished_at, rubric_hash, judge_version, judge_hash,
-                   judge_calibration, judge_spent_tokens, judge_spent_usd)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-            [run_id, workflow, candidate.version_id, candidate.package_hash, baseline.version_id,
-             baseline.package_hash, dataset_version, manifest.content_hash if manifest else None,
-             settings.history_days, len(history), len(golden), settings.samples,
-             json.dumps({"max_tokens": settings.max_tokens, "max_usd": settings.max_usd}),
-             spent_tokens, spent_usd, outcome.calls_made, outcome.calls_cached, outcome.calls_replayed,
-             outcome.calls_not_run, judged.rubric.ref if judged else None, status, started, datetime.now(UTC),
-             judged.rubric.content_hash if judged else None, judged.judge_version if judged else None,
-             judged.judge_hash if judged else None, json.dumps(judged.calibration) if judged else None,
-             judged.spent_tokens if judged else None, judged.spent_usd if judged else None],
-        )
-        con.register("backtest_rows", frame.to_arrow())
-        columns = ", ".join(frame.columns)
-        con.execute(f"INSERT INTO backtest_results ({columns}) SELECT {columns} FROM backtest_rows")
-        con.unregister("backtest_rows")
-    outcome.summary = summarise(frame)
-    if judged is not None:
-        outcome.summary["judge"] = judged.summary
-    log(f"backtest {run_id} {status}: {outcome.calls_made} calls, {outcome.calls_cached} cached, "
-        f"{outcome.calls_replayed} replayed, {outcome.calls_not_run} not run (budget)")
-    return outcome
+        def finish(results: list[CallResult], con: Any) -> BacktestOutcome:
+            """Rows, judge, outcome and the one write of the run (on `con` when given)."""
+            with _gc_paused():
+                by_case = {c.case_id: c for c in cases}
+                make_row = _RowMaker(run_id)
+                rows = []
+                for result in results:
+                    role, case_id, _ = result.tag.split("|", 2)
+                    package, compiled = (candidate, contract) if role == "candidate" else (baseline, base_contract)
+                    rows.append(make_row(role, package, compiled, by_case[case_id], result, replayed=False))
+                # One side could not render the input: an error for that side, a real difference.
+                for role, package, compiled in (("candidate", candidate, contract), ("baseline", baseline, base_contract)):
+                    for case in cases:
+                        problem = rendered[role][case.case_id]
+                        if isinstance(problem, str) and not (role == "baseline" and case.case_id in replay):
+                            for k in range(settings.samples):
+                                failed = CallResult(tag=f"{role}|{case.case_id}|{k}", cache_key="render", sample_index=k,
+                                                    status="error", error_type="RenderError", error=problem)
+                                rows.append(make_row(role, package, compiled, case, failed, replayed=False))
+                for case_id in sorted(replay):
+                    for k in range(settings.samples):
+                        rows.append(make_row("baseline", baseline, base_contract, by_case[case_id],
+                                                _replayed_result(by_case[case_id], k), replayed=True))
+                frame = _frame_of_tuples(rows)
+            not_run = sum(r.status == "not_run_budget" for r in results)
+            status = "budget_exhausted" if not_run else "complete"
+            spent_tokens = int(frame.select((pl.col("input_tokens").fill_null(0) + pl.col("output_tokens").fill_null(0))
+                                            .filter(~pl.col("cached") & ~pl.col("replayed")).sum()).item() or 0)
+            spent_usd = float(frame.filter(~pl.col("cached") & ~pl.col("replayed"))["cost_usd"].fill_null(0).sum())
+
+            # LLM-as-judge, for workflows whose candidate names a rubric: one pairwise
+            # judgement per case and sample fills judge_score on both sides, under
+            # what is left of the run budget.
+            # The judge reads and fills rows by column name (only built when there is a rubric).
+            row_dicts = [dict(zip(ROW_COLUMNS, row, strict=True)) for row in rows] if candidate.rubric else []
+            judged = judge_backtest(
+                row_dicts, {c.case_id: (c.variables, c.messages) for c in cases}, rubric_path=candidate.rubric,
+                registry_root=registry_root, llm_settings=llm_settings, warehouse=warehouse, seed=settings.seed,
+                budget=settings.budget(), spent_tokens=spent_tokens, spent_usd=spent_usd, log=log,
+            )
+            if judged is not None:
+                apply_scores(row_dicts, judged)
+                frame = _frame(row_dicts)
+            outcome = BacktestOutcome(
+                run_id=run_id, status=status, candidate=candidate.version_id, baseline=baseline.version_id,
+                dataset_version=dataset_version, cases=len(cases),
+                calls_made=sum(1 for r in results if r.status != "not_run_budget" and not r.cached),
+                calls_cached=sum(1 for r in results if r.cached), calls_replayed=len(replay) * settings.samples,
+                calls_not_run=not_run,
+            )
+
+            def store(con: Any) -> None:
+                con.execute("DELETE FROM backtest_results WHERE run_id = ?", [run_id])
+                con.execute("DELETE FROM backtest_runs WHERE run_id = ?", [run_id])
+                con.execute(
+                    """INSERT INTO backtest_runs (run_id, workflow, candidate_version, candidate_hash, baseline_version,
+                           baseline_hash, dataset_version, dataset_hash, history_days, history_cases, golden_cases, samples,
+                           budget, spent_tokens, spent_usd, calls_made, calls_cached, calls_replayed, calls_not_run,
+                           rubric_version, status, started_at, finished_at, rubric_hash, judge_version, judge_hash,
+                           judge_calibration, judge_spent_tokens, judge_spent_usd)
+                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                    [run_id, workflow, candidate.version_id, candidate.package_hash, baseline.version_id,
+                     baseline.package_hash, dataset_version, manifest.content_hash if manifest else None,
+                     settings.history_days, len(history), len(golden), settings.samples,
+                     json.dumps({"max_tokens": settings.max_tokens, "max_usd": settings.max_usd}),
+                     spent_tokens, spent_usd, outcome.calls_made, outcome.calls_cached, outcome.calls_replayed,
+                     outcome.calls_not_run, judged.rubric.ref if judged else None, status, started, datetime.now(UTC),
+                     judged.rubric.content_hash if judged else None, judged.judge_version if judged else None,
+                     judged.judge_hash if judged else None, json.dumps(judged.calibration) if judged else None,
+                     judged.spent_tokens if judged else None, judged.spent_usd if judged else None],
+                )
+                con.register("backtest_rows", frame.to_arrow())
+                columns = ", ".join(frame.columns)
+                con.execute(f"INSERT INTO backtest_results ({columns}) SELECT {columns} FROM backtest_rows")
+                con.unregister("backtest_rows")
+
+            if con is None:
+                with write_transaction(warehouse) as own:
+                    store(own)
+            else:
+                store(con)
+            outcome.summary = summarise(frame)
+            if judged is not None:
+                outcome.summary["judge"] = judged.summary
+            log(f"backtest {run_id} {status}: {outcome.calls_made} calls, {outcome.calls_cached} cached, "
+                f"{outcome.calls_replayed} replayed, {outcome.calls_not_run} not run (budget)")
+            return outcome
+
+        try:
+            with write_transaction(warehouse) as con:
+                probe = probe_cache(requests, llm_settings, con, budget=budget)
+                # Every answer cached and no judge to call: nothing waits on the
+                # network, so the lookup's connection and transaction also take the
+                # run's write (one open of the warehouse instead of two).
+                results = None if candidate.rubric else cached_results(probe, llm_settings, progress)
+                if results is None:
+                    raise _CallsNeeded(probe)  # rolls back (nothing written) and releases the file
+                return finish(results, con)
+        except _CallsNeeded as needed:
+            probe = needed.probe
+    results = run_calls_sync(requests, llm_settings, warehouse=warehouse, budget=budget, progress=progress,
+                             probe=probe)
+    return finish(results, None)
 
 
 def summarise(frame: pl.DataFrame) -> dict[str, Any]:

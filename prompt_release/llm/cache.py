@@ -16,6 +16,7 @@ from collections import deque
 from pathlib import Path
 from typing import NamedTuple
 
+import duckdb
 import orjson
 import pyarrow as pa
 
@@ -59,11 +60,18 @@ def lookup(warehouse: str | Path | None, keys: list[str]) -> dict[str, CachedRes
     # checkpoint, a copy of the whole file and a verifying open, for nothing);
     # the caller's next write publishes it, migration included.
     with write_transaction(warehouse, publish=False) as con:
-        rows = con.execute(
-            "SELECT cache_key, response::VARCHAR, input_tokens, output_tokens, latency_ms "
-            "FROM llm_cache WHERE cache_key IN (SELECT unnest($keys::VARCHAR[]))",
-            {"keys": keys},
-        ).fetchall()
+        return lookup_on(con, keys)
+
+
+def lookup_on(con: duckdb.DuckDBPyConnection, keys: list[str]) -> dict[str, CachedResponse]:
+    """`lookup` on a connection the caller already holds (e.g. inside its own write transaction)."""
+    if not keys:
+        return {}
+    rows = con.execute(
+        "SELECT cache_key, response::VARCHAR, input_tokens, output_tokens, latency_ms "
+        "FROM llm_cache WHERE cache_key IN (SELECT unnest($keys::VARCHAR[]))",
+        {"keys": keys},
+    ).fetchall()
     return {row[0]: CachedResponse(*row[1:]) for row in rows}
 
 

@@ -81,13 +81,51 @@ class CallResult:
 
 
 @dataclass(slots=True)
+class _Shape:
+    """What a request adds to its messages: the same for every request of one package and sample."""
+
+    rest: bytes  # the canonical JSON of the cache material after its first key, "messages"
+    kwargs: dict[str, Any]  # SDK arguments other than model and messages
+    extra: dict[str, Any]  # parameters the SDK does not name: sent as extra_body
+    tool_chars: int
+    output_cap: int
+
+
+@dataclass(slots=True)
 class _Prepared:
+    """A request and its cache key. What only a real call needs (SDK arguments, the cache row's
+    request text, the budget's input estimate) is derived when asked: a cached run never asks."""
+
     key: str
     request: CallRequest
-    request_json: str
-    kwargs: dict[str, Any]
-    input_estimate: int
-    output_cap: int
+    canonical: bytes  # the canonical JSON the key hashes
+    shape: _Shape
+    chars_per_token: float
+
+    @property
+    def request_json(self) -> str:
+        return self.canonical.decode()
+
+    @property
+    def output_cap(self) -> int:
+        return self.shape.output_cap
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"model": self.request.model, "messages": self.request.messages,
+                                  **self.shape.kwargs}
+        if self.shape.extra:
+            kwargs["extra_body"] = dict(self.shape.extra)
+        return kwargs
+
+    @property
+    def input_estimate(self) -> int:
+        messages = self.request.messages
+        chars = self.shape.tool_chars
+        for m in messages:
+            content = m.get("content")
+            chars += len(content) if isinstance(content, str) else len(orjson.dumps(m))
+        return math.ceil(chars / self.chars_per_token) + 4 * len(messages) + 8
 
 
 class _Retryable(Exception):
@@ -116,8 +154,7 @@ def _tool_payload(tools: list[dict]) -> list[dict]:
     return payload
 
 
-def prepare(request: CallRequest, settings: LLMSettings) -> _Prepared:
-    """Effective parameters, cache key and SDK arguments of one request."""
+def _shape(request: CallRequest, settings: LLMSettings) -> _Shape:
     params = dict(request.parameters)
     # Every call carries an output cap so its worst-case cost is known.
     if params.get("max_tokens") is None and params.get("max_completion_tokens") is None:
@@ -126,32 +163,45 @@ def prepare(request: CallRequest, settings: LLMSettings) -> _Prepared:
     params["seed"] = (int(base_seed) if base_seed is not None else 0) + request.sample_index
     tools = _tool_payload(request.tools)
     material = {
-        "package_hash": request.package_hash,
         "model": request.model,
-        "messages": request.messages,
+        "package_hash": request.package_hash,
         "parameters": params,
         "tools": tools,
         "response_format": request.response_format,
         "sample_index": request.sample_index,
     }
-    canonical = llm_cache.canonical_json(material)
-    kwargs: dict[str, Any] = {"model": request.model, "messages": request.messages}
+    kwargs: dict[str, Any] = {}
     extra = {}
     for name, value in params.items():
         (kwargs if name in _CREATE_ARGS else extra)[name] = value
-    if extra:
-        kwargs["extra_body"] = extra
     if tools:
         kwargs["tools"] = tools
     if request.response_format is not None:
         kwargs["response_format"] = request.response_format
-    chars = sum(len(m.get("content") or "") if isinstance(m.get("content"), str) else len(orjson.dumps(m))
-                for m in request.messages)
-    if tools:
-        chars += len(orjson.dumps(tools))
-    input_estimate = math.ceil(chars / settings.chars_per_token) + 4 * len(request.messages) + 8
-    output_cap = int(params.get("max_completion_tokens") or params["max_tokens"])
-    return _Prepared(llm_cache.cache_key(canonical), request, canonical.decode(), kwargs, input_estimate, output_cap)
+    return _Shape(b"," + llm_cache.canonical_json(material)[1:], kwargs, extra,
+                  len(orjson.dumps(tools)) if tools else 0,
+                  int(params.get("max_completion_tokens") or params["max_tokens"]))
+
+
+def prepare(request: CallRequest, settings: LLMSettings, shapes: dict[tuple, _Shape] | None = None) -> _Prepared:
+    """Effective parameters, cache key and SDK arguments of one request.
+
+    `shapes` memoises the part that does not depend on the messages across
+    the requests of one run (keyed on the identity of the shared objects,
+    which the requests keep alive).
+    """
+    shape_key = (id(request.parameters), id(request.tools), id(request.response_format), request.model,
+                 request.package_hash, request.sample_index)
+    shape = shapes.get(shape_key) if shapes is not None else None
+    if shape is None:
+        shape = _shape(request, settings)
+        if shapes is not None:
+            shapes[shape_key] = shape
+    # The cache material's keys sort "messages" first, so its canonical JSON is
+    # the messages' canonical JSON followed by the shared rest: the same bytes
+    # (and cache key) as canonical_json of the whole material.
+    canonical = b'{"messages":' + orjson.dumps(request.messages, option=orjson.OPT_SORT_KEYS) + shape.rest
+    return _Prepared(llm_cache.cache_key(canonical), request, canonical, shape, settings.chars_per_token)
 
 
 # --- parsing answers ---------------------------------------------------------------
@@ -426,6 +476,80 @@ def _from_cache(prepared: _Prepared, hit: llm_cache.CachedResponse, settings: LL
                       input_tokens, output_tokens, cost, hit.latency_ms, True, 0)
 
 
+@dataclass(slots=True)
+class CacheProbe:
+    """A run's requests, prepared, and what the cache already answers for them (one lookup).
+
+    `probe_cache` makes one on a connection the caller holds, so a caller
+    that will write to the warehouse anyway can look up and write on one
+    connection; `run_calls(probe=...)` then skips its own lookup.
+    """
+
+    prepared: list[_Prepared]
+    first_of: dict[str, int]  # cache key -> index of its first request
+    hits: dict[str, llm_cache.CachedResponse]
+
+
+def _prepare_all(requests: list[CallRequest], settings: LLMSettings, budget: Budget | None) -> list[_Prepared]:
+    shapes: dict[tuple, _Shape] = {}
+    prepared = [prepare(r, settings, shapes) for r in requests]
+    if budget is not None and budget.max_usd is not None:
+        unpriced = sorted({p.request.model for p in prepared} - set(settings.prices))
+        if unpriced:
+            raise UserError(f"a USD budget needs a price for every model; none for {', '.join(unpriced)}",
+                            field="prices")
+    return prepared
+
+
+def _first_of(prepared: list[_Prepared]) -> dict[str, int]:
+    first_of: dict[str, int] = {}
+    for index, item in enumerate(prepared):
+        first_of.setdefault(item.key, index)
+    return first_of
+
+
+def probe_cache(requests: list[CallRequest], settings: LLMSettings, con: Any, *,
+                budget: Budget | None = None) -> CacheProbe:
+    """Prepare `requests` and look their answers up in `llm_cache` on the open connection `con`."""
+    prepared = _prepare_all(requests, settings, budget)
+    first_of = _first_of(prepared)
+    return CacheProbe(prepared, first_of, llm_cache.lookup_on(con, list(first_of)))
+
+
+def _cached_by_key(probe: CacheProbe, settings: LLMSettings) -> dict[str, CallResult]:
+    by_key: dict[str, CallResult] = {}
+    prepared, hits = probe.prepared, probe.hits
+    for index in probe.first_of.values():
+        hit = hits.get(prepared[index].key)
+        if hit is not None:
+            by_key[prepared[index].key] = _from_cache(prepared[index], hit, settings)
+    return by_key
+
+
+def _in_order(prepared: list[_Prepared], by_key: dict[str, CallResult]) -> list[CallResult]:
+    results = []
+    for item in prepared:
+        result = by_key.get(item.key)
+        if result is None:  # never reached: the run stopped (budget) before it
+            result = CallResult(item.request.tag, item.key, item.request.sample_index, STATUS_NOT_RUN_BUDGET)
+        elif result.tag != item.request.tag:
+            result = replace(result, tag=item.request.tag)
+        results.append(result)
+    return results
+
+
+def cached_results(probe: CacheProbe, settings: LLMSettings,
+                   progress: Callable[[int, int], None] | None = None) -> list[CallResult] | None:
+    """Every request's result, in order, when the cache answers them all (what `run_calls` would
+    return without calling anything); None when any request still needs a call."""
+    if len(probe.hits) < len(probe.first_of):
+        return None
+    results = _in_order(probe.prepared, _cached_by_key(probe, settings))
+    if progress is not None and probe.first_of:
+        progress(len(probe.first_of), len(probe.prepared))  # as run_calls counts: duplicates excluded
+    return results
+
+
 async def run_calls(
     requests: list[CallRequest],
     settings: LLMSettings,
@@ -434,6 +558,7 @@ async def run_calls(
     budget: Budget | None = None,
     progress: Callable[[int, int], None] | None = None,
     use_cache: bool = True,
+    probe: CacheProbe | None = None,
 ) -> list[CallResult]:
     """Answer every request (from the cache or the endpoint); one result per request, in order.
 
@@ -441,24 +566,18 @@ async def run_calls(
     warehouse; `use_cache=False` neither reads nor writes the cache. Raises
     `UserError` when the endpoint refuses the key or a USD budget has no
     price for a model; results completed before that are already cached.
+    `probe`: the same requests already prepared and looked up (`probe_cache`).
     """
     total = len(requests)
-    prepared = [prepare(r, settings) for r in requests]
-    if budget is not None and budget.max_usd is not None:
-        unpriced = sorted({p.request.model for p in prepared} - set(settings.prices))
-        if unpriced:
-            raise UserError(f"a USD budget needs a price for every model; none for {', '.join(unpriced)}",
-                            field="prices")
-    first_of: dict[str, int] = {}
-    for index, item in enumerate(prepared):
-        first_of.setdefault(item.key, index)
+    if probe is not None and use_cache:
+        prepared, first_of = probe.prepared, probe.first_of
+        by_key = _cached_by_key(probe, settings)
+    else:
+        prepared = _prepare_all(requests, settings, budget)
+        first_of = _first_of(prepared)
+        hits = llm_cache.lookup(warehouse, list(first_of)) if use_cache else {}
+        by_key = _cached_by_key(CacheProbe(prepared, first_of, hits), settings)
     unique = list(first_of.values())
-    by_key: dict[str, CallResult] = {}
-    hits = llm_cache.lookup(warehouse, list(first_of)) if use_cache else {}
-    for index in unique:
-        hit = hits.get(prepared[index].key)
-        if hit is not None:
-            by_key[prepared[index].key] = _from_cache(prepared[index], hit, settings)
     to_call = deque(i for i in unique if prepared[i].key not in by_key)
     writer = (llm_cache.CacheWriter(warehouse, flush_rows=settings.cache_flush_rows, flush_s=settings.cache_flush_s)
               if use_cache and to_call else None)
@@ -491,15 +610,7 @@ async def run_calls(
             writer.close()
     if run.fatal is not None:
         raise UserError(str(run.fatal))
-    results = []
-    for item in prepared:
-        result = by_key.get(item.key)
-        if result is None:  # never reached: the run stopped (budget) before it
-            result = CallResult(item.request.tag, item.key, item.request.sample_index, STATUS_NOT_RUN_BUDGET)
-        elif result.tag != item.request.tag:
-            result = replace(result, tag=item.request.tag)
-        results.append(result)
-    return results
+    return _in_order(prepared, by_key)
 
 
 def run_calls_sync(requests: list[CallRequest], settings: LLMSettings, **options: Any) -> list[CallResult]:

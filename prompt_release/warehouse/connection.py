@@ -22,7 +22,7 @@ import duckdb
 from prompt_release import config
 from prompt_release.errors import WarehouseLockedError
 from prompt_release.warehouse.migrate import check_readable, migrate
-from prompt_release.warehouse.snapshot import publish_locked, remove_stale
+from prompt_release.warehouse.snapshot import is_local_file, publish_locked, remove_stale
 
 _LOCK_PATTERN = re.compile(r"Could not set lock|Conflicting lock", re.IGNORECASE)
 
@@ -87,12 +87,22 @@ def write_transaction(
         except BaseException:
             con.execute("ROLLBACK")
             raise
-        con.execute("COMMIT")
-        if publish is False:
-            pass
-        elif config.analyst_snapshot_enabled(publish):
-            publish_locked(con, resolved)
+        publishing = publish is not False and config.analyst_snapshot_enabled(publish)
+        if publishing and is_local_file(resolved):
+            # The snapshot checkpoints right after this commit anyway; a zero
+            # threshold makes the commit itself checkpoint (when nothing else
+            # is open on the file) instead of first writing the same changes
+            # to the WAL. Reset at once: other connections keep the default.
+            con.execute("SET checkpoint_threshold = '0b'")
+            try:
+                con.execute("COMMIT")
+            finally:
+                con.execute("RESET checkpoint_threshold")
         else:
+            con.execute("COMMIT")
+        if publishing:
+            publish_locked(con, resolved)
+        elif publish is not False:
             remove_stale(resolved)
     finally:
         con.close()

@@ -42,8 +42,10 @@ SCHEMA_VERSION = len(migrations())
 def current_version(con: duckdb.DuckDBPyConnection) -> int:
     # fetchall, not fetchone: DuckDB 2 keeps a partly fetched result open on the
     # connection, and the caller's next `con.sql(...)` would then be refused.
+    # duckdb_tables() rather than information_schema.tables: the same answer
+    # for a base table, without building the information_schema views.
     exists = con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_version'"
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'schema_version'"
     ).fetchall()[0][0]
     if not exists:
         return 0
