@@ -26,7 +26,8 @@ VERSION_REF = re.compile(r"^([a-z][a-z0-9_]{0,63}):v([1-9][0-9]*)$")
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Frozen: parsed versions are shared within a process (store._parse_cases).
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class Expected(_Model):

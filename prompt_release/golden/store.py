@@ -17,6 +17,7 @@ import os
 import re
 import tempfile
 from datetime import datetime, timezone
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -116,8 +117,16 @@ def read_version(root: str | Path, dataset: str, version: int) -> tuple[Manifest
     data = path.read_bytes()
     if sha256_bytes(data) != manifest.cases_sha256:
         raise UserError("golden cases file was edited after it was written (sha256 differs from its manifest)", file=path)
+    return manifest, list(_parse_cases(data, manifest.cases_sha256, str(path)))
+
+
+@lru_cache(maxsize=32)
+def _parse_cases(data: bytes, sha256: str, path: str) -> tuple[GoldenCase, ...]:
+    # Version files are written once and checked against their manifest's
+    # sha256 before parsing, so the parse of the same content can be reused
+    # within a process (several candidates of a workflow, gate after backtest).
     lines = data.decode("utf-8").splitlines()
-    return manifest, [parse_case_line(line, str(path), i) for i, line in enumerate(lines, 1) if line.strip()]
+    return tuple(parse_case_line(line, path, i) for i, line in enumerate(lines, 1) if line.strip())
 
 
 def verify_unchanged(root: str | Path, dataset: str) -> list[str]:
