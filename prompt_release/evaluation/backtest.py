@@ -331,9 +331,9 @@ class _RowMaker:
         case_json = self._case_json.get(case.case_id)
         if case_json is None:
             case_json = self._case_json[case.case_id] = (
-                json.dumps(case.tags), json.dumps(case.expected) if case.expected else None)
+                orjson.dumps(case.tags).decode(), orjson.dumps(case.expected).decode() if case.expected else None)
         tags_json, expected_json = case_json
-        tool_calls_json = json.dumps(result.tool_calls) if result.tool_calls else None
+        tool_calls_json = orjson.dumps(result.tool_calls).decode() if result.tool_calls else None
         if result.status == STATUS_OK:
             (json_valid, schema_valid, tool_calls_valid, unsafe, task_correct, refused, clarified, passed,
              details, parsed) = self._checks(contract, case, result, expected_json, tool_calls_json)

@@ -177,10 +177,14 @@ def _key_lines(text: str) -> dict[str, int]:
     return {k.value: k.start_mark.line + 1 for k, _ in node.value if isinstance(k, yaml.ScalarNode)}
 
 
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def parse_manifest(text: str, *, file: str | Path) -> Manifest:
     """Parse and validate manifest YAML; any problem is one UserError naming file, line, field."""
     try:
-        data = yaml.safe_load(text)
+        # libyaml's loader when the wheel has it: the same safe subset, several times faster.
+        data = yaml.load(text, Loader=_SAFE_LOADER)  # noqa: S506 - a safe loader
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise UserError(
