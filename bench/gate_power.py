@@ -179,7 +179,6 @@ def main() -> int:
 
     t0 = time.perf_counter()
     acc = accuracy_power(args.trials, rng)
-    t_acc = time.perf_counter() - t0
     print(f"\nAccuracy gate 'handoff_accuracy >= baseline - 1%' (hard; Newcombe paired interval, 95%)")
     print(f"baseline accuracy {BASELINE_ACCURACY:.0%}, candidate fixes {CHURN:.0%} of cases and breaks {CHURN:.0%} + regression; {args.trials} trials per cell")
     print(f"{'regression':>10} {'n':>5} | {'promote':>8} {'reject':>8} {'freeze':>8} | naive raw-rate gate: {'promote':>8} {'reject':>8}")

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import resource  # noqa: F401  (used in the child code)
 import subprocess
 import sys
 import time

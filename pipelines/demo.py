@@ -28,7 +28,7 @@ import shutil
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -108,7 +108,6 @@ def run_demo(
 ) -> DemoResult:
     import dagster as dg
 
-    from assets import evaluation, release
     from assets.partitions import WORKFLOWS
     from pipelines import definitions as location
     from pipelines.resources import LandingResource, LLMResource, RegistryResource, WarehouseResource
@@ -220,10 +219,7 @@ def run_demo(
         from prompt_release.registry import load_package
 
         for candidate in result.reports:
-            prompt_id = candidate.split(":")[0]
-            pointers = {name: entry["version_id"] for name, entry in label_map(paths["registry"], prompt_id).items()}
-            where = [name for name, vid in pointers.items() if vid == candidate]
-            result.promotions[candidate] = ", ".join(where) or load_package(paths["registry"], candidate).status
+            result.promotions[candidate] = _where(paths["registry"], candidate)
         log("[5/8] after the gate sensor: " + ", ".join(f"{c} -> {s}" for c, s in sorted(result.promotions.items())))
 
         # 6. Canary traffic for support_router v1.6.0 through the runtime client, ingested and analysed.

@@ -21,7 +21,6 @@ import hashlib
 import itertools
 import json
 import math
-import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -627,10 +626,6 @@ def summarise(frame: pl.DataFrame) -> dict[str, Any]:
             if part["latency_ms"].drop_nulls().len() else None,
         }
     return out
-
-
-def _timestamp() -> float:  # pragma: no cover - indirection for tests
-    return time.time()
 
 
 def write_behaviour_diff(run_id: str, *, warehouse: str | Path | None = None) -> pl.DataFrame:

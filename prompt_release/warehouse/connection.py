@@ -129,7 +129,7 @@ def read_connection(
         con.close()
 
 
-def query_frame(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> "pl.DataFrame":
+def query_frame(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None):
     """Run a query and return its whole result as a polars DataFrame (through Arrow, no copy)."""
     import polars as pl
 
