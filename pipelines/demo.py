@@ -104,6 +104,7 @@ def run_demo(
     days: int = 30,
     scale: float = 1.0,
     canary_requests: int = 2000,
+    seed: int = 7,
     log=print,
 ) -> DemoResult:
     import dagster as dg
@@ -177,7 +178,7 @@ def run_demo(
 
         # 1. Production history: 30 days of the three workflows, mixed formats, with failures.
         hashes = {p.version_id: p.package_hash for p in list_versions(paths["registry"])}
-        truth = generate(paths["landing"], days=days, seed=7, scale=scale, start_date=start, package_hashes=hashes)
+        truth = generate(paths["landing"], days=days, seed=seed, scale=scale, start_date=start, package_hashes=hashes)
         calls = sum(n for w in truth["calls_per_day"].values() for v in w.values() for n in v.values())
         log(f"[1/8] generated {calls:,} production calls over {days} days in {len(truth['files'])} files")
 

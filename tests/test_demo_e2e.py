@@ -15,6 +15,7 @@ import pytest
 from pipelines.demo import DemoResult, run_demo, summary_table
 from prompt_release.golden import store as golden_store
 from prompt_release.registry import history, labels, load_package
+from tests.world import SEED_SHIFT
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("demo")]
 
@@ -22,7 +23,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("demo")]
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> DemoResult:
     return run_demo(tmp_path_factory.mktemp("demo"), instance=dg.DagsterInstance.ephemeral(),
-                    days=5, scale=0.3, canary_requests=1000, log=lambda message: None)
+                    days=5, scale=0.3, canary_requests=1000, seed=7 + SEED_SHIFT, log=lambda message: None)
 
 
 def test_gates_promote_and_reject_as_designed(demo: DemoResult) -> None:

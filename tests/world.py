@@ -7,6 +7,7 @@ generated, ingested and mined, and golden datasets are built from it.
 
 from __future__ import annotations
 
+import os
 import shutil
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -20,6 +21,9 @@ from prompt_release.traces.generator import generate
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 WORKFLOWS = ("support_router", "order_agent", "summarizer")
+# The generated history is keyed by seed and date, so every day's run of the suite sees other data.
+# Setting PROMPT_RELEASE_TEST_SEED_SHIFT=N replays that variation on demand (see tests/README.md).
+SEED_SHIFT = int(os.environ.get("PROMPT_RELEASE_TEST_SEED_SHIFT", "0"))
 
 
 @dataclass
@@ -42,7 +46,7 @@ def build_world(base: Path, *, days: int = 4, scale: float = 0.4, seed: int = 5)
     warehouse, landing = base / "warehouse.duckdb", base / "landing"
     start = date.today() - timedelta(days=days)
     hashes = {p.version_id: p.package_hash for p in list_versions(registry)}
-    generate(landing, days=days, seed=seed, scale=scale, start_date=start, package_hashes=hashes)
+    generate(landing, days=days, seed=seed + SEED_SHIFT, scale=scale, start_date=start, package_hashes=hashes)
     ingest_paths(sorted(p for p in landing.iterdir() if p.is_dir()), warehouse=warehouse)
     mine_failures(warehouse, registry)
     for workflow in WORKFLOWS:

@@ -135,14 +135,24 @@ def test_faults_lose_nothing_and_double_nothing(tmp_path: Path, world: World) ->
 def test_budget_is_never_exceeded(tmp_path: Path, world: World) -> None:
     import shutil
 
-    warehouse = tmp_path / "budget.duckdb"
-    shutil.copy(world.warehouse, warehouse)
-    with start_simulator(port=0, seed=9) as sim:
-        outcome = run_backtest(
-            BacktestSettings(candidate="summarizer:v1.1.0", replay_baseline=False, history_days=0,
-                             max_tokens=20_000),
-            registry_root=world.registry, warehouse=warehouse, llm_settings=LLMSettings(base_url=sim.base_url),
-        )
+    def backtest(name: str, max_tokens: int | None):
+        warehouse = tmp_path / f"{name}.duckdb"
+        shutil.copy(world.warehouse, warehouse)
+        with start_simulator(port=0, seed=9) as sim:
+            return warehouse, run_backtest(
+                BacktestSettings(candidate="summarizer:v1.1.0", replay_baseline=False, history_days=0,
+                                 max_tokens=max_tokens),
+                registry_root=world.registry, warehouse=warehouse, llm_settings=LLMSettings(base_url=sim.base_url),
+            )
+
+    # The golden set (so the tokens a whole run needs) depends on the generated history: measure it, then halve.
+    unbounded_warehouse, unbounded = backtest("unbounded", None)
+    with read_connection(unbounded_warehouse) as con:
+        [(needed,)] = con.execute("SELECT spent_tokens FROM backtest_runs WHERE run_id = ?",
+                                  [unbounded.run_id]).fetchall()
+    assert unbounded.status == "complete" and needed > 1_000
+    budget = needed // 2
+    warehouse, outcome = backtest("budget", budget)
     assert outcome.status == "budget_exhausted" and outcome.calls_not_run > 0
     with read_connection(warehouse) as con:
         spent, not_run = con.execute(
@@ -151,6 +161,6 @@ def test_budget_is_never_exceeded(tmp_path: Path, world: World) -> None:
             [outcome.run_id]).fetchall()[0]
         run_spent = con.execute("SELECT spent_tokens, status FROM backtest_runs WHERE run_id = ?",
                                 [outcome.run_id]).fetchall()[0]
-    assert 0 < spent <= 20_000
+    assert 0 < spent <= budget
     assert not_run == outcome.calls_not_run
     assert run_spent == (spent, "budget_exhausted")
