@@ -26,7 +26,8 @@ def test_traces_materializes_a_day_with_metadata_and_checks(tmp_path: Path) -> N
     day = date.today() - timedelta(days=2)
     truth = generate(tmp_path / "landing", days=2, seed=4 + SEED_SHIFT, scale=0.2, start_date=day)
     # which formats a day holds is drawn per day and workflow: take them from the ground truth
-    formats = {f["format"].split("_")[0] for f in truth["files"] if f["path"].startswith(f"{day.isoformat()}/")}
+    formats = {"native" if f["format"] == "native" else "otlp" for f in truth["files"]
+               if f["path"].startswith(f"{day.isoformat()}/")}
     resources = {"warehouse": WarehouseResource(path=str(tmp_path / "w.duckdb")),
                  "landing": LandingResource(root=str(tmp_path / "landing"))}
     instance = dg.DagsterInstance.ephemeral()

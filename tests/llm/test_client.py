@@ -95,13 +95,18 @@ def test_killed_run_resumes_without_repeating_a_completed_call(warehouse):
         child = subprocess.Popen([sys.executable, "-c", KILLABLE_RUN, sim.base_url, str(warehouse)], env=env,
                                  cwd=REPO_ROOT)
         try:
+            # Once the child is well under way, slow the simulator to a crawl, so the kill lands midway
+            # however loaded the machine is (polling the warehouse alone raced a fast child to the end).
             deadline = time.monotonic() + 60
+            while sim.stats()["answered"] < 60 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            sim.configure(latency_ms=2000)
             done = 0
             while done < 40 and time.monotonic() < deadline:
                 time.sleep(0.2)
                 if warehouse.exists():
                     with read_connection(warehouse) as con:
-                        done = con.execute("SELECT count(*) FROM llm_cache").fetchone()[0]
+                        done = con.execute("SELECT count(*) FROM llm_cache").fetchall()[0][0]
         finally:
             child.send_signal(signal.SIGKILL)
             child.wait(10)
@@ -111,6 +116,7 @@ def test_killed_run_resumes_without_repeating_a_completed_call(warehouse):
                 "SELECT request->'messages'->1->>'content' FROM llm_cache").fetchall()}
         assert 40 <= len(completed) < 600  # killed midway
         sim.reset()
+        sim.configure(latency_ms=0)
         results = run_calls_sync(requests(600), fast(sim.base_url), warehouse=warehouse)
         asked_again = [entry["last_user"] for entry in sim.requests()]
     assert not completed & set(asked_again)
