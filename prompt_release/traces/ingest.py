@@ -350,7 +350,9 @@ _UNKNOWN_SAMPLE = 2000  # lines per chunk whose keys seed the fast parse
 _UNKNOWN_MAX = 64  # beyond this many distinct unknown keys, lines with new ones go the careful way
 
 
-def _native_fast(con, table: pa.Table, unknown: list[str], params: dict, check_duplicates: bool) -> tuple[int, list[int]]:
+def _native_fast(
+    con, table: pa.Table, unknown: list[str], params: dict, check_duplicates: bool, anti_join: bool = True,
+) -> tuple[int, list[int]]:
     """Insert the surely-acceptable lines of a registered chunk; return (inserted,
     line numbers left for the careful path)."""
     _learn_unknown(con, "_native_lines", f"LIMIT {_UNKNOWN_SAMPLE}", unknown)
@@ -367,9 +369,13 @@ def _native_fast(con, table: pa.Table, unknown: list[str], params: dict, check_d
 
     con.create_function(native.FAST_DEFER, defer, ["BIGINT"], "BOOLEAN", side_effects=True)
     try:
-        inserted = con.execute(native.fast_insert_sql("_native_lines", unknown, bool(skip)), params).fetchall()[0][0]
+        sql = native.fast_insert_sql("_native_lines", unknown, bool(skip))
+        inserted = con.execute(sql, params).fetchall()[0][0]
     finally:
-        con.remove_function(native.FAST_DEFER)
+        try:
+            con.remove_function(native.FAST_DEFER)
+        except duckdb.Error:  # the transaction is aborted: keep the INSERT's own error
+            pass
         if skip:
             _unregister(con, "_native_skip")
     careful = sorted(set(deferred) | set(skip))

@@ -156,6 +156,26 @@ def test_reingest_and_overlapping_files_add_no_rows(tmp_path, warehouse):
     assert rows(warehouse, "SELECT count(*) FROM traces") == [(16,)]
 
 
+@pytest.mark.parametrize("warehouse_before", ["empty", "holding rows"])
+@pytest.mark.parametrize("chunk_bytes", ["4096", "67108864"])
+def test_a_key_repeated_in_one_file_is_stored_once(tmp_path, warehouse, monkeypatch, warehouse_before, chunk_bytes):
+    # Small chunks put the repeats in other chunks than their first occurrence, large ones in the
+    # same chunk; into an empty table the fast path skips its anti-join and the unique index must
+    # catch them (then the file's transaction reruns with every check on).
+    monkeypatch.setenv("PROMPT_RELEASE_INGEST_CHUNK_BYTES", chunk_bytes)
+    if warehouse_before == "holding rows":
+        (tmp_path / "before.jsonl").write_text(good(1000) + "\n")
+        ingest_paths([tmp_path / "before.jsonl"], warehouse=warehouse)
+    path = tmp_path / "repeats.jsonl"
+    path.write_text("".join(good(i) + "\n" for i in range(200)) + "".join(good(i) + "\n" for i in range(0, 200, 7)))
+    summary = ingest_paths([path], warehouse=warehouse)
+    balanced(summary)
+    assert (summary.total.stored, summary.total.duplicates) == (200, 29)
+    stored = rows(warehouse, "SELECT count(*), count(DISTINCT record_key), max(source_line) FROM traces "
+                             "WHERE source_file = ?", [str(path.resolve())])
+    assert stored == [(200, 200, 200)]  # each key stored once, from its first line
+
+
 def test_ingest_day_replaces_exactly_that_day(tmp_path, warehouse):
     landing = tmp_path / "landing"
     d1, d2 = landing / "2026-11-27", landing / "2026-11-28"
