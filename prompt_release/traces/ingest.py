@@ -350,9 +350,7 @@ _UNKNOWN_SAMPLE = 2000  # lines per chunk whose keys seed the fast parse
 _UNKNOWN_MAX = 64  # beyond this many distinct unknown keys, lines with new ones go the careful way
 
 
-def _native_fast(
-    con, table: pa.Table, unknown: list[str], params: dict, check_duplicates: bool, anti_join: bool = True,
-) -> tuple[int, list[int]]:
+def _native_fast(con, table: pa.Table, unknown: list[str], params: dict, check_duplicates: bool) -> tuple[int, list[int]]:
     """Insert the surely-acceptable lines of a registered chunk; return (inserted,
     line numbers left for the careful path)."""
     _learn_unknown(con, "_native_lines", f"LIMIT {_UNKNOWN_SAMPLE}", unknown)
