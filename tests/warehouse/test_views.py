@@ -123,6 +123,17 @@ def test_backtest_comparison_shows_each_candidate_against_production(con) -> Non
         assert r["candidate_results"] == r["golden_cases"] + r["history_cases"]
 
 
+def test_behaviour_diff_of_a_tool_calling_prompt_shows_the_calls(con) -> None:
+    # order_agent answers with tool calls and little text: before/after must show the calls.
+    [(examples,)] = con.execute(
+        "SELECT examples FROM behaviour_diff WHERE candidate_version = 'order_agent:v2.1.0' "
+        "AND group_kind = 'all'").fetchall()
+    shown = json.loads(examples)
+    assert shown and all(e["before"] and e["after"] for e in shown)
+    assert any("-> issue_refund(" in e["after"] for e in shown)
+    assert all(e["before"] != e["after"] for e in shown)
+
+
 def test_gate_history_lists_verdicts_failed_gates_and_what_followed(con) -> None:
     history = {r["candidate_version"]: r for r in rows(con, "SELECT * FROM v_gate_history ORDER BY created_at")}
     assert {k: v["verdict"] for k, v in history.items()} == {
