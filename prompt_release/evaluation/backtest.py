@@ -101,6 +101,7 @@ class BacktestOutcome:
     calls_replayed: int
     calls_not_run: int
     summary: dict[str, Any] = field(default_factory=dict)
+    results_kept: bool = False  # a rerun reproduced the stored results: only the run record was rewritten
 
 
 # ----------------------------------------------------------------- inputs
@@ -407,6 +408,19 @@ def _frame_of_tuples(rows: list[tuple]) -> pl.DataFrame:
     return pl.DataFrame(dict(zip(ROW_COLUMNS, map(list, zip(*rows)), strict=True)), strict=False)
 
 
+def results_hash(frame: pl.DataFrame) -> str:
+    """Hash of a run's result rows, every column but `cached` (a rerun served from the cache
+    reproduces the rows of the run that called the model, but says cached).
+
+    Polars row hashes are stable within a Polars version only: after an upgrade a rerun
+    just rewrites its rows once.
+    """
+    if frame.is_empty():
+        return "empty"
+    rows = frame.drop("cached").hash_rows(seed=0)
+    return hashlib.sha256(rows.to_numpy().tobytes()).hexdigest()
+
+
 def run_id_for(candidate: Any, baseline: Any, dataset_version: str | None, cases: Sequence[BacktestCase],
                settings: BacktestSettings) -> str:
     """Same packages, same inputs, same settings: same run id (a rerun replaces, never doubles)."""
@@ -549,16 +563,23 @@ def run_backtest(
                 calls_not_run=not_run,
             )
 
+            digest = results_hash(frame)
+
             def store(con: Any) -> None:
-                con.execute("DELETE FROM backtest_results WHERE run_id = ?", [run_id])
+                # Same run id and same rows as stored (a fully cached rerun): keep the rows. Rewriting
+                # them would be most of a cached run's time (the checkpoint compacts the deleted ones).
+                stored = con.execute("SELECT results_hash FROM backtest_runs WHERE run_id = ?", [run_id]).fetchall()
+                outcome.results_kept = bool(stored) and stored[0][0] == digest
+                if not outcome.results_kept:
+                    con.execute("DELETE FROM backtest_results WHERE run_id = ?", [run_id])
                 con.execute("DELETE FROM backtest_runs WHERE run_id = ?", [run_id])
                 con.execute(
                     """INSERT INTO backtest_runs (run_id, workflow, candidate_version, candidate_hash, baseline_version,
                            baseline_hash, dataset_version, dataset_hash, history_days, history_cases, golden_cases, samples,
                            budget, spent_tokens, spent_usd, calls_made, calls_cached, calls_replayed, calls_not_run,
                            rubric_version, status, started_at, finished_at, rubric_hash, judge_version, judge_hash,
-                           judge_calibration, judge_spent_tokens, judge_spent_usd)
-                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                           judge_calibration, judge_spent_tokens, judge_spent_usd, results_hash)
+                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                     [run_id, workflow, candidate.version_id, candidate.package_hash, baseline.version_id,
                      baseline.package_hash, dataset_version, manifest.content_hash if manifest else None,
                      settings.history_days, len(history), len(golden), settings.samples,
@@ -567,8 +588,10 @@ def run_backtest(
                      outcome.calls_not_run, judged.rubric.ref if judged else None, status, started, datetime.now(UTC),
                      judged.rubric.content_hash if judged else None, judged.judge_version if judged else None,
                      judged.judge_hash if judged else None, json.dumps(judged.calibration) if judged else None,
-                     judged.spent_tokens if judged else None, judged.spent_usd if judged else None],
+                     judged.spent_tokens if judged else None, judged.spent_usd if judged else None, digest],
                 )
+                if outcome.results_kept:
+                    return
                 con.register("backtest_rows", frame.to_arrow())
                 columns = ", ".join(frame.columns)
                 con.execute(f"INSERT INTO backtest_results ({columns}) SELECT {columns} FROM backtest_rows")
@@ -583,7 +606,8 @@ def run_backtest(
             if judged is not None:
                 outcome.summary["judge"] = judged.summary
             log(f"backtest {run_id} {status}: {outcome.calls_made} calls, {outcome.calls_cached} cached, "
-                f"{outcome.calls_replayed} replayed, {outcome.calls_not_run} not run (budget)")
+                f"{outcome.calls_replayed} replayed, {outcome.calls_not_run} not run (budget)"
+                + ("; results as stored by the previous run of the same inputs, rows kept" if outcome.results_kept else ""))
             return outcome
 
         try:

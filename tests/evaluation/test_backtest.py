@@ -10,7 +10,7 @@ import pytest
 from prompt_release.evaluation.backtest import BacktestSettings, run_backtest, write_behaviour_diff
 from prompt_release.llm.settings import LLMSettings
 from prompt_release.llm.simulator import start_simulator
-from prompt_release.warehouse import read_connection
+from prompt_release.warehouse import read_connection, write_transaction
 from tests.world import World, build_world
 
 
@@ -164,3 +164,40 @@ def test_budget_is_never_exceeded(tmp_path: Path, world: World) -> None:
     assert 0 < spent <= budget
     assert not_run == outcome.calls_not_run
     assert run_spent == (spent, "budget_exhausted")
+
+
+def test_a_rerun_replaces_the_run_and_keeps_rows_it_reproduces(tmp_path: Path, world: World, simulator) -> None:
+    import shutil
+
+    warehouse = tmp_path / "rerun.duckdb"
+    shutil.copy(world.warehouse, warehouse)
+    settings = BacktestSettings(candidate="support_router:v1.6.0", history_days=0)
+    llm = LLMSettings(base_url=simulator.base_url)
+
+    def run():
+        outcome = run_backtest(settings, registry_root=world.registry, warehouse=warehouse, llm_settings=llm)
+        with read_connection(warehouse) as con:
+            results = con.execute("SELECT count(*), bool_and(cached) FROM backtest_results WHERE run_id = ?",
+                                  [outcome.run_id]).fetchall()[0]
+            run_row = con.execute("SELECT count(*), max(calls_cached), max(results_hash) FROM backtest_runs "
+                                  "WHERE run_id = ?", [outcome.run_id]).fetchall()[0]
+        return outcome, results, run_row
+
+    first, first_rows, first_run = run()
+    assert first_rows[0] > 0
+    again, again_rows, again_run = run()  # fully cached: the same rows, one run record, now saying cached
+    assert again.run_id == first.run_id and again.calls_made == 0 and again.results_kept
+    assert again_rows == first_rows and again_run == (1, again.calls_cached, first_run[2])
+    assert again.summary == first.summary
+    # Rows that differ (here: edited in place, as a change of the checks would) are rewritten.
+    with write_transaction(warehouse) as con:
+        con.execute("UPDATE backtest_results SET passed = NOT passed WHERE run_id = ? AND role = 'candidate'",
+                    [first.run_id])
+        con.execute("UPDATE backtest_runs SET results_hash = 'stale' WHERE run_id = ?", [first.run_id])
+    third, third_rows, third_run = run()
+    assert not third.results_kept and third_rows == (first_rows[0], True)  # rewritten, from the cache
+    assert third_run[2] == first_run[2]
+    with read_connection(warehouse) as con:
+        passed = con.execute("SELECT avg(CAST(passed AS DOUBLE)) FROM backtest_results WHERE run_id = ? "
+                             "AND role = 'candidate'", [first.run_id]).fetchall()[0][0]
+    assert passed == pytest.approx(first.summary["candidate"]["passed"])
