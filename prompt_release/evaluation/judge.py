@@ -24,10 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from prompt_release.errors import UserError
-from prompt_release.evaluation.rubric import Rubric, load_rubric
+from prompt_release.evaluation.rubric import Rubric, load_rubric, locked_problem
 from prompt_release.llm.client import STATUS_NOT_RUN_BUDGET, STATUS_OK, CallRequest, run_calls_sync
 from prompt_release.llm.settings import Budget, LLMSettings
 from prompt_release.registry import load_package, resolve_label
+from prompt_release.registry.packages import as_store
 
 JUDGE_LABEL = "production"
 _JSON_OBJECT = re.compile(r"\{.*\}", re.DOTALL)
@@ -260,6 +261,9 @@ def judge_backtest(
     if not rubric_path:
         return None
     rubric = load_rubric(registry_root, rubric_path)
+    problem = locked_problem(as_store(registry_root).read_lock(), rubric, rubric_path)
+    if problem:
+        raise UserError(problem, file=rubric_path, field="version")
     judge_package = resolve_judge(registry_root, rubric)
     by_key: dict[tuple[str, int], dict[str, dict]] = {}
     for row in rows:

@@ -150,3 +150,54 @@ def load_rubric(registry_root: str | Path, rel_path: str) -> Rubric:
         raise UserError(f"rubric {rubric.id!r} must live in {RUBRICS_DIR}/{rubric.id}.yaml", file=rel_path,
                         field="id")
     return rubric
+
+
+# -- the registry lock ----------------------------------------------------------
+# A rubric is versioned like a prompt: `<id>:v<semver>`, one file per id. The
+# registry's lock file records the content hash of each rubric version when a
+# package naming it is registered, so an edit in place (same version, other
+# criteria) is refused by `prompts verify` and by the judge, instead of mixing
+# two rubrics under one version in the judged runs.
+
+
+def locked_problem(lock: dict[str, Any], rubric: Rubric, rel_path: str) -> str | None:
+    """Why `rubric` disagrees with the registry lock, or None (recorded and unchanged, or not recorded)."""
+    entry = lock.get("rubrics", {}).get(rubric.ref)
+    if entry is None or entry.get("content_hash") == rubric.content_hash:
+        return None
+    return (f"rubric {rubric.ref} ({rel_path}) was edited in place after it was registered "
+            f"(hash {entry.get('content_hash')} then, {rubric.content_hash} now); bump its version")
+
+
+def lock_rubric(lock: dict[str, Any], rubric: Rubric, rel_path: str, actor: str) -> bool:
+    """Record `rubric` in `lock` (True when added); a recorded version whose content changed is a UserError."""
+    problem = locked_problem(lock, rubric, rel_path)
+    if problem:
+        raise UserError(problem, file=rel_path, field="version")
+    entries = lock.setdefault("rubrics", {})
+    if rubric.ref in entries:
+        return False
+    from datetime import UTC, datetime
+
+    entries[rubric.ref] = {"file": rel_path, "content_hash": rubric.content_hash,
+                           "registered_at": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+                           "registered_by": actor}
+    return True
+
+
+def verify_locked(registry_root: str | Path, lock: dict[str, Any]) -> list[tuple[str, str | None]]:
+    """(rubric version, problem or None) for each recorded rubric version its file still holds.
+
+    A file now at another version was bumped (its recorded versions are history); a
+    file that no longer loads is a problem for every version recorded from it.
+    """
+    results = []
+    for ref, entry in sorted(lock.get("rubrics", {}).items()):
+        try:
+            rubric = load_rubric(registry_root, entry["file"])
+        except UserError as exc:
+            results.append((ref, f"rubric {ref} no longer loads: {exc}"))
+            continue
+        if rubric.ref == ref:
+            results.append((ref, locked_problem(lock, rubric, entry["file"])))
+    return results

@@ -263,7 +263,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
             print(f"FAIL {r.problem}")
         for vid in pending:
             print(f"note: {vid} has a manifest but is not registered")
-        print(f"{len(results) - len(failed)} of {len(results)} registered versions verify")
+        print(f"{len(results) - len(failed)} of {len(results)} registered versions (and judging rubrics) verify")
     return 1 if failed else 0
 
 

@@ -82,7 +82,10 @@ def register(
         if vid in entries:
             if entries[vid]["package_hash"] != package.package_hash:
                 raise UserError(_edited_message(vid, entries[vid], package)[0], file=package.manifest_path)
+            if _lock_rubric(store, lock, package, actor):  # registered before rubrics were locked
+                store.write_lock(lock)
             return RegisterResult(package, None, warnings=warnings, already_registered=True)
+        _lock_rubric(store, lock, package, actor)
         below = [v for v in registered_versions(store, prompt_id) if parse_version_id(v)[1] < semver]
         previous = below[-1] if below else None
         changes: list[tuple[str, str]] = []
@@ -139,9 +142,11 @@ def verify_version(store: RegistryStore, vid: str, entry: dict[str, Any] | None 
 def verify(
     root: str | os.PathLike[str] | RegistryStore, prompt_id: str | None = None
 ) -> list[VerifyResult]:
-    """Recompute every registered package (of one prompt, or all) against the lock file."""
+    """Recompute every registered package (of one prompt, or all) against the lock file;
+    for all prompts, every recorded judging rubric too."""
     store = as_store(root)
-    entries = store.read_lock().get("packages", {})
+    lock = store.read_lock()
+    entries = lock.get("packages", {})
     if prompt_id:
         check_prompt_id(prompt_id)
     results = []
@@ -149,7 +154,20 @@ def verify(
         if prompt_id and not vid.startswith(prompt_id + ":v"):
             continue
         results.append(verify_version(store, vid, entries[vid]))
+    if not prompt_id:
+        from prompt_release.evaluation.rubric import verify_locked
+
+        results += [VerifyResult(ref, problem is None, problem) for ref, problem in verify_locked(store.root, lock)]
     return results
+
+
+def _lock_rubric(store: RegistryStore, lock: dict[str, Any], package: PromptPackage, actor: str | None) -> bool:
+    """Record the rubric `package` is judged by in `lock` (True when added); refuse one edited in place."""
+    if not package.rubric:
+        return False
+    from prompt_release.evaluation.rubric import load_rubric, lock_rubric
+
+    return lock_rubric(lock, load_rubric(store.root, package.rubric), package.rubric, resolve_actor(actor))
 
 
 def unregistered(root: str | os.PathLike[str] | RegistryStore) -> list[str]:

@@ -25,7 +25,7 @@ def _materialize(root: Path, warehouse: Path) -> dg.ExecuteInProcessResult:
 
 def test_prompt_versions_asset_and_verify_check(tmp_path: Path, warehouse: Path) -> None:
     root = tmp_path / "registry"
-    for name in ("prompts", "schemas"):
+    for name in ("prompts", "schemas", "evals"):
         shutil.copytree(REPO_ROOT / name, root / name)
 
     result = _materialize(root, warehouse)

@@ -219,6 +219,33 @@ def test_missing_judge_label_is_a_user_error(world: World, llm, tmp_path: Path) 
         resolve_judge(registry, load_rubric(registry, RUBRIC_PATH))
 
 
+def test_a_rubric_edited_in_place_is_refused_by_verify_and_by_the_judge(world: World, llm, tmp_path: Path) -> None:
+    from prompt_release.registry import register
+    from tests.conftest import run_cli
+
+    registry = tmp_path / "registry"
+    shutil.copytree(world.registry, registry)
+    shutil.copy(world.warehouse, tmp_path / "warehouse.duckdb")
+    rubric_file = registry / RUBRIC_PATH
+    verified = run_cli("prompts", "verify", "--registry", str(registry))
+    assert verified.returncode == 0 and "FAIL" not in verified.stdout, verified.stdout
+    # Same version, other criteria: judged runs would mix two rubrics under one version.
+    rubric_file.write_text(rubric_file.read_text().replace("max_words: 60", "max_words: 90"))
+    refused = run_cli("prompts", "verify", "--registry", str(registry))
+    assert refused.returncode == 1
+    assert "FAIL rubric summary_quality:v1.0.0" in refused.stdout and "bump its version" in refused.stdout
+    with pytest.raises(UserError, match="summary_quality:v1.0.0 .* edited in place"):
+        run_backtest(BacktestSettings(candidate="summarizer:v1.1.0", history_size=5, dataset="none"),
+                     registry_root=registry, warehouse=tmp_path / "warehouse.duckdb", llm_settings=llm)
+    # Bumped, the edit is a new rubric version, recorded when a package judged by it is registered.
+    rubric_file.write_text(rubric_file.read_text().replace("version: 1.0.0", "version: 1.1.0"))
+    assert run_cli("prompts", "verify", "--registry", str(registry)).returncode == 0
+    register(registry, "summarizer:v1.1.0")
+    lock = json.loads((registry / "prompts/registry.lock.json").read_text())
+    assert set(lock["rubrics"]) == {"summary_quality:v1.0.0", "summary_quality:v1.1.0"}
+    assert lock["rubrics"]["summary_quality:v1.1.0"]["content_hash"] == load_rubric(registry, RUBRIC_PATH).content_hash
+
+
 def test_gate_cli_decides_the_summarizer_on_judge_score_with_the_embedded_simulator(world: World) -> None:
     from tests.conftest import run_cli
 

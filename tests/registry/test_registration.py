@@ -28,7 +28,8 @@ def _new_from(registry: Path, version: str, source: str = "1.7.0") -> Path:
 def test_sample_registry_verifies_and_hashes_match_lock(registry: Path) -> None:
     results = verify(registry)
     assert [r.version_id for r in results if not r.ok] == []
-    assert len(results) == 9
+    assert len(results) == 10  # 9 package versions and the summarizer's judging rubric
+    assert results[-1].version_id == "summary_quality:v1.0.0"
     lock = json.loads((registry / "prompts/registry.lock.json").read_text())
     assert lock["packages"]["support_router:v1.6.0"]["package_hash"] == load_package(
         registry, "support_router:v1.6.0"
