@@ -64,7 +64,7 @@ def publish_locked(con: duckdb.DuckDBPyConnection, warehouse: str | os.PathLike)
         # After CHECKPOINT every committed change is in the main file and the
         # WAL is empty, so a byte copy of the main file is a consistent database.
         con.execute("CHECKPOINT")
-        shutil.copyfile(live, tmp)
+        _copy_unchanged(live, tmp)
         _verify(con, tmp)
         _replace(tmp, target)
         return target
@@ -104,6 +104,37 @@ def _unlink_quietly(path: Path) -> None:
         path.unlink(missing_ok=True)
     except OSError as exc:
         log.warning("could not remove the previous analyst snapshot %s: %s", path, exc)
+
+
+_COPY_ATTEMPTS = 3
+
+
+class TornCopyError(OSError):
+    """The live file changed while it was being copied."""
+
+
+def _file_state(path: Path) -> tuple[int, int]:
+    stat = path.stat()
+    return stat.st_size, stat.st_mtime_ns
+
+
+def _copy_unchanged(live: Path, tmp: Path) -> None:
+    """Copy `live` to `tmp`, again if the file changed during the copy.
+
+    The writer holds the lock and has checkpointed, so nothing should write the
+    file now; but an analyst once read a snapshot that was one block short
+    ("Could not read enough bytes ... from location"), and a byte copy is only
+    a database if the file held still while it was read. Checked by size and
+    modification time before and after.
+    """
+    for attempt in range(1, _COPY_ATTEMPTS + 1):
+        before = _file_state(live)
+        shutil.copyfile(live, tmp)
+        if _file_state(live) == before and tmp.stat().st_size == before[0]:
+            return
+        log.info("the warehouse changed while copy %d of it was made; copying again", attempt)
+        time.sleep(0.01 * attempt)
+    raise TornCopyError(f"{live} kept changing while it was copied ({_COPY_ATTEMPTS} attempts)")
 
 
 def _verify(con: duckdb.DuckDBPyConnection, snapshot: Path) -> None:

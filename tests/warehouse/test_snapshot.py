@@ -103,6 +103,42 @@ def test_turning_snapshots_off_removes_the_stale_one(warehouse: Path, monkeypatc
         con.close()
 
 
+def test_a_warehouse_that_changes_while_copied_is_copied_again_never_published_torn(warehouse: Path,
+                                                                                     monkeypatch) -> None:
+    import shutil
+
+    from prompt_release.warehouse import snapshot
+
+    _write_batch(warehouse, 0)
+    real_copy, copies = shutil.copyfile, []
+
+    def copy_while_the_file_moves(times: int):
+        def copy(src, dst):
+            real_copy(src, dst)
+            copies.append(dst)
+            if len(copies) <= times:  # something wrote the file during the copy: its mtime moves
+                state = os.stat(src)
+                os.utime(src, ns=(state.st_atime_ns, state.st_mtime_ns + 1_000_000))
+        return copy
+
+    monkeypatch.setattr(snapshot.shutil, "copyfile", copy_while_the_file_moves(1))
+    _write_batch(warehouse, 1)
+    assert len(copies) == 2  # the first copy was thrown away
+    con = analyst_connection(warehouse)
+    try:
+        assert _count(con) == 2 * BATCH
+    finally:
+        con.close()
+    # Changing on every attempt: the previous snapshot stays, nothing torn is published.
+    copies.clear()
+    before = analyst_path(warehouse).read_bytes()
+    monkeypatch.setattr(snapshot.shutil, "copyfile", copy_while_the_file_moves(99))
+    _write_batch(warehouse, 2)
+    assert len(copies) == 3
+    assert analyst_path(warehouse).read_bytes() == before
+    assert not list(warehouse.parent.glob(".*.tmp"))
+
+
 def test_live_flag_reads_the_live_file_not_the_snapshot(warehouse: Path) -> None:
     _write_batch(warehouse, 0)
     _write_batch(warehouse, 1, publish=False)
@@ -170,7 +206,7 @@ _ANALYST = textwrap.dedent(
                 errors.append(f"went back in time: {n} after {counts[-1]}")
             counts.append(n)
         except Exception as exc:  # any error is a failure the test reports
-            errors.append(f"{type(exc).__name__}: {exc}")
+            errors.append(f"{type(exc).__name__} at iteration {iterations}: {exc}")
     con = analyst_connection(warehouse)
     final = con.execute("SELECT count(*) FROM probe").fetchone()[0]
     con.close()
