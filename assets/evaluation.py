@@ -146,7 +146,7 @@ def gate_report(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
 
 
 evaluate_candidate = dg.define_asset_job(
-    "evaluate_candidate", selection=[backtest, behaviour_diff, gate_report], partitions_def=CANDIDATES,
+    "evaluate_candidate", selection=[backtest, behaviour_diff, gate_report],
     description="Backtest one candidate, diff its behaviour, decide its gate report.",
 )
 

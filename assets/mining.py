@@ -126,7 +126,7 @@ ASSET_CHECKS: list = []  # golden checks are declared on the asset (check_specs)
 
 
 build_golden_job = dg.define_asset_job(
-    "build_golden", selection=[golden_dataset], partitions_def=WORKFLOW_PARTITIONS,
+    "build_golden", selection=[golden_dataset],
     description="Build the next golden dataset version of a workflow (a new version only when content changed).",
 )
 JOBS = [build_golden_job]

@@ -99,7 +99,7 @@ ASSETS = [traces]
 
 
 daily_ingest = dg.define_asset_job(
-    "daily_ingest", selection=["traces", "failures", "version_metrics"], partitions_def=DAILY,
+    "daily_ingest", selection=["traces", "failures", "version_metrics"],
     description="Ingest a day's landing files, mine its failures, compute its per-version metrics.",
 )
 daily_ingest_schedule = dg.build_schedule_from_partitioned_job(
