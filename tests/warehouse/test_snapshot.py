@@ -188,11 +188,14 @@ _ANALYST = textwrap.dedent(
     deadline = time.monotonic() + 120
     while not stop.exists() and time.monotonic() < deadline:
         iterations += 1
+        step = "held session"
         try:
             held_now = held.execute("SELECT count(*), sum(i) FROM probe").fetchone()
             if held_now[0] != base:
                 errors.append(f"held session changed under the analyst: {held_now} vs {base}")
+            step = "reconnect"
             con = analyst_connection(warehouse)   # reconnect: newest snapshot
+            step = "query on the new connection"
             try:
                 n = con.execute("SELECT count(*) FROM probe").fetchone()[0]
                 torn = con.execute(
@@ -206,7 +209,7 @@ _ANALYST = textwrap.dedent(
                 errors.append(f"went back in time: {n} after {counts[-1]}")
             counts.append(n)
         except Exception as exc:  # any error is a failure the test reports
-            errors.append(f"{type(exc).__name__} at iteration {iterations}: {exc}")
+            errors.append(f"{type(exc).__name__} at iteration {iterations} ({step}): {exc}")
     con = analyst_connection(warehouse)
     final = con.execute("SELECT count(*) FROM probe").fetchone()[0]
     con.close()
