@@ -169,19 +169,16 @@ def locked_problem(lock: dict[str, Any], rubric: Rubric, rel_path: str) -> str |
             f"(hash {entry.get('content_hash')} then, {rubric.content_hash} now); bump its version")
 
 
-def lock_rubric(lock: dict[str, Any], rubric: Rubric, rel_path: str, actor: str) -> bool:
-    """Record `rubric` in `lock` (True when added); a recorded version whose content changed is a UserError."""
+def lock_rubric(lock: dict[str, Any], rubric: Rubric, rel_path: str, stamp: dict[str, str]) -> bool:
+    """Record `rubric` in `lock` with `stamp` (who registered it, when; True when added);
+    a recorded version whose content changed is a UserError."""
     problem = locked_problem(lock, rubric, rel_path)
     if problem:
         raise UserError(problem, file=rel_path, field="version")
     entries = lock.setdefault("rubrics", {})
     if rubric.ref in entries:
         return False
-    from datetime import UTC, datetime
-
-    entries[rubric.ref] = {"file": rel_path, "content_hash": rubric.content_hash,
-                           "registered_at": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
-                           "registered_by": actor}
+    entries[rubric.ref] = {"file": rel_path, "content_hash": rubric.content_hash, **stamp}
     return True
 
 

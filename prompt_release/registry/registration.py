@@ -115,8 +115,7 @@ def register(
             "field_hashes": package.field_hashes,
             "required_variables": list(package.required_variables),
             "manifest": package.manifest_path,
-            "registered_at": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
-            "registered_by": resolve_actor(actor),
+            **_stamp(actor),
         }
         lock["format"] = 1
         store.write_lock(lock)
@@ -167,7 +166,13 @@ def _lock_rubric(store: RegistryStore, lock: dict[str, Any], package: PromptPack
         return False
     from prompt_release.evaluation.rubric import load_rubric, lock_rubric
 
-    return lock_rubric(lock, load_rubric(store.root, package.rubric), package.rubric, resolve_actor(actor))
+    return lock_rubric(lock, load_rubric(store.root, package.rubric), package.rubric, _stamp(actor))
+
+
+def _stamp(actor: str | None) -> dict[str, str]:
+    """Who registered a lock entry, and when."""
+    return {"registered_at": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+            "registered_by": resolve_actor(actor)}
 
 
 def unregistered(root: str | os.PathLike[str] | RegistryStore) -> list[str]:

@@ -367,13 +367,9 @@ def _native_fast(con, table: pa.Table, unknown: list[str], params: dict, check_d
 
     con.create_function(native.FAST_DEFER, defer, ["BIGINT"], "BOOLEAN", side_effects=True)
     try:
-        sql = native.fast_insert_sql("_native_lines", unknown, bool(skip))
-        inserted = con.execute(sql, params).fetchall()[0][0]
+        inserted = con.execute(native.fast_insert_sql("_native_lines", unknown, bool(skip)), params).fetchall()[0][0]
     finally:
-        try:
-            con.remove_function(native.FAST_DEFER)
-        except duckdb.Error:  # the transaction is aborted: keep the INSERT's own error
-            pass
+        _release(con.remove_function, native.FAST_DEFER)
         if skip:
             _unregister(con, "_native_skip")
     careful = sorted(set(deferred) | set(skip))
@@ -459,9 +455,13 @@ def _prefetch(chunks: Iterable[LineChunk]) -> Iterator[LineChunk]:
 
 
 def _unregister(con: duckdb.DuckDBPyConnection, name: str) -> None:
-    # after a failed statement the transaction is aborted and unregister
-    # raises too; the first error is the one worth seeing
+    _release(con.unregister, name)
+
+
+def _release(cleanup: Callable[[str], object], name: str) -> None:
+    # after a failed statement the transaction is aborted and cleanup calls
+    # (unregister, remove_function) raise too; the first error is the one worth seeing
     try:
-        con.unregister(name)
+        cleanup(name)
     except duckdb.Error:
         pass
