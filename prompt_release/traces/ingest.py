@@ -13,9 +13,10 @@ while DuckDB works): the fast path (`native.fast_insert_sql`) inserts every
 line it can prove acceptable with a plain INSERT that skips keys already in
 `traces`; the few other lines (rejects, unusual shapes) go through the
 careful path (`native.check_sql`/`insert_sql`, INSERT OR IGNORE), which words
-the reject reasons. A record_key repeated inside one chunk would break the
-plain INSERT; `_optimistic` then reruns the transaction with a pass that
-sends such lines the careful way.
+the reject reasons. A record_key repeated inside one chunk (or, when the
+table was empty before the file, anywhere in the file) would break the plain
+INSERT; `_optimistic` then reruns the transaction with a pass that sends such
+lines the careful way and an anti-join on every stored key.
 """
 
 from __future__ import annotations
@@ -121,9 +122,11 @@ def ingest_paths(
 
 def _optimistic(attempt: Callable[[bool], object]):
     """Run a whole transaction assuming no record_key repeats inside one chunk of a
-    native file (the fast path then needs no duplicate pass); if one does, the
-    fast path's plain INSERT fails on the unique index, the transaction rolls
-    back, and it runs again with the duplicate pass on. Nothing is half-written."""
+    native file, nor anywhere in a file ingested into an empty table (the fast
+    path then needs no duplicate pass, and no anti-join on the stored keys there).
+    If one does, the fast path's plain INSERT fails on the unique index, the
+    transaction rolls back, and it runs again with the duplicate pass and the
+    anti-join on. Nothing is half-written."""
     try:
         return attempt(False)
     except duckdb.ConstraintException:
@@ -228,8 +231,8 @@ class _FileContext:
         self._rejects: list[tuple] = []
         self.check_duplicates: bool = True
 
-    def lines(self) -> LineReader:
-        self.reader = LineReader(self.path)
+    def lines(self, reuse_buffers: bool = False) -> LineReader:
+        self.reader = LineReader(self.path, reuse_buffers=reuse_buffers)
         return self.reader
 
     def reject(self, line_number: int | None, reason: str, field: str | None, raw: bytes) -> None:
@@ -319,7 +322,10 @@ def _ingest_native(context: _FileContext) -> None:
     con, summary = context.con, context.summary
     params = {"source_file": str(context.path), "day_ts": context.day_ts, "ingested_at": context.ingested_at}
     unknown: list[str] = []  # keys outside the contract seen in this file, fields of the fast parse
-    for chunk in _prefetch(context.lines()):
+    # into an empty table the anti-join on stored keys can only meet this file's
+    # own earlier chunks; the unique index catches that case (see _optimistic)
+    skip_stored = context.check_duplicates or con.execute("SELECT EXISTS (SELECT 1 FROM traces)").fetchall()[0][0]
+    for chunk in _prefetch(context.lines(reuse_buffers=True)):
         rejected_before = summary.rejected
         blank_before = summary.blank_lines
         table = _chunk_table(chunk, context)
@@ -327,13 +333,15 @@ def _ingest_native(context: _FileContext) -> None:
         con.register("_native_lines", table)
         try:
             if FAST_PATH:
-                inserted, careful = _native_fast(con, table, unknown, params, context.check_duplicates)
+                inserted, careful = _native_fast(con, unknown, params, context.check_duplicates, skip_stored)
             else:
                 inserted, careful = 0, None
             if careful is None or careful:
                 inserted += _native_careful(context, chunk, table, careful, params)
         finally:
             _unregister(con, "_native_lines")
+            del table  # its values point into the chunk's buffer, which the reader fills again
+            chunk.release()
         acceptable = nonblank - (summary.rejected - rejected_before)
         summary.lines_read += nonblank
         summary.records += nonblank
@@ -350,9 +358,9 @@ _UNKNOWN_SAMPLE = 2000  # lines per chunk whose keys seed the fast parse
 _UNKNOWN_MAX = 64  # beyond this many distinct unknown keys, lines with new ones go the careful way
 
 
-def _native_fast(con, table: pa.Table, unknown: list[str], params: dict, check_duplicates: bool) -> tuple[int, list[int]]:
+def _native_fast(con, unknown: list[str], params: dict, check_duplicates: bool, skip_stored: bool) -> tuple[int, list[int]]:
     """Insert the surely-acceptable lines of a registered chunk; return (inserted,
-    line numbers left for the careful path)."""
+    line numbers left for the careful path). `skip_stored`: leave out keys already in traces."""
     _learn_unknown(con, "_native_lines", f"LIMIT {_UNKNOWN_SAMPLE}", unknown)
     skip = []
     if check_duplicates:
@@ -367,7 +375,7 @@ def _native_fast(con, table: pa.Table, unknown: list[str], params: dict, check_d
 
     con.create_function(native.FAST_DEFER, defer, ["BIGINT"], "BOOLEAN", side_effects=True)
     try:
-        inserted = con.execute(native.fast_insert_sql("_native_lines", unknown, bool(skip)), params).fetchall()[0][0]
+        inserted = con.execute(native.fast_insert_sql("_native_lines", unknown, bool(skip), skip_stored), params).fetchall()[0][0]
     finally:
         _release(con.remove_function, native.FAST_DEFER)
         if skip:

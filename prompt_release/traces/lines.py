@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,18 +26,30 @@ ENV_CHUNK_BYTES = "PROMPT_RELEASE_INGEST_CHUNK_BYTES"
 
 @dataclass
 class LineChunk:
-    """Whole lines `data[starts[i]:ends[i]]`, numbered from `first_line`."""
+    """Whole lines `data[starts[i]:ends[i]]`, numbered from `first_line`.
+
+    `data` may be a buffer the reader reuses: once `release()` is called, it
+    may be overwritten by a later chunk (see `LineReader(reuse_buffers=True)`).
+    """
 
     first_line: int
-    data: bytes
+    data: bytes | bytearray
     starts: np.ndarray  # int64
     ends: np.ndarray  # int64, exclusive, CR/LF excluded
+    _pool: list | None = None
 
     def __len__(self) -> int:
         return len(self.starts)
 
     def line(self, i: int) -> bytes:
-        return self.data[self.starts[i] : self.ends[i]]
+        """Line `i` as bytes of its own (a copy: it outlives the chunk's buffer)."""
+        return bytes(memoryview(self.data)[self.starts[i] : self.ends[i]])
+
+    def release(self) -> None:
+        """The caller is done with `data`: the reader may fill it again."""
+        if self._pool is not None and isinstance(self.data, bytearray):
+            self._pool.append(self.data)
+            self._pool = None
 
 
 @dataclass
@@ -54,12 +66,8 @@ def chunk_bytes_setting() -> int:
     return int(value) if value else DEFAULT_CHUNK_BYTES
 
 
-def _raw_blocks(path: Path, block: int, reader: "LineReader") -> Iterator[bytes]:
+def _gzip_blocks(path: Path, block: int, reader: "LineReader") -> Iterator[bytes]:
     with open(path, "rb") as handle:
-        if not path.name.endswith(".gz"):
-            while data := handle.read(block):
-                yield data
-            return
         # zlib by hand rather than gzip.open: on a cut stream gzip raises and
         # loses what it had decompressed; here the prefix is kept.
         decomp = zlib.decompressobj(wbits=31)
@@ -86,31 +94,39 @@ def _raw_blocks(path: Path, block: int, reader: "LineReader") -> Iterator[bytes]
 
 
 class LineReader:
-    """Iterate `LineChunk`s of a file; afterwards `cut` tells whether it ended early."""
+    """Iterate `LineChunk`s of a file; afterwards `cut` tells whether it ended early.
 
-    def __init__(self, path: str | Path, chunk_bytes: int | None = None) -> None:
+    With `reuse_buffers`, a plain file is read into a few buffers that go
+    round: each chunk's buffer is filled again once the caller has called
+    `chunk.release()` (a chunk never released just costs a new buffer). That
+    spares the allocation and page faults of a fresh 64 MB per chunk.
+    """
+
+    def __init__(self, path: str | Path, chunk_bytes: int | None = None, *, reuse_buffers: bool = False) -> None:
         self.path = Path(path)
         self.chunk_bytes = chunk_bytes or chunk_bytes_setting()
         self.cut_message: str | None = None
         self.cut: FileCut | None = None
         self.lines = 0
+        self._pool: list[bytearray] | None = [] if reuse_buffers else None
 
     def __iter__(self) -> Iterator[LineChunk]:
         pending = b""
         first = True
         next_line = 1
-        for block in _raw_blocks(self.path, self.chunk_bytes, self):
+        for data, size in self._blocks(lambda: pending):
             if first:
                 first = False
-                if block.startswith(BOM):
-                    block = block[len(BOM) :]
-            data = pending + block if pending else block
-            last_nl = data.rfind(b"\n")
+                if data[:size].startswith(BOM):
+                    data, size = data[len(BOM) : size], size - len(BOM)
+            last_nl = data.rfind(b"\n", 0, size)
             if last_nl < 0:
-                pending = data
+                pending = bytes(data[:size])
                 continue
-            pending = data[last_nl + 1 :]
+            pending = bytes(data[last_nl + 1 : size])
             chunk = _split(data, last_nl + 1, next_line)
+            if isinstance(data, bytearray):
+                chunk._pool = self._pool
             next_line += len(chunk)
             yield chunk
         if self.cut_message is not None:
@@ -121,8 +137,43 @@ class LineReader:
             yield chunk
         self.lines = next_line - 1
 
+    def _blocks(self, pending: Callable[[], bytes]) -> Iterator[tuple[bytes | bytearray, int]]:
+        """(buffer, size): `buffer[:size]` is the unfinished line before it
+        (`pending()`) followed by the next block of the file."""
+        if self.path.name.endswith(".gz"):
+            for block in _gzip_blocks(self.path, self.chunk_bytes, self):
+                data = pending() + block
+                yield data, len(data)
+            return
+        with open(self.path, "rb", buffering=0) as handle:
+            while True:
+                head = pending()
+                buffer = self._buffer(len(head) + self.chunk_bytes)
+                view = memoryview(buffer)
+                view[: len(head)] = head
+                size, target = len(head), len(head) + self.chunk_bytes
+                while size < target and (got := handle.readinto(view[size:target])):
+                    size += got
+                view.release()
+                if size == len(head):  # end of file; the unfinished line stays pending
+                    self._give_back(buffer)
+                    return
+                yield buffer, size
 
-def _split(data: bytes, end: int, first_line: int) -> LineChunk:
+    def _buffer(self, size: int) -> bytearray:
+        pool = self._pool
+        while pool:
+            buffer = pool.pop()
+            if len(buffer) >= size:
+                return buffer
+        return bytearray(max(size, self.chunk_bytes + (1 << 20)) if pool is not None else size)
+
+    def _give_back(self, buffer: bytearray) -> None:
+        if self._pool is not None:
+            self._pool.append(buffer)
+
+
+def _split(data: bytes | bytearray, end: int, first_line: int) -> LineChunk:
     """Locate the lines of `data[:end]`, which ends with a newline."""
     view = np.frombuffer(data, dtype=np.uint8, count=end)
     newlines = np.flatnonzero(view == 10).astype(np.int64)

@@ -423,11 +423,15 @@ def _surely_ok(unknown: list[str]) -> str:
     return " AND ".join(rules)
 
 
-def fast_insert_sql(source: str, unknown: list[str], skip_lines: bool) -> str:
+def fast_insert_sql(source: str, unknown: list[str], skip_lines: bool, skip_stored: bool = True) -> str:
     """Plain INSERT into traces of the lines of `source` (ln, line) that are surely
     acceptable and whose record_key is not in traces yet; every other non-blank line
     is passed to the `_native_defer(ln)` function (and not inserted). With
     `skip_lines`, lines listed in temp table `_native_skip(ln)` are left out entirely.
+    `skip_stored=False` drops the anti-join on keys already in traces (each
+    chunk would hash every stored key again): only for a file ingested into a
+    table that was empty when it began, where the unique index turns a key
+    repeated across chunks into a ConstraintException (see `ingest._optimistic`).
 
     `unknown`: keys outside the contract that may appear (each becomes a field of
     the parse, so attributes are built without re-parsing the line). Parameters as insert_sql.
@@ -453,6 +457,7 @@ def fast_insert_sql(source: str, unknown: list[str], skip_lines: bool) -> str:
     )
     ts = "coalesce(ts_record, $day_ts, $ingested_at)"
     skip = "AND ln NOT IN (SELECT ln FROM _native_skip)" if skip_lines else ""
+    stored = "AND NOT EXISTS (SELECT 1 FROM traces t WHERE t.record_key = named.record_key)" if skip_stored else ""
     return f"""
 INSERT INTO traces
 WITH parsed AS (
@@ -510,7 +515,7 @@ SELECT
 FROM named
 -- the test inside CASE WHEN runs as a filter: each AND narrows the rows the next one sees
 WHERE CASE WHEN {_surely_ok(unknown)} THEN true ELSE {FAST_DEFER}(ln) END
-    AND NOT EXISTS (SELECT 1 FROM traces t WHERE t.record_key = named.record_key)
+    {stored}
 """
 
 
