@@ -51,9 +51,33 @@ def edge_lines() -> list[str]:
         {**BASE, "span_id": "c5", "span_id_2": 1, "input": "not an object"},  # reject
         {**BASE, "span_id": "c6", "usage": [1]},  # reject
         {**BASE, "span_id": 18446744073709551615},  # UBIGINT id: careful way
+        # ids and strings are parsed as VARCHAR on the fast path: values another JSON type could print as
+        {**BASE, "span_id": "e1", "workflow": "5", "model": "true", "finish_reason": ""},
+        {**BASE, "span_id": "e2", "workflow": 5},  # reject
+        {**BASE, "span_id": "e3", "model": True},  # reject
+        {**BASE, "span_id": "e4", "model": "NaN", "status": "ok", "finish_reason": "[x"},
+        {**BASE, "span_id": "e5", "model": float("nan")},  # reject (json.dumps writes NaN)
+        {**BASE, "span_id": "e6", "workflow": float("-inf")},  # reject
+        {**BASE, "span_id": "e7", "workflow": "-Infinity", "session_id": "-x", "user_id": "{not json"},
+        {**BASE, "span_id": "123", "trace_id": "0af7651916cd43dd8448eb211c80319c"},
+        {**BASE, "span_id": 124, "parent_span_id": "-12", "user_id": -12},
+        {**BASE, "span_id": 1.5},  # reject
+        {**BASE, "span_id": "1.5", "session_id": "1e5"},
+        {**BASE, "span_id": "e8", "trace_id": 99999999999999999999999},  # a DOUBLE to the parser: reject
+        {**BASE, "span_id": "e9", "trace_id": "99999999999999999999999"},
+        {**BASE, "span_id": "f1", "trace_id": -9223372036854775809},  # reject
+        {**BASE, "span_id": "f2", "trace_id": -9223372036854775808, "model": {"name": "m"}},  # reject
+        {**BASE, "span_id": "f3", "prompt_version": ["w:v1.0.0"]},  # reject
+        {**BASE, "span_id": "f6", "timestamp": 1764288000},  # reject
+        {**BASE, "span_id": "f7", "timestamp": "2026-13-45T00:00:00Z"},  # reject
+        {**BASE, "span_id": "f8", "timestamp": "2026-11-27 10:00:00", "package_hash": "123"},
+        {**BASE, "span_id": "f9", "package_hash": 123},  # reject
     ]
     lines = [json.dumps(r, ensure_ascii=False) for r in records]
-    lines += ['{"trace_id": "t", "trace_id": "u", "workflow": "w", "prompt_version": "w:v1.0.0", "model": "m", "span_id": "d1"}',
+    lines += ['{"trace_id": "t", "workflow": "w", "prompt_version": "w:v1.0.0", "model": "m", "span_id": -0}',
+              '{"trace_id": "t", "workflow": "w", "prompt_version": "w:v1.0.0", "model": "m", "span_id": "f4", "user_id": 1E+2}',
+              '{"trace_id": "t", "workflow": "w", "prompt_version": "w:v1.0.0", "model": "m", "span_id": "f5", "status": "o\\u006b"}',
+              '{"trace_id": "t", "trace_id": "u", "workflow": "w", "prompt_version": "w:v1.0.0", "model": "m", "span_id": "d1"}',
               "[1]", "{", '"s"', "  ", "", f'{json.dumps({**BASE, "span_id": "d2"})}  ']
     return lines
 
