@@ -6,7 +6,12 @@ table and (b) `prompt_release.traces.ingest_paths` into a fresh warehouse,
 run in a subprocess so its peak RSS can be measured. Prints throughputs, the
 ratio ours / DuckDB's (target >= 0.6) and peak memory (target <= 2 GB).
 
-    python bench/ingest.py [--lines 1000000] [--spans 200000]
+On a shared machine one run's wall time moves by a third from one minute to
+the next, so each comparison runs `--rounds` times, the two sides alternating,
+and reports the median of each side, the median of the per-round ratios, and
+both sides' CPU seconds (user + system), which the neighbours move less.
+
+    python bench/ingest.py [--lines 1000000] [--spans 200000] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import statistics
 import subprocess
 import sys
 import time
@@ -63,42 +69,53 @@ def make_otlp(path: Path, spans: int) -> None:
             out.write(request(agent, chat) + "\n")
 
 
-def child_run(code: str) -> tuple[float, float]:
-    """(seconds, peak RSS MiB) of running `code` in a fresh interpreter."""
-    # the child reports its own peak RSS: RUSAGE_CHILDREN would keep the
+def child_run(code: str) -> tuple[float, float, float]:
+    """(seconds, CPU seconds, peak RSS MiB) of running `code` in a fresh interpreter."""
+    # the child reports its own peak RSS and CPU: RUSAGE_CHILDREN would keep the
     # maximum over every child this process ever ran
-    code += "\nimport resource; print('PEAK_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+    code += ("\nimport resource; u = resource.getrusage(resource.RUSAGE_SELF)"
+             "\nprint('USAGE', u.ru_utime + u.ru_stime, u.ru_maxrss)")
     start = time.perf_counter()
     done = subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, capture_output=True, text=True,
                           env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
     seconds = time.perf_counter() - start
-    peak_kb = int(done.stdout.split("PEAK_KB")[-1])
-    return seconds, peak_kb / 1024
+    cpu, peak_kb = done.stdout.split("USAGE")[-1].split()
+    return seconds, float(cpu), int(peak_kb) / 1024
 
 
-def compare(label: str, path: Path, units: int, unit: str) -> None:
+def compare(label: str, path: Path, units: int, unit: str, rounds: int) -> None:
     ref_db = DATA / "reference.duckdb"
     our_db = DATA / "ours.duckdb"
-    for db in (ref_db, our_db):
-        for f in db.parent.glob(db.name + "*"):
-            f.unlink()
     ref_code = (f"import duckdb; c = duckdb.connect({str(ref_db)!r}); "
                 f"c.execute(\"CREATE TABLE t AS SELECT * FROM read_json({str(path)!r}, format='newline_delimited')\")")
     our_code = (f"from prompt_release.traces import ingest_paths; "
                 f"s = ingest_paths([{str(path)!r}], warehouse={str(our_db)!r}); assert s.total.rejected == 0, s")
-    ref_s, ref_mb = child_run(ref_code)
-    our_s, our_mb = child_run(our_code)
+    refs, ours = [], []
+    for _ in range(rounds):
+        for db in (ref_db, our_db):
+            for f in db.parent.glob(db.name.removesuffix(".duckdb") + "*"):  # also the analyst snapshot
+                f.unlink()
+        refs.append(child_run(ref_code))
+        ours.append(child_run(our_code))
     size = path.stat().st_size / 1e6
-    print(f"{label}: {units:,} {unit}, {size:,.0f} MB")
-    print(f"  duckdb read_json -> table : {ref_s:6.2f} s  {units / ref_s:>10,.0f} {unit}/s  {size / ref_s:6.1f} MB/s  peak RSS {ref_mb:,.0f} MiB")
-    print(f"  prompt-release ingest     : {our_s:6.2f} s  {units / our_s:>10,.0f} {unit}/s  {size / our_s:6.1f} MB/s  peak RSS {our_mb:,.0f} MiB")
-    print(f"  ratio ours / duckdb       : {ref_s / our_s:.2f}  (target >= 0.6)")
+    ref_s, ref_cpu = statistics.median(r[0] for r in refs), statistics.median(r[1] for r in refs)
+    our_s, our_cpu = statistics.median(r[0] for r in ours), statistics.median(r[1] for r in ours)
+    ref_mb, our_mb = max(r[2] for r in refs), max(r[2] for r in ours)
+    ratios = sorted(r[0] / o[0] for r, o in zip(refs, ours))
+    print(f"{label}: {units:,} {unit}, {size:,.0f} MB, median of {rounds} alternating rounds")
+    print(f"  duckdb read_json -> table : {ref_s:6.2f} s  {units / ref_s:>10,.0f} {unit}/s  {size / ref_s:6.1f} MB/s  "
+          f"CPU {ref_cpu:5.1f} s  peak RSS {ref_mb:,.0f} MiB")
+    print(f"  prompt-release ingest     : {our_s:6.2f} s  {units / our_s:>10,.0f} {unit}/s  {size / our_s:6.1f} MB/s  "
+          f"CPU {our_cpu:5.1f} s  peak RSS {our_mb:,.0f} MiB")
+    print(f"  ratio ours / duckdb       : {statistics.median(ratios):.2f}  (target >= 0.6; rounds "
+          f"{', '.join(f'{r:.2f}' for r in ratios)}; CPU {ref_cpu / our_cpu:.2f})")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lines", type=int, default=1_000_000)
     parser.add_argument("--spans", type=int, default=200_000)
+    parser.add_argument("--rounds", type=int, default=3, help="alternating runs of each side (median reported)")
     args = parser.parse_args()
     DATA.mkdir(parents=True, exist_ok=True)
     native_path = DATA / f"native_{args.lines}.jsonl"
@@ -107,8 +124,8 @@ def main() -> None:
         make_native(native_path, args.lines)
     if not otlp_path.exists():
         make_otlp(otlp_path, args.spans)
-    compare("native", native_path, args.lines, "lines")
-    compare("otlp", otlp_path, args.spans, "spans")
+    compare("native", native_path, args.lines, "lines", args.rounds)
+    compare("otlp", otlp_path, args.spans, "spans", args.rounds)
 
 
 if __name__ == "__main__":
