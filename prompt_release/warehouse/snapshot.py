@@ -122,10 +122,9 @@ def _copy_unchanged(live: Path, tmp: Path) -> None:
     """Copy `live` to `tmp`, again if the file changed during the copy.
 
     The writer holds the lock and has checkpointed, so nothing should write the
-    file now; but an analyst once read a snapshot that was one block short
-    ("Could not read enough bytes ... from location"), and a byte copy is only
-    a database if the file held still while it was read. Checked by size and
-    modification time before and after.
+    file now; but a byte copy is only a database if the file held still while
+    it was read, and that is cheap to check: size and modification time
+    before and after.
     """
     for attempt in range(1, _COPY_ATTEMPTS + 1):
         before = _file_state(live)
@@ -142,8 +141,7 @@ def _verify(con: duckdb.DuckDBPyConnection, snapshot: Path) -> None:
     # Attached read-only to the writer's own connection: the same open of the
     # file (header, catalog, a table read) as a new connection, at a tenth of
     # the cost, since no second database instance is started.
-    quoted = "'" + str(snapshot).replace("'", "''") + "'"
-    con.execute(f"ATTACH {quoted} AS snapshot_check (READ_ONLY)")
+    con.execute(f"ATTACH {_quoted(snapshot)} AS snapshot_check (READ_ONLY)")
     try:
         con.execute("SELECT count(*) FROM snapshot_check.schema_version").fetchall()
     finally:
@@ -244,17 +242,19 @@ def _attach_read_only(
 ) -> None:
     from prompt_release.warehouse.connection import is_lock_error
 
+    if live is None:
+        _attach_snapshot(con, target)
+        return
     # Only the live file can be locked by a writer; wait that out like a writer would.
     deadline = time.monotonic() + config.lock_timeout_s(lock_timeout_s)
     delay = 0.05
     while True:
         try:
-            quoted = "'" + str(target).replace("'", "''") + "'"
-            con.execute(f"ATTACH {quoted} AS {CATALOG} (READ_ONLY)")
+            con.execute(f"ATTACH {_quoted(target)} AS {CATALOG} (READ_ONLY)")
             return
         except duckdb.Error as exc:
-            if live is None or not is_lock_error(exc) or time.monotonic() >= deadline:
-                if live is not None and is_lock_error(exc):
+            if not is_lock_error(exc) or time.monotonic() >= deadline:
+                if is_lock_error(exc):
                     raise UserError(
                         "the pipeline holds the live warehouse; query the analyst snapshot "
                         f"(drop --live) or wait longer ({config.ENV_LOCK_TIMEOUT})",
@@ -263,3 +263,48 @@ def _attach_read_only(
                 raise
             time.sleep(delay)
             delay = min(delay * 2, 2.0)
+
+
+_ATTACH_ATTEMPTS = 20
+
+
+def _quoted(path: Path) -> str:
+    return "'" + str(path).replace("'", "''") + "'"
+
+
+def _file_identity(path: Path) -> tuple[int, int, int]:
+    # a publish renames a new file (new inode, new ctime) over the snapshot path
+    stat = path.stat()
+    return stat.st_dev, stat.st_ino, stat.st_ctime_ns
+
+
+def _attach_snapshot(con: duckdb.DuckDBPyConnection, snapshot: Path) -> None:
+    """Attach the snapshot, again if a publish replaced it while it was being attached.
+
+    With DuckDB 2.0.1, an ATTACH that races a rename over its path can take
+    the header of one file and the blocks of the other; the session then
+    fails on a later query ("Could not read enough bytes ... from location",
+    "Metadata block index ... exceeds metadata block count"). Reproduced with
+    two files renamed in turn over one path: about one attach in 500. So the
+    file's identity is compared before and after the ATTACH; the same file at
+    both ends means nothing was renamed in between (a publish always brings a
+    new file). Once attached, DuckDB reads through the handle it holds, and
+    later publishes do not touch the session.
+    """
+    for _ in range(_ATTACH_ATTEMPTS):
+        before = _file_identity(snapshot)
+        try:
+            con.execute(f"ATTACH {_quoted(snapshot)} AS {CATALOG} (READ_ONLY)")
+        except duckdb.Error:
+            if _file_identity(snapshot) == before:
+                raise
+            continue  # a half-read of two files; nothing is attached
+        if _file_identity(snapshot) == before:
+            return
+        con.execute(f"DETACH {CATALOG}")
+        time.sleep(0.01)
+    raise UserError(
+        f"the analyst snapshot was replaced {_ATTACH_ATTEMPTS} times while it was being opened; "
+        "try again, or query the live file with --live",
+        file=snapshot,
+    )
