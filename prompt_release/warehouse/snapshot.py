@@ -285,7 +285,7 @@ def _attach_snapshot(con: duckdb.DuckDBPyConnection, snapshot: Path) -> None:
     the header of one file and the blocks of the other; the session then
     fails on a later query ("Could not read enough bytes ... from location",
     "Metadata block index ... exceeds metadata block count"). Reproduced with
-    two files renamed in turn over one path: about one attach in 500. So the
+    two files renamed in turn over one path: one attach in 300 to 1000. So the
     file's identity is compared before and after the ATTACH; the same file at
     both ends means nothing was renamed in between (a publish always brings a
     new file). Once attached, DuckDB reads through the handle it holds, and
