@@ -47,7 +47,7 @@ class LineChunk:
 
     def release(self) -> None:
         """The caller is done with `data`: the reader may fill it again."""
-        if self._pool is not None and isinstance(self.data, bytearray):
+        if self._pool is not None:  # set by the reader only on its own buffers
             self._pool.append(self.data)
             self._pool = None
 
@@ -120,8 +120,9 @@ class LineReader:
                 if data[:size].startswith(BOM):
                     data, size = data[len(BOM) : size], size - len(BOM)
             last_nl = data.rfind(b"\n", 0, size)
-            if last_nl < 0:
+            if last_nl < 0:  # one line longer than the block: read on into a bigger buffer
                 pending = bytes(data[:size])
+                self._give_back(data)
                 continue
             pending = bytes(data[last_nl + 1 : size])
             chunk = _split(data, last_nl + 1, next_line)
@@ -168,8 +169,8 @@ class LineReader:
                 return buffer
         return bytearray(max(size, self.chunk_bytes + (1 << 20)) if pool is not None else size)
 
-    def _give_back(self, buffer: bytearray) -> None:
-        if self._pool is not None:
+    def _give_back(self, buffer: bytes | bytearray) -> None:
+        if self._pool is not None and isinstance(buffer, bytearray):
             self._pool.append(buffer)
 
 

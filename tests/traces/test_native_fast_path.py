@@ -51,7 +51,7 @@ def edge_lines() -> list[str]:
         {**BASE, "span_id": "c5", "span_id_2": 1, "input": "not an object"},  # reject
         {**BASE, "span_id": "c6", "usage": [1]},  # reject
         {**BASE, "span_id": 18446744073709551615},  # UBIGINT id: careful way
-        # ids and strings are parsed as VARCHAR on the fast path: values another JSON type could print as
+        # strings that print like another JSON type, and their non-string twins
         {**BASE, "span_id": "e1", "workflow": "5", "model": "true", "finish_reason": ""},
         {**BASE, "span_id": "e2", "workflow": 5},  # reject
         {**BASE, "span_id": "e3", "model": True},  # reject

@@ -141,17 +141,17 @@ def test_a_warehouse_that_changes_while_copied_is_copied_again_never_published_t
 
 
 class _PublishDuringAttach:
-    """A connection whose first ATTACH of the snapshot races a publish: the next
-    snapshot is renamed over the path right after DuckDB has opened the old one."""
+    """A connection whose first ATTACH of the snapshot (every one, with `always`) races a
+    publish: the next snapshot is renamed over the path right after DuckDB has opened the old one."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, snapshot: Path, publish) -> None:
-        self.con, self.snapshot, self.publish = con, snapshot, publish
+    def __init__(self, con: duckdb.DuckDBPyConnection, publish, *, always: bool = False) -> None:
+        self.con, self.publish, self.always = con, publish, always
         self.statements: list[str] = []
 
     def execute(self, sql: str, *args):
         self.statements.append(sql.split()[0])
         result = self.con.execute(sql, *args)
-        if sql.startswith("ATTACH") and self.statements.count("ATTACH") == 1:
+        if sql.startswith("ATTACH") and (self.always or self.statements.count("ATTACH") == 1):
             self.publish()
         return result
 
@@ -163,7 +163,7 @@ def test_an_attach_that_races_a_publish_is_made_again_on_the_new_snapshot(wareho
     _write_batch(warehouse, 0)
     snapshot = analyst_path(warehouse)
     con = duckdb.connect()
-    racing = _PublishDuringAttach(con, snapshot, lambda: _write_batch(warehouse, 1))
+    racing = _PublishDuringAttach(con, lambda: _write_batch(warehouse, 1))
     try:
         snapshot_module._attach_snapshot(racing, snapshot)
         assert racing.statements == ["ATTACH", "DETACH", "ATTACH"]
@@ -177,19 +177,11 @@ def test_an_attach_that_keeps_racing_publishes_gives_up_with_a_clear_error(wareh
     snapshot = analyst_path(warehouse)
     monkeypatch.setattr(snapshot_module, "_ATTACH_ATTEMPTS", 3)
     batches = iter(range(1, 100))
-
-    class AlwaysRacing(_PublishDuringAttach):
-        def execute(self, sql: str, *args):
-            result = self.con.execute(sql, *args)
-            if sql.startswith("ATTACH"):
-                self.publish()
-            return result
-
     con = duckdb.connect()
     try:
+        racing = _PublishDuringAttach(con, lambda: _write_batch(warehouse, next(batches)), always=True)
         with pytest.raises(UserError, match="replaced 3 times while it was being opened"):
-            snapshot_module._attach_snapshot(AlwaysRacing(con, snapshot, lambda: _write_batch(warehouse, next(batches))),
-                                             snapshot)
+            snapshot_module._attach_snapshot(racing, snapshot)
     finally:
         con.close()
 
