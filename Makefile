@@ -9,7 +9,7 @@ export DAGSTER_HOME := $(CURDIR)/$(STATE)/dagster_home
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 PYTEST_WORKERS ?= 2
 
-.PHONY: demo test ui bench install clean
+.PHONY: demo test lint ui bench install clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,11 +21,16 @@ $(STAMP): pyproject.toml constraints.txt
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m pipelines.demo
+	$(BIN)/python -m prompt_release_dagster.demo
 
-test: $(STAMP)
+test: $(STAMP) lint
 	@bash scripts/install_browser.sh || true
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup
+
+# Lint and the layering contracts (pyproject.toml [tool.ruff], [tool.importlinter]).
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 # The UI over the demo's Dagster home, warehouse, landing and registry copy (absolute
 # paths: runs launched from the UI resolve them in their own processes).

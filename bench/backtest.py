@@ -45,7 +45,15 @@ import openai  # noqa: E402
 from prompt_release.evaluation.backtest import BacktestSettings, run_backtest  # noqa: E402
 from prompt_release.golden import store as golden_store  # noqa: E402
 from prompt_release.golden.model import (  # noqa: E402
-    CaseInput, Contract, Expected, GoldenCase, Manifest, Provenance, Tags, case_id_for, content_hash,
+    CaseInput,
+    Contract,
+    Expected,
+    GoldenCase,
+    Manifest,
+    Provenance,
+    Tags,
+    case_id_for,
+    content_hash,
     parse_version_ref,
 )
 from prompt_release.llm.settings import LLMSettings  # noqa: E402

@@ -179,7 +179,7 @@ def main() -> int:
 
     t0 = time.perf_counter()
     acc = accuracy_power(args.trials, rng)
-    print(f"\nAccuracy gate 'handoff_accuracy >= baseline - 1%' (hard; Newcombe paired interval, 95%)")
+    print("\nAccuracy gate 'handoff_accuracy >= baseline - 1%' (hard; Newcombe paired interval, 95%)")
     print(f"baseline accuracy {BASELINE_ACCURACY:.0%}, candidate fixes {CHURN:.0%} of cases and breaks {CHURN:.0%} + regression; {args.trials} trials per cell")
     print(f"{'regression':>10} {'n':>5} | {'promote':>8} {'reject':>8} {'freeze':>8} | naive raw-rate gate: {'promote':>8} {'reject':>8}")
     for (reg, n), row in acc.items():
@@ -193,7 +193,7 @@ def main() -> int:
         results.append(_check(f"equal candidate at n={n} rejected", acc[(0.0, n)]["reject"], 0.05))
     print(f"  (naive raw-rate gate: 3-point regression at n=100 promoted {_pct(acc[(0.03, 100)]['naive_promote']).strip()}, "
           f"equal candidate at n=100 rejected {_pct(acc[(0.0, 100)]['naive_reject']).strip()})")
-    print(f"  (equal candidate promoted: " + ", ".join(f"n={n} {_pct(acc[(0.0, n)]['promote']).strip()}" for n in SIZES_N) + ")")
+    print("  (equal candidate promoted: " + ", ".join(f"n={n} {_pct(acc[(0.0, n)]['promote']).strip()}" for n in SIZES_N) + ")")
 
     margins = accuracy_margin_comparison(args.trials // 2, rng)
     print(f"\nSame at n=1000, margin 1 pt vs 2 pt ({args.trials // 2} trials per cell): promote / reject / freeze")

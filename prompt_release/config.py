@@ -55,3 +55,32 @@ def analyst_snapshot_enabled(explicit: bool | None = None) -> bool:
     if explicit is not None:
         return bool(explicit)
     return os.environ.get(ENV_ANALYST_SNAPSHOT, "1").strip().lower() not in _OFF
+
+
+ENV_START_DATE = "PROMPT_RELEASE_START_DATE"
+DEFAULT_START_DATE = "2026-10-01"
+
+
+def partitions_start_date() -> str:
+    """First day of the daily partitions (traces, failures, version metrics)."""
+    return os.environ.get(ENV_START_DATE) or DEFAULT_START_DATE
+
+
+ENV_MAX_REJECT_RATE = "PROMPT_RELEASE_MAX_REJECT_RATE"
+DEFAULT_MAX_REJECT_RATE = 0.05
+
+
+def max_reject_rate() -> float:
+    """The blocking `traces` check's bound on rejected records / records of a run."""
+    value = os.environ.get(ENV_MAX_REJECT_RATE)
+    return float(value) if value else DEFAULT_MAX_REJECT_RATE
+
+
+ENV_OPENAI_BASE_URL = "OPENAI_BASE_URL"
+ENV_OPENAI_API_KEY = "OPENAI_API_KEY"
+
+
+def is_set(name: str) -> bool:
+    """Whether an environment variable has a non-empty value (the Dagster resources then bind it
+    through `EnvVar`, so the UI shows the variable's name, never a key)."""
+    return bool(os.environ.get(name))

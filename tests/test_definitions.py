@@ -15,7 +15,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from pipelines.definitions import defs
+from prompt_release_dagster.definitions import defs
 
 SNAPSHOT = Path(__file__).with_name("definitions_snapshot.json")
 REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -1,4 +1,4 @@
-"""Issue 6, acceptance 3: the demo's release scenarios end to end through Dagster (ephemeral instance).
+"""Issue 6, acceptance 3: the demo's release scenarios end to end through Dagster (a temporary instance).
 
 Promotion, rejections, roll forward and the automatic rollback of a canary
 that regresses all happen, and every label move in the audit trail names
@@ -12,18 +12,35 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from pipelines.demo import DemoResult, run_demo, summary_table
 from prompt_release.golden import store as golden_store
 from prompt_release.registry import history, labels, load_package
+from prompt_release_dagster.demo import DemoResult, run_demo, summary_table
 from tests.world import SEED_SHIFT
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("demo")]
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> DemoResult:
-    return run_demo(tmp_path_factory.mktemp("demo"), instance=dg.DagsterInstance.ephemeral(),
+def instance():
+    with dg.instance_for_test() as instance:
+        yield instance
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory, instance: dg.DagsterInstance) -> DemoResult:
+    return run_demo(tmp_path_factory.mktemp("demo"), instance=instance,
                     days=5, scale=0.3, canary_requests=1000, seed=7 + SEED_SHIFT, log=lambda message: None)
+
+
+def test_release_runs_are_launched_by_their_sensors(demo: DemoResult, instance: dg.DagsterInstance) -> None:
+    def launched_by(job_name: str) -> set[str | None]:
+        return {run.tags.get("dagster/sensor_name") for run in instance.get_runs(dg.RunsFilter(job_name=job_name))}
+
+    assert launched_by("evaluate_candidate") == {"candidate_sensor"}
+    assert launched_by("promote") == {"gate_sensor"}
+    assert launched_by("roll_forward") == launched_by("rollback") == {"canary_sensor"}
+    evaluated = {run.tags["dagster/partition"] for run in instance.get_runs(dg.RunsFilter(job_name="evaluate_candidate"))}
+    assert evaluated == set(demo.reports)
 
 
 def test_gates_promote_and_reject_as_designed(demo: DemoResult) -> None:

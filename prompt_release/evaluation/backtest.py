@@ -41,7 +41,13 @@ from prompt_release.golden import store as golden_store
 from prompt_release.golden.build import expected_from_correction
 from prompt_release.golden.model import case_id_for, dataset_name, parse_version_ref
 from prompt_release.llm.client import (
-    STATUS_OK, CacheProbe, CallRequest, CallResult, cached_results, probe_cache, run_calls_sync,
+    STATUS_OK,
+    CacheProbe,
+    CallRequest,
+    CallResult,
+    cached_results,
+    probe_cache,
+    run_calls_sync,
 )
 from prompt_release.llm.settings import Budget, LLMSettings
 from prompt_release.registry import load_package, resolve_label

@@ -16,7 +16,7 @@ import json
 import os
 import re
 import tempfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -193,7 +193,7 @@ def read_incidents(root: str | Path, workflow: str) -> list[tuple[int, dict[str,
 def append_incident(root: str | Path, workflow: str, record: dict[str, Any]) -> Path:
     path = incidents_path(root, workflow)
     path.parent.mkdir(parents=True, exist_ok=True)
-    record = {**record, "recorded_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    record = {**record, "recorded_at": datetime.now(UTC).isoformat(timespec="seconds")}
     with path.open("a", encoding="utf-8") as handle:
         handle.write(json.dumps(record, sort_keys=True, ensure_ascii=False) + "\n")
     return path

@@ -41,8 +41,8 @@ import pyarrow as pa
 
 from prompt_release.errors import UserError
 from prompt_release.evaluation import checks
-from prompt_release.mining.schema_sql import valid_sql
 from prompt_release.mining.contracts import PackageContract, contracts_from_registry, index_contracts
+from prompt_release.mining.schema_sql import valid_sql
 from prompt_release.mining.settings import SEVERITY_RANK, MiningSettings, OutlierRule, load_settings
 from prompt_release.warehouse import write_transaction
 

@@ -10,6 +10,7 @@ edited in place.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -200,12 +201,18 @@ def new_version(
     bump: str = "patch",
     from_version: str | None = None,
     owner: str | None = None,
+    change_reason: str | None = None,
+    status: str = "draft",
 ) -> str:
     """Write a draft manifest + template for a new version; return its version id.
 
     From an existing version (default: the highest) the files are copied and
     the draft starts identical; for a new prompt id a skeleton is written.
+    `status` may be `candidate` for a version whose edit is scripted (the
+    template is edited, then the version registered, without a draft step).
     """
+    if status not in ("draft", "candidate"):
+        raise UserError(f"a new version starts as draft or candidate, not {status!r}", field="status")
     store = as_store(root)
     check_prompt_id(prompt_id)
     existing = store.manifest_versions(prompt_id)
@@ -231,16 +238,16 @@ def new_version(
         source = load_package(store, source_vid)
         text = store.read_text(source.manifest_path)
         text = _set_top_level(text, "version", version)
-        text = _set_top_level(text, "status", "draft")
+        text = _set_top_level(text, "status", status)
         text = _set_top_level(text, "template", rel_template)
         text = _set_top_level(text, "rollback_to", source.version)
-        text = _set_top_level(text, "change_reason", '"TODO: why this version exists"')
+        text = _set_top_level(text, "change_reason", json.dumps(change_reason or "TODO: why this version exists"))
         template = source.template_text
     else:
         text = (
-            f"id: {prompt_id}\nversion: {version}\nowner: {owner or resolve_actor()}\nstatus: draft\n"
+            f"id: {prompt_id}\nversion: {version}\nowner: {owner or resolve_actor()}\nstatus: {status}\n"
             f"model: production-default\ntemplate: {rel_template}\n"
-            'change_reason: "First version."\nparameters:\n  temperature: 0\n'
+            f"change_reason: {json.dumps(change_reason or 'First version.')}\nparameters:\n  temperature: 0\n"
             "output_format: text\nvariables:\n  input: example input\n"
         )
         template = "You are a helpful assistant.\n\nInput: {{ input }}\n"

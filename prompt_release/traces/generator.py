@@ -26,7 +26,7 @@ import re
 import statistics
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -969,7 +969,7 @@ def _apply_outlier_rule(traces: list[Trace]) -> None:
 
 def _iso(ns: int) -> str:
     seconds, rest = divmod(ns, 1_000_000_000)
-    stamp = datetime.fromtimestamp(seconds, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    stamp = datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
     return f"{stamp}.{rest // 1000:06d}Z"
 
 
@@ -1120,7 +1120,7 @@ def generate(
         for name in _generated_names():
             if (folder / name).exists():
                 (folder / name).unlink()
-        day_start_ns = int(datetime(day.year, day.month, day.day, tzinfo=timezone.utc).timestamp()) * 1_000_000_000
+        day_start_ns = int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp()) * 1_000_000_000
         for workflow in WORKFLOWS:
             ctx = _Day(seed, workflow, day, day_index, days, scale, users[workflow])
             traces = DAY_BUILDERS[workflow](ctx)

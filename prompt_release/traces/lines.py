@@ -66,7 +66,7 @@ def chunk_bytes_setting() -> int:
     return int(value) if value else DEFAULT_CHUNK_BYTES
 
 
-def _gzip_blocks(path: Path, block: int, reader: "LineReader") -> Iterator[bytes]:
+def _gzip_blocks(path: Path, block: int, reader: LineReader) -> Iterator[bytes]:
     with open(path, "rb") as handle:
         # zlib by hand rather than gzip.open: on a cut stream gzip raises and
         # loses what it had decompressed; here the prefix is kept.

@@ -30,7 +30,7 @@ class Counts(BaseModel):
     non_call_spans: int = 0
     prompt_version_missing: int = 0
 
-    def add(self, other: "Counts") -> None:
+    def add(self, other: Counts) -> None:
         for name in type(self).model_fields:
             setattr(self, name, getattr(self, name) + getattr(other, name))
 

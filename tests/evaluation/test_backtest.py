@@ -124,7 +124,7 @@ def test_faults_lose_nothing_and_double_nothing(tmp_path: Path, world: World) ->
             "SELECT role, status, count(*), count(DISTINCT case_id) FROM backtest_results WHERE run_id = ? "
             "GROUP BY ALL", [outcome.run_id]).fetchall()
     per_role: dict[str, int] = {}
-    for role, status, n, distinct in rows:
+    for role, status, n, _distinct in rows:
         assert status in ("ok", "error")
         per_role[role] = per_role.get(role, 0) + n
     assert per_role == {"candidate": outcome.cases, "baseline": outcome.cases}

@@ -26,7 +26,7 @@ def test_rate_sequence_keeps_type_one_error_under_fifty_looks() -> None:
     # The same looks with a fixed-horizon 95% interval: peeking inflates the error.
     pc, pp = cand / LOOKS, prod / (LOOKS * 9)
     se = np.sqrt(pc * (1 - pc) / LOOKS + pp * (1 - pp) / (LOOKS * 9))
-    naive = ((np.abs(pc - pp) > 1.96 * se)).any(axis=1).mean()
+    naive = (np.abs(pc - pp) > 1.96 * se).any(axis=1).mean()
     assert naive > 0.08 > ever_excludes_truth
 
 

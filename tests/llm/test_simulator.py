@@ -112,7 +112,6 @@ def test_faults_are_injected_and_counted():
             model="m", messages=[{"role": "user", "content": "x"}])
         with pytest.raises(ValueError):
             json.loads(raw.http_response.text)
-        stats = handle.stats()
         faults = handle.stats()["faults"]
         assert sum(v for k, v in faults.items() if k.startswith("http_5")) == 1
         assert (faults["rate_limit"], faults["drop"], faults["malformed"]) == (1, 1, 1)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -97,7 +97,7 @@ def row(workflow: str = "support_router", **overrides: Any) -> dict[str, Any]:
     base: dict[str, Any] = {
         "span_id": f"span{n:05d}",
         "trace_id": f"trace{n:05d}",
-        "ts": datetime(DAY.year, DAY.month, DAY.day, 12, tzinfo=timezone.utc),
+        "ts": datetime(DAY.year, DAY.month, DAY.day, 12, tzinfo=UTC),
         "day": DAY,
         "workflow": workflow,
         "prompt_id": workflow,

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import dagster as dg
 
-from assets.mining import failures, golden_dataset
-from pipelines.resources import RegistryResource, WarehouseResource
 from prompt_release.golden import store
+from prompt_release_dagster.defs.mining import failures, golden_dataset
+from prompt_release_dagster.partitions import PROMPTS
+from prompt_release_dagster.resources import RegistryResource, WarehouseResource
 from tests.mining.support import DAY, insert, row
 
 
@@ -21,8 +22,9 @@ def test_failures_then_golden_dataset(warehouse, tmp_path):
     meta = mined.asset_materializations_for_node("failures")[0].metadata
     assert meta["dagster/row_count"].value == 2
 
-    built = dg.materialize([golden_dataset], resources=resources, instance=dg.DagsterInstance.ephemeral(),
-                           partition_key="support_router")
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions(PROMPTS.name, ["support_router"])
+    built = dg.materialize([golden_dataset], resources=resources, instance=instance, partition_key="support_router")
     assert built.success
     meta = built.asset_materializations_for_node("golden_dataset")[0].metadata
     assert meta["version_id"].value == "support_router_golden:v1" and meta["cases_added"].value == 2

@@ -9,7 +9,6 @@ import pytest
 
 from prompt_release.errors import UserError
 from prompt_release.registry import (
-    approve,
     history,
     labels,
     load_package,

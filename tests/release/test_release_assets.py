@@ -2,41 +2,26 @@
 
 from __future__ import annotations
 
-import json
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import dagster as dg
 
-from assets.release import canary_analysis, canary_sensor, gate_sensor, promote, rollback, version_metrics
-from pipelines.resources import LLMResource, RegistryResource, WarehouseResource
 from prompt_release.registry import labels, load_package, move_label
 from prompt_release.release.traffic import simulate_traffic
 from prompt_release.traces import ingest_day
-from prompt_release.warehouse import read_connection, write_transaction
-
-# The lead's gate_reports table (created here in case its migration is not on this branch yet).
-GATE_REPORTS_DDL = """
-CREATE TABLE IF NOT EXISTS gate_reports (
-    report_id VARCHAR PRIMARY KEY, run_id VARCHAR NOT NULL, workflow VARCHAR NOT NULL,
-    candidate_version VARCHAR NOT NULL, candidate_hash VARCHAR NOT NULL, baseline_version VARCHAR NOT NULL,
-    baseline_hash VARCHAR NOT NULL, dataset_version VARCHAR, verdict VARCHAR NOT NULL, exit_code INTEGER NOT NULL,
-    reason VARCHAR, spec JSON NOT NULL, report JSON NOT NULL, html_path VARCHAR, created_at TIMESTAMPTZ NOT NULL
-)"""
-T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
-
-
-def add_report(warehouse: Path, report_id: str, verdict: str, candidate: str, baseline: str, at: datetime,
-               reason: str = "") -> None:
-    report = {"report_id": report_id, "verdict": verdict, "reason": reason,
-              "candidate": {"version": candidate, "hash": None}, "baseline": {"version": baseline, "hash": None}}
-    with write_transaction(warehouse) as con:
-        con.execute(GATE_REPORTS_DDL)
-        con.execute(
-            "INSERT INTO gate_reports VALUES (?, 'run_1', ?, ?, 'sha256:x', ?, 'sha256:y', NULL, ?, ?, ?, '{}', ?, NULL, ?)",
-            [report_id, candidate.split(":")[0], candidate, baseline, verdict,
-             {"promote": 0, "reject": 1, "freeze": 3}[verdict], reason, json.dumps(report), at],
-        )
+from prompt_release.warehouse import read_connection
+from prompt_release_dagster.defs.release import (
+    canary_analysis,
+    canary_sensor,
+    gate_sensor,
+    promote,
+    rollback,
+    version_metrics,
+)
+from prompt_release_dagster.partitions import PROMPTS
+from prompt_release_dagster.resources import LLMResource, RegistryResource, WarehouseResource
+from tests.release.support import T0, add_report
 
 
 def resources(registry_root: Path, warehouse: Path) -> dict:
@@ -115,8 +100,9 @@ def test_canary_analysis_asset_and_canary_sensor_roll_back(registry_root, record
     looked, _ = evaluate(canary_sensor, res, None)
     assert [(r.job_name, r.partition_key) for r in looked.run_requests] == [("canary_analysis_job", "support_router")]
 
-    result = dg.materialize([canary_analysis], resources=res, partition_key="support_router",
-                            instance=dg.DagsterInstance.ephemeral())
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions(PROMPTS.name, ["support_router"])
+    result = dg.materialize([canary_analysis], resources=res, partition_key="support_router", instance=instance)
     metadata = result.asset_materializations_for_node("canary_analysis")[0].metadata
     assert metadata["decision"].value == "roll_back"
     decision_id = metadata["decision_id"].value

@@ -12,7 +12,7 @@ import json
 import re
 import statistics
 from collections import Counter, defaultdict
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import jsonschema
@@ -112,7 +112,7 @@ def _read_calls(root: Path) -> dict[str, dict]:
                     "output": texts[0] if texts else None, "tool_calls": tool_calls, "prior_tools": prior,
                     "latency_ms": latency, "cost_usd": None, "feedback": None, "escalated": False,
                     "correction": None, "retries": 0, "fallback": False, "trace_id": span["traceId"],
-                    "day": datetime.fromtimestamp(int(span["startTimeUnixNano"]) / 1e9, tz=timezone.utc).date().isoformat(),
+                    "day": datetime.fromtimestamp(int(span["startTimeUnixNano"]) / 1e9, tz=UTC).date().isoformat(),
                 }
         else:
             for line in _lines(path):
@@ -299,7 +299,7 @@ def test_every_failure_class_is_injected_and_some_calls_fail_in_several_ways(his
     assert present == set(gen.FAILURE_CLASSES)
     assert sum(1 for c in truth["calls"] if len(c["failures"]) >= 2) > 10
     # Outliers are a handful per workflow and day, not a percentile's worth.
-    for workflow, versions in truth["counts"].items():
+    for versions in truth["counts"].values():
         for days in versions.values():
             for per_class in days.values():
                 assert per_class.get("latency_outlier", 0) <= 5

@@ -45,7 +45,7 @@ SCREENSHOTS = REPO_ROOT / "docs" / "img"
 
 def write_dagster_home(home: Path) -> Path:
     """A Dagster home like `make demo`'s: local SQLite storage, pools, no telemetry, no first-visit dialog."""
-    from pipelines.instance import DAGSTER_YAML
+    from prompt_release_dagster.instance import DAGSTER_YAML
 
     home.mkdir(parents=True, exist_ok=True)
     (home / "dagster.yaml").write_text(DAGSTER_YAML)

@@ -54,7 +54,7 @@ class Demo:
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     """`make demo` at small sizes into a persistent Dagster home, and `make ui` over it.
 
-    The demo runs as `python -m pipelines.demo` in its own process, as `make
+    The demo runs as `python -m prompt_release_dagster.demo` in its own process, as `make
     demo` does (Playwright's sync API keeps an event loop running in this
     process, and the backtests' `asyncio.run` cannot run inside one). The
     webserver starts meanwhile: it serves the project's own code location
@@ -77,7 +77,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
         log = root / "demo.log"
         with log.open("wb") as out:
             done = subprocess.run(
-                [sys.executable, "-m", "pipelines.demo", "--state-dir", str(state),
+                [sys.executable, "-m", "prompt_release_dagster.demo", "--state-dir", str(state),
                  "--days", "4", "--scale", "0.3", "--canary-requests", "1000"],
                 cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, timeout=600,
             )
@@ -93,7 +93,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
 
 
 def _all_asset_names() -> list[str]:
-    from pipelines.definitions import defs
+    from prompt_release_dagster.definitions import defs
 
     return sorted(key.to_user_string() for key in defs().resolve_all_asset_keys())
 

@@ -13,15 +13,15 @@ import dagster as dg
 import duckdb
 import pytest
 
-from pipelines.resources import WarehouseResource
 from prompt_release.errors import UserError
-from prompt_release.warehouse import snapshot as snapshot_module
 from prompt_release.warehouse import (
     analyst_connection,
     analyst_path,
     publish_snapshot,
     write_transaction,
 )
+from prompt_release.warehouse import snapshot as snapshot_module
+from prompt_release_dagster.resources import WarehouseResource
 from tests.conftest import REPO_ROOT
 
 BATCH = 50

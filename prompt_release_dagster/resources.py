@@ -1,4 +1,8 @@
-"""Dagster resources: thin, configurable handles over the core library's locations."""
+"""Dagster resources: thin, configurable handles over the core library's locations, and the pools.
+
+`default_resources()` is what the code location binds; the demo and the tests
+pass their own instances of the same classes to `execute_in_process(resources=...)`.
+"""
 
 from __future__ import annotations
 
@@ -11,10 +15,12 @@ import dagster as dg
 import duckdb
 
 from prompt_release import config
+from prompt_release.llm.endpoint import model_endpoint
+from prompt_release.llm.settings import LLMSettings
 from prompt_release.warehouse import read_connection, write_transaction
 
 # Every asset step that writes the warehouse runs in this pool; the Dagster
-# instance (see `dagster.yaml` written by `make demo`) limits it to 1 so two
+# instance (see `dagster.yaml` written by `prompt_release_dagster.instance`) limits it to 1 so two
 # steps never contend for DuckDB's single-writer lock.
 WAREHOUSE_POOL = "warehouse"
 
@@ -22,7 +28,7 @@ WAREHOUSE_POOL = "warehouse"
 class WarehouseResource(dg.ConfigurableResource):
     """The DuckDB warehouse file. Connections live for one transaction only."""
 
-    path: str = str(config.warehouse_path())
+    path: str
     lock_timeout_s: float = config.DEFAULT_LOCK_TIMEOUT_S
     # Republish the analysts' read-only snapshot after each committed write
     # (None: PROMPT_RELEASE_ANALYST_SNAPSHOT, default on). See docs/analysts.md.
@@ -44,7 +50,7 @@ class WarehouseResource(dg.ConfigurableResource):
 class RegistryResource(dg.ConfigurableResource):
     """The prompt registry root (the folder holding `prompts/`)."""
 
-    root: str = str(config.registry_root())
+    root: str
 
     @property
     def path(self) -> Path:
@@ -54,7 +60,7 @@ class RegistryResource(dg.ConfigurableResource):
 class LandingResource(dg.ConfigurableResource):
     """The landing folder where trace files arrive in `<YYYY-MM-DD>/` day folders."""
 
-    root: str = str(config.landing_path())
+    root: str
 
     @property
     def path(self) -> Path:
@@ -79,9 +85,7 @@ class LLMResource(dg.ConfigurableResource):
     requests_per_minute: Optional[float] = None
     tokens_per_minute: Optional[float] = None
 
-    def settings(self):
-        from prompt_release.llm.settings import LLMSettings
-
+    def settings(self) -> LLMSettings:
         return LLMSettings.from_env(
             base_url=self.base_url or None, api_key=self.api_key or None, max_concurrency=self.max_concurrency,
             requests_per_minute=self.requests_per_minute, tokens_per_minute=self.tokens_per_minute,
@@ -90,9 +94,23 @@ class LLMResource(dg.ConfigurableResource):
     @contextmanager
     def endpoint(self, log=None):
         """LLMSettings for the step: the configured endpoint, else a simulator started for the step."""
-        from prompt_release.llm.endpoint import model_endpoint
-
         with model_endpoint(self.settings(), quiet=True) as settings:
             if log is not None:
                 log(f"model endpoint: {settings.base_url}" + ("" if self.base_url else " (embedded simulator)"))
             yield settings
+
+
+def default_resources() -> dict[str, dg.ConfigurableResource]:
+    """The code location's resources: locations from `prompt_release.config` (flags, environment,
+    defaults), the model endpoint through `EnvVar` when set (else the embedded simulator)."""
+
+    def env(name: str) -> dg.EnvVar | None:
+        return dg.EnvVar(name) if config.is_set(name) else None
+
+    return {
+        "warehouse": WarehouseResource(path=str(config.warehouse_path()),
+                                       lock_timeout_s=config.lock_timeout_s()),
+        "registry": RegistryResource(root=str(config.registry_root())),
+        "landing": LandingResource(root=str(config.landing_path())),
+        "llm": LLMResource(base_url=env(config.ENV_OPENAI_BASE_URL), api_key=env(config.ENV_OPENAI_API_KEY)),
+    }

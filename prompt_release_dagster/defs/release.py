@@ -4,20 +4,18 @@ rollback jobs, and the gate and canary sensors. Thin: every decision is made in 
 No `from __future__ import annotations` here: Dagster inspects the context and config annotations.
 """
 
-import json
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import Optional
 
 import dagster as dg
 
-from assets.partitions import DAILY, WORKFLOW_PARTITIONS
-from pipelines.resources import LLMResource, WAREHOUSE_POOL, RegistryResource, WarehouseResource
-from prompt_release.registry import CANARY, labels, sync_to_warehouse
-from prompt_release.registry.store import FilesystemStore
+from prompt_release.markdown import md_table
+from prompt_release.registry import sync_to_warehouse
 from prompt_release.release.canary import analyse_canary, roll_back, roll_forward
 from prompt_release.release.metrics import compute_version_metrics
-from prompt_release.release.promotion import apply_gate_report, awaiting_approval, load_gate_report
+from prompt_release.release.promotion import apply_gate_report, load_gate_report
+from prompt_release.release.watch import ReleaseAction, WatchCursor, canary_actions, gate_report_actions
+from prompt_release_dagster.partitions import DAILY, PROMPTS
+from prompt_release_dagster.resources import WAREHOUSE_POOL, LLMResource, RegistryResource, WarehouseResource
 
 ACTOR = "dagster"
 
@@ -44,12 +42,11 @@ def version_metrics(context: dg.AssetExecutionContext, warehouse: WarehouseResou
                FROM version_metrics WHERE day BETWEEN ? AND ? GROUP BY prompt_version ORDER BY prompt_version""",
             [days[0], days[-1]],
         ).fetchall()
-    lines = [f"Days {days[0]} .. {days[-1]}" if len(days) > 1 else f"Day {days[0]}", "",
-             "| version | calls | success rate | hard failures | unsafe calls | p95 ms (max) | cost/success USD | "
-             "tool calls/trace |", "|---|---|---|---|---|---|---|---|"]
-    lines += ["| " + " | ".join("-" if v is None else str(v) for v in row) + " |" for row in table]
+    heading = f"Days {days[0]} .. {days[-1]}" if len(days) > 1 else f"Day {days[0]}"
+    versions = md_table(["version", "calls", "success rate", "hard failures", "unsafe calls", "p95 ms (max)",
+                         "cost/success USD", "tool calls/trace"], table, align_right=range(1, 8))
     return dg.MaterializeResult(
-        metadata={"dagster/row_count": rows, "versions": dg.MetadataValue.md("\n".join(lines))}
+        metadata={"dagster/row_count": rows, "versions": dg.MetadataValue.md(heading + "\n\n" + versions)}
     )
 
 
@@ -59,7 +56,7 @@ class CanaryAnalysisConfig(dg.Config):
 
 
 @dg.asset(
-    partitions_def=WORKFLOW_PARTITIONS,
+    partitions_def=PROMPTS,
     deps=[dg.AssetDep("traces", partition_mapping=dg.AllPartitionMapping()), dg.AssetKey("prompt_versions")],
     pool=WAREHOUSE_POOL,
     group_name="release",
@@ -178,128 +175,44 @@ canary_analysis_job = dg.define_asset_job(
 # ---------------------------------------------------------------------------- sensors
 
 
-def _cursor(raw: Optional[str]) -> dict:
-    if not raw:
-        return {"ts": None, "seen": []}
-    try:
-        return json.loads(raw)
-    except ValueError:
-        return {"ts": None, "seen": []}
+def _run_request(action: ReleaseAction) -> dg.RunRequest:
+    """The job run that carries out one release action; its run key makes it idempotent."""
+    if action.kind == "apply_gate_report":
+        tags = {"gate_report_id": action.report_id, "candidate": action.candidate}
+        tags |= {"resumed": "approval"} if action.resumed_after_approval else {"verdict": action.verdict}
+        return dg.RunRequest(run_key=action.key, job_name="promote", tags=tags, run_config={
+            "ops": {"apply_gate_report_op": {"config": {"report_id": action.report_id}}}})
+    if action.kind == "look_at_canary":
+        return dg.RunRequest(run_key=action.key, job_name="canary_analysis_job", partition_key=action.prompt_id,
+                             tags={"candidate": action.candidate, "reason": "new traces"})
+    job_name, op_name = {"roll_forward": ("roll_forward", "roll_forward_op"),
+                         "roll_back": ("rollback", "rollback_op")}[action.kind]
+    return dg.RunRequest(
+        run_key=action.key, job_name=job_name,
+        run_config={"ops": {op_name: {"config": {"prompt_id": action.prompt_id, "decision_id": action.decision_id}}}},
+        tags={"decision_id": action.decision_id, "candidate": action.candidate, "action": action.kind})
 
 
-def _table_exists(con, name: str) -> bool:
-    return bool(con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]).fetchone()[0])
-
-
-def _new_rows(con, sql: str, cursor: dict) -> list[tuple]:
-    """Rows whose timestamp (2nd to last column) is at or after the cursor and whose id (1st) is unseen."""
-    since = datetime.fromisoformat(cursor["ts"]) if cursor.get("ts") else datetime(1970, 1, 1, tzinfo=UTC)
-    seen = set(cursor.get("seen") or [])
-    return [r for r in con.execute(sql, [since]).fetchall() if r[0] not in seen]
-
-
-def _advance(cursor: dict, rows: list[tuple], ts_index: int) -> str:
-    if not rows:
-        return json.dumps(cursor)
-    last = max(r[ts_index] for r in rows)
-    same = [r[0] for r in rows if r[ts_index] == last]
-    seen = (cursor.get("seen") or []) if cursor.get("ts") == last.isoformat() else []
-    return json.dumps({"ts": last.isoformat(), "seen": sorted(set(seen) | set(same))})
+def _sensor_result(context: dg.SensorEvaluationContext, watched, idle: str) -> dg.SensorResult:
+    for line in watched.waiting:
+        context.log.info(line)
+    requests = [_run_request(a) for a in watched.actions]
+    if requests:
+        return dg.SensorResult(run_requests=requests, cursor=watched.cursor.dump())
+    return dg.SensorResult(skip_reason="; ".join(watched.waiting) or idle, cursor=watched.cursor.dump())
 
 
 @dg.sensor(jobs=[promote], minimum_interval_seconds=30,
            description="New gate reports: promote -> promote job; reject -> promote job marks it rejected; "
            "freeze -> skipped with the reason. Also resumes a promotion once its required approval arrives.")
 def gate_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource, registry: RegistryResource):
-    cursor = _cursor(context.cursor)
-    if not Path(warehouse.path).exists():
-        return dg.SkipReason("no warehouse yet")
-    with warehouse.read() as con:
-        rows = _new_rows(con, "SELECT report_id, verdict, candidate_version, reason, created_at FROM gate_reports "
-                              "WHERE created_at >= ? ORDER BY created_at, report_id", cursor) \
-            if _table_exists(con, "gate_reports") else []
-    requests, skipped = [], []
-    for report_id, verdict, candidate, reason, _ in rows:
-        if verdict == "freeze":
-            skipped.append(f"{candidate} frozen by gate report {report_id}: {reason}")
-            continue
-        requests.append(dg.RunRequest(run_key=report_id, job_name="promote",
-                                      run_config={"ops": {"apply_gate_report_op": {"config": {"report_id": report_id}}}},
-                                      tags={"gate_report_id": report_id, "verdict": verdict, "candidate": candidate}))
-    store = FilesystemStore(registry.path)
-    for prompt_id in store.prompt_ids():
-        waiting = awaiting_approval(registry.path, prompt_id)
-        if waiting is None:
-            continue
-        if waiting["approved"]:
-            report_id = waiting["report_id"]
-            requests.append(dg.RunRequest(
-                run_key=f"{report_id}:approved", job_name="promote",
-                run_config={"ops": {"apply_gate_report_op": {"config": {"report_id": report_id}}}},
-                tags={"gate_report_id": report_id, "candidate": waiting["candidate"], "resumed": "approval"}))
-        else:
-            skipped.append(f"{waiting['candidate']} is in staging awaiting approval by {waiting['reviewer']!r} "
-                           f"(gate report {waiting['report_id']})")
-    for line in skipped:
-        context.log.info(line)
-    new_cursor = _advance(cursor, rows, 4)
-    if requests:
-        return dg.SensorResult(run_requests=requests, cursor=new_cursor)
-    return dg.SensorResult(skip_reason="; ".join(skipped) or "no new gate reports", cursor=new_cursor)
-
-
-_ACTION_JOBS = {"roll_forward": ("roll_forward", "roll_forward_op"), "roll_back": ("rollback", "rollback_op")}
+    watched = gate_report_actions(warehouse.path, registry.path, WatchCursor.parse(context.cursor))
+    return _sensor_result(context, watched, "no new gate reports")
 
 
 @dg.sensor(jobs=[roll_forward_job, rollback, canary_analysis_job], minimum_interval_seconds=60,
            description="Acts on canary decisions (roll_forward / rollback, run key = decision id), and asks for a "
            "new look at a live canary (canary_analysis) whenever new traces of its prompt were ingested.")
 def canary_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource, registry: RegistryResource):
-    cursor = _cursor(context.cursor)
-    if not Path(warehouse.path).exists():
-        return dg.SkipReason("no warehouse yet")
-    store = FilesystemStore(registry.path)
-    live = {p: labels(registry.path, p).get(CANARY) for p in store.prompt_ids()}
-    live = {p: entry for p, entry in live.items() if entry}
-    with warehouse.read() as con:
-        rows = _new_rows(con, "SELECT decision_id, prompt_id, candidate_version, action, reason, decided_at "
-                              "FROM canary_decisions WHERE decided_at >= ? ORDER BY decided_at, decision_id", cursor)
-        ingested = dict(con.execute(
-            "SELECT prompt_id, max(ingested_at) FROM traces WHERE prompt_id IN (SELECT unnest(?)) GROUP BY 1",
-            [sorted(live)],
-        ).fetchall()) if live and _table_exists(con, "traces") else {}
-    requests, skipped = [], []
-    latest = {}
-    for row in rows:
-        latest[row[1]] = row  # rows are in decision order: keep each prompt's newest
-    for decision_id, prompt_id, candidate, action, reason, _ in latest.values():
-        if live.get(prompt_id, {}).get("version_id") != candidate:
-            continue  # the canary already ended
-        if action == "freeze":
-            skipped.append(f"{prompt_id}: {candidate} canary frozen ({decision_id}): {reason}")
-            continue
-        job_name, op_name = _ACTION_JOBS[action]
-        requests.append(dg.RunRequest(
-            run_key=decision_id, job_name=job_name,
-            run_config={"ops": {op_name: {"config": {"prompt_id": prompt_id, "decision_id": decision_id}}}},
-            tags={"decision_id": decision_id, "candidate": candidate, "action": action}))
-    acted = {r.tags["candidate"] for r in requests}
-    for prompt_id, entry in sorted(live.items()):
-        if entry["version_id"] in acted or prompt_id not in ingested or ingested[prompt_id] is None:
-            continue
-        requests.append(dg.RunRequest(
-            run_key=f"canary_analysis:{prompt_id}:{entry['event_id']}:{ingested[prompt_id].isoformat()}",
-            job_name="canary_analysis_job", partition_key=prompt_id,
-            tags={"candidate": entry["version_id"], "reason": "new traces"}))
-    for line in skipped:
-        context.log.info(line)
-    new_cursor = _advance(cursor, rows, 5)
-    if requests:
-        return dg.SensorResult(run_requests=requests, cursor=new_cursor)
-    return dg.SensorResult(skip_reason="; ".join(skipped) or "no live canary decision to act on", cursor=new_cursor)
-
-
-ASSETS = [version_metrics, canary_analysis]
-ASSET_CHECKS: list = []
-JOBS = [promote, roll_forward_job, rollback, canary_analysis_job]
-SENSORS = [gate_sensor, canary_sensor]
+    watched = canary_actions(warehouse.path, registry.path, WatchCursor.parse(context.cursor))
+    return _sensor_result(context, watched, "no live canary decision to act on")

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import dagster as dg
 
-from assets.registry import prompt_versions, registry_verifies
-from pipelines.resources import RegistryResource, WarehouseResource
 from prompt_release.warehouse import read_connection
+from prompt_release_dagster.defs.registry import prompt_versions, registry_verifies
+from prompt_release_dagster.resources import RegistryResource, WarehouseResource
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

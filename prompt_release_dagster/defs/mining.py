@@ -4,13 +4,14 @@
 
 import dagster as dg
 
-from assets.partitions import DAILY, WORKFLOW_PARTITIONS
-from pipelines.resources import WAREHOUSE_POOL, RegistryResource, WarehouseResource
 from prompt_release.golden import store
 from prompt_release.golden.build import build_golden
+from prompt_release.markdown import md_table
 from prompt_release.mining.detectors import mine_failures
 from prompt_release.mining.redaction import pii_in_value
 from prompt_release.mining.settings import load_settings
+from prompt_release_dagster.partitions import DAILY, PROMPTS
+from prompt_release_dagster.resources import WAREHOUSE_POOL, RegistryResource, WarehouseResource
 
 _GOLDEN_CHECKS = [
     dg.AssetCheckSpec("golden_not_empty", asset="golden_dataset", description="the dataset has at least one case"),
@@ -47,7 +48,6 @@ def failures(context: dg.AssetExecutionContext, warehouse: WarehouseResource, re
         seconds += summary.seconds
         for name, count in summary.failures_by_class.items():
             by_class[name] = by_class.get(name, 0) + count
-    table = "\n".join(f"| {name} | {count} |" for name, count in sorted(by_class.items()))
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": failures_found,
@@ -56,18 +56,20 @@ def failures(context: dg.AssetExecutionContext, warehouse: WarehouseResource, re
             "calls_without_contract": without_contract,
             "distinct_outputs_validated": validated,
             "seconds": round(seconds, 3),
-            "failures_by_class": dg.MetadataValue.md("| failure class | calls |\n|---|---|\n" + table if table else "no failures"),
+            "failures_by_class": dg.MetadataValue.md(
+                md_table(["failure class", "calls"], sorted(by_class.items())) if by_class else "no failures"),
         }
     )
 
 
 @dg.asset(
-    partitions_def=WORKFLOW_PARTITIONS,
+    partitions_def=PROMPTS,
     deps=[dg.AssetDep("failures", partition_mapping=dg.AllPartitionMapping())],
     check_specs=_GOLDEN_CHECKS,
     pool=WAREHOUSE_POOL,
     group_name="mining",
-    description="Versioned golden dataset per workflow (<workflow>_golden:vN); a new version only when content changes.",
+    description="Versioned golden dataset per served prompt (<workflow>_golden:vN, the workflow named like the "
+    "prompt); a new version only when content changes.",
 )
 def golden_dataset(context: dg.AssetExecutionContext, warehouse: WarehouseResource, registry: RegistryResource):
     workflow = context.partition_key
@@ -79,12 +81,11 @@ def golden_dataset(context: dg.AssetExecutionContext, warehouse: WarehouseResour
     for case in cases:
         for name in case.tags.failure_classes:
             by_class[name] = by_class.get(name, 0) + 1
-    preview = "\n".join(
-        f"| `{c.case_id}` | {', '.join(c.tags.failure_classes) or '-'} | "
-        f"{(c.expected.kind + ' (' + c.expected.source + ')') if c.expected else '-'} | "
-        f"{str(c.input.messages[-1].get('content') if c.input.messages else '')[:60].replace('|', '/')} |"
-        for c in cases[:10]
-    )
+    preview = md_table(["case", "failure classes", "expected", "last message"], [
+        (f"`{c.case_id}`", ", ".join(c.tags.failure_classes) or None,
+         f"{c.expected.kind} ({c.expected.source})" if c.expected else None,
+         c.input.messages[-1].get("content") if c.input.messages else None)
+        for c in cases[:10]], max_cell=60)
     yield dg.MaterializeResult(
         metadata={
             "dagster/row_count": len(cases),
@@ -96,9 +97,7 @@ def golden_dataset(context: dg.AssetExecutionContext, warehouse: WarehouseResour
             "cases_changed": len(result.changed),
             "counts_by_failure_class": dg.MetadataValue.json(dict(sorted(by_class.items()))),
             "summary": result.message,
-            "preview": dg.MetadataValue.md(
-                "| case | failure classes | expected | last message |\n|---|---|---|---|\n" + preview if preview else "empty"
-            ),
+            "preview": dg.MetadataValue.md(preview if cases else "empty"),
         }
     )
     yield dg.AssetCheckResult(check_name="golden_not_empty", passed=bool(cases), metadata={"cases": len(cases)})
@@ -121,12 +120,9 @@ def golden_dataset(context: dg.AssetExecutionContext, warehouse: WarehouseResour
                               metadata={"problems": "\n".join(problems) or "none"})
 
 
-ASSETS = [failures, golden_dataset]
-ASSET_CHECKS: list = []  # golden checks are declared on the asset (check_specs): they run per partition
-
 
 build_golden_job = dg.define_asset_job(
     "build_golden", selection=[golden_dataset],
     description="Build the next golden dataset version of a workflow (a new version only when content changed).",
 )
-JOBS = [build_golden_job]
+

@@ -8,12 +8,13 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from assets.evaluation import CANDIDATES, backtest, behaviour_diff, candidate_sensor, gate_report
-from assets.traces import traces
-from pipelines.resources import LandingResource, LLMResource, RegistryResource, WarehouseResource
 from prompt_release.llm.simulator import start_simulator
 from prompt_release.traces.generator import generate
 from prompt_release.warehouse import read_connection
+from prompt_release_dagster.defs.evaluation import backtest, behaviour_diff, candidate_sensor, gate_report
+from prompt_release_dagster.defs.traces import traces
+from prompt_release_dagster.partitions import CANDIDATES
+from prompt_release_dagster.resources import LandingResource, LLMResource, RegistryResource, WarehouseResource
 from tests.world import SEED_SHIFT, World, build_world
 
 

@@ -4,22 +4,15 @@ One run ingests every day of its partition range (single-run backfill), each
 day replacing exactly the rows that came from that day's folder.
 """
 
-import os
-
 import dagster as dg
 
-from assets.partitions import DAILY
-from pipelines.resources import WAREHOUSE_POOL, LandingResource, WarehouseResource
+from prompt_release import config
+from prompt_release.markdown import md_table
 from prompt_release.traces import ingest_day
+from prompt_release_dagster.partitions import DAILY
+from prompt_release_dagster.resources import WAREHOUSE_POOL, LandingResource, WarehouseResource
 
-MAX_REJECT_RATE = float(os.environ.get("PROMPT_RELEASE_MAX_REJECT_RATE", "0.05"))
 REQUIRED_COLUMNS = ("span_id", "trace_id", "ts", "day", "workflow", "model", "status", "record_key", "source_file")
-
-
-def _md_table(headers: list[str], rows: list[tuple]) -> str:
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join("" if v is None else str(v).replace("|", "\\|")[:80] for v in row) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 @dg.asset(
@@ -32,8 +25,8 @@ def _md_table(headers: list[str], rows: list[tuple]) -> str:
     "OpenInference); lines that cannot be ingested go to ingest_rejects with their reason.",
     check_specs=[
         dg.AssetCheckSpec("reject_rate_below_bound", asset="traces", blocking=True,
-                          description=f"rejected records / records <= {MAX_REJECT_RATE:.0%} "
-                          "(PROMPT_RELEASE_MAX_REJECT_RATE)"),
+                          description="rejected records / records <= PROMPT_RELEASE_MAX_REJECT_RATE "
+                          f"(default {config.DEFAULT_MAX_REJECT_RATE:.0%})"),
         dg.AssetCheckSpec("required_columns_not_null", asset="traces",
                           description="every stored call has " + ", ".join(REQUIRED_COLUMNS)),
     ],
@@ -65,6 +58,7 @@ def traces(context: dg.AssetExecutionContext, warehouse: WarehouseResource, land
             "SELECT " + ", ".join(f"count(*) FILTER (WHERE {c} IS NULL)" for c in REQUIRED_COLUMNS)
             + " FROM traces WHERE day BETWEEN ? AND ?", [first, last]).fetchall()[0]
     reject_rate = totals["rejected"] / totals["records"] if totals["records"] else 0.0
+    bound = config.max_reject_rate()
     missing = {c: n for c, n in zip(REQUIRED_COLUMNS, nulls, strict=True) if n}
     yield dg.MaterializeResult(
         metadata={
@@ -74,19 +68,19 @@ def traces(context: dg.AssetExecutionContext, warehouse: WarehouseResource, land
             "rejected": totals["rejected"],
             "duplicates_skipped": totals["duplicates"],
             "prompt_version_missing": totals["prompt_version_missing"],
-            "by_format": dg.MetadataValue.md(_md_table(
+            "by_format": dg.MetadataValue.md(md_table(
                 ["format", "files", "records", "stored", "rejected"],
                 [(f, c["files"], c["records"], c["stored"], c["rejected"]) for f, c in sorted(by_format.items())])),
-            "by_prompt_version": dg.MetadataValue.md(_md_table(["prompt version", "calls"], versions)),
-            "preview": dg.MetadataValue.md(_md_table(
+            "by_prompt_version": dg.MetadataValue.md(md_table(["prompt version", "calls"], versions)),
+            "preview": dg.MetadataValue.md(md_table(
                 ["ts", "workflow", "prompt version", "status", "latency ms", "output"], preview)),
         }
     )
     yield dg.AssetCheckResult(
         check_name="reject_rate_below_bound",
-        passed=reject_rate <= MAX_REJECT_RATE,
+        passed=reject_rate <= bound,
         metadata={"reject_rate": reject_rate, "rejected": totals["rejected"], "records": totals["records"],
-                  "bound": MAX_REJECT_RATE},
+                  "bound": bound},
     )
     yield dg.AssetCheckResult(
         check_name="required_columns_not_null",
@@ -95,8 +89,6 @@ def traces(context: dg.AssetExecutionContext, warehouse: WarehouseResource, land
     )
 
 
-ASSETS = [traces]
-
 
 daily_ingest = dg.define_asset_job(
     "daily_ingest", selection=["traces", "failures", "version_metrics"],
@@ -104,6 +96,3 @@ daily_ingest = dg.define_asset_job(
 )
 daily_ingest_schedule = dg.build_schedule_from_partitioned_job(
     daily_ingest, hour_of_day=1, description="Every night: yesterday's traces, failures and version metrics.")
-
-JOBS = [daily_ingest]
-SCHEDULES = [daily_ingest_schedule]

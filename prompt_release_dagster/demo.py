@@ -17,22 +17,52 @@ pushed straight to canary as a hotfix, skipping the gate; the canary analysis
 sees the hard failures and the canary sensor rolls it back automatically; its
 failing traces become incident cases of the next golden version.
 
-Sensors are evaluated in-process (as the daemon would) so no daemon is needed.
+Sensors are evaluated in-process, tick by tick as the daemon evaluates them
+(`DemoDriver.tick`), so no daemon is needed.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
+import logging
 import shutil
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import dagster as dg
+
+from prompt_release.gates.evaluate import latest_report
+from prompt_release.golden import store as golden_store
+from prompt_release.llm.endpoint import SIMULATOR_LATENCY_MS, SIMULATOR_LATENCY_PER_TOKEN_MS
+from prompt_release.llm.simulator import start_simulator
+from prompt_release.registry import (
+    history,
+    labels,
+    list_versions,
+    load_package,
+    move_label,
+    new_version,
+    register,
+    resolve_label,
+)
+from prompt_release.release.runtime_contract import served_prompt_ids
+from prompt_release.release.traffic import simulate_traffic
+from prompt_release.traces.generator import generate
+from prompt_release.warehouse import read_connection
+from prompt_release.warehouse.snapshot import analyst_path
+from prompt_release_dagster import definitions as location
+from prompt_release_dagster.instance import ensure_dagster_home
+from prompt_release_dagster.resources import LandingResource, LLMResource, RegistryResource, WarehouseResource
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# The tags by which Dagster's UI shows a run as launched by a sensor tick (what the daemon sets).
+SENSOR_NAME_TAG = "dagster/sensor_name"
+RUN_KEY_TAG = "dagster/run_key"
 ACTOR = "demo-engineer"
 
 
@@ -59,7 +89,6 @@ def prepare_state(state_dir: Path) -> dict[str, Path]:
     }
     for key in ("registry", "landing", "reports"):
         shutil.rmtree(paths[key], ignore_errors=True)
-    from prompt_release.warehouse.snapshot import analyst_path
 
     for stale in (paths["warehouse"], Path(f"{paths['warehouse']}.wal"), analyst_path(paths["warehouse"])):
         stale.unlink(missing_ok=True)
@@ -78,47 +107,93 @@ def one_line_hotfix(registry: Path) -> str:
     The edit asks for prose instead of JSON: every unit test of the template
     still passes, and every downstream JSON parser breaks.
     """
-    from prompt_release.registry import register, resolve_label
-    from prompt_release.registry.registration import _set_top_level, new_version
-
     production = resolve_label(registry, "support_router", "production")
     major, minor, patch = (int(p) for p in production.split(":v", 1)[1].split("."))
     existing = {p.name for p in (registry / "prompts" / "support_router").glob("v*.yaml")}
     while f"v{major}.{minor}.{patch}.yaml" in existing:
         patch += 1
-    version = new_version(registry, "support_router", version=f"{major}.{minor}.{patch}", from_version=production)
-    prompt_dir = registry / "prompts" / "support_router"
-    template = prompt_dir / f"v{major}.{minor}.{patch}.md"
+    version = new_version(registry, "support_router", version=f"{major}.{minor}.{patch}", from_version=production,
+                          status="candidate", change_reason="Hotfix: friendlier tone for customers.")
+    template = registry / "prompts" / "support_router" / f"v{major}.{minor}.{patch}.md"
     template.write_text(template.read_text().replace("[format] json", "[format] prose"))
-    manifest = prompt_dir / f"v{major}.{minor}.{patch}.yaml"
-    text = _set_top_level(manifest.read_text(), "status", "candidate")
-    manifest.write_text(_set_top_level(text, "change_reason", '"Hotfix: friendlier tone for customers."'))
     register(registry, version, actor=ACTOR)
     return version
+
+
+class DemoDriver:
+    """Runs the code location's jobs and sensor ticks in this process, on the demo's resources.
+
+    The definitions are the code location's own (`prompt_release_dagster.definitions`);
+    only the resources' configuration differs: each run gets it as run config
+    (`resources: {name: {config: ...}}`, shown with the run in the UI), each
+    sensor tick the resources built from it. A sensor tick is
+    evaluated as the daemon evaluates it: its cursor kept between ticks, its
+    dynamic-partition requests applied, each run request launched once per run
+    key and tagged with the sensor's name, so the UI lists the run as launched
+    by that sensor.
+    """
+
+    def __init__(self, instance: dg.DagsterInstance, resources: dict[str, dg.ConfigurableResource]) -> None:
+        # A persistent instance (a Dagster home, or `dg.instance_for_test()`): sensor ticks resolve
+        # partition keys through its reference, as the daemon's do.
+        self.defs = location.defs()
+        self.instance = instance
+        self.resources = resources
+        self.resource_config = {name: {"config": resource.model_dump(exclude_none=True)}
+                                for name, resource in resources.items()}
+        self.cursors: dict[str, str | None] = {}
+        self.runs = 0
+
+    def run_job(self, name: str, *, run_config: dict | None = None, asset_selection: list | None = None,
+                **kwargs) -> dg.ExecuteInProcessResult:
+        # Runs and their logs are in the Dagster home for `make ui`; the terminal gets the summary only.
+        config = {**(run_config or {}), "resources": self.resource_config,
+                  "loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+        job = (self.defs.resolve_implicit_global_asset_job_def() if asset_selection
+               else self.defs.resolve_job_def(name))
+        outcome = job.execute_in_process(instance=self.instance, raise_on_error=False, run_config=config,
+                                         asset_selection=asset_selection, **kwargs)
+        self.runs += 1
+        return outcome
+
+    def tick(self, sensor_name: str, *, jobs: tuple[str, ...] | None = None) -> list[dg.ExecuteInProcessResult]:
+        """One tick of a sensor; runs its requests (only those for `jobs`, when given)."""
+        sensor = self.defs.resolve_sensor_def(sensor_name)
+        with dg.build_sensor_context(instance=self.instance, instance_ref=self.instance.get_ref(),
+                                     resources=self.resources, definitions=self.defs,
+                                     cursor=self.cursors.get(sensor_name), sensor_name=sensor_name) as context:
+            data = sensor.evaluate_tick(context)
+        for request in data.dynamic_partitions_requests or []:
+            self.instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+        self.cursors[sensor_name] = data.cursor
+        outcomes = []
+        for request in data.run_requests or []:
+            job_name = request.job_name or sensor.job_name
+            if jobs is not None and job_name not in jobs or self._launched(sensor_name, request.run_key):
+                continue
+            tags = {**request.tags, SENSOR_NAME_TAG: sensor_name, RUN_KEY_TAG: request.run_key}
+            outcomes.append(self.run_job(job_name, partition_key=request.partition_key,
+                                         run_config=request.run_config or None, tags=tags))
+        return outcomes
+
+    def _launched(self, sensor_name: str, run_key: str | None) -> bool:
+        if run_key is None:
+            return False
+        runs = self.instance.get_runs(filters=dg.RunsFilter(tags={SENSOR_NAME_TAG: sensor_name, RUN_KEY_TAG: run_key}),
+                                      limit=1)
+        return bool(runs)
 
 
 def run_demo(
     state_dir: Path,
     *,
-    instance=None,
+    instance: dg.DagsterInstance | None = None,
     days: int = 30,
     scale: float = 1.0,
     canary_requests: int = 2000,
     seed: int = 7,
     log=print,
 ) -> DemoResult:
-    import dagster as dg
-
-    from assets.partitions import WORKFLOWS
-    from pipelines import definitions as location
-    from pipelines.resources import LandingResource, LLMResource, RegistryResource, WarehouseResource
-    from prompt_release.golden import store as golden_store
-    from prompt_release.llm.endpoint import SIMULATOR_LATENCY_MS, SIMULATOR_LATENCY_PER_TOKEN_MS
-    from prompt_release.llm.simulator import start_simulator
-    from prompt_release.registry import list_versions, move_label
-    from prompt_release.release.traffic import simulate_traffic
-    from prompt_release.traces.generator import generate
-
     started = time.monotonic()
     paths = prepare_state(state_dir)
     result = DemoResult(state_dir, paths["registry"], paths["warehouse"])
@@ -128,64 +203,24 @@ def run_demo(
 
     with start_simulator(port=0, latency_ms=SIMULATOR_LATENCY_MS,
                          latency_per_token_ms=SIMULATOR_LATENCY_PER_TOKEN_MS) as simulator:
-        os.environ["OPENAI_BASE_URL"] = simulator.base_url  # steps that read the env use the same endpoint
         resources = {
             "warehouse": WarehouseResource(path=str(paths["warehouse"])),
             "registry": RegistryResource(root=str(paths["registry"])),
             "landing": LandingResource(root=str(paths["landing"])),
             "llm": LLMResource(base_url=simulator.base_url),
         }
-        base = location.defs()
-        defs = dg.Definitions(assets=base.assets, asset_checks=base.asset_checks, jobs=base.jobs,
-                              sensors=base.sensors, schedules=base.schedules, resources=resources)
-        instance = instance or dg.DagsterInstance.get()
+        demo = DemoDriver(instance or dg.DagsterInstance.get(), resources)
 
-        def run_job(name: str, run_config: dict | None = None, **kwargs):
-            # Runs and their logs are in the Dagster home for `make ui`; the terminal gets the summary only.
-            config = {**(run_config or {}), "loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
-            outcome = defs.resolve_job_def(name).execute_in_process(
-                instance=instance, raise_on_error=False, run_config=config, **kwargs)
-            result.runs += 1
-            return outcome
-
-        def run_requests(request_list, default_job: str | None = None) -> list:
-            outcomes = []
-            for request in request_list:
-                job_name = request.job_name or default_job
-                if job_name is None:
-                    raise RuntimeError("sensor run request without a job name")
-                outcomes.append(run_job(job_name, partition_key=request.partition_key,
-                                        run_config=request.run_config or None, tags=request.tags))
-            return outcomes
-
-        def sensor(name: str, cursor: str | None = None):
-            """One tick, as the daemon runs it: partition requests applied, then the run requests."""
-            definition = defs.resolve_sensor_def(name)
-            with dg.build_sensor_context(instance=instance, resources=resources, cursor=cursor,
-                                         definitions=defs) as context:
-                output = definition(context)
-                items = [output] if isinstance(output, (dg.SensorResult, dg.RunRequest, dg.SkipReason)) \
-                    else list(output or [])
-            requests: list = []
-            for item in items:
-                if isinstance(item, dg.SensorResult):
-                    for added in item.dynamic_partitions_requests or []:
-                        instance.add_dynamic_partitions(added.partitions_def_name, list(added.partition_keys))
-                    requests += list(item.run_requests or [])
-                elif isinstance(item, dg.RunRequest):
-                    requests.append(item)
-            return requests
-
-        # 1. Production history: 30 days of the three workflows, mixed formats, with failures.
+        # 1. Production history: 30 days of the served prompts, mixed formats, with failures.
         hashes = {p.version_id: p.package_hash for p in list_versions(paths["registry"])}
         truth = generate(paths["landing"], days=days, seed=seed, scale=scale, start_date=start, package_hashes=hashes)
         calls = sum(n for w in truth["calls_per_day"].values() for v in w.values() for n in v.values())
         log(f"[1/8] generated {calls:,} production calls over {days} days in {len(truth['files'])} files")
 
         # 2. Registry mirror, then ingest + mine + version metrics over the whole range in one run.
-        run_job("__ASSET_JOB", asset_selection=[dg.AssetKey("prompt_versions")])
-        ingest = run_job("daily_ingest", tags={"dagster/asset_partition_range_start": start.isoformat(),
-                                               "dagster/asset_partition_range_end": yesterday.isoformat()})
+        demo.run_job("__ASSET_JOB", asset_selection=[dg.AssetKey("prompt_versions")])
+        ingest = demo.run_job("daily_ingest", tags={"dagster/asset_partition_range_start": start.isoformat(),
+                                                    "dagster/asset_partition_range_end": yesterday.isoformat()})
         if not ingest.success:
             raise RuntimeError("daily_ingest failed; see the Dagster UI (make ui)")
         # A single-run backfill reports one materialization per day, all with the run's totals.
@@ -193,32 +228,25 @@ def run_demo(
         log(f"[2/8] ingested {traces_event.metadata['rows_stored'].value:,} calls, "
             f"{traces_event.metadata['rejected'].value} rejected; failures mined; version metrics computed")
 
-        # 3. Golden datasets, one per workflow.
-        for workflow in WORKFLOWS:
-            run_job("build_golden", partition_key=workflow)
-            numbers = golden_store.versions(paths["registry"], f"{workflow}_golden")
-            result.golden_versions[workflow] = f"{workflow}_golden:v{max(numbers)}"
+        # 3. Golden datasets, one per served prompt.
+        for prompt_id in served_prompt_ids(paths["registry"]):
+            demo.run_job("build_golden", partition_key=prompt_id)
+            numbers = golden_store.versions(paths["registry"], f"{prompt_id}_golden")
+            result.golden_versions[prompt_id] = f"{prompt_id}_golden:v{max(numbers)}"
         log(f"[3/8] golden datasets: {', '.join(result.golden_versions.values())}")
 
         # 4. The candidate sensor evaluates every open candidate: backtest -> diff -> gate report.
-        candidates = sensor("candidate_sensor")
-        for request in candidates:
-            run_job("evaluate_candidate", partition_key=request.partition_key)
-        from prompt_release.gates.evaluate import latest_report
-
-        for request in candidates:
-            report = latest_report(paths["warehouse"], request.partition_key)
+        for run in demo.tick("candidate_sensor"):
+            candidate = run.dagster_run.tags["dagster/partition"]
+            report = latest_report(paths["warehouse"], candidate)
             if report:
-                result.reports[request.partition_key] = {
+                result.reports[candidate] = {
                     "verdict": report["verdict"], "report_id": report["report_id"], "html": report["paths"]["html"],
                     "failed": report["failed_gates"], "inconclusive": report["inconclusive_gates"]}
         log("[4/8] gate reports: " + ", ".join(f"{c} {r['verdict'].upper()}" for c, r in sorted(result.reports.items())))
 
         # 5. The gate sensor applies the reports: staging, staging check, canary; or reject.
-        run_requests(sensor("gate_sensor"), default_job="promote")
-        from prompt_release.registry import labels as label_map
-        from prompt_release.registry import load_package
-
+        demo.tick("gate_sensor")
         for candidate in result.reports:
             result.promotions[candidate] = _where(paths["registry"], candidate)
         log("[5/8] after the gate sensor: " + ", ".join(f"{c} -> {s}" for c, s in sorted(result.promotions.items())))
@@ -235,11 +263,11 @@ def run_demo(
                 simulate_traffic(paths["registry"], prompt_id, landing=paths["landing"],
                                  base_url=simulator.base_url, requests=requests, warehouse=paths["warehouse"],
                                  seed=seed * 100 + look)
-                run_job("daily_ingest", partition_key=today.isoformat())
+                demo.run_job("daily_ingest", partition_key=today.isoformat())
                 # The demo compresses the release policy's minimum canary duration to zero.
-                run_job("canary_analysis_job", partition_key=prompt_id,
-                        run_config={"ops": {"canary_analysis": {"config": {"min_duration_s": 0}}}})
-                run_requests([r for r in sensor("canary_sensor") if r.job_name in ("roll_forward", "rollback")])
+                demo.run_job("canary_analysis_job", partition_key=prompt_id,
+                             run_config={"ops": {"canary_analysis": {"config": {"min_duration_s": 0}}}})
+                demo.tick("canary_sensor", jobs=("roll_forward", "rollback"))
                 decision = _latest_canary_decision(paths["warehouse"], prompt_id)
                 log(f"      look {look + 1}: {decision['action'] if decision else 'no decision'}"
                     + (f" ({decision['candidate_traces']} canary traces)" if decision else ""))
@@ -251,44 +279,40 @@ def run_demo(
 
         decision = canary_round("support_router", canary_requests, seed=1)
         log(f"[6/8] canary support_router: {decision['action'] if decision else 'no decision'}"
-            f" -> production is now {label_map(paths['registry'], 'support_router')['production']['version_id']}")
+            f" -> production is now {labels(paths['registry'], 'support_router')['production']['version_id']}")
 
         # 7. Scenario 2: a one-line edit pushed straight to canary, skipping the gate.
         hotfix = one_line_hotfix(paths["registry"])
         move_label(paths["registry"], "support_router", "canary", hotfix, percent=20,
                    reason="hotfix pushed straight to canary, skipping the gate", actor=ACTOR)
-        run_job("__ASSET_JOB", asset_selection=[dg.AssetKey("prompt_versions")])
+        demo.run_job("__ASSET_JOB", asset_selection=[dg.AssetKey("prompt_versions")])
         decision = canary_round("support_router", canary_requests, seed=2)
         result.promotions[hotfix] = load_package(paths["registry"], hotfix).status
         log(f"[7/8] canary {hotfix} (one-line edit, no gate): {decision['action'] if decision else 'no decision'}"
             f" -> {hotfix} is {result.promotions[hotfix]}")
 
         # 8. The canary's failing traces are now incident cases: the next golden version holds them.
-        run_job("build_golden", partition_key="support_router")
+        demo.run_job("build_golden", partition_key="support_router")
         numbers = golden_store.versions(paths["registry"], "support_router_golden")
         result.golden_versions["support_router"] = f"support_router_golden:v{max(numbers)}"
         log(f"[8/8] golden set after the incident: {result.golden_versions['support_router']}")
-        run_job("__ASSET_JOB", asset_selection=[dg.AssetKey("prompt_versions")])
-        os.environ.pop("OPENAI_BASE_URL", None)
+        demo.run_job("__ASSET_JOB", asset_selection=[dg.AssetKey("prompt_versions")])
         for candidate in list(result.promotions):
             result.promotions[candidate] = _where(paths["registry"], candidate)
 
+    result.runs = demo.runs
     result.seconds = time.monotonic() - started
     return result
 
 
 def _where(registry: Path, version_id: str) -> str:
     """The labels pointing at a version, else its status."""
-    from prompt_release.registry import labels, load_package
-
     pointers = [name for name, entry in labels(registry, version_id.split(":")[0]).items()
                 if entry["version_id"] == version_id]
     return ", ".join(sorted(pointers)) or load_package(registry, version_id).status
 
 
 def _latest_canary_decision(warehouse: Path, prompt_id: str) -> dict | None:
-    from prompt_release.warehouse import read_connection
-
     with read_connection(warehouse) as con:
         rows = con.execute(
             "SELECT * FROM canary_decisions WHERE prompt_id = ? ORDER BY decided_at DESC LIMIT 1", [prompt_id]
@@ -298,8 +322,6 @@ def _latest_canary_decision(warehouse: Path, prompt_id: str) -> dict | None:
 
 
 def summary_table(result: DemoResult) -> str:
-    from prompt_release.registry import history
-
     lines = ["", "Release decisions", "",
              f"{'candidate':<24} {'gate':<8} {'now':<22} report"]
     for candidate, report in sorted(result.reports.items()):
@@ -324,21 +346,15 @@ def summary_table(result: DemoResult) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import warnings
-
-    import logging
-
     warnings.filterwarnings("ignore", module="dagster")
     logging.getLogger("dagster").setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=".*is currently in beta.*")
-    parser = argparse.ArgumentParser(prog="python -m pipelines.demo", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m prompt_release_dagster.demo", description=__doc__.split("\n\n")[0])
     parser.add_argument("--state-dir", default=".prompt_release", help="where the demo keeps its state")
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--scale", type=float, default=1.0)
     parser.add_argument("--canary-requests", type=int, default=2000)
     args = parser.parse_args(argv)
-    from pipelines.instance import ensure_dagster_home
-
     state_dir = Path(args.state_dir).resolve()
     home = ensure_dagster_home()
     print(f"prompt-release demo: state in {state_dir}, Dagster home {home}", flush=True)

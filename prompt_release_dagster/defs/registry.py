@@ -6,8 +6,11 @@ No `from __future__ import annotations` here: Dagster inspects the context annot
 
 import dagster as dg
 
-from pipelines.resources import WAREHOUSE_POOL, RegistryResource, WarehouseResource
+from prompt_release.markdown import md_table
 from prompt_release.registry import labels, list_versions, sync_to_warehouse, verify
+from prompt_release.release.runtime_contract import served_prompt_ids
+from prompt_release_dagster.partitions import PROMPTS
+from prompt_release_dagster.resources import WAREHOUSE_POOL, RegistryResource, WarehouseResource
 
 
 @dg.asset(
@@ -15,7 +18,7 @@ from prompt_release.registry import labels, list_versions, sync_to_warehouse, ve
     group_name="registry",
     pool=WAREHOUSE_POOL,
     description="Every prompt version in the registry with its status, package hash and labels, "
-    "plus the audit trail of label moves (table label_events).",
+    "plus the audit trail of label moves (table label_events). Adds a `prompts` partition per served prompt.",
 )
 def prompt_versions(
     context: dg.AssetExecutionContext, registry: RegistryResource, warehouse: WarehouseResource
@@ -26,19 +29,21 @@ def prompt_versions(
     for prompt_id in sorted({p.prompt_id for p in packages}):
         for label, entry in labels(registry.path, prompt_id).items():
             pointers.setdefault(entry["version_id"], []).append(label)
-    table = ["| version | status | labels | package hash |", "|---|---|---|---|"]
-    table += [
-        f"| {p.version_id} | {p.status} | {', '.join(sorted(pointers.get(p.version_id, []))) or '-'} "
-        f"| `{p.package_hash[:19]}` |"
-        for p in packages
-    ]
+    table = md_table(["version", "status", "labels", "package hash"], [
+        (p.version_id, p.status, ", ".join(sorted(pointers.get(p.version_id, []))) or None, f"`{p.package_hash[:19]}`")
+        for p in packages])
+    served = served_prompt_ids(registry.path)
+    new_prompts = sorted(set(served) - set(context.instance.get_dynamic_partitions(PROMPTS.name)))
+    if new_prompts:
+        context.instance.add_dynamic_partitions(PROMPTS.name, new_prompts)
     context.log.info("mirrored %s versions, %s new label events", counts["prompt_versions"], counts["label_events"])
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": counts["prompt_versions"],
             "new_label_events": counts["label_events"],
             "label_events_total": counts["label_events_total"],
-            "versions": dg.MetadataValue.md("\n".join(table)),
+            "served_prompts": ", ".join(served) or "none",
+            "versions": dg.MetadataValue.md(table),
         }
     )
 
@@ -55,6 +60,3 @@ def registry_verifies(registry: RegistryResource) -> dg.AssetCheckResult:
         },
     )
 
-
-ASSETS = [prompt_versions]
-ASSET_CHECKS = [registry_verifies]

@@ -13,16 +13,15 @@ from typing import Optional
 
 import dagster as dg
 
-from pipelines.resources import LLM_POOL, WAREHOUSE_POOL, LLMResource, RegistryResource, WarehouseResource
 from prompt_release.evaluation.backtest import BacktestSettings, run_backtest, write_behaviour_diff
 from prompt_release.evaluation.behaviour_diff import diff_markdown
 from prompt_release.gates.evaluate import evaluate_run, latest_run_id, load_spec_for
 from prompt_release.gates.report import render_markdown, verdict_line
-from prompt_release.gates.statistics import newcombe_unpaired_difference
-from prompt_release.registry import list_versions
-
-CANDIDATES = dg.DynamicPartitionsDefinition(name="candidates")
-OPEN_STATUSES = ("candidate", "approved")
+from prompt_release.markdown import md_table
+from prompt_release.release.drift import drift_markdown, drift_rows
+from prompt_release.release.watch import open_candidates
+from prompt_release_dagster.partitions import CANDIDATES
+from prompt_release_dagster.resources import LLM_POOL, WAREHOUSE_POOL, LLMResource, RegistryResource, WarehouseResource
 
 
 class BacktestConfig(dg.Config):
@@ -68,11 +67,10 @@ def backtest(context: dg.AssetExecutionContext, config: BacktestConfig, warehous
     with llm.endpoint(log=context.log.info) as llm_settings:
         outcome = run_backtest(settings, registry_root=registry.path, warehouse=warehouse.path,
                                llm_settings=llm_settings, progress=_progress_logger(context), log=context.log.info)
-    rows = [(role, *(f"{v:.3f}" if isinstance(v, float) else v for v in stats.values()))
-            for role, stats in outcome.summary.items()]
-    headers = ["role", *next(iter(outcome.summary.values()), {}).keys()]
-    table = "\n".join(["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-                      + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows])
+    # Roles report different statistics (the judge's are not the arms'): one column per name seen.
+    columns = list(dict.fromkeys(name for stats in outcome.summary.values() for name in stats))
+    table = md_table(["role", *columns],
+                     [(role, *(stats.get(name) for name in columns)) for role, stats in outcome.summary.items()])
     return dg.MaterializeResult(metadata={
         "run_id": outcome.run_id,
         "status": outcome.status,
@@ -151,11 +149,6 @@ evaluate_candidate = dg.define_asset_job(
 )
 
 
-def open_candidates(registry_root) -> dict[str, str]:
-    """version id -> package hash of every version a release decision is still open for."""
-    return {p.version_id: p.package_hash for p in list_versions(registry_root) if p.status in OPEN_STATUSES}
-
-
 @dg.sensor(job=evaluate_candidate, minimum_interval_seconds=60,
            description="A new candidate version in the registry gets a partition and an evaluation run.")
 def candidate_sensor(context: dg.SensorEvaluationContext, registry: RegistryResource):
@@ -181,39 +174,10 @@ def candidate_sensor(context: dg.SensorEvaluationContext, registry: RegistryReso
     check_specs=[dg.AssetCheckSpec("no_production_drift", asset="production_drift",
                                    description="no production version's pass rate dropped significantly")],
 )
-def production_drift(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
-    with warehouse.read() as con:
-        rows = con.execute(
-            """
-            WITH per_run AS (
-                SELECT r.baseline_version AS version, r.run_id, r.finished_at,
-                       count(*) FILTER (WHERE b.passed) AS passed, count(b.passed) AS n
-                FROM backtest_runs r JOIN backtest_results b ON b.run_id = r.run_id AND b.role = 'baseline'
-                GROUP BY ALL
-            ), nights AS (
-                SELECT version, CAST(finished_at AS DATE) AS night, sum(passed) AS passed, sum(n) AS n
-                FROM per_run GROUP BY ALL
-            )
-            SELECT version, night, passed, n,
-                   lag(night) OVER w, lag(passed) OVER w, lag(n) OVER w
-            FROM nights WINDOW w AS (PARTITION BY version ORDER BY night)
-            QUALIFY row_number() OVER (PARTITION BY version ORDER BY night DESC) = 1
-            ORDER BY version
-            """
-        ).fetchall()
-    table = ["| production version | night | pass rate | previous | change (95% CI) | drift |", "|---|---|---:|---:|---|---|"]
-    drifted = []
-    for version, night, passed, n, prev_night, prev_passed, prev_n in rows:
-        if not prev_n or not n:
-            table.append(f"| {version} | {night} | {passed / n:.1%} | – | first night | – |")
-            continue
-        diff = newcombe_unpaired_difference(int(passed), int(n), int(prev_passed), int(prev_n))
-        dropped = diff.upper < 0
-        if dropped:
-            drifted.append(version)
-        table.append(f"| {version} | {night} | {passed / n:.1%} | {prev_passed / prev_n:.1%} ({prev_night}) "
-                     f"| {diff.estimate:+.1%} [{diff.lower:+.1%}, {diff.upper:+.1%}] | {'**DROP**' if dropped else 'no'} |")
-    yield dg.MaterializeResult(metadata={"drifted": len(drifted), "versions": dg.MetadataValue.md("\n".join(table))})
+def production_drift(warehouse: WarehouseResource):
+    rows = drift_rows(warehouse.path)
+    drifted = [r.version for r in rows if r.dropped]
+    yield dg.MaterializeResult(metadata={"drifted": len(drifted), "versions": dg.MetadataValue.md(drift_markdown(rows))})
     yield dg.AssetCheckResult(check_name="no_production_drift", passed=not drifted,
                               severity=dg.AssetCheckSeverity.WARN,
                               metadata={"drifted_versions": ", ".join(drifted) or "none"})
@@ -242,8 +206,3 @@ def nightly_backtests(context: dg.ScheduleEvaluationContext, registry: RegistryR
 def nightly_drift(context: dg.ScheduleEvaluationContext):
     return dg.RunRequest(run_key=f"drift:{context.scheduled_execution_time:%Y-%m-%d}")
 
-
-ASSETS = [backtest, behaviour_diff, gate_report, production_drift]
-JOBS = [evaluate_candidate, nightly_drift_job]
-SENSORS = [candidate_sensor]
-SCHEDULES = [nightly_backtests, nightly_drift]

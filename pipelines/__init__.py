@@ -1,1 +1,0 @@
-"""The Dagster code location: definitions, resources, jobs, sensors, schedules."""

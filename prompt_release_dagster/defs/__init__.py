@@ -1,0 +1,1 @@
+"""One module per area; `definitions.py` loads them all (`dg.load_from_defs_folder`)."""
