@@ -1,7 +1,7 @@
 """Backtest a candidate prompt against a baseline on the same inputs.
 
 The inputs are the cases of a golden dataset version plus a replay sample of
-recorded production inputs (the last N days of the workflow, stratified by
+recorded production inputs (the last N days of the candidate's prompt, stratified by
 segment). Each input is rendered with both packages (their own system
 message over the recorded conversation), sent `samples` times through the
 cached, budgeted model client, and checked with the shared contract checks
@@ -164,10 +164,11 @@ def golden_cases(registry_root: str | Path, workflow: str, dataset: str | None) 
 
 
 def history_cases(
-    warehouse: str | Path | None, workflow: str, *, days: int, size: int, seed: int, as_of: date | None,
+    warehouse: str | Path | None, prompt_id: str, *, days: int, size: int, seed: int, as_of: date | None,
     contract: checks.CompiledContract | None,
 ) -> list[BacktestCase]:
-    """A stratified, deterministic sample of recorded production inputs of the last `days` days.
+    """A stratified, deterministic sample of recorded production inputs of prompt `prompt_id` (any version,
+    whatever the app's workflow is called) of the last `days` days.
 
     Strata are the segment values; each gets an equal share of `size` (more
     where others run short); within a stratum rows are taken in a seeded hash
@@ -176,7 +177,7 @@ def history_cases(
     if days <= 0 or size <= 0:
         return []
     with read_connection(warehouse) as con:
-        end = as_of or con.execute("SELECT max(day) FROM traces WHERE workflow = ?", [workflow]).fetchall()[0][0]
+        end = as_of or con.execute("SELECT max(day) FROM traces WHERE prompt_id = ?", [prompt_id]).fetchall()[0][0]
         if end is None:
             return []
         start = end - timedelta(days=days - 1)
@@ -186,7 +187,7 @@ def history_cases(
                 SELECT *, coalesce(CAST(segment AS VARCHAR), 'none') AS stratum,
                        hash(record_key || ?) AS shuffle
                 FROM traces
-                WHERE workflow = ? AND day BETWEEN ? AND ?
+                WHERE prompt_id = ? AND day BETWEEN ? AND ?
                   AND input_messages IS NOT NULL AND json_array_length(input_messages) > 0
             ), ranked AS (
                 SELECT *, row_number() OVER (PARTITION BY stratum ORDER BY shuffle) AS rank_in_stratum,
@@ -200,7 +201,7 @@ def history_cases(
             ORDER BY rank_in_stratum, shuffle
             LIMIT ?
             """,
-            [str(seed), workflow, start, end, size * 3],
+            [str(seed), prompt_id, start, end, size * 3],
         ).fetchall()
         names = [d[0] for d in con.description]
     out: dict[str, BacktestCase] = {}
@@ -480,7 +481,7 @@ def run_backtest(
         contract = checks.compile_contract(candidate)
         base_contract = checks.compile_contract(baseline)
         manifest, golden = golden_cases(registry_root, workflow, settings.dataset)
-        history = history_cases(warehouse, workflow, days=settings.history_days, size=settings.history_size,
+        history = history_cases(warehouse, candidate.prompt_id, days=settings.history_days, size=settings.history_size,
                                 seed=settings.seed, as_of=settings.as_of, contract=contract)
         golden_ids = {c.case_id for c in golden}
         history = [c for c in history if c.case_id not in golden_ids]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from prompt_release.evaluation.backtest import BacktestSettings, run_backtest, write_behaviour_diff
+from prompt_release.evaluation.backtest import BacktestSettings, history_cases, run_backtest, write_behaviour_diff
 from prompt_release.llm.settings import LLMSettings
 from prompt_release.llm.simulator import start_simulator
 from prompt_release.warehouse import read_connection, write_transaction
@@ -201,3 +201,33 @@ def test_a_rerun_replaces_the_run_and_keeps_rows_it_reproduces(tmp_path: Path, w
         passed = con.execute("SELECT avg(CAST(passed AS DOUBLE)) FROM backtest_results WHERE run_id = ? "
                              "AND role = 'candidate'", [first.run_id]).fetchall()[0][0]
     assert passed == pytest.approx(first.summary["candidate"]["passed"])
+
+
+def test_history_is_replayed_by_prompt_id_whatever_the_app_calls_its_workflow(
+    tmp_path: Path, world: World, simulator
+) -> None:
+    # An app whose workflow is named after the product, not after the prompt it runs.
+    warehouse = tmp_path / "helpdesk.duckdb"
+    import shutil
+
+    shutil.copy(world.warehouse, warehouse)
+    with write_transaction(warehouse) as con:
+        con.execute("UPDATE traces SET workflow = 'helpdesk_app' WHERE prompt_id = 'support_router'")
+        recorded = con.execute("SELECT count(*) FROM traces WHERE prompt_id = 'support_router' "
+                               "AND workflow = 'support_router'").fetchone()[0]
+    assert recorded == 0
+    outcome = run_backtest(
+        BacktestSettings(candidate="support_router:v1.6.0", dataset="none", history_size=30),
+        registry_root=world.registry, warehouse=warehouse,
+        llm_settings=LLMSettings(base_url=simulator.base_url, max_attempts=4, backoff_base_s=0.01,
+                                 backoff_max_s=0.05),
+    )
+    assert outcome.cases > 0
+    # The very inputs a backtest replays when the workflow is named after the prompt.
+    sample = {"days": 7, "size": 30, "seed": 0, "as_of": None, "contract": None}
+    assert ([c.case_id for c in history_cases(warehouse, "support_router", **sample)]
+            == [c.case_id for c in history_cases(world.warehouse, "support_router", **sample)])
+    with read_connection(warehouse) as con:
+        sources = con.execute("SELECT DISTINCT case_source FROM backtest_results WHERE run_id = ?",
+                              [outcome.run_id]).fetchall()
+    assert sources == [("history",)]
