@@ -58,7 +58,7 @@ from prompt_release.golden.model import (  # noqa: E402
 )
 from prompt_release.llm.settings import LLMSettings  # noqa: E402
 from prompt_release.llm.simulator import start_simulator  # noqa: E402
-from prompt_release.registry import load_package  # noqa: E402
+from prompt_release.registry import Registry  # noqa: E402
 from prompt_release.traces.sample_content import support_ticket  # noqa: E402
 from prompt_release.warehouse import read_connection, write_transaction  # noqa: E402
 
@@ -112,10 +112,11 @@ def write_golden(registry: Path, n: int, seed: int = 7) -> str:
 
 def bare_requests(registry: Path, version: str) -> list[dict]:
     """The SDK arguments the backtest sends, built once, outside any timing: 2 prompts x every case."""
+    reg = Registry(registry)
     _, cases = golden_store.read_version(registry, *parse_version_ref(version))
     out = []
     for vid in (CANDIDATE, BASELINE):
-        package = load_package(registry, vid)
+        package = reg.load_package(vid)
         fmt = package.response_format()
         for case in cases:
             out.append({"model": package.model, "messages": package.render(case.input.variables,

@@ -127,7 +127,7 @@ def canary_error_rates(trials: int, candidate_rate: float, rng: np.random.Genera
 
     cs = seq.rate_difference_sequence(cand_fail, looks, prod_fail, prod_n, confidence=policy.confidence, tau=policy.rate_tau)
     seq_actions = cn.combine(
-        [cn.canary_rule(cs.lower, cs.upper, policy.failure_rollback_above, policy.failure_margin)], looks, policy.min_canary_traces
+        [cn.canary_rule(cs.lower, cs.upper, policy.failure_abort_above, policy.failure_margin)], looks, policy.min_canary_traces
     )
 
     # Naive: the same rule on a fixed-horizon Wald (two-proportion z) interval recomputed at every look:
@@ -140,7 +140,7 @@ def canary_error_rates(trials: int, candidate_rate: float, rng: np.random.Genera
         # No minimum-traffic guard: a naive test acts on any look (ours never could act at
         # 100 traces anyway: the sequence is +/-17 points wide there).
         naive[name] = cn.combine(
-            [cn.canary_rule(diff - z * se, diff + z * se, policy.failure_rollback_above, policy.failure_margin)], looks, 1
+            [cn.canary_rule(diff - z * se, diff + z * se, policy.failure_abort_above, policy.failure_margin)], looks, 1
         )
 
     out = {}
@@ -151,7 +151,7 @@ def canary_error_rates(trials: int, candidate_rate: float, rng: np.random.Genera
         traces_at = np.where(first >= 0, looks[np.maximum(first, 0)], np.nan)
         out[name] = {
             "roll_forward": float(np.mean(first_action == cn.ROLL_FORWARD)),
-            "roll_back": float(np.mean(first_action == cn.ROLL_BACK)),
+            "abort": float(np.mean(first_action == cn.ABORT)),
             "freeze": float(np.mean(first_action == cn.FREEZE)),
             "median_traces": float(np.nanmedian(traces_at)) if np.isfinite(traces_at).any() else float("nan"),
         }
@@ -227,8 +227,8 @@ def main() -> int:
     t_can = time.perf_counter() - t2
     print(f"\nCanary: hard-failure rate, production {PRODUCTION_FAILURE_RATE:.0%}, a 10% canary "
           f"({CANARY_PRODUCTION_PER_CANARY} production traces per canary trace), looked at after every {CANARY_STEP} canary traces up to {CANARY_MAX:,}")
-    print(f"rule: roll back if shown worse (lower bound > 0), roll forward if shown within 1 pt (upper bound < 1 pt); {canary_trials} trials")
-    print(f"{'candidate':>22} {'method (re-checked every look)':>37} | {'fwd':>7} {'back':>7} {'frozen':>7} | median traces to decide")
+    print(f"rule: abort if shown worse (lower bound > 0), roll forward if shown within 1 pt (upper bound < 1 pt); {canary_trials} trials")
+    print(f"{'candidate':>22} {'method (re-checked every look)':>37} | {'fwd':>7} {'abort':>7} {'frozen':>7} | median traces to decide")
     for label, res in (("5% (2 pt worse)", worse), ("4% (1 pt: at margin)", at_margin), ("3% (equal)", equal)):
         for name, title in (
             ("sequential", "always-valid confidence sequence 95%"),
@@ -236,16 +236,16 @@ def main() -> int:
             ("naive_one_sided", "fixed-horizon one-sided 5% tests"),
         ):
             r = res[name]
-            print(f"{label:>22} {title:>37} | {_pct(r['roll_forward']):>7} {_pct(r['roll_back']):>7} {_pct(r['freeze']):>7} | {r['median_traces']:.0f}")
+            print(f"{label:>22} {title:>37} | {_pct(r['roll_forward']):>7} {_pct(r['abort']):>7} {_pct(r['freeze']):>7} | {r['median_traces']:.0f}")
     print("targets:")
     results.append(_check("2-pt-worse candidate rolled forward (sequential)", worse["sequential"]["roll_forward"], 0.05))
-    results.append(_check("equal candidate rolled back (sequential)", equal["sequential"]["roll_back"], 0.05))
+    results.append(_check("equal candidate's canary aborted (sequential)", equal["sequential"]["abort"], 0.05))
     print("contrast, not targets (the naive fixed-horizon test re-checked at each look is expected to exceed 5%):")
     shown = ("shown", "not shown")
     for name, title in (("naive_one_sided", "one-sided 5%"), ("naive95", "two-sided 95%")):
         _check(f"2-pt-worse candidate rolled forward (naive {title})", worse[name]["roll_forward"], 0.05, below=False,
                marks=shown)
-        _check(f"equal candidate rolled back (naive {title})", equal[name]["roll_back"], 0.05, below=False, marks=shown)
+        _check(f"equal candidate's canary aborted (naive {title})", equal[name]["abort"], 0.05, below=False, marks=shown)
     print(f"  (candidate exactly at the 1-pt margin, where one one-sided 5% look errs 5%: rolled forward "
           f"sequential {_pct(at_margin['sequential']['roll_forward']).strip()}, naive one-sided {_pct(at_margin['naive_one_sided']['roll_forward']).strip()}, "
           f"naive 95% {_pct(at_margin['naive95']['roll_forward']).strip()})")

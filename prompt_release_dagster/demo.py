@@ -40,16 +40,7 @@ from prompt_release.gates.evaluate import latest_report
 from prompt_release.golden import store as golden_store
 from prompt_release.llm.endpoint import SIMULATOR_LATENCY_MS, SIMULATOR_LATENCY_PER_TOKEN_MS
 from prompt_release.llm.simulator import start_simulator
-from prompt_release.registry import (
-    history,
-    labels,
-    list_versions,
-    load_package,
-    move_label,
-    new_version,
-    register,
-    resolve_label,
-)
+from prompt_release.registry import Registry
 from prompt_release.release.runtime_contract import served_prompt_ids
 from prompt_release.release.traffic import simulate_traffic
 from prompt_release.traces.generator import generate
@@ -107,16 +98,17 @@ def one_line_hotfix(registry: Path) -> str:
     The edit asks for prose instead of JSON: every unit test of the template
     still passes, and every downstream JSON parser breaks.
     """
-    production = resolve_label(registry, "support_router", "production")
+    opened = Registry(registry)
+    production = opened.resolve_label("support_router", "production")
     major, minor, patch = (int(p) for p in production.split(":v", 1)[1].split("."))
     existing = {p.name for p in (registry / "prompts" / "support_router").glob("v*.yaml")}
     while f"v{major}.{minor}.{patch}.yaml" in existing:
         patch += 1
-    version = new_version(registry, "support_router", version=f"{major}.{minor}.{patch}", from_version=production,
-                          status="candidate", change_reason="Hotfix: friendlier tone for customers.")
+    version = opened.new_version("support_router", version=f"{major}.{minor}.{patch}", from_version=production,
+                                 status="candidate", change_reason="Hotfix: friendlier tone for customers.")
     template = registry / "prompts" / "support_router" / f"v{major}.{minor}.{patch}.md"
     template.write_text(template.read_text().replace("[format] json", "[format] prose"))
-    register(registry, version, actor=ACTOR)
+    opened.register(version, actor=ACTOR)
     return version
 
 
@@ -212,7 +204,8 @@ def run_demo(
         demo = DemoDriver(instance or dg.DagsterInstance.get(), resources)
 
         # 1. Production history: 30 days of the served prompts, mixed formats, with failures.
-        hashes = {p.version_id: p.package_hash for p in list_versions(paths["registry"])}
+        registry = Registry(paths["registry"])
+        hashes = {p.version_id: p.package_hash for p in registry.list_versions()}
         truth = generate(paths["landing"], days=days, seed=seed, scale=scale, start_date=start, package_hashes=hashes)
         calls = sum(n for w in truth["calls_per_day"].values() for v in w.values() for n in v.values())
         log(f"[1/8] generated {calls:,} production calls over {days} days in {len(truth['files'])} files")
@@ -241,8 +234,8 @@ def run_demo(
             report = latest_report(paths["warehouse"], candidate)
             if report:
                 result.reports[candidate] = {
-                    "verdict": report["verdict"], "report_id": report["report_id"], "html": report["paths"]["html"],
-                    "failed": report["failed_gates"], "inconclusive": report["inconclusive_gates"]}
+                    "verdict": report.verdict, "report_id": report.report_id, "html": report.paths["html"],
+                    "failed": report.failed_gates, "inconclusive": report.inconclusive_gates}
         log("[4/8] gate reports: " + ", ".join(f"{c} {r['verdict'].upper()}" for c, r in sorted(result.reports.items())))
 
         # 5. The gate sensor applies the reports: staging, staging check, canary; or reject.
@@ -279,15 +272,15 @@ def run_demo(
 
         decision = canary_round("support_router", canary_requests, seed=1)
         log(f"[6/8] canary support_router: {decision['action'] if decision else 'no decision'}"
-            f" -> production is now {labels(paths['registry'], 'support_router')['production']['version_id']}")
+            f" -> production is now {registry.resolve_label('support_router', 'production')}")
 
         # 7. Scenario 2: a one-line edit pushed straight to canary, skipping the gate.
         hotfix = one_line_hotfix(paths["registry"])
-        move_label(paths["registry"], "support_router", "canary", hotfix, percent=20,
-                   reason="hotfix pushed straight to canary, skipping the gate", actor=ACTOR)
+        registry.move_label("support_router", "canary", hotfix, percent=20,
+                            reason="hotfix pushed straight to canary, skipping the gate", actor=ACTOR)
         demo.run_job("__ASSET_JOB", asset_selection=[dg.AssetKey("prompt_versions")])
         decision = canary_round("support_router", canary_requests, seed=2)
-        result.promotions[hotfix] = load_package(paths["registry"], hotfix).status
+        result.promotions[hotfix] = registry.load_package(hotfix).status
         log(f"[7/8] canary {hotfix} (one-line edit, no gate): {decision['action'] if decision else 'no decision'}"
             f" -> {hotfix} is {result.promotions[hotfix]}")
 
@@ -307,9 +300,10 @@ def run_demo(
 
 def _where(registry: Path, version_id: str) -> str:
     """The labels pointing at a version, else its status."""
-    pointers = [name for name, entry in labels(registry, version_id.split(":")[0]).items()
-                if entry["version_id"] == version_id]
-    return ", ".join(sorted(pointers)) or load_package(registry, version_id).status
+    opened = Registry(registry)
+    pointers = [name for name, entry in opened.labels(version_id.split(":")[0]).items()
+                if entry.version_id == version_id]
+    return ", ".join(sorted(pointers)) or opened.load_package(version_id).status
 
 
 def _latest_canary_decision(warehouse: Path, prompt_id: str) -> dict | None:
@@ -331,11 +325,11 @@ def summary_table(result: DemoResult) -> str:
         if candidate not in result.reports:
             lines.append(f"{candidate:<24} {'(none)':<8} {state:<22} hotfix pushed without a gate")
     lines += ["", "support_router audit trail (every label move with its cause):", ""]
-    for event in history(result.registry, "support_router")[-8:]:
-        cause = f"report {event['gate_report_id']}" if event.get("gate_report_id") else ""
-        reason = (event.get("reason") or "")[:70]
-        lines.append(f"  {event['ts'][11:19]} {event['action']:<8} {event.get('label') or '':<10} "
-                     f"{event.get('from_version') or '-':>22} -> {event.get('to_version') or '-':<22} "
+    for event in Registry(result.registry).history("support_router")[-8:]:
+        cause = f"report {event.gate_report_id}" if event.gate_report_id else ""
+        reason = event.reason[:70]
+        lines.append(f"  {event.ts[11:19]} {event.action:<8} {event.label or '':<10} "
+                     f"{event.from_version or '-':>22} -> {event.to_version or '-':<22} "
                      f"{cause} {reason}".rstrip())
     lines += ["", f"Golden datasets: {', '.join(result.golden_versions.values())}",
               f"{result.runs} Dagster runs in {result.seconds:.0f}s. Warehouse: {result.warehouse}",

@@ -25,7 +25,7 @@ from prompt_release.gates.evaluate import evaluate_run, load_spec_for
 from prompt_release.llm.settings import LLMSettings
 from prompt_release.llm.simulator import start_simulator
 from prompt_release.mining.detectors import mine_failures
-from prompt_release.registry import load_package, resolve_label
+from prompt_release.registry import Registry
 from prompt_release.registry.sync import sync_to_warehouse
 from prompt_release.release.canary import analyse_canary, roll_forward
 from prompt_release.release.metrics import compute_version_metrics
@@ -60,7 +60,8 @@ class DemoWorld:
 def _renderable_inputs(world: World, prompt_id: str) -> list[RecordedInput]:
     # The generated history holds a few calls logged without a template variable;
     # `simulate_traffic` would stop at the first one, so replay only complete inputs.
-    needed = set(load_package(world.registry, resolve_label(world.registry, prompt_id, "production"))
+    registry = Registry(world.registry)
+    needed = set(registry.load_package(registry.resolve_label(prompt_id, "production"))
                  .required_variables)
     return [i for i in recorded_inputs(world.warehouse, prompt_id, limit=500) if needed <= set(i.variables)]
 
@@ -68,6 +69,7 @@ def _renderable_inputs(world: World, prompt_id: str) -> list[RecordedInput]:
 def build_demo_world(base: Path, *, traffic: int = 1000) -> DemoWorld:
     world = build_world(base)
     demo = DemoWorld(world)
+    registry = Registry(world.registry)
     with start_simulator(port=0) as simulator:
         llm = LLMSettings(base_url=simulator.base_url, max_attempts=4, backoff_base_s=0.01, backoff_max_s=0.05)
         for candidate in CANDIDATES:
@@ -80,7 +82,7 @@ def build_demo_world(base: Path, *, traffic: int = 1000) -> DemoWorld:
             demo.reports[candidate] = evaluate_run(outcome.run_id, spec, warehouse=world.warehouse,
                                                    reports_dir=base / "reports")
         for candidate in CANDIDATES:
-            apply_gate_report(world.registry, demo.reports[candidate], warehouse=world.warehouse,
+            apply_gate_report(registry, demo.reports[candidate], warehouse=world.warehouse,
                               llm_settings=llm, sample_size=20)
 
         # Canary traffic lands in today's folder, as the production app would log it.
@@ -92,17 +94,17 @@ def build_demo_world(base: Path, *, traffic: int = 1000) -> DemoWorld:
         mine_failures(world.warehouse, world.registry, today)
         for prompt_id, wait_out_duration in (("support_router", True), ("summarizer", False)):
             # summarizer's canary stays within its release policy's minimum duration: a freeze.
-            analysis = analyse_canary(world.warehouse, world.registry, prompt_id, policy=CANARY_POLICY,
+            analysis = analyse_canary(world.warehouse, registry, prompt_id, policy=CANARY_POLICY,
                                       min_duration_s=0 if wait_out_duration else None)
             if analysis is None:
                 continue
             demo.canary_decisions[prompt_id] = analysis.action
             if analysis.action == "roll_forward":
-                roll_forward(world.registry, world.warehouse, prompt_id, analysis.decision_id)
+                roll_forward(registry, world.warehouse, prompt_id, analysis.decision_id)
 
     for offset in range(world.days + 1):
         compute_version_metrics(world.warehouse, world.start + timedelta(days=offset))
-    sync_to_warehouse(world.registry, world.warehouse)
+    sync_to_warehouse(registry, world.warehouse)
     return demo
 
 

@@ -1,6 +1,6 @@
 """Issue 6, acceptance 3: the demo's release scenarios end to end through Dagster (a temporary instance).
 
-Promotion, rejections, roll forward and the automatic rollback of a canary
+Promotion, rejections, roll forward and the automatic abort of a canary
 that regresses all happen, and every label move in the audit trail names
 what caused it.
 """
@@ -13,7 +13,7 @@ import dagster as dg
 import pytest
 
 from prompt_release.golden import store as golden_store
-from prompt_release.registry import history, labels, load_package
+from prompt_release.registry import Registry
 from prompt_release_dagster.demo import DemoResult, run_demo, summary_table
 from tests.world import SEED_SHIFT
 
@@ -48,43 +48,46 @@ def test_gates_promote_and_reject_as_designed(demo: DemoResult) -> None:
     assert verdicts["support_router:v1.6.0"] == "promote"
     assert verdicts["support_router:v1.7.0"] == "reject"
     assert verdicts["order_agent:v2.1.0"] == "reject"
+    registry = Registry(demo.registry)
     for candidate in ("support_router:v1.7.0", "order_agent:v2.1.0"):
-        assert load_package(demo.registry, candidate).status == "rejected"
-        [event] = [e for e in history(demo.registry, candidate.split(":")[0])
-                   if e["action"] == "status" and e["to_version"] == candidate]
-        assert event["gate_report_id"] == demo.reports[candidate]["report_id"]
+        assert registry.load_package(candidate).status == "rejected"
+        [event] = [e for e in registry.history(candidate.split(":")[0])
+                   if e.action == "status" and e.to_version == candidate]
+        assert event.gate_report_id == demo.reports[candidate]["report_id"]
     for report in demo.reports.values():
         assert Path(report["html"]).exists()
 
 
 def test_the_promoted_candidate_went_staging_canary_production_each_move_citing_its_report(demo: DemoResult) -> None:
     report_id = demo.reports["support_router:v1.6.0"]["report_id"]
-    assert labels(demo.registry, "support_router")["production"]["version_id"] == "support_router:v1.6.0"
-    moves = [(e["action"], e["label"]) for e in history(demo.registry, "support_router")
-             if e["to_version"] == "support_router:v1.6.0" or e["from_version"] == "support_router:v1.6.0"]
+    registry = Registry(demo.registry)
+    assert registry.resolve_label("support_router", "production") == "support_router:v1.6.0"
+    moves = [(e.action, e.label) for e in registry.history("support_router")
+             if e.to_version == "support_router:v1.6.0" or e.from_version == "support_router:v1.6.0"]
     assert moves[:3] == [("move", "staging"), ("move", "canary"), ("move", "production")]
-    for event in history(demo.registry, "support_router"):
-        if "support_router:v1.6.0" in (event["to_version"], event["from_version"]):
-            assert event["gate_report_id"] == report_id, event
+    for event in registry.history("support_router"):
+        if "support_router:v1.6.0" in (event.to_version, event.from_version):
+            assert event.gate_report_id == report_id, event
     decisions = [d for d in demo.canary_decisions if d["candidate_version"] == "support_router:v1.6.0"]
     assert decisions[-1]["action"] == "roll_forward"
 
 
-def test_a_regressing_canary_is_rolled_back_automatically_and_becomes_an_incident(demo: DemoResult) -> None:
+def test_a_regressing_canary_is_aborted_automatically_and_becomes_an_incident(demo: DemoResult) -> None:
     hotfix = next(c for c in demo.promotions if c not in demo.reports)
-    assert load_package(demo.registry, hotfix).status == "rejected"
-    assert "canary" not in labels(demo.registry, "support_router")
-    events = [e for e in history(demo.registry, "support_router") if hotfix in (e["to_version"], e["from_version"])]
+    registry = Registry(demo.registry)
+    assert registry.load_package(hotfix).status == "rejected"
+    assert "canary" not in registry.labels("support_router")
+    events = [e for e in registry.history("support_router") if hotfix in (e.to_version, e.from_version)]
     pushed, *after = events
-    assert (pushed["action"], pushed["label"]) == ("move", "canary") and "skipping the gate" in pushed["reason"]
+    assert (pushed.action, pushed.label) == ("move", "canary") and "skipping the gate" in pushed.reason
     decision = next(d for d in demo.canary_decisions if d["candidate_version"] == hotfix)
-    assert decision["action"] == "roll_back"
-    assert any(decision["decision_id"] in (e.get("reason") or "") for e in after)
+    assert decision["action"] == "abort"
+    assert any(decision["decision_id"] in e.reason for e in after)
     number = int(demo.golden_versions["support_router"].rsplit(":v", 1)[1])
     _, cases = golden_store.read_version(demo.registry, "support_router_golden", number)
     incidents = [c for c in cases if c.tags.incident]
     assert incidents
-    # The canary's failing traces, each naming the decision that rolled it back.
+    # The canary's failing traces, each naming the decision that aborted it.
     assert all(decision["decision_id"] in (case.provenance.note or "") for case in incidents)
     # A new case carries the canary's JSON failure; an input already in the set keeps the tags it had.
     # (How many canary inputs were already cases depends on the generated history, hence on the date.)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from prompt_release.golden.build import build_golden
 from prompt_release.mining.detectors import mine_failures
-from prompt_release.registry import list_versions
+from prompt_release.registry import Registry
 from prompt_release.traces import ingest_paths
 from prompt_release.traces.generator import generate
 
@@ -45,7 +45,7 @@ def build_world(base: Path, *, days: int = 4, scale: float = 0.4, seed: int = 5)
         shutil.copytree(REPO_ROOT / "datasets" / "labels", registry / "datasets" / "labels")
     warehouse, landing = base / "warehouse.duckdb", base / "landing"
     start = date.today() - timedelta(days=days)
-    hashes = {p.version_id: p.package_hash for p in list_versions(registry)}
+    hashes = {p.version_id: p.package_hash for p in Registry(registry).list_versions()}
     generate(landing, days=days, seed=seed + SEED_SHIFT, scale=scale, start_date=start, package_hashes=hashes)
     ingest_paths(sorted(p for p in landing.iterdir() if p.is_dir()), warehouse=warehouse)
     mine_failures(warehouse, registry)

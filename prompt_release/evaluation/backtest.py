@@ -32,7 +32,6 @@ import orjson
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
-from prompt_release import config
 from prompt_release.errors import UserError
 from prompt_release.evaluation import checks
 from prompt_release.evaluation.behaviour_diff import behaviour_diff
@@ -50,7 +49,7 @@ from prompt_release.llm.client import (
     run_calls_sync,
 )
 from prompt_release.llm.settings import Budget, LLMSettings
-from prompt_release.registry import load_package, resolve_label
+from prompt_release.registry import Registry
 from prompt_release.registry import render as rendering
 from prompt_release.registry.ids import parse_version_id
 from prompt_release.warehouse import query_frame, read_connection, write_transaction
@@ -113,7 +112,7 @@ class BacktestOutcome:
 # ----------------------------------------------------------------- inputs
 
 
-def resolve_baseline(registry_root: str | Path, candidate_id: str, baseline: str) -> str:
+def resolve_baseline(registry: Registry, candidate_id: str, baseline: str) -> str:
     """A version id, or a label of the candidate's prompt (default `production`)."""
     prompt_id, _ = parse_version_id(candidate_id)
     if ":" in baseline:
@@ -121,7 +120,7 @@ def resolve_baseline(registry_root: str | Path, candidate_id: str, baseline: str
         if other != prompt_id:
             raise UserError(f"baseline {baseline} is not a version of {prompt_id}", field="baseline")
         return baseline
-    resolved = resolve_label(registry_root, prompt_id, baseline)
+    resolved = registry.resolve_label(prompt_id, baseline)
     if resolved is None:
         raise UserError(f"label {baseline!r} of {prompt_id} points nowhere; give --baseline <id>:v<semver>",
                         field="baseline")
@@ -471,10 +470,11 @@ def run_backtest(
     # fifth of a fully cached run). Paused for the CPU-bound parts only, never
     # across model calls, and restored afterwards.
     with _gc_paused():
-        registry_root = config.registry_root(registry_root)
+        registry = Registry(registry_root)
+        registry_root = registry.root
         llm_settings = llm_settings or LLMSettings.from_env()
-        candidate = load_package(registry_root, settings.candidate)
-        baseline = load_package(registry_root, resolve_baseline(registry_root, settings.candidate, settings.baseline))
+        candidate = registry.load_package(settings.candidate)
+        baseline = registry.load_package(resolve_baseline(registry, settings.candidate, settings.baseline))
         if candidate.version_id == baseline.version_id:
             raise UserError(f"candidate and baseline are the same version ({candidate.version_id})", field="baseline")
         workflow = candidate.prompt_id
@@ -556,7 +556,7 @@ def run_backtest(
             row_dicts = [dict(zip(ROW_COLUMNS, row, strict=True)) for row in rows] if candidate.rubric else []
             judged = judge_backtest(
                 row_dicts, {c.case_id: (c.variables, c.messages) for c in cases}, rubric_path=candidate.rubric,
-                registry_root=registry_root, llm_settings=llm_settings, warehouse=warehouse, seed=settings.seed,
+                registry=registry, llm_settings=llm_settings, warehouse=warehouse, seed=settings.seed,
                 budget=settings.budget(), spent_tokens=spent_tokens, spent_usd=spent_usd, log=log,
             )
             if judged is not None:

@@ -27,8 +27,7 @@ from prompt_release.errors import UserError
 from prompt_release.evaluation.rubric import Rubric, load_rubric, locked_problem
 from prompt_release.llm.client import STATUS_NOT_RUN_BUDGET, STATUS_OK, CallRequest, run_calls_sync
 from prompt_release.llm.settings import Budget, LLMSettings
-from prompt_release.registry import load_package, resolve_label
-from prompt_release.registry.packages import as_store
+from prompt_release.registry import Registry
 
 JUDGE_LABEL = "production"
 _JSON_OBJECT = re.compile(r"\{.*\}", re.DOTALL)
@@ -81,14 +80,14 @@ def candidate_position(seed: int, pair_id: str) -> str:
     return "A" if hashlib.sha256(f"{seed}|{pair_id}".encode()).digest()[0] & 1 == 0 else "B"
 
 
-def resolve_judge(registry_root: str | Path, rubric: Rubric) -> Any:
+def resolve_judge(registry: Registry, rubric: Rubric) -> Any:
     """The judge package the rubric names, at its production label."""
-    version = resolve_label(registry_root, rubric.judge, JUDGE_LABEL)
+    version = registry.resolve_label(rubric.judge, JUDGE_LABEL)
     if version is None:
         raise UserError(f"rubric {rubric.ref} names judge {rubric.judge!r}, but its {JUDGE_LABEL} label points "
                         f"nowhere; register and label it (prompt-release prompts label {rubric.judge} production ...)",
                         field="judge")
-    return load_package(registry_root, version)
+    return registry.load_package(version)
 
 
 
@@ -241,7 +240,7 @@ def judge_backtest(
     inputs: dict[str, tuple[dict, list[dict]]],
     *,
     rubric_path: str | None,
-    registry_root: str | Path,
+    registry: Registry,
     llm_settings: LLMSettings,
     warehouse: str | Path | None,
     seed: int,
@@ -260,11 +259,11 @@ def judge_backtest(
     """
     if not rubric_path:
         return None
-    rubric = load_rubric(registry_root, rubric_path)
-    problem = locked_problem(as_store(registry_root).read_lock(), rubric, rubric_path)
+    rubric = load_rubric(registry.root, rubric_path)
+    problem = locked_problem(registry.read_lock(), rubric, rubric_path)
     if problem:
         raise UserError(problem, file=rubric_path, field="version")
-    judge_package = resolve_judge(registry_root, rubric)
+    judge_package = resolve_judge(registry, rubric)
     by_key: dict[tuple[str, int], dict[str, dict]] = {}
     for row in rows:
         by_key.setdefault((row["case_id"], row["sample_index"]), {})[row["role"]] = row

@@ -1,14 +1,15 @@
-"""The canary decision: roll forward, roll back or freeze from per-version canary traffic, safe under repeated looks.
+"""The canary decision: roll forward, abort or freeze from per-version canary traffic, safe under repeated looks.
 
 The canary sensor evaluates the same running canary again and again, so the
 evidence is an always-valid confidence sequence (see `sequential.py`), not a
 fixed-horizon test. Two comparisons, candidate vs production on the same
 segments and time window: the hard-failure rate difference (rate points) and
 the mean log-latency difference (a geometric-mean latency ratio). Each runs
-at confidence 1 - alpha/k for k comparisons, so an equal candidate is rolled
-back with probability at most alpha over all looks and metrics. Roll back
+at confidence 1 - alpha/k for k comparisons, so the canary of an equal
+candidate is aborted with probability at most alpha over all looks and
+metrics. Abort (end the canary, reject the candidate; production never moved)
 when the candidate is shown worse (hard-failure difference above
-`failure_rollback_above`, default 0: any demonstrated increase; or latency
+`failure_abort_above`, default 0: any demonstrated increase; or latency
 ratio above 1 + `latency_margin`); roll forward when, with at least
 `min_canary_traces` candidate traces, every comparison is shown within its
 margin (hard-failure difference below `failure_margin`, latency ratio below
@@ -27,8 +28,8 @@ from pydantic import BaseModel, Field
 
 from prompt_release.gates import sequential as seq
 
-CanaryAction = Literal["roll_forward", "roll_back", "freeze"]
-ROLL_BACK, FREEZE, ROLL_FORWARD = -1, 0, 1
+CanaryAction = Literal["roll_forward", "abort", "freeze"]
+ABORT, FREEZE, ROLL_FORWARD = -1, 0, 1
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ class CanaryPolicy(BaseModel):
 
     confidence: float = Field(0.95, gt=0.5, lt=1.0)
     failure_margin: float = Field(0.01, ge=0.0, le=1.0, description="roll forward only if the hard-failure rate is shown to be < production + this")
-    failure_rollback_above: float = Field(0.0, ge=0.0, le=1.0, description="roll back once the hard-failure rate is shown to be > production + this")
+    failure_abort_above: float = Field(0.0, ge=0.0, le=1.0, description="abort once the hard-failure rate is shown to be > production + this")
     latency_margin: float = Field(0.10, gt=0.0, description="relative latency margin on the geometric-mean ratio")
     min_canary_traces: int = Field(200, ge=1, description="no roll forward before this many candidate traces")
     rate_tau: float = Field(seq.DEFAULT_RATE_TAU, gt=0.0)
@@ -65,7 +66,7 @@ class CanaryEvidence(BaseModel):
     estimate: float | None = Field(description="difference of rates, or candidate/production geometric-mean latency ratio")
     lower: float | None
     upper: float | None
-    roll_back_above: float
+    abort_above: float
     roll_forward_below: float
     status: Literal["worse", "within_margin", "undecided"]
     confidence: float
@@ -83,23 +84,23 @@ class CanaryDecision(BaseModel):
     provenance: dict[str, Any] = Field(default_factory=dict)
 
 
-def canary_rule(lower, upper, roll_back_above: float, roll_forward_below: float) -> np.ndarray:
+def canary_rule(lower, upper, abort_above: float, roll_forward_below: float) -> np.ndarray:
     """Vectorised per-comparison status: -1 shown worse, +1 shown within margin, 0 undecided."""
     lo = np.asarray(lower, dtype=float)
     hi = np.asarray(upper, dtype=float)
-    return np.where(lo > roll_back_above, ROLL_BACK, np.where(hi < roll_forward_below, ROLL_FORWARD, FREEZE))
+    return np.where(lo > abort_above, ABORT, np.where(hi < roll_forward_below, ROLL_FORWARD, FREEZE))
 
 
 def combine(statuses: Sequence[np.ndarray], candidate_traces, min_canary_traces: int) -> np.ndarray:
-    """Vectorised action from per-comparison statuses: any worse rolls back; all within margin (enough traffic) rolls forward."""
+    """Vectorised action from per-comparison statuses: any worse aborts; all within margin (enough traffic) rolls forward."""
     stacked = np.stack([np.asarray(s) for s in statuses])
-    back = (stacked == ROLL_BACK).any(axis=0)
+    worse = (stacked == ABORT).any(axis=0)
     forward = (stacked == ROLL_FORWARD).all(axis=0) & (np.asarray(candidate_traces) >= min_canary_traces)
-    return np.where(back, ROLL_BACK, np.where(forward, ROLL_FORWARD, FREEZE))
+    return np.where(worse, ABORT, np.where(forward, ROLL_FORWARD, FREEZE))
 
 
-_STATUS = {ROLL_BACK: "worse", ROLL_FORWARD: "within_margin", FREEZE: "undecided"}
-_ACTION = {ROLL_BACK: "roll_back", ROLL_FORWARD: "roll_forward", FREEZE: "freeze"}
+_STATUS = {ABORT: "worse", ROLL_FORWARD: "within_margin", FREEZE: "undecided"}
+_ACTION = {ABORT: "abort", ROLL_FORWARD: "roll_forward", FREEZE: "freeze"}
 
 
 def decide_canary(
@@ -109,7 +110,7 @@ def decide_canary(
     *,
     provenance: Mapping[str, Any] | None = None,
 ) -> CanaryDecision:
-    """Roll forward / roll back / freeze for the current look at the canary."""
+    """Roll forward / abort / freeze for the current look at the canary."""
     policy = policy or CanaryPolicy()
     use_latency = candidate.latency_ms is not None and production.latency_ms is not None
     k = 2 if use_latency else 1
@@ -120,7 +121,7 @@ def decide_canary(
         candidate.hard_failures, candidate.traces, production.hard_failures, production.traces,
         confidence=confidence, tau=policy.rate_tau,
     )  # fmt: skip
-    rate_status = int(canary_rule(rate.lower, rate.upper, policy.failure_rollback_above, policy.failure_margin))
+    rate_status = int(canary_rule(rate.lower, rate.upper, policy.failure_abort_above, policy.failure_margin))
     evidence.append(
         CanaryEvidence(
             metric="hard_failure_rate",
@@ -128,7 +129,7 @@ def decide_canary(
             production_value=production.hard_failures / production.traces if production.traces else None,
             estimate=float(rate.estimate) if candidate.traces and production.traces else None,
             lower=_finite(rate.lower), upper=_finite(rate.upper),
-            roll_back_above=policy.failure_rollback_above, roll_forward_below=policy.failure_margin,
+            abort_above=policy.failure_abort_above, roll_forward_below=policy.failure_margin,
             status=_STATUS[rate_status], confidence=confidence, method=rate.method,
         )  # fmt: skip
     )
@@ -145,7 +146,7 @@ def decide_canary(
                 metric="latency_ratio",
                 candidate_value=_geo_mean(cand_lat), production_value=_geo_mean(prod_lat),
                 estimate=_exp(lat.estimate), lower=_exp(lat.lower), upper=_exp(lat.upper),
-                roll_back_above=1.0 + policy.latency_margin, roll_forward_below=1.0 + policy.latency_margin,
+                abort_above=1.0 + policy.latency_margin, roll_forward_below=1.0 + policy.latency_margin,
                 status=_STATUS[lat_status], confidence=confidence,
                 method=lat.method + " (bounds shown as geometric-mean latency ratios)",
             )  # fmt: skip
@@ -153,7 +154,7 @@ def decide_canary(
         statuses.append(lat_status)
 
     action = int(combine([np.asarray(s) for s in statuses], candidate.traces, policy.min_canary_traces))
-    if action == ROLL_BACK:
+    if action == ABORT:
         worse = [e.metric for e in evidence if e.status == "worse"]
         reason = f"candidate shown worse than production on {', '.join(worse)}"
     elif action == ROLL_FORWARD:

@@ -37,8 +37,8 @@ def run(args: argparse.Namespace) -> int:
     run_id = args.run_id or run_backtest_command(args, quiet=args.json).run_id
     report = evaluate_run(run_id, spec, warehouse=args.warehouse)
     if args.json:
-        print(json.dumps(report, default=str))
+        print(json.dumps(report.to_json(), default=str))
     else:
         print(render_markdown(report))
-        print(f"\nreport: {report['paths']['html']}")
-    return int(report["exit_code"])
+        print(f"\nreport: {report.paths['html']}")
+    return report.exit_code

@@ -22,7 +22,7 @@ import polars as pl
 from prompt_release import config
 from prompt_release.errors import UserError
 from prompt_release.gates.decision import GateDecision, decide
-from prompt_release.gates.report import write_report
+from prompt_release.gates.report import GateReport, write_report
 from prompt_release.gates.spec import GateSpec, gate_spec_from_dict, load_gate_spec
 from prompt_release.registry.ids import parse_version_id
 from prompt_release.warehouse import query_frame, read_connection, write_transaction
@@ -160,7 +160,7 @@ def _unit(metric: str) -> str | None:
 
 
 def build_report(run: dict[str, Any], results: pl.DataFrame, diff: pl.DataFrame, spec: GateSpec,
-                 decision: GateDecision) -> dict[str, Any]:
+                 decision: GateDecision) -> GateReport:
     spec_json = spec.model_dump(mode="json", exclude_none=True)
     report_id = "gr_" + hashlib.sha256(json.dumps([run["run_id"], spec_json], sort_keys=True).encode()).hexdigest()[:16]
     regressions = [
@@ -170,7 +170,7 @@ def build_report(run: dict[str, Any], results: pl.DataFrame, diff: pl.DataFrame,
         for r in diff.filter(pl.col("group_kind") != "all").head(10).iter_rows(named=True)
     ]
     reason = decision.summary
-    return {
+    return GateReport.model_validate({
         "report_id": report_id,
         "verdict": decision.verdict,
         "exit_code": decision.exit_code,
@@ -199,7 +199,7 @@ def build_report(run: dict[str, Any], results: pl.DataFrame, diff: pl.DataFrame,
         "accuracy_by_tag": _accuracy_by_tag(results),
         "latency": {"baseline": _latencies(results, "baseline"), "candidate": _latencies(results, "candidate")},
         "spec": spec_json,
-    }
+    })
 
 
 def evaluate_run(
@@ -208,7 +208,7 @@ def evaluate_run(
     *,
     warehouse: str | Path | None = None,
     reports_dir: str | Path | None = None,
-) -> dict[str, Any]:
+) -> GateReport:
     """Decide a backtest run against a spec; store and write the report; return it (with file paths)."""
     if isinstance(spec, dict):
         spec = gate_spec_from_dict(spec)
@@ -225,22 +225,23 @@ def evaluate_run(
     report = build_report(run, results, diff, spec, decision)
     out_dir = Path(reports_dir) if reports_dir else config.warehouse_path(warehouse).parent / "reports"
     paths = write_report(report, out_dir)
-    report["paths"] = {k: str(v) for k, v in paths.items()}
+    report = report.model_copy(update={"paths": {k: str(v) for k, v in paths.items()}})
+    stored = report.to_json()
     with write_transaction(warehouse) as con:
-        con.execute("DELETE FROM gate_reports WHERE report_id = ?", [report["report_id"]])
+        con.execute("DELETE FROM gate_reports WHERE report_id = ?", [report.report_id])
         con.execute(
             "INSERT INTO gate_reports VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [report["report_id"], run_id, workflow, run["candidate_version"], run["candidate_hash"],
+            [report.report_id, run_id, workflow, run["candidate_version"], run["candidate_hash"],
              run["baseline_version"], run["baseline_hash"], run["dataset_version"], decision.verdict,
-             decision.exit_code, report["reason"], json.dumps(report["spec"]), json.dumps(report, default=str),
-             report["paths"]["html"], datetime.now(UTC)],
+             decision.exit_code, report.reason, json.dumps(stored["spec"]), json.dumps(stored, default=str),
+             stored["paths"]["html"], datetime.now(UTC)],
         )
     return report
 
 
-def latest_report(warehouse: str | Path | None, candidate: str) -> dict[str, Any] | None:
+def latest_report(warehouse: str | Path | None, candidate: str) -> GateReport | None:
     with read_connection(warehouse) as con:
         row = con.execute(
             "SELECT report FROM gate_reports WHERE candidate_version = ? ORDER BY created_at DESC LIMIT 1", [candidate]
         ).fetchone()
-    return json.loads(row[0]) if row else None
+    return GateReport.model_validate_json(row[0]) if row else None

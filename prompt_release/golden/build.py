@@ -44,6 +44,7 @@ from prompt_release.mining.contracts import PackageContract, contracts_from_regi
 from prompt_release.mining.redaction import Redactor, pii_in_value
 from prompt_release.mining.selection import Candidate, select_cases
 from prompt_release.mining.settings import MiningSettings, load_settings
+from prompt_release.registry import Registry
 from prompt_release.warehouse import read_connection, write_transaction
 
 _SIGNAL_CLASSES = ("refusal", "clarification")
@@ -414,7 +415,7 @@ def build_golden(
     settings = settings or load_settings(root)
     sel = settings.selection
     if contracts is None:
-        contracts = contracts_from_registry(root)
+        contracts = contracts_from_registry(Registry(root))
     index = _ContractIndex.build(contracts)
     previous = latest_version(root, dataset)
     prev_manifest, prev_cases = previous if previous else (None, [])

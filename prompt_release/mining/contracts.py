@@ -3,7 +3,7 @@
 Mining needs, per trace, the contract of the package that produced it
 (output format and schema, tools, tool policy). The registry's `PromptPackage`
 satisfies `PackageContract`; `contracts_from_registry` lists every version in
-a registry root. `StaticContract` is a plain stand-in for callers that build
+a registry. `StaticContract` is a plain stand-in for callers that build
 contracts by hand (tests, benchmarks, analysts replaying a package file).
 """
 
@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from prompt_release.evaluation.checks import PackageContract
+from prompt_release.registry import Registry
 
 __all__ = ["PackageContract", "StaticContract", "ToolSpecLike", "contracts_from_registry", "index_contracts"]
 
@@ -43,16 +43,11 @@ class StaticContract:
         return self.version_id.split(":", 1)[0]
 
 
-def contracts_from_registry(root: str | Path) -> list[PackageContract]:
-    """Every prompt version in the registry at `root`; none when `root` holds no `prompts/` folder.
-
-    Imported lazily so mining works (without contract detectors) where no registry exists.
-    """
-    if not (Path(root) / "prompts").is_dir():
+def contracts_from_registry(registry: Registry) -> list[PackageContract]:
+    """Every prompt version in `registry`; none when its root holds no `prompts/` folder."""
+    if not (registry.root / "prompts").is_dir():
         return []
-    from prompt_release.registry import list_versions  # noqa: PLC0415 - optional dependency at import time
-
-    return list(list_versions(Path(root)))
+    return list(registry.list_versions())
 
 
 def index_contracts(contracts: Mapping[str, PackageContract] | list[PackageContract] | None) -> dict[str, PackageContract]:

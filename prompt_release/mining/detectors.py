@@ -44,6 +44,7 @@ from prompt_release.evaluation import checks
 from prompt_release.mining.contracts import PackageContract, contracts_from_registry, index_contracts
 from prompt_release.mining.schema_sql import valid_sql
 from prompt_release.mining.settings import SEVERITY_RANK, MiningSettings, OutlierRule, load_settings
+from prompt_release.registry import Registry
 from prompt_release.warehouse import write_transaction
 
 _MACROS = r"""
@@ -504,7 +505,7 @@ def mine_failures(
         except ValueError as exc:
             raise UserError(f"not a date (YYYY-MM-DD): {day!r}", field="day") from exc
     if contracts is None:
-        contracts = contracts_from_registry(registry_root or ".") if registry_root is not None else []
+        contracts = contracts_from_registry(Registry(registry_root)) if registry_root is not None else []
     contracts = list({c.package_hash or c.version_id: c for c in index_contracts(contracts).values()}.values())
     settings = settings or load_settings(registry_root)
     with write_transaction(warehouse) as con:

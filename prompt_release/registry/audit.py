@@ -13,12 +13,48 @@ import hashlib
 import json
 import os
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal, get_args
+
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from prompt_release.errors import UserError
+from prompt_release.registry.store import RegistryStore
 
 ENV_ACTOR = "PROMPT_RELEASE_ACTOR"
-ACTIONS = ("move", "remove", "rollback", "approve", "status")
+AuditAction = Literal["move", "remove", "rollback", "approve", "status"]
+ACTIONS: tuple[str, ...] = get_args(AuditAction)
+
+
+class AuditEvent(BaseModel):
+    """One line of `prompts/<id>/label_events.jsonl`, the form it is stored in.
+
+    A label move, label removal, rollback (production pointed back at an
+    earlier version), approval (`action="approve"`, `reviewer` set) or status
+    change. Field order and names are the stored JSON keys; fields an action
+    does not use are null.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    ts: str
+    prompt_id: str
+    action: AuditAction
+    label: str | None = None
+    from_version: str | None = None
+    to_version: str | None = None
+    package_hash: str | None = None
+    percent: float | None = None
+    segments: dict[str, list[str]] | None = None
+    status: str | None = None
+    reviewer: str | None = None
+    actor: str
+    reason: str
+    gate_report_id: str | None = None
+    event_id: str
+
+    def to_json(self) -> dict[str, Any]:
+        """The stored form (one audit line, before `sort_keys`)."""
+        return self.model_dump(mode="json")
 
 
 def resolve_actor(explicit: str | None = None) -> str:
@@ -50,7 +86,7 @@ def make_event(
     status: str | None = None,
     reviewer: str | None = None,
     gate_report_id: str | None = None,
-) -> dict[str, Any]:
+) -> AuditEvent:
     if action not in ACTIONS:
         raise ValueError(f"unknown audit action {action!r}")
     if not reason or not reason.strip():
@@ -72,5 +108,23 @@ def make_event(
         "gate_report_id": gate_report_id,
     }
     digest = hashlib.sha256(json.dumps(event, sort_keys=True).encode("utf-8")).hexdigest()
-    event["event_id"] = "evt_" + digest[:20]
-    return event
+    return AuditEvent(**event, event_id="evt_" + digest[:20])
+
+
+def read_history(store: RegistryStore, prompt_id: str) -> list[AuditEvent]:
+    """The audit trail of one prompt, oldest first."""
+    path = f"prompts/{prompt_id}/label_events.jsonl"
+    events = []
+    for number, raw in enumerate(store.read_events(prompt_id), 1):
+        try:
+            events.append(AuditEvent.model_validate(raw))
+        except ValidationError as exc:
+            problem = exc.errors()[0]
+            where = ".".join(str(p) for p in problem["loc"]) or "event"
+            raise UserError(f"audit event number {number} does not read as an audit event: {problem['msg']}",
+                            file=path, field=where) from None
+    return events
+
+
+def append_event(store: RegistryStore, event: AuditEvent) -> None:
+    store.append_event(event.prompt_id, event.to_json())

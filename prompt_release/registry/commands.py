@@ -18,24 +18,24 @@ from prompt_release import config
 from prompt_release.errors import UserError
 
 
-def _store(args: argparse.Namespace):
-    from prompt_release.registry.store import FilesystemStore
+def _registry(args: argparse.Namespace):
+    from prompt_release.registry import Registry
 
     root = config.registry_root(args.registry)
     if not root.is_dir():
         raise UserError(f"registry root {str(root)!r} is not a folder", field="--registry")
-    return FilesystemStore(root)
+    return Registry(root)
 
 
 def _print_json(value: Any) -> None:
     print(json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str))
 
 
-def _labels_by_version(store, prompt_id: str) -> dict[str, list[str]]:
+def _labels_by_version(registry, prompt_id: str) -> dict[str, list[str]]:
     found: dict[str, list[str]] = {}
-    for label, entry in sorted(store.read_labels(prompt_id).items()):
-        text = label + (f"@{entry['percent']:g}%" if entry.get("percent") is not None else "")
-        found.setdefault(entry["version_id"], []).append(text)
+    for label, entry in sorted(registry.labels(prompt_id).items()):
+        text = label + (f"@{entry.percent:g}%" if entry.percent is not None else "")
+        found.setdefault(entry.version_id, []).append(text)
     return found
 
 
@@ -54,18 +54,16 @@ def _summary(package, labels: list[str], verified: bool | None) -> dict[str, Any
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from prompt_release.registry import list_versions, verify
-
-    store = _store(args)
-    packages = list_versions(store, args.prompt_id)
-    checks = {r.version_id: r.ok for r in verify(store, args.prompt_id)}
-    labels = {pid: _labels_by_version(store, pid) for pid in {p.prompt_id for p in packages}}
+    registry = _registry(args)
+    packages = registry.list_versions(args.prompt_id)
+    checks = {r.version_id: r.ok for r in registry.verify(args.prompt_id)}
+    labels = {pid: _labels_by_version(registry, pid) for pid in {p.prompt_id for p in packages}}
     rows = [_summary(p, labels[p.prompt_id].get(p.version_id, []), checks.get(p.version_id)) for p in packages]
     if args.json:
         _print_json(rows)
         return 0
     if not rows:
-        print(f"no prompt versions under {store.root}/prompts")
+        print(f"no prompt versions under {registry.root}/prompts")
         return 0
     width = max(len(r["version_id"]) for r in rows)
     for r in rows:
@@ -78,34 +76,30 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from prompt_release.registry import load_package
     from prompt_release.registry.ids import PROMPT_ID
-    from prompt_release.registry.registration import verify_version
 
-    store = _store(args)
+    registry = _registry(args)
     if PROMPT_ID.match(args.version):
         # A bare prompt id: show its labels and versions.
         args.prompt_id = args.version
-        labels = store.read_labels(args.version)
+        labels = registry.labels(args.version)
         if args.json:
-            from prompt_release.registry import list_versions
-
             _print_json(
                 {
                     "prompt_id": args.version,
-                    "labels": labels,
-                    "versions": [p.version_id for p in list_versions(store, args.version)],
+                    "labels": {name: entry.model_dump(mode="json") for name, entry in labels.items()},
+                    "versions": [p.version_id for p in registry.list_versions(args.version)],
                 }
             )
             return 0
         for label, entry in sorted(labels.items()):
-            extra = f" at {entry['percent']:g}%" if entry.get("percent") is not None else ""
-            print(f"{label}: {entry['version_id']}{extra}")
+            extra = f" at {entry.percent:g}%" if entry.percent is not None else ""
+            print(f"{label}: {entry.version_id}{extra}")
         return cmd_list(args)
-    package = load_package(store, args.version)
-    check = verify_version(store, package.version_id) if package.registered else None
+    package = registry.load_package(args.version)
+    check = registry.verify_version(package.version_id) if package.registered else None
     data = package.model_dump(mode="json")
-    data["labels"] = _labels_by_version(store, package.prompt_id).get(package.version_id, [])
+    data["labels"] = _labels_by_version(registry, package.prompt_id).get(package.version_id, [])
     data["verifies"] = check.ok if check else None
     data["verify_problem"] = check.problem if check else None
     if args.json:
@@ -140,10 +134,8 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_new(args: argparse.Namespace) -> int:
-    from prompt_release.registry import new_version
-
-    vid = new_version(
-        _store(args), args.prompt_id, version=args.version, bump=args.bump, from_version=args.from_version
+    vid = _registry(args).new_version(
+        args.prompt_id, version=args.version, bump=args.bump, from_version=args.from_version
     )
     if args.json:
         _print_json({"version_id": vid})
@@ -153,20 +145,19 @@ def cmd_new(args: argparse.Namespace) -> int:
 
 
 def cmd_register(args: argparse.Namespace) -> int:
-    from prompt_release.registry import register, unregistered
     from prompt_release.registry.ids import parse_version_id
 
-    store = _store(args)
+    registry = _registry(args)
     targets = list(args.versions)
     if args.all:
-        targets += [v for v in unregistered(store) if v not in targets]
+        targets += [v for v in registry.unregistered() if v not in targets]
     if not targets:
         raise UserError("name versions to register (<id>:v<semver>) or pass --all")
     # Register in semver order so each version is checked against its predecessor.
     targets.sort(key=lambda v: (parse_version_id(v)[0], parse_version_id(v)[1]))
     results = []
     for vid in targets:
-        result = register(store, vid, actor=args.actor)
+        result = registry.register(vid, actor=args.actor)
         for warning in result.warnings:
             print(f"warning: {warning}", file=sys.stderr)
         results.append(
@@ -209,9 +200,7 @@ def _parse_vars(args: argparse.Namespace) -> dict[str, Any] | None:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    from prompt_release.registry import load_package
-
-    package = load_package(_store(args), args.version)
+    package = _registry(args).load_package(args.version)
     given = _parse_vars(args)
     variables = {**package.variables, **given} if given is not None and args.merge else (given if given is not None else package.variables)
     messages = package.render(variables)
@@ -227,11 +216,10 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
-    from prompt_release.registry import load_package
     from prompt_release.registry.diff import diff
 
-    store = _store(args)
-    result = diff(load_package(store, args.a), load_package(store, args.b))
+    registry = _registry(args)
+    result = diff(registry.load_package(args.a), registry.load_package(args.b))
     if args.json:
         _print_json(result)
         return 0
@@ -243,11 +231,9 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from prompt_release.registry import unregistered, verify
-
-    store = _store(args)
-    results = verify(store, args.prompt_id)
-    pending = [v for v in unregistered(store) if not args.prompt_id or v.startswith(args.prompt_id + ":v")]
+    registry = _registry(args)
+    results = registry.verify(args.prompt_id)
+    pending = [v for v in registry.unregistered() if not args.prompt_id or v.startswith(args.prompt_id + ":v")]
     failed = [r for r in results if not r.ok]
     if args.json:
         _print_json(
@@ -279,33 +265,30 @@ def _parse_segments(items: list[str] | None) -> dict[str, list[str]] | None:
     return segments
 
 
-def _event_line(event: dict[str, Any]) -> str:
+def _event_line(event) -> str:
     what = {
-        "move": f"{event.get('label')}: {event.get('from_version') or '-'} -> {event.get('to_version')}",
-        "rollback": f"{event.get('label')}: ROLLBACK {event.get('from_version')} -> {event.get('to_version')}",
-        "remove": f"{event.get('label')}: removed (was {event.get('from_version')})",
-        "approve": f"approved {event.get('to_version')} by {event.get('reviewer')}",
-        "status": f"{event.get('to_version')} status -> {event.get('status')}",
-    }[event["action"]]
-    if event.get("percent") is not None:
-        what += f" at {event['percent']:g}%"
-    if event.get("segments"):
-        what += f" segments {json.dumps(event['segments'], sort_keys=True)}"
-    gate = f" [gate report {event['gate_report_id']}]" if event.get("gate_report_id") else ""
-    return f"{event['ts']}  {event['actor']}  {what}  reason: {event['reason']}{gate}"
+        "move": f"{event.label}: {event.from_version or '-'} -> {event.to_version}",
+        "rollback": f"{event.label}: ROLLBACK {event.from_version} -> {event.to_version}",
+        "remove": f"{event.label}: removed (was {event.from_version})",
+        "approve": f"approved {event.to_version} by {event.reviewer}",
+        "status": f"{event.to_version} status -> {event.status}",
+    }[event.action]
+    if event.percent is not None:
+        what += f" at {event.percent:g}%"
+    if event.segments:
+        what += f" segments {json.dumps(event.segments, sort_keys=True)}"
+    gate = f" [gate report {event.gate_report_id}]" if event.gate_report_id else ""
+    return f"{event.ts}  {event.actor}  {what}  reason: {event.reason}{gate}"
 
 
 def cmd_label(args: argparse.Namespace) -> int:
-    from prompt_release.registry import move_label, remove_label
-
-    store = _store(args)
+    registry = _registry(args)
     if args.remove:
-        event = remove_label(store, args.prompt_id, args.label, reason=args.reason, actor=args.actor, gate_report_id=args.gate_report)
+        event = registry.remove_label(args.prompt_id, args.label, reason=args.reason, actor=args.actor, gate_report_id=args.gate_report)
     else:
         if not args.version:
             raise UserError("name the version to point the label at (or --remove)", field="version")
-        event = move_label(
-            store,
+        event = registry.move_label(
             args.prompt_id,
             args.label,
             args.version,
@@ -316,20 +299,18 @@ def cmd_label(args: argparse.Namespace) -> int:
             gate_report_id=args.gate_report,
         )
     if args.json:
-        _print_json({"changed": event is not None, "event": event})
+        _print_json({"changed": event is not None, "event": event.to_json() if event else None})
     else:
         print(_event_line(event) if event else "label unchanged (already there)")
     return 0
 
 
 def cmd_history(args: argparse.Namespace) -> int:
-    from prompt_release.registry import history
-
-    events = history(_store(args), args.prompt_id)
+    events = _registry(args).history(args.prompt_id)
     if args.label:
-        events = [e for e in events if e.get("label") == args.label]
+        events = [e for e in events if e.label == args.label]
     if args.json:
-        _print_json(events)
+        _print_json([e.to_json() for e in events])
     else:
         for event in events:
             print(_event_line(event))
@@ -339,46 +320,38 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
-    from prompt_release.registry import rollback
-
-    event = rollback(_store(args), args.prompt_id, reason=args.reason, actor=args.actor, to=args.to, gate_report_id=args.gate_report)
+    event = _registry(args).rollback(args.prompt_id, reason=args.reason, actor=args.actor, to=args.to, gate_report_id=args.gate_report)
     if args.json:
-        _print_json(event)
+        _print_json(event.to_json())
     else:
         print(_event_line(event))
     return 0
 
 
 def cmd_approve(args: argparse.Namespace) -> int:
-    from prompt_release.registry import approve
-
-    event = approve(_store(args), args.version, reviewer=args.reviewer, reason=args.reason, actor=args.actor)
+    event = _registry(args).approve(args.version, reviewer=args.reviewer, reason=args.reason, actor=args.actor)
     if args.json:
-        _print_json(event)
+        _print_json(event.to_json())
     else:
         print(_event_line(event))
     return 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from prompt_release.registry import set_status
-
-    event = set_status(_store(args), args.version, args.status, reason=args.reason, actor=args.actor, gate_report_id=args.gate_report)
+    event = _registry(args).set_status(args.version, args.status, reason=args.reason, actor=args.actor, gate_report_id=args.gate_report)
     if args.json:
-        _print_json(event)
+        _print_json(event.to_json())
     else:
         print(_event_line(event))
     return 0
 
 
 def cmd_bundle(args: argparse.Namespace) -> int:
-    from prompt_release.registry import load_package
-    from prompt_release.registry.registration import verify_version
     from prompt_release.registry.store import atomic_write
 
-    store = _store(args)
-    package = load_package(store, args.version)
-    check = verify_version(store, package.version_id)
+    registry = _registry(args)
+    package = registry.load_package(args.version)
+    check = registry.verify_version(package.version_id)
     if not check.ok:
         raise UserError(f"refusing to bundle: {check.problem}")
     text = json.dumps(package.to_bundle(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
@@ -394,7 +367,7 @@ def cmd_bundle(args: argparse.Namespace) -> int:
 def cmd_sync(args: argparse.Namespace) -> int:
     from prompt_release.registry import sync_to_warehouse
 
-    counts = sync_to_warehouse(_store(args), config.warehouse_path(args.warehouse))
+    counts = sync_to_warehouse(_registry(args), config.warehouse_path(args.warehouse))
     if args.json:
         _print_json(counts)
     else:

@@ -10,13 +10,14 @@ manifest's `rollback_to`) without touching any prompt text.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict
+
 from prompt_release.errors import UserError
-from prompt_release.registry.audit import make_event
+from prompt_release.registry.audit import AuditEvent, append_event, make_event, read_history
 from prompt_release.registry.ids import check_label, check_prompt_id, normalize_version_ref
-from prompt_release.registry.packages import as_store, load_package
+from prompt_release.registry.packages import load_package
 from prompt_release.registry.registration import verify_version
 from prompt_release.registry.store import RegistryStore
 
@@ -26,19 +27,33 @@ CANARY = "canary"
 _UNSERVABLE = ("draft", "rejected", "retired")
 
 
-def labels(root: str | os.PathLike[str] | RegistryStore, prompt_id: str) -> dict[str, dict[str, Any]]:
-    """label -> {version_id, package_hash, percent, segments, moved_at, event_id}."""
-    return as_store(root).read_labels(check_prompt_id(prompt_id))
+class LabelEntry(BaseModel):
+    """Where one label points now: an entry of `prompts/<id>/labels.json`, the form it is stored in."""
+
+    model_config = ConfigDict(frozen=True)
+
+    version_id: str
+    package_hash: str | None = None
+    percent: float | None = None
+    segments: dict[str, list[str]] | None = None
+    moved_at: str
+    event_id: str
 
 
-def resolve_label(root: str | os.PathLike[str] | RegistryStore, prompt_id: str, label: str) -> str | None:
-    entry = labels(root, prompt_id).get(label)
-    return entry["version_id"] if entry else None
+def labels(store: RegistryStore, prompt_id: str) -> dict[str, LabelEntry]:
+    """label -> where it points."""
+    raw = store.read_labels(check_prompt_id(prompt_id))
+    return {name: LabelEntry.model_validate(entry) for name, entry in raw.items()}
 
 
-def history(root: str | os.PathLike[str] | RegistryStore, prompt_id: str) -> list[dict[str, Any]]:
+def resolve_label(store: RegistryStore, prompt_id: str, label: str) -> str | None:
+    entry = labels(store, prompt_id).get(label)
+    return entry.version_id if entry else None
+
+
+def history(store: RegistryStore, prompt_id: str) -> list[AuditEvent]:
     """The audit trail of one prompt, oldest first."""
-    return as_store(root).read_events(check_prompt_id(prompt_id))
+    return read_history(store, check_prompt_id(prompt_id))
 
 
 def _servable(store: RegistryStore, vid: str, label: str):
@@ -51,20 +66,16 @@ def _servable(store: RegistryStore, vid: str, label: str):
     return package
 
 
-def _was_production(events: list[dict[str, Any]], vid: str) -> bool:
-    return any(
-        e.get("label") == PRODUCTION and e.get("action") in ("move", "rollback") and e.get("to_version") == vid
-        for e in events
-    )
+def _was_production(events: list[AuditEvent], vid: str) -> bool:
+    return any(e.label == PRODUCTION and e.action in ("move", "rollback") and e.to_version == vid for e in events)
 
 
-def _check_reviewer(package, events: list[dict[str, Any]], label: str) -> None:
+def _check_reviewer(package, events: list[AuditEvent], label: str) -> None:
     reviewer = package.release_policy.required_reviewer
     if not reviewer or label not in (CANARY, PRODUCTION) or _was_production(events, package.version_id):
         return
     approved = any(
-        e.get("action") == "approve" and e.get("to_version") == package.version_id and e.get("reviewer") == reviewer
-        for e in events
+        e.action == "approve" and e.to_version == package.version_id and e.reviewer == reviewer for e in events
     )
     if not approved:
         raise UserError(
@@ -73,27 +84,21 @@ def _check_reviewer(package, events: list[dict[str, Any]], label: str) -> None:
         )
 
 
-def _entry(package, event: dict[str, Any], percent: float | None, segments) -> dict[str, Any]:
-    return {
-        "version_id": package.version_id,
-        "package_hash": package.package_hash,
-        "percent": percent,
-        "segments": segments,
-        "moved_at": event["ts"],
-        "event_id": event["event_id"],
-    }
+def _entry(package, event: AuditEvent, percent: float | None, segments) -> dict[str, Any]:
+    return LabelEntry(version_id=package.version_id, package_hash=package.package_hash, percent=percent,
+                      segments=segments, moved_at=event.ts, event_id=event.event_id).model_dump(mode="json")
 
 
-def _write(store: RegistryStore, prompt_id: str, current: dict[str, Any], events: list[dict[str, Any]]) -> None:
+def _write(store: RegistryStore, prompt_id: str, current: dict[str, Any], events: list[AuditEvent]) -> None:
     # Audit first, then the pointer: every state labels.json can be in has its
     # event; a crash in between leaves an event for a move a re-run repeats.
     for event in events:
-        store.append_event(prompt_id, event)
+        append_event(store, event)
     store.write_labels(prompt_id, current)
 
 
 def move_label(
-    root: str | os.PathLike[str] | RegistryStore,
+    store: RegistryStore,
     prompt_id: str,
     label: str,
     version: str,
@@ -103,9 +108,8 @@ def move_label(
     percent: float | None = None,
     segments: dict[str, list[str]] | None = None,
     gate_report_id: str | None = None,
-) -> dict[str, Any] | None:
+) -> AuditEvent | None:
     """Point `label` at `version`; return the audit event, or None when nothing changed."""
-    store = as_store(root)
     check_prompt_id(prompt_id)
     check_label(label)
     vid = normalize_version_ref(prompt_id, version)
@@ -119,7 +123,7 @@ def move_label(
         raise UserError(f"--percent and segments apply to the canary label only, not {label!r}", field="percent")
     with store.exclusive():
         package = _servable(store, vid, label)
-        events = store.read_events(prompt_id)
+        events = read_history(store, prompt_id)
         _check_reviewer(package, events, label)
         current = store.read_labels(prompt_id)
         before = current.get(label)
@@ -149,16 +153,15 @@ def move_label(
 
 
 def remove_label(
-    root: str | os.PathLike[str] | RegistryStore,
+    store: RegistryStore,
     prompt_id: str,
     label: str,
     *,
     reason: str,
     actor: str | None = None,
     gate_report_id: str | None = None,
-) -> dict[str, Any] | None:
+) -> AuditEvent | None:
     """Remove a label (e.g. end a canary). Production cannot be removed, only moved."""
-    store = as_store(root)
     check_prompt_id(prompt_id)
     check_label(label)
     if label == PRODUCTION:
@@ -184,12 +187,10 @@ def remove_label(
 def rollback_target(store: RegistryStore, prompt_id: str, current_vid: str) -> str | None:
     """The production version before `current_vid`, skipping versions rolled back from
     and ones no longer servable; else the current manifest's `rollback_to`."""
-    events = store.read_events(prompt_id)
-    rolled_away = {e.get("from_version") for e in events if e.get("action") == "rollback"}
+    events = read_history(store, prompt_id)
+    rolled_away = {e.from_version for e in events if e.action == "rollback"}
     sequence = [
-        e["to_version"]
-        for e in events
-        if e.get("label") == PRODUCTION and e.get("action") in ("move", "rollback") and e.get("to_version")
+        e.to_version for e in events if e.label == PRODUCTION and e.action in ("move", "rollback") and e.to_version
     ]
     for vid in reversed(sequence):
         if vid == current_vid or vid in rolled_away:
@@ -203,17 +204,16 @@ def rollback_target(store: RegistryStore, prompt_id: str, current_vid: str) -> s
 
 
 def rollback(
-    root: str | os.PathLike[str] | RegistryStore,
+    store: RegistryStore,
     prompt_id: str,
     *,
     reason: str,
     actor: str | None = None,
     to: str | None = None,
     gate_report_id: str | None = None,
-) -> dict[str, Any]:
+) -> AuditEvent:
     """Point production back at the previous production version; also end a canary
     that serves the version being rolled back from. Returns the rollback event."""
-    store = as_store(root)
     check_prompt_id(prompt_id)
     with store.exclusive():
         current = store.read_labels(prompt_id)

@@ -8,52 +8,38 @@ version's status now.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from prompt_release.errors import UserError
+from prompt_release.registry.audit import AuditEvent, read_history
 from prompt_release.registry.ids import check_prompt_id, parse_semver, parse_version_id, version_id
 from prompt_release.registry.manifest import parse_manifest
 from prompt_release.registry.package import PromptPackage, build_package
-from prompt_release.registry.store import FilesystemStore, RegistryStore, manifest_path
-
-RegistryRef = "str | os.PathLike[str] | RegistryStore"
+from prompt_release.registry.store import RegistryStore, manifest_path
 
 
-def as_store(root: str | os.PathLike[str] | RegistryStore | None) -> RegistryStore:
-    if root is None:
-        from prompt_release import config
-
-        return FilesystemStore(config.registry_root())
-    if isinstance(root, (str, os.PathLike)):
-        return FilesystemStore(root)
-    return root
-
-
-def effective_status(manifest_status: str, vid: str, events: list[dict[str, Any]]) -> str:
+def effective_status(manifest_status: str, vid: str, events: list[AuditEvent]) -> str:
     status = manifest_status
     for event in events:
-        if event.get("to_version") != vid:
+        if event.to_version != vid:
             continue
-        action = event.get("action")
-        if action in ("move", "rollback") and event.get("label") == "production":
+        if event.action in ("move", "rollback") and event.label == "production":
             status = "released"
-        elif action == "approve" and status in ("draft", "candidate"):
+        elif event.action == "approve" and status in ("draft", "candidate"):
             status = "approved"
-        elif action == "status":
-            status = event["status"]
+        elif event.action == "status" and event.status:
+            status = event.status
     return status
 
 
 def load_package(
-    root: str | os.PathLike[str] | RegistryStore,
+    store: RegistryStore,
     version: str,
     *,
-    _events: list[dict[str, Any]] | None = None,
+    _events: list[AuditEvent] | None = None,
     _lock: dict[str, Any] | None = None,
 ) -> PromptPackage:
     """The package of `version` (`<id>:v<semver>`) as the files say now."""
-    store = as_store(root)
     prompt_id, semver = parse_version_id(version)
     rel = manifest_path(prompt_id, str(semver))
     if not store.exists(rel):
@@ -70,7 +56,7 @@ def load_package(
             file=rel,
             field="id" if manifest.id != prompt_id else "version",
         )
-    events = store.read_events(prompt_id) if _events is None else _events
+    events = read_history(store, prompt_id) if _events is None else _events
     lock = store.read_lock() if _lock is None else _lock
     vid = version_id(prompt_id, semver)
     return build_package(
@@ -86,16 +72,13 @@ def _prompt_exists(store: RegistryStore, prompt_id: str) -> bool:
     return prompt_id in store.prompt_ids()
 
 
-def list_versions(
-    root: str | os.PathLike[str] | RegistryStore, prompt_id: str | None = None
-) -> list[PromptPackage]:
+def list_versions(store: RegistryStore, prompt_id: str | None = None) -> list[PromptPackage]:
     """Every version with a manifest, ordered by prompt id then semver."""
-    store = as_store(root)
     ids = [check_prompt_id(prompt_id)] if prompt_id else store.prompt_ids()
     lock = store.read_lock()
     packages = []
     for pid in ids:
-        events = store.read_events(pid)
+        events = read_history(store, pid)
         for semver in store.manifest_versions(pid):
             packages.append(load_package(store, version_id(pid, semver), _events=events, _lock=lock))
     return packages

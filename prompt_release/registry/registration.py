@@ -11,7 +11,6 @@ edited in place.
 from __future__ import annotations
 
 import json
-import os
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -19,7 +18,7 @@ from typing import Any
 
 from prompt_release.errors import UserError
 from prompt_release.registry import versioning
-from prompt_release.registry.audit import make_event, resolve_actor
+from prompt_release.registry.audit import AuditEvent, append_event, make_event, read_history, resolve_actor
 from prompt_release.registry.ids import (
     check_prompt_id,
     normalize_version_ref,
@@ -29,7 +28,7 @@ from prompt_release.registry.ids import (
 )
 from prompt_release.registry.manifest import STATUSES
 from prompt_release.registry.package import HASHED_FIELDS, PromptPackage
-from prompt_release.registry.packages import as_store, load_package, registered_versions
+from prompt_release.registry.packages import load_package, registered_versions
 from prompt_release.registry.store import RegistryStore, manifest_path
 
 
@@ -70,9 +69,8 @@ def _edited_message(vid: str, entry: dict[str, Any], package: PromptPackage) -> 
 
 
 def register(
-    root: str | os.PathLike[str] | RegistryStore, version: str, *, actor: str | None = None
+    store: RegistryStore, version: str, *, actor: str | None = None
 ) -> RegisterResult:
-    store = as_store(root)
     prompt_id, semver = parse_version_id(version)
     with store.exclusive():
         package = load_package(store, version)
@@ -140,11 +138,10 @@ def verify_version(store: RegistryStore, vid: str, entry: dict[str, Any] | None 
 
 
 def verify(
-    root: str | os.PathLike[str] | RegistryStore, prompt_id: str | None = None
+    store: RegistryStore, prompt_id: str | None = None
 ) -> list[VerifyResult]:
     """Recompute every registered package (of one prompt, or all) against the lock file;
     for all prompts, every recorded judging rubric too."""
-    store = as_store(root)
     lock = store.read_lock()
     entries = lock.get("packages", {})
     if prompt_id:
@@ -176,8 +173,7 @@ def _stamp(actor: str | None) -> dict[str, str]:
             "registered_by": resolve_actor(actor)}
 
 
-def unregistered(root: str | os.PathLike[str] | RegistryStore) -> list[str]:
-    store = as_store(root)
+def unregistered(store: RegistryStore) -> list[str]:
     entries = store.read_lock().get("packages", {})
     return [
         version_id(pid, v)
@@ -194,7 +190,7 @@ def _set_top_level(text: str, key: str, value: str) -> str:
 
 
 def new_version(
-    root: str | os.PathLike[str] | RegistryStore,
+    store: RegistryStore,
     prompt_id: str,
     *,
     version: str | None = None,
@@ -213,7 +209,6 @@ def new_version(
     """
     if status not in ("draft", "candidate"):
         raise UserError(f"a new version starts as draft or candidate, not {status!r}", field="status")
-    store = as_store(root)
     check_prompt_id(prompt_id)
     existing = store.manifest_versions(prompt_id)
     if from_version is None and existing:
@@ -256,21 +251,20 @@ def new_version(
     return version_id(prompt_id, version)
 
 
-def _change_status_event(store: RegistryStore, event: dict[str, Any]) -> dict[str, Any]:
-    store.append_event(event["prompt_id"], event)
+def _change_status_event(store: RegistryStore, event: AuditEvent) -> AuditEvent:
+    append_event(store, event)
     return event
 
 
 def approve(
-    root: str | os.PathLike[str] | RegistryStore,
+    store: RegistryStore,
     version: str,
     *,
     reviewer: str,
     reason: str = "approved",
     actor: str | None = None,
-) -> dict[str, Any]:
+) -> AuditEvent:
     """Record a reviewer's approval of a registered version in the audit trail."""
-    store = as_store(root)
     prompt_id, semver = parse_version_id(version)
     vid = version_id(prompt_id, semver)
     if not reviewer or not reviewer.strip():
@@ -294,26 +288,25 @@ def approve(
         return _change_status_event(store, event)
 
 
-def approvals(root: str | os.PathLike[str] | RegistryStore, version: str) -> list[dict[str, Any]]:
-    store = as_store(root)
+def approvals(store: RegistryStore, version: str) -> list[AuditEvent]:
+    """The approvals of one version: audit events with action `approve`, oldest first."""
     prompt_id, semver = parse_version_id(version)
     vid = version_id(prompt_id, semver)
-    return [e for e in store.read_events(prompt_id) if e.get("action") == "approve" and e.get("to_version") == vid]
+    return [e for e in read_history(store, prompt_id) if e.action == "approve" and e.to_version == vid]
 
 
 def set_status(
-    root: str | os.PathLike[str] | RegistryStore,
+    store: RegistryStore,
     version: str,
     status: str,
     *,
     reason: str,
     actor: str | None = None,
     gate_report_id: str | None = None,
-) -> dict[str, Any]:
+) -> AuditEvent:
     """Record a status change (e.g. a gate rejecting a candidate, retiring an old version)."""
     if status not in STATUSES:
         raise UserError(f"unknown status {status!r}: one of {', '.join(STATUSES)}", field="status")
-    store = as_store(root)
     prompt_id, semver = parse_version_id(version)
     vid = version_id(prompt_id, semver)
     with store.exclusive():

@@ -12,8 +12,9 @@ import os
 from datetime import UTC, datetime
 from typing import Any
 
+from prompt_release.registry.api import Registry
 from prompt_release.registry.ids import parse_semver
-from prompt_release.registry.packages import as_store, list_versions
+from prompt_release.registry.packages import list_versions
 from prompt_release.registry.registration import verify
 from prompt_release.registry.store import RegistryStore
 
@@ -65,13 +66,11 @@ def event_rows(store: RegistryStore) -> list[tuple]:
     return rows
 
 
-def sync_to_warehouse(
-    root: str | os.PathLike[str] | RegistryStore | None = None, warehouse: str | os.PathLike[str] | None = None
-) -> dict[str, int]:
-    """Mirror the registry at `root` into `warehouse`; return row counts."""
+def sync_to_warehouse(registry: Registry, warehouse: str | os.PathLike[str] | None = None) -> dict[str, int]:
+    """Mirror `registry` into `warehouse`; return row counts."""
     from prompt_release.warehouse import write_transaction
 
-    store = as_store(root)
+    store = registry.store
     versions = version_rows(store)
     events = event_rows(store)
     with write_transaction(warehouse) as con:

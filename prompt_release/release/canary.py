@@ -1,4 +1,4 @@
-"""Canary analysis, and acting on it: roll forward or roll back.
+"""Canary analysis, and acting on it: roll forward or abort.
 
 `canary_metrics` reads production traces since the canary label moved, per
 version, restricted to the segments the canary serves (so candidate and
@@ -16,10 +16,12 @@ recomputed by the mining detectors over the canary window (the day's
 `gates.canary.decide_canary` (always-valid confidence sequences, so the
 decision keeps its error rate however often the sensor looks) and stores it in
 `canary_decisions` under a decision id. `roll_forward` points production at
-the candidate and ends the canary; `roll_back` ends the canary, marks the
+the candidate and ends the canary; `abort_canary` ends the canary, marks the
 candidate rejected and adds its failing traces to the golden set as incident
-cases. Both cite the decision id in the reason and carry the gate report id
-that started the canary.
+cases (production never moved, so nothing is rolled back: a rollback is the
+registry's label flip of production to an earlier version). Both cite the
+decision id in the reason and carry the gate report id that started the
+canary.
 """
 
 from __future__ import annotations
@@ -31,21 +33,22 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from prompt_release.errors import UserError
-from prompt_release.gates.canary import CanaryDecision, CanaryPolicy, CanaryTraffic, decide_canary
-from prompt_release.registry import (
-    CANARY,
-    PRODUCTION,
-    STAGING,
-    history,
-    labels,
-    load_package,
-    move_label,
-    remove_label,
-    set_status,
+from prompt_release.gates.canary import (
+    CanaryAction,
+    CanaryDecision,
+    CanaryEvidence,
+    CanaryPolicy,
+    CanaryTraffic,
+    decide_canary,
 )
+from prompt_release.golden.build import build_golden, record_incident
+from prompt_release.mining.contracts import contracts_from_registry, index_contracts
+from prompt_release.mining.detectors import detect
+from prompt_release.mining.settings import load_settings
+from prompt_release.registry import CANARY, PRODUCTION, STAGING, Registry
 from prompt_release.registry.ids import check_prompt_id
 from prompt_release.warehouse import read_connection, write_transaction
 
@@ -130,21 +133,17 @@ def _segment_filter(segments: dict[str, list[str]] | None, params: dict[str, Any
     return " AND " + " AND ".join(clauses)
 
 
-def _failure_flags(con, prompt_id: str, since: datetime, registry_root: str | Path | None) -> str:
+def _failure_flags(con, prompt_id: str, since: datetime, registry: Registry | None) -> str:
     """Temp table pr_release_failures(record_key, hard, unsafe) for the canary window; returns its source."""
     hard_list = ", ".join(f"'{c}'" for c in HARD_FAILURE_CLASSES)
     con.execute("CREATE OR REPLACE TEMP TABLE pr_release_failures (record_key VARCHAR, failure_class VARCHAR)")
-    if registry_root is not None:
-        from prompt_release.mining.contracts import contracts_from_registry, index_contracts
-        from prompt_release.mining.detectors import detect
-        from prompt_release.mining.settings import load_settings
-
+    if registry is not None:
         days = [r[0] for r in con.execute(
             "SELECT DISTINCT day FROM traces WHERE prompt_id = ? AND ts >= ? ORDER BY 1", [prompt_id, since]
         ).fetchall()]
-        contracts = contracts_from_registry(registry_root)
+        contracts = contracts_from_registry(registry)
         contracts = list({c.package_hash or c.version_id: c for c in index_contracts(contracts).values()}.values())
-        settings = load_settings(registry_root)
+        settings = load_settings(registry.root)
         for day in days:
             detect(con, contracts, settings, day if isinstance(day, date) else date.fromisoformat(str(day)))
             con.execute(f"INSERT INTO pr_release_failures SELECT record_key, failure_class FROM pr_found_failures "
@@ -197,11 +196,12 @@ FROM per_trace GROUP BY prompt_version
 """
 
 
-def _metrics_on(con, prompt_id: str, since: datetime, versions: list[str], segments, registry_root) -> CanaryMetrics:
+def _metrics_on(con, prompt_id: str, since: datetime, versions: list[str], segments,
+                registry: Registry | None) -> CanaryMetrics:
     exists = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'traces'").fetchone()[0]
     if not exists:
         raise UserError("the warehouse has no traces table yet: ingest traces first")
-    source = _failure_flags(con, prompt_id, since, registry_root)
+    source = _failure_flags(con, prompt_id, since, registry)
     params: dict[str, Any] = {"prompt_id": prompt_id, "since": since, "versions": versions}
     con.execute(_CALLS_SQL.format(segments=_segment_filter(segments, params)), params)
     cursor = con.execute(_METRICS_SQL)
@@ -228,15 +228,15 @@ def canary_metrics(
     *,
     versions: list[str],
     segments: dict[str, list[str]] | None = None,
-    registry_root: str | Path | None = None,
+    registry: Registry | None = None,
 ) -> CanaryMetrics:
     """Per-version canary metrics from traces since `since` on `segments` (see module doc).
 
-    With `registry_root`, hard failures are recomputed by the detectors; else read from `failures`.
+    With `registry`, hard failures are recomputed by the detectors; else read from `failures`.
     """
     check_prompt_id(prompt_id)
     with read_connection(warehouse) as con:
-        return _metrics_on(con, prompt_id, _parse_ts(since), list(versions), segments, registry_root)
+        return _metrics_on(con, prompt_id, _parse_ts(since), list(versions), segments, registry)
 
 
 class CanaryAnalysis(BaseModel):
@@ -269,13 +269,13 @@ class CanaryAnalysis(BaseModel):
             + (f" on segments {json.dumps(self.segments, sort_keys=True)}" if self.segments else "")
             + (f" (gate report `{self.gate_report_id}`)" if self.gate_report_id else ""),
             "",
-            "| comparison | candidate | production | estimate | always-valid interval | roll back above | "
+            "| comparison | candidate | production | estimate | always-valid interval | abort above | "
             "roll forward below | status |",
             "|---|---|---|---|---|---|---|---|",
         ]
         for e in self.decision.evidence:
             lines.append(f"| {e.metric} | {_fmt(e.candidate_value)} | {_fmt(e.production_value)} | {_fmt(e.estimate)}"
-                         f" | [{_fmt(e.lower)}, {_fmt(e.upper)}] | {_fmt(e.roll_back_above)} | "
+                         f" | [{_fmt(e.lower)}, {_fmt(e.upper)}] | {_fmt(e.abort_above)} | "
                          f"{_fmt(e.roll_forward_below)} | {e.status} |")
         lines += ["", f"hard failures: {self.metrics.failures_source}", "", self.metrics.markdown()]
         return "\n".join(lines)
@@ -287,7 +287,7 @@ def _decision_id(parts: dict[str, Any]) -> str:
 
 def analyse_canary(
     warehouse: str | Path | None,
-    registry_root: str | Path,
+    registry: Registry,
     prompt_id: str,
     *,
     policy: CanaryPolicy | None = None,
@@ -297,28 +297,28 @@ def analyse_canary(
 ) -> CanaryAnalysis | None:
     """Look at the running canary of `prompt_id` once; store and return the decision (None: no canary)."""
     check_prompt_id(prompt_id)
-    current = labels(registry_root, prompt_id)
+    current = registry.labels(prompt_id)
     canary, production = current.get(CANARY), current.get(PRODUCTION)
-    if not canary or not production:
+    if canary is None or production is None:
         return None
-    candidate, baseline = canary["version_id"], production["version_id"]
-    package = load_package(registry_root, candidate)
+    candidate, baseline = canary.version_id, production.version_id
+    package = registry.load_package(candidate)
     release = package.release_policy
     policy = policy or CanaryPolicy(min_canary_traces=max(1, release.min_traffic))
     min_duration_s = release.min_duration_s if min_duration_s is None else float(min_duration_s)
-    since = _parse_ts(canary["moved_at"])
-    segments = canary.get("segments")
-    start_event = next((e for e in history(registry_root, prompt_id) if e.get("event_id") == canary.get("event_id")), {})
-    gate_report_id = start_event.get("gate_report_id")
+    since = _parse_ts(canary.moved_at)
+    segments = canary.segments
+    start_event = next((e for e in registry.history(prompt_id) if e.event_id == canary.event_id), None)
+    gate_report_id = start_event.gate_report_id if start_event else None
     now = now or datetime.now(UTC)
 
     with write_transaction(warehouse) as con:
         metrics = _metrics_on(con, prompt_id, since, [candidate, baseline], segments,
-                              registry_root if recompute_failures else None)
+                              registry if recompute_failures else None)
         decision = decide_canary(
             metrics.traffic(candidate), metrics.traffic(baseline), policy,
             provenance={"prompt_id": prompt_id, "candidate": candidate, "production": baseline,
-                        "canary_event_id": canary.get("event_id"), "gate_report_id": gate_report_id},
+                        "canary_event_id": canary.event_id, "gate_report_id": gate_report_id},
         )
         elapsed = (now - since).total_seconds()
         if decision.action == "roll_forward" and elapsed < min_duration_s:
@@ -329,15 +329,15 @@ def analyse_canary(
             })
         cand, prod = metrics.traffic(candidate), metrics.traffic(baseline)
         decision_id = _decision_id({
-            "prompt_id": prompt_id, "canary_event_id": canary.get("event_id"), "candidate": candidate,
+            "prompt_id": prompt_id, "canary_event_id": canary.event_id, "candidate": candidate,
             "production": baseline, "counts": [cand.traces, cand.hard_failures, prod.traces, prod.hard_failures],
             "action": decision.action,
         })
         analysis = CanaryAnalysis(
             decision_id=decision_id, prompt_id=prompt_id, candidate_version=candidate,
-            candidate_hash=canary.get("package_hash"), production_version=baseline,
-            production_hash=production.get("package_hash"), canary_event_id=canary.get("event_id"),
-            gate_report_id=gate_report_id, canary_since=since, canary_percent=canary.get("percent"),
+            candidate_hash=canary.package_hash, production_version=baseline,
+            production_hash=production.package_hash, canary_event_id=canary.event_id,
+            gate_report_id=gate_report_id, canary_since=since, canary_percent=canary.percent,
             segments=segments, decision=decision, metrics=metrics,
             policy={**policy.model_dump(mode="json"), "min_duration_s": min_duration_s}, decided_at=now,
         )
@@ -354,21 +354,64 @@ def analyse_canary(
     return analysis
 
 
-def load_decision(warehouse: str | Path | None, decision_id: str) -> dict[str, Any]:
+class CanaryDecisionRecord(BaseModel):
+    """One row of `canary_decisions` (one look at a running canary) as stored; JSON columns parsed."""
+
+    model_config = ConfigDict(frozen=True)
+
+    decision_id: str
+    prompt_id: str
+    candidate_version: str
+    candidate_hash: str | None
+    production_version: str
+    production_hash: str | None
+    canary_event_id: str | None
+    gate_report_id: str | None
+    canary_since: datetime
+    canary_percent: float | None
+    segments: dict[str, list[str]] | None
+    action: CanaryAction
+    reason: str
+    candidate_traces: int
+    production_traces: int
+    candidate_hard_failures: int
+    production_hard_failures: int
+    metrics: CanaryMetrics
+    evidence: list[CanaryEvidence]
+    policy: dict[str, Any]
+    failing_span_ids: list[str] = Field(default_factory=list)
+    decided_at: datetime
+
+    @field_validator("segments", "metrics", "evidence", "policy", mode="before")
+    @classmethod
+    def _json_column(cls, value: Any) -> Any:
+        # DuckDB hands JSON columns back as text.
+        return json.loads(value) if isinstance(value, str) else value
+
+    @field_validator("failing_span_ids", mode="before")
+    @classmethod
+    def _no_spans(cls, value: Any) -> Any:
+        return [] if value is None else value
+
+
+def load_decision(warehouse: str | Path | None, decision_id: str) -> CanaryDecisionRecord:
     with read_connection(warehouse) as con:
         cursor = con.execute("SELECT * FROM canary_decisions WHERE decision_id = ?", [decision_id])
         names = [d[0] for d in cursor.description]
         row = cursor.fetchone()
     if row is None:
         raise UserError(f"no canary decision {decision_id!r} in the warehouse", field="decision_id")
-    return dict(zip(names, row, strict=True))
+    return CanaryDecisionRecord.model_validate(dict(zip(names, row, strict=True)))
+
+
+CanaryOutcomeState = Literal["rolled_forward", "aborted", "already_applied", "skipped"]
 
 
 class ReleaseOutcome(BaseModel):
     decision_id: str
     prompt_id: str
     candidate: str
-    state: Literal["rolled_forward", "rolled_back", "already_applied", "skipped"]
+    state: CanaryOutcomeState
     reason: str
     event_ids: list[str] = Field(default_factory=list)
     incident_span_ids: list[str] = Field(default_factory=list)
@@ -386,90 +429,92 @@ class ReleaseOutcome(BaseModel):
         return "\n".join(lines)
 
 
-def _decision_for(warehouse, prompt_id: str, decision_id: str, action: str) -> dict[str, Any]:
-    row = load_decision(warehouse, decision_id)
-    if row["prompt_id"] != prompt_id:
-        raise UserError(f"canary decision {decision_id} is about {row['prompt_id']}, not {prompt_id}",
+def _decision_for(warehouse, prompt_id: str, decision_id: str, action: CanaryAction) -> CanaryDecisionRecord:
+    record = load_decision(warehouse, decision_id)
+    if record.prompt_id != prompt_id:
+        raise UserError(f"canary decision {decision_id} is about {record.prompt_id}, not {prompt_id}",
                         field="prompt_id")
-    if row["action"] != action:
-        raise UserError(f"canary decision {decision_id} says {row['action']}, not {action}", field="decision_id")
-    return row
+    if record.action != action:
+        raise UserError(f"canary decision {decision_id} says {record.action}, not {action}", field="decision_id")
+    return record
+
+
+def _serves(registry: Registry, prompt_id: str, label: str, version: str) -> bool:
+    return registry.resolve_label(prompt_id, label) == version
 
 
 def roll_forward(
-    registry_root: str | Path, warehouse: str | Path | None, prompt_id: str, decision_id: str,
+    registry: Registry, warehouse: str | Path | None, prompt_id: str, decision_id: str,
     *, actor: str | None = None,
 ) -> ReleaseOutcome:
     """Production label -> the canary's candidate, canary removed; idempotent per decision."""
-    row = _decision_for(warehouse, prompt_id, decision_id, "roll_forward")
-    candidate, report_id = row["candidate_version"], row["gate_report_id"]
+    record = _decision_for(warehouse, prompt_id, decision_id, "roll_forward")
+    candidate, report_id = record.candidate_version, record.gate_report_id
     actor = actor or "release-bot"
     out = ReleaseOutcome(decision_id=decision_id, prompt_id=prompt_id, candidate=candidate, state="skipped", reason="")
-    current = labels(registry_root, prompt_id)
-    if current.get(PRODUCTION, {}).get("version_id") == candidate:
+    if _serves(registry, prompt_id, PRODUCTION, candidate):
         out.state, out.reason = "already_applied", f"production already serves {candidate}"
-        if current.get(CANARY, {}).get("version_id") == candidate:
-            event = remove_label(registry_root, prompt_id, CANARY, actor=actor, gate_report_id=report_id,
-                                 reason=f"canary decision {decision_id}: {candidate} is in production")
-            out.event_ids += [event["event_id"]] if event else []
+        if _serves(registry, prompt_id, CANARY, candidate):
+            event = registry.remove_label(prompt_id, CANARY, actor=actor, gate_report_id=report_id,
+                                          reason=f"canary decision {decision_id}: {candidate} is in production")
+            out.event_ids += [event.event_id] if event else []
         return out
-    if current.get(CANARY, {}).get("version_id") != candidate:
+    if not _serves(registry, prompt_id, CANARY, candidate):
         out.reason = f"the canary no longer serves {candidate}; decision {decision_id} is stale"
         return out
-    reason = f"canary decision {decision_id}: roll forward: {row['reason']}"
-    event = move_label(registry_root, prompt_id, PRODUCTION, candidate, actor=actor, gate_report_id=report_id,
-                       reason=reason)
-    out.event_ids += [event["event_id"]] if event else []
+    reason = f"canary decision {decision_id}: roll forward: {record.reason}"
+    event = registry.move_label(prompt_id, PRODUCTION, candidate, actor=actor, gate_report_id=report_id,
+                                reason=reason)
+    out.event_ids += [event.event_id] if event else []
     for label in (CANARY, STAGING):
-        if labels(registry_root, prompt_id).get(label, {}).get("version_id") == candidate:
-            event = remove_label(registry_root, prompt_id, label, actor=actor, gate_report_id=report_id,
-                                 reason=f"canary decision {decision_id}: {candidate} rolled forward to production")
-            out.event_ids += [event["event_id"]] if event else []
+        if _serves(registry, prompt_id, label, candidate):
+            event = registry.remove_label(prompt_id, label, actor=actor, gate_report_id=report_id,
+                                          reason=f"canary decision {decision_id}: {candidate} rolled forward to "
+                                                 "production")
+            out.event_ids += [event.event_id] if event else []
     out.state, out.reason = "rolled_forward", f"production now serves {candidate} ({reason})"
     return out
 
 
-def roll_back(
-    registry_root: str | Path, warehouse: str | Path | None, prompt_id: str, decision_id: str,
+def abort_canary(
+    registry: Registry, warehouse: str | Path | None, prompt_id: str, decision_id: str,
     *, actor: str | None = None, max_incidents: int = 20, rebuild_golden: bool = True,
 ) -> ReleaseOutcome:
-    """Canary removed, candidate rejected, its failing traces recorded as incident cases; idempotent per decision."""
-    row = _decision_for(warehouse, prompt_id, decision_id, "roll_back")
-    candidate, report_id = row["candidate_version"], row["gate_report_id"]
+    """Canary removed, candidate rejected, its failing traces recorded as incident cases; idempotent per decision.
+
+    Production is not touched (it still serves the version it served during the canary).
+    """
+    record = _decision_for(warehouse, prompt_id, decision_id, "abort")
+    candidate, report_id = record.candidate_version, record.gate_report_id
     actor = actor or "release-bot"
     out = ReleaseOutcome(decision_id=decision_id, prompt_id=prompt_id, candidate=candidate, state="skipped", reason="")
-    reason = f"canary decision {decision_id}: roll back: {row['reason']}"
-    current = labels(registry_root, prompt_id)
-    live = current.get(CANARY, {}).get("version_id") == candidate
-    if not live:
-        if load_package(registry_root, candidate).status == "rejected":
-            out.state, out.reason = "already_applied", f"{candidate} is already rolled back and rejected"
+    reason = f"canary decision {decision_id}: abort: {record.reason}"
+    if not _serves(registry, prompt_id, CANARY, candidate):
+        if registry.load_package(candidate).status == "rejected":
+            out.state, out.reason = "already_applied", f"the canary of {candidate} is already aborted and it is rejected"
         else:
             out.reason = f"the canary no longer serves {candidate}; decision {decision_id} is stale"
         return out
     for label in (CANARY, STAGING):
-        if labels(registry_root, prompt_id).get(label, {}).get("version_id") == candidate:
-            event = remove_label(registry_root, prompt_id, label, actor=actor, gate_report_id=report_id, reason=reason)
-            out.event_ids += [event["event_id"]] if event else []
-    event = set_status(registry_root, candidate, "rejected", actor=actor, gate_report_id=report_id, reason=reason)
-    out.event_ids.append(event["event_id"])
-    out.state, out.reason = "rolled_back", f"canary of {candidate} ended and the version rejected ({reason})"
-
-    from prompt_release.golden.build import build_golden, record_incident
+        if _serves(registry, prompt_id, label, candidate):
+            event = registry.remove_label(prompt_id, label, actor=actor, gate_report_id=report_id, reason=reason)
+            out.event_ids += [event.event_id] if event else []
+    event = registry.set_status(candidate, "rejected", actor=actor, gate_report_id=report_id, reason=reason)
+    out.event_ids.append(event.event_id)
+    out.state, out.reason = "aborted", f"canary of {candidate} ended and the version rejected ({reason})"
 
     workflow = None
-    for span_id in list(row.get("failing_span_ids") or [])[:max_incidents]:
+    for span_id in record.failing_span_ids[:max_incidents]:
         try:
-            workflow, _ = record_incident(warehouse, registry_root, span_id,
-                                          note=f"canary of {candidate} rolled back by {decision_id}")
+            workflow, _ = record_incident(warehouse, registry.root, span_id,
+                                          note=f"canary of {candidate} aborted by {decision_id}")
             out.incident_span_ids.append(span_id)
         except UserError as exc:  # already an incident, or the span left the warehouse
             out.notes.append(f"span {span_id}: {exc.message}")
     if workflow and rebuild_golden:
         try:
-            result = build_golden(warehouse, registry_root, workflow)
+            result = build_golden(warehouse, registry.root, workflow)
             out.golden_version = result.version_id
         except UserError as exc:
             out.notes.append(f"golden set not rebuilt: {exc}")
     return out
-

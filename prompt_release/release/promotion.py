@@ -17,24 +17,13 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from prompt_release.errors import UserError
-from prompt_release.registry import (
-    CANARY,
-    PRODUCTION,
-    STAGING,
-    approvals,
-    history,
-    labels,
-    load_package,
-    move_label,
-    parse_version_id,
-    remove_label,
-    set_status,
-    version_id,
-)
+from prompt_release.gates.report import GateReport
+from prompt_release.registry import CANARY, PRODUCTION, STAGING, Registry
 from prompt_release.release.staging import StagingReport, staging_check
+from prompt_release.warehouse import read_connection
 
 PromotionState = Literal[
     "canary", "awaiting_approval", "staging_failed", "rejected", "frozen", "already_applied", "skipped"
@@ -60,55 +49,41 @@ class PromotionOutcome(BaseModel):
         return "\n".join(lines)
 
 
-def load_gate_report(warehouse: str | Path | None, report_id: str) -> dict[str, Any]:
-    """The report JSON of one row of `gate_reports`."""
-    from prompt_release.warehouse import read_connection
+class PendingApproval(BaseModel):
+    """A staging candidate held for its release policy's reviewer, and whether the approval has arrived."""
 
+    model_config = ConfigDict(frozen=True)
+
+    candidate: str
+    report_id: str
+    reviewer: str
+    approved: bool
+
+
+def load_gate_report(warehouse: str | Path | None, report_id: str) -> GateReport:
+    """The report of one row of `gate_reports`."""
     with read_connection(warehouse) as con:
         exists = con.execute(
             "SELECT count(*) FROM information_schema.tables WHERE table_name = 'gate_reports'"
         ).fetchone()[0]
         row = (
-            con.execute(
-                "SELECT CAST(report AS VARCHAR), verdict, reason, candidate_version, candidate_hash "
-                "FROM gate_reports WHERE report_id = ?",
-                [report_id],
-            ).fetchone()
+            con.execute("SELECT CAST(report AS VARCHAR) FROM gate_reports WHERE report_id = ?", [report_id]).fetchone()
             if exists
             else None
         )
     if row is None:
         raise UserError(f"no gate report {report_id!r} in the warehouse", field="report_id")
-    report = json.loads(row[0]) if row[0] else {}
-    report.setdefault("report_id", report_id)
-    report.setdefault("verdict", row[1])
-    report.setdefault("reason", row[2])
-    report.setdefault("candidate", {"version": row[3], "hash": row[4]})
-    return report
-
-
-def _report_fields(report: dict[str, Any]) -> tuple[str, str, str, str | None, str]:
     try:
-        report_id = str(report["report_id"])
-        verdict = str(report["verdict"])
-        candidate = report["candidate"]
-        version = candidate["version"] if isinstance(candidate, dict) else str(candidate)
-    except (KeyError, TypeError) as exc:
-        raise UserError(f"not a gate report: missing {exc}", field="report") from None
-    if verdict not in ("promote", "reject", "freeze"):
-        raise UserError(f"unknown gate verdict {verdict!r}: promote, reject or freeze", field="verdict")
-    prompt_id, semver = parse_version_id(version)
-    package_hash = candidate.get("hash") if isinstance(candidate, dict) else None
-    return report_id, verdict, version_id(prompt_id, semver), package_hash, str(report.get("reason") or "")
-
-
-def _events_for(events: list[dict[str, Any]], report_id: str) -> list[dict[str, Any]]:
-    return [e for e in events if e.get("gate_report_id") == report_id]
+        return GateReport.model_validate_json(row[0])
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        raise UserError(f"gate report {report_id} is not a gate report: {problem['msg']}",
+                        field=".".join(str(p) for p in problem["loc"]) or "report") from None
 
 
 def apply_gate_report(
-    registry_root: str | Path,
-    report: dict[str, Any],
+    registry: Registry,
+    report: GateReport,
     *,
     actor: str | None = None,
     warehouse: str | Path | None = None,
@@ -116,7 +91,8 @@ def apply_gate_report(
     sample_size: int = 50,
 ) -> PromotionOutcome:
     """Move the candidate of `report` as far as its verdict allows (see module doc). Idempotent per report id."""
-    report_id, verdict, candidate, report_hash, gate_reason = _report_fields(report)
+    report_id, verdict, candidate = report.report_id, report.verdict, report.candidate.version
+    gate_reason = report.reason
     prompt_id = candidate.split(":", 1)[0]
     actor = actor or "release-bot"
 
@@ -128,60 +104,61 @@ def apply_gate_report(
         return outcome("frozen", f"gate report {report_id} froze {candidate}: {gate_reason or 'not enough evidence'}; "
                                  "nothing moved")
 
-    mine = _events_for(history(registry_root, prompt_id), report_id)
-    if verdict == "reject" and any(e.get("action") == "status" and e.get("status") == "rejected" for e in mine):
+    mine = [e for e in registry.history(prompt_id) if e.gate_report_id == report_id]
+    if verdict == "reject" and any(e.action == "status" and e.status == "rejected" for e in mine):
         return outcome("already_applied", f"{candidate} was already marked rejected for gate report {report_id}")
     if verdict == "promote":
-        done = next((e for e in mine if e.get("action") == "move" and e.get("label") == CANARY
-                     and e.get("to_version") == candidate), None)
+        done = next((e for e in mine if e.action == "move" and e.label == CANARY and e.to_version == candidate), None)
         if done is not None:
             return outcome("already_applied", f"gate report {report_id} already started the canary of {candidate} "
-                                              f"({done['event_id']} at {done['ts']})")
+                                              f"({done.event_id} at {done.ts})")
 
-    package = load_package(registry_root, candidate)
-    if report_hash and report_hash != package.package_hash:
-        return outcome("skipped", f"gate report {report_id} was made for {candidate} with hash {report_hash}, "
-                                  f"but the registry has {package.package_hash}: re-run the gate")
+    package = registry.load_package(candidate)
+    if report.candidate.hash and report.candidate.hash != package.package_hash:
+        return outcome("skipped", f"gate report {report_id} was made for {candidate} with hash "
+                                  f"{report.candidate.hash}, but the registry has {package.package_hash}: "
+                                  "re-run the gate")
     written: list[str] = []
 
     if verdict == "reject":
         # A rejected version may hold no label; staging is the only one a gate report can have put there.
-        current = labels(registry_root, prompt_id)
-        if current.get(STAGING, {}).get("version_id") == candidate:
-            event = remove_label(registry_root, prompt_id, STAGING, actor=actor, gate_report_id=report_id,
-                                 reason=f"gate report {report_id} rejected {candidate}")
-            written += [event["event_id"]] if event else []
-        holding = [k for k, v in labels(registry_root, prompt_id).items() if v.get("version_id") == candidate]
+        staged = registry.labels(prompt_id).get(STAGING)
+        if staged is not None and staged.version_id == candidate:
+            event = registry.remove_label(prompt_id, STAGING, actor=actor, gate_report_id=report_id,
+                                          reason=f"gate report {report_id} rejected {candidate}")
+            written += [event.event_id] if event else []
+        holding = [k for k, v in registry.labels(prompt_id).items() if v.version_id == candidate]
         if holding:
             return outcome("skipped", f"gate report {report_id} rejects {candidate}, but labels "
                                       f"{', '.join(sorted(holding))} point at it; move them first", event_ids=written)
-        event = set_status(registry_root, candidate, "rejected", actor=actor, gate_report_id=report_id,
-                           reason=f"gate report {report_id}: {gate_reason or 'a hard gate failed'}")
+        event = registry.set_status(candidate, "rejected", actor=actor, gate_report_id=report_id,
+                                    reason=f"gate report {report_id}: {gate_reason or 'a hard gate failed'}")
         return outcome("rejected", f"{candidate} rejected by gate report {report_id}: {gate_reason}",
-                       event_ids=[*written, event["event_id"]])
+                       event_ids=[*written, event.event_id])
 
     # promote
     if package.status in ("rejected", "retired", "draft"):
         return outcome("skipped", f"{candidate} is {package.status}; gate report {report_id} cannot promote it")
-    current = labels(registry_root, prompt_id)
-    if current.get(PRODUCTION, {}).get("version_id") == candidate:
+    if registry.resolve_label(prompt_id, PRODUCTION) == candidate:
         return outcome("skipped", f"{candidate} is already in production")
-    event = move_label(registry_root, prompt_id, STAGING, candidate, actor=actor, gate_report_id=report_id,
-                       reason=f"gate report {report_id} promotes {candidate}: {gate_reason or 'every hard gate passed'}")
-    written += [event["event_id"]] if event else []
+    event = registry.move_label(
+        prompt_id, STAGING, candidate, actor=actor, gate_report_id=report_id,
+        reason=f"gate report {report_id} promotes {candidate}: {gate_reason or 'every hard gate passed'}",
+    )
+    written += [event.event_id] if event else []
 
-    staging = staging_check(registry_root, candidate, warehouse=warehouse, llm_settings=llm_settings,
+    staging = staging_check(registry, candidate, warehouse=warehouse, llm_settings=llm_settings,
                             sample_size=sample_size)
     if not staging.passed:
-        event = remove_label(registry_root, prompt_id, STAGING, actor=actor, gate_report_id=report_id,
-                             reason=staging.reason[:2000])
-        written += [event["event_id"]] if event else []
+        event = registry.remove_label(prompt_id, STAGING, actor=actor, gate_report_id=report_id,
+                                      reason=staging.reason[:2000])
+        written += [event.event_id] if event else []
         return outcome("staging_failed", staging.reason + "; the release stops here", event_ids=written,
                        staging=staging)
 
     policy = package.release_policy
     reviewer = policy.required_reviewer
-    if reviewer and not any(a.get("reviewer") == reviewer for a in approvals(registry_root, candidate)):
+    if reviewer and not any(a.reviewer == reviewer for a in registry.approvals(candidate)):
         return outcome(
             "awaiting_approval",
             f"{staging.reason}; the release policy requires approval by {reviewer!r} before the canary: "
@@ -189,34 +166,32 @@ def apply_gate_report(
             event_ids=written, staging=staging,
         )
     segments = f" on segments {json.dumps(policy.segments, sort_keys=True)}" if policy.segments else ""
-    event = move_label(
-        registry_root, prompt_id, CANARY, candidate, actor=actor, gate_report_id=report_id,
+    event = registry.move_label(
+        prompt_id, CANARY, candidate, actor=actor, gate_report_id=report_id,
         percent=policy.canary_percent, segments=policy.segments,
         reason=f"gate report {report_id} promotes {candidate}; {staging.reason}; canary at "
                f"{policy.canary_percent:g}%{segments}",
     )
-    written += [event["event_id"]] if event else []
+    written += [event.event_id] if event else []
     return outcome("canary", f"{candidate} serves {policy.canary_percent:g}% of traffic{segments} "
                              f"(gate report {report_id}; {staging.reason})", event_ids=written, staging=staging)
 
 
-def awaiting_approval(registry_root: str | Path, prompt_id: str) -> dict[str, Any] | None:
-    """The staging candidate of `prompt_id` waiting for a reviewer, with its report id and whether
-    the approval has since arrived: {candidate, report_id, reviewer, approved}; None if none waits."""
-    entry = labels(registry_root, prompt_id).get(STAGING)
-    if not entry:
+def awaiting_approval(registry: Registry, prompt_id: str) -> PendingApproval | None:
+    """The staging candidate of `prompt_id` waiting for a reviewer; None if none waits."""
+    entry = registry.labels(prompt_id).get(STAGING)
+    if entry is None:
         return None
-    candidate = entry["version_id"]
-    events = history(registry_root, prompt_id)
-    move = next((e for e in reversed(events) if e.get("event_id") == entry.get("event_id")), None)
-    report_id = move.get("gate_report_id") if move else None
+    candidate = entry.version_id
+    events = registry.history(prompt_id)
+    move = next((e for e in reversed(events) if e.event_id == entry.event_id), None)
+    report_id = move.gate_report_id if move else None
     if not report_id:
         return None
-    if any(e.get("gate_report_id") == report_id and e.get("label") == CANARY for e in events):
+    if any(e.gate_report_id == report_id and e.label == CANARY for e in events):
         return None
-    package = load_package(registry_root, candidate)
-    reviewer = package.release_policy.required_reviewer
+    reviewer = registry.load_package(candidate).release_policy.required_reviewer
     if not reviewer:
         return None
-    approved = any(a.get("reviewer") == reviewer for a in approvals(registry_root, candidate))
-    return {"candidate": candidate, "report_id": report_id, "reviewer": reviewer, "approved": approved}
+    approved = any(a.reviewer == reviewer for a in registry.approvals(candidate))
+    return PendingApproval(candidate=candidate, report_id=report_id, reviewer=reviewer, approved=approved)

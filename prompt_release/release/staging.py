@@ -21,8 +21,11 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from prompt_release.errors import UserError
+from prompt_release.registry import Registry
+from prompt_release.registry.ids import parse_version_id, version_id
 from prompt_release.release.replay import RecordedInput, recorded_inputs
 from prompt_release.release.runtime_contract import downstream_schema, load_runtime_contract
+from prompt_release.runtime import PromptClient
 
 STAGING = "staging"
 
@@ -72,7 +75,7 @@ def _example(item: RecordedInput) -> str:
 
 
 def staging_check(
-    registry_root: str | Path,
+    registry: Registry,
     candidate: str,
     *,
     warehouse: str | Path | None = None,
@@ -81,9 +84,6 @@ def staging_check(
     client: Any = None,
 ) -> StagingReport:
     """Resolve `staging` as production would and replay recorded inputs through the candidate."""
-    from prompt_release.registry.ids import parse_version_id, version_id
-    from prompt_release.runtime import PromptClient
-
     prompt_id, semver = parse_version_id(candidate)
     candidate = version_id(prompt_id, semver)
     report = StagingReport(prompt_id=prompt_id, candidate=candidate)
@@ -102,13 +102,13 @@ def staging_check(
         return report
 
     try:
-        contract = load_runtime_contract(registry_root, prompt_id)
-        schema = downstream_schema(registry_root, contract)
+        contract = load_runtime_contract(registry.root, prompt_id)
+        schema = downstream_schema(registry.root, contract)
     except UserError as exc:
         fail("runtime_contract", str(exc))
         return finish()
 
-    client = client or PromptClient(registry=registry_root, ttl_s=60.0)
+    client = client or PromptClient(registry=registry, ttl_s=60.0)
     try:
         resolved = client.get(prompt_id, label=STAGING)
     except UserError as exc:

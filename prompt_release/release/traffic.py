@@ -31,7 +31,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from prompt_release.llm.client import processing_ms
-from prompt_release.registry import load_package, resolve_label
+from prompt_release.registry import Registry
 from prompt_release.release.replay import RecordedInput, recorded_inputs
 
 _CREATE_ARGS = ("temperature", "max_tokens", "top_p", "seed", "stop", "presence_penalty", "frequency_penalty")
@@ -48,8 +48,8 @@ class TrafficSummary(BaseModel):
 
 
 def _fallback_inputs(registry_root: str | Path, prompt_id: str) -> list[RecordedInput]:
-    production = resolve_label(registry_root, prompt_id, "production")
-    package = load_package(registry_root, production)
+    registry = Registry(registry_root)
+    package = registry.load_package(registry.resolve_label(prompt_id, "production"))
     text = next((str(v) for v in package.variables.values() if isinstance(v, str)), "")
     return [RecordedInput(variables=dict(package.variables), conversation=[{"role": "user", "content": text}])]
 

@@ -15,11 +15,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ValidationError
 
-from prompt_release.registry import CANARY, FilesystemStore, labels, list_versions
+from prompt_release.registry import CANARY, LabelEntry, Registry
 from prompt_release.release.promotion import awaiting_approval
 from prompt_release.warehouse import read_connection
 
@@ -62,9 +62,9 @@ class WatchCursor(BaseModel):
         return self.model_dump_json()
 
 
-def open_candidates(registry_root: str | Path) -> dict[str, str]:
+def open_candidates(registry: Registry) -> dict[str, str]:
     """version id -> package hash of every version a release decision is still open for."""
-    return {p.version_id: p.package_hash for p in list_versions(registry_root) if p.status in OPEN_STATUSES}
+    return {p.version_id: p.package_hash for p in registry.list_versions() if p.status in OPEN_STATUSES}
 
 
 def _table_exists(con, name: str) -> bool:
@@ -75,7 +75,7 @@ def _table_exists(con, name: str) -> bool:
 class ReleaseAction:
     """One thing a sensor should start: a promotion of a gate report, a canary decision, a canary look."""
 
-    kind: Literal["apply_gate_report", "roll_forward", "roll_back", "look_at_canary"]
+    kind: Literal["apply_gate_report", "roll_forward", "abort", "look_at_canary"]
     key: str  # idempotency key: the same key never starts twice
     candidate: str
     report_id: str | None = None
@@ -92,7 +92,7 @@ class WatchResult:
     cursor: WatchCursor = field(default_factory=WatchCursor)
 
 
-def gate_report_actions(warehouse: str | Path, registry_root: str | Path, cursor: WatchCursor) -> WatchResult:
+def gate_report_actions(warehouse: str | Path, registry: Registry, cursor: WatchCursor) -> WatchResult:
     """New gate reports to apply (promote or reject; a freeze waits, with its reason), and promotions
     held in staging whose required approval has since arrived."""
     result = WatchResult(cursor=cursor)
@@ -110,31 +110,31 @@ def gate_report_actions(warehouse: str | Path, registry_root: str | Path, cursor
             continue
         result.actions.append(ReleaseAction("apply_gate_report", report_id, candidate, report_id=report_id,
                                             verdict=verdict))
-    for prompt_id in FilesystemStore(registry_root).prompt_ids():
-        waiting = awaiting_approval(registry_root, prompt_id)
+    for prompt_id in registry.prompt_ids():
+        waiting = awaiting_approval(registry, prompt_id)
         if waiting is None:
             continue
-        if waiting["approved"]:
-            report_id = waiting["report_id"]
-            result.actions.append(ReleaseAction("apply_gate_report", f"{report_id}:approved", waiting["candidate"],
-                                                report_id=report_id, resumed_after_approval=True))
+        if waiting.approved:
+            result.actions.append(ReleaseAction("apply_gate_report", f"{waiting.report_id}:approved",
+                                                waiting.candidate, report_id=waiting.report_id,
+                                                resumed_after_approval=True))
         else:
-            result.waiting.append(f"{waiting['candidate']} is in staging awaiting approval by "
-                                  f"{waiting['reviewer']!r} (gate report {waiting['report_id']})")
+            result.waiting.append(f"{waiting.candidate} is in staging awaiting approval by "
+                                  f"{waiting.reviewer!r} (gate report {waiting.report_id})")
     result.cursor = cursor.advanced(rows, 4)
     return result
 
 
-def canary_actions(warehouse: str | Path, registry_root: str | Path, cursor: WatchCursor) -> WatchResult:
+def canary_actions(warehouse: str | Path, registry: Registry, cursor: WatchCursor) -> WatchResult:
     """Each live canary's newest unseen decision to carry out (a freeze waits), and a new look at
     every live canary whose prompt had traces ingested since its last look."""
     result = WatchResult(cursor=cursor)
     if not Path(warehouse).exists():
         return result
-    live: dict[str, dict[str, Any]] = {}
-    for prompt_id in FilesystemStore(registry_root).prompt_ids():
-        entry = labels(registry_root, prompt_id).get(CANARY)
-        if entry:
+    live: dict[str, LabelEntry] = {}
+    for prompt_id in registry.prompt_ids():
+        entry = registry.labels(prompt_id).get(CANARY)
+        if entry is not None:
             live[prompt_id] = entry
     with read_connection(warehouse) as con:
         rows = con.execute(
@@ -148,7 +148,7 @@ def canary_actions(warehouse: str | Path, registry_root: str | Path, cursor: Wat
     newest = {row[1]: row for row in rows}  # rows are in decision order: each prompt's newest wins
     acted: set[str] = set()
     for decision_id, prompt_id, candidate, action, reason, _ in newest.values():
-        if live.get(prompt_id, {}).get("version_id") != candidate:
+        if prompt_id not in live or live[prompt_id].version_id != candidate:
             continue  # that canary already ended
         if action == "freeze":
             result.waiting.append(f"{prompt_id}: {candidate} canary frozen ({decision_id}): {reason}")
@@ -158,10 +158,10 @@ def canary_actions(warehouse: str | Path, registry_root: str | Path, cursor: Wat
         acted.add(candidate)
     for prompt_id, entry in sorted(live.items()):
         last_ingest = ingested.get(prompt_id)
-        if entry["version_id"] in acted or last_ingest is None:
+        if entry.version_id in acted or last_ingest is None:
             continue
         result.actions.append(ReleaseAction(
-            "look_at_canary", f"canary_analysis:{prompt_id}:{entry['event_id']}:{last_ingest.isoformat()}",
-            entry["version_id"], prompt_id=prompt_id))
+            "look_at_canary", f"canary_analysis:{prompt_id}:{entry.event_id}:{last_ingest.isoformat()}",
+            entry.version_id, prompt_id=prompt_id))
     result.cursor = cursor.advanced(rows, 5)
     return result

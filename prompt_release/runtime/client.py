@@ -25,10 +25,11 @@ from typing import Any
 
 from prompt_release.errors import UserError
 from prompt_release.registry import render as rendering
+from prompt_release.registry.api import Registry
 from prompt_release.registry.ids import check_label, check_prompt_id
 from prompt_release.registry.package import PromptPackage
 from prompt_release.registry.packages import load_package
-from prompt_release.registry.store import FilesystemStore, RegistryStore, atomic_write
+from prompt_release.registry.store import RegistryStore, atomic_write
 from prompt_release.runtime.routing import in_canary
 
 log = logging.getLogger(__name__)
@@ -128,20 +129,14 @@ class _State:
 class PromptClient:
     def __init__(
         self,
-        registry: str | os.PathLike[str] | RegistryStore | None = None,
+        registry: Registry | str | os.PathLike[str] | RegistryStore | None = None,
         ttl_s: float = 30.0,
         cache_dir: str | os.PathLike[str] | None = None,
         fallback: Any = None,
         *,
         stale_while_refresh: bool = True,
     ) -> None:
-        if registry is None:
-            from prompt_release import config
-
-            registry = config.registry_root()
-        self.store: RegistryStore = (
-            FilesystemStore(registry) if isinstance(registry, (str, os.PathLike)) else registry
-        )
+        self.store: RegistryStore = (registry if isinstance(registry, Registry) else Registry(registry)).store
         self.ttl_s = float(ttl_s)
         self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         self.stale_while_refresh = stale_while_refresh

@@ -45,13 +45,13 @@ def package_hashes_from_registry(registry: str | None) -> dict[str, str]:
     if not registry and not os.environ.get(ENV_REGISTRY):
         return {}
     try:
-        from prompt_release.registry import list_versions  # noqa: PLC0415 - optional: built in parallel
+        from prompt_release.registry import Registry  # noqa: PLC0415 - optional: built in parallel
     except ImportError:
         return {}
     root = registry_root(registry)
     if not Path(root).is_dir():
         raise UserError(f"registry root {root} is not a folder", field="registry")
-    return {package.version_id: package.package_hash for package in list_versions(root)}
+    return {package.version_id: package.package_hash for package in Registry(root).list_versions()}
 
 
 def run(args: argparse.Namespace) -> int:

@@ -18,6 +18,7 @@ from prompt_release.evaluation.behaviour_diff import diff_markdown
 from prompt_release.gates.evaluate import evaluate_run, latest_run_id, load_spec_for
 from prompt_release.gates.report import render_markdown, verdict_line
 from prompt_release.markdown import md_table
+from prompt_release.registry import Registry
 from prompt_release.release.drift import drift_markdown, drift_rows
 from prompt_release.release.watch import open_candidates
 from prompt_release_dagster.partitions import CANDIDATES
@@ -121,25 +122,25 @@ def gate_report(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
     candidate = context.partition_key
     run_id = latest_run_id(warehouse.path, candidate)
     report = evaluate_run(run_id, load_spec_for(registry.path, candidate), warehouse=warehouse.path)
-    hard = [g for g in report["gates"] if g["severity"] == "hard"]
+    hard = [g for g in report.gates if g.severity == "hard"]
     context.log.info(verdict_line(report))
     yield dg.MaterializeResult(metadata={
         # Verdict first: the UI lists metadata in this order.
         "verdict": verdict_line(report),
         "report": dg.MetadataValue.md(render_markdown(report)),
-        "report_id": report["report_id"],
-        "html_report": dg.MetadataValue.path(report["paths"]["html"]),
+        "report_id": report.report_id,
+        "html_report": dg.MetadataValue.path(report.paths["html"]),
         "run_id": run_id,
-        "candidate_hash": report["candidate"]["hash"],
-        "baseline": report["baseline"]["version"],
-        "dataset": report["dataset"]["version"] or "history only",
-        "cases": report["n_cases"],
+        "candidate_hash": report.candidate.hash,
+        "baseline": report.baseline.version,
+        "dataset": report.dataset.version or "history only",
+        "cases": report.n_cases,
     })
     yield dg.AssetCheckResult(
         check_name="hard_gates_pass",
-        passed=all(g["outcome"] == "pass" for g in hard),
-        metadata={"verdict": report["verdict"],
-                  "gates": dg.MetadataValue.md("\n".join(f"- {g['metric']}: {g['outcome']}" for g in hard))},
+        passed=all(g.outcome == "pass" for g in hard),
+        metadata={"verdict": report.verdict,
+                  "gates": dg.MetadataValue.md("\n".join(f"- {g.metric}: {g.outcome}" for g in hard))},
     )
 
 
@@ -153,7 +154,7 @@ evaluate_candidate = dg.define_asset_job(
            description="A new candidate version in the registry gets a partition and an evaluation run.")
 def candidate_sensor(context: dg.SensorEvaluationContext, registry: RegistryResource):
     seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
-    found = open_candidates(registry.path)
+    found = open_candidates(Registry(registry.path))
     new = {vid: h for vid, h in found.items() if seen.get(vid) != h}
     if not new:
         return dg.SkipReason(f"no new candidate ({len(found)} open, all evaluated)")
@@ -191,7 +192,7 @@ nightly_drift_job = dg.define_asset_job("production_drift_job", selection=[produ
              "last 7 days of history (answers cached; new inputs are new calls).")
 def nightly_backtests(context: dg.ScheduleEvaluationContext, registry: RegistryResource):
     night = context.scheduled_execution_time.strftime("%Y-%m-%d")
-    candidates = sorted(open_candidates(registry.path))
+    candidates = sorted(open_candidates(Registry(registry.path)))
     if not candidates:
         return dg.SkipReason("no open candidate")
     known = set(context.instance.get_dynamic_partitions(CANDIDATES.name))

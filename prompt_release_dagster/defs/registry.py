@@ -7,7 +7,7 @@ No `from __future__ import annotations` here: Dagster inspects the context annot
 import dagster as dg
 
 from prompt_release.markdown import md_table
-from prompt_release.registry import labels, list_versions, sync_to_warehouse, verify
+from prompt_release.registry import Registry, sync_to_warehouse
 from prompt_release.release.runtime_contract import served_prompt_ids
 from prompt_release_dagster.partitions import PROMPTS
 from prompt_release_dagster.resources import WAREHOUSE_POOL, RegistryResource, WarehouseResource
@@ -23,12 +23,13 @@ from prompt_release_dagster.resources import WAREHOUSE_POOL, RegistryResource, W
 def prompt_versions(
     context: dg.AssetExecutionContext, registry: RegistryResource, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
-    counts = sync_to_warehouse(registry.path, warehouse.path)
-    packages = list_versions(registry.path)
+    opened = Registry(registry.path)
+    counts = sync_to_warehouse(opened, warehouse.path)
+    packages = opened.list_versions()
     pointers: dict[str, list[str]] = {}
     for prompt_id in sorted({p.prompt_id for p in packages}):
-        for label, entry in labels(registry.path, prompt_id).items():
-            pointers.setdefault(entry["version_id"], []).append(label)
+        for label, entry in opened.labels(prompt_id).items():
+            pointers.setdefault(entry.version_id, []).append(label)
     table = md_table(["version", "status", "labels", "package hash"], [
         (p.version_id, p.status, ", ".join(sorted(pointers.get(p.version_id, []))) or None, f"`{p.package_hash[:19]}`")
         for p in packages])
@@ -50,7 +51,7 @@ def prompt_versions(
 
 @dg.asset_check(asset=prompt_versions, blocking=True, description="Every registered version still matches its hash.")
 def registry_verifies(registry: RegistryResource) -> dg.AssetCheckResult:
-    results = verify(registry.path)
+    results = Registry(registry.path).verify()
     failed = [r for r in results if not r.ok]
     return dg.AssetCheckResult(
         passed=not failed,

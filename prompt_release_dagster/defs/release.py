@@ -1,5 +1,6 @@
 """Dagster glue for the release: version_metrics, canary_analysis, the promote / roll_forward /
-rollback jobs, and the gate and canary sensors. Thin: every decision is made in `prompt_release.release`.
+rollback jobs (the `rollback` job runs `abort_canary`), and the gate and canary sensors.
+Thin: every decision is made in `prompt_release.release`.
 
 No `from __future__ import annotations` here: Dagster inspects the context and config annotations.
 """
@@ -9,8 +10,8 @@ from typing import Optional
 import dagster as dg
 
 from prompt_release.markdown import md_table
-from prompt_release.registry import sync_to_warehouse
-from prompt_release.release.canary import analyse_canary, roll_back, roll_forward
+from prompt_release.registry import Registry, sync_to_warehouse
+from prompt_release.release.canary import abort_canary, analyse_canary, roll_forward
 from prompt_release.release.metrics import compute_version_metrics
 from prompt_release.release.promotion import apply_gate_report, load_gate_report
 from prompt_release.release.watch import ReleaseAction, WatchCursor, canary_actions, gate_report_actions
@@ -61,7 +62,7 @@ class CanaryAnalysisConfig(dg.Config):
     pool=WAREHOUSE_POOL,
     group_name="release",
     description="One look at the running canary of a prompt: candidate vs production on the same segments since "
-    "the canary started, and the always-valid decision (roll_forward / roll_back / freeze) in canary_decisions.",
+    "the canary started, and the always-valid decision (roll_forward / abort / freeze) in canary_decisions.",
 )
 def canary_analysis(
     context: dg.AssetExecutionContext,
@@ -70,8 +71,8 @@ def canary_analysis(
     registry: RegistryResource,
 ) -> dg.MaterializeResult:
     prompt_id = context.partition_key
-    analysis = analyse_canary(warehouse.path, registry.path, prompt_id, min_duration_s=config.min_duration_s,
-                              recompute_failures=config.recompute_failures)
+    analysis = analyse_canary(warehouse.path, Registry(registry.path), prompt_id,
+                              min_duration_s=config.min_duration_s, recompute_failures=config.recompute_failures)
     if analysis is None:
         return dg.MaterializeResult(metadata={"decision": "no canary", "summary": dg.MetadataValue.md(
             f"{prompt_id} has no live canary.")})
@@ -105,13 +106,14 @@ def apply_gate_report_op(
     llm: LLMResource,
 ) -> str:
     report = load_gate_report(warehouse.path, config.report_id)
+    opened = Registry(registry.path)
     # The staging check calls the model: the configured endpoint, else the embedded simulator.
     if config.llm_base_url:
         llm = llm.model_copy(update={"base_url": config.llm_base_url})
     with llm.endpoint(log=context.log.info) as settings:
-        outcome = apply_gate_report(registry.path, report, actor=f"{ACTOR}:promote", warehouse=warehouse.path,
+        outcome = apply_gate_report(opened, report, actor=f"{ACTOR}:promote", warehouse=warehouse.path,
                                     llm_settings=settings, sample_size=config.sample_size)
-    sync_to_warehouse(registry.path, warehouse.path)
+    sync_to_warehouse(opened, warehouse.path)
     context.add_output_metadata({"state": outcome.state, "candidate": outcome.candidate,
                                  "summary": dg.MetadataValue.md(outcome.markdown())})
     context.log.info("%s: %s", outcome.state, outcome.reason)
@@ -130,9 +132,10 @@ def roll_forward_op(
     context: dg.OpExecutionContext, config: CanaryDecisionConfig, warehouse: WarehouseResource,
     registry: RegistryResource,
 ) -> str:
-    outcome = roll_forward(registry.path, warehouse.path, config.prompt_id, config.decision_id,
+    opened = Registry(registry.path)
+    outcome = roll_forward(opened, warehouse.path, config.prompt_id, config.decision_id,
                            actor=f"{ACTOR}:roll_forward")
-    sync_to_warehouse(registry.path, warehouse.path)
+    sync_to_warehouse(opened, warehouse.path)
     context.add_output_metadata({"state": outcome.state, "summary": dg.MetadataValue.md(outcome.markdown())})
     return outcome.state
 
@@ -142,9 +145,10 @@ def rollback_op(
     context: dg.OpExecutionContext, config: CanaryDecisionConfig, warehouse: WarehouseResource,
     registry: RegistryResource,
 ) -> str:
-    outcome = roll_back(registry.path, warehouse.path, config.prompt_id, config.decision_id,
-                        actor=f"{ACTOR}:rollback")
-    sync_to_warehouse(registry.path, warehouse.path)
+    opened = Registry(registry.path)
+    outcome = abort_canary(opened, warehouse.path, config.prompt_id, config.decision_id,
+                           actor=f"{ACTOR}:rollback")
+    sync_to_warehouse(opened, warehouse.path)
     context.add_output_metadata({"state": outcome.state, "incident_cases": len(outcome.incident_span_ids),
                                  "golden_version": outcome.golden_version or "unchanged",
                                  "summary": dg.MetadataValue.md(outcome.markdown())})
@@ -161,7 +165,8 @@ def roll_forward_job():
     roll_forward_op()
 
 
-@dg.job(description="Roll a canary back (config: prompt_id, decision_id).")
+@dg.job(description="Abort a canary (config: prompt_id, decision_id): canary removed, candidate rejected, its "
+        "failing traces recorded as incidents; production is not touched.")
 def rollback():
     rollback_op()
 
@@ -186,7 +191,7 @@ def _run_request(action: ReleaseAction) -> dg.RunRequest:
         return dg.RunRequest(run_key=action.key, job_name="canary_analysis_job", partition_key=action.prompt_id,
                              tags={"candidate": action.candidate, "reason": "new traces"})
     job_name, op_name = {"roll_forward": ("roll_forward", "roll_forward_op"),
-                         "roll_back": ("rollback", "rollback_op")}[action.kind]
+                         "abort": ("rollback", "rollback_op")}[action.kind]
     return dg.RunRequest(
         run_key=action.key, job_name=job_name,
         run_config={"ops": {op_name: {"config": {"prompt_id": action.prompt_id, "decision_id": action.decision_id}}}},
@@ -206,13 +211,14 @@ def _sensor_result(context: dg.SensorEvaluationContext, watched, idle: str) -> d
            description="New gate reports: promote -> promote job; reject -> promote job marks it rejected; "
            "freeze -> skipped with the reason. Also resumes a promotion once its required approval arrives.")
 def gate_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource, registry: RegistryResource):
-    watched = gate_report_actions(warehouse.path, registry.path, WatchCursor.parse(context.cursor))
+    watched = gate_report_actions(warehouse.path, Registry(registry.path), WatchCursor.parse(context.cursor))
     return _sensor_result(context, watched, "no new gate reports")
 
 
 @dg.sensor(jobs=[roll_forward_job, rollback, canary_analysis_job], minimum_interval_seconds=60,
-           description="Acts on canary decisions (roll_forward / rollback, run key = decision id), and asks for a "
+           description="Acts on canary decisions (roll_forward -> roll_forward job, abort -> rollback job, "
+           "run key = decision id), and asks for a "
            "new look at a live canary (canary_analysis) whenever new traces of its prompt were ingested.")
 def canary_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource, registry: RegistryResource):
-    watched = canary_actions(warehouse.path, registry.path, WatchCursor.parse(context.cursor))
+    watched = canary_actions(warehouse.path, Registry(registry.path), WatchCursor.parse(context.cursor))
     return _sensor_result(context, watched, "no live canary decision to act on")

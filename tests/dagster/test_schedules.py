@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
-from prompt_release.registry import set_status
+from prompt_release.registry import Registry
 from prompt_release.release.watch import open_candidates
 from prompt_release_dagster.definitions import defs
 from prompt_release_dagster.defs.evaluation import nightly_backtests, nightly_drift
@@ -44,8 +44,9 @@ def test_nightly_backtests_rerun_every_open_candidate_once_per_night(tmp_path) -
 
 def test_nightly_backtests_skip_when_nothing_is_open(tmp_path) -> None:
     root = registry_copy(tmp_path)
-    for version in open_candidates(root):
-        set_status(root, version, "rejected", reason="decided")
+    registry = Registry(root)
+    for version in open_candidates(registry):
+        registry.set_status(version, "rejected", reason="decided")
     with dg.instance_for_test() as instance:
         data = tick(nightly_backtests, instance, {"registry": RegistryResource(root=str(root))})
     assert not data.run_requests and data.skip_message == "no open candidate"

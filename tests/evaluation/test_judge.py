@@ -22,7 +22,7 @@ from prompt_release.evaluation.rubric import load_rubric, parse_rubric
 from prompt_release.llm import rules
 from prompt_release.llm.settings import LLMSettings
 from prompt_release.llm.simulator import start_simulator
-from prompt_release.registry import load_package, verify
+from prompt_release.registry import Registry
 from prompt_release.warehouse import read_connection
 from tests.world import REPO_ROOT, World, build_world
 
@@ -52,7 +52,7 @@ def rubric():
 
 @pytest.fixture(scope="module")
 def judge_package(rubric):
-    return resolve_judge(REPO_ROOT, rubric)
+    return resolve_judge(Registry(REPO_ROOT), rubric)
 
 
 # ----------------------------------------------------------------- the simulator as judge
@@ -116,9 +116,10 @@ def test_rubric_loads_with_a_content_hash_that_follows_its_content(rubric, tmp_p
 
 
 def test_manifest_rubric_field_is_not_hashed() -> None:
-    package = load_package(REPO_ROOT, "summarizer:v1.1.0")
+    reg = Registry(REPO_ROOT)
+    package = reg.load_package("summarizer:v1.1.0")
     assert package.rubric == RUBRIC_PATH
-    assert all(result.ok for result in verify(REPO_ROOT))  # adding the field changed no registered hash
+    assert all(result.ok for result in reg.verify())  # adding the field changed no registered hash
 
 
 # ----------------------------------------------------------------- judge_pairs
@@ -216,11 +217,10 @@ def test_missing_judge_label_is_a_user_error(world: World, llm, tmp_path: Path) 
     (registry / "prompts/summary_judge/labels.json").unlink()
     (registry / "prompts/summary_judge/label_events.jsonl").unlink()
     with pytest.raises(UserError, match="summary_judge"):
-        resolve_judge(registry, load_rubric(registry, RUBRIC_PATH))
+        resolve_judge(Registry(registry), load_rubric(registry, RUBRIC_PATH))
 
 
 def test_a_rubric_edited_in_place_is_refused_by_verify_and_by_the_judge(world: World, llm, tmp_path: Path) -> None:
-    from prompt_release.registry import register
     from tests.conftest import run_cli
 
     registry = tmp_path / "registry"
@@ -240,7 +240,7 @@ def test_a_rubric_edited_in_place_is_refused_by_verify_and_by_the_judge(world: W
     # Bumped, the edit is a new rubric version, recorded when a package judged by it is registered.
     rubric_file.write_text(rubric_file.read_text().replace("version: 1.0.0", "version: 1.1.0"))
     assert run_cli("prompts", "verify", "--registry", str(registry)).returncode == 0
-    register(registry, "summarizer:v1.1.0")
+    Registry(registry).register("summarizer:v1.1.0")
     lock = json.loads((registry / "prompts/registry.lock.json").read_text())
     assert set(lock["rubrics"]) == {"summary_quality:v1.0.0", "summary_quality:v1.1.0"}
     assert lock["rubrics"]["summary_quality:v1.1.0"]["content_hash"] == load_rubric(registry, RUBRIC_PATH).content_hash

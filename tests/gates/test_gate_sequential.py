@@ -57,7 +57,7 @@ def test_sequence_shrinks_with_traffic_and_is_infinite_without_it() -> None:
 
 def test_canary_rolls_back_a_worse_candidate() -> None:
     d = cn.decide_canary(cn.CanaryTraffic(3000, 150), cn.CanaryTraffic(27000, 810))
-    assert d.action == "roll_back" and d.evidence[0].status == "worse" and d.evidence[0].lower > 0
+    assert d.action == "abort" and d.evidence[0].status == "worse" and d.evidence[0].lower > 0
 
 
 def test_canary_rolls_forward_an_equal_candidate_with_enough_traffic() -> None:
@@ -83,6 +83,6 @@ def test_canary_rolls_back_a_slower_candidate() -> None:
         cn.CanaryTraffic(2000, 60, rng.lognormal(6.5, 0.5, 2000) * 1.4),
         cn.CanaryTraffic(18000, 540, rng.lognormal(6.5, 0.5, 18000)),
     )
-    assert d.action == "roll_back" and "latency_ratio" in d.reason
+    assert d.action == "abort" and "latency_ratio" in d.reason
     lat = d.evidence[1]
     assert lat.lower > 1.1 and 1.3 < lat.estimate < 1.5

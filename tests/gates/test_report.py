@@ -6,35 +6,49 @@ import json
 import re
 from pathlib import Path
 
-from prompt_release.gates.report import render_html, render_markdown, write_report
+import pytest
 
-REPORT = {
+from prompt_release.gates.report import (
+    GateReport,
+    render_html,
+    render_markdown,
+    verdict_line,
+    write_report,
+)
+from tests.gate_reports import STORED, stored_report
+
+
+def _gate(metric: str, threshold: str, threshold_value: float, baseline: float, candidate: float,
+          interval: list[float], estimate: float, interval_of: str, unit: str, outcome: str) -> dict:
+    interval_unit = "ratio" if interval_of == "ratio" else unit
+    return {"metric": metric, "severity": "hard", "threshold": threshold, "rule": threshold,
+            "baseline": baseline, "candidate": candidate, "interval": interval, "estimate": estimate,
+            "interval_of": interval_of, "interval_unit": interval_unit, "threshold_value": threshold_value,
+            "outcome": outcome, "n": 150, "method": "test", "p_value": None, "reason": "test", "unit": unit}
+
+
+REPORT = GateReport.model_validate({
+    **stored_report(),
     "report_id": "gr_test123",
     "verdict": "reject",
+    "exit_code": 1,
     "reason": "hard gate schema_pass_rate failed",
-    "created_at": "2026-11-28T12:00:00Z",
     "candidate": {"version": "support_router:v1.7.0", "hash": "sha256:c"},
     "baseline": {"version": "support_router:v1.5.2", "hash": "sha256:b"},
     "dataset": {"version": "support_router_golden:v2", "hash": "sha256:d"},
-    "run_id": "bt_1",
-    "confidence": 0.95,
     "gates": [
-        {"metric": "schema_pass_rate", "severity": "hard", "threshold": ">= 99.5%", "threshold_value": 0.995,
-         "baseline": 0.99, "candidate": 0.02, "interval": [0.005, 0.06], "outcome": "fail", "n": 150, "unit": "rate"},
-        {"metric": "p95_latency", "severity": "hard", "threshold": "<= baseline + 10%", "threshold_value": 1.10,
-         "baseline": 420.0, "candidate": 415.0, "interval": [0.95, 1.04], "estimate": 0.99, "interval_unit": "ratio",
-         "outcome": "pass", "n": 150, "unit": "ms"},
+        _gate("schema_pass_rate", ">= 99.5%", 0.995, 0.99, 0.02, [0.005, 0.06], 0.02, "candidate", "rate", "fail"),
+        _gate("p95_latency", "<= baseline + 10%", 1.10, 420.0, 415.0, [0.95, 1.04], 0.99, "ratio", "ms", "pass"),
     ],
-    "freeze": None,
     "not_run": 4,
     "regressions": [
-        {"group": "intent:billing", "cases": 40, "regressions": 38, "wins": 0,
+        {"group": "intent:billing", "cases": 40, "regressions": 38, "wins": 0, "both_failing": 0, "disagreements": 0,
          "examples": [{"case_id": "case_1", "outcome": "regression", "before": '{"route": "billing"}',
                        "after": "This ticket should go to billing."}]},
     ],
     "accuracy_by_tag": [{"tag": "intent:billing", "baseline": 0.95, "candidate": 0.0, "n": 40}],
     "latency": {"baseline": [300, 410, 520, 700], "candidate": [310, 400, 515, 690]},
-}
+})
 
 
 def test_markdown_puts_the_verdict_first_and_lists_every_gate() -> None:
@@ -59,13 +73,32 @@ def test_html_is_standalone_and_shows_the_verdict(tmp_path: Path) -> None:
 
 
 def test_html_escapes_model_output() -> None:
-    report = json.loads(json.dumps(REPORT))
-    report["regressions"][0]["examples"][0]["after"] = "<script>alert(1)</script>"
-    assert "<script>alert" not in render_html(report)
+    data = REPORT.to_json()
+    data["regressions"][0]["examples"][0]["after"] = "<script>alert(1)</script>"
+    assert "<script>alert" not in render_html(GateReport.model_validate(data))
 
 
 def test_the_verdict_is_said_once() -> None:
-    from prompt_release.gates.report import verdict_line
-
-    report = {**REPORT, "verdict": "promote", "reason": "promote: all 5 hard gate(s) pass"}
+    report = REPORT.model_copy(update={"verdict": "promote", "reason": "promote: all 5 hard gate(s) pass"})
     assert verdict_line(report) == "Verdict: PROMOTE: all 5 hard gate(s) pass"
+
+
+@pytest.mark.parametrize("name", ["gate_report_promote", "gate_report_reject_judged"])
+def test_a_stored_report_reads_back_into_the_same_json(name: str) -> None:
+    # Stored by the gate before reports were typed (a demo run's `gate_reports.report`).
+    stored = json.loads((STORED / f"{name}.json").read_text())
+    report = GateReport.model_validate_json(json.dumps(stored))
+    assert report.candidate.version and report.gates[0].interval_of in ("candidate", "difference", "ratio")
+    assert report.to_json() == stored
+    assert json.dumps(report.to_json()) == json.dumps(stored)  # same keys, same order, same numbers
+    assert GateReport.model_validate_json(json.dumps(report.to_json())) == report
+
+
+def test_the_report_file_has_no_paths_and_the_stored_row_has_them(tmp_path: Path) -> None:
+    stored = stored_report()
+    report = GateReport.model_validate({k: v for k, v in stored.items() if k != "paths"})
+    paths = write_report(report, tmp_path)
+    on_disk = json.loads(paths["json"].read_text())
+    assert "paths" not in on_disk and on_disk == report.to_json()
+    assert on_disk["created_at"] == stored["created_at"]  # "+00:00", as the gate always wrote it
+    assert GateReport.model_validate(on_disk) == report

@@ -8,64 +8,60 @@ from pathlib import Path
 import pytest
 
 from prompt_release.errors import UserError
-from prompt_release.registry import (
-    history,
-    labels,
-    load_package,
-    move_label,
-    resolve_label,
-    rollback,
-    set_status,
-)
+from prompt_release.registry import AuditEvent, LabelEntry, Registry
 from tests.conftest import run_cli
 
 ROUTER = "support_router"
 
 
 def test_sample_labels_and_history(registry: Path) -> None:
-    assert resolve_label(registry, ROUTER, "production") == "support_router:v1.5.2"
-    assert resolve_label(registry, "order_agent", "production") == "order_agent:v2.0.0"
-    assert resolve_label(registry, "summarizer", "production") == "summarizer:v1.0.0"
-    moves = [(e["from_version"], e["to_version"]) for e in history(registry, ROUTER)]
+    reg = Registry(registry)
+    assert reg.resolve_label(ROUTER, "production") == "support_router:v1.5.2"
+    assert reg.resolve_label("order_agent", "production") == "order_agent:v2.0.0"
+    assert reg.resolve_label("summarizer", "production") == "summarizer:v1.0.0"
+    moves = [(e.from_version, e.to_version) for e in reg.history(ROUTER)]
     assert moves == [(None, "support_router:v1.5.1"), ("support_router:v1.5.1", "support_router:v1.5.2")]
-    assert load_package(registry, "support_router:v1.6.0").status == "candidate"
-    assert load_package(registry, "support_router:v1.5.2").status == "released"
+    assert reg.load_package("support_router:v1.6.0").status == "candidate"
+    assert reg.load_package("support_router:v1.5.2").status == "released"
 
 
 def test_move_to_rejected_version_is_refused(registry: Path) -> None:
-    set_status(registry, "support_router:v1.7.0", "rejected", reason="breaks the JSON contract", gate_report_id="gr_1")
+    reg = Registry(registry)
+    reg.set_status("support_router:v1.7.0", "rejected", reason="breaks the JSON contract", gate_report_id="gr_1")
     result = run_cli(
         "prompts", "label", ROUTER, "staging", "1.7.0", "--reason", "try it", "--registry", str(registry)
     )
     assert result.returncode == 2
     assert "refusing to move label 'staging' to support_router:v1.7.0: version is rejected" in result.stderr
-    assert resolve_label(registry, ROUTER, "staging") is None
+    assert reg.resolve_label(ROUTER, "staging") is None
 
 
 def test_move_to_unregistered_or_edited_version_is_refused(registry: Path) -> None:
+    reg = Registry(registry)
     with pytest.raises(UserError, match="support_router:v9.9.9 is not registered"):
-        move_label(registry, ROUTER, "staging", "9.9.9", reason="typo")
+        reg.move_label(ROUTER, "staging", "9.9.9", reason="typo")
     template = registry / "prompts/support_router/v1.6.0.md"
     template.write_text(template.read_text() + "\nextra line\n")
     with pytest.raises(UserError, match="support_router:v1.6.0 was edited in place: template changed"):
-        move_label(registry, ROUTER, "production", "1.6.0", reason="ship it")
-    assert resolve_label(registry, ROUTER, "production") == "support_router:v1.5.2"
+        reg.move_label(ROUTER, "production", "1.6.0", reason="ship it")
+    assert reg.resolve_label(ROUTER, "production") == "support_router:v1.5.2"
 
 
 def test_move_is_audited_with_actor_reason_and_gate_report(registry: Path) -> None:
+    reg = Registry(registry)
     result = run_cli(
         "prompts", "label", ROUTER, "canary", "support_router:v1.6.0", "--percent", "10",
         "--segment", "customer_tier=free,pro", "--reason", "gate passed", "--gate-report", "gr_42",
         "--actor", "alice", "--registry", str(registry), "--json",
     )
     assert result.returncode == 0, result.stderr
-    event = history(registry, ROUTER)[-1]
-    assert event["action"] == "move" and event["label"] == "canary"
-    assert (event["actor"], event["reason"], event["gate_report_id"]) == ("alice", "gate passed", "gr_42")
-    assert event["percent"] == 10.0 and event["segments"] == {"customer_tier": ["free", "pro"]}
-    assert event["from_version"] is None and event["to_version"] == "support_router:v1.6.0"
-    current = labels(registry, ROUTER)["canary"]
-    assert current["version_id"] == "support_router:v1.6.0" and current["event_id"] == event["event_id"]
+    event = reg.history(ROUTER)[-1]
+    assert event.action == "move" and event.label == "canary"
+    assert (event.actor, event.reason, event.gate_report_id) == ("alice", "gate passed", "gr_42")
+    assert event.percent == 10.0 and event.segments == {"customer_tier": ["free", "pro"]}
+    assert event.from_version is None and event.to_version == "support_router:v1.6.0"
+    current = reg.labels(ROUTER)["canary"]
+    assert current.version_id == "support_router:v1.6.0" and current.event_id == event.event_id
     # Atomic writes leave no temporary files behind.
     assert sorted(p.name for p in (registry / "prompts" / ROUTER).iterdir() if p.name.startswith(".")) == []
     shown = run_cli("prompts", "history", ROUTER, "--registry", str(registry))
@@ -73,79 +69,129 @@ def test_move_is_audited_with_actor_reason_and_gate_report(registry: Path) -> No
 
 
 def test_actor_comes_from_environment(registry: Path) -> None:
+    reg = Registry(registry)
     run_cli("prompts", "label", ROUTER, "staging", "1.6.0", "--reason", "stage", "--registry", str(registry),
             env={"PROMPT_RELEASE_ACTOR": "ci-bot"})
-    assert history(registry, ROUTER)[-1]["actor"] == "ci-bot"
+    assert reg.history(ROUTER)[-1].actor == "ci-bot"
 
 
 def test_canary_needs_a_percent(registry: Path) -> None:
+    reg = Registry(registry)
     with pytest.raises(UserError, match="--percent"):
-        move_label(registry, ROUTER, "canary", "1.6.0", reason="no share")
+        reg.move_label(ROUTER, "canary", "1.6.0", reason="no share")
     with pytest.raises(UserError, match="canary label only"):
-        move_label(registry, ROUTER, "staging", "1.6.0", reason="x", percent=5)
+        reg.move_label(ROUTER, "staging", "1.6.0", reason="x", percent=5)
 
 
 def test_reason_is_required(registry: Path) -> None:
+    reg = Registry(registry)
     with pytest.raises(UserError, match="reason is required"):
-        move_label(registry, ROUTER, "staging", "1.6.0", reason="  ")
+        reg.move_label(ROUTER, "staging", "1.6.0", reason="  ")
 
 
 def test_rollback_is_one_audited_command(registry: Path) -> None:
-    move_label(registry, ROUTER, "production", "1.6.0", reason="gate passed", gate_report_id="gr_7")
+    reg = Registry(registry)
+    reg.move_label(ROUTER, "production", "1.6.0", reason="gate passed", gate_report_id="gr_7")
     template_before = (registry / "prompts/support_router/v1.6.0.md").read_text()
 
     result = run_cli("prompts", "rollback", ROUTER, "--reason", "billing misroutes up", "--actor", "oncall",
                      "--registry", str(registry))
 
     assert result.returncode == 0, result.stderr
-    assert resolve_label(registry, ROUTER, "production") == "support_router:v1.5.2"
-    event = history(registry, ROUTER)[-1]
-    assert (event["action"], event["from_version"], event["to_version"]) == (
+    assert reg.resolve_label(ROUTER, "production") == "support_router:v1.5.2"
+    event = reg.history(ROUTER)[-1]
+    assert (event.action, event.from_version, event.to_version) == (
         "rollback", "support_router:v1.6.0", "support_router:v1.5.2")
-    assert (event["actor"], event["reason"]) == ("oncall", "billing misroutes up")
+    assert (event.actor, event.reason) == ("oncall", "billing misroutes up")
     assert (registry / "prompts/support_router/v1.6.0.md").read_text() == template_before
     # Rolling back again goes further back, never forward to the version just rolled away from.
-    rollback(registry, ROUTER, reason="still bad")
-    assert resolve_label(registry, ROUTER, "production") == "support_router:v1.5.1"
+    reg.rollback(ROUTER, reason="still bad")
+    assert reg.resolve_label(ROUTER, "production") == "support_router:v1.5.1"
 
 
 def test_rollback_uses_rollback_to_without_history(registry: Path) -> None:
+    reg = Registry(registry)
     (registry / "prompts/summarizer/label_events.jsonl").unlink()
     (registry / "prompts/summarizer/labels.json").unlink()
-    move_label(registry, "summarizer", "production", "1.1.0", reason="shorter")
-    event = rollback(registry, "summarizer", reason="too short")
+    reg.move_label("summarizer", "production", "1.1.0", reason="shorter")
+    event = reg.rollback("summarizer", reason="too short")
     # The trail only knows 1.1.0, so the manifest's rollback_to (1.0.0) decides.
-    assert event["to_version"] == "summarizer:v1.0.0"
+    assert event.to_version == "summarizer:v1.0.0"
 
 
 def test_rollback_also_ends_a_canary_of_the_bad_version(registry: Path) -> None:
-    move_label(registry, ROUTER, "production", "1.6.0", reason="ship")
-    move_label(registry, ROUTER, "canary", "1.6.0", reason="watch", percent=50)
-    rollback(registry, ROUTER, reason="bad")
-    assert "canary" not in labels(registry, ROUTER)
-    assert [e["action"] for e in history(registry, ROUTER)[-2:]] == ["rollback", "remove"]
+    reg = Registry(registry)
+    reg.move_label(ROUTER, "production", "1.6.0", reason="ship")
+    reg.move_label(ROUTER, "canary", "1.6.0", reason="watch", percent=50)
+    reg.rollback(ROUTER, reason="bad")
+    assert "canary" not in reg.labels(ROUTER)
+    assert [e.action for e in reg.history(ROUTER)[-2:]] == ["rollback", "remove"]
 
 
 def test_required_reviewer_must_approve_before_canary(registry: Path) -> None:
+    reg = Registry(registry)
     with pytest.raises(UserError, match="requires approval by 'risk-team'"):
-        move_label(registry, "order_agent", "canary", "2.1.0", reason="try", percent=5)
+        reg.move_label("order_agent", "canary", "2.1.0", reason="try", percent=5)
     result = run_cli("prompts", "approve", "order_agent:v2.1.0", "--reviewer", "risk-team",
                      "--registry", str(registry))
     assert result.returncode == 0, result.stderr
-    approval = history(registry, "order_agent")[-1]
-    assert approval["action"] == "approve" and approval["reviewer"] == "risk-team"
-    assert load_package(registry, "order_agent:v2.1.0").status == "approved"
-    move_label(registry, "order_agent", "canary", "2.1.0", reason="approved", percent=5,
+    approval = reg.history("order_agent")[-1]
+    assert approval.action == "approve" and approval.reviewer == "risk-team"
+    assert reg.load_package("order_agent:v2.1.0").status == "approved"
+    reg.move_label("order_agent", "canary", "2.1.0", reason="approved", percent=5,
                segments={"customer_tier": ["free"]})
-    assert resolve_label(registry, "order_agent", "canary") == "order_agent:v2.1.0"
+    assert reg.resolve_label("order_agent", "canary") == "order_agent:v2.1.0"
 
 
 def test_status_change_refused_while_labelled(registry: Path) -> None:
+    reg = Registry(registry)
     with pytest.raises(UserError, match="labels production still point at it"):
-        set_status(registry, "support_router:v1.5.2", "retired", reason="old")
+        reg.set_status("support_router:v1.5.2", "retired", reason="old")
 
 
 def test_labels_file_is_git_friendly_json(registry: Path) -> None:
     data = json.loads((registry / "prompts/support_router/labels.json").read_text())
     assert data["labels"]["production"]["version_id"] == "support_router:v1.5.2"
     assert data["labels"]["production"]["package_hash"].startswith("sha256:")
+
+
+STORED = Path(__file__).resolve().parents[1] / "fixtures" / "stored"
+
+
+def test_a_stored_audit_trail_reads_back_line_for_line() -> None:
+    # Written by a demo run before audit events were typed.
+    lines = (STORED / "support_router_label_events.jsonl").read_text().splitlines()
+    for line in lines:
+        event = AuditEvent.model_validate_json(line)
+        assert json.dumps(event.to_json(), sort_keys=True, ensure_ascii=False) == line
+        assert AuditEvent.model_validate_json(json.dumps(event.to_json())) == event
+    stored = json.loads((STORED / "support_router_labels.json").read_text())["labels"]
+    for entry in stored.values():
+        assert LabelEntry.model_validate(entry).model_dump(mode="json") == entry
+
+
+def test_every_kind_of_event_is_written_as_it_reads(registry: Path) -> None:
+    reg = Registry(registry)
+    reg.move_label(ROUTER, "production", "1.6.0", reason="ship", gate_report_id="gr_9")
+    reg.move_label(ROUTER, "canary", "1.7.0", reason="watch", percent=12.5, segments={"customer_tier": ["free"]})
+    reg.remove_label(ROUTER, "canary", reason="enough")
+    reg.rollback(ROUTER, reason="bad")
+    reg.approve("order_agent:v2.1.0", reviewer="risk-team")
+    reg.set_status("support_router:v1.7.0", "retired", reason="old")
+    for prompt_id in (ROUTER, "order_agent"):
+        lines = (registry / "prompts" / prompt_id / "label_events.jsonl").read_text().splitlines()
+        events = reg.history(prompt_id)
+        assert [json.dumps(e.to_json(), sort_keys=True, ensure_ascii=False) for e in events] == lines
+    assert {e.action for e in reg.history(ROUTER)} >= {"move", "remove", "rollback", "status"}
+    [approval] = reg.approvals("order_agent:v2.1.0")
+    assert (approval.action, approval.reviewer, approval.to_version) == ("approve", "risk-team", "order_agent:v2.1.0")
+
+
+def test_a_broken_audit_line_names_the_file_and_field(registry: Path) -> None:
+    trail = registry / "prompts" / ROUTER / "label_events.jsonl"
+    trail.write_text(trail.read_text() + json.dumps({"ts": "2026-01-01T00:00:00Z", "prompt_id": ROUTER,
+                                                     "action": "teleport", "actor": "x", "reason": "y",
+                                                     "event_id": "evt_x"}) + "\n")
+    with pytest.raises(UserError, match="action") as raised:
+        Registry(registry).history(ROUTER)
+    assert raised.value.file.endswith("label_events.jsonl")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from prompt_release.errors import UserError
-from prompt_release.registry import load_package, new_version, register, verify
+from prompt_release.registry import Registry
 from tests.conftest import run_cli
 
 
@@ -26,21 +26,22 @@ def _new_from(registry: Path, version: str, source: str = "1.7.0") -> Path:
 
 
 def test_sample_registry_verifies_and_hashes_match_lock(registry: Path) -> None:
-    results = verify(registry)
+    reg = Registry(registry)
+    results = reg.verify()
     assert [r.version_id for r in results if not r.ok] == []
     assert len(results) == 10  # 9 package versions and the summarizer's judging rubric
     assert results[-1].version_id == "summary_quality:v1.0.0"
     lock = json.loads((registry / "prompts/registry.lock.json").read_text())
-    assert lock["packages"]["support_router:v1.6.0"]["package_hash"] == load_package(
-        registry, "support_router:v1.6.0"
+    assert lock["packages"]["support_router:v1.6.0"]["package_hash"] == reg.load_package("support_router:v1.6.0"
     ).package_hash
 
 
 def test_edit_in_place_fails_verify_naming_version_and_field(registry: Path) -> None:
+    reg = Registry(registry)
     template = registry / "prompts/support_router/v1.5.2.md"
     template.write_text(template.read_text().replace("locked out", "locked out, 2fa"))
 
-    failed = [r for r in verify(registry) if not r.ok]
+    failed = [r for r in reg.verify() if not r.ok]
     assert [r.version_id for r in failed] == ["support_router:v1.5.2"]
     assert failed[0].changed_fields == ["template"]
 
@@ -60,19 +61,22 @@ def test_edit_in_place_of_parameters_is_named(registry: Path) -> None:
 
 
 def test_metadata_edits_are_not_edits_in_place(registry: Path) -> None:
+    reg = Registry(registry)
     manifest = registry / "prompts/support_router/v1.6.0.yaml"
     manifest.write_text(manifest.read_text().replace("owner: ai-platform", "owner: support-platform"))
-    assert all(r.ok for r in verify(registry))
+    assert all(r.ok for r in reg.verify())
 
 
 def test_registering_a_changed_registered_version_is_refused(registry: Path) -> None:
+    reg = Registry(registry)
     template = registry / "prompts/summarizer/v1.1.0.md"
     template.write_text(template.read_text() + "\nBe concise.\n")
     with pytest.raises(UserError, match="summarizer:v1.1.0 was edited in place: template changed"):
-        register(registry, "summarizer:v1.1.0")
+        reg.register("summarizer:v1.1.0")
 
 
 def test_under_bump_says_which_change_needs_which_bump(registry: Path) -> None:
+    reg = Registry(registry)
     manifest = _new_from(registry, "1.7.1")
     text = manifest.read_text().replace("temperature: 0", "temperature: 0.3")
     text = text.replace("schema: schemas/support_route.json", "schema: schemas/support_route_v2.json")
@@ -82,7 +86,7 @@ def test_under_bump_says_which_change_needs_which_bump(registry: Path) -> None:
     (registry / "schemas/support_route_v2.json").write_text(json.dumps(schema))
 
     with pytest.raises(UserError) as err:
-        register(registry, "support_router:v1.7.1")
+        reg.register("support_router:v1.7.1")
     message = str(err.value)
     assert "support_router:v1.7.1 under-bumps support_router:v1.7.0 (patch bump)" in message
     assert "parameters changed, which needs a minor bump" in message
@@ -92,31 +96,34 @@ def test_under_bump_says_which_change_needs_which_bump(registry: Path) -> None:
 
 
 def test_new_required_variable_needs_a_major_bump(registry: Path) -> None:
+    reg = Registry(registry)
     _new_from(registry, "1.8.0")
     template = registry / "prompts/support_router/v1.8.0.md"
     template.write_text(template.read_text() + "Language: {{ language }}\n")
     manifest = registry / "prompts/support_router/v1.8.0.yaml"
     manifest.write_text(manifest.read_text().replace("  customer_tier: pro", "  customer_tier: pro\n  language: en"))
     with pytest.raises(UserError, match="required_variables changed, which needs a major bump"):
-        register(registry, "support_router:v1.8.0")
+        reg.register("support_router:v1.8.0")
 
 
 def test_correct_bumps_register(registry: Path) -> None:
+    reg = Registry(registry)
     _new_from(registry, "1.7.1")
     template = registry / "prompts/support_router/v1.7.1.md"
     template.write_text(template.read_text().replace("friendly sentence", "short friendly sentence"))
-    result = register(registry, "support_router:v1.7.1")
+    result = reg.register("support_router:v1.7.1")
     assert result.previous == "support_router:v1.7.0"
     assert result.changes == [("template", "patch")]
-    assert all(r.ok for r in verify(registry))
+    assert all(r.ok for r in reg.verify())
 
 
 def test_missing_placeholder_fails_naming_the_variable(registry: Path) -> None:
+    reg = Registry(registry)
     _new_from(registry, "1.7.1")
     template = registry / "prompts/support_router/v1.7.1.md"
     template.write_text(template.read_text() + "Customer name: {{ customer_name }}\n")
     with pytest.raises(UserError) as err:
-        register(registry, "support_router:v1.7.1")
+        reg.register("support_router:v1.7.1")
     assert "missing template variable 'customer_name'" in str(err.value)
 
     rendered = run_cli("prompts", "render", "support_router:v1.7.1", "--registry", str(registry))
@@ -135,8 +142,9 @@ def test_unused_variables_are_warned(registry: Path) -> None:
 
 
 def test_new_draft_copies_the_latest_version(registry: Path) -> None:
-    vid = new_version(registry, "summarizer", bump="minor")
+    reg = Registry(registry)
+    vid = reg.new_version("summarizer", bump="minor")
     assert vid == "summarizer:v1.2.0"
-    draft = load_package(registry, vid)
+    draft = reg.load_package(vid)
     assert draft.status == "draft" and draft.rollback_to == "1.1.0"
-    assert draft.package_hash == load_package(registry, "summarizer:v1.1.0").package_hash
+    assert draft.package_hash == reg.load_package("summarizer:v1.1.0").package_hash

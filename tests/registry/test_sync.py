@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prompt_release.registry import move_label, sync_to_warehouse
+from prompt_release.registry import Registry, sync_to_warehouse
 from prompt_release.warehouse import read_connection
 from tests.conftest import run_cli
 
 
 def test_sync_mirrors_versions_and_events_once(registry: Path, warehouse: Path) -> None:
-    counts = sync_to_warehouse(registry, warehouse)
+    reg = Registry(registry)
+    counts = sync_to_warehouse(reg, warehouse)
     assert counts["prompt_versions"] == 9 and counts["label_events"] == 5  # incl. the summary_judge package
-    move_label(registry, "support_router", "staging", "1.6.0", reason="stage")
-    again = sync_to_warehouse(registry, warehouse)
+    reg.move_label("support_router", "staging", "1.6.0", reason="stage")
+    again = sync_to_warehouse(reg, warehouse)
     assert again["label_events"] == 1  # only the new event
 
     with read_connection(warehouse) as con:

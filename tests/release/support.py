@@ -7,14 +7,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from prompt_release.warehouse import write_transaction
+from tests.gate_reports import gate_report
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
 
 def add_report(warehouse: Path, report_id: str, verdict: str, candidate: str, baseline: str, at: datetime,
                reason: str = "") -> None:
-    report = {"report_id": report_id, "verdict": verdict, "reason": reason,
-              "candidate": {"version": candidate, "hash": None}, "baseline": {"version": baseline, "hash": None}}
+    report = gate_report(report_id, verdict, candidate, baseline=baseline, reason=reason).to_json()
     with write_transaction(warehouse) as con:
         con.execute(
             "INSERT INTO gate_reports VALUES (?, 'run_1', ?, ?, 'sha256:x', ?, 'sha256:y', NULL, ?, ?, ?, '{}', ?, NULL, ?)",

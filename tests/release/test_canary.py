@@ -1,4 +1,4 @@
-"""Canary traffic through the runtime client, canary analysis, roll forward and automatic roll back."""
+"""Canary traffic through the runtime client, canary analysis, roll forward and automatic abort."""
 
 from __future__ import annotations
 
@@ -6,13 +6,14 @@ import json
 from pathlib import Path
 
 from prompt_release.gates.canary import CanaryPolicy
-from prompt_release.registry import history, labels, load_package, move_label
-from prompt_release.release.canary import analyse_canary, load_decision, roll_back, roll_forward
+from prompt_release.registry import Registry
+from prompt_release.release.canary import abort_canary, analyse_canary, load_decision, roll_forward
 from prompt_release.release.metrics import compute_version_metrics
 from prompt_release.release.promotion import apply_gate_report
 from prompt_release.release.traffic import simulate_traffic
 from prompt_release.traces import ingest_day
 from prompt_release.warehouse import read_connection
+from tests.gate_reports import gate_report
 
 # Latency is measured on a shared test machine: keep its margin wide so only failures decide here.
 POLICY = CanaryPolicy(min_canary_traces=100, failure_margin=0.03, latency_margin=0.5)
@@ -26,21 +27,19 @@ def _serve(registry_root: Path, warehouse: Path, landing: Path, simulator, reque
 
 
 def test_healthy_canary_rolls_forward(registry_root, recorded, landing, simulator, llm_settings) -> None:
-    promoted = apply_gate_report(
-        registry_root,
-        {"report_id": "gr_c1", "verdict": "promote", "reason": "ok", "candidate": {"version": "support_router:v1.6.0"}},
-        warehouse=recorded, llm_settings=llm_settings,
-    )
+    reg = Registry(registry_root)
+    promoted = apply_gate_report(reg, gate_report("gr_c1", "promote", "support_router:v1.6.0", reason="ok"),
+                                 warehouse=recorded, llm_settings=llm_settings)
     assert promoted.state == "canary"
     traffic = _serve(registry_root, recorded, landing, simulator, 1200)
     # Routing by user id: about the policy's 20% of requests reach the candidate.
     assert 150 < traffic.by_version["support_router:v1.6.0"] < 350
     assert traffic.errors == 0
 
-    early = analyse_canary(recorded, registry_root, "support_router", policy=POLICY)
+    early = analyse_canary(recorded, reg, "support_router", policy=POLICY)
     assert early.action == "freeze" and "30.0 min" in early.decision.reason  # release policy: min_duration 30m
 
-    analysis = analyse_canary(recorded, registry_root, "support_router", policy=POLICY, min_duration_s=0)
+    analysis = analyse_canary(recorded, reg, "support_router", policy=POLICY, min_duration_s=0)
     assert analysis.action == "roll_forward", analysis.decision.reason
     assert analysis.gate_report_id == "gr_c1"
     cand = analysis.metrics.versions["support_router:v1.6.0"]
@@ -48,42 +47,43 @@ def test_healthy_canary_rolls_forward(registry_root, recorded, landing, simulato
     assert cand.p95_latency_ms is not None and cand.steps_per_trace == 1.0
     # Production traces before the canary started are not part of the comparison.
     assert analysis.metrics.versions["support_router:v1.5.2"].traces == traffic.by_version["support_router:v1.5.2"]
-    assert load_decision(recorded, analysis.decision_id)["action"] == "roll_forward"
+    assert load_decision(recorded, analysis.decision_id).action == "roll_forward"
 
-    before = len(history(registry_root, "support_router"))
-    outcome = roll_forward(registry_root, recorded, "support_router", analysis.decision_id)
+    before = len(reg.history("support_router"))
+    outcome = roll_forward(reg, recorded, "support_router", analysis.decision_id)
     assert outcome.state == "rolled_forward"
-    current = labels(registry_root, "support_router")
-    assert current["production"]["version_id"] == "support_router:v1.6.0"
+    current = reg.labels("support_router")
+    assert current["production"].version_id == "support_router:v1.6.0"
     assert "canary" not in current and "staging" not in current
-    new = history(registry_root, "support_router")[before:]
-    assert new[0]["label"] == "production" and analysis.decision_id in new[0]["reason"]
-    assert all(e["gate_report_id"] == "gr_c1" for e in new)
-    assert roll_forward(registry_root, recorded, "support_router", analysis.decision_id).state == "already_applied"
+    new = reg.history("support_router")[before:]
+    assert new[0].label == "production" and analysis.decision_id in new[0].reason
+    assert all(e.gate_report_id == "gr_c1" for e in new)
+    assert roll_forward(reg, recorded, "support_router", analysis.decision_id).state == "already_applied"
 
 
-def test_regressing_canary_rolls_back_and_its_failures_become_incident_cases(
+def test_regressing_canary_is_aborted_and_its_failures_become_incident_cases(
     registry_root, recorded, landing, simulator
 ) -> None:
+    reg = Registry(registry_root)
     # A candidate that breaks the JSON contract on live traffic (answers in prose).
-    move_label(registry_root, "support_router", "canary", "1.7.0", percent=30, reason="manual canary",
-               gate_report_id="gr_manual")
+    reg.move_label("support_router", "canary", "1.7.0", percent=30, reason="manual canary",
+                   gate_report_id="gr_manual")
     _serve(registry_root, recorded, landing, simulator, 400)
 
-    analysis = analyse_canary(recorded, registry_root, "support_router", policy=POLICY)
-    assert analysis.action == "roll_back", analysis.decision.reason
+    analysis = analyse_canary(recorded, reg, "support_router", policy=POLICY)
+    assert analysis.action == "abort", analysis.decision.reason
     assert "hard_failure_rate" in analysis.decision.reason
     cand = analysis.metrics.versions["support_router:v1.7.0"]
     assert cand.hard_failure_rate == 1.0 and cand.success_rate == 0.0
 
-    outcome = roll_back(registry_root, recorded, "support_router", analysis.decision_id)
-    assert outcome.state == "rolled_back"
-    assert "canary" not in labels(registry_root, "support_router")
-    assert labels(registry_root, "support_router")["production"]["version_id"] == "support_router:v1.5.2"
-    assert load_package(registry_root, "support_router:v1.7.0").status == "rejected"
-    events = [e for e in history(registry_root, "support_router") if e["gate_report_id"] == "gr_manual"]
-    assert [e["action"] for e in events] == ["move", "remove", "status"]
-    assert all(analysis.decision_id in e["reason"] for e in events[1:])
+    outcome = abort_canary(reg, recorded, "support_router", analysis.decision_id)
+    assert outcome.state == "aborted"
+    assert "canary" not in reg.labels("support_router")
+    assert reg.labels("support_router")["production"].version_id == "support_router:v1.5.2"
+    assert reg.load_package("support_router:v1.7.0").status == "rejected"
+    events = [e for e in reg.history("support_router") if e.gate_report_id == "gr_manual"]
+    assert [e.action for e in events] == ["move", "remove", "status"]
+    assert all(analysis.decision_id in e.reason for e in events[1:])
 
     incidents = (registry_root / "datasets/incidents/support_router.jsonl").read_text().splitlines()
     assert len(incidents) == len(outcome.incident_span_ids) == 20
@@ -94,15 +94,16 @@ def test_regressing_canary_rolls_back_and_its_failures_become_incident_cases(
             "SELECT count(*) FROM golden_cases WHERE version_id = ? AND tags->>'incident' = 'true'",
             [outcome.golden_version]).fetchone()[0]
     assert incident_cases >= 1  # identical replayed inputs collapse into one case
-    assert roll_back(registry_root, recorded, "support_router", analysis.decision_id).state == "already_applied"
+    assert abort_canary(reg, recorded, "support_router", analysis.decision_id).state == "already_applied"
 
 
 def test_no_canary_no_decision(registry_root, warehouse) -> None:
-    assert analyse_canary(warehouse, registry_root, "summarizer") is None
+    assert analyse_canary(warehouse, Registry(registry_root), "summarizer") is None
 
 
 def test_version_metrics_per_day_and_version(registry_root, recorded, landing, simulator) -> None:
-    move_label(registry_root, "support_router", "canary", "1.7.0", percent=50, reason="manual canary")
+    reg = Registry(registry_root)
+    reg.move_label("support_router", "canary", "1.7.0", percent=50, reason="manual canary")
     summary = _serve(registry_root, recorded, landing, simulator, 200)
     from prompt_release.mining.detectors import mine_failures
 

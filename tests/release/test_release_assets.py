@@ -1,4 +1,4 @@
-"""Dagster glue: gate_sensor and canary_sensor with cursors, the promote and rollback jobs, the assets."""
+"""Dagster glue: gate_sensor and canary_sensor with cursors, the promote job and the job that aborts a canary, the assets."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from prompt_release.registry import labels, load_package, move_label
+from prompt_release.registry import Registry
 from prompt_release.release.traffic import simulate_traffic
 from prompt_release.traces import ingest_day
 from prompt_release.warehouse import read_connection
@@ -54,6 +54,7 @@ def test_gate_sensor_starts_promote_per_new_report_and_skips_freezes(registry_ro
 
 
 def test_promote_job_applies_reject_and_promote(registry_root, recorded, simulator) -> None:
+    reg = Registry(registry_root)
     add_report(recorded, "gr_r", "reject", "support_router:v1.7.0", "support_router:v1.5.2", T0, "JSON contract")
     add_report(recorded, "gr_p", "promote", "support_router:v1.6.0", "support_router:v1.5.2", T0)
     res = resources(registry_root, recorded)
@@ -64,15 +65,14 @@ def test_promote_job_applies_reject_and_promote(registry_root, recorded, simulat
             resources=res, instance=dg.DagsterInstance.ephemeral(),
         )
         assert result.success
-    assert load_package(registry_root, "support_router:v1.7.0").status == "rejected"
-    assert labels(registry_root, "support_router")["canary"]["version_id"] == "support_router:v1.6.0"
+    assert reg.load_package("support_router:v1.7.0").status == "rejected"
+    assert reg.labels("support_router")["canary"].version_id == "support_router:v1.6.0"
     with read_connection(recorded) as con:  # the promote job mirrors the audit trail into the warehouse
         assert con.execute("SELECT count(*) FROM label_events WHERE gate_report_id = 'gr_p'").fetchone()[0] == 2
 
 
 def test_awaiting_approval_is_resumed_by_the_gate_sensor_once_approved(registry_root, recorded, simulator) -> None:
-    from prompt_release.registry import approve
-
+    reg = Registry(registry_root)
     add_report(recorded, "gr_o", "promote", "order_agent:v2.1.0", "order_agent:v2.0.0", T0)
     res = resources(registry_root, recorded)
     run_config = {"ops": {"apply_gate_report_op": {"config": {"report_id": "gr_o", "llm_base_url": simulator.base_url}}}}
@@ -83,15 +83,16 @@ def test_awaiting_approval_is_resumed_by_the_gate_sensor_once_approved(registry_
     [request] = first.run_requests  # the report itself
     waiting, _ = evaluate(gate_sensor, res, first.cursor)
     assert "awaiting approval by 'risk-team'" in waiting.skip_reason.skip_message
-    approve(registry_root, "order_agent:v2.1.0", reviewer="risk-team")
+    reg.approve("order_agent:v2.1.0", reviewer="risk-team")
     resumed, _ = evaluate(gate_sensor, res, first.cursor)
     assert [r.run_key for r in resumed.run_requests] == ["gr_o:approved"]
 
 
-def test_canary_analysis_asset_and_canary_sensor_roll_back(registry_root, recorded, landing, simulator) -> None:
+def test_canary_analysis_asset_and_canary_sensor_abort_the_canary(registry_root, recorded, landing, simulator) -> None:
+    reg = Registry(registry_root)
     res = resources(registry_root, recorded)
-    move_label(registry_root, "support_router", "canary", "1.7.0", percent=30, reason="manual canary",
-               gate_report_id="gr_m")
+    reg.move_label("support_router", "canary", "1.7.0", percent=30, reason="manual canary",
+                   gate_report_id="gr_m")
     summary = simulate_traffic(registry_root, "support_router", landing=landing, base_url=simulator.base_url,
                                requests=300, warehouse=recorded)
     ingest_day(landing, summary.day, warehouse=recorded)
@@ -104,7 +105,7 @@ def test_canary_analysis_asset_and_canary_sensor_roll_back(registry_root, record
     instance.add_dynamic_partitions(PROMPTS.name, ["support_router"])
     result = dg.materialize([canary_analysis], resources=res, partition_key="support_router", instance=instance)
     metadata = result.asset_materializations_for_node("canary_analysis")[0].metadata
-    assert metadata["decision"].value == "roll_back"
+    assert metadata["decision"].value == "abort"
     decision_id = metadata["decision_id"].value
     assert "hard_failure_rate" in metadata["summary"].value
 
@@ -115,8 +116,9 @@ def test_canary_analysis_asset_and_canary_sensor_roll_back(registry_root, record
                                                                  "decision_id": decision_id}
     run = rollback.execute_in_process(run_config=request.run_config, resources=res,
                                       instance=dg.DagsterInstance.ephemeral())
-    assert run.success and run.output_for_node("rollback_op") == "rolled_back"
-    assert "canary" not in labels(registry_root, "support_router")
+    assert run.success and run.output_for_node("rollback_op") == "aborted"
+    assert "canary" not in reg.labels("support_router")
+    assert reg.resolve_label("support_router", "production") == "support_router:v1.5.2"  # never moved
     quiet, _ = evaluate(canary_sensor, res, acted.cursor)
     assert not quiet.run_requests
 

@@ -5,14 +5,15 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from prompt_release.registry import move_label
+from prompt_release.registry import Registry
 from prompt_release.runtime import PromptClient
 
 ROUTER = "support_router"
 
 
 def test_canary_split_is_deterministic_and_within_sampling_error(registry: Path) -> None:
-    move_label(registry, ROUTER, "canary", "1.6.0", reason="canary", percent=10)
+    reg = Registry(registry)
+    reg.move_label(ROUTER, "canary", "1.6.0", reason="canary", percent=10)
     client = PromptClient(registry=registry)
     other = PromptClient(registry=registry)
     n = 10_000
@@ -26,7 +27,8 @@ def test_canary_split_is_deterministic_and_within_sampling_error(registry: Path)
 
 
 def test_no_routing_key_means_production(registry: Path) -> None:
-    move_label(registry, ROUTER, "canary", "1.6.0", reason="canary", percent=100)
+    reg = Registry(registry)
+    reg.move_label(ROUTER, "canary", "1.6.0", reason="canary", percent=100)
     client = PromptClient(registry=registry)
     assert client.get(ROUTER).version_id == "support_router:v1.5.2"
     assert client.get(ROUTER, routing_key="anyone").version_id == "support_router:v1.6.0"
@@ -34,7 +36,8 @@ def test_no_routing_key_means_production(registry: Path) -> None:
 
 
 def test_segment_filter_limits_the_canary(registry: Path) -> None:
-    move_label(registry, ROUTER, "canary", "1.6.0", reason="free tier first", percent=100,
+    reg = Registry(registry)
+    reg.move_label(ROUTER, "canary", "1.6.0", reason="free tier first", percent=100,
                segments={"customer_tier": ["free"]})
     client = PromptClient(registry=registry)
     assert client.get(ROUTER, routing_key="u1", segment={"customer_tier": "free"}).version_id.endswith("1.6.0")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from prompt_release.registry import load_package, move_label
+from prompt_release.registry import Registry
 from prompt_release.runtime import PromptClient, RegistryUnavailableError
 from tests.conftest import run_cli
 
@@ -43,7 +43,7 @@ def _wait_for(predicate, deadline_s: float = 30.0, every_s: float = 0.05) -> boo
 
 
 def test_rollback_in_one_process_is_served_by_a_client_in_another(registry: Path) -> None:
-    move_label(registry, ROUTER, "production", "1.6.0", reason="gate passed")
+    Registry(registry).move_label(ROUTER, "production", "1.6.0", reason="gate passed")
     server = subprocess.Popen(
         [sys.executable, "-c", SERVER, str(registry)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -69,14 +69,16 @@ def test_rollback_in_one_process_is_served_by_a_client_in_another(registry: Path
 
 
 def test_label_flip_seen_after_ttl_in_process(registry: Path) -> None:
+    reg = Registry(registry)
     client = PromptClient(registry=registry, ttl_s=0.2)
     assert client.get(ROUTER).version_id == "support_router:v1.5.2"
-    move_label(registry, ROUTER, "production", "1.6.0", reason="ship")
+    reg.move_label(ROUTER, "production", "1.6.0", reason="ship")
     assert _wait_for(lambda: client.get(ROUTER).version_id == "support_router:v1.6.0")
 
 
 def test_unreadable_registry_keeps_last_known_good_never_a_candidate(registry: Path, tmp_path: Path) -> None:
-    move_label(registry, ROUTER, "staging", "1.6.0", reason="stage")
+    reg = Registry(registry)
+    reg.move_label(ROUTER, "staging", "1.6.0", reason="stage")
     client = PromptClient(registry=registry, ttl_s=0.05, cache_dir=tmp_path / "cache")
     first = client.get(ROUTER)
     assert first.version_id == "support_router:v1.5.2"
@@ -101,6 +103,7 @@ def test_unreadable_registry_keeps_last_known_good_never_a_candidate(registry: P
 
 
 def test_corrupt_labels_or_edited_package_keep_last_known_good(registry: Path) -> None:
+    reg = Registry(registry)
     client = PromptClient(registry=registry, ttl_s=0.05, stale_while_refresh=False)
     assert client.get(ROUTER).version_id == "support_router:v1.5.2"
 
@@ -113,7 +116,7 @@ def test_corrupt_labels_or_edited_package_keep_last_known_good(registry: Path) -
     # Production is pointed at the candidate, but the candidate was edited in place
     # after its hash was recorded: the client refuses it and keeps v1.5.2.
     labels_file.write_text(good)
-    move_label(registry, ROUTER, "production", "1.6.0", reason="ship")
+    reg.move_label(ROUTER, "production", "1.6.0", reason="ship")
     template = registry / "prompts/support_router/v1.6.0.md"
     template.write_text(template.read_text() + "\nsneaky edit\n")
     time.sleep(0.06)
@@ -121,8 +124,9 @@ def test_corrupt_labels_or_edited_package_keep_last_known_good(registry: Path) -
 
 
 def test_bundled_fallback_serves_without_registry(registry: Path, tmp_path: Path) -> None:
+    reg = Registry(registry)
     bundle = tmp_path / "support_router.json"
-    bundle.write_text(json.dumps(load_package(registry, "support_router:v1.5.2").to_bundle()))
+    bundle.write_text(json.dumps(reg.load_package("support_router:v1.5.2").to_bundle()))
     client = PromptClient(registry=tmp_path / "missing", fallback=bundle)
     served = client.get(ROUTER)
     assert (served.version_id, served.source) == ("support_router:v1.5.2", "fallback")
@@ -130,16 +134,18 @@ def test_bundled_fallback_serves_without_registry(registry: Path, tmp_path: Path
 
 
 def test_tampered_bundle_is_refused(registry: Path, tmp_path: Path) -> None:
-    data = load_package(registry, "support_router:v1.5.2").to_bundle()
+    reg = Registry(registry)
+    data = reg.load_package("support_router:v1.5.2").to_bundle()
     data["package"]["template_text"] += "\n[route] billing: everything\n"
     with pytest.raises(Exception, match="does not match its hash"):
         PromptClient(registry=tmp_path / "missing", fallback=data)
 
 
 def test_resolved_prompt_carries_the_package(registry: Path) -> None:
+    reg = Registry(registry)
     prompt = PromptClient(registry=registry).get("order_agent")
     assert prompt.version_id == "order_agent:v2.0.0"
-    assert prompt.package_hash == load_package(registry, "order_agent:v2.0.0").package_hash
+    assert prompt.package_hash == reg.load_package("order_agent:v2.0.0").package_hash
     assert prompt.model == "production-default" and prompt.parameters["max_tokens"] == 400
     assert [t["function"]["name"] for t in prompt.tools] == ["lookup_order", "issue_refund"]
     assert prompt.tool_policy["issue_refund"]["argument_bounds"]["amount_usd"]["max"] == 200

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+import prompt_release.traces as traces
+from prompt_release.registry import Registry
 from prompt_release.runtime import PromptClient, TraceLogger
 
 
@@ -52,11 +54,10 @@ def test_lines_are_native_records_in_day_folders(registry: Path, tmp_path: Path)
 
 
 def test_logged_lines_ingest_with_version_and_hash(registry: Path, tmp_path: Path, warehouse: Path) -> None:
-    import prompt_release.traces as traces
+    reg = Registry(registry)
 
     if not hasattr(traces, "ingest_paths"):
         pytest.skip("prompt_release.traces.ingest_paths arrives with the ingest branch (issue 2)")
-    from prompt_release.registry import load_package
     from prompt_release.warehouse import read_connection
 
     _log_calls(registry, tmp_path / "landing")
@@ -67,7 +68,7 @@ def test_logged_lines_ingest_with_version_and_hash(registry: Path, tmp_path: Pat
             "FROM traces ORDER BY ts, source_line"
         ).fetchall()
     assert len(rows) == 3
-    router_hash = load_package(registry, "support_router:v1.5.2").package_hash
+    router_hash = reg.load_package("support_router:v1.5.2").package_hash
     assert rows[0] == ("support_router", "support_router:v1.5.2", router_hash, "ok", None, 120, "s1")
     assert rows[1][3:5] == ("error", "TimeoutError")
-    assert rows[2][1:3] == ("order_agent:v2.0.0", load_package(registry, "order_agent:v2.0.0").package_hash)
+    assert rows[2][1:3] == ("order_agent:v2.0.0", reg.load_package("order_agent:v2.0.0").package_hash)

@@ -24,6 +24,7 @@ import dagster as dg
 import pytest
 
 from prompt_release.gates.evaluate import latest_report
+from prompt_release.gates.report import GateReport
 from tests.conftest import REPO_ROOT
 from tests.ui.harness import (
     launch_webserver,
@@ -46,7 +47,7 @@ REJECTED = "support_router:v1.7.0"  # answers in prose: breaks the JSON contract
 class Demo:
     home: Path  # the Dagster home the demo's runs are recorded in
     state: Path  # its warehouse, registry copy, landing and HTML reports
-    reports: dict[str, dict]  # candidate -> its latest gate report
+    reports: dict[str, GateReport]  # candidate -> its latest gate report
     base_url: str  # the Dagster webserver over that home
 
 
@@ -84,8 +85,8 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
         tail = log.read_text(errors="replace")[-4000:]
         assert done.returncode == 0, f"the demo failed:\n{tail}"
         reports = {c: latest_report(state / "warehouse.duckdb", c) for c in (PROMOTED, REJECTED)}
-        assert reports[PROMOTED] and reports[PROMOTED]["verdict"] == "promote", tail
-        assert reports[REJECTED] and reports[REJECTED]["verdict"] == "reject", tail
+        assert reports[PROMOTED] and reports[PROMOTED].verdict == "promote", tail
+        assert reports[REJECTED] and reports[REJECTED].verdict == "reject", tail
         wait_for_webserver(proc, base_url, root / "webserver.log")
         yield Demo(home, state, reports, base_url)
     finally:
@@ -112,7 +113,7 @@ def test_dagster_ui_shows_the_lineage_and_each_candidates_gate_verdict(
     # The promoted candidate: its latest materialization leads with the verdict.
     text = open_asset_partition(page, base_url, "gate_report", PROMOTED, expect_text="Verdict: PROMOTE")
     assert PROMOTED in text
-    assert demo.reports[PROMOTED]["report_id"] in text
+    assert demo.reports[PROMOTED].report_id in text
     save_screenshot(page, "gate-report.png")
     report = show_markdown(page, expect_text="p95_latency")
     # The full report behind "[Show Markdown]": verdict first, then every gate with its outcome.
@@ -125,13 +126,13 @@ def test_dagster_ui_shows_the_lineage_and_each_candidates_gate_verdict(
     text = open_asset_partition(page, base_url, "gate_report", REJECTED, expect_text="Verdict: REJECT")
     assert "Verdict: PROMOTE" not in text
     assert "json_valid_rate" in text  # named in the verdict line as a failed hard gate
-    assert demo.reports[REJECTED]["report_id"] in text
+    assert demo.reports[REJECTED].report_id in text
 
 
 def test_the_html_gate_report_opens_offline_with_its_verdict_and_charts(
     demo: Demo, browser_page
 ) -> None:
-    html = Path(demo.reports[PROMOTED]["paths"]["html"])
+    html = Path(demo.reports[PROMOTED].paths["html"])
     assert html.is_file()
     page = browser_page
     # Anything but the file itself (a CDN script, a web font) would be a request off the machine.

@@ -190,7 +190,7 @@ def test_canary_status_shows_the_newest_decision_per_prompt(con, demo_world) -> 
 def test_canary_status_keeps_only_the_newest_look(warehouse: Path) -> None:
     start = datetime(2026, 10, 2, 9, tzinfo=UTC)
     with write_transaction(warehouse) as con:
-        for i, action in enumerate(("freeze", "freeze", "roll_back")):
+        for i, action in enumerate(("freeze", "freeze", "abort")):
             con.execute(
                 "INSERT INTO canary_decisions VALUES (?, 'support_router', 'support_router:v1.7.0', NULL, "
                 "'support_router:v1.5.2', NULL, 'evt_1', 'gr_1', ?, 30, NULL, ?, 'why', ?, 100, ?, 0, "
@@ -199,7 +199,7 @@ def test_canary_status_keeps_only_the_newest_look(warehouse: Path) -> None:
             )
     with analyst_connection(warehouse) as con:
         (row,) = rows(con, "SELECT action, looks, candidate_traces, candidate_hard_failure_rate FROM v_canary_status")
-    assert row == {"action": "roll_back", "looks": 3, "candidate_traces": 30, "candidate_hard_failure_rate": 1 / 3}
+    assert row == {"action": "abort", "looks": 3, "candidate_traces": 30, "candidate_hard_failure_rate": 1 / 3}
 
 
 def test_prompt_release_sql_reads_the_views(demo_world) -> None:
