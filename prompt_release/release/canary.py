@@ -239,7 +239,9 @@ def canary_metrics(
         return _metrics_on(con, prompt_id, _parse_ts(since), list(versions), segments, registry)
 
 
-class CanaryAnalysis(BaseModel):
+class CanaryLook(BaseModel):
+    """Which canary one look is about: the versions compared, the label move that started it, its traffic."""
+
     decision_id: str
     prompt_id: str
     candidate_version: str
@@ -251,6 +253,9 @@ class CanaryAnalysis(BaseModel):
     canary_since: datetime
     canary_percent: float | None
     segments: dict[str, list[str]] | None
+
+
+class CanaryAnalysis(CanaryLook):
     decision: CanaryDecision
     metrics: CanaryMetrics
     policy: dict[str, Any]
@@ -354,22 +359,11 @@ def analyse_canary(
     return analysis
 
 
-class CanaryDecisionRecord(BaseModel):
+class CanaryDecisionRecord(CanaryLook):
     """One row of `canary_decisions` (one look at a running canary) as stored; JSON columns parsed."""
 
     model_config = ConfigDict(frozen=True)
 
-    decision_id: str
-    prompt_id: str
-    candidate_version: str
-    candidate_hash: str | None
-    production_version: str
-    production_hash: str | None
-    canary_event_id: str | None
-    gate_report_id: str | None
-    canary_since: datetime
-    canary_percent: float | None
-    segments: dict[str, list[str]] | None
     action: CanaryAction
     reason: str
     candidate_traces: int
