@@ -32,6 +32,7 @@ import orjson
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
+from prompt_release.contracts.text_forms import names_a_tool
 from prompt_release.errors import UserError
 from prompt_release.evaluation import checks
 from prompt_release.evaluation.behaviour_diff import behaviour_diff
@@ -325,7 +326,10 @@ class _RowMaker:
 
     def _checks(self, contract: checks.CompiledContract, case: BacktestCase, result: CallResult,
                 expected_json: str | None, tool_calls_json: str | None) -> tuple:
-        prior = frozenset(checks.prior_tool_names(case.messages)) if result.tool_calls else None
+        # The conversation's earlier tool calls matter only to answers that call a tool (in tool_calls
+        # or written in the text); every other answer is checked once whatever preceded it.
+        may_call = result.tool_calls or names_a_tool(result.output, contract.tools)
+        prior = frozenset(checks.prior_tool_names(case.messages)) if may_call else None
         key = (id(contract), result.output, tool_calls_json, prior, expected_json)
         found = self._checked.get(key)
         if found is None:
@@ -384,11 +388,15 @@ def _checked_columns(contract: checks.CompiledContract, case: BacktestCase, resu
         "schema_message": outcome.schema_message or None,
         "tool_issues": [{"kind": i.kind, "tool": i.tool, "detail": i.detail, "path": i.path} for i in tool_issues],
     }
+    if outcome.text_tool_calls:
+        details["text_tool_calls"] = list(outcome.text_tool_calls)
     return (
         outcome.json_valid,
         # Output that does not parse cannot meet the schema: a schema failure, not "no data".
         False if outcome.json_valid is False and contract.schema_validator else outcome.schema_valid,
-        not any(i.kind in ("unknown_tool", "tool_args_invalid") for i in tool_issues) if result.tool_calls else True,
+        # A call written as text is a tool call that was not made validly.
+        not any(i.kind in ("unknown_tool", "tool_args_invalid", "text_tool_call") for i in tool_issues)
+        if result.tool_calls or outcome.text_tool_calls else True,
         any(i.kind == "unsafe_tool_call" for i in tool_issues),
         task_correct,
         outcome.refusal,

@@ -6,7 +6,13 @@ output (text, tool calls, and the conversation that preceded it), `check_output`
 returns a small `CheckResult`: is the JSON valid, does it satisfy the schema
 (and which path failed), is a value outside an enum, were tools called that the
 package does not offer, with arguments failing their schema, or unsafely, and
-does the text refuse or ask to clarify. Validators are compiled once per
+does the text refuse or ask to clarify. The output is judged after the
+package's post-processing rules, as production parses it: a fenced JSON
+answer is invalid JSON (`fenced_json`) unless the package declares a rule that
+strips fences. A tool call written in the text instead of `tool_calls`
+(`contracts.text_forms`) fails the answer as `text_tool_call`, and is checked
+like a real call, so an intended unsafe call is `unsafe_tool_call` too.
+Validators are compiled once per
 package hash. The `match_*` helpers compare an output with a golden case's
 expectation (exact JSON, field labels, an expected tool call, refuse/clarify).
 
@@ -28,6 +34,9 @@ from functools import lru_cache
 from typing import Any, Protocol, runtime_checkable
 
 from jsonschema import Draft202012Validator
+
+from prompt_release.contracts import post_processing
+from prompt_release.contracts.text_forms import text_tool_calls, unfence
 
 # Refusal / clarification phrasings recognised when a workflow configures none.
 DEFAULT_REFUSAL_PATTERNS: tuple[str, ...] = (
@@ -63,7 +72,7 @@ class ToolRule:
 class ToolIssue:
     """One problem with one tool call; `kind` is a failure class name."""
 
-    kind: str  # unknown_tool | tool_args_invalid | unsafe_tool_call
+    kind: str  # unknown_tool | tool_args_invalid | unsafe_tool_call | text_tool_call
     tool: str
     index: int
     detail: str
@@ -86,6 +95,10 @@ class CheckResult:
     refusal: bool = False
     clarification: bool = False
     parsed: Any = None
+    # The answer is one fenced JSON block and the package's post-processing does not strip fences.
+    fenced_json: bool = False
+    # Tool calls written in the answer's text ({name, arguments, form}); production executes none.
+    text_tool_calls: tuple[dict, ...] = ()
 
     @property
     def failure_classes(self) -> tuple[str, ...]:
@@ -93,11 +106,13 @@ class CheckResult:
         found: list[str] = []
         if self.json_valid is False:
             found.append("invalid_json")
+        if self.fenced_json:
+            found.append("fenced_json")
         if self.schema_violation:
             found.append("schema_violation")
         if self.enum_violation:
             found.append("enum_violation")
-        for kind in ("unknown_tool", "tool_args_invalid", "unsafe_tool_call"):
+        for kind in ("text_tool_call", "unknown_tool", "tool_args_invalid", "unsafe_tool_call"):
             if any(issue.kind == kind for issue in self.tool_issues):
                 found.append(kind)
         if self.refusal:
@@ -297,6 +312,8 @@ class CompiledContract:
     tools: Mapping[str, CompiledTool]
     policy: Mapping[str, ToolRule]
     label_fields: tuple[str, ...] = field(default=())
+    post_processing: tuple[tuple[str, Any], ...] = ()  # (kind, value): the production parser's rules
+    strips_fences: bool = False
 
 
 _COMPILED: dict[str, CompiledContract] = {}
@@ -322,6 +339,8 @@ def compile_contract(package: PackageContract) -> CompiledContract:
     if isinstance(schema, Mapping):
         props = schema.get("properties") or {}
         labels = tuple(sorted(k for k, v in props.items() if isinstance(v, Mapping) and "enum" in v))
+    steps = tuple((post_processing.step_kind(_dump(s)), post_processing.step_value(_dump(s)))
+                  for s in getattr(package, "post_processing", None) or ())
     compiled = CompiledContract(
         version_id=package.version_id,
         package_hash=package.package_hash,
@@ -330,6 +349,8 @@ def compile_contract(package: PackageContract) -> CompiledContract:
         tools=tools,
         policy=parse_tool_policy(getattr(package, "tool_policy", None)),
         label_fields=labels,
+        post_processing=steps,
+        strips_fences=post_processing.strips_fences({"kind": k} for k, _ in steps),
     )
     _COMPILED[key] = compiled
     return compiled
@@ -495,12 +516,17 @@ def check_output(
     """Run every contract check on one output.
 
     JSON checks apply when the contract's output format is json and the
-    response is not a pure tool-call turn (tool calls and no text).
+    response is not a pure tool-call turn (tool calls and no text). The text
+    is judged after the package's post-processing (what production parses).
     """
     contract = package if isinstance(package, CompiledContract) else compile_contract(package)
+    raw = text
+    if text is not None and contract.post_processing:
+        text = post_processing.apply(({"kind": k, "value": v} for k, v in contract.post_processing), text)
     json_valid: bool | None = None
     schema = SchemaOutcome(None)
     parsed: Any = None
+    fenced = False
     tool_turn = bool(tool_calls) and not (text or "").strip()
     if contract.output_format == "json" and not tool_turn:
         try:
@@ -508,9 +534,14 @@ def check_output(
             json_valid = text is not None
         except ValueError:
             json_valid = False
+            fenced = unfence(text) is not None
         if json_valid:
             schema = check_parsed(contract, parsed)
-    issues = check_tool_calls(contract, tool_calls, prior_tool_names(messages)) if tool_calls else ()
+    written = tuple(text_tool_calls(raw, contract.tools))
+    prior = prior_tool_names(messages) if tool_calls or written else set()
+    issues = check_tool_calls(contract, tool_calls, prior) if tool_calls else ()
+    if written:
+        issues += text_call_issues(contract, written, tool_calls, prior)
     return CheckResult(
         json_valid=json_valid,
         schema_valid=schema.valid,
@@ -523,7 +554,23 @@ def check_output(
         refusal=matches_any(text, refusal_patterns),
         clarification=matches_any(text, clarification_patterns),
         parsed=parsed,
+        fenced_json=fenced,
+        text_tool_calls=written,
     )
+
+
+def text_call_issues(contract: CompiledContract, written: Sequence[dict], tool_calls: Sequence[Any] | None,
+                     prior: Iterable[str]) -> tuple[ToolIssue, ...]:
+    """Issues of tool calls written as text: one `text_tool_call` each (production runs none of
+    them), plus what the call would be if it ran (an unsafe refund written as text is still unsafe)."""
+    issues = [ToolIssue("text_tool_call", call["name"], index, f"{call['form']} tool call in the text, "
+                        "not in tool_calls: nothing runs and the user sees it") for index, call in enumerate(written)]
+    # Judged as if made after the response's real calls, with the prior tools they had.
+    called = set(prior) | {tool_name(c) for c in tool_calls or ()}
+    for issue in check_tool_calls(contract, written, called):
+        if issue.kind != "unknown_tool":
+            issues.append(ToolIssue(issue.kind, issue.tool, issue.index, f"written as text: {issue.detail}", issue.path))
+    return tuple(issues)
 
 
 # --------------------------------------------------------------------------- expectations

@@ -37,6 +37,7 @@ class StaticContract:
     output_schema: dict | None = None
     tools: tuple[Any, ...] = ()
     tool_policy: Any = field(default=None)
+    post_processing: tuple[Any, ...] = ()  # rules {kind, value}, as a manifest's post_processing
 
     @property
     def prompt_id(self) -> str:

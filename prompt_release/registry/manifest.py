@@ -71,9 +71,9 @@ class Links(_Strict):
 
 
 class PostProcessingStep(_Strict):
-    """One output post-processing rule, applied in order by `postprocess.apply`."""
+    """One output post-processing rule, applied in order by `contracts.post_processing.apply`."""
 
-    kind: Literal["strip", "extract_json", "max_chars", "max_words"]
+    kind: Literal["strip", "strip_fences", "extract_json", "max_chars", "max_words"]
     value: int | None = None
 
 

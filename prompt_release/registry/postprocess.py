@@ -1,8 +1,7 @@
-"""Apply a package's post-processing rules to a model's raw output, and parse it.
+"""Parse a model's output the way its package says, after its post-processing rules.
 
-Rules run in manifest order: `strip` (surrounding whitespace), `extract_json`
-(the outermost `{...}` block, for models that wrap JSON in prose or fences),
-`max_chars` / `max_words` (truncate). `parse_output` then reads the result
+`apply` (the rules, shared with the contract checks) lives in
+`prompt_release.contracts.post_processing`. `parse_output` reads the result
 the way the package's `output_format` says, returning a problem instead of
 raising so callers can count failures.
 """
@@ -12,22 +11,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from prompt_release.registry.manifest import PostProcessingStep
-
-
-def apply(steps: list[PostProcessingStep], text: str) -> str:
-    for step in steps:
-        if step.kind == "strip":
-            text = text.strip()
-        elif step.kind == "extract_json":
-            start, end = text.find("{"), text.rfind("}")
-            if 0 <= start < end:
-                text = text[start : end + 1]
-        elif step.kind == "max_chars" and step.value is not None:
-            text = text[: step.value]
-        elif step.kind == "max_words" and step.value is not None:
-            text = " ".join(text.split()[: step.value])
-    return text
 
 
 def parse_output(output_format: str, output_schema: dict[str, Any] | None, text: str) -> tuple[Any, str | None]:

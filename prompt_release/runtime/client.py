@@ -100,7 +100,8 @@ class ResolvedPrompt:
     def postprocess(self, raw_output: str) -> tuple[Any, str | None]:
         """Apply the package's post-processing, then parse per its output format:
         (value, None) on success, (value or None, problem) when the contract is broken."""
-        from prompt_release.registry.postprocess import apply, parse_output
+        from prompt_release.contracts.post_processing import apply
+        from prompt_release.registry.postprocess import parse_output
 
         return parse_output(self.output_format, self.output_schema, apply(self.package.post_processing, raw_output))
 

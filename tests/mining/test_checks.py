@@ -124,3 +124,55 @@ def test_expectation_matchers():
     assert checks.match_expected({"kind": "refuse", "value": None}, "I cannot help with that.")
     assert checks.match_expected({"kind": "clarify", "value": None}, "Could you please clarify?")
     assert checks.match_expected(None, "x") is None
+
+
+# --- what real models write: tool calls as text, fenced JSON -------------------------------------
+
+REFUND_TEXT = json.dumps(REFUND)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        f"Sure, refunding now:\n```json\n{REFUND_TEXT}\n```",
+        REFUND_TEXT,
+        f"<tool_call>\n{REFUND_TEXT}\n</tool_call>",
+        json.dumps({"type": "function", "function": {"name": "issue_refund",
+                                                     "arguments": json.dumps(REFUND["arguments"])}}),
+    ],
+    ids=["fenced", "bare", "tagged", "openai-shaped"],
+)
+def test_a_refund_written_as_text_fails_and_is_unsafe_without_a_lookup(answer: str):
+    result = checks.check_output(ORDER, answer, [], [{"role": "user", "content": "refund please"}])
+    assert result.failure_classes == ("text_tool_call", "unsafe_tool_call")
+    assert not result.contract_ok
+    assert [c["name"] for c in result.text_tool_calls] == ["issue_refund"]
+    unsafe = next(i for i in result.tool_issues if i.kind == "unsafe_tool_call")
+    assert "written as text" in unsafe.detail and "lookup_order" in unsafe.detail
+
+
+def test_a_safe_call_written_as_text_still_fails_the_answer():
+    prior = [{"role": "user", "content": "refund"}, {"role": "assistant", "tool_calls": [LOOKUP]}]
+    result = checks.check_output(ORDER, REFUND_TEXT, [], prior)
+    assert result.failure_classes == ("text_tool_call",)
+
+
+def test_prose_naming_a_tool_and_data_without_arguments_are_not_tool_calls():
+    assert checks.check_output(ORDER, "I can issue_refund once I have looked the order up.").failure_classes == ()
+    assert checks.check_output(ORDER, '{"name": "issue_refund", "status": "pending"}').failure_classes == ()
+
+
+FENCED_ROUTE = '```json\n{"route": "billing", "confidence": 0.9}\n```'
+
+
+def test_fenced_json_fails_a_json_contract_whose_parser_does_not_strip_fences():
+    result = checks.check_output(ROUTER, FENCED_ROUTE)
+    assert result.failure_classes == ("invalid_json", "fenced_json") and not result.contract_ok
+
+
+def test_fenced_json_passes_when_the_package_declares_fence_stripping():
+    from dataclasses import replace
+
+    stripping = replace(ROUTER, package_hash="sha256:router-strips", post_processing=({"kind": "strip_fences"},))
+    result = checks.check_output(stripping, FENCED_ROUTE)
+    assert result.contract_ok and result.parsed == {"route": "billing", "confidence": 0.9}

@@ -1,0 +1,1 @@
+"""Output-contract checks: how an output is judged against its package's contract, as production would."""
