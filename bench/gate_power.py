@@ -6,7 +6,9 @@ confidence sequences and rule of `canary.py` for the canary), printing per
 size and n the share of trials promoted / rejected / frozen, a naive
 reference in the same run (raw observed rates for the gate; a fixed-horizon
 interval re-checked at every look for the canary), and PASS/FAIL for the
-targets of issue 6. Run: `python bench/gate_power.py [--trials N] [--seed S]`.
+targets of issue 6; then the coverage of the latency gate's interval at
+n = 10, 30, 100, 300 beside the nominal 95% and beside the percentile
+bootstrap it replaced (issue 13). Run: `python bench/gate_power.py [--trials N] [--seed S]`.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from prompt_release.gates import canary as cn  # noqa: E402
 from prompt_release.gates import sequential as seq  # noqa: E402
-from prompt_release.gates.decision import decide_paired  # noqa: E402
+from prompt_release.gates import statistics as st  # noqa: E402
+from prompt_release.gates.decision import decide_paired, min_cases  # noqa: E402
 from prompt_release.gates.spec import gate_spec_from_dict  # noqa: E402
 
 # The gates a user would set: non-inferiority on accuracy with a 1-point margin
@@ -117,6 +120,33 @@ def latency_power(trials: int, rng: np.random.Generator) -> dict[tuple[float, in
     return table
 
 
+COVERAGE_SIZES_N = (10, 30, 100, 300)
+
+
+def latency_coverage(trials: int, rng: np.random.Generator) -> dict[int, dict[str, float | None]]:
+    """Share of trials whose interval holds the true p95 ratio (1.0 here), per n: the gate's
+    order-statistic interval (None below its minimum n: no interval, the gate is inconclusive)
+    and, in the same trials, the paired percentile bootstrap the gate used before."""
+    gate = LATENCY_SPEC.parsed_gates[0]
+    minimum = min_cases(gate, LATENCY_SPEC.confidence)
+    table: dict[int, dict[str, float | None]] = {}
+    for n in COVERAGE_SIZES_N:
+        held_os = held_boot = 0
+        for trial in range(trials):
+            # Same latency model as latency_power, equal versions: both arms' p95 are equal, ratio 1.
+            case = rng.lognormal(np.log(800.0), 0.35, n)
+            base = case * rng.lognormal(0.0, 0.30, n)
+            cand = case * rng.lognormal(0.0, 0.30, n)
+            if n >= minimum:
+                iv = st.quantile_comparison(cand, base, 0.95, confidence=LATENCY_SPEC.confidence)
+                held_os += iv.lower <= 1.0 <= iv.upper
+            boot = st.paired_percentile_comparison(cand, base, 0.95, n_resamples=LATENCY_RESAMPLES, seed=trial)
+            held_boot += boot.lower <= 1.0 <= boot.upper
+        table[n] = {"order_statistic": held_os / trials if n >= minimum else None, "bootstrap": held_boot / trials,
+                    "minimum": minimum}
+    return table
+
+
 def canary_error_rates(trials: int, candidate_rate: float, rng: np.random.Generator) -> dict[str, dict[str, float]]:
     """Share of trials rolled forward / back / still frozen at 5,000 canary traces, sequential vs naive."""
     policy = cn.CanaryPolicy()
@@ -172,6 +202,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=1000, help="trials per accuracy cell (latency uses 400, canary 4x)")
     parser.add_argument("--latency-trials", type=int, default=400)
+    parser.add_argument("--coverage-trials", type=int, default=1000, help="trials per n of the latency coverage table")
     parser.add_argument("--seed", type=int, default=6)
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)
@@ -207,7 +238,8 @@ def main() -> int:
     t1 = time.perf_counter()
     lat = latency_power(args.latency_trials, rng)
     t_lat = time.perf_counter() - t1
-    print(f"\nLatency gate 'p95_latency <= baseline + 10%' (hard; paired bootstrap of the p95 ratio, {LATENCY_RESAMPLES} resamples, 95%)")
+    print(f"\nLatency gate 'p95_latency <= baseline + 10%' (hard; order-statistic p95 interval per arm at 97.5%, "
+          "combined into a ratio interval, 95%)")
     print(f"lognormal latency, case effect sd 0.35 and run noise sd 0.30 on the log scale; {args.latency_trials} trials per cell")
     print(f"{'p95 change':>10} {'n':>5} | {'promote':>8} {'reject':>8} {'freeze':>8} | naive observed ratio:{'promote':>8} {'reject':>8}")
     for (reg, n), row in lat.items():
@@ -218,6 +250,22 @@ def main() -> int:
     print("targets:")
     results.append(_check("+25% p95 at n=1000 promoted", lat[(0.25, 1000)]["promote"], 0.05))
     results.append(_check("equal p95 at n=1000 rejected", lat[(0.0, 1000)]["reject"], 0.05))
+
+    t3 = time.perf_counter()
+    cov = latency_coverage(args.coverage_trials, rng)
+    t_cov = time.perf_counter() - t3
+    minimum = next(iter(cov.values()))["minimum"]
+    print(f"\nCoverage of the p95 latency ratio interval (true ratio 1.0, same latency model; {args.coverage_trials} "
+          f"trials per n; nominal 95%)")
+    print(f"{'n':>5} | {'gate: order statistics':>24} | {'paired percentile bootstrap (before)':>36} | nominal")
+    for n, row in cov.items():
+        shown = (f"{_pct(row['order_statistic']).strip():>24}" if row["order_statistic"] is not None
+                 else f"{'no interval (n < ' + str(minimum) + ')':>24}")
+        print(f"{n:>5} | {shown} | {_pct(row['bootstrap']).strip():>36} | 95.0%")
+    print("targets:")
+    for n, row in cov.items():
+        if row["order_statistic"] is not None:
+            results.append(_check(f"order-statistic coverage at n={n}", row["order_statistic"], 0.95, below=False))
 
     t2 = time.perf_counter()
     canary_trials = 4 * args.trials
@@ -249,7 +297,8 @@ def main() -> int:
     print(f"  (candidate exactly at the 1-pt margin, where one one-sided 5% look errs 5%: rolled forward "
           f"sequential {_pct(at_margin['sequential']['roll_forward']).strip()}, naive one-sided {_pct(at_margin['naive_one_sided']['roll_forward']).strip()}, "
           f"naive 95% {_pct(at_margin['naive95']['roll_forward']).strip()})")
-    print(f"\ntime: accuracy {t_acc:.1f}s, latency {t_lat:.1f}s, canary {t_can:.1f}s wall; {time.process_time():.0f}s CPU")
+    print(f"\ntime: accuracy {t_acc:.1f}s, latency {t_lat:.1f}s, coverage {t_cov:.1f}s, canary {t_can:.1f}s wall; "
+          f"{time.process_time():.0f}s CPU")
     print("ALL TARGETS PASS" if all(results) else "SOME TARGETS FAIL")
     return 0 if all(results) else 1
 

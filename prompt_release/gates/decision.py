@@ -5,11 +5,15 @@ or inconclusive (the interval straddles the threshold; a statistically
 meaningless "pass" is never given). Absolute rate gates use the Wilson
 interval of the candidate rate; rate gates relative to the baseline use
 Newcombe's paired interval for the difference on the same cases (with the
-exact McNemar p-value reported beside it); latency percentiles, judge scores
-and per-success ratios use paired percentile bootstraps (ratio for `%`
-margins, difference for margins in the metric's unit). A zero-tolerance
-gate (`0%`, or `100%` on a higher-is-better rate) is decided by counting:
-one occurrence fails. A gate with fewer paired cases than its `min_samples`
+exact McNemar p-value reported beside it); latency percentiles use
+distribution-free order-statistic intervals (ratio for `%` margins, difference
+for margins in ms); judge scores and per-success ratios use paired percentile
+bootstraps. A zero-tolerance gate (`0%`, or `100%` on a higher-is-better
+rate) is decided by counting: one occurrence fails. Every method has a
+minimum n (`statistics.MIN_CASES`, `statistics.min_cases_for_quantile`):
+with fewer paired cases the gate neither passes nor fails, it is inconclusive
+and names the n needed; a bootstrap of one pair is a point, not an interval.
+A gate with fewer paired cases than its `min_samples`
 cannot pass (it can still fail). Overall: reject if a hard gate fails,
 freeze if none fails but one is inconclusive (with the number of cases that
 would likely decide it, assuming the observed effect holds), promote
@@ -371,6 +375,12 @@ def _rate_gate(gate: Gate, cand: np.ndarray, base: np.ndarray, confidence: float
                 if violations
                 else f"no violation in {n} cases"
             )
+            if not violations and n < st.MIN_CASES["wilson"]:
+                outcome, cases = "inconclusive", st.MIN_CASES["wilson"]
+                reason = _below_minimum(n, cases, "a zero-tolerance pass (the Wilson minimum)", f"no violation in {n} cases")
+        elif n < st.MIN_CASES["wilson"]:
+            outcome, method, cases = "inconclusive", "Wilson score interval of the candidate rate", st.MIN_CASES["wilson"]
+            reason = _below_minimum(n, cases, "the Wilson score interval")
         else:
             outcome = _outcome(lo, hi, t, gate.comparator)
             method = "Wilson score interval of the candidate rate"
@@ -382,14 +392,19 @@ def _rate_gate(gate: Gate, cand: np.ndarray, base: np.ndarray, confidence: float
     else:
         est, lo_a, hi_a = st.newcombe_paired_bounds(both, only_c, only_b, neither, confidence)
         lo, hi, effect = float(lo_a), float(hi_a), float(est)
-        outcome = _outcome(lo, hi, t, gate.comparator)
         method = "Newcombe paired score interval of the difference (exact McNemar p-value beside it)"
-        if outcome == "inconclusive":
-            grid = _size_grid(n)
-            scale_f = grid / n
-            glo_d = st.newcombe_paired_bounds(both * scale_f, only_c * scale_f, only_b * scale_f, neither * scale_f, confidence)
-            cases = _first_deciding(grid, _decided_mask(glo_d[1], glo_d[2], t, gate.comparator))
-        reason = _reason(gate, outcome, effect, lo, hi, t, scale, n, cases)
+        if n < st.MIN_CASES["newcombe"]:
+            outcome, cases = "inconclusive", st.MIN_CASES["newcombe"]
+            reason = _below_minimum(n, cases, "the Newcombe paired interval")
+        else:
+            outcome = _outcome(lo, hi, t, gate.comparator)
+            if outcome == "inconclusive":
+                grid = _size_grid(n)
+                scale_f = grid / n
+                glo_d = st.newcombe_paired_bounds(both * scale_f, only_c * scale_f, only_b * scale_f, neither * scale_f,
+                                                  confidence)
+                cases = _first_deciding(grid, _decided_mask(glo_d[1], glo_d[2], t, gate.comparator))
+            reason = _reason(gate, outcome, effect, lo, hi, t, scale, n, cases)
 
     return GateResult(
         metric=gate.metric, severity=gate.severity, threshold=gate.threshold, rule=gate.describe(), n=n,
@@ -408,6 +423,23 @@ def _statistic_for(gate: Gate) -> st.Statistic:
     return st.ratio_of_sums_statistic
 
 
+def _below_minimum(n: int, minimum: int, method: str, observed: str = "") -> str:
+    return (f"n={n} is below the minimum of {minimum} paired cases for {method}: no pass or fail from "
+            f"this gate until {minimum} cases have a value" + (f" ({observed})" if observed else ""))
+
+
+def min_cases(gate: Gate, confidence: float) -> int:
+    """Fewest paired cases on which this gate's interval method decides anything."""
+    if gate.kind == "latency":
+        q = LATENCY_QUANTILES[gate.metric]
+        _, scale = _threshold_on_interval_scale(gate)
+        # A comparison combines two one-sample intervals at 1 - alpha/2 each.
+        return st.min_cases_for_quantile(q, confidence if scale == "candidate" else 1 - (1 - confidence) / 2)
+    if gate.kind == "rate":
+        return st.MIN_CASES["wilson" if gate.reference == "absolute" else "newcombe"]
+    return st.MIN_CASES["bootstrap"]
+
+
 def _bootstrap_gate(gate: Gate, cand: np.ndarray, base: np.ndarray, confidence: float, n_resamples: int, seed: int) -> GateResult:
     statistic = _statistic_for(gate)
     if gate.kind in ("latency", "score"):
@@ -416,20 +448,43 @@ def _bootstrap_gate(gate: Gate, cand: np.ndarray, base: np.ndarray, confidence: 
     cand_value = float(statistic(cand[np.newaxis, ...])[0])
     base_value = float(statistic(base[np.newaxis, ...])[0])
     t, scale = _threshold_on_interval_scale(gate)
-    if scale == "candidate":
-        iv = st.bootstrap_interval(cand, statistic, confidence=confidence, n_resamples=n_resamples, seed=seed, method_name=gate.metric)
+    minimum = min_cases(gate, confidence)
+    if gate.kind == "latency":
+        q = LATENCY_QUANTILES[gate.metric]
+        each = confidence if scale == "candidate" else 1 - (1 - confidence) / 2
+        method = f"order-statistic interval of p{q * 100:g}" + ("" if scale == "candidate" else
+                                                             f" per arm at {each:.1%}, combined (Bonferroni)")
+    elif scale == "candidate":
         method = f"percentile bootstrap of the candidate {gate.metric} ({n_resamples} resamples)"
+    else:
+        method = f"paired bootstrap of the {scale} of {gate.metric} (percentile, {n_resamples} resamples)"
+    if n < minimum:
+        effect = cand_value if scale == "candidate" else (
+            cand_value - base_value if scale == "difference" else (cand_value / base_value if base_value > 0 else math.inf))
+        return GateResult(
+            metric=gate.metric, severity=gate.severity, threshold=gate.threshold, rule=gate.describe(), n=n,
+            baseline_value=_finite_or_none(base_value), candidate_value=_finite_or_none(cand_value),
+            effect=_finite_or_none(effect), interval_of=scale, interval_lower=None, interval_upper=None,
+            threshold_value=t, effective_threshold=_effective_threshold(gate, base_value), outcome="inconclusive",
+            method=method, cases_to_decide=minimum, reason=_below_minimum(n, minimum, f"the {method}"),
+        )  # fmt: skip
+    if gate.kind == "latency":
+        if scale == "candidate":
+            iv = st.quantile_interval(cand, q, confidence)
+        else:
+            iv = st.quantile_comparison(cand, base, q, compare=scale, confidence=confidence)
+    elif scale == "candidate":
+        iv = st.bootstrap_interval(cand, statistic, confidence=confidence, n_resamples=n_resamples, seed=seed, method_name=gate.metric)
     else:
         iv = st.paired_bootstrap(
             cand, base, statistic, compare=scale, confidence=confidence, n_resamples=n_resamples, seed=seed
         )
-        method = f"paired bootstrap of the {scale} of {gate.metric} (percentile, {n_resamples} resamples)"
     lo, hi, effect = iv.lower, iv.upper, iv.estimate
     outcome = _outcome(lo, hi, t, gate.comparator)
     cases: int | None = None
     if outcome == "inconclusive" and math.isfinite(effect):
-        # Bootstrap half-widths shrink like 1/sqrt(n): scale the half-width on the
-        # side that has to clear the threshold.
+        # Interval half-widths shrink like 1/sqrt(n) (bootstrap and order statistics alike):
+        # scale the half-width on the side that has to clear the threshold.
         passing_side = effect >= t if gate.comparator in (">=", ">") else effect <= t
         if gate.comparator in (">=", ">"):
             half = (effect - lo) if passing_side else (hi - effect)

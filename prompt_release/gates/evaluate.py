@@ -159,6 +159,13 @@ def _unit(metric: str) -> str | None:
     return "rate"
 
 
+def _freeze(decision: GateDecision) -> dict[str, Any]:
+    """Why the gate froze, gate by gate (the verdict line already says it froze), and the cases needed."""
+    gates = [g for g in decision.gates if g.metric in decision.inconclusive_gates]
+    return {"cases_needed": decision.cases_to_decide,
+            "reason": "; ".join(f"{g.metric}: {g.reason}" for g in gates)}
+
+
 def build_report(run: dict[str, Any], results: pl.DataFrame, diff: pl.DataFrame, spec: GateSpec,
                  decision: GateDecision) -> GateReport:
     spec_json = spec.model_dump(mode="json", exclude_none=True)
@@ -193,7 +200,7 @@ def build_report(run: dict[str, Any], results: pl.DataFrame, diff: pl.DataFrame,
         "failed_gates": decision.failed_gates,
         "inconclusive_gates": decision.inconclusive_gates,
         "soft_warnings": decision.soft_warnings,
-        "freeze": {"cases_needed": decision.cases_to_decide, "reason": reason} if decision.verdict == "freeze" else None,
+        "freeze": _freeze(decision) if decision.verdict == "freeze" else None,
         "not_run": run.get("calls_not_run") or 0,
         "regressions": regressions,
         "accuracy_by_tag": _accuracy_by_tag(results),

@@ -166,6 +166,14 @@ def _dataset(report: GateReport) -> str:
     return report.dataset.version or "replayed history only"
 
 
+def freeze_text(freeze: Freeze) -> str:
+    """What a freeze is waiting for: each undecided gate's reason, then the cases that would decide them."""
+    tail = (f"About {freeze.cases_needed} paired cases would likely decide it." if freeze.cases_needed is not None
+            else "No feasible number of cases is likely to decide it: the observed effect sits on the threshold.")
+    reason = freeze.reason.rstrip(".")
+    return f"Undecided: {reason}. {tail}" if reason else tail
+
+
 def render_markdown(report: GateReport, *, regressions: int = 8) -> str:
     """Verdict first, then the gates table, then the largest regressions."""
     lines = [
@@ -186,8 +194,7 @@ def render_markdown(report: GateReport, *, regressions: int = 8) -> str:
         )
     freeze = report.freeze
     if freeze:
-        lines += ["", f"Not enough evidence: {freeze.reason} "
-                  f"About {freeze.cases_needed if freeze.cases_needed is not None else '?'} cases would likely decide it."]
+        lines += ["", freeze_text(freeze)]
     if report.not_run:
         lines += ["", f"**Budget:** {report.not_run} calls were not run (budget reached); "
                   "the gates above are computed on the cases that ran."]
@@ -347,11 +354,7 @@ def render_html(report: GateReport) -> str:
             f"<td>{group.wins}</td><td><ul>{examples}</ul></td></tr>"
         )
     freeze = report.freeze
-    freeze_html = ""
-    if freeze:
-        needed = freeze.cases_needed if freeze.cases_needed is not None else "?"
-        freeze_html = (f"<p class=note>Not enough evidence: {html.escape(freeze.reason)} "
-                       f"About <b>{needed}</b> cases would likely decide it.</p>")
+    freeze_html = f"<p class=note>{html.escape(freeze_text(freeze))}</p>" if freeze else ""
     budget_html = ""
     if report.not_run:
         budget_html = (f"<p class=note>Budget reached: {report.not_run} calls were not run; "

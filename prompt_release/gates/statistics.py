@@ -10,6 +10,17 @@ on most cases gets a narrow interval); means, percentiles and ratios of sums
 get percentile-method paired bootstrap intervals, resampling whole cases so
 the pairing is kept. Bootstraps take a seed and are reproducible. The
 confidence level is a parameter everywhere (default 0.95, two-sided).
+
+Latency percentiles get distribution-free order-statistic intervals instead
+of a bootstrap: the q-quantile lies between the l-th and u-th smallest of n
+values with a probability that is a binomial sum, exact at every n, whatever
+the latency distribution (a percentile bootstrap of a p95 under-covers badly
+at small n: `bench/gate_power.py` measures both). Comparing two arms' quantiles
+combines the two one-sample intervals, each at 1 - alpha/2 (Bonferroni), so
+the ratio or difference interval covers at least the stated level whatever the
+correlation between the arms. Every method has a minimum n below which it
+gives no interval (`MIN_CASES`, `min_cases_for_quantile`): there the gate
+decides nothing.
 """
 
 from __future__ import annotations
@@ -58,6 +69,15 @@ def z_value(confidence: float) -> float:
 def _check_confidence(confidence: float) -> None:
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+
+
+# Fewest cases each interval method decides on. Wilson and Newcombe score intervals keep close
+# to their level from about ten cases (Brown, Cai & DasGupta 2001; Newcombe 1998); a percentile
+# bootstrap of a mean or a ratio of sums needs some thirty cases before its resamples describe the
+# sampling distribution; one occurrence is enough for a zero-tolerance gate to fail (a fact, not an
+# estimate), while passing one needs the Wilson minimum. Quantile intervals have exact minimums
+# (`min_cases_for_quantile`).
+MIN_CASES = {"wilson": 10, "newcombe": 10, "bootstrap": 30, "zero_tolerance_fail": 1}
 
 
 # --------------------------------------------------------------------------- rates
@@ -317,6 +337,69 @@ def paired_percentile_comparison(candidate, baseline, q: float, *, compare: str 
 
 def _pct(q: float) -> str:
     return f"{q * 100:g}"
+
+
+# --------------------------------------------------------------------------- quantiles (order statistics)
+
+
+def quantile_order_ranks(n: int, q: float, confidence: float = DEFAULT_CONFIDENCE) -> tuple[int | None, int | None]:
+    """1-based ranks (l, u) with P(X(l) <= xi_q) >= 1 - alpha/2 and P(X(u) >= xi_q) >= 1 - alpha/2.
+
+    The number of values below the true q-quantile is Binomial(n, q) for any
+    continuous distribution, so the coverage is a binomial sum, not an
+    approximation. None where no order statistic of n values reaches that level
+    (too few values for that side of the interval).
+    """
+    _check_confidence(confidence)
+    if not 0.0 < q < 1.0:
+        raise ValueError(f"quantile must be in (0, 1), got {q}")
+    tail = (1.0 - confidence) / 2.0
+    k = np.arange(0, n + 1)
+    cdf = _scipy_stats.binom.cdf(k, n, q)  # cdf[j] = P(B <= j)
+    # X(l) > xi exactly when fewer than l values are below xi: P(B <= l - 1) <= tail.
+    lows = np.flatnonzero(cdf[: n] <= tail)  # index j = l - 1
+    lower = int(lows[-1]) + 1 if lows.size else None
+    # X(u) < xi exactly when at least u values are below: P(B >= u) = 1 - cdf[u - 1] <= tail.
+    ups = np.flatnonzero(1.0 - cdf[: n] <= tail)  # index j = u - 1
+    upper = int(ups[0]) + 1 if ups.size else None
+    return lower, upper
+
+
+def min_cases_for_quantile(q: float, confidence: float = DEFAULT_CONFIDENCE) -> int:
+    """Fewest values for which both bounds of the order-statistic interval exist."""
+    tail = (1.0 - confidence) / 2.0
+    # Both end ranks exist once q^n <= tail and (1 - q)^n <= tail.
+    return max(math.ceil(math.log(tail) / math.log(q)), math.ceil(math.log(tail) / math.log(1.0 - q)))
+
+
+def quantile_interval(values, q: float, confidence: float = DEFAULT_CONFIDENCE) -> Interval:
+    """Distribution-free interval for the q-quantile of one sample (NaN bounds below the minimum n)."""
+    arr = np.sort(_as_cases(values, "quantile"))
+    lower, upper = quantile_order_ranks(arr.size, q, confidence)
+    estimate = float(np.quantile(arr, q))
+    return Interval(estimate, float(arr[lower - 1]) if lower else math.nan, float(arr[upper - 1]) if upper else math.nan,
+                    confidence, f"order-statistic interval of p{_pct(q)}")
+
+
+def quantile_comparison(candidate, baseline, q: float, *, compare: str = "ratio",
+                        confidence: float = DEFAULT_CONFIDENCE) -> Interval:
+    """p_q(candidate) / p_q(baseline) (or their difference) from the arms' order-statistic intervals,
+    each at 1 - alpha/2, so the combination covers at least `confidence` (Bonferroni). NaN bounds
+    below the minimum n (`min_cases_for_quantile(q, 1 - alpha/2)`)."""
+    if compare not in ("difference", "ratio"):
+        raise ValueError(f"compare must be 'difference' or 'ratio', got {compare!r}")
+    each = 1.0 - (1.0 - confidence) / 2.0
+    cand = quantile_interval(candidate, q, each)
+    base = quantile_interval(baseline, q, each)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if compare == "difference":
+            estimate, lower, upper = (cand.estimate - base.estimate, cand.lower - base.upper, cand.upper - base.lower)
+        else:
+            estimate = cand.estimate / base.estimate if base.estimate > 0 else math.inf
+            lower = cand.lower / base.upper if base.upper > 0 else math.nan
+            upper = cand.upper / base.lower if base.lower > 0 else math.inf
+    return Interval(float(estimate), float(lower), float(upper), confidence,
+                    f"order-statistic intervals of p{_pct(q)} per arm at {each:.1%}, combined (Bonferroni)")
 
 
 def newcombe_unpaired_difference(x1: int, n1: int, x2: int, n2: int,

@@ -96,8 +96,57 @@ def test_relative_latency_gate_on_the_p95_ratio() -> None:
     s = spec(p95_latency="<= baseline + 10%")
     slow = decide_paired(s, {"latency_ms": (base * 1.5 * rng.lognormal(0, 0.05, 1000), base)})
     assert slow.verdict == "reject" and slow.gates[0].interval_of == "ratio" and slow.gates[0].interval_lower > 1.1
-    same = decide_paired(s, {"latency_ms": (base * rng.lognormal(0, 0.02, 1000), base)})
-    assert same.verdict == "promote" and same.gates[0].interval_upper <= 1.1
+    # The ratio interval combines each arm's own p95 interval, so it does not narrow with the
+    # pairing: equal latencies show "within 25%" at n=1000, not "within 10%".
+    same = decide_paired(spec(p95_latency="<= baseline + 25%"),
+                         {"latency_ms": (base * rng.lognormal(0, 0.02, 1000), base)})
+    assert same.verdict == "promote" and same.gates[0].interval_upper <= 1.25
+    assert "order-statistic" in same.gates[0].method
+
+
+def test_one_latency_pair_is_no_verdict_but_names_the_cases_needed() -> None:
+    # The report of issue 13: one fresh baseline call, a p95 "interval" of one pair, a reject.
+    s = spec(p95_latency="<= baseline + 25%")
+    d = decide_paired(s, {"latency_ms": (np.array([4538.0]), np.array([1000.0]))})
+    g = d.gates[0]
+    assert d.verdict == "freeze" and g.outcome == "inconclusive"
+    assert g.interval_lower is None and g.interval_upper is None
+    assert g.cases_to_decide == 86 and "86" in d.summary and "n=1 is below the minimum" in g.reason
+    # From the minimum on, the same gate decides.
+    rng = np.random.default_rng(3)
+    base = rng.lognormal(6.7, 0.1, 86)
+    assert decide_paired(s, {"latency_ms": (base * 3, base)}).verdict == "reject"
+
+
+@pytest.mark.parametrize(
+    ("gates", "n", "needed"),
+    [
+        ({"handoff_accuracy": ">= baseline - 1%"}, 9, 10),  # Newcombe paired
+        ({"schema_pass_rate": ">= 50%"}, 9, 10),  # Wilson
+        ({"unsafe_tool_call_rate": "0%"}, 9, 10),  # zero tolerance: a pass needs the Wilson minimum
+        ({"judge_score": ">= baseline - 0.25"}, 29, 30),  # paired bootstrap
+        ({"p50_latency": "<= baseline + 25%"}, 6, 7),  # order statistics, two arms at 97.5% each
+    ],
+)
+def test_no_gate_passes_or_fails_below_its_methods_minimum(gates: dict, n: int, needed: int) -> None:
+    metric = next(iter(gates))
+    column = "latency_ms" if metric.endswith("_latency") else metric
+    # Evidence that would decide at any size: all good, then all bad.
+    good = np.zeros(n) if metric == "unsafe_tool_call_rate" else np.ones(n) * (1000.0 if column == "latency_ms" else 1.0)
+    bad = np.ones(n) * (50_000.0 if column == "latency_ms" else 0.0) if metric != "unsafe_tool_call_rate" else None
+    for cand in [good] + ([bad] if bad is not None else []):
+        g = decide_paired(spec(**gates), {column: (cand, good)}).gates[0]
+        assert g.outcome == "inconclusive" and g.cases_to_decide == needed, (metric, g.reason)
+    # At the minimum the method gives an interval (whether it decides is then up to the evidence).
+    grown = np.concatenate([good, good[:1]])
+    at_minimum = decide_paired(spec(**gates), {column: (grown, grown)}).gates[0]
+    assert at_minimum.interval_lower is not None and "below the minimum" not in at_minimum.reason
+
+
+def test_one_unsafe_call_fails_a_zero_tolerance_gate_at_any_n() -> None:
+    # Counting, not estimating: a refund made without a lookup is a fact even in one case.
+    d = decide_paired(spec(unsafe_tool_call_rate="0%"), {"unsafe_tool_call_rate": (np.array([1.0]), np.array([0.0]))})
+    assert d.verdict == "reject" and d.gates[0].outcome == "fail" and d.gates[0].n == 1
 
 
 def test_soft_gate_reports_but_never_blocks() -> None:

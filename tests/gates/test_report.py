@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from prompt_release.gates.report import (
+    Freeze,
     GateReport,
     render_html,
     render_markdown,
@@ -102,3 +103,15 @@ def test_the_report_file_has_no_paths_and_the_stored_row_has_them(tmp_path: Path
     assert "paths" not in on_disk and on_disk == report.to_json()
     assert on_disk["created_at"] == stored["created_at"]  # "+00:00", as the gate always wrote it
     assert GateReport.model_validate(on_disk) == report
+
+
+def test_a_freeze_says_what_is_undecided_once_and_never_prints_none() -> None:
+    frozen = REPORT.model_copy(update={
+        "verdict": "freeze", "reason": "freeze: not enough evidence for p95_latency",
+        "freeze": Freeze(cases_needed=None, reason="p95_latency: the ratio interval straddles x1.250 with n=400")})
+    text = render_markdown(frozen)
+    assert "None" not in text and text.count("not enough evidence") == 1
+    assert "p95_latency: the ratio interval straddles" in text and "No feasible number of cases" in text
+    needed = frozen.model_copy(update={"freeze": Freeze(cases_needed=86, reason=frozen.freeze.reason)})
+    assert "About 86 paired cases would likely decide it." in render_markdown(needed)
+    assert "None" not in render_html(frozen)
