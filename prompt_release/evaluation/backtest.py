@@ -49,6 +49,7 @@ from prompt_release.llm.client import (
     probe_cache,
     run_calls_sync,
 )
+from prompt_release.llm.endpoint import EndpointIdentity, endpoint_identity
 from prompt_release.llm.settings import Budget, LLMSettings
 from prompt_release.registry import Registry
 from prompt_release.registry import render as rendering
@@ -108,6 +109,9 @@ class BacktestOutcome:
     calls_not_run: int
     summary: dict[str, Any] = field(default_factory=dict)
     results_kept: bool = False  # a rerun reproduced the stored results: only the run record was rewritten
+    endpoint: str | None = None  # normalised base URL (or embedded-simulator)
+    served_models: dict[str, str] = field(default_factory=dict)  # role -> model the endpoint serves it
+    max_concurrency: int | None = None
 
 
 # ----------------------------------------------------------------- inputs
@@ -358,7 +362,7 @@ class _RowMaker:
             json_valid, schema_valid, tool_calls_valid, unsafe, task_correct, refused, clarified, passed, details,
             None, None, None, None,  # judge_score, rubric_version, rubric_hash, judge: see judge.apply_scores
             result.latency_ms, result.input_tokens, result.output_tokens, result.cost_usd, bool(result.cached),
-            replayed,
+            replayed, result.served_model, result.server_ms, result.client_ms,
         )
 
 
@@ -368,7 +372,7 @@ ROW_COLUMNS = (
     "expected", "output", "parsed_output", "tool_calls", "status", "error", "json_valid", "schema_valid",
     "tool_calls_valid", "unsafe_tool_call", "task_correct", "refused", "clarified", "passed", "check_details",
     "judge_score", "rubric_version", "rubric_hash", "judge", "latency_ms", "input_tokens", "output_tokens",
-    "cost_usd", "cached", "replayed",
+    "cost_usd", "cached", "replayed", "served_model", "server_ms", "client_ms",
 )
 
 
@@ -422,25 +426,31 @@ def _frame_of_tuples(rows: list[tuple]) -> pl.DataFrame:
     return pl.DataFrame(dict(zip(ROW_COLUMNS, map(list, zip(*rows)), strict=True)), strict=False)
 
 
+# Columns a rerun served from the cache cannot reproduce: it says cached, and it measured no call.
+_NOT_HASHED = ("cached", "server_ms", "client_ms")
+
+
 def results_hash(frame: pl.DataFrame) -> str:
-    """Hash of a run's result rows, every column but `cached` (a rerun served from the cache
-    reproduces the rows of the run that called the model, but says cached).
+    """Hash of a run's result rows, every column but `_NOT_HASHED` (a rerun served from the cache
+    reproduces the rows of the run that called the model, but says cached and timed nothing).
 
     Polars row hashes are stable within a Polars version only: after an upgrade a rerun
     just rewrites its rows once.
     """
     if frame.is_empty():
         return "empty"
-    rows = frame.drop("cached").hash_rows(seed=0)
+    rows = frame.drop([c for c in _NOT_HASHED if c in frame.columns]).hash_rows(seed=0)
     return hashlib.sha256(rows.to_numpy().tobytes()).hexdigest()
 
 
 def run_id_for(candidate: Any, baseline: Any, dataset_version: str | None, cases: Sequence[BacktestCase],
-               settings: BacktestSettings) -> str:
-    """Same packages, same inputs, same settings: same run id (a rerun replaces, never doubles)."""
+               settings: BacktestSettings, endpoints: Sequence[EndpointIdentity] = ()) -> str:
+    """Same packages, inputs, settings and endpoint (URL and served models): same run id (a rerun
+    replaces, never doubles); another endpoint's answers are another run."""
     material = json.dumps([candidate.package_hash, baseline.package_hash, dataset_version,
                            sorted(c.case_id for c in cases), settings.samples, settings.replay_baseline,
-                           settings.max_tokens, settings.max_usd, str(settings.as_of)])
+                           settings.max_tokens, settings.max_usd, str(settings.as_of)]
+                          + ([e.key for e in endpoints] if endpoints else []))
     return "bt_" + hashlib.sha256(material.encode()).hexdigest()[:16]
 
 
@@ -517,7 +527,8 @@ def run_backtest(
             history = [c for c in history if c.case_id not in unrenderable]
             golden = [c for c in golden if c.case_id not in unrenderable]
             replay -= unrenderable
-        run_id = run_id_for(candidate, baseline, dataset_version, cases, settings)
+        endpoints = (endpoint_identity(llm_settings, candidate.model), endpoint_identity(llm_settings, baseline.model))
+        run_id = run_id_for(candidate, baseline, dataset_version, cases, settings, endpoints)
         candidate_requests = _requests(candidate, "candidate", cases, settings.samples, rendered["candidate"])
         baseline_requests = _requests(baseline, "baseline", [c for c in cases if c.case_id not in replay],
                                       settings.samples, rendered["baseline"])
@@ -575,7 +586,9 @@ def run_backtest(
                 dataset_version=dataset_version, cases=len(cases),
                 calls_made=sum(1 for r in results if r.status != "not_run_budget" and not r.cached),
                 calls_cached=sum(1 for r in results if r.cached), calls_replayed=len(replay) * settings.samples,
-                calls_not_run=not_run,
+                calls_not_run=not_run, endpoint=endpoints[0].base_url,
+                served_models={"candidate": endpoints[0].served_model, "baseline": endpoints[1].served_model},
+                max_concurrency=llm_settings.max_concurrency,
             )
 
             digest = results_hash(frame)
@@ -593,8 +606,10 @@ def run_backtest(
                            baseline_hash, dataset_version, dataset_hash, history_days, history_cases, golden_cases, samples,
                            budget, spent_tokens, spent_usd, calls_made, calls_cached, calls_replayed, calls_not_run,
                            rubric_version, status, started_at, finished_at, rubric_hash, judge_version, judge_hash,
-                           judge_calibration, judge_spent_tokens, judge_spent_usd, results_hash)
-                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                           judge_calibration, judge_spent_tokens, judge_spent_usd, results_hash, endpoint,
+                           candidate_served_model, baseline_served_model, max_concurrency)
+                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
+                               ?, ?, ?, ?)""",
                     [run_id, workflow, candidate.version_id, candidate.package_hash, baseline.version_id,
                      baseline.package_hash, dataset_version, manifest.content_hash if manifest else None,
                      settings.history_days, len(history), len(golden), settings.samples,
@@ -603,7 +618,9 @@ def run_backtest(
                      outcome.calls_not_run, judged.rubric.ref if judged else None, status, started, datetime.now(UTC),
                      judged.rubric.content_hash if judged else None, judged.judge_version if judged else None,
                      judged.judge_hash if judged else None, json.dumps(judged.calibration) if judged else None,
-                     judged.spent_tokens if judged else None, judged.spent_usd if judged else None, digest],
+                     judged.spent_tokens if judged else None, judged.spent_usd if judged else None, digest,
+                     endpoints[0].base_url, endpoints[0].served_model, endpoints[1].served_model,
+                     llm_settings.max_concurrency],
                 )
                 if outcome.results_kept:
                     return

@@ -32,6 +32,9 @@ def add_backtest_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--samples", type=int, default=1, metavar="K", help="independent samples per input (default 1)")
     parser.add_argument("--budget", metavar="X",
                         help="stop before exceeding: a token count (50000) or USD ($0.50, 0.5usd; needs prices)")
+    parser.add_argument("--concurrency", type=int, metavar="N",
+                        help="calls in flight at once at the endpoint (default: env PROMPT_RELEASE_CONCURRENCY, "
+                        "else 64); 1 for a server that answers one request at a time")
 
 
 def parse_budget(text: str | None) -> dict[str, float | int]:
@@ -74,11 +77,14 @@ def progress_bar(label: str):
 def run_backtest_command(args: argparse.Namespace, *, quiet: bool = False):
     from prompt_release.evaluation.backtest import run_backtest, write_behaviour_diff
     from prompt_release.llm.endpoint import model_endpoint
+    from prompt_release.llm.settings import LLMSettings
 
     settings = settings_from_args(args)
+    if args.concurrency is not None and args.concurrency < 1:
+        raise UserError(f"--concurrency must be at least 1, got {args.concurrency}", field="--concurrency")
     update, close = progress_bar(args.candidate)
     try:
-        with model_endpoint() as llm_settings:
+        with model_endpoint(LLMSettings.from_env(max_concurrency=args.concurrency)) as llm_settings:
             outcome = run_backtest(settings, registry_root=args.registry, warehouse=args.warehouse,
                                    llm_settings=llm_settings, progress=update,
                                    log=(lambda m: None) if quiet else (lambda m: print(m, file=sys.stderr)))
@@ -97,6 +103,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(f"run {outcome.run_id}: {outcome.candidate} vs {outcome.baseline} on {outcome.cases} cases "
           f"({outcome.dataset_version or 'history only'}) -> {outcome.status}")
+    print(f"endpoint: {outcome.endpoint} serving {outcome.served_models.get('candidate')} (candidate), "
+          f"{outcome.served_models.get('baseline')} (baseline); {outcome.max_concurrency} calls in flight at most")
     print(f"calls: {outcome.calls_made} made, {outcome.calls_cached} cached, {outcome.calls_replayed} replayed, "
           f"{outcome.calls_not_run} not run (budget)")
     for role, stats in outcome.summary.items():

@@ -166,10 +166,41 @@ def _freeze(decision: GateDecision) -> dict[str, Any]:
             "reason": "; ".join(f"{g.metric}: {g.reason}" for g in gates)}
 
 
+def _p(values: pl.Series, q: float) -> float | None:
+    values = values.drop_nulls()
+    return round(float(values.quantile(q, "linear")), 1) if values.len() else None
+
+
+def endpoint_section(run: dict[str, Any], results: pl.DataFrame) -> dict[str, Any]:
+    """Which endpoint and served model produced each arm, at what concurrency, and its timing:
+    the server's own figure beside the client's (queueing included) where the server gives one."""
+    arms = {}
+    for role in ("candidate", "baseline"):
+        rows = results.filter(pl.col("role") == role)
+        fresh = rows.filter(~pl.col("replayed"))
+        served = sorted(m for m in fresh["served_model"].drop_nulls().unique().to_list()) \
+            if "served_model" in rows.columns else []
+        arm = {
+            "served_model": run.get(f"{role}_served_model"),
+            "answers_model": served,  # what the answers themselves say
+            "calls": int((~fresh["cached"]).sum()) if fresh.height else 0,
+            "cached": int(fresh["cached"].sum()) if fresh.height else 0,
+            "replayed_from_production": rows.height - fresh.height,
+        }
+        if "client_ms" in rows.columns:
+            arm.update({"client_p50_ms": _p(fresh["client_ms"], 0.5), "client_p95_ms": _p(fresh["client_ms"], 0.95),
+                        "server_p50_ms": _p(fresh["server_ms"], 0.5), "server_p95_ms": _p(fresh["server_ms"], 0.95)})
+        arms[role] = arm
+    return {"base_url": run.get("endpoint"), "max_concurrency": run.get("max_concurrency"), "arms": arms}
+
+
 def build_report(run: dict[str, Any], results: pl.DataFrame, diff: pl.DataFrame, spec: GateSpec,
                  decision: GateDecision) -> GateReport:
     spec_json = spec.model_dump(mode="json", exclude_none=True)
-    report_id = "gr_" + hashlib.sha256(json.dumps([run["run_id"], spec_json], sort_keys=True).encode()).hexdigest()[:16]
+    # The run id names the packages, inputs and endpoint; the results hash the answers themselves
+    # (a rerun of a sampling model may answer otherwise): a report id names one body of evidence.
+    report_id = "gr_" + hashlib.sha256(json.dumps([run["run_id"], run.get("results_hash"), spec_json],
+                                                  sort_keys=True).encode()).hexdigest()[:16]
     regressions = [
         {"group": f"{r['group_kind']}:{r['group_value']}", "cases": r["cases"], "regressions": r["regressions"],
          "wins": r["wins"], "both_failing": r["both_failing"], "disagreements": r["disagreements"],
@@ -205,6 +236,7 @@ def build_report(run: dict[str, Any], results: pl.DataFrame, diff: pl.DataFrame,
         "regressions": regressions,
         "accuracy_by_tag": _accuracy_by_tag(results),
         "latency": {"baseline": _latencies(results, "baseline"), "candidate": _latencies(results, "candidate")},
+        "endpoint": endpoint_section(run, results),
         "spec": spec_json,
     })
 

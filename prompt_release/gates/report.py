@@ -88,6 +88,29 @@ class Latencies(_Frozen):
     candidate: list[float]
 
 
+class EndpointArm(_Frozen):
+    """Who answered one arm, and how long its calls took as the server and as the client saw them."""
+
+    served_model: str | None
+    answers_model: list[str] = []
+    answers: int = 0
+    cached: int = 0
+    replayed_from_production: int = 0
+    client_p50_ms: float | None = None
+    client_p95_ms: float | None = None
+    server_p50_ms: float | None = None
+    server_p95_ms: float | None = None
+
+
+class Endpoint(_Frozen):
+    base_url: str | None
+    max_concurrency: int | None
+    lowest_concurrency: int | None = None
+    calls_made: int | None = None
+    calls_cached: int | None = None
+    arms: dict[str, EndpointArm]
+
+
 class GateReport(_Frozen):
     """A gate decision with every id it was made from (see the module doc)."""
 
@@ -120,10 +143,12 @@ class GateReport(_Frozen):
     latency: Latencies
     spec: dict[str, Any]
     paths: dict[str, str] | None = None
+    endpoint: Endpoint | None = None  # reports stored before endpoint identities have none
 
     def to_json(self) -> dict[str, Any]:
         """The stored JSON form; `paths` only once the files are written (the file itself has none)."""
-        return self.model_dump(mode="json", exclude={"paths"} if self.paths is None else None)
+        left_out = {name for name in ("paths", "endpoint") if getattr(self, name) is None}
+        return self.model_dump(mode="json", exclude=left_out or None)
 
 
 VERDICT_COLOURS = {"promote": "#1a7f37", "reject": "#cf222e", "freeze": "#9a6700"}
@@ -166,10 +191,29 @@ def _dataset(report: GateReport) -> str:
     return report.dataset.version or "replayed history only"
 
 
+def endpoint_lines(endpoint: Endpoint | None) -> list[str]:
+    """Who answered each arm, at what concurrency, and how long calls took (server and client)."""
+    if endpoint is None:
+        return []
+    lowest, ceiling = endpoint.lowest_concurrency, endpoint.max_concurrency
+    cut = f" (lowered to {lowest} by 429/503 answers)" if lowest is not None and lowest != ceiling else ""
+    lines = [f"Endpoint `{endpoint.base_url}`, at most {ceiling} calls in flight{cut}; this run made "
+             f"{endpoint.calls_made or 0} calls and took {endpoint.calls_cached or 0} answers from the cache."]
+    for role, arm in endpoint.arms.items():
+        timing = ""
+        if arm.client_p95_ms is not None or arm.server_p95_ms is not None:
+            timing = (f"; p95 latency {_fmt(arm.server_p95_ms, 'ms')} server-reported, "
+                      f"{_fmt(arm.client_p95_ms, 'ms')} at the client (queueing included)")
+        lines.append(f"- {role}: served by `{arm.served_model}`: {arm.answers} answers "
+                     f"({arm.cached} of them from the cache when stored), "
+                     f"{arm.replayed_from_production} replayed from production{timing}")
+    return lines
+
+
 def freeze_text(freeze: Freeze) -> str:
     """What a freeze is waiting for: each undecided gate's reason, then the cases that would decide them."""
     tail = (f"About {freeze.cases_needed} paired cases would likely decide it." if freeze.cases_needed is not None
-            else "No feasible number of cases is likely to decide it: the observed effect sits on the threshold.")
+            else "No number of cases can be suggested: see each gate's reason.")
     reason = freeze.reason.rstrip(".")
     return f"Undecided: {reason}. {tail}" if reason else tail
 
@@ -182,6 +226,7 @@ def render_markdown(report: GateReport, *, regressions: int = 8) -> str:
         f"Candidate `{report.candidate.version}` vs baseline `{report.baseline.version}` "
         f"on `{_dataset(report)}` (report `{report.report_id}`, confidence {report.confidence:.0%}).",
         "",
+        *([*endpoint_lines(report.endpoint), ""] if report.endpoint else []),
         "| gate | severity | baseline | candidate | interval | threshold | n | outcome |",
         "|---|---|---:|---:|---|---|---:|---|",
     ]
@@ -355,6 +400,7 @@ def render_html(report: GateReport) -> str:
         )
     freeze = report.freeze
     freeze_html = f"<p class=note>{html.escape(freeze_text(freeze))}</p>" if freeze else ""
+    endpoint_html = "".join(f"<p class=note>{html.escape(line)}</p>" for line in endpoint_lines(report.endpoint))
     budget_html = ""
     if report.not_run:
         budget_html = (f"<p class=note>Budget reached: {report.not_run} calls were not run; "
@@ -380,7 +426,7 @@ pre {{ background: #f6f8fa; padding: 0.75rem; overflow-x: auto; font-size: 12px;
 <div>candidate <b>{html.escape(report.candidate.version)}</b> vs baseline
 <b>{html.escape(report.baseline.version)}</b> · dataset
 {html.escape(_dataset(report))}</div></div>
-{freeze_html}{budget_html}
+{endpoint_html}{freeze_html}{budget_html}
 <h2>Gates</h2>
 <p>Intervals are of the candidate's value, of its difference to the baseline (Δ), or of its ratio to the baseline (×).</p>
 <table><tr><th>gate</th><th>severity</th><th>baseline</th><th>candidate</th><th>interval ({report.confidence:.0%})</th>

@@ -1,8 +1,9 @@
 """The response cache in the warehouse (`llm_cache`): keys, bulk lookup, batched writes.
 
 A cache key is the sha256 of the canonical JSON of everything that shapes an
-answer (package hash, model, messages, parameters including the seed, tools,
-response_format, sample index). Lookups are one query for all keys of a run.
+answer (the endpoint identity: normalised base URL and served model; package
+hash, model, messages, parameters including the seed, tools, response_format,
+sample index), so answers from one endpoint are never reused for another. Lookups are one query for all keys of a run.
 Writes happen on a background thread in small batches, each its own short
 transaction, so the DuckDB file is held only briefly (one writer at a time)
 and a run killed midway keeps every batch already committed.

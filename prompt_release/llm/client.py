@@ -32,6 +32,7 @@ import orjson
 
 from prompt_release.errors import UserError
 from prompt_release.llm import cache as llm_cache
+from prompt_release.llm.endpoint import EndpointIdentity, endpoint_identity
 from prompt_release.llm.settings import PLACEHOLDER_KEY, Budget, LLMSettings
 
 STATUS_OK = "ok"
@@ -73,11 +74,14 @@ class CallResult:
     input_tokens: int | None = None
     output_tokens: int | None = None
     cost_usd: float | None = None
-    latency_ms: float | None = None
+    latency_ms: float | None = None  # the server's own figure where it gives one (no queueing here), else client_ms
     cached: bool = False
     attempts: int = 0
     error_type: str | None = None
     error: str | None = None
+    served_model: str | None = None  # the answer's own `model`
+    server_ms: float | None = None  # processing time the server reported (header or llama.cpp `timings`)
+    client_ms: float | None = None  # request to answer as this client saw it (queueing included); None when cached
 
 
 @dataclass(slots=True)
@@ -154,7 +158,7 @@ def _tool_payload(tools: list[dict]) -> list[dict]:
     return payload
 
 
-def _shape(request: CallRequest, settings: LLMSettings) -> _Shape:
+def _shape(request: CallRequest, settings: LLMSettings, endpoint: EndpointIdentity) -> _Shape:
     params = dict(request.parameters)
     # Every call carries an output cap so its worst-case cost is known.
     if params.get("max_tokens") is None and params.get("max_completion_tokens") is None:
@@ -163,6 +167,7 @@ def _shape(request: CallRequest, settings: LLMSettings) -> _Shape:
     params["seed"] = (int(base_seed) if base_seed is not None else 0) + request.sample_index
     tools = _tool_payload(request.tools)
     material = {
+        "endpoint": endpoint.key,  # answers from one endpoint are never reused for another
         "model": request.model,
         "package_hash": request.package_hash,
         "parameters": params,
@@ -183,7 +188,8 @@ def _shape(request: CallRequest, settings: LLMSettings) -> _Shape:
                   int(params.get("max_completion_tokens") or params["max_tokens"]))
 
 
-def prepare(request: CallRequest, settings: LLMSettings, shapes: dict[tuple, _Shape] | None = None) -> _Prepared:
+def prepare(request: CallRequest, settings: LLMSettings, shapes: dict[tuple, _Shape] | None = None,
+            endpoints: dict[str, EndpointIdentity] | None = None) -> _Prepared:
     """Effective parameters, cache key and SDK arguments of one request.
 
     `shapes` memoises the part that does not depend on the messages across
@@ -194,7 +200,8 @@ def prepare(request: CallRequest, settings: LLMSettings, shapes: dict[tuple, _Sh
                  request.package_hash, request.sample_index)
     shape = shapes.get(shape_key) if shapes is not None else None
     if shape is None:
-        shape = _shape(request, settings)
+        endpoint = (endpoints or {}).get(request.model) or endpoint_identity(settings, request.model)
+        shape = _shape(request, settings, endpoint)
         if shapes is not None:
             shapes[shape_key] = shape
     # The cache material's keys sort "messages" first, so its canonical JSON is
@@ -207,8 +214,10 @@ def prepare(request: CallRequest, settings: LLMSettings, shapes: dict[tuple, _Sh
 # --- parsing answers ---------------------------------------------------------------
 
 
-def parse_completion(body: bytes | str) -> tuple[str | None, list[dict], str | None, int | None, int | None]:
-    """(output, tool_calls, finish_reason, input_tokens, output_tokens) of a completion body.
+def parse_completion(body: bytes | str) -> tuple[str | None, list[dict], str | None, int | None, int | None,
+                                                  str | None, float | None]:
+    """(output, tool_calls, finish_reason, input_tokens, output_tokens, served_model, server_ms) of a
+    completion body; server_ms from llama.cpp's `timings` (prompt + generation), else None.
 
     Raises ValueError/KeyError/TypeError/IndexError on a body that is not a completion.
     """
@@ -226,8 +235,12 @@ def parse_completion(body: bytes | str) -> tuple[str | None, list[dict], str | N
             pass
         tool_calls.append({"id": call.get("id"), "name": function["name"], "arguments": arguments})
     usage = data.get("usage") or {}
+    timings = data.get("timings")
+    server_ms = None
+    if isinstance(timings, dict) and isinstance(timings.get("predicted_ms"), (int, float)):
+        server_ms = float(timings["predicted_ms"]) + float(timings.get("prompt_ms") or 0.0)
     return (message.get("content"), tool_calls, choice.get("finish_reason"),
-            usage.get("prompt_tokens"), usage.get("completion_tokens"))
+            usage.get("prompt_tokens"), usage.get("completion_tokens"), data.get("model"), server_ms)
 
 
 def processing_ms(headers: Any) -> float | None:
@@ -371,7 +384,7 @@ class _Run:
             return None
         return price.cost(input_tokens, output_tokens)
 
-    async def _attempt(self, client: openai.AsyncOpenAI, prepared: _Prepared) -> tuple[bytes, float]:
+    async def _attempt(self, client: openai.AsyncOpenAI, prepared: _Prepared) -> tuple[bytes, float | None, float]:
         started = time.perf_counter()
         try:
             raw = await client.chat.completions.with_raw_response.create(**prepared.kwargs)
@@ -388,7 +401,7 @@ class _Run:
             raise _Retryable("timeout", f"no answer within {self.settings.request_timeout_s}s", charged=True) from None
         except openai.APIConnectionError as exc:
             raise _Retryable("connection", _short(exc.__cause__ or exc), charged=True) from None
-        return body, reported if reported is not None else (time.perf_counter() - started) * 1000
+        return body, reported, (time.perf_counter() - started) * 1000
 
     async def call(self, client: openai.AsyncOpenAI, prepared: _Prepared) -> CallResult:
         request = prepared.request
@@ -413,9 +426,9 @@ class _Run:
             result.attempts = attempt
             actual = (0.0, 0.0)
             try:
-                body, latency_ms = await self._attempt(client, prepared)
+                body, reported_ms, client_ms = await self._attempt(client, prepared)
                 try:
-                    output, tool_calls, finish, input_tokens, output_tokens = parse_completion(body)
+                    output, tool_calls, finish, input_tokens, output_tokens, served, timed_ms = parse_completion(body)
                 except (ValueError, KeyError, TypeError, IndexError):
                     raise _Retryable("malformed_response", "the endpoint answered a body that is not a completion",
                                      charged=True) from None
@@ -447,7 +460,10 @@ class _Run:
             result.status, result.error_type, result.error = STATUS_OK, None, None
             result.output, result.tool_calls, result.finish_reason = output, tool_calls, finish
             result.input_tokens, result.output_tokens = input_tokens, output_tokens
+            server_ms = reported_ms if reported_ms is not None else timed_ms
+            latency_ms = server_ms if server_ms is not None else client_ms
             result.cost_usd, result.latency_ms = cost, latency_ms
+            result.served_model, result.server_ms, result.client_ms = served, server_ms, client_ms
             if self.writer is not None:
                 self.writer.add(llm_cache.CacheRow(
                     prepared.key, request.package_hash, request.model, request.sample_index,
@@ -468,12 +484,12 @@ def _short(exc: BaseException) -> str:
 
 
 def _from_cache(prepared: _Prepared, hit: llm_cache.CachedResponse, settings: LLMSettings) -> CallResult:
-    output, tool_calls, finish, input_tokens, output_tokens = parse_completion(hit.response)
+    output, tool_calls, finish, input_tokens, output_tokens, served, server_ms = parse_completion(hit.response)
     price = settings.price_of(prepared.request.model)
     cost = price.cost(input_tokens, output_tokens) if price and input_tokens is not None and output_tokens is not None else None
     request = prepared.request
     return CallResult(request.tag, prepared.key, request.sample_index, STATUS_OK, output, tool_calls, finish,
-                      input_tokens, output_tokens, cost, hit.latency_ms, True, 0)
+                      input_tokens, output_tokens, cost, hit.latency_ms, True, 0, None, None, served, server_ms)
 
 
 @dataclass(slots=True)
@@ -492,7 +508,8 @@ class CacheProbe:
 
 def _prepare_all(requests: list[CallRequest], settings: LLMSettings, budget: Budget | None) -> list[_Prepared]:
     shapes: dict[tuple, _Shape] = {}
-    prepared = [prepare(r, settings, shapes) for r in requests]
+    endpoints = {model: endpoint_identity(settings, model) for model in {r.model for r in requests}}
+    prepared = [prepare(r, settings, shapes, endpoints) for r in requests]
     if budget is not None and budget.max_usd is not None:
         unpriced = sorted({p.request.model for p in prepared} - set(settings.prices))
         if unpriced:

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 ENV_BASE_URL = "OPENAI_BASE_URL"
 ENV_API_KEY = "OPENAI_API_KEY"
+ENV_CONCURRENCY = "PROMPT_RELEASE_CONCURRENCY"
 # Local OpenAI-compatible servers (the simulator, vLLM, Ollama) ignore the key,
 # but the SDK refuses to start without one.
 PLACEHOLDER_KEY = "not-set"
@@ -50,7 +51,12 @@ class LLMSettings(BaseModel):
 
     base_url: str | None = Field(None, description=f"OpenAI-compatible endpoint (env {ENV_BASE_URL})")
     api_key: SecretStr | None = Field(None, description=f"env {ENV_API_KEY}; never logged or stored")
-    max_concurrency: int = Field(64, ge=1, description="calls in flight at once")
+    endpoint_name: str | None = Field(
+        None, description="stable name of an endpoint whose URL changes every run (the embedded simulator); "
+        "stands for the URL in the endpoint identity")
+    max_concurrency: int = Field(
+        64, ge=1, description=f"calls in flight at once at this endpoint (env {ENV_CONCURRENCY}); "
+        "a server that answers one request at a time wants 1, or latency measures its queue")
     requests_per_minute: float | None = Field(None, gt=0)
     tokens_per_minute: float | None = Field(None, gt=0, description="counted as input estimate + output cap")
     request_timeout_s: float = Field(60.0, gt=0, description="per attempt")
@@ -82,6 +88,8 @@ class LLMSettings(BaseModel):
             values["base_url"] = os.environ[ENV_BASE_URL]
         if os.environ.get(ENV_API_KEY):
             values["api_key"] = os.environ[ENV_API_KEY]
+        if os.environ.get(ENV_CONCURRENCY):
+            values["max_concurrency"] = os.environ[ENV_CONCURRENCY]
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls.model_validate(values)
 

@@ -15,7 +15,7 @@ import pytest
 
 from prompt_release.llm import Budget, CallRequest, LLMSettings, ModelPrice, run_calls_sync
 from prompt_release.llm.client import STATUS_NOT_RUN_BUDGET, STATUS_OK
-from prompt_release.llm.simulator import start_simulator
+from prompt_release.llm.simulator import SIMULATOR_MODEL, start_simulator
 from prompt_release.warehouse import read_connection
 from tests.conftest import REPO_ROOT
 
@@ -194,3 +194,28 @@ def test_sync_calls_work_inside_a_running_event_loop(tmp_path) -> None:
         thread.join(timeout=60)
     [result] = outcome["results"]
     assert result.status == "ok" and result.output
+
+
+def test_answers_from_one_endpoint_are_never_reused_for_another(warehouse):
+    with start_simulator(seed=1) as first:
+        answered = run_calls_sync(requests(5), fast(first.base_url), warehouse=warehouse)
+        again = run_calls_sync(requests(5), fast(first.base_url), warehouse=warehouse)
+    with start_simulator(seed=1) as other:  # same software and model, another address
+        elsewhere = run_calls_sync(requests(5), fast(other.base_url), warehouse=warehouse)
+        stats = other.stats()
+    assert not any(r.cached for r in answered) and all(r.cached for r in again)
+    assert not any(r.cached for r in elsewhere) and stats["answered"] == 5
+    assert {r.cache_key for r in elsewhere}.isdisjoint(r.cache_key for r in answered)
+    assert all(r.served_model for r in elsewhere)
+
+
+def test_the_endpoint_identity_has_no_credentials_and_names_the_served_model():
+    from prompt_release.llm.endpoint import endpoint_identity, normalise_base_url
+
+    assert normalise_base_url("HTTPS://user:secret@API.Example.com:443/v1/?api-key=k1&api-version=2024-06-01") \
+        == "https://api.example.com/v1?api-version=2024-06-01"
+    assert normalise_base_url("http://127.0.0.1:8080/v1/") == "http://127.0.0.1:8080/v1"
+    with start_simulator() as sim:
+        # The simulator lists one model, so it serves that one whatever the request names (as llama.cpp does).
+        identity = endpoint_identity(LLMSettings(base_url=sim.base_url, api_key="sk-secret"), "gpt-anything")
+    assert identity.served_model == SIMULATOR_MODEL and "secret" not in identity.key
