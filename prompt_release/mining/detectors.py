@@ -1,9 +1,10 @@
 """Failure detectors: fill the `failures` table from `traces`, one row per call and failure class.
 
 Everything that can be a column expression runs as DuckDB SQL over the whole
-day (invalid JSON, unknown tool, error, retry, fallback, negative feedback,
-escalation, correction differing from the output, refusal / clarification
-patterns, latency and cost outliers). Only JSON Schema work runs in Python,
+day (invalid JSON, fenced JSON, unknown tool, error, retry, fallback, negative
+feedback, escalation, correction differing from the output, refusal /
+clarification patterns, latency and cost outliers). Only JSON Schema work and
+tool calls written as text (outputs naming a tool, reduced in SQL first) run in Python,
 through `prompt_release.evaluation.checks` so backtests judge outputs the same
 way: outputs that parsed, and tool calls, are first reduced in SQL to their
 DISTINCT values per package, so Python sees each distinct output once.
@@ -40,6 +41,7 @@ import duckdb
 import pyarrow as pa
 
 from prompt_release.errors import UserError
+from prompt_release.contracts.text_forms import text_tool_calls
 from prompt_release.evaluation import checks
 from prompt_release.mining.contracts import PackageContract, contracts_from_registry, index_contracts
 from prompt_release.mining.schema_sql import valid_sql
@@ -109,7 +111,8 @@ def _day_filter(day: date | None) -> str:
 
 
 def _contract_tables(con: duckdb.DuckDBPyConnection, contracts: Sequence[PackageContract]) -> dict[str, checks.CompiledContract]:
-    """Register `pr_contract_keys(key, cid)` and `pr_contracts(cid, output_format, has_schema, tool_names)`."""
+    """Register `pr_contract_keys(key, cid)` and
+    `pr_contracts(cid, output_format, has_schema, tool_names, strips_fences)`."""
     compiled: dict[str, checks.CompiledContract] = {}
     keys: dict[str, str] = {}
     for contract in contracts:
@@ -128,9 +131,11 @@ def _contract_tables(con: duckdb.DuckDBPyConnection, contracts: Sequence[Package
                 "output_format": [c.output_format for c in compiled.values()],
                 "has_schema": [c.schema_validator is not None for c in compiled.values()],
                 "tool_names": [sorted(c.tools) for c in compiled.values()],
+                "strips_fences": [c.strips_fences for c in compiled.values()],
             },
             schema=pa.schema([("cid", pa.string()), ("output_format", pa.string()),
-                              ("has_schema", pa.bool_()), ("tool_names", pa.list_(pa.string()))]),
+                              ("has_schema", pa.bool_()), ("tool_names", pa.list_(pa.string())),
+                              ("strips_fences", pa.bool_())]),
         ),
     )
     con.execute("CREATE OR REPLACE TEMP TABLE pr_contract_keys AS SELECT * FROM pr_contract_keys_view")
@@ -176,6 +181,11 @@ def _outlier_sql(column: str, rule: OutlierRule, failure_class: str, where: str)
     """
 
 
+# An output that is one fenced block (```json ... ```), and its inside: as contracts.text_forms.unfence.
+_FENCED = r"regexp_matches(t.output, '^\s*```[ \t]*(?:json|JSON)?[ \t]*\n?[\s\S]*?\n?```\s*$')"
+_UNFENCED_VALID = (r"json_valid(regexp_extract(t.output, '^\s*```[ \t]*(?:json|JSON)?[ \t]*\n?([\s\S]*?)\n?```\s*$', 1))")
+
+
 def _sql_detectors(settings: MiningSettings, where: str) -> list[tuple[str, str]]:
     """(failure_class, SELECT ...) for every detector that is pure SQL."""
     ok = "t.status IS DISTINCT FROM 'error'"
@@ -185,7 +195,14 @@ def _sql_detectors(settings: MiningSettings, where: str) -> list[tuple[str, str]
                    CASE WHEN t.output IS NULL THEN 'no output' ELSE 'output is not valid JSON: ' || left(t.output, 80) END AS detail
             {_WITH_CONTRACT}
             WHERE {where} AND c.output_format = 'json' AND {ok} AND NOT {_TOOL_TURN}
-              AND (t.output IS NULL OR NOT json_valid(t.output))"""),
+              AND (t.output IS NULL OR NOT json_valid(t.output))
+              AND NOT coalesce(c.strips_fences AND {_FENCED} AND {_UNFENCED_VALID}, FALSE)"""),
+        ("fenced_json", f"""
+            SELECT {_ID_COLS}, 'fenced_json' AS failure_class,
+                   'JSON in a fenced block; the package post-processing does not strip fences' AS detail
+            {_WITH_CONTRACT}
+            WHERE {where} AND c.output_format = 'json' AND NOT c.strips_fences AND {ok} AND NOT {_TOOL_TURN}
+              AND NOT json_valid(t.output) AND {_FENCED}"""),
         ("unknown_tool", f"""
             SELECT * EXCLUDE (unknown), 'tool ' || array_to_string(unknown, ', ') || ' not offered' AS detail FROM (
                 SELECT {_ID_COLS}, 'unknown_tool' AS failure_class,
@@ -402,6 +419,46 @@ def _tool_failures(
     return len(rows)
 
 
+def _text_call_failures(
+    con: duckdb.DuckDBPyConnection, compiled: Mapping[str, checks.CompiledContract], where: str
+) -> int:
+    """Fill temp table `pr_text_call_found(record_key, failure_class, detail)`: tool calls written in
+    the output text (`text_tool_call`, and `unsafe_tool_call` etc. for what the written call would
+    do); returns distinct situations checked.
+
+    Only outputs that contain one of their package's tool names reach Python, once per distinct
+    (package, output, calls made, prior tools).
+    """
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE pr_text_called AS
+            SELECT t.record_key, c.cid, t.output, coalesce(CAST(t.tool_calls AS VARCHAR), '[]') AS calls,
+                   array_to_string(list_sort({_PRIOR_TOOLS}), ',') AS prior
+            {_WITH_CONTRACT}
+            WHERE {where} AND c.cid IS NOT NULL AND len(c.tool_names) > 0 AND t.output IS NOT NULL
+              AND t.status IS DISTINCT FROM 'error'
+              AND list_bool_or(list_transform(c.tool_names, lambda n: contains(t.output, n)))"""
+    )
+    rows = con.execute("SELECT DISTINCT cid, output, calls, prior FROM pr_text_called").fetchall()
+    found = []
+    for cid, output, calls, prior in rows:
+        contract = compiled[cid]
+        written = text_tool_calls(output, contract.tools)
+        if not written:
+            continue
+        issues = checks.text_call_issues(contract, written, json.loads(calls), [p for p in prior.split(",") if p])
+        by_kind: dict[str, list[str]] = defaultdict(list)
+        for issue in issues:
+            by_kind[issue.kind].append(f"{issue.tool}#{issue.index}: {issue.detail}")
+        for kind, details in by_kind.items():
+            found.append((cid, output, calls, prior, kind, "; ".join(details)[:300]))
+    _register(con, "pr_text_call_verdicts", ("cid", "output", "calls", "prior", "failure_class", "detail"), found)
+    con.execute("""CREATE OR REPLACE TEMP TABLE pr_text_call_found AS
+                   SELECT r.record_key, v.failure_class, v.detail
+                   FROM pr_text_called r JOIN pr_text_call_verdicts v
+                     ON v.cid = r.cid AND v.output = r.output AND v.calls = r.calls AND v.prior = r.prior""")
+    return len(rows)
+
+
 def _register(con: duckdb.DuckDBPyConnection, name: str, columns: Sequence[str], rows: list[tuple]) -> None:
     """Copy Python rows into a temp table of VARCHAR columns (through Arrow, no per-row INSERT)."""
     table = pa.table({k: [r[i] for r in rows] for i, k in enumerate(columns)},
@@ -454,7 +511,8 @@ def detect(
 
     summary.distinct_outputs_validated = _schema_failures(con, compiled, where)
     summary.distinct_tool_calls_validated = _tool_failures(con, compiled, where)
-    for found in ("pr_schema_found", "pr_tool_found"):
+    _text_call_failures(con, compiled, where)
+    for found in ("pr_schema_found", "pr_tool_found", "pr_text_call_found"):
         parts.append(f"""SELECT {_ID_COLS}, f.failure_class, f.detail
             FROM {found} f JOIN traces t ON t.record_key = f.record_key WHERE {where}""")
 

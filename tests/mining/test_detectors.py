@@ -53,6 +53,13 @@ def mined(tmp_path_factory):
         "safe_prior": row("order_agent", output="", tool_calls=[REFUND],
                           input_messages=[{"role": "user", "content": "refund"},
                                           {"role": "assistant", "tool_calls": [LOOKUP]}]),
+        # What real models write instead of tool_calls: the user saw JSON, nothing ran.
+        "text_refund": row("order_agent", output=f"```json\n{json.dumps(REFUND)}\n```"),
+        "tagged_refund_after_lookup": row("order_agent", output=f"<tool_call>{json.dumps(REFUND)}</tool_call>",
+                                          input_messages=[{"role": "user", "content": "refund"},
+                                                          {"role": "assistant", "tool_calls": [LOOKUP]}]),
+        "names_a_tool_in_prose": row("order_agent", output="I will issue_refund once the lookup_order is done."),
+        "fenced_route": row(output=f"```json\n{json.dumps({'route': 'billing', 'confidence': 0.9})}\n```"),
         "text_correction": row("summarizer", output="A  long summary.", correction="A short summary."),
         "text_same": row("summarizer", output="A  short summary. ", correction="A short summary."),
         "slow": row("summarizer", latency_ms=5000.0),
@@ -88,6 +95,10 @@ def mined(tmp_path_factory):
         ("unsafe", {"unsafe_tool_call"}),
         ("safe", set()),
         ("safe_prior", set()),
+        ("text_refund", {"text_tool_call", "unsafe_tool_call"}),
+        ("tagged_refund_after_lookup", {"text_tool_call"}),
+        ("names_a_tool_in_prose", set()),
+        ("fenced_route", {"invalid_json", "fenced_json"}),
         ("text_correction", {"correction"}),
         ("text_same", set()),
         ("slow", {"latency_outlier"}),
@@ -103,7 +114,8 @@ def test_detector_fires_exactly_on_its_failure(mined, name, expected):
 def test_summary_counts_calls_without_contract(mined):
     _, summary = mined
     assert summary.calls_without_contract == 1
-    assert summary.failures_by_class["unsafe_tool_call"] == 1
+    # One made through tool_calls, one written as text.
+    assert summary.failures_by_class["unsafe_tool_call"] == 2 and summary.failures_by_class["text_tool_call"] == 2
 
 
 def test_failure_rows_carry_path_severity_and_detail(warehouse):
