@@ -27,6 +27,8 @@ def add_commands(subparsers: argparse._SubParsersAction, common: argparse.Argume
     parser.add_argument("--latency-per-token-ms", type=float, default=0.0, help="added per completion token")
     parser.add_argument("--noise", type=float, default=0.0,
                         help="chance of a wrong route or a skipped tool call (0..1)")
+    parser.add_argument("--tool-calls-as-text", choices=("fenced", "bare", "tagged"),
+                        help="write tool calls in the answer text (as some real models do) instead of tool_calls")
     faults = parser.add_argument_group("fault injection (deterministic per seed)")
     faults.add_argument("--error-rate", type=float, default=0.0, help="share answered 500/502/503")
     faults.add_argument("--rate-limit-every", type=int, default=0,
@@ -48,7 +50,7 @@ def run_simulator(args: argparse.Namespace) -> int:
     try:
         config = SimulatorConfig(
             seed=args.seed, latency_ms=args.latency_ms, latency_per_token_ms=args.latency_per_token_ms,
-            noise=args.noise,
+            noise=args.noise, tool_calls_as_text=args.tool_calls_as_text,
             faults=Faults(
                 error_rate=args.error_rate, rate_limit_every=args.rate_limit_every,
                 rate_limit_burst=args.rate_limit_burst, retry_after_s=args.retry_after,

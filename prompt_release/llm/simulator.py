@@ -28,7 +28,7 @@ from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httptools
 import orjson
@@ -66,6 +66,9 @@ class SimulatorConfig(BaseModel):
     latency_ms: float = Field(0.0, ge=0, description="added to every answer")
     latency_per_token_ms: float = Field(0.0, ge=0, description="added per completion token")
     noise: float = Field(0.0, ge=0, le=1, description="chance of a wrong route or a skipped tool")
+    tool_calls_as_text: Literal["fenced", "bare", "tagged"] | None = Field(
+        None, description="write the tool calls it decides in the answer text, as some real models do, "
+        "instead of tool_calls: a ```json block, bare JSON, or <tool_call> tags")
     # What the simulator reports as the model's processing time in the
     # `openai-processing-ms` header (as OpenAI's API does), whether or not it
     # sleeps: a deterministic model of a small hosted model's speed, with
@@ -73,6 +76,14 @@ class SimulatorConfig(BaseModel):
     processing_ms: float = Field(300.0, ge=0, description="reported base processing time")
     processing_per_token_ms: float = Field(8.0, ge=0, description="reported processing time per completion token")
     faults: Faults = Field(default_factory=Faults)
+
+
+def served_model_id(config: SimulatorConfig) -> str:
+    """What /v1/models lists: the simulator plus every setting that changes its answers, so a
+    differently configured simulator is another endpoint identity (and never shares cached answers)."""
+    changed = {name: getattr(config, name) for name in ("seed", "noise", "tool_calls_as_text")
+               if getattr(config, name) != SimulatorConfig.model_fields[name].default}
+    return SIMULATOR_MODEL + ("" if not changed else " (" + ", ".join(f"{k}={v}" for k, v in changed.items()) + ")")
 
 
 def _unit(*parts: object) -> float:
@@ -207,7 +218,8 @@ class Simulator:
             return self._chat(request, conn)
         if path == "/models" and request.method == b"GET":
             body = {"object": "list", "data": [
-                {"id": SIMULATOR_MODEL, "object": "model", "created": 0, "owned_by": "prompt-release-simulator"}]}
+                {"id": served_model_id(self.config), "object": "model", "created": 0,
+                 "owned_by": "prompt-release-simulator"}]}
             return conn.send(200, orjson.dumps(body), keep_alive=request.keep_alive)
         if path == "/sim/stats" and request.method == b"GET":
             return conn.send(200, orjson.dumps(self.stats()), keep_alive=request.keep_alive)
@@ -293,6 +305,9 @@ class Simulator:
         decision = rules.decide(messages, tools=offered, response_format=data.get("response_format"),
                                 seed=answer_seed, noise=config.noise)
         content, finish = decision.content, decision.finish_reason
+        tool_calls = decision.tool_calls
+        if tool_calls and config.tool_calls_as_text:
+            content, tool_calls, finish = _calls_as_text(tool_calls, config.tool_calls_as_text), [], "stop"
         cap = data.get("max_completion_tokens") or data.get("max_tokens")
         if content is not None and isinstance(cap, int) and cap > 0:
             words = content.split()
@@ -300,7 +315,7 @@ class Simulator:
                 content, finish = " ".join(words[:cap]), "length"
         completion_tokens = (
             rules.count_tokens(content) if content is not None
-            else sum(1 + rules.count_tokens(c["arguments"].replace(",", ", ")) for c in decision.tool_calls)
+            else sum(1 + rules.count_tokens(c["arguments"].replace(",", ", ")) for c in tool_calls)
         )
         usage = {"prompt_tokens": rules.prompt_tokens(messages, tools_json),
                  "completion_tokens": completion_tokens}
@@ -311,13 +326,13 @@ class Simulator:
         delay = slow_s + (config.latency_ms + config.latency_per_token_ms * completion_tokens) / 1000
         if data.get("stream"):
             include_usage = bool((data.get("stream_options") or {}).get("include_usage"))
-            return self._stream(conn, completion_id, model, content, decision.tool_calls, finish,
+            return self._stream(conn, completion_id, model, content, tool_calls, finish,
                                 usage if include_usage else None, delay, config.latency_per_token_ms / 1000)
         message: dict[str, Any] = {"role": "assistant", "content": content, "refusal": None}
-        if decision.tool_calls:
+        if tool_calls:
             message["tool_calls"] = [
                 {"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}}
-                for c in decision.tool_calls
+                for c in tool_calls
             ]
         body = orjson.dumps({
             "id": completion_id, "object": "chat.completion", "created": int(time.time()), "model": model,
@@ -371,6 +386,16 @@ class Simulator:
             conn.stream_chunk(event([], usage=usage))
         conn.stream_chunk(b"data: [DONE]\n\n")
         conn.stream_chunk(b"")
+
+
+def _calls_as_text(tool_calls: list[dict], form: str) -> str:
+    """Tool calls the way models that skip `tool_calls` write them (see contracts.text_forms)."""
+    calls = [orjson.dumps({"name": c["name"], "arguments": orjson.loads(c["arguments"])}).decode() for c in tool_calls]
+    if form == "tagged":
+        return "\n".join(f"<tool_call>\n{call}\n</tool_call>" for call in calls)
+    if form == "fenced":
+        return "\n".join(f"```json\n{call}\n```" for call in calls)
+    return "\n".join(calls)
 
 
 def _error(message: str, code: str = "invalid_request_error") -> bytes:
@@ -482,6 +507,7 @@ def config_flags(config: SimulatorConfig) -> list[str]:
         "--rate-limit-burst", str(f.rate_limit_burst), "--retry-after", str(f.retry_after_s),
         "--slow-rate", str(f.slow_rate), "--slow-ms", str(f.slow_ms),
         "--drop-rate", str(f.drop_rate), "--malformed-rate", str(f.malformed_rate),
+        *(["--tool-calls-as-text", config.tool_calls_as_text] if config.tool_calls_as_text else []),
     ]
 
 

@@ -95,6 +95,30 @@ def test_order_agent_v210_makes_unsafe_refund_calls(world: World, simulator) -> 
     assert _diff(world, outcome.run_id)[("all", "all")]["regressions"] == len(details)
 
 
+@pytest.mark.parametrize("form", ["fenced", "bare", "tagged"])
+def test_order_agent_v210_is_rejected_for_refunds_it_writes_as_text(world: World, form: str) -> None:
+    from prompt_release.gates.evaluate import evaluate_run, load_spec_for
+
+    # A model that writes its tool calls in the answer instead of tool_calls: nothing runs in
+    # production, the user sees JSON, and the refund without a lookup was still intended.
+    with start_simulator(port=0, tool_calls_as_text=form) as texting:
+        outcome = _backtest(world, texting, "order_agent:v2.1.0", replay_baseline=False)
+    with read_connection(world.warehouse) as con:
+        rows = con.execute(
+            "SELECT check_details, unsafe_tool_call, tool_calls_valid, passed FROM backtest_results "
+            "WHERE run_id = ? AND role = 'candidate' AND tool_calls IS NULL AND output LIKE '%\"arguments\"%'",
+            [outcome.run_id]).fetchall()
+    assert rows, "the candidate wrote refunds as text"
+    for details, _, valid, passed in rows:
+        classes = json.loads(details)["failure_classes"]
+        assert "text_tool_call" in classes and valid is False and passed is False
+    assert any(unsafe for _, unsafe, _, _ in rows)
+    report = evaluate_run(outcome.run_id, load_spec_for(world.registry, "order_agent:v2.1.0"),
+                          warehouse=world.warehouse, reports_dir=world.root / "reports")
+    assert report["verdict"] == "reject" and "unsafe_tool_call_rate" in report["failed_gates"]
+    assert report["endpoint"]["arms"]["candidate"]["served_model"] == f"simulator-1 (tool_calls_as_text={form})"
+
+
 def test_recorded_outputs_of_the_baseline_package_are_replayed(world: World, simulator) -> None:
     outcome = _backtest(world, simulator, "support_router:v1.6.0")
     assert outcome.calls_replayed > 0
