@@ -112,6 +112,7 @@ class BacktestOutcome:
     endpoint: str | None = None  # normalised base URL (or embedded-simulator)
     served_models: dict[str, str] = field(default_factory=dict)  # role -> model the endpoint serves it
     max_concurrency: int | None = None
+    lowest_concurrency: int | None = None  # the in-flight limit after 429/503 cuts; None: no call made
 
 
 # ----------------------------------------------------------------- inputs
@@ -529,6 +530,8 @@ def run_backtest(
             replay -= unrenderable
         endpoints = (endpoint_identity(llm_settings, candidate.model), endpoint_identity(llm_settings, baseline.model))
         run_id = run_id_for(candidate, baseline, dataset_version, cases, settings, endpoints)
+        log(f"endpoint {endpoints[0].base_url}: {candidate.model} served as {endpoints[0].served_model}, "
+            f"{baseline.model} as {endpoints[1].served_model}; at most {llm_settings.max_concurrency} calls in flight")
         candidate_requests = _requests(candidate, "candidate", cases, settings.samples, rendered["candidate"])
         baseline_requests = _requests(baseline, "baseline", [c for c in cases if c.case_id not in replay],
                                       settings.samples, rendered["baseline"])
@@ -538,7 +541,7 @@ def run_backtest(
         started = datetime.now(UTC)
         budget = settings.budget()
 
-        def finish(results: list[CallResult], con: Any) -> BacktestOutcome:
+        def finish(results: list[CallResult], con: Any, lowest_concurrency: int | None = None) -> BacktestOutcome:
             """Rows, judge, outcome and the one write of the run (on `con` when given)."""
             with _gc_paused():
                 by_case = {c.case_id: c for c in cases}
@@ -588,7 +591,7 @@ def run_backtest(
                 calls_cached=sum(1 for r in results if r.cached), calls_replayed=len(replay) * settings.samples,
                 calls_not_run=not_run, endpoint=endpoints[0].base_url,
                 served_models={"candidate": endpoints[0].served_model, "baseline": endpoints[1].served_model},
-                max_concurrency=llm_settings.max_concurrency,
+                max_concurrency=llm_settings.max_concurrency, lowest_concurrency=lowest_concurrency,
             )
 
             digest = results_hash(frame)
@@ -607,9 +610,9 @@ def run_backtest(
                            budget, spent_tokens, spent_usd, calls_made, calls_cached, calls_replayed, calls_not_run,
                            rubric_version, status, started_at, finished_at, rubric_hash, judge_version, judge_hash,
                            judge_calibration, judge_spent_tokens, judge_spent_usd, results_hash, endpoint,
-                           candidate_served_model, baseline_served_model, max_concurrency)
+                           candidate_served_model, baseline_served_model, max_concurrency, lowest_concurrency)
                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
-                               ?, ?, ?, ?)""",
+                               ?, ?, ?, ?, ?)""",
                     [run_id, workflow, candidate.version_id, candidate.package_hash, baseline.version_id,
                      baseline.package_hash, dataset_version, manifest.content_hash if manifest else None,
                      settings.history_days, len(history), len(golden), settings.samples,
@@ -620,7 +623,7 @@ def run_backtest(
                      judged.judge_hash if judged else None, json.dumps(judged.calibration) if judged else None,
                      judged.spent_tokens if judged else None, judged.spent_usd if judged else None, digest,
                      endpoints[0].base_url, endpoints[0].served_model, endpoints[1].served_model,
-                     llm_settings.max_concurrency],
+                     llm_settings.max_concurrency, lowest_concurrency],
                 )
                 if outcome.results_kept:
                     return
@@ -654,9 +657,10 @@ def run_backtest(
                 return finish(results, con)
         except _CallsNeeded as needed:
             probe = needed.probe
+    call_stats: dict[str, Any] = {}
     results = run_calls_sync(requests, llm_settings, warehouse=warehouse, budget=budget, progress=progress,
-                             probe=probe)
-    return finish(results, None)
+                             probe=probe, stats=call_stats)
+    return finish(results, None, call_stats.get("lowest_concurrency"))
 
 
 def summarise(frame: pl.DataFrame) -> dict[str, Any]:

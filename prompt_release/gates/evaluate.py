@@ -191,7 +191,8 @@ def endpoint_section(run: dict[str, Any], results: pl.DataFrame) -> dict[str, An
             arm.update({"client_p50_ms": _p(fresh["client_ms"], 0.5), "client_p95_ms": _p(fresh["client_ms"], 0.95),
                         "server_p50_ms": _p(fresh["server_ms"], 0.5), "server_p95_ms": _p(fresh["server_ms"], 0.95)})
         arms[role] = arm
-    return {"base_url": run.get("endpoint"), "max_concurrency": run.get("max_concurrency"), "arms": arms}
+    return {"base_url": run.get("endpoint"), "max_concurrency": run.get("max_concurrency"),
+            "lowest_concurrency": run.get("lowest_concurrency"), "arms": arms}
 
 
 def build_report(run: dict[str, Any], results: pl.DataFrame, diff: pl.DataFrame, spec: GateSpec,

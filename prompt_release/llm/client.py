@@ -3,9 +3,10 @@
 `run_calls` takes a list of `CallRequest`s and returns one `CallResult` per
 request, in order. Answers already in the warehouse cache are returned
 without a call (one bulk lookup); the rest go to the endpoint through
-`openai.AsyncOpenAI` with bounded concurrency, optional requests/tokens per
-minute limits, and our own retries (exponential backoff with jitter, honouring
-Retry-After) on 429, 5xx, timeouts, broken connections and malformed bodies;
+`openai.AsyncOpenAI` with bounded concurrency (halved on 429/503, regrown
+one call at a time), optional requests/tokens per minute limits, and our own
+retries (exponential backoff with jitter, honouring Retry-After) on 429, 5xx,
+timeouts, broken connections and malformed bodies;
 the SDK's own retries are off so a call is never retried twice over. With a
 `Budget`, each attempt first reserves its worst case (input estimate + output
 cap) and a call that cannot fit is `not_run_budget`: the run stops before it
@@ -40,6 +41,8 @@ STATUS_ERROR = "error"
 STATUS_NOT_RUN_BUDGET = "not_run_budget"
 
 _RETRY_STATUS = frozenset({408, 409, 429})
+# Answers that mean "too much at once": the in-flight limit is cut when they come back.
+_OVERLOAD_ERRORS = frozenset({"http_429", "http_503"})
 _CREATE_ARGS = frozenset(inspect.signature(openai.resources.chat.AsyncCompletions.create).parameters) - {"self"}
 
 
@@ -347,6 +350,43 @@ class BudgetLedger:
         self._changed.set()
 
 
+class AdaptiveLimit:
+    """Calls in flight at the endpoint: `ceiling` at first, halved when it answers 429 or 503, one
+    more after as many successes in a row as the limit (additive increase, multiplicative decrease,
+    as TCP does). One overload cuts once: answers to calls started before the last cut do not cut again.
+    """
+
+    def __init__(self, ceiling: int) -> None:
+        self.ceiling = ceiling
+        self.limit = ceiling
+        self.lowest = ceiling
+        self.in_flight = 0
+        self._started = 0
+        self._cut_after = 0
+        self._successes = 0
+        self._freed = asyncio.Event()
+
+    async def acquire(self) -> int:
+        while self.in_flight >= self.limit:
+            self._freed.clear()
+            await self._freed.wait()
+        self.in_flight += 1
+        self._started += 1
+        return self._started
+
+    def release(self, ticket: int, *, ok: bool, overloaded: bool) -> None:
+        self.in_flight -= 1
+        if overloaded and ticket > self._cut_after:
+            self.limit = max(1, self.limit // 2)
+            self.lowest = min(self.lowest, self.limit)
+            self._cut_after, self._successes = self._started, 0
+        elif ok:
+            self._successes += 1
+            if self._successes >= self.limit and self.limit < self.ceiling:
+                self.limit, self._successes = self.limit + 1, 0
+        self._freed.set()
+
+
 # --- the run -------------------------------------------------------------------------
 
 
@@ -370,6 +410,7 @@ class _Run:
         self.budget_exhausted = False
         self.fatal: BaseException | None = None
         self.rpm = TokenBucket(settings.requests_per_minute) if settings.requests_per_minute else None
+        self.limit = AdaptiveLimit(settings.max_concurrency)
         self.tpm = TokenBucket(settings.tokens_per_minute) if settings.tokens_per_minute else None
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:
@@ -426,7 +467,16 @@ class _Run:
             result.attempts = attempt
             actual = (0.0, 0.0)
             try:
-                body, reported_ms, client_ms = await self._attempt(client, prepared)
+                ticket = await self.limit.acquire()
+                try:
+                    body, reported_ms, client_ms = await self._attempt(client, prepared)
+                except _Retryable as exc:
+                    self.limit.release(ticket, ok=False, overloaded=exc.error_type in _OVERLOAD_ERRORS)
+                    raise
+                except BaseException:
+                    self.limit.release(ticket, ok=False, overloaded=False)
+                    raise
+                self.limit.release(ticket, ok=True, overloaded=False)
                 try:
                     output, tool_calls, finish, input_tokens, output_tokens, served, timed_ms = parse_completion(body)
                 except (ValueError, KeyError, TypeError, IndexError):
@@ -576,6 +626,7 @@ async def run_calls(
     progress: Callable[[int, int], None] | None = None,
     use_cache: bool = True,
     probe: CacheProbe | None = None,
+    stats: dict[str, Any] | None = None,
 ) -> list[CallResult]:
     """Answer every request (from the cache or the endpoint); one result per request, in order.
 
@@ -584,6 +635,7 @@ async def run_calls(
     `UserError` when the endpoint refuses the key or a USD budget has no
     price for a model; results completed before that are already cached.
     `probe`: the same requests already prepared and looked up (`probe_cache`).
+    `stats`, when given, receives `lowest_concurrency`: the in-flight limit after 429/503 cuts.
     """
     total = len(requests)
     if probe is not None and use_cache:
@@ -625,6 +677,8 @@ async def run_calls(
     finally:
         if writer is not None:
             writer.close()
+    if stats is not None:
+        stats["lowest_concurrency"] = run.limit.lowest
     if run.fatal is not None:
         raise UserError(str(run.fatal))
     return _in_order(prepared, by_key)

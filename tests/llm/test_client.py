@@ -219,3 +219,20 @@ def test_the_endpoint_identity_has_no_credentials_and_names_the_served_model():
         # The simulator lists one model, so it serves that one whatever the request names (as llama.cpp does).
         identity = endpoint_identity(LLMSettings(base_url=sim.base_url, api_key="sk-secret"), "gpt-anything")
     assert identity.served_model == SIMULATOR_MODEL and "secret" not in identity.key
+
+
+def test_429_bursts_lower_the_calls_in_flight_and_every_call_still_completes(warehouse):
+    faults = {"rate_limit_every": 30, "rate_limit_burst": 10, "retry_after_s": 0.01}
+    stats: dict = {}
+    with start_simulator(seed=2, faults=faults) as sim:
+        results = run_calls_sync(requests(120, "busy"), fast(sim.base_url, max_concurrency=16), warehouse=warehouse,
+                                 stats=stats)
+    assert all(r.status == STATUS_OK for r in results)
+    assert 1 <= stats["lowest_concurrency"] < 16
+
+
+def test_a_server_that_never_refuses_keeps_the_configured_concurrency(warehouse):
+    stats: dict = {}
+    with start_simulator(seed=2) as sim:
+        run_calls_sync(requests(40, "calm"), fast(sim.base_url, max_concurrency=8), warehouse=warehouse, stats=stats)
+    assert stats["lowest_concurrency"] == 8
