@@ -94,3 +94,15 @@ def test_newcombe_unpaired_difference_matches_the_published_example() -> None:
     interval = newcombe_unpaired_difference(56, 70, 48, 80)
     assert interval.estimate == pytest.approx(0.2)
     assert (round(interval.lower, 4), round(interval.upper, 4)) == (0.0524, 0.3339)
+
+
+@pytest.mark.parametrize("q", [0.5, 0.95, 0.99])
+def test_order_statistic_quantile_bounds_cover_at_every_n_from_their_minimum(q: float) -> None:
+    minimum = st.min_cases_for_quantile(q)
+    assert st.quantile_order_ranks(minimum - 1, q)[1] is None or st.quantile_order_ranks(minimum - 1, q)[0] is None
+    for n in range(minimum, minimum + 60):
+        lower, upper = st.quantile_order_ranks(n, q)
+        # Exact coverage: the count of values below the true quantile is Binomial(n, q).
+        coverage = stats.binom.cdf(upper - 1, n, q) - stats.binom.cdf(lower - 1, n, q)
+        assert coverage >= 0.95, (n, lower, upper, coverage)
+    assert (st.min_cases_for_quantile(0.95), st.min_cases_for_quantile(0.95, 0.975)) == (72, 86)
