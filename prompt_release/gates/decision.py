@@ -181,12 +181,16 @@ def _verdict(spec: GateSpec, results: list[GateResult], n_cases: int, unpaired: 
         summary = f"reject: hard gate(s) failed: {', '.join(failed)}"
     elif inconclusive:
         verdict = "freeze"
-        needs = [r.cases_to_decide for r in inconclusive]
-        if all(x is not None for x in needs):
-            cases_to_decide = max(needs)  # type: ignore[type-var]
-            more = f"; about {cases_to_decide} paired cases would likely decide {'it' if len(needs) == 1 else 'them'} (have {n_cases})"
-        else:
-            more = "; the observed effect sits on the threshold, so no feasible sample size is likely to decide it"
+        sized = [r for r in inconclusive if r.cases_to_decide is not None]
+        unsized = [r.metric for r in inconclusive if r.cases_to_decide is None]
+        more = ""
+        if sized:
+            cases_to_decide = max(r.cases_to_decide for r in sized)  # type: ignore[type-var]
+            decides = "it" if len(inconclusive) == 1 else ("them" if not unsized else ", ".join(r.metric for r in sized))
+            more = f"; about {cases_to_decide} paired cases would likely decide {decides} (have {n_cases})"
+        if unsized:
+            # No data, or an observed effect on the threshold: no sample size to suggest.
+            more += f"; no sample size is likely to decide {', '.join(unsized)} (see the gate's reason)"
         summary = f"freeze: not enough evidence for {', '.join(r.metric for r in inconclusive)}{more}"
     else:
         verdict = "promote"

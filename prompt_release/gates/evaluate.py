@@ -183,7 +183,7 @@ def endpoint_section(run: dict[str, Any], results: pl.DataFrame) -> dict[str, An
         arm = {
             "served_model": run.get(f"{role}_served_model"),
             "answers_model": served,  # what the answers themselves say
-            "calls": int((~fresh["cached"]).sum()) if fresh.height else 0,
+            "answers": fresh.height,  # from the endpoint, as stored (a rerun that reproduces them keeps them)
             "cached": int(fresh["cached"].sum()) if fresh.height else 0,
             "replayed_from_production": rows.height - fresh.height,
         }
@@ -192,7 +192,8 @@ def endpoint_section(run: dict[str, Any], results: pl.DataFrame) -> dict[str, An
                         "server_p50_ms": _p(fresh["server_ms"], 0.5), "server_p95_ms": _p(fresh["server_ms"], 0.95)})
         arms[role] = arm
     return {"base_url": run.get("endpoint"), "max_concurrency": run.get("max_concurrency"),
-            "lowest_concurrency": run.get("lowest_concurrency"), "arms": arms}
+            "lowest_concurrency": run.get("lowest_concurrency"), "calls_made": run.get("calls_made"),
+            "calls_cached": run.get("calls_cached"), "arms": arms}
 
 
 def build_report(run: dict[str, Any], results: pl.DataFrame, diff: pl.DataFrame, spec: GateSpec,

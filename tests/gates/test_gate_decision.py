@@ -207,3 +207,13 @@ def test_per_success_cost_gate() -> None:
         {"cost_usd": (cost * 2.0, cost), "success": (success, success)},
     )
     assert d.verdict == "reject" and d.gates[0].effect == pytest.approx(2.0)
+
+
+def test_a_freeze_names_the_cases_needed_where_it_can_and_the_gates_it_cannot() -> None:
+    # The issue-13 report: one gate without data must not hide the size that would decide another.
+    s = spec(p95_latency="<= baseline + 25%", handoff_accuracy=">= baseline - 2%")
+    d = decide_paired(s, {"latency_ms": (np.array([900.0]), np.array([1000.0])),
+                          "handoff_accuracy": (np.array([np.nan]), np.array([np.nan]))})
+    assert d.verdict == "freeze" and d.cases_to_decide == 86
+    assert "about 86 paired cases would likely decide p95_latency" in d.summary
+    assert "no sample size is likely to decide handoff_accuracy" in d.summary and "None" not in d.summary

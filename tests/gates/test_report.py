@@ -111,7 +111,7 @@ def test_a_freeze_says_what_is_undecided_once_and_never_prints_none() -> None:
         "freeze": Freeze(cases_needed=None, reason="p95_latency: the ratio interval straddles x1.250 with n=400")})
     text = render_markdown(frozen)
     assert "None" not in text and text.count("not enough evidence") == 1
-    assert "p95_latency: the ratio interval straddles" in text and "No feasible number of cases" in text
+    assert "p95_latency: the ratio interval straddles" in text and "No number of cases can be suggested" in text
     needed = frozen.model_copy(update={"freeze": Freeze(cases_needed=86, reason=frozen.freeze.reason)})
     assert "About 86 paired cases would likely decide it." in render_markdown(needed)
     assert "None" not in render_html(frozen)

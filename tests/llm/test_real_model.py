@@ -117,7 +117,9 @@ def test_a_gate_on_a_real_model_makes_its_own_calls_under_its_own_ids(world: Wor
     arms = real["endpoint"]["arms"]
     assert real["endpoint"]["base_url"] == real_server and real["endpoint"]["max_concurrency"] == 1
     assert simulated["endpoint"]["base_url"] == "embedded-simulator"
-    assert arms["candidate"]["calls"] > 0 and arms["candidate"]["cached"] == 0  # nothing reused from the simulator
+    # Fresh calls, nothing reused from the simulator.
+    assert real["endpoint"]["calls_made"] > 0 and real["endpoint"]["calls_cached"] == 0
+    assert arms["candidate"]["answers"] > 0 and arms["candidate"]["cached"] == 0
     assert arms["candidate"]["served_model"] == local_model.ALIAS
 
     rows = [r for r in _fresh_rows(world, real["run_id"]) if r["status"] == "ok"]
