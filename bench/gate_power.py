@@ -238,7 +238,7 @@ def main() -> int:
     t1 = time.perf_counter()
     lat = latency_power(args.latency_trials, rng)
     t_lat = time.perf_counter() - t1
-    print(f"\nLatency gate 'p95_latency <= baseline + 10%' (hard; order-statistic p95 interval per arm at 97.5%, "
+    print("\nLatency gate 'p95_latency <= baseline + 10%' (hard; order-statistic p95 interval per arm at 97.5%, "
           "combined into a ratio interval, 95%)")
     print(f"lognormal latency, case effect sd 0.35 and run noise sd 0.30 on the log scale; {args.latency_trials} trials per cell")
     print(f"{'p95 change':>10} {'n':>5} | {'promote':>8} {'reject':>8} {'freeze':>8} | naive observed ratio:{'promote':>8} {'reject':>8}")

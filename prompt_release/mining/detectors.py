@@ -40,8 +40,8 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from prompt_release.errors import UserError
 from prompt_release.contracts.text_forms import text_tool_calls
+from prompt_release.errors import UserError
 from prompt_release.evaluation import checks
 from prompt_release.mining.contracts import PackageContract, contracts_from_registry, index_contracts
 from prompt_release.mining.schema_sql import valid_sql

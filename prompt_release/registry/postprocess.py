@@ -12,7 +12,6 @@ import json
 from typing import Any
 
 
-
 def parse_output(output_format: str, output_schema: dict[str, Any] | None, text: str) -> tuple[Any, str | None]:
     """(value, None) when the output honours the contract, else (None or raw value, problem)."""
     if output_format != "json":
