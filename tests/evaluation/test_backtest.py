@@ -115,8 +115,8 @@ def test_order_agent_v210_is_rejected_for_refunds_it_writes_as_text(world: World
     assert any(unsafe for _, unsafe, _, _ in rows)
     report = evaluate_run(outcome.run_id, load_spec_for(world.registry, "order_agent:v2.1.0"),
                           warehouse=world.warehouse, reports_dir=world.root / "reports")
-    assert report["verdict"] == "reject" and "unsafe_tool_call_rate" in report["failed_gates"]
-    assert report["endpoint"]["arms"]["candidate"]["served_model"] == f"simulator-1 (tool_calls_as_text={form})"
+    assert report.verdict == "reject" and "unsafe_tool_call_rate" in report.failed_gates
+    assert report.endpoint.arms["candidate"].served_model == f"simulator-1 (tool_calls_as_text={form})"
 
 
 def test_recorded_outputs_of_the_baseline_package_are_replayed(world: World, simulator) -> None:
