@@ -26,7 +26,7 @@ import pytest
 from prompt_release.evaluation import checks
 from prompt_release.llm.client import CallRequest, run_calls_sync
 from prompt_release.llm.settings import LLMSettings
-from prompt_release.registry import load_package
+from prompt_release.registry import Registry
 from prompt_release.warehouse import read_connection
 from tests.conftest import REPO_ROOT, run_cli
 from tests.world import World, build_world
@@ -129,7 +129,7 @@ def test_a_gate_on_a_real_model_makes_its_own_calls_under_its_own_ids(world: Wor
     # Latency is llama.cpp's own timing (no queueing), the client's figure beside it.
     assert all(r["latency_ms"] > 0 and r["server_ms"] == r["latency_ms"] and r["client_ms"] > 0 for r in rows)
 
-    package = load_package(world.registry, candidate)
+    package = Registry(world.registry).load_package(candidate)
     with read_connection(world.warehouse) as con:
         sent = [json.loads(r[0]) for r in con.execute(
             "SELECT request FROM llm_cache WHERE package_hash = ? AND request LIKE ?",
@@ -149,7 +149,7 @@ def test_a_tool_call_the_real_model_writes_as_text_is_classified_as_one(real_ser
     ])
     [answer] = run_calls_sync([request], LLMSettings(base_url=real_server, max_concurrency=1), use_cache=False)
     assert answer.status == "ok" and not answer.tool_calls and answer.output_tokens > 0
-    order_agent = load_package(REPO_ROOT, "order_agent:v2.0.0")
+    order_agent = Registry(REPO_ROOT).load_package("order_agent:v2.0.0")
     outcome = checks.check_output(order_agent, answer.output, answer.tool_calls,
                                   [{"role": "user", "content": "My order arrived damaged, refund it."}])
     assert "text_tool_call" in outcome.failure_classes, answer.output
