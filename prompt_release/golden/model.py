@@ -17,7 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from prompt_release.errors import UserError
-from prompt_release.evaluation.checks import canonical_json
+from prompt_release.canonical import canonical_json, canonical_text
 
 ExpectedKind = Literal["exact_json", "label", "tool_call", "refuse", "clarify"]
 ExpectedSource = Literal["correction", "label_file", "incident"]
@@ -106,13 +106,13 @@ class Manifest(_Model):
 
 
 def case_id_for(input_: dict[str, Any]) -> str:
-    digest = hashlib.sha256(canonical_json({"messages": input_["messages"], "variables": input_["variables"]}).encode())
+    digest = hashlib.sha256(canonical_json({"messages": input_["messages"], "variables": input_["variables"]}))
     return "case_" + digest.hexdigest()[:16]
 
 
 def content_hash(cases: list[GoldenCase]) -> str:
     body = canonical_json([c.content() for c in sorted(cases, key=lambda c: c.case_id)])
-    return "sha256:" + hashlib.sha256(body.encode()).hexdigest()
+    return "sha256:" + hashlib.sha256(body).hexdigest()
 
 
 def dataset_name(workflow: str) -> str:
@@ -130,7 +130,7 @@ def parse_version_ref(ref: str) -> tuple[str, int]:
 
 
 def case_line(case: GoldenCase) -> str:
-    return canonical_json(case.model_dump(mode="json"))
+    return canonical_text(case.model_dump(mode="json"))
 
 
 def parse_case_line(line: str, file: str, number: int) -> GoldenCase:

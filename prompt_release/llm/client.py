@@ -30,6 +30,7 @@ from typing import Any
 import openai
 import orjson
 
+from prompt_release.canonical import canonical_json
 from prompt_release.errors import UserError
 from prompt_release.llm import cache as llm_cache
 from prompt_release.llm.settings import PLACEHOLDER_KEY, Budget, LLMSettings
@@ -178,7 +179,7 @@ def _shape(request: CallRequest, settings: LLMSettings) -> _Shape:
         kwargs["tools"] = tools
     if request.response_format is not None:
         kwargs["response_format"] = request.response_format
-    return _Shape(b"," + llm_cache.canonical_json(material)[1:], kwargs, extra,
+    return _Shape(b"," + canonical_json(material)[1:], kwargs, extra,
                   len(orjson.dumps(tools)) if tools else 0,
                   int(params.get("max_completion_tokens") or params["max_tokens"]))
 
@@ -200,7 +201,7 @@ def prepare(request: CallRequest, settings: LLMSettings, shapes: dict[tuple, _Sh
     # The cache material's keys sort "messages" first, so its canonical JSON is
     # the messages' canonical JSON followed by the shared rest: the same bytes
     # (and cache key) as canonical_json of the whole material.
-    canonical = b'{"messages":' + orjson.dumps(request.messages, option=orjson.OPT_SORT_KEYS) + shape.rest
+    canonical = b'{"messages":' + canonical_json(request.messages) + shape.rest
     return _Prepared(llm_cache.cache_key(canonical), request, canonical, shape, settings.chars_per_token)
 
 

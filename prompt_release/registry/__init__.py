@@ -16,7 +16,7 @@ from prompt_release.registry.audit import AuditEvent, resolve_actor
 from prompt_release.registry.ids import parse_version_id, version_id
 from prompt_release.registry.labels import CANARY, PRODUCTION, STAGING, LabelEntry
 from prompt_release.registry.manifest import Manifest, ReleasePolicy, ToolRule, ToolSpec
-from prompt_release.registry.package import PromptPackage, canonical_json, content_hash
+from prompt_release.registry.package import PromptPackage, content_hash
 from prompt_release.registry.registration import RegisterResult, VerifyResult
 from prompt_release.registry.store import FilesystemStore, RegistryStore
 
@@ -36,7 +36,6 @@ __all__ = [
     "ToolRule",
     "ToolSpec",
     "VerifyResult",
-    "canonical_json",
     "content_hash",
     "parse_version_id",
     "resolve_actor",

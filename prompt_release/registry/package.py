@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from prompt_release.canonical import canonical_json
 from prompt_release.errors import UserError
 from prompt_release.registry import render as rendering
 from prompt_release.registry.ids import version_id as make_version_id
@@ -45,11 +46,6 @@ HASHED_FIELDS: tuple[str, ...] = (
     "safety_instructions",
     "post_processing",
 )
-
-
-def canonical_json(value: Any) -> bytes:
-    """Sorted keys, no whitespace, UTF-8: the one serialization every hash uses."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
 def content_hash(value: Any) -> str:
