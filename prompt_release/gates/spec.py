@@ -29,9 +29,19 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from prompt_release.errors import UserError
+from prompt_release.registry import ids
+from prompt_release.registry.ids import anchored
 
 MetricKind = Literal["rate", "score", "latency", "tokens", "cost"]
 Comparator = Literal[">=", "<=", ">", "<"]
@@ -65,11 +75,11 @@ METRICS: dict[str, MetricInfo] = {
     "tokens_per_success": MetricInfo("tokens", False, "total tokens over successful cases"),
     "cost_per_success": MetricInfo("cost", False, "total cost in USD over successful cases"),
 }
-ACCURACY_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,63}_accuracy$")
+ACCURACY_PATTERN = re.compile(anchored(rf"{ids.NAME_PATTERN}_accuracy"))
 LATENCY_QUANTILES = {"p50_latency": 0.50, "p95_latency": 0.95, "p99_latency": 0.99}
 
-PROMPT_VERSION_PATTERN = r"^[a-z][a-z0-9_]{0,63}:v(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$"
-DATASET_VERSION_PATTERN = r"^[a-z][a-z0-9_]{0,63}:v[1-9]\d*$"
+PROMPT_VERSION_PATTERN = anchored(ids.VERSION_ID_PATTERN)
+DATASET_VERSION_PATTERN = anchored(ids.DATASET_VERSION_PATTERN)
 
 _NUMBER = r"\d+(?:\.\d+)?|\.\d+"
 THRESHOLD_PATTERN = re.compile(

@@ -11,18 +11,16 @@ history, not behaviour, so it alone never makes a new version.
 from __future__ import annotations
 
 import hashlib
-import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from prompt_release.errors import UserError
 from prompt_release.canonical import canonical_json, canonical_text
+from prompt_release.errors import UserError
+from prompt_release.registry.ids import NAME_PATTERN, is_name, parse_dataset_version
 
 ExpectedKind = Literal["exact_json", "label", "tool_call", "refuse", "clarify"]
 ExpectedSource = Literal["correction", "label_file", "incident"]
-WORKFLOW_ID = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
-VERSION_REF = re.compile(r"^([a-z][a-z0-9_]{0,63}):v([1-9][0-9]*)$")
 
 
 class _Model(BaseModel):
@@ -116,17 +114,17 @@ def content_hash(cases: list[GoldenCase]) -> str:
 
 
 def dataset_name(workflow: str) -> str:
-    if not WORKFLOW_ID.match(workflow or ""):
-        raise UserError(f"not a workflow id (expected {WORKFLOW_ID.pattern}): {workflow!r}", field="workflow")
+    if not is_name(workflow):
+        raise UserError(f"not a workflow id (expected {NAME_PATTERN}): {workflow!r}", field="workflow")
     return f"{workflow}_golden"
 
 
 def parse_version_ref(ref: str) -> tuple[str, int]:
     """`support_router_golden:v3` -> ('support_router_golden', 3)."""
-    match = VERSION_REF.match(ref or "")
-    if not match:
+    parsed = parse_dataset_version(ref)
+    if parsed is None:
         raise UserError(f"not a golden dataset version (expected <dataset>:v<N>): {ref!r}")
-    return match.group(1), int(match.group(2))
+    return parsed
 
 
 def case_line(case: GoldenCase) -> str:

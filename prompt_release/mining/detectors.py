@@ -27,7 +27,6 @@ strings trimmed); any other JSON value differs from the output parsed as JSON.
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -45,6 +44,7 @@ from prompt_release.mining.contracts import PackageContract, contracts_from_regi
 from prompt_release.mining.schema_sql import valid_sql
 from prompt_release.mining.settings import SEVERITY_RANK, MiningSettings, OutlierRule, load_settings
 from prompt_release.registry import Registry
+from prompt_release.registry.ids import is_name
 from prompt_release.warehouse import write_transaction
 
 _MACROS = r"""
@@ -411,13 +411,10 @@ def _register(con: duckdb.DuckDBPyConnection, name: str, columns: Sequence[str],
     con.unregister(f"{name}_view")
 
 
-_WORKFLOW_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
-
-
 def _known_workflows(settings: MiningSettings) -> list[str]:
     """Workflows with their own patterns; names are inlined into SQL, so validate them."""
     for workflow in settings.workflows:
-        if not _WORKFLOW_NAME.match(workflow):
+        if not is_name(workflow):
             raise UserError(f"not a workflow name: {workflow!r}", field="workflows")
     return sorted(settings.workflows)
 

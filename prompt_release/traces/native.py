@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import json
 
+from prompt_release.registry.ids import VERSION_ID_PATTERN
+
 NUMBER = ("BIGINT", "UBIGINT", "DOUBLE")
 INTEGER = ("BIGINT", "UBIGINT")
 STRING = ("VARCHAR",)
@@ -50,7 +52,8 @@ FIELDS: dict[str, tuple[tuple[str, ...] | None, bool, str]] = {
     "package_hash": (STRING, False, "a string"),
 }
 
-PROMPT_VERSION_RE = r"^[a-z][a-z0-9_]{0,63}:v(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$"
+# A line's prompt_version must be a version id the registry accepts
+# (VERSION_ID_PATTERN); one it would refuse (a pre-release, `v01.0.0`) is rejected.
 
 
 def _sql_str(value: str) -> str:
@@ -131,9 +134,9 @@ def _checks() -> list[tuple[str, str, str]]:
         checks.append((f"coalesce(json_type(line, '$.{key}') NOT IN ({allowed}), false)", key, f"field '{key}' must be {kind}"))
     checks += [
         (
-            f"NOT regexp_full_match(json_extract_string(line, '$.prompt_version'), {_sql_str(PROMPT_VERSION_RE)})",
+            f"NOT regexp_full_match(json_extract_string(line, '$.prompt_version'), {_sql_str(VERSION_ID_PATTERN)})",
             "prompt_version",
-            "field 'prompt_version' must look like <prompt_id>:v<MAJOR.MINOR.PATCH>",
+            "field 'prompt_version' must be a version id the registry accepts: <prompt_id>:v<MAJOR.MINOR.PATCH>",
         ),
         (
             f"{_present('timestamp')} AND try_cast(json_extract_string(line, '$.timestamp') AS TIMESTAMPTZ) IS NULL",
@@ -176,7 +179,7 @@ def _fast_ok() -> str:
     """Cheap test that a line is acceptable: one type string per row against one regex."""
     return (
         f"regexp_full_match(type_string, {_sql_str(_types_regex())})"
-        f" AND regexp_full_match(j.prompt_version, {_sql_str(PROMPT_VERSION_RE)})"
+        f" AND regexp_full_match(j.prompt_version, {_sql_str(VERSION_ID_PATTERN)})"
         " AND (j.timestamp IS NULL OR ts_record IS NOT NULL)"
         " AND (j.status IS NULL OR j.status IN ('ok', 'error'))"
         f" AND ({_t('feedback')} <> 'VARCHAR' OR j.feedback IN ('up', 'down'))"
@@ -414,7 +417,7 @@ def _surely_ok(unknown: list[str]) -> str:
         f"CASE WHEN len(keys) = {present} THEN true ELSE list_has_all([{allowed}], keys) END",
         *(_fast_type_ok(key, _f(key)) for key in FIELDS if key not in ("input", "usage")),
         *nested,
-        f"regexp_full_match(prompt_version, {_sql_str(PROMPT_VERSION_RE)})",
+        f"regexp_full_match(prompt_version, {_sql_str(VERSION_ID_PATTERN)})",
         "(j.timestamp IS NULL OR ts_record IS NOT NULL)",
         f"(j.status IS NULL OR {_unescape(_f('status'))} IN ('ok', 'error'))",
         "(j.retries IS NULL OR try_cast(CAST(j.retries AS VARCHAR) AS INTEGER) IS NOT NULL)",

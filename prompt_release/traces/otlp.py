@@ -34,6 +34,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from prompt_release.registry.ids import is_bare_version, is_name, is_version_id
 from prompt_release.traces.lines import LineReader
 
 try:  # orjson is several times faster on large OTLP lines; json is the fallback
@@ -53,10 +54,6 @@ except ImportError:  # pragma: no cover
         return json.dumps(value, default=str)
 
 CALL_OPERATIONS = {"chat", "text_completion", "generate_content", "completion"}
-_ID = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
-_SEMVER = r"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?"
-_VERSION_ID = re.compile(rf"^[a-z][a-z0-9_]{{0,63}}:v{_SEMVER}$")
-_BARE_VERSION = re.compile(rf"^v?{_SEMVER}$")
 
 # attributes turned into columns (not repeated in `attributes`)
 _CONSUMED = {
@@ -327,18 +324,18 @@ def prompt_identity(chain: list[Span]) -> tuple[str | None, str | None]:
             continue
         if version is not None:
             version = str(version).strip()
-            if _VERSION_ID.match(version):
+            if is_version_id(version):
                 return version.split(":", 1)[0], version
-            if pid and _ID.match(str(pid)) and _BARE_VERSION.match(version):
+            if pid and is_name(str(pid)) and is_bare_version(version):
                 full = f"{pid}:v{version.removeprefix('v')}"
                 return str(pid), full
-        if pid and _ID.match(str(pid)):
+        if pid and is_name(str(pid)):
             # the id without a usable version here: a version further up may complete it
             for upper in chain[chain.index(span) + 1:]:
                 v = upper.attrs.get("gen_ai.prompt.version") or upper.attrs.get("llm.prompt_template.version")
-                if v is not None and _BARE_VERSION.match(str(v).strip()):
+                if v is not None and is_bare_version(str(v).strip()):
                     return str(pid), f"{pid}:v{str(v).strip().removeprefix('v')}"
-                if v is not None and _VERSION_ID.match(str(v).strip()):
+                if v is not None and is_version_id(str(v).strip()):
                     return str(v).split(":", 1)[0], str(v).strip()
             return str(pid), None
     return None, None
