@@ -32,8 +32,8 @@ import orjson
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
+from prompt_release.contracts import checks
 from prompt_release.errors import UserError
-from prompt_release.evaluation import checks
 from prompt_release.evaluation.behaviour_diff import behaviour_diff
 from prompt_release.evaluation.judge import apply_scores, judge_backtest
 from prompt_release.golden import store as golden_store

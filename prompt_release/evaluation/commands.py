@@ -6,6 +6,7 @@ import argparse
 import json
 import re
 import sys
+from dataclasses import asdict
 
 from prompt_release.errors import UserError
 
@@ -48,6 +49,7 @@ def parse_budget(text: str | None) -> dict[str, float | int]:
 
 
 def settings_from_args(args: argparse.Namespace):
+    # lazy: the backtest pulls in polars and the SDK; building the CLI parser must not
     from prompt_release.evaluation.backtest import BacktestSettings
 
     return BacktestSettings(
@@ -58,6 +60,7 @@ def settings_from_args(args: argparse.Namespace):
 
 def progress_bar(label: str):
     """A tqdm progress callback (rate and ETA) on stderr, and a closer."""
+    # lazy: tqdm only when a progress bar is shown
     from tqdm import tqdm
 
     bar = tqdm(total=0, desc=label, unit="call", file=sys.stderr, disable=None, dynamic_ncols=True)
@@ -72,6 +75,7 @@ def progress_bar(label: str):
 
 
 def run_backtest_command(args: argparse.Namespace, *, quiet: bool = False):
+    # lazy: the backtest pulls in polars and the SDK; building the CLI parser must not
     from prompt_release.evaluation.backtest import run_backtest, write_behaviour_diff
     from prompt_release.llm.endpoint import model_endpoint
 
@@ -89,8 +93,6 @@ def run_backtest_command(args: argparse.Namespace, *, quiet: bool = False):
 
 
 def run(args: argparse.Namespace) -> int:
-    from dataclasses import asdict
-
     outcome = run_backtest_command(args, quiet=args.json)
     if args.json:
         print(json.dumps(asdict(outcome), default=str))

@@ -24,10 +24,15 @@ from pathlib import Path
 from typing import Any
 
 from prompt_release.errors import UserError
-from prompt_release.evaluation.rubric import Rubric, load_rubric, locked_problem
-from prompt_release.llm.client import STATUS_NOT_RUN_BUDGET, STATUS_OK, CallRequest, run_calls_sync
+from prompt_release.llm.client import (
+    STATUS_NOT_RUN_BUDGET,
+    STATUS_OK,
+    CallRequest,
+    run_calls_sync,
+)
 from prompt_release.llm.settings import Budget, LLMSettings
 from prompt_release.registry import Registry
+from prompt_release.registry.rubric import Rubric, load_rubric, locked_problem
 
 JUDGE_LABEL = "production"
 _JSON_OBJECT = re.compile(r"\{.*\}", re.DOTALL)

@@ -5,10 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 
+from prompt_release import config
+from prompt_release.evaluation.commands import (
+    add_backtest_arguments,
+    run_backtest_command,
+)
+
 
 def add_commands(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    from prompt_release.evaluation.commands import add_backtest_arguments
-
     parser = subparsers.add_parser(
         "gate", parents=[common], help="decide promote / reject / freeze for a candidate (CI step)",
         description="Backtest the candidate (answers are cached, so a repeated gate costs nothing), evaluate "
@@ -23,8 +27,7 @@ def add_commands(subparsers: argparse._SubParsersAction, common: argparse.Argume
 
 
 def run(args: argparse.Namespace) -> int:
-    from prompt_release import config
-    from prompt_release.evaluation.commands import run_backtest_command
+    # lazy: the gate evaluation pulls in polars; building the CLI parser must not
     from prompt_release.gates.evaluate import evaluate_run, load_spec_for
     from prompt_release.gates.report import render_markdown
 

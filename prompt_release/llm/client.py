@@ -23,6 +23,7 @@ import random
 import time
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -625,7 +626,6 @@ def run_calls_sync(requests: list[CallRequest], settings: LLMSettings, **options
         asyncio.get_running_loop()
     except RuntimeError:
         return asyncio.run(run_calls(requests, settings, **options))
-    from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="prompt-release-calls") as pool:
         return pool.submit(asyncio.run, run_calls(requests, settings, **options)).result()

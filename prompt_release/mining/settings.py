@@ -22,8 +22,11 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from prompt_release.contracts.checks import (
+    DEFAULT_CLARIFICATION_PATTERNS,
+    DEFAULT_REFUSAL_PATTERNS,
+)
 from prompt_release.errors import UserError
-from prompt_release.evaluation.checks import DEFAULT_CLARIFICATION_PATTERNS, DEFAULT_REFUSAL_PATTERNS
 
 FAILURE_CLASSES: tuple[str, ...] = (
     "invalid_json",

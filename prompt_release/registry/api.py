@@ -50,6 +50,11 @@ class Registry:
         """Every version with a manifest, ordered by prompt id then semver."""
         return _packages.list_versions(self.store, prompt_id)
 
+    def contracts(self) -> list[PromptPackage]:
+        """Every version as an output contract (`contracts.package.PackageContract`) for mining and
+        golden sets; none when the root holds no `prompts/` folder (mining then runs without them)."""
+        return self.list_versions() if (self.root / "prompts").is_dir() else []
+
     def labels(self, prompt_id: str) -> dict[str, LabelEntry]:
         return _labels.labels(self.store, prompt_id)
 

@@ -43,6 +43,7 @@ class ToolSpec(_Strict):
     @field_validator("parameters")
     @classmethod
     def _is_json_schema(cls, value: dict[str, Any]) -> dict[str, Any]:
+        # lazy: jsonschema costs start-up time the runtime (an app's import) must not pay
         from jsonschema.validators import validator_for
 
         try:

@@ -205,6 +205,7 @@ def build_package(
             schema = json.loads(store.read_text(schema_path))
         except json.JSONDecodeError as exc:
             raise UserError(f"schema is not valid JSON: {exc.msg}", file=schema_path, line=exc.lineno) from None
+        # lazy: jsonschema costs start-up time the runtime (an app's import) must not pay
         from jsonschema.validators import validator_for
 
         try:

@@ -35,6 +35,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from prompt_release.contracts.package import index_contracts
 from prompt_release.errors import UserError
 from prompt_release.gates.canary import (
     CanaryAction,
@@ -45,7 +46,6 @@ from prompt_release.gates.canary import (
     decide_canary,
 )
 from prompt_release.golden.build import build_golden, record_incident
-from prompt_release.mining.contracts import contracts_from_registry, index_contracts
 from prompt_release.mining.detectors import detect
 from prompt_release.mining.settings import load_settings
 from prompt_release.registry import CANARY, PRODUCTION, STAGING, Registry
@@ -141,7 +141,7 @@ def _failure_flags(con, prompt_id: str, since: datetime, registry: Registry | No
         days = [r[0] for r in con.execute(
             "SELECT DISTINCT day FROM traces WHERE prompt_id = ? AND ts >= ? ORDER BY 1", [prompt_id, since]
         ).fetchall()]
-        contracts = contracts_from_registry(registry)
+        contracts = registry.contracts()
         contracts = list({c.package_hash or c.version_id: c for c in index_contracts(contracts).values()}.values())
         settings = load_settings(registry.root)
         for day in days:

@@ -25,6 +25,7 @@ import duckdb
 
 from prompt_release import config
 from prompt_release.errors import UserError
+from prompt_release.warehouse.locking import is_lock_error, open_with_backoff
 from prompt_release.warehouse.migrate import check_readable
 
 log = logging.getLogger(__name__)
@@ -163,8 +164,6 @@ def publish_snapshot(
     with per-write publishing turned off (`PROMPT_RELEASE_ANALYST_SNAPSHOT=0`)
     and one publish at the end of a run instead.
     """
-    from prompt_release.warehouse.connection import open_with_backoff
-
     live = config.warehouse_path(warehouse)
     if not is_local_file(live):
         raise UserError("analyst snapshots are for local DuckDB files", file=live)
@@ -240,8 +239,6 @@ def _attach_read_only(
     live: Path | None,
     lock_timeout_s: float | None,
 ) -> None:
-    from prompt_release.warehouse.connection import is_lock_error
-
     if live is None:
         _attach_snapshot(con, target)
         return

@@ -7,8 +7,9 @@ No `from __future__ import annotations` here: Dagster inspects the context annot
 import dagster as dg
 
 from prompt_release.markdown import md_table
-from prompt_release.registry import Registry, sync_to_warehouse
+from prompt_release.registry import Registry
 from prompt_release.release.runtime_contract import served_prompt_ids
+from prompt_release.warehouse.registry_mirror import sync_to_warehouse
 from prompt_release_dagster.partitions import PROMPTS
 from prompt_release_dagster.resources import WAREHOUSE_POOL, RegistryResource, WarehouseResource
 
