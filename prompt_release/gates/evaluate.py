@@ -26,6 +26,7 @@ from prompt_release.gates.report import GateReport, write_report
 from prompt_release.gates.spec import GateSpec, gate_spec_from_dict, load_gate_spec
 from prompt_release.registry.ids import parse_version_id
 from prompt_release.warehouse import query_frame, read_connection, write_transaction
+from prompt_release.warehouse.metrics import BACKTEST_HARD_FAILURE
 
 REPORTS_DIR = config.STATE_DIR / "reports"
 
@@ -63,10 +64,6 @@ def per_case_frame(results: pl.DataFrame, workflow: str) -> pl.DataFrame:
     """One row per case for one role: every metric input `decide` may read."""
     ran = results.filter(pl.col("status") != "not_run_budget")
     fresh = ~pl.col("replayed")
-    hard_failure = (
-        (pl.col("json_valid") == False) | (pl.col("schema_valid") == False)  # noqa: E712 - null-aware
-        | (pl.col("tool_calls_valid") == False)  # noqa: E712
-    ).fill_null(False)
     return ran.group_by("case_id").agg(
         pl.col("json_valid").cast(pl.Float64).mean().alias("json_valid_rate"),
         pl.col("schema_valid").cast(pl.Float64).mean().alias("schema_pass_rate"),
@@ -75,7 +72,7 @@ def per_case_frame(results: pl.DataFrame, workflow: str) -> pl.DataFrame:
         pl.col("refused").cast(pl.Float64).mean().alias("refusal_rate"),
         (pl.col("status") == "error").cast(pl.Float64).mean().alias("error_rate"),
         pl.col("passed").cast(pl.Float64).mean().alias("success_rate"),
-        hard_failure.cast(pl.Float64).mean().alias("hard_failure_rate"),
+        pl.col("hard_failure").cast(pl.Float64).mean().alias("hard_failure_rate"),
         pl.col("task_correct").cast(pl.Float64).mean().alias(task_metric(workflow)),
         pl.col("judge_score").mean().alias("judge_score"),
         pl.col("latency_ms").filter(fresh).mean().alias("latency_ms"),
@@ -92,7 +89,10 @@ def load_run(warehouse: str | Path | None, run_id: str) -> tuple[dict[str, Any],
         if run is None:
             raise UserError(f"no backtest run {run_id!r} in the warehouse", field="run_id")
         run_info = dict(zip([d[0] for d in con.description], run, strict=True))
-        results = query_frame(con, "SELECT * FROM backtest_results WHERE run_id = ?", [run_id])
+        # hard_failure: the one definition (warehouse.metrics), as the canary and the views count it
+        results = query_frame(
+            con, f"SELECT *, {BACKTEST_HARD_FAILURE} AS hard_failure FROM backtest_results WHERE run_id = ?", [run_id]
+        )
         diff = query_frame(
             con, "SELECT * FROM behaviour_diff WHERE run_id = ? ORDER BY regressions DESC, cases DESC", [run_id]
         )

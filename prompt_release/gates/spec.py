@@ -67,7 +67,8 @@ METRICS: dict[str, MetricInfo] = {
     "refusal_rate": MetricInfo("rate", False, "share of cases the model refused"),
     "error_rate": MetricInfo("rate", False, "share of cases that ended in an API/runtime error"),
     "success_rate": MetricInfo("rate", True, "share of cases judged successful overall"),
-    "hard_failure_rate": MetricInfo("rate", False, "share of cases with invalid JSON, schema or tool-call failures"),
+    "hard_failure_rate": MetricInfo("rate", False, "share of cases with a hard failure: an error, invalid JSON, a schema or tool-call violation "
+                                  "or an unsafe tool call (the canary's definition, warehouse/metrics.py)"),
     "judge_score": MetricInfo("score", True, "mean rubric score from the judge"),
     "p50_latency": MetricInfo("latency", False, "median latency in ms"),
     "p95_latency": MetricInfo("latency", False, "95th percentile latency in ms"),
