@@ -1,12 +1,15 @@
-"""Where things live: warehouse file, registry root, landing folder, Dagster home.
+"""Every environment variable the core reads, in one place, each with its default and meaning.
 
-Every location has one resolution order: explicit argument (a CLI flag or a
-Dagster resource field), then an environment variable, then a default under
-the project-local `.prompt_release/` folder (git-ignored).
+Every setting has one resolution order: an explicit argument (a CLI flag, a
+Dagster resource field, a keyword argument) wins, then the environment
+variable, then the default. The README's "Configuration" table lists the
+same variables; nothing else in `prompt_release` (nor the Dagster package,
+which binds its resources to these names) reads the environment for a setting.
 """
 
 from __future__ import annotations
 
+import getpass
 import os
 from pathlib import Path
 
@@ -16,8 +19,26 @@ ENV_WAREHOUSE = "PROMPT_RELEASE_WAREHOUSE"
 ENV_REGISTRY = "PROMPT_RELEASE_REGISTRY"
 ENV_LANDING = "PROMPT_RELEASE_LANDING"
 ENV_LOCK_TIMEOUT = "PROMPT_RELEASE_LOCK_TIMEOUT"
+ENV_ANALYST_SNAPSHOT = "PROMPT_RELEASE_ANALYST_SNAPSHOT"
+ENV_INGEST_MEMORY_LIMIT = "PROMPT_RELEASE_INGEST_MEMORY_LIMIT"
+ENV_INGEST_CHUNK_BYTES = "PROMPT_RELEASE_INGEST_CHUNK_BYTES"
+ENV_ACTOR = "PROMPT_RELEASE_ACTOR"
+ENV_BASE_URL = "OPENAI_BASE_URL"
+ENV_API_KEY = "OPENAI_API_KEY"
+ENV_START_DATE = "PROMPT_RELEASE_START_DATE"
+ENV_MAX_REJECT_RATE = "PROMPT_RELEASE_MAX_REJECT_RATE"
 
 DEFAULT_LOCK_TIMEOUT_S = 60.0
+DEFAULT_INGEST_MEMORY_LIMIT = "512MB"
+DEFAULT_INGEST_CHUNK_BYTES = 64 * 1024 * 1024
+_OFF = {"0", "false", "no", "off"}
+
+
+def _text(explicit: str | None, env: str) -> str | None:
+    if explicit:
+        return explicit
+    value = os.environ.get(env)
+    return value or None
 
 
 def _pick(explicit: str | os.PathLike | None, env: str, default: Path) -> Path:
@@ -28,36 +49,83 @@ def _pick(explicit: str | os.PathLike | None, env: str, default: Path) -> Path:
 
 
 def warehouse_path(explicit: str | os.PathLike | None = None) -> Path:
+    """PROMPT_RELEASE_WAREHOUSE: the DuckDB warehouse file (default .prompt_release/warehouse.duckdb)."""
     return _pick(explicit, ENV_WAREHOUSE, STATE_DIR / "warehouse.duckdb")
 
 
 def registry_root(explicit: str | os.PathLike | None = None) -> Path:
+    """PROMPT_RELEASE_REGISTRY: the registry root, the folder holding prompts/ and datasets/ (default .)."""
     return _pick(explicit, ENV_REGISTRY, Path("."))
 
 
+def registry_configured(explicit: str | os.PathLike | None = None) -> bool:
+    """Whether a registry root was named (argument or PROMPT_RELEASE_REGISTRY) rather than defaulted."""
+    return bool(explicit) or bool(os.environ.get(ENV_REGISTRY))
+
+
 def landing_path(explicit: str | os.PathLike | None = None) -> Path:
+    """PROMPT_RELEASE_LANDING: the landing folder of trace files, one sub-folder per day (default .prompt_release/landing)."""
     return _pick(explicit, ENV_LANDING, STATE_DIR / "landing")
 
 
 def lock_timeout_s(explicit: float | None = None) -> float:
+    """PROMPT_RELEASE_LOCK_TIMEOUT: seconds a warehouse open waits out another process's lock (default 60)."""
     if explicit is not None:
         return float(explicit)
     value = os.environ.get(ENV_LOCK_TIMEOUT)
     return float(value) if value else DEFAULT_LOCK_TIMEOUT_S
 
 
-ENV_ANALYST_SNAPSHOT = "PROMPT_RELEASE_ANALYST_SNAPSHOT"
-_OFF = {"0", "false", "no", "off"}
-
-
 def analyst_snapshot_enabled(explicit: bool | None = None) -> bool:
-    """Whether writers publish the read-only analyst snapshot after each commit (default on)."""
+    """PROMPT_RELEASE_ANALYST_SNAPSHOT: whether writers publish the read-only analyst snapshot after each commit (default on; 0/false/no/off turns it off)."""
     if explicit is not None:
         return bool(explicit)
     return os.environ.get(ENV_ANALYST_SNAPSHOT, "1").strip().lower() not in _OFF
 
 
-ENV_START_DATE = "PROMPT_RELEASE_START_DATE"
+def ingest_memory_limit(explicit: str | None = None) -> str:
+    """PROMPT_RELEASE_INGEST_MEMORY_LIMIT: DuckDB memory_limit while ingesting a file (default 512MB)."""
+    return _text(explicit, ENV_INGEST_MEMORY_LIMIT) or DEFAULT_INGEST_MEMORY_LIMIT
+
+
+def ingest_chunk_bytes(explicit: int | None = None) -> int:
+    """PROMPT_RELEASE_INGEST_CHUNK_BYTES: bytes of a trace file read per chunk (default 64 MiB)."""
+    if explicit is not None:
+        return int(explicit)
+    value = os.environ.get(ENV_INGEST_CHUNK_BYTES)
+    return int(value) if value else DEFAULT_INGEST_CHUNK_BYTES
+
+
+def actor(explicit: str | None = None) -> str:
+    """PROMPT_RELEASE_ACTOR: who a registry change is recorded as (--actor, else this, else USER/USERNAME, else the OS user)."""
+    if explicit and explicit.strip():
+        return explicit.strip()
+    for name in (ENV_ACTOR, "USER", "USERNAME"):
+        value = os.environ.get(name)
+        if value and value.strip():
+            return value.strip()
+    try:
+        return getpass.getuser()
+    except Exception:
+        return "unknown"
+
+
+def llm_base_url(explicit: str | None = None) -> str | None:
+    """OPENAI_BASE_URL: the OpenAI-compatible endpoint model calls go to.
+
+    The one resolution order: an explicit base URL (`LLMSettings(base_url=...)`,
+    the Dagster `llm` resource's `base_url`, a run config's `llm_base_url`),
+    else OPENAI_BASE_URL, else None, which means the embedded offline
+    simulator, started for the run (`llm.endpoint.model_endpoint`).
+    """
+    return _text(explicit, ENV_BASE_URL)
+
+
+def llm_api_key(explicit: str | None = None) -> str | None:
+    """OPENAI_API_KEY: the endpoint's API key (explicit, else this, else none); never logged or stored."""
+    return _text(explicit, ENV_API_KEY)
+
+
 DEFAULT_START_DATE = "2026-10-01"
 
 
@@ -66,7 +134,6 @@ def partitions_start_date() -> str:
     return os.environ.get(ENV_START_DATE) or DEFAULT_START_DATE
 
 
-ENV_MAX_REJECT_RATE = "PROMPT_RELEASE_MAX_REJECT_RATE"
 DEFAULT_MAX_REJECT_RATE = 0.05
 
 
@@ -74,10 +141,6 @@ def max_reject_rate() -> float:
     """The blocking `traces` check's bound on rejected records / records of a run."""
     value = os.environ.get(ENV_MAX_REJECT_RATE)
     return float(value) if value else DEFAULT_MAX_REJECT_RATE
-
-
-ENV_OPENAI_BASE_URL = "OPENAI_BASE_URL"
-ENV_OPENAI_API_KEY = "OPENAI_API_KEY"
 
 
 def is_set(name: str) -> bool:

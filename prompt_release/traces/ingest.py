@@ -35,6 +35,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute  # noqa: F401  (pa.compute)
 
+from prompt_release import config
 from prompt_release.errors import UserError
 from prompt_release.traces import native, otlp
 from prompt_release.traces.lines import LineChunk, LineReader
@@ -214,7 +215,7 @@ def ingest_file(
 
 
 def _memory_limit() -> str:
-    return os.environ.get("PROMPT_RELEASE_INGEST_MEMORY_LIMIT", "512MB")
+    return config.ingest_memory_limit()
 
 
 class _FileContext:

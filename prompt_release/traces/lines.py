@@ -11,7 +11,6 @@ can record one reject naming the file.
 
 from __future__ import annotations
 
-import os
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -19,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
+from prompt_release import config
+
 BOM = b"\xef\xbb\xbf"
-DEFAULT_CHUNK_BYTES = 64 * 1024 * 1024
-ENV_CHUNK_BYTES = "PROMPT_RELEASE_INGEST_CHUNK_BYTES"
 
 
 @dataclass
@@ -62,8 +61,7 @@ class FileCut:
 
 
 def chunk_bytes_setting() -> int:
-    value = os.environ.get(ENV_CHUNK_BYTES)
-    return int(value) if value else DEFAULT_CHUNK_BYTES
+    return config.ingest_chunk_bytes()
 
 
 def _gzip_blocks(path: Path, block: int, reader: LineReader) -> Iterator[bytes]:
