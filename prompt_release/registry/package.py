@@ -47,6 +47,22 @@ HASHED_FIELDS: tuple[str, ...] = (
     "post_processing",
 )
 
+# What else a package records about itself: compared by `prompts diff`, not hashed.
+DESCRIPTIVE_FIELDS: tuple[str, ...] = (
+    "schema_path",
+    "required_variables",
+    "variables",
+    "release_policy",
+    "status",
+    "owner",
+    "reviewer",
+    "rollback_to",
+    "golden_set",
+    "change_reason",
+    "expected_behaviour_change",
+    "links",
+)
+
 
 def content_hash(value: Any) -> str:
     return "sha256:" + hashlib.sha256(canonical_json(value)).hexdigest()
@@ -169,7 +185,7 @@ def system_source(template_text: str, safety_instructions: list[str]) -> str:
 def package_content(package: PromptPackage | dict[str, Any]) -> dict[str, Any]:
     get = package.get if isinstance(package, dict) else lambda k: getattr(package, k)
     dump = lambda items: [i.model_dump(mode="json") if hasattr(i, "model_dump") else i for i in items]  # noqa: E731
-    return {
+    content = {
         "template": get("template_text"),
         "model": get("model"),
         "parameters": get("parameters"),
@@ -184,6 +200,8 @@ def package_content(package: PromptPackage | dict[str, Any]) -> dict[str, Any]:
         "safety_instructions": get("safety_instructions"),
         "post_processing": dump(get("post_processing")),
     }
+    assert tuple(content) == HASHED_FIELDS, "package_content and HASHED_FIELDS name the same fields, in order"
+    return content
 
 
 def build_package(
