@@ -41,6 +41,13 @@ def _text(explicit: str | None, env: str) -> str | None:
     return value or None
 
 
+def _number(explicit: float | None, env: str, default: float) -> float:
+    if explicit is not None:
+        return explicit
+    value = os.environ.get(env)
+    return float(value) if value else default
+
+
 def _pick(explicit: str | os.PathLike | None, env: str, default: Path) -> Path:
     if explicit:
         return Path(explicit)
@@ -70,10 +77,7 @@ def landing_path(explicit: str | os.PathLike | None = None) -> Path:
 
 def lock_timeout_s(explicit: float | None = None) -> float:
     """PROMPT_RELEASE_LOCK_TIMEOUT: seconds a warehouse open waits out another process's lock (default 60)."""
-    if explicit is not None:
-        return float(explicit)
-    value = os.environ.get(ENV_LOCK_TIMEOUT)
-    return float(value) if value else DEFAULT_LOCK_TIMEOUT_S
+    return float(_number(explicit, ENV_LOCK_TIMEOUT, DEFAULT_LOCK_TIMEOUT_S))
 
 
 def analyst_snapshot_enabled(explicit: bool | None = None) -> bool:
@@ -90,10 +94,7 @@ def ingest_memory_limit(explicit: str | None = None) -> str:
 
 def ingest_chunk_bytes(explicit: int | None = None) -> int:
     """PROMPT_RELEASE_INGEST_CHUNK_BYTES: bytes of a trace file read per chunk (default 64 MiB)."""
-    if explicit is not None:
-        return int(explicit)
-    value = os.environ.get(ENV_INGEST_CHUNK_BYTES)
-    return int(value) if value else DEFAULT_INGEST_CHUNK_BYTES
+    return int(_number(explicit, ENV_INGEST_CHUNK_BYTES, DEFAULT_INGEST_CHUNK_BYTES))
 
 
 def actor(explicit: str | None = None) -> str:

@@ -26,7 +26,7 @@ DATASET_VERSION_PATTERN = rf"{NAME_PATTERN}:v[1-9][0-9]*"
 
 PROMPT_ID = re.compile(rf"^{NAME_PATTERN}$")
 LABEL = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
-_SEMVER = re.compile(r"^(0|[1-9]\d{0,5})\.(0|[1-9]\d{0,5})\.(0|[1-9]\d{0,5})$")
+_SEMVER = re.compile(rf"^({_NUMBER})\.({_NUMBER})\.({_NUMBER})$")
 _VERSION_ID = re.compile(rf"^({NAME_PATTERN}):v(\S+)$")
 _DATASET_VERSION = re.compile(rf"({NAME_PATTERN}):v([1-9][0-9]*)")
 _FULL_VERSION_ID = re.compile(VERSION_ID_PATTERN)
