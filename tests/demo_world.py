@@ -34,7 +34,7 @@ from prompt_release.release.canary import analyse_canary, roll_forward
 from prompt_release.release.metrics import compute_version_metrics
 from prompt_release.release.promotion import apply_gate_report
 from prompt_release.release.replay import RecordedInput, recorded_inputs
-from prompt_release.release.traffic import simulate_traffic
+from prompt_release.sample.traffic import simulate_traffic
 from prompt_release.traces import ingest_day
 from prompt_release.warehouse.registry_mirror import sync_to_warehouse
 from tests.world import World, build_world

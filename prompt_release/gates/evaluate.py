@@ -23,19 +23,17 @@ from prompt_release import config
 from prompt_release.errors import UserError
 from prompt_release.gates.decision import GateDecision, decide
 from prompt_release.gates.report import GateReport, write_report
-from prompt_release.gates.spec import GateSpec, gate_spec_from_dict, load_gate_spec
+from prompt_release.gates.spec import ACCURACY_PATTERN, GateSpec, gate_spec_from_dict, load_gate_spec
 from prompt_release.registry.ids import parse_version_id
 from prompt_release.warehouse import query_frame, read_connection, write_transaction
 from prompt_release.warehouse.metrics import BACKTEST_HARD_FAILURE
 
 REPORTS_DIR = config.STATE_DIR / "reports"
 
-# Task accuracy has a name per workflow; the gate spec uses it.
-TASK_METRICS = {"support_router": "handoff_accuracy", "order_agent": "tool_accuracy"}
-
-
-def task_metric(workflow: str) -> str:
-    return TASK_METRICS.get(workflow, "task_accuracy")
+def task_metric(spec: GateSpec) -> str:
+    """The name a gate spec gives task accuracy (`handoff_accuracy`, `tool_accuracy`, ...): its
+    `<task>_accuracy` gate, else `task_accuracy`. Each prompt names its task in its own spec."""
+    return next((g.metric for g in spec.parsed_gates if ACCURACY_PATTERN.match(g.metric)), "task_accuracy")
 
 
 def spec_path_for(registry_root: str | Path, candidate: str) -> Path | None:
@@ -60,8 +58,8 @@ def load_spec_for(registry_root: str | Path, candidate: str, *, spec_file: str |
     return spec
 
 
-def per_case_frame(results: pl.DataFrame, workflow: str) -> pl.DataFrame:
-    """One row per case for one role: every metric input `decide` may read."""
+def per_case_frame(results: pl.DataFrame, task: str = "task_accuracy") -> pl.DataFrame:
+    """One row per case for one role: every metric input `decide` may read (task accuracy named `task`)."""
     ran = results.filter(pl.col("status") != "not_run_budget")
     fresh = ~pl.col("replayed")
     return ran.group_by("case_id").agg(
@@ -73,7 +71,7 @@ def per_case_frame(results: pl.DataFrame, workflow: str) -> pl.DataFrame:
         (pl.col("status") == "error").cast(pl.Float64).mean().alias("error_rate"),
         pl.col("passed").cast(pl.Float64).mean().alias("success_rate"),
         pl.col("hard_failure").cast(pl.Float64).mean().alias("hard_failure_rate"),
-        pl.col("task_correct").cast(pl.Float64).mean().alias(task_metric(workflow)),
+        pl.col("task_correct").cast(pl.Float64).mean().alias(task),
         pl.col("judge_score").mean().alias("judge_score"),
         pl.col("latency_ms").filter(fresh).mean().alias("latency_ms"),
         (pl.col("input_tokens") + pl.col("output_tokens")).filter(fresh).cast(pl.Float64).mean().alias("tokens"),
@@ -217,8 +215,9 @@ def evaluate_run(
         raise UserError(f"gate spec compares against {spec.baseline_prompt} but run {run_id} used "
                         f"{run['baseline_version']}", field="baseline_prompt")
     workflow = run["workflow"]
-    candidate = per_case_frame(results.filter(pl.col("role") == "candidate"), workflow)
-    baseline = per_case_frame(results.filter(pl.col("role") == "baseline"), workflow)
+    task = task_metric(spec)
+    candidate = per_case_frame(results.filter(pl.col("role") == "candidate"), task)
+    baseline = per_case_frame(results.filter(pl.col("role") == "baseline"), task)
     provenance = {k: run[k] for k in ("run_id", "candidate_hash", "baseline_hash", "dataset_version", "dataset_hash",
                                       "rubric_version", "rubric_hash", "judge_version", "judge_hash")}
     decision = decide(spec, candidate, baseline, provenance=provenance)

@@ -11,7 +11,7 @@ from prompt_release.golden import store
 from prompt_release.golden.build import build_golden, diff_cases, record_incident
 from prompt_release.golden.model import dataset_name, parse_version_ref
 from prompt_release.mining.detectors import mine_failures
-from prompt_release.mining.settings import load_settings
+from prompt_release.registry import Registry
 
 
 def add_commands(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -61,7 +61,7 @@ def _mine(args: argparse.Namespace) -> int:
 
 def _build(args: argparse.Namespace) -> int:
     root = config.registry_root(args.registry)
-    workflows = args.workflow or list(load_settings(root).workflow_names)
+    workflows = args.workflow or Registry(root).served_prompt_ids()
     for workflow in workflows:
         result = build_golden(args.warehouse, root, workflow)
         print(f"{result.dataset}: {result.message}")

@@ -107,7 +107,6 @@ class MiningSettings(_Strict):
     selection: SelectionSettings = SelectionSettings()
     # Extra redaction patterns: placeholder kind (upper-case word) -> RE2/Python regex.
     redaction_patterns: dict[str, str] = Field(default_factory=dict)
-    workflow_names: tuple[str, ...] = ("support_router", "order_agent", "summarizer")
 
     def patterns(self, workflow: str | None) -> WorkflowPatterns:
         return self.workflows.get(workflow or "", WorkflowPatterns())

@@ -21,7 +21,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from prompt_release.errors import UserError
 from prompt_release.registry.ids import check_prompt_id
-from prompt_release.registry.store import FilesystemStore
 
 
 class RuntimeContract(BaseModel):
@@ -35,15 +34,6 @@ class RuntimeContract(BaseModel):
 
 def contract_path(registry_root: str | Path, prompt_id: str) -> Path:
     return Path(registry_root) / "prompts" / check_prompt_id(prompt_id) / "runtime.yaml"
-
-
-def served_prompt_ids(registry_root: str | Path) -> list[str]:
-    """Prompts a production service serves: those with a runtime contract (a judge prompt has none).
-
-    Golden datasets and canaries exist per served prompt; this is where the
-    Dagster partitions and the demo learn them, so no code names a sample prompt.
-    """
-    return [p for p in FilesystemStore(registry_root).prompt_ids() if contract_path(registry_root, p).is_file()]
 
 
 def load_runtime_contract(registry_root: str | Path, prompt_id: str) -> RuntimeContract:

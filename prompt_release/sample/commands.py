@@ -10,7 +10,7 @@ from pathlib import Path
 from prompt_release import config
 from prompt_release.errors import UserError
 from prompt_release.registry import Registry
-from prompt_release.traces.generator import GROUND_TRUTH_FILE, generate
+from prompt_release.sample.generator import GROUND_TRUTH_FILE, generate
 
 
 def add_commands(subparsers, common: argparse.ArgumentParser) -> None:
