@@ -74,7 +74,7 @@ def progress_bar(label: str):
     return update, bar.close
 
 
-def run_backtest_command(args: argparse.Namespace, *, quiet: bool = False):
+def run_backtest_command(args: argparse.Namespace, *, quiet: bool = False, stopping=None):
     # lazy: the backtest pulls in polars and the SDK; building the CLI parser must not
     from prompt_release.evaluation.backtest import run_backtest, write_behaviour_diff
     from prompt_release.llm.endpoint import model_endpoint
@@ -84,7 +84,7 @@ def run_backtest_command(args: argparse.Namespace, *, quiet: bool = False):
     try:
         with model_endpoint() as llm_settings:
             outcome = run_backtest(settings, registry_root=args.registry, warehouse=args.warehouse,
-                                   llm_settings=llm_settings, progress=update,
+                                   llm_settings=llm_settings, progress=update, stopping=stopping,
                                    log=(lambda m: None) if quiet else (lambda m: print(m, file=sys.stderr)))
     finally:
         close()

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import polars as pl
 
 from prompt_release import config
@@ -56,6 +57,17 @@ def load_spec_for(registry_root: str | Path, candidate: str, *, spec_file: str |
         raise UserError(f"gate spec is for {spec.candidate_prompt}, not {candidate}", file=path,
                         field="candidate_prompt")
     return spec
+
+
+def with_hard_failure(results: pl.DataFrame) -> pl.DataFrame:
+    """`backtest_results` rows built in memory (an adaptive run's look) with the `hard_failure` column
+    the warehouse query adds: the one definition (warehouse.metrics), computed by the same SQL."""
+    con = duckdb.connect()
+    try:
+        con.register("results", results.to_arrow())
+        return query_frame(con, f"SELECT *, {BACKTEST_HARD_FAILURE} AS hard_failure FROM results")
+    finally:
+        con.close()
 
 
 def per_case_frame(results: pl.DataFrame, task: str = "task_accuracy") -> pl.DataFrame:
@@ -193,6 +205,12 @@ def build_report(run: dict[str, Any], results: pl.DataFrame, diff: pl.DataFrame,
         "soft_warnings": decision.soft_warnings,
         "freeze": {"cases_needed": decision.cases_to_decide, "reason": reason} if decision.verdict == "freeze" else None,
         "not_run": run.get("calls_not_run") or 0,
+        "evidence": {
+            "calls_made": run.get("calls_made"), "calls_cached": run.get("calls_cached"),
+            "calls_replayed": run.get("calls_replayed"), "calls_saved": run.get("calls_saved") or 0,
+            "cases_planned": run.get("cases_planned"), "stop_reason": run.get("stop_reason"),
+            "spent_tokens": run.get("spent_tokens"), "spent_usd": run.get("spent_usd"),
+        },
         "regressions": regressions,
         "accuracy_by_tag": _accuracy_by_tag(results),
         "latency": {"baseline": _latencies(results, "baseline"), "candidate": _latencies(results, "candidate")},
