@@ -9,6 +9,9 @@ promoted / rejected / frozen and the mean share of the set each paid for.
 Part 2 (`--demo`) runs `prompt-release gate` for each sample candidate on a
 fresh world with an empty answer cache, adaptively and then `--full` on
 another fresh world, and prints the calls each made and the verdicts.
+Candidates that share a baseline (support_router v1.6.0 and v1.7.0 both run
+against v1.5.2) share its cached answers, so what one pays depends on what ran
+before it in the same world: read the totals as well as the rows.
 
 Run: `python bench/adaptive.py [--trials N] [--seed S] [--demo]`.
 """
@@ -103,6 +106,7 @@ def part_demo() -> None:
     candidates = ("support_router:v1.7.0", "order_agent:v2.1.0", "support_router:v1.6.0", "summarizer:v1.1.0")
     print("\nThe sample candidates, each on a fresh world with an empty answer cache:")
     print(f"{'candidate':<24} {'adaptive calls':>14} {'full calls':>11}  verdicts (adaptive / full), stop reason")
+    totals = {"adaptive": 0, "full": 0}
     with tempfile.TemporaryDirectory() as tmp, start_simulator(port=0) as sim:
         worlds = {mode: build_world(Path(tmp) / mode) for mode in ("adaptive", "full")}
         for candidate in candidates:
@@ -116,8 +120,12 @@ def part_demo() -> None:
                                       capture_output=True, text=True, timeout=1800)
                 reports[mode] = json.loads(done.stdout)
             a, f = reports["adaptive"], reports["full"]
+            totals["adaptive"] += a["evidence"]["calls_made"]
+            totals["full"] += f["evidence"]["calls_made"]
             print(f"{candidate:<24} {a['evidence']['calls_made']:>14} {f['evidence']['calls_made']:>11}  "
                   f"{a['verdict']} / {f['verdict']}, {a['evidence']['stop_reason'] or 'ran the whole set'}")
+    print(f"{'all four':<24} {totals['adaptive']:>14} {totals['full']:>11}  "
+          f"adaptive / full = {totals['adaptive'] / totals['full']:.2f}")
 
 
 def main() -> int:
