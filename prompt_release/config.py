@@ -148,3 +148,16 @@ def is_set(name: str) -> bool:
     """Whether an environment variable has a non-empty value (the Dagster resources then bind it
     through `EnvVar`, so the UI shows the variable's name, never a key)."""
     return bool(os.environ.get(name))
+
+
+ENV_INGEST_MAX_LINE_BYTES = "PROMPT_RELEASE_INGEST_MAX_LINE_BYTES"
+# One trace line (a native record or one OTLP export request) past this is rejected
+# as too long, the rest of its file stored; the reader keeps only a head of such a
+# line, so memory stays bounded whatever the input (docs/ingest.md).
+DEFAULT_INGEST_MAX_LINE_BYTES = 16 * 1024 * 1024
+
+
+def ingest_max_line_bytes(explicit: int | None = None) -> int:
+    """PROMPT_RELEASE_INGEST_MAX_LINE_BYTES: a trace line (or one OTLP export request) longer than
+    this is one reject, the rest of its file stored (default 16 MiB)."""
+    return int(_number(explicit, ENV_INGEST_MAX_LINE_BYTES, DEFAULT_INGEST_MAX_LINE_BYTES))

@@ -52,6 +52,9 @@ FIELDS: dict[str, tuple[tuple[str, ...] | None, bool, str]] = {
     "package_hash": (STRING, False, "a string"),
 }
 
+# numeric fields whose values feed aggregates (p95 latency, cost per success, feedback rate)
+FINITE = ("latency_ms", "cost_usd", "feedback")
+
 # A line's prompt_version must be a version id the registry accepts
 # (VERSION_ID_PATTERN); one it would refuse (a pre-release, `v01.0.0`) is rejected.
 
@@ -132,6 +135,15 @@ def _checks() -> list[tuple[str, str, str]]:
         allowed = ", ".join(_sql_str(t) for t in (*types, "NULL"))
         kind = "an integer" if types == INTEGER else f"an {types[0].lower()}" if types[0] == "OBJECT" else f"an {types[0].lower()}"
         checks.append((f"coalesce(json_type(line, '$.{key}') NOT IN ({allowed}), false)", key, f"field '{key}' must be {kind}"))
+    for key in FINITE:
+        # JSON has no NaN/Infinity, but DuckDB's parser takes them (and 1e400 overflows to inf):
+        # one such value would make every aggregate over the column inf or NaN
+        checks.append((
+            f"{_present(key)} AND json_type({_full(key)}) IN ('DOUBLE', 'BIGINT', 'UBIGINT') "
+            f"AND NOT coalesce(isfinite(try_cast(json_extract_string(line, '$.\"{key}\"') AS DOUBLE)), false)",
+            key,
+            f"field '{key}' must be a finite number (not NaN, Infinity or out of range)",
+        ))
     checks += [
         (
             f"NOT regexp_full_match(json_extract_string(line, '$.prompt_version'), {_sql_str(VERSION_ID_PATTERN)})",
@@ -169,8 +181,9 @@ def _checks() -> list[tuple[str, str, str]]:
     return checks
 
 
+# try(): AND does not short-circuit in DuckDB, so this also meets non-arrays (whose type test fails anyway)
 _TOOL_CALLS_OK = (
-    "coalesce(list_bool_and(list_transform(CAST({value} AS JSON[]), "
+    "coalesce(list_bool_and(list_transform(try(CAST({value} AS JSON[])), "
     "lambda t: json_type(t) = 'OBJECT' AND coalesce(json_type(t, '$.name') = 'VARCHAR', false))), true)"
 )
 
@@ -186,13 +199,16 @@ def _fast_ok() -> str:
         f" AND ({_t('tool_calls')} <> 'ARRAY' OR {_TOOL_CALLS_OK.format(value='j.tool_calls')})"
         # a number past INTEGER would fail the whole insert's CAST
         " AND (j.retries IS NULL OR try_cast(j.retries AS INTEGER) IS NOT NULL)"
+        " AND (j.latency_ms IS NULL OR isfinite(j.latency_ms))"
+        " AND (j.cost_usd IS NULL OR isfinite(j.cost_usd))"
+        f" AND ({_t('feedback')} IN ('-', 'NULL', 'VARCHAR') OR coalesce(isfinite(try_cast(j.feedback AS DOUBLE)), false))"
     )
 
 
-def check_sql(source: str, target: str) -> str:
-    """SQL creating temp table `target`: one row per non-blank line of `source` with
-    ln, line, the parsed struct `j`, the JSON `types` of known keys, `ok`, and for
-    lines that are not ok, jtype / reject_field / reject_reason.
+def check_sql(source: str) -> str:
+    """SELECT of one row per non-blank line of `source` with ln, line, the parsed
+    struct `j`, the JSON `types` of known keys, `ok`, and for lines that are not
+    ok, jtype / reject_field / reject_reason.
     """
     checks = _checks()
     field = "CASE " + " ".join(f"WHEN {cond} THEN {_sql_str(f)}" for cond, f, _ in checks) + " ELSE '?' END"
@@ -200,7 +216,6 @@ def check_sql(source: str, target: str) -> str:
     spec = _sql_str(json.dumps(TRANSFORM))
     paths = ", ".join(_sql_str(f"$.{key}") for key in TYPE_PATHS)
     return f"""
-CREATE OR REPLACE TEMP TABLE {target} AS
 WITH parsed AS (
     -- try(): a line that is not JSON comes out NULL instead of failing the chunk
     SELECT ln, line,
@@ -369,7 +384,7 @@ def _is_int(x: str) -> str:
 
 
 def _is_num(x: str) -> str:
-    return f"(NOT {_is_str(x)} AND try_cast({x} AS DOUBLE) IS NOT NULL)"
+    return f"(NOT {_is_str(x)} AND coalesce(isfinite(try_cast({x} AS DOUBLE)), false))"
 
 
 def _fast_type_ok(key: str, x: str) -> str:
