@@ -209,7 +209,9 @@ def analyst_connection(
     would keep serving the replaced snapshot. `memory` stays the scratch
     catalog, so analysts may create temp tables; the warehouse is read-only.
     `live=True` opens the live file read-only, waiting out a writer (and
-    making writers wait for it: keep such sessions short).
+    making writers wait for it: keep such sessions short). Either way the
+    session is locked down (`LOCKDOWN`): no statement through it writes or
+    reads any file other than the attached warehouse.
     """
     live_path = config.warehouse_path(warehouse)
     snap = analyst_path(live_path)
@@ -227,10 +229,30 @@ def analyst_connection(
         _attach_read_only(con, target, live_path if target == live_path else None, lock_timeout_s)
         con.execute(f"USE {CATALOG}")
         check_readable(con, target)
+        lock_down(con)
     except BaseException:
         con.close()
         raise
     return con
+
+
+# After these, the session can read what is attached and write only its in-memory
+# scratch catalog: no COPY ... TO, EXPORT DATABASE, ATTACH (of a new file, or of the
+# live warehouse read-write), INSTALL/LOAD, or reading files (read_text, read_csv,
+# a path in FROM). lock_configuration makes them impossible to SET back.
+LOCKDOWN = (
+    "SET autoinstall_known_extensions = false",
+    "SET autoload_known_extensions = false",
+    "SET allow_community_extensions = false",
+    "SET enable_external_access = false",
+    "SET lock_configuration = true",
+)
+
+
+def lock_down(con: duckdb.DuckDBPyConnection) -> None:
+    """Make `con` unable to touch any file: call it after the warehouse is attached."""
+    for statement in LOCKDOWN:
+        con.execute(statement)
 
 
 def _attach_read_only(
