@@ -161,3 +161,30 @@ def ingest_max_line_bytes(explicit: int | None = None) -> int:
     """PROMPT_RELEASE_INGEST_MAX_LINE_BYTES: a trace line (or one OTLP export request) longer than
     this is one reject, the rest of its file stored (default 16 MiB)."""
     return int(_number(explicit, ENV_INGEST_MAX_LINE_BYTES, DEFAULT_INGEST_MAX_LINE_BYTES))
+
+
+ENV_RENDER_TIMEOUT_S = "PROMPT_RELEASE_RENDER_TIMEOUT_S"
+ENV_RENDER_MAX_BYTES = "PROMPT_RELEASE_RENDER_MAX_BYTES"
+ENV_MAX_MANIFEST_BYTES = "PROMPT_RELEASE_MAX_MANIFEST_BYTES"
+# A template is code from a pull request: its render gets a budget (registry/render.py).
+# Real system prompts render in milliseconds to a few KB; these leave room for 100x that.
+DEFAULT_RENDER_TIMEOUT_S = 2.0
+DEFAULT_RENDER_MAX_BYTES = 1024 * 1024
+# A YAML file the registry or the pipeline reads (manifest, gate spec, rubric, settings)
+DEFAULT_MAX_MANIFEST_BYTES = 1024 * 1024
+
+
+def render_timeout_s() -> float:
+    """PROMPT_RELEASE_RENDER_TIMEOUT_S: seconds one template render may take (default 2)."""
+    return _number(None, ENV_RENDER_TIMEOUT_S, DEFAULT_RENDER_TIMEOUT_S)
+
+
+def render_max_bytes() -> int:
+    """PROMPT_RELEASE_RENDER_MAX_BYTES: bytes one template render may produce (default 1 MiB)."""
+    return int(_number(None, ENV_RENDER_MAX_BYTES, DEFAULT_RENDER_MAX_BYTES))
+
+
+def max_manifest_bytes() -> int:
+    """PROMPT_RELEASE_MAX_MANIFEST_BYTES: a YAML file (manifest, gate spec, rubric, settings) larger
+    than this is refused before parsing (default 1 MiB)."""
+    return int(_number(None, ENV_MAX_MANIFEST_BYTES, DEFAULT_MAX_MANIFEST_BYTES))

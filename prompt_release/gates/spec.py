@@ -42,6 +42,7 @@ from pydantic import (
 from prompt_release.errors import UserError
 from prompt_release.registry import ids
 from prompt_release.registry.ids import anchored
+from prompt_release.registry.safe_yaml import load_yaml
 
 MetricKind = Literal["rate", "score", "latency", "tokens", "cost"]
 Comparator = Literal[">=", "<=", ">", "<"]
@@ -355,7 +356,7 @@ def load_gate_spec(path: str | Path) -> GateSpec:
         raise UserError(f"cannot read gate spec: {exc.strerror}", file=path) from None
     try:
         if path.suffix.lower() in (".yaml", ".yml"):
-            data = yaml.safe_load(text)
+            data = load_yaml(text, file=path)
         else:
             data = json.loads(text)
     except json.JSONDecodeError as exc:

@@ -27,6 +27,7 @@ from prompt_release.contracts.checks import (
     DEFAULT_REFUSAL_PATTERNS,
 )
 from prompt_release.errors import UserError
+from prompt_release.registry.safe_yaml import load_yaml
 
 FAILURE_CLASSES: tuple[str, ...] = (
     "invalid_json",
@@ -126,7 +127,7 @@ def load_settings(root: str | Path | None) -> MiningSettings:
     if not path.exists():
         return MiningSettings()
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = load_yaml(path.read_text(encoding="utf-8"), file=path) or {}
         return MiningSettings.model_validate(data)
     except yaml.YAMLError as exc:
         raise UserError(f"not valid YAML: {exc}", file=path) from exc

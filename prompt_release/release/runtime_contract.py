@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from prompt_release.errors import UserError
 from prompt_release.registry.ids import check_prompt_id
+from prompt_release.registry.safe_yaml import load_yaml
 
 
 class RuntimeContract(BaseModel):
@@ -44,7 +45,7 @@ def load_runtime_contract(registry_root: str | Path, prompt_id: str) -> RuntimeC
             file=path,
         )
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = load_yaml(path.read_text(encoding="utf-8"), file=path) or {}
         return RuntimeContract.model_validate(data)
     except yaml.YAMLError as exc:
         raise UserError(f"not valid YAML: {exc}", file=path) from None

@@ -379,7 +379,7 @@ _NUMBER_SOURCES = {
 }
 
 
-def _checked(row: dict, span: "Span") -> dict:
+def _checked(row: dict, span: Span) -> dict:
     """Refuse values the warehouse cannot hold or that would poison aggregates
     (non-finite cost, integers past BIGINT, a timestamp out of range); coerce
     structured values in text columns to JSON text."""
@@ -399,7 +399,7 @@ def _checked(row: dict, span: "Span") -> dict:
     return row
 
 
-def _span_ts(span: "Span") -> datetime | None:
+def _span_ts(span: Span) -> datetime | None:
     if not span.start_ns:
         return None
     try:
