@@ -40,6 +40,8 @@ from prompt_release.golden import store as golden_store
 from prompt_release.golden.build import expected_from_correction
 from prompt_release.golden.model import case_id_for, dataset_name, parse_version_ref
 from prompt_release.llm.client import (
+    NOT_RUN,
+    STATUS_NOT_RUN_INFRA,
     STATUS_OK,
     CacheProbe,
     CallRequest,
@@ -365,8 +367,11 @@ class _RowMaker:
              details, parsed) = self._checks(contract, case, result, expected_json, tool_calls_json)
         else:
             json_valid = schema_valid = tool_calls_valid = unsafe = refused = clarified = details = parsed = None
-            task_correct = False if case.expected else None  # an error is not a right answer
-            passed = False if result.status != "not_run_budget" else None
+            if result.status in NOT_RUN:  # nothing was learned about the prompt
+                task_correct = passed = None
+            else:
+                task_correct = False if case.expected else None  # an error is not a right answer
+                passed = False
         return (
             self.run_id, role, package.version_id, package.package_hash, case.case_id, case.source,
             result.sample_index, tags_json, expected_json, result.output, parsed, tool_calls_json,
@@ -576,8 +581,10 @@ def run_backtest(
             run_cases = cases if answered is None else [c for c in cases if c.case_id in answered]
             with _gc_paused():
                 frame = _frame_of_tuples(rows)
-            not_run = sum(r.status == "not_run_budget" for r in results)
-            status = "budget_exhausted" if not_run else "complete"
+            not_run = sum(r.status in NOT_RUN for r in results)
+            # infrastructure failures leave the run incomplete: running it again retries them
+            status = ("incomplete" if any(r.status == STATUS_NOT_RUN_INFRA for r in results)
+                      else "budget_exhausted" if not_run else "complete")
             spent_tokens = int(frame.select((pl.col("input_tokens").fill_null(0) + pl.col("output_tokens").fill_null(0))
                                             .filter(~pl.col("cached") & ~pl.col("replayed")).sum()).item() or 0)
             spent_usd = float(frame.filter(~pl.col("cached") & ~pl.col("replayed"))["cost_usd"].fill_null(0).sum())
@@ -598,7 +605,7 @@ def run_backtest(
             outcome = BacktestOutcome(
                 run_id=run_id, status=status, candidate=candidate.version_id, baseline=baseline.version_id,
                 dataset_version=dataset_version, cases=len(run_cases),
-                calls_made=sum(1 for r in results if r.status != "not_run_budget" and not r.cached),
+                calls_made=sum(1 for r in results if r.status not in NOT_RUN and not r.cached),
                 calls_cached=sum(1 for r in results if r.cached),
                 calls_replayed=len(replay if answered is None else replay & answered) * settings.samples,
                 calls_not_run=not_run, cases_planned=len(cases),
@@ -706,7 +713,7 @@ def run_backtest(
             progress(len(results), len(requests))
         stop, reason = stopping.look(_frame_of_tuples(result_rows(results, answered)), len(cases))
         log(f"adaptive look after {len(answered)}/{len(cases)} cases: {reason}")
-        if stop or any(r.status == "not_run_budget" for r in got):
+        if stop or any(r.status in NOT_RUN for r in got):
             break
     full = len(answered) == len(cases)
     return finish(results, None, None if full else answered, None if full else reason)
@@ -716,7 +723,7 @@ def summarise(frame: pl.DataFrame) -> dict[str, Any]:
     """Per role: pass rate, task accuracy, contract rates: the quick look the CLI prints."""
     out: dict[str, Any] = {}
     for role in ("baseline", "candidate"):
-        part = frame.filter((pl.col("role") == role) & (pl.col("status") != "not_run_budget"))
+        part = frame.filter((pl.col("role") == role) & ~pl.col("status").is_in(NOT_RUN))
         if part.is_empty():
             continue
         def rate(col: str) -> float | None:
@@ -759,7 +766,7 @@ def write_behaviour_diff(run_id: str, *, warehouse: str | Path | None = None) ->
         results = query_frame(
             con,
             f"SELECT case_id, sample_index, role, passed, {BEHAVIOUR_SQL} AS output, tags FROM backtest_results "
-            "WHERE run_id = ? AND status <> 'not_run_budget'",
+            f"WHERE run_id = ? AND status NOT IN {NOT_RUN!r}",
             [run_id],
         )
     diff = behaviour_diff(results.with_columns(pl.col("tags").str.json_decode(pl.List(pl.String))))

@@ -25,6 +25,7 @@ from prompt_release.errors import UserError
 from prompt_release.gates.decision import GateDecision, decide
 from prompt_release.gates.report import GateReport, write_report
 from prompt_release.gates.spec import ACCURACY_PATTERN, GateSpec, gate_spec_from_dict, load_gate_spec
+from prompt_release.llm.client import NOT_RUN
 from prompt_release.registry.ids import parse_version_id
 from prompt_release.warehouse import query_frame, read_connection, write_transaction
 from prompt_release.warehouse.metrics import BACKTEST_HARD_FAILURE
@@ -72,7 +73,7 @@ def with_hard_failure(results: pl.DataFrame) -> pl.DataFrame:
 
 def per_case_frame(results: pl.DataFrame, task: str = "task_accuracy") -> pl.DataFrame:
     """One row per case for one role: every metric input `decide` may read (task accuracy named `task`)."""
-    ran = results.filter(pl.col("status") != "not_run_budget")
+    ran = results.filter(~pl.col("status").is_in(NOT_RUN))
     fresh = ~pl.col("replayed")
     return ran.group_by("case_id").agg(
         pl.col("json_valid").cast(pl.Float64).mean().alias("json_valid_rate"),

@@ -9,7 +9,10 @@ Retry-After) on 429, 5xx, timeouts, broken connections and malformed bodies;
 the SDK's own retries are off so a call is never retried twice over. With a
 `Budget`, each attempt first reserves its worst case (input estimate + output
 cap) and a call that cannot fit is `not_run_budget`: the run stops before it
-could exceed the budget, never after. Completed calls are written to the cache
+could exceed the budget, never after. A call whose retries all failed on the
+endpoint's side (429, 5xx, timeout, broken connection, malformed body) is
+`not_run_infra`: no evidence about the prompt, and not cached, so running the
+same run again calls it again. Completed calls are written to the cache
 in small batches as they finish, so a killed run resumes where it stopped.
 """
 
@@ -39,6 +42,10 @@ from prompt_release.llm.settings import PLACEHOLDER_KEY, Budget, LLMSettings
 STATUS_OK = "ok"
 STATUS_ERROR = "error"
 STATUS_NOT_RUN_BUDGET = "not_run_budget"
+# retries exhausted on 429/5xx/timeouts/broken connections/malformed bodies: the endpoint
+# failed, not the prompt; not cached, so a rerun of the same run calls it again
+STATUS_NOT_RUN_INFRA = "not_run_infra"
+NOT_RUN = (STATUS_NOT_RUN_BUDGET, STATUS_NOT_RUN_INFRA)
 
 _RETRY_STATUS = frozenset({408, 409, 429})
 _CREATE_ARGS = frozenset(inspect.signature(openai.resources.chat.AsyncCompletions.create).parameters) - {"self"}
@@ -68,7 +75,7 @@ class CallResult:
     tag: str | None
     cache_key: str
     sample_index: int
-    status: str  # ok | error | not_run_budget
+    status: str  # ok | error | not_run_budget | not_run_infra
     output: str | None = None
     tool_calls: list[dict] = field(default_factory=list)  # {id, name, arguments: object or raw string}
     finish_reason: str | None = None
@@ -427,12 +434,14 @@ class _Run:
                 if ledger is not None:
                     ledger.settle(reserved, actual)
                 result.error_type, result.error = exc.error_type, str(exc)
+                result.status = STATUS_NOT_RUN_INFRA
                 if attempt < self.settings.max_attempts:
                     await asyncio.sleep(self._delay(attempt, exc.retry_after))
                 continue
             except openai.APIStatusError as exc:
                 if ledger is not None:
                     ledger.settle(reserved, actual)
+                result.status = STATUS_ERROR
                 result.error_type, result.error = f"http_{exc.status_code}", _short(exc)
                 return result
             except BaseException:
