@@ -58,8 +58,11 @@ def discover(paths: Iterable[str | os.PathLike]) -> list[Path]:
         path = Path(raw)
         if path.is_dir():
             found += sorted(p for p in path.rglob("*") if p.is_file() and p.name.endswith(SUFFIXES))
-        elif path.exists():
+        elif path.is_file():
             found.append(path)
+        elif path.exists():
+            # /dev/zero, a FIFO, a socket: reading would never end (or block forever)
+            raise UserError("not a regular file (a device, FIFO or socket cannot be ingested)", file=path)
         else:
             raise UserError("no such file or folder", file=path)
     seen: set[Path] = set()

@@ -9,6 +9,7 @@ import json
 import duckdb
 import pytest
 
+from prompt_release.errors import UserError
 from prompt_release.traces import ingest_paths
 from prompt_release.traces.lines import LineReader
 from tests.traces.otlp_builders import request, span
@@ -158,3 +159,20 @@ def test_odd_attribute_value_shapes_never_lose_the_file(tmp_path, warehouse, val
     f = summary.files[0]
     assert f.records == 2 == f.stored + f.rejected
     assert f.stored >= 1
+
+
+def test_a_device_or_fifo_named_on_the_command_line_is_refused(tmp_path, warehouse):
+    import os
+
+    fifo = tmp_path / "pipe.jsonl"
+    os.mkfifo(fifo)
+    for path in ("/dev/zero", str(fifo)):
+        with pytest.raises(UserError, match="not a regular file"):
+            ingest_paths([path], warehouse=warehouse)
+
+
+def test_duplicate_keys_keep_the_first_value_as_documented(tmp_path, warehouse):
+    path = tmp_path / "dup.jsonl"
+    path.write_text(good(1)[:-1] + ', "latency_ms": 1.0, "latency_ms": 2.0}\n')
+    ingest_paths([path], warehouse=warehouse)
+    assert rows(warehouse, "SELECT latency_ms FROM traces") == [(1.0,)]
