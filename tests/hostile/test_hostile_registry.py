@@ -3,9 +3,6 @@ labels.json of the wrong shape each end in one clear error naming the file or th
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pytest
 
 from prompt_release.errors import UserError

@@ -11,8 +11,8 @@ is bounded so the module runs in seconds in `make test`.
 from __future__ import annotations
 
 import itertools
-import os
 import json
+import os
 
 import duckdb
 import pytest
