@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from prompt_release.errors import UserError
-from prompt_release.registry import register
+from prompt_release.registry import Registry
 from prompt_release.registry.manifest import parse_manifest
 from prompt_release.registry.render import compile_template, render_text
 from tests.conftest import run_cli
@@ -84,7 +84,7 @@ def test_register_refuses_a_template_bomb(registry, monkeypatch):
     (folder / "v1.8.0.yaml").write_text(manifest)
     (folder / "v1.8.0.md").write_text(TEMPLATE_BOMBS["nested empty loops"])
     with pytest.raises(UserError, match="support_router:v1.8.0"):
-        register(registry, "support_router:v1.8.0")
+        Registry(registry).register("support_router:v1.8.0")
 
 
 @pytest.mark.parametrize("content", [
