@@ -1,1 +1,10 @@
-"""Output-contract checks: how an output is judged against its package's contract, as production would."""
+"""Output contracts: what a prompt package promises about its answers, and the checks that hold it to that.
+
+`checks` parses and judges an output (JSON, schema, tool calls, tool policy,
+expectations) the way the production parser would; mining, golden datasets,
+the registry and the backtest all judge through it, so one answer gets one
+verdict everywhere. `package` is the contract shape those checks read.
+`post_processing` applies a package's post-processing rules, as the runtime
+does before it parses; `text_forms` recognises the answers a parser would
+miss: tool calls written as text, JSON inside a code fence.
+"""

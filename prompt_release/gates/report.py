@@ -106,9 +106,21 @@ class Endpoint(_Frozen):
     base_url: str | None
     max_concurrency: int | None
     lowest_concurrency: int | None = None
+    arms: dict[str, EndpointArm]
+
+
+class Evidence(_Frozen):
+    """What the backtest behind a report paid, and why an adaptive one stopped (reports before
+    adaptive backtests have none)."""
+
     calls_made: int | None = None
     calls_cached: int | None = None
-    arms: dict[str, EndpointArm]
+    calls_replayed: int | None = None
+    calls_saved: int = 0
+    cases_planned: int | None = None
+    stop_reason: str | None = None
+    spent_tokens: int | None = None
+    spent_usd: float | None = None
 
 
 class GateReport(_Frozen):
@@ -143,12 +155,13 @@ class GateReport(_Frozen):
     latency: Latencies
     spec: dict[str, Any]
     paths: dict[str, str] | None = None
+    evidence: Evidence | None = None
     endpoint: Endpoint | None = None  # reports stored before endpoint identities have none
 
     def to_json(self) -> dict[str, Any]:
         """The stored JSON form; `paths` only once the files are written (the file itself has none)."""
-        left_out = {name for name in ("paths", "endpoint") if getattr(self, name) is None}
-        return self.model_dump(mode="json", exclude=left_out or None)
+        absent = {name for name in ("paths", "evidence", "endpoint") if getattr(self, name) is None}
+        return self.model_dump(mode="json", exclude=absent or None)
 
 
 VERDICT_COLOURS = {"promote": "#1a7f37", "reject": "#cf222e", "freeze": "#9a6700"}
@@ -197,8 +210,7 @@ def endpoint_lines(endpoint: Endpoint | None) -> list[str]:
         return []
     lowest, ceiling = endpoint.lowest_concurrency, endpoint.max_concurrency
     cut = f" (lowered to {lowest} by 429/503 answers)" if lowest is not None and lowest != ceiling else ""
-    lines = [f"Endpoint `{endpoint.base_url}`, at most {ceiling} calls in flight{cut}; this run made "
-             f"{endpoint.calls_made or 0} calls and took {endpoint.calls_cached or 0} answers from the cache."]
+    lines = [f"Endpoint `{endpoint.base_url}`, at most {ceiling} calls in flight{cut}."]
     for role, arm in endpoint.arms.items():
         timing = ""
         if arm.client_p95_ms is not None or arm.server_p95_ms is not None:
@@ -216,6 +228,18 @@ def freeze_text(freeze: Freeze) -> str:
             else "No number of cases can be suggested: see each gate's reason.")
     reason = freeze.reason.rstrip(".")
     return f"Undecided: {reason}. {tail}" if reason else tail
+
+
+def evidence_line(report: GateReport) -> str:
+    """What the evidence cost: calls made, cached, replayed, saved, and why an adaptive run stopped."""
+    e = report.evidence or Evidence()
+    spent = f", {e.spent_tokens:,} tokens" if e.spent_tokens else ""
+    spent += f", ${e.spent_usd:.4f}" if e.spent_usd else ""
+    text = f"Evidence: {e.calls_made or 0} calls made{spent}, {e.calls_cached or 0} cached, {e.calls_replayed or 0} replayed"
+    if e.calls_saved:
+        text += (f"; {e.calls_saved} calls saved by stopping at {report.n_cases} of {e.cases_planned} cases: "
+                 f"{e.stop_reason}")
+    return text + "."
 
 
 def render_markdown(report: GateReport, *, regressions: int = 8) -> str:
@@ -243,6 +267,8 @@ def render_markdown(report: GateReport, *, regressions: int = 8) -> str:
     if report.not_run:
         lines += ["", f"**Budget:** {report.not_run} calls were not run (budget reached); "
                   "the gates above are computed on the cases that ran."]
+    if report.evidence is not None:
+        lines += ["", evidence_line(report)]
     regs = report.regressions
     if regs:
         lines += ["", "### Largest regressions", "", "| group | cases | regressions | wins | example (before → after) |",
@@ -401,9 +427,9 @@ def render_html(report: GateReport) -> str:
     freeze = report.freeze
     freeze_html = f"<p class=note>{html.escape(freeze_text(freeze))}</p>" if freeze else ""
     endpoint_html = "".join(f"<p class=note>{html.escape(line)}</p>" for line in endpoint_lines(report.endpoint))
-    budget_html = ""
+    budget_html = f"<p class=note>{html.escape(evidence_line(report))}</p>" if report.evidence is not None else ""
     if report.not_run:
-        budget_html = (f"<p class=note>Budget reached: {report.not_run} calls were not run; "
+        budget_html += (f"<p class=note>Budget reached: {report.not_run} calls were not run; "
                        "gates are computed on the cases that ran.</p>")
     stored = report.to_json()
     provenance = {k: stored[k] for k in ("report_id", "run_id", "candidate", "baseline", "dataset",

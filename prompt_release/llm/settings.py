@@ -1,6 +1,7 @@
 """Configuration of the model client: endpoint, key, limits, retries, prices, budget.
 
-`LLMSettings.from_env()` reads `OPENAI_BASE_URL` and `OPENAI_API_KEY`; the key
+`LLMSettings.from_env()` reads `OPENAI_BASE_URL`, `OPENAI_API_KEY` and
+`PROMPT_RELEASE_CONCURRENCY` through `prompt_release.config`; the key
 is a `SecretStr`, so it never shows in a repr, a log line or a stored row.
 Prices are per model, USD per million input and output tokens, and are what a
 USD budget is counted in.
@@ -8,14 +9,13 @@ USD budget is counted in.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
-ENV_BASE_URL = "OPENAI_BASE_URL"
-ENV_API_KEY = "OPENAI_API_KEY"
-ENV_CONCURRENCY = "PROMPT_RELEASE_CONCURRENCY"
+from prompt_release import config
+from prompt_release.config import ENV_API_KEY, ENV_BASE_URL, ENV_CONCURRENCY
+
 # Local OpenAI-compatible servers (the simulator, vLLM, Ollama) ignore the key,
 # but the SDK refuses to start without one.
 PLACEHOLDER_KEY = "not-set"
@@ -55,7 +55,8 @@ class LLMSettings(BaseModel):
         None, description="stable name of an endpoint whose URL changes every run (the embedded simulator); "
         "stands for the URL in the endpoint identity")
     max_concurrency: int = Field(
-        64, ge=1, description=f"calls in flight at once at this endpoint (env {ENV_CONCURRENCY}); "
+        config.DEFAULT_LLM_CONCURRENCY, ge=1,
+        description=f"calls in flight at once at this endpoint (env {ENV_CONCURRENCY}); "
         "a server that answers one request at a time wants 1, or latency measures its queue")
     requests_per_minute: float | None = Field(None, gt=0)
     tokens_per_minute: float | None = Field(None, gt=0, description="counted as input estimate + output cap")
@@ -83,14 +84,17 @@ class LLMSettings(BaseModel):
 
     @classmethod
     def from_env(cls, **overrides: Any) -> LLMSettings:
-        values: dict[str, Any] = {}
-        if os.environ.get(ENV_BASE_URL):
-            values["base_url"] = os.environ[ENV_BASE_URL]
-        if os.environ.get(ENV_API_KEY):
-            values["api_key"] = os.environ[ENV_API_KEY]
-        if os.environ.get(ENV_CONCURRENCY):
-            values["max_concurrency"] = os.environ[ENV_CONCURRENCY]
-        values.update({k: v for k, v in overrides.items() if v is not None})
+        """Overrides, else the environment (`config.llm_base_url` / `config.llm_api_key` /
+        `config.llm_max_concurrency`: one resolution order)."""
+        values: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
+        base_url = config.llm_base_url(values.pop("base_url", None))
+        api_key = values.pop("api_key", None)
+        api_key = api_key if api_key is not None else config.llm_api_key()
+        if base_url:
+            values["base_url"] = base_url
+        if api_key:
+            values["api_key"] = api_key
+        values["max_concurrency"] = config.llm_max_concurrency(values.pop("max_concurrency", None))
         return cls.model_validate(values)
 
     def price_of(self, model: str) -> ModelPrice | None:

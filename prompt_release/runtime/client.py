@@ -23,12 +23,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from prompt_release.contracts.post_processing import apply
 from prompt_release.errors import UserError
 from prompt_release.registry import render as rendering
 from prompt_release.registry.api import Registry
 from prompt_release.registry.ids import check_label, check_prompt_id
 from prompt_release.registry.package import PromptPackage
 from prompt_release.registry.packages import load_package
+from prompt_release.registry.postprocess import parse_output
 from prompt_release.registry.store import RegistryStore, atomic_write
 from prompt_release.runtime.routing import in_canary
 
@@ -100,9 +102,6 @@ class ResolvedPrompt:
     def postprocess(self, raw_output: str) -> tuple[Any, str | None]:
         """Apply the package's post-processing, then parse per its output format:
         (value, None) on success, (value or None, problem) when the contract is broken."""
-        from prompt_release.contracts.post_processing import apply
-        from prompt_release.registry.postprocess import parse_output
-
         return parse_output(self.output_format, self.output_schema, apply(self.package.post_processing, raw_output))
 
     def messages(self, variables: Mapping[str, Any], conversation: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:

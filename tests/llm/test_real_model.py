@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from prompt_release.evaluation import checks
+from prompt_release.contracts import checks
 from prompt_release.llm.client import CallRequest, run_calls_sync
 from prompt_release.llm.settings import LLMSettings
 from prompt_release.registry import Registry
@@ -119,7 +119,7 @@ def test_a_gate_on_a_real_model_makes_its_own_calls_under_its_own_ids(world: Wor
     assert real["endpoint"]["base_url"] == real_server and real["endpoint"]["max_concurrency"] == 1
     assert simulated["endpoint"]["base_url"] == "embedded-simulator"
     # Fresh calls, nothing reused from the simulator.
-    assert real["endpoint"]["calls_made"] > 0 and real["endpoint"]["calls_cached"] == 0
+    assert real["evidence"]["calls_made"] > 0 and real["evidence"]["calls_cached"] == 0
     assert arms["candidate"]["answers"] > 0 and arms["candidate"]["cached"] == 0
     assert arms["candidate"]["served_model"] == local_model.ALIAS
 

@@ -10,10 +10,9 @@ does the text refuse or ask to clarify. The output is judged after the
 package's post-processing rules, as production parses it: a fenced JSON
 answer is invalid JSON (`fenced_json`) unless the package declares a rule that
 strips fences. A tool call written in the text instead of `tool_calls`
-(`contracts.text_forms`) fails the answer as `text_tool_call`, and is checked
-like a real call, so an intended unsafe call is `unsafe_tool_call` too.
-Validators are compiled once per
-package hash. The `match_*` helpers compare an output with a golden case's
+(`text_forms`) fails the answer as `text_tool_call`, and is checked like a
+real call, so an intended unsafe call is `unsafe_tool_call` too. Validators
+are compiled once per package hash. The `match_*` helpers compare an output with a golden case's
 expectation (exact JSON, field labels, an expected tool call, refuse/clarify).
 
 Unsafe tool call (the definition used everywhere): a call to a tool whose risk
@@ -35,6 +34,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from jsonschema import Draft202012Validator
 
+from prompt_release.canonical import canonical_json
 from prompt_release.contracts import post_processing
 from prompt_release.contracts.text_forms import text_tool_calls, unfence
 
@@ -140,11 +140,6 @@ def _dump(obj: Any) -> Any:
     if hasattr(obj, "model_dump"):
         return obj.model_dump()
     return obj
-
-
-def canonical_json(value: Any) -> str:
-    """Sorted keys, no whitespace, UTF-8: the project's canonical JSON text."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def json_path(parts: Iterable[Any]) -> str:

@@ -18,8 +18,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from prompt_release.traces import generator as gen
-from prompt_release.traces.sample_content import extractive_summary, luhn_valid
+from prompt_release.sample import generator as gen
+from prompt_release.sample.content import extractive_summary, luhn_valid
 from tests.conftest import run_cli
 
 DAYS = 6
