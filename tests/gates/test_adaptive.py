@@ -9,6 +9,7 @@ import pytest
 
 from prompt_release.gates.adaptive import MIN_CASES_TO_STOP, case_order, look
 from prompt_release.gates.spec import gate_spec_from_dict
+from prompt_release.llm.endpoint import normalise_base_url
 from prompt_release.llm.simulator import start_simulator
 from tests.conftest import run_cli
 from tests.world import World, build_world
@@ -94,3 +95,10 @@ def test_an_adaptive_gate_rejects_like_the_full_gate_for_fewer_calls(world: Worl
     # The full run answers the rest (the adaptive run's answers come from the cache) and agrees.
     assert whole["calls_saved"] == 0 and whole["stop_reason"] is None
     assert "json_valid_rate" in json.loads(full.stdout)["failed_gates"]
+    # Stopping early still names who answered: the endpoint, its served model and the in-flight limit.
+    endpoint = json.loads(adaptive.stdout)["endpoint"]
+    assert endpoint["base_url"] == normalise_base_url(sim.base_url)
+    assert endpoint["max_concurrency"] == endpoint["lowest_concurrency"] == 64  # the simulator never answers 429
+    arms = endpoint["arms"]
+    assert arms["candidate"]["answers"] + arms["baseline"]["answers"] == early["calls_made"] + early["calls_cached"]
+    assert arms["candidate"]["served_model"] and arms["candidate"]["answers_model"]
