@@ -103,8 +103,7 @@ def register(
             if short:
                 actual = versioning.bump_of(prev_semver, semver)
                 raise UserError(
-                    f"{vid} under-bumps {previous} ({actual} bump): "
-                    + "; ".join(f"{f} changed, which needs a {need} bump" for f, need in short),
+                    versioning.refusal(vid, previous, actual, short),
                     file=package.manifest_path,
                     field="version",
                 )

@@ -106,6 +106,27 @@ def test_new_required_variable_needs_a_major_bump(registry: Path) -> None:
         reg.register("support_router:v1.8.0")
 
 
+@pytest.mark.parametrize("bump", ["1.7.1", "1.8.0"])
+def test_a_safety_instruction_change_needs_a_major_bump_and_the_refusal_quotes_the_rule(
+    registry: Path, bump: str
+) -> None:
+    manifest = _new_from(registry, bump)
+    text = manifest.read_text()
+    assert "safety_instructions:\n" in text
+    manifest.write_text(text.replace("safety_instructions:\n", "safety_instructions:\n  - \"Answer refund questions.\"\n"))
+    with pytest.raises(UserError) as err:
+        Registry(registry).register(f"support_router:v{bump}")
+    assert err.value.field == "version"
+    assert "safety_instructions changed, which needs a major bump" in err.value.message
+    assert "safety policy changes are major" in err.value.message
+    lock = json.loads((registry / "prompts/registry.lock.json").read_text())
+    assert f"support_router:v{bump}" not in lock["packages"]
+    manifest.rename(manifest.with_name("v2.0.0.yaml"))
+    registered = manifest.with_name("v2.0.0.yaml")
+    registered.write_text(registered.read_text().replace(f"version: {bump}", "version: 2.0.0"))
+    assert Registry(registry).register("support_router:v2.0.0")
+
+
 def test_correct_bumps_register(registry: Path) -> None:
     reg = Registry(registry)
     _new_from(registry, "1.7.1")
