@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import socket
 from pathlib import Path
 
 STATE_DIR = Path(".prompt_release")
@@ -97,18 +98,30 @@ def ingest_chunk_bytes(explicit: int | None = None) -> int:
     return int(_number(explicit, ENV_INGEST_CHUNK_BYTES, DEFAULT_INGEST_CHUNK_BYTES))
 
 
+# A CI system's own name for who triggered the job: (variable, how the actor reads).
+_CI_IDENTITIES = (("GITHUB_ACTOR", "github:{}"), ("GITLAB_USER_LOGIN", "gitlab:{}"), ("CI_COMMIT_AUTHOR", "ci:{}"),
+                  ("BUILDKITE_BUILD_CREATOR", "buildkite:{}"))
+
+
 def actor(explicit: str | None = None) -> str:
-    """PROMPT_RELEASE_ACTOR: who a registry change is recorded as (--actor, else this, else USER/USERNAME, else the OS user)."""
-    if explicit and explicit.strip():
-        return explicit.strip()
-    for name in (ENV_ACTOR, "USER", "USERNAME"):
-        value = os.environ.get(name)
+    """PROMPT_RELEASE_ACTOR: who a registry change is recorded as: --actor, else this, else the CI
+    system's identity (GITHUB_ACTOR, GITLAB_USER_LOGIN, CI_COMMIT_AUTHOR, BUILDKITE_BUILD_CREATOR) on its
+    host, else the OS user on this host (`alice@buildhost`). Names only: no token is ever read."""
+    for value in (explicit, os.environ.get(ENV_ACTOR)):
         if value and value.strip():
             return value.strip()
-    try:
-        return getpass.getuser()
-    except Exception:
-        return "unknown"
+    host = socket.gethostname() or "unknown-host"
+    for name, form in _CI_IDENTITIES:
+        value = os.environ.get(name)
+        if value and value.strip():
+            return f"{form.format(value.strip())}@{host}"
+    user = (os.environ.get("USER") or os.environ.get("USERNAME") or "").strip()
+    if not user:
+        try:
+            user = getpass.getuser()
+        except Exception:
+            user = "unknown"
+    return f"{user}@{host}"
 
 
 def llm_base_url(explicit: str | None = None) -> str | None:
