@@ -273,9 +273,10 @@ def run_demo(
         log(f"[6/8] canary support_router: {decision['action'] if decision else 'no decision'}"
             f" -> production is now {registry.resolve_label('support_router', 'production')}")
 
-        # 7. Scenario 2: a one-line edit pushed straight to canary, skipping the gate.
+        # 7. Scenario 2: a one-line edit pushed straight to canary, skipping the gate: the canary
+        # label is protected, so this takes break glass, and the audit trail records it as forced.
         hotfix = one_line_hotfix(paths["registry"])
-        registry.move_label("support_router", "canary", hotfix, percent=20,
+        registry.move_label("support_router", "canary", hotfix, percent=20, force=True,
                             reason="hotfix pushed straight to canary, skipping the gate", actor=ACTOR)
         demo.run_job("__ASSET_JOB", asset_selection=[dg.AssetKey("prompt_versions")])
         decision = canary_round("support_router", canary_requests, seed=2)

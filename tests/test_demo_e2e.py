@@ -64,7 +64,7 @@ def test_the_promoted_candidate_went_staging_canary_production_each_move_citing_
     assert registry.resolve_label("support_router", "production") == "support_router:v1.6.0"
     moves = [(e.action, e.label) for e in registry.history("support_router")
              if e.to_version == "support_router:v1.6.0" or e.from_version == "support_router:v1.6.0"]
-    assert moves[:3] == [("move", "staging"), ("move", "canary"), ("move", "production")]
+    assert moves[:4] == [("gate", None), ("move", "staging"), ("move", "canary"), ("move", "production")]
     for event in registry.history("support_router"):
         if "support_router:v1.6.0" in (event.to_version, event.from_version):
             assert event.gate_report_id == report_id, event
@@ -80,6 +80,7 @@ def test_a_regressing_canary_is_aborted_automatically_and_becomes_an_incident(de
     events = [e for e in registry.history("support_router") if hotfix in (e.to_version, e.from_version)]
     pushed, *after = events
     assert (pushed.action, pushed.label) == ("move", "canary") and "skipping the gate" in pushed.reason
+    assert pushed.forced  # the canary label is protected: skipping the gate is break glass, on the record
     decision = next(d for d in demo.canary_decisions if d["candidate_version"] == hotfix)
     assert decision["action"] == "abort"
     assert any(decision["decision_id"] in e.reason for e in after)

@@ -268,7 +268,10 @@ def _event_line(event) -> str:
         "remove": f"{event.label}: removed (was {event.from_version})",
         "approve": f"approved {event.to_version} by {event.reviewer}",
         "status": f"{event.to_version} status -> {event.status}",
+        "gate": f"gate verdict {event.status} for {event.to_version}",
     }[event.action]
+    if event.forced:
+        what = "FORCED " + what
     if event.percent is not None:
         what += f" at {event.percent:g}%"
     if event.segments:
@@ -293,6 +296,7 @@ def cmd_label(args: argparse.Namespace) -> int:
             reason=args.reason,
             actor=args.actor,
             gate_report_id=args.gate_report,
+            force=args.force,
         )
     if args.json:
         _print_json({"changed": event is not None, "event": event.to_json() if event else None})
@@ -403,6 +407,9 @@ def add_commands(subparsers: argparse._SubParsersAction, common: argparse.Argume
     p.add_argument("--reason", required=True)
     p.add_argument("--gate-report", metavar="ID", help="the gate report that justified this move")
     p.add_argument("--remove", action="store_true", help="remove the label instead")
+    p.add_argument("--force", action="store_true",
+                   help="break glass: move a protected label (production, canary) without a promoting gate "
+                        "report; recorded as forced, with --reason")
     who(p)
     p = add("history", cmd_history, "the audit trail of one prompt: label moves, approvals, status changes")
     p.add_argument("prompt_id")

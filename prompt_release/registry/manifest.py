@@ -86,6 +86,8 @@ class ReleasePolicy(_Strict):
     min_traffic: int = Field(default=200, ge=0)
     min_duration: str = "1h"
     required_reviewer: str | None = None
+    # Labels that move only to a version whose exact package passed a gate (or by break-glass --force).
+    protected_labels: tuple[str, ...] = ("production", "canary")
 
     @field_validator("min_duration", mode="before")
     @classmethod

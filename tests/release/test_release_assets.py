@@ -68,7 +68,7 @@ def test_promote_job_applies_reject_and_promote(registry_root, recorded, simulat
     assert reg.load_package("support_router:v1.7.0").status == "rejected"
     assert reg.labels("support_router")["canary"].version_id == "support_router:v1.6.0"
     with read_connection(recorded) as con:  # the promote job mirrors the audit trail into the warehouse
-        assert con.execute("SELECT count(*) FROM label_events WHERE gate_report_id = 'gr_p'").fetchone()[0] == 2
+        assert con.execute("SELECT count(*) FROM label_events WHERE gate_report_id = 'gr_p'").fetchone()[0] == 3  # verdict, staging, canary
 
 
 def test_awaiting_approval_is_resumed_by_the_gate_sensor_once_approved(registry_root, recorded, simulator) -> None:
@@ -91,7 +91,7 @@ def test_awaiting_approval_is_resumed_by_the_gate_sensor_once_approved(registry_
 def test_canary_analysis_asset_and_canary_sensor_abort_the_canary(registry_root, recorded, landing, simulator) -> None:
     reg = Registry(registry_root)
     res = resources(registry_root, recorded)
-    reg.move_label("support_router", "canary", "1.7.0", percent=30, reason="manual canary",
+    reg.move_label("support_router", "canary", "1.7.0", percent=30, force=True, reason="manual canary",
                    gate_report_id="gr_m")
     summary = simulate_traffic(registry_root, "support_router", landing=landing, base_url=simulator.base_url,
                                requests=300, warehouse=recorded)

@@ -50,7 +50,7 @@ def test_an_unreadable_cursor_starts_from_the_beginning() -> None:
 
 
 def test_canary_decisions_act_only_on_the_live_canary_and_its_newest_decision(registry_root, warehouse) -> None:
-    Registry(registry_root).move_label("support_router", "canary", "1.6.0", percent=20, reason="canary",
+    Registry(registry_root).move_label("support_router", "canary", "1.6.0", percent=20, force=True, reason="canary",
                                        gate_report_id="gr_1")
     add_decision(warehouse, "cd_1", "support_router:v1.6.0", "freeze", T0)
     add_decision(warehouse, "cd_2", "support_router:v1.6.0", "abort", T0 + timedelta(minutes=5))
