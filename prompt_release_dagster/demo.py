@@ -36,6 +36,7 @@ from typing import Any
 
 import dagster as dg
 
+from prompt_release import config
 from prompt_release.gates.evaluate import latest_report
 from prompt_release.golden import store as golden_store
 from prompt_release.llm.endpoint import SIMULATOR_LATENCY_MS, SIMULATOR_LATENCY_PER_TOKEN_MS
@@ -43,6 +44,7 @@ from prompt_release.llm.simulator import start_simulator
 from prompt_release.registry import Registry
 from prompt_release.release.runtime_contract import served_prompt_ids
 from prompt_release.release.traffic import simulate_traffic
+from prompt_release.release.watch import WatchCursor
 from prompt_release.traces.generator import generate
 from prompt_release.warehouse import read_connection
 from prompt_release.warehouse.snapshot import analyst_path
@@ -139,11 +141,11 @@ class DemoDriver:
     def run_job(self, name: str, *, run_config: dict | None = None, asset_selection: list | None = None,
                 **kwargs) -> dg.ExecuteInProcessResult:
         # Runs and their logs are in the Dagster home for `make ui`; the terminal gets the summary only.
-        config = {**(run_config or {}), "resources": self.resource_config,
+        full_config = {**(run_config or {}), "resources": self.resource_config,
                   "loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
         job = (self.defs.resolve_implicit_global_asset_job_def() if asset_selection
                else self.defs.resolve_job_def(name))
-        outcome = job.execute_in_process(instance=self.instance, raise_on_error=False, run_config=config,
+        outcome = job.execute_in_process(instance=self.instance, raise_on_error=False, run_config=full_config,
                                          asset_selection=asset_selection, **kwargs)
         self.runs += 1
         return outcome
@@ -202,6 +204,9 @@ def run_demo(
             "llm": LLMResource(base_url=simulator.base_url),
         }
         demo = DemoDriver(instance or dg.DagsterInstance.get(), resources)
+        # Without a cursor the release sensors start at now; the demo's warehouse is new, so it
+        # tells them to start at its beginning (what a user does with the UI's "Set cursor").
+        demo.cursors.update({name: WatchCursor.beginning().dump() for name in ("gate_sensor", "canary_sensor")})
 
         # 1. Production history: 30 days of the served prompts, mixed formats, with failures.
         registry = Registry(paths["registry"])
@@ -293,6 +298,9 @@ def run_demo(
         for candidate in list(result.promotions):
             result.promotions[candidate] = _where(paths["registry"], candidate)
 
+    # The CLI and `make ui` in the project folder now find the demo's state (flag > env > this file > default).
+    config.write_config_file(state_dir / "config", warehouse=paths["warehouse"], registry=paths["registry"],
+                             landing=paths["landing"])
     result.runs = demo.runs
     result.seconds = time.monotonic() - started
     return result

@@ -15,6 +15,8 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     # No test may touch the developer's own .prompt_release/ state.
     monkeypatch.setenv("PROMPT_RELEASE_WAREHOUSE", str(tmp_path / "warehouse.duckdb"))
     monkeypatch.setenv("PROMPT_RELEASE_LANDING", str(tmp_path / "landing"))
+    # Nor the state file `make demo` writes into the checkout (.prompt_release/config).
+    monkeypatch.setenv("PROMPT_RELEASE_CONFIG", str(tmp_path / "no-state-file"))
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
 
 

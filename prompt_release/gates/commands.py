@@ -19,16 +19,17 @@ def add_commands(subparsers: argparse._SubParsersAction, common: argparse.Argume
     parser.add_argument("--spec", metavar="FILE", help="gate spec file (JSON or YAML)")
     parser.add_argument("--run-id", metavar="ID", help="decide an existing backtest run instead of running one")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, opens_warehouse="existing")
 
 
 def run(args: argparse.Namespace) -> int:
     from prompt_release import config
-    from prompt_release.evaluation.commands import run_backtest_command
+    from prompt_release.evaluation.commands import check_candidate, run_backtest_command
     from prompt_release.gates.evaluate import evaluate_run, load_spec_for
     from prompt_release.gates.report import render_markdown
 
     registry = config.registry_root(args.registry)
+    check_candidate(registry, args.candidate)
     spec = load_spec_for(registry, args.candidate, spec_file=args.spec)
     if spec.dataset and not args.dataset:
         args.dataset = spec.dataset

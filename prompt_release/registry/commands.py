@@ -65,7 +65,8 @@ def cmd_list(args: argparse.Namespace) -> int:
     if not rows:
         print(f"no prompt versions under {registry.root}/prompts")
         return 0
-    width = max(len(r["version_id"]) for r in rows)
+    width = max(len("VERSION"), *(len(r["version_id"]) for r in rows))
+    print(f"{'VERSION':<{width}}  {'STATUS':<9}  {'PACKAGE HASH':<19}  {'INTEGRITY':<12}  LABELS")
     for r in rows:
         state = "unregistered" if not r["registered"] else ("ok" if r["verifies"] else "EDITED IN PLACE")
         print(
@@ -444,4 +445,5 @@ def add_commands(subparsers: argparse._SubParsersAction, common: argparse.Argume
     p = add("bundle", cmd_bundle, "write a self-contained package JSON (PromptClient(fallback=...) ships it)")
     p.add_argument("version", metavar="VERSION_ID")
     p.add_argument("--out", metavar="FILE")
-    add("sync", cmd_sync, "mirror versions and label events into the warehouse")
+    p = add("sync", cmd_sync, "mirror versions and label events into the warehouse")
+    p.set_defaults(opens_warehouse="existing")

@@ -34,7 +34,7 @@ def add_commands(subparsers: argparse._SubParsersAction, common: argparse.Argume
                      help="query the live warehouse file read-only (waits for a running write)")
     sql.add_argument("--max-rows", type=int, default=100, metavar="N",
                      help="rows shown by --format table (0: all; default 100)")
-    sql.set_defaults(func=run_sql)
+    sql.set_defaults(func=run_sql, opens_warehouse="existing")
 
 
 def one_line(exc: duckdb.Error) -> str:

@@ -20,7 +20,7 @@ from pathlib import Path
 import duckdb
 
 from prompt_release import config
-from prompt_release.errors import WarehouseLockedError
+from prompt_release.errors import UserError, WarehouseLockedError
 from prompt_release.warehouse.migrate import check_readable, migrate
 from prompt_release.warehouse.snapshot import is_local_file, publish_locked, remove_stale
 
@@ -29,6 +29,17 @@ _LOCK_PATTERN = re.compile(r"Could not set lock|Conflicting lock", re.IGNORECASE
 
 def is_lock_error(exc: BaseException) -> bool:
     return isinstance(exc, duckdb.Error) and bool(_LOCK_PATTERN.search(str(exc)))
+
+
+def existing_warehouse(explicit: str | Path | None = None) -> Path:
+    """The warehouse a reading command opens. A path that does not exist is an error, not a new
+    empty file: a mistyped --warehouse must not print a real-looking report from nothing."""
+    path = config.warehouse_path(explicit)
+    if not is_local_file(path) or path.exists():
+        return path
+    raise UserError(f"no warehouse at {str(path)!r} (from {config.warehouse_source(explicit)}): "
+                    "run `make demo` or `prompt-release ingest PATH` to create one, or pass --warehouse "
+                    "with an existing file")
 
 
 def open_with_backoff(
