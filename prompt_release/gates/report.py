@@ -167,7 +167,7 @@ def _dataset(report: GateReport) -> str:
 
 
 def render_markdown(report: GateReport, *, regressions: int = 8) -> str:
-    """Verdict first, then the gates table, then the largest regressions."""
+    """Verdict first, then the gates table, then where behaviour moved (regressions, then wins)."""
     lines = [
         f"## {verdict_line(report)}",
         "",
@@ -193,7 +193,8 @@ def render_markdown(report: GateReport, *, regressions: int = 8) -> str:
                   "the gates above are computed on the cases that ran."]
     regs = report.regressions
     if regs:
-        lines += ["", "### Largest regressions", "", "| group | cases | regressions | wins | example (before → after) |",
+        lines += ["", "### Where behaviour moved (regressions first, then wins)", "",
+                  "| group | cases | regressions | wins | example (before → after) |",
                   "|---|---:|---:|---:|---|"]
         for group in regs[:regressions]:
             example = (group.examples or [{}])[0]
