@@ -14,11 +14,13 @@ PROMPT_RELEASE_UPDATE_SCREENSHOTS=1.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlencode
 
 import dagster as dg
 import pytest
@@ -29,8 +31,10 @@ from tests.conftest import REPO_ROOT
 from tests.ui.harness import (
     launch_webserver,
     open_asset_graph,
+    open_asset_page,
     open_asset_partition,
     save_screenshot,
+    settle,
     show_markdown,
     stop_webserver,
     wait_for_webserver,
@@ -41,6 +45,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.xdist_group("br
 
 PROMOTED = "support_router:v1.6.0"
 REJECTED = "support_router:v1.7.0"  # answers in prose: breaks the JSON contract
+CANDIDATES = {"order_agent:v2.1.0": "REJECT", "summarizer:v1.1.0": "REJECT", PROMOTED: "PROMOTE", REJECTED: "REJECT"}
+LOCATION = "__repository__@prompt_release_dagster.definitions"
 
 
 @dataclass(frozen=True)
@@ -129,6 +135,63 @@ def test_dagster_ui_shows_the_lineage_and_each_candidates_gate_verdict(
     assert demo.reports[REJECTED].report_id in text
 
 
+def _wait_for(page, text: str) -> str:
+    try:
+        page.get_by_text(text).first.wait_for()
+    except Exception as exc:  # playwright's TimeoutError: say what the page showed instead
+        pytest.fail(f"{text!r} never appeared on {page.url}:\n{page.inner_text('body')[:3000]}\n({exc})")
+    settle(page)
+    return page.inner_text("body")
+
+
+def test_the_ui_shows_sensor_launched_runs_every_verdict_and_a_reject_without_a_stack_trace(
+    demo: Demo, browser_page
+) -> None:
+    base_url, page = demo.base_url, browser_page
+
+    # The evaluate_candidate runs were launched by candidate_sensor, one per candidate.
+    page.goto(f"{base_url}/runs?{urlencode({'q[0]': 'job:evaluate_candidate'})}")
+    text = _wait_for(page, f"partition: {REJECTED}")
+    for candidate in CANDIDATES:
+        assert f"partition: {candidate}" in text
+    assert text.count("candidate_sensor") >= len(CANDIDATES)
+    assert "Failure" not in text
+
+    # gate_sensor's page lists the promote runs it launched (ticks themselves are recorded only by the
+    # daemon: the demo ticks the sensor in process, so the page says it has never ticked).
+    page.goto(f"{base_url}/locations/{LOCATION}/sensors/gate_sensor")
+    _wait_for(page, "Evaluations")
+    page.get_by_role("button", name="Runs", exact=True).click()
+    text = _wait_for(page, f"candidate: {REJECTED}")
+    for candidate, verdict in CANDIDATES.items():
+        assert f"candidate: {candidate}" in text
+        assert f"verdict: {verdict.lower()}" in text
+    save_screenshot(page, "gate-sensor-runs.png")
+
+    # The asset page shows every candidate's verdict without opening a partition.
+    text = open_asset_page(page, base_url, "gate_report", expect_text="all_candidates")
+    for candidate, verdict in CANDIDATES.items():
+        assert re.search(rf"{re.escape(candidate)}\s+{verdict}\s", text), candidate
+    save_screenshot(page, "gate-report-verdicts.png")
+
+    # The check warns on a reject, with the verdict as its description: an outcome, not a failed run.
+    page.goto(f"{base_url}/assets/gate_report?{urlencode({'view': 'checks', 'checkDetail': 'hard_gates_pass'})}")
+    text = _wait_for(page, "non-blocking")
+    assert "Verdict: " in text
+
+    instance = dg.DagsterInstance.from_config(str(demo.home))
+    try:
+        [run] = instance.get_runs(filters=dg.RunsFilter(job_name="evaluate_candidate",
+                                                          tags={"dagster/partition": REJECTED}))
+    finally:
+        instance.dispose()
+    assert run.status == dg.DagsterRunStatus.SUCCESS
+    page.goto(f"{base_url}/runs/{run.run_id}")
+    text = _wait_for(page, "hard_gates_pass")
+    for crash in ("Stack Trace", "DagsterAssetCheckFailedError", "Traceback"):
+        assert crash not in text
+
+
 def test_the_html_gate_report_opens_offline_with_its_verdict_and_charts(
     demo: Demo, browser_page
 ) -> None:
@@ -151,10 +214,25 @@ def test_the_html_gate_report_opens_offline_with_its_verdict_and_charts(
     assert banner.startswith("Verdict: PROMOTE")
     assert PROMOTED in page.inner_text("body")
     charts = page.locator("svg[role=img]")
-    assert charts.count() == 3
-    labels = {charts.nth(i).get_attribute("aria-label") for i in range(3)}
-    assert labels == {"gate intervals against thresholds", "accuracy by tag", "latency distributions"}
-    for i in range(3):
-        assert charts.nth(i).bounding_box()["height"] > 50  # drawn, not an empty placeholder
+    labels = [charts.nth(i).get_attribute("aria-label") for i in range(charts.count())]
+    # Intervals on one axis per kind: the candidate's rate, its difference in points, its latency ratio.
+    assert labels == ["gate intervals against thresholds: candidate's rate (%)",
+                      "gate intervals against thresholds: candidate − baseline (percentage points)",
+                      "gate intervals against thresholds: candidate ÷ baseline (× the baseline)",
+                      "accuracy by tag", "latency distributions"]
+    for width in (1280, 1600):
+        page.set_viewport_size({"width": width, "height": 1000})
+        for i in range(charts.count()):
+            chart = charts.nth(i).bounding_box()
+            assert chart["height"] > 50 and chart["x"] >= 0 and chart["x"] + chart["width"] <= width
+        # Nothing clipped: every label of every chart lies inside its chart.
+        clipped = page.evaluate("""() => [...document.querySelectorAll('svg[role=img] text')].filter(t => {
+            const box = t.getBoundingClientRect(), svg = t.ownerSVGElement.getBoundingClientRect();
+            return box.left < svg.left - 0.5 || box.right > svg.right + 0.5 || box.top < svg.top - 0.5
+                || box.bottom > svg.bottom + 0.5; }).map(t => t.textContent)""")
+        assert clipped == []
+    assert page.get_by_text("threshold ×1.25").count() == 1  # the threshold is marked with its value
+    assert "ms, log scale" in page.inner_text("body")
     assert outside == []
+    page.set_viewport_size({"width": 1280, "height": 1000})
     save_screenshot(page, "html-report.png")
