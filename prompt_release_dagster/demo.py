@@ -45,7 +45,7 @@ from prompt_release.registry import Registry
 from prompt_release.release.runtime_contract import served_prompt_ids
 from prompt_release.release.traffic import simulate_traffic
 from prompt_release.release.watch import WatchCursor
-from prompt_release.traces.generator import generate
+from prompt_release.traces.generator import align_label_history, generate
 from prompt_release.warehouse import read_connection
 from prompt_release.warehouse.snapshot import analyst_path
 from prompt_release_dagster import definitions as location
@@ -212,6 +212,7 @@ def run_demo(
         registry = Registry(paths["registry"])
         hashes = {p.version_id: p.package_hash for p in registry.list_versions()}
         truth = generate(paths["landing"], days=days, seed=seed, scale=scale, start_date=start, package_hashes=hashes)
+        align_label_history(paths["registry"], truth)  # the copy's production moves at the traffic's true times
         calls = sum(n for w in truth["calls_per_day"].values() for v in w.values() for n in v.values())
         log(f"[1/8] generated {calls:,} production calls over {days} days in {len(truth['files'])} files")
 

@@ -7,11 +7,14 @@ what caused it.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import dagster as dg
 import pytest
 
+from prompt_release import config
+from prompt_release.gates.evaluate import latest_report
 from prompt_release.golden import store as golden_store
 from prompt_release.registry import Registry
 from prompt_release_dagster.demo import DemoResult, run_demo, summary_table
@@ -107,3 +110,25 @@ def test_the_summary_names_every_candidate_and_report(demo: DemoResult) -> None:
     table = summary_table(demo)
     for candidate, report in demo.reports.items():
         assert candidate in table and report["html"] in table
+
+
+def test_the_promote_reports_examples_never_pair_two_equal_json_answers(demo: DemoResult) -> None:
+    report = latest_report(demo.warehouse, "support_router:v1.6.0")
+    examples = [e for group in report["regressions"] for e in group["examples"]]
+    assert examples  # v1.6.0 moves account recovery: there is something to show
+    for example in examples:
+        before, after = (_json_or_none(example[side]) for side in ("before", "after"))
+        assert before is None or before != after, example
+
+
+def _json_or_none(text: str | None):
+    try:
+        return json.loads(text or "")
+    except ValueError:
+        return None
+
+
+def test_the_demo_leaves_a_state_file_pointing_at_its_warehouse_and_registry(demo: DemoResult) -> None:
+    settings = config.read_config_file(demo.state_dir / "config")
+    assert settings == {"warehouse": str(demo.warehouse.resolve()), "registry": str(demo.registry.resolve()),
+                        "landing": str((demo.state_dir / "landing").resolve())}

@@ -1170,3 +1170,44 @@ def generate(
     }
     _write_bytes(out / GROUND_TRUTH_FILE, json.dumps(truth, ensure_ascii=False, sort_keys=True).encode("utf-8"))
     return truth
+
+
+def align_label_history(registry_root: str | Path, truth: Mapping[str, Any]) -> int:
+    """Date a registry copy's production label moves to when the generated traffic switched version.
+
+    The sample registry's moves were recorded on one afternoon; the generated
+    history is relative to its start date (v1.5.1 serves the first third of the
+    days, then v1.5.2). So that label moves line up with the traffic they
+    explain (`v_label_history`, notebook 01), each production move to a
+    version that serves in the history is dated at the start of that version's
+    first day. Meant for a copy of the sample registry (the demo's): an audit
+    trail in use is never rewritten. Returns the number of events redated.
+    """
+    first_day: dict[str, str] = {}
+    for versions in truth["calls_per_day"].values():  # workflow -> version -> day -> calls
+        for version, days in versions.items():
+            served = sorted(day for day, calls in days.items() if calls)
+            if served:
+                first_day[version] = served[0]
+    changed = 0
+    for events_file in sorted(Path(registry_root, "prompts").glob("*/label_events.jsonl")):
+        events = [json.loads(line) for line in events_file.read_text(encoding="utf-8").splitlines() if line.strip()]
+        moved: dict[str, str] = {}
+        for event in events:
+            day = first_day.get(event.get("to_version") or "")
+            if event.get("label") == "production" and event.get("action") == "move" and day:
+                event["ts"] = f"{day}T00:00:00Z"
+                moved[event["event_id"]] = event["ts"]
+        if not moved:
+            continue
+        events_file.write_text("".join(json.dumps(e, sort_keys=True, ensure_ascii=False) + "\n" for e in events),
+                               encoding="utf-8")
+        labels_file = events_file.with_name("labels.json")
+        if labels_file.exists():
+            current = json.loads(labels_file.read_text(encoding="utf-8"))
+            for entry in current.get("labels", {}).values():
+                if entry.get("event_id") in moved:
+                    entry["moved_at"] = moved[entry["event_id"]]
+            labels_file.write_text(json.dumps(current, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        changed += len(moved)
+    return changed
