@@ -56,6 +56,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 # The tags by which Dagster's UI shows a run as launched by a sensor tick (what the daemon sets).
 SENSOR_NAME_TAG = "dagster/sensor_name"
 RUN_KEY_TAG = "dagster/run_key"
+DEMO_SESSION_TAG = "prompt_release/demo"
 ACTOR = "demo-engineer"
 
 
@@ -137,6 +138,10 @@ class DemoDriver:
                                 for name, resource in resources.items()}
         self.cursors: dict[str, str | None] = {}
         self.runs = 0
+        # Run keys are deduplicated within this demo: the Dagster home is kept between demos (so
+        # `make ui` keeps its history), but each demo starts from a new warehouse and registry copy,
+        # so a run key launched by an earlier demo must launch again.
+        self.session = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
 
     def run_job(self, name: str, *, run_config: dict | None = None, asset_selection: list | None = None,
                 **kwargs) -> dg.ExecuteInProcessResult:
@@ -165,7 +170,8 @@ class DemoDriver:
             job_name = request.job_name or sensor.job_name
             if jobs is not None and job_name not in jobs or self._launched(sensor_name, request.run_key):
                 continue
-            tags = {**request.tags, SENSOR_NAME_TAG: sensor_name, RUN_KEY_TAG: request.run_key}
+            tags = {**request.tags, SENSOR_NAME_TAG: sensor_name, RUN_KEY_TAG: request.run_key,
+                    DEMO_SESSION_TAG: self.session}
             outcomes.append(self.run_job(job_name, partition_key=request.partition_key,
                                          run_config=request.run_config or None, tags=tags))
         return outcomes
@@ -173,8 +179,8 @@ class DemoDriver:
     def _launched(self, sensor_name: str, run_key: str | None) -> bool:
         if run_key is None:
             return False
-        runs = self.instance.get_runs(filters=dg.RunsFilter(tags={SENSOR_NAME_TAG: sensor_name, RUN_KEY_TAG: run_key}),
-                                      limit=1)
+        runs = self.instance.get_runs(filters=dg.RunsFilter(tags={
+            SENSOR_NAME_TAG: sensor_name, RUN_KEY_TAG: run_key, DEMO_SESSION_TAG: self.session}), limit=1)
         return bool(runs)
 
 

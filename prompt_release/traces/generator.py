@@ -30,6 +30,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from prompt_release import config
 from prompt_release.errors import UserError
 from prompt_release.traces import sample_content as content
 from prompt_release.traces.otlp_writer import genai_request, openinference_request
@@ -259,7 +260,6 @@ FILE_NAMES = {
     "openinference": "{workflow}.phoenix.jsonl",
 }
 SOURCE_FORMAT = {"native": "native", "native_gz": "native", "otlp_genai": "otlp_genai", "openinference": "openinference"}
-DEFAULT_START_DATE = date(2025, 6, 1)
 GROUND_TRUTH_FILE = "ground_truth.json"
 
 # =============================================================================
@@ -1097,7 +1097,8 @@ def generate(
     if not scale > 0:
         raise UserError("--scale must be greater than 0", field="scale")
     out = Path(out_dir)
-    start = start_date or DEFAULT_START_DATE
+    # Default: the first daily partition, so a generated history lies inside the partition range.
+    start = start_date or date.fromisoformat(config.partitions_start_date())
     day_list = [start + timedelta(days=i) for i in range(days)]
     for day in day_list:
         folder = out / day.isoformat()
