@@ -27,6 +27,7 @@ import argparse
 import logging
 import shutil
 import sys
+import textwrap
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -341,8 +342,11 @@ def summary_table(result: DemoResult) -> str:
             lines.append(f"{candidate:<24} {'(none)':<8} {state:<22} hotfix pushed without a gate")
     lines += ["", "support_router audit trail (every label move with its cause):", ""]
     for event in Registry(result.registry).history("support_router")[-8:]:
-        cause = f"report {event.gate_report_id}" if event.gate_report_id else ""
-        reason = event.reason[:70]
+        reason = event.reason or ""
+        # The report id once: a reason that already names it does not repeat it.
+        cause = (f"report {event.gate_report_id}:" if event.gate_report_id
+                 and event.gate_report_id not in reason else "")
+        reason = textwrap.shorten(reason, 80, placeholder=" …")  # whole words, never "stagin"
         lines.append(f"  {event.ts[11:19]} {event.action:<8} {event.label or '':<10} "
                      f"{event.from_version or '-':>22} -> {event.to_version or '-':<22} "
                      f"{cause} {reason}".rstrip())
