@@ -114,7 +114,7 @@ def test_the_summary_names_every_candidate_and_report(demo: DemoResult) -> None:
 
 def test_the_promote_reports_examples_never_pair_two_equal_json_answers(demo: DemoResult) -> None:
     report = latest_report(demo.warehouse, "support_router:v1.6.0")
-    examples = [e for group in report["regressions"] for e in group["examples"]]
+    examples = [e for group in report.regressions for e in group.examples]
     assert examples  # v1.6.0 moves account recovery: there is something to show
     for example in examples:
         before, after = (_json_or_none(example[side]) for side in ("before", "after"))
