@@ -436,7 +436,7 @@ def test_order_messages_trigger_the_production_tool_rules_only_when_a_tool_is_ex
 
 
 def test_a_registry_copys_production_moves_are_dated_when_the_traffic_switched(tmp_path: Path) -> None:
-    from prompt_release.registry import history, labels
+    from prompt_release.registry import Registry
     from prompt_release.traces.generator import align_label_history
     from tests.registry.conftest import copy_sample_registry
 
@@ -444,7 +444,8 @@ def test_a_registry_copys_production_moves_are_dated_when_the_traffic_switched(t
     start = date(2026, 10, 5)
     truth = gen.generate(tmp_path / "landing", days=6, seed=3, scale=0.05, start_date=start)
     assert align_label_history(registry, truth) >= 3
-    moves = {e["to_version"]: e["ts"] for e in history(registry, "support_router") if e["label"] == "production"}
+    reg = Registry(registry)
+    moves = {e.to_version: e.ts for e in reg.history("support_router") if e.label == "production"}
     # v1.5.1 serves the first third of the days, then v1.5.2.
     assert moves == {"support_router:v1.5.1": "2026-10-05T00:00:00Z", "support_router:v1.5.2": "2026-10-07T00:00:00Z"}
-    assert labels(registry, "support_router")["production"]["moved_at"] == "2026-10-07T00:00:00Z"
+    assert reg.labels("support_router")["production"].moved_at == "2026-10-07T00:00:00Z"
