@@ -86,7 +86,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
             done = subprocess.run(
                 [sys.executable, "-m", "prompt_release_dagster.demo", "--state-dir", str(state),
                  "--days", "4", "--scale", "0.3", "--canary-requests", "1000"],
-                cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, timeout=600,
+                cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, timeout=1800,
             )
         tail = log.read_text(errors="replace")[-4000:]
         assert done.returncode == 0, f"the demo failed:\n{tail}"
