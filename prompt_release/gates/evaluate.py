@@ -94,7 +94,7 @@ def load_run(warehouse: str | Path | None, run_id: str) -> tuple[dict[str, Any],
         run_info = dict(zip([d[0] for d in con.description], run, strict=True))
         results = query_frame(con, "SELECT * FROM backtest_results WHERE run_id = ?", [run_id])
         diff = query_frame(
-            con, "SELECT * FROM behaviour_diff WHERE run_id = ? ORDER BY regressions DESC, cases DESC", [run_id]
+            con, "SELECT * FROM behaviour_diff WHERE run_id = ? ORDER BY regressions DESC, wins DESC, cases DESC", [run_id]
         )
     return run_info, results, diff
 
