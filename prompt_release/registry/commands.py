@@ -446,5 +446,5 @@ def add_commands(subparsers: argparse._SubParsersAction, common: argparse.Argume
     p = add("bundle", cmd_bundle, "write a self-contained package JSON (PromptClient(fallback=...) ships it)")
     p.add_argument("version", metavar="VERSION_ID")
     p.add_argument("--out", metavar="FILE")
-    p = add("sync", cmd_sync, "mirror versions and label events into the warehouse")
-    p.set_defaults(opens_warehouse="existing")
+    # sync writes the mirror: like ingest, it may create the warehouse.
+    add("sync", cmd_sync, "mirror versions and label events into the warehouse")
