@@ -11,7 +11,7 @@ PROMPT_RELEASE_* variable, the state file `.prompt_release/config` that
 `make demo` writes, the default. A command that reads the warehouse sets
 `opens_warehouse="existing"` (`set_defaults`): a path that does not exist is
 then an error naming it, instead of a new empty warehouse; only the commands
-that create one (`ingest`, the demo) accept a missing path.
+that create one (`ingest`, `prompts sync`, the demo) accept a missing path.
 """
 
 from __future__ import annotations
