@@ -59,7 +59,7 @@ from prompt_release.golden.model import (  # noqa: E402
 from prompt_release.llm.settings import LLMSettings  # noqa: E402
 from prompt_release.llm.simulator import start_simulator  # noqa: E402
 from prompt_release.registry import Registry  # noqa: E402
-from prompt_release.traces.sample_content import support_ticket  # noqa: E402
+from prompt_release.sample.content import support_ticket  # noqa: E402
 from prompt_release.warehouse import read_connection, write_transaction  # noqa: E402
 
 CANDIDATE, BASELINE = "support_router:v1.6.0", "support_router:v1.5.2"

@@ -20,7 +20,7 @@ import duckdb
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from prompt_release.mining.contracts import StaticContract, ToolSpecLike  # noqa: E402
+from prompt_release.contracts.package import StaticContract, ToolSpecLike  # noqa: E402
 from prompt_release.mining.detectors import mine_failures  # noqa: E402
 from prompt_release.warehouse import write_transaction  # noqa: E402
 

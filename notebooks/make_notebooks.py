@@ -49,6 +49,9 @@ except ImportError:  # prompt_release not installed in this kernel: plain DuckDB
 
     snapshot = WAREHOUSE.with_name(WAREHOUSE.stem + ".analyst.duckdb")
     con = duckdb.connect(str(snapshot if snapshot.exists() else WAREHOUSE), read_only=True)
+    # as analyst_connection does: no COPY TO, EXPORT, ATTACH, INSTALL/LOAD or file reads
+    for setting in ("enable_external_access = false", "lock_configuration = true"):
+        con.execute("SET " + setting)
 
 
 def q(sql: str, *params) -> pl.DataFrame:

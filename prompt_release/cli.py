@@ -27,7 +27,7 @@ from prompt_release.errors import UserError
 # Feature modules that add subcommands; imported lazily so `--help` stays fast
 # and a production app importing the runtime never pays for the CLI.
 COMMAND_MODULES: tuple[str, ...] = (
-    "prompt_release.traces.generate_command",
+    "prompt_release.sample.commands",
     "prompt_release.registry.commands",
     "prompt_release.warehouse.commands",
     "prompt_release.golden.commands",

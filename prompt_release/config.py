@@ -1,14 +1,18 @@
-"""Where things live: warehouse file, registry root, landing folder, Dagster home.
+"""Every environment variable the core reads, in one place, each with its default and meaning.
 
-Every location has one resolution order: explicit argument (a CLI flag or a
-Dagster resource field), then an environment variable, then the project's
-state file `.prompt_release/config` (written by `make demo`, so the CLI and
-`make ui` run in the project folder use the demo's warehouse and registry),
-then a default under the project-local `.prompt_release/` folder (git-ignored).
+Every setting has one resolution order: an explicit argument (a CLI flag, a
+Dagster resource field, a keyword argument) wins, then the environment
+variable, then the default. Locations (warehouse, registry, landing) have one
+more step before the default: the project's state file `.prompt_release/config`
+(written by `make demo`, so the CLI and `make ui` run in the project folder use
+the demo's warehouse and registry). The README's "Configuration" table lists the
+same variables; nothing else in `prompt_release` (nor the Dagster package,
+which binds its resources to these names) reads the environment for a setting.
 """
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
 import tomllib
@@ -31,8 +35,33 @@ ENV_WAREHOUSE = "PROMPT_RELEASE_WAREHOUSE"
 ENV_REGISTRY = "PROMPT_RELEASE_REGISTRY"
 ENV_LANDING = "PROMPT_RELEASE_LANDING"
 ENV_LOCK_TIMEOUT = "PROMPT_RELEASE_LOCK_TIMEOUT"
+ENV_ANALYST_SNAPSHOT = "PROMPT_RELEASE_ANALYST_SNAPSHOT"
+ENV_INGEST_MEMORY_LIMIT = "PROMPT_RELEASE_INGEST_MEMORY_LIMIT"
+ENV_INGEST_CHUNK_BYTES = "PROMPT_RELEASE_INGEST_CHUNK_BYTES"
+ENV_ACTOR = "PROMPT_RELEASE_ACTOR"
+ENV_BASE_URL = "OPENAI_BASE_URL"
+ENV_API_KEY = "OPENAI_API_KEY"
+ENV_START_DATE = "PROMPT_RELEASE_START_DATE"
+ENV_MAX_REJECT_RATE = "PROMPT_RELEASE_MAX_REJECT_RATE"
 
 DEFAULT_LOCK_TIMEOUT_S = 60.0
+DEFAULT_INGEST_MEMORY_LIMIT = "512MB"
+DEFAULT_INGEST_CHUNK_BYTES = 64 * 1024 * 1024
+_OFF = {"0", "false", "no", "off"}
+
+
+def _text(explicit: str | None, env: str) -> str | None:
+    if explicit:
+        return explicit
+    value = os.environ.get(env)
+    return value or None
+
+
+def _number(explicit: float | None, env: str, default: float) -> float:
+    if explicit is not None:
+        return explicit
+    value = os.environ.get(env)
+    return float(value) if value else default
 
 
 def config_file() -> Path:
@@ -81,14 +110,22 @@ def _pick(explicit: str | os.PathLike | None, env: str, key: str, default: Path)
 
 
 def warehouse_path(explicit: str | os.PathLike | None = None) -> Path:
+    """PROMPT_RELEASE_WAREHOUSE: the DuckDB warehouse file (default .prompt_release/warehouse.duckdb)."""
     return _pick(explicit, ENV_WAREHOUSE, "warehouse", STATE_DIR / "warehouse.duckdb")
 
 
 def registry_root(explicit: str | os.PathLike | None = None) -> Path:
+    """PROMPT_RELEASE_REGISTRY: the registry root, the folder holding prompts/ and datasets/ (default .)."""
     return _pick(explicit, ENV_REGISTRY, "registry", Path("."))
 
 
+def registry_configured(explicit: str | os.PathLike | None = None) -> bool:
+    """Whether a registry root was named (argument, PROMPT_RELEASE_REGISTRY or the state file) rather than defaulted."""
+    return bool(explicit) or bool(os.environ.get(ENV_REGISTRY)) or bool(read_config_file().get("registry"))
+
+
 def landing_path(explicit: str | os.PathLike | None = None) -> Path:
+    """PROMPT_RELEASE_LANDING: the landing folder of trace files, one sub-folder per day (default .prompt_release/landing)."""
     return _pick(explicit, ENV_LANDING, "landing", STATE_DIR / "landing")
 
 
@@ -104,24 +141,57 @@ def warehouse_source(explicit: str | os.PathLike | None = None) -> str:
 
 
 def lock_timeout_s(explicit: float | None = None) -> float:
-    if explicit is not None:
-        return float(explicit)
-    value = os.environ.get(ENV_LOCK_TIMEOUT)
-    return float(value) if value else DEFAULT_LOCK_TIMEOUT_S
-
-
-ENV_ANALYST_SNAPSHOT = "PROMPT_RELEASE_ANALYST_SNAPSHOT"
-_OFF = {"0", "false", "no", "off"}
+    """PROMPT_RELEASE_LOCK_TIMEOUT: seconds a warehouse open waits out another process's lock (default 60)."""
+    return float(_number(explicit, ENV_LOCK_TIMEOUT, DEFAULT_LOCK_TIMEOUT_S))
 
 
 def analyst_snapshot_enabled(explicit: bool | None = None) -> bool:
-    """Whether writers publish the read-only analyst snapshot after each commit (default on)."""
+    """PROMPT_RELEASE_ANALYST_SNAPSHOT: whether writers publish the read-only analyst snapshot after each commit (default on; 0/false/no/off turns it off)."""
     if explicit is not None:
         return bool(explicit)
     return os.environ.get(ENV_ANALYST_SNAPSHOT, "1").strip().lower() not in _OFF
 
 
-ENV_START_DATE = "PROMPT_RELEASE_START_DATE"
+def ingest_memory_limit(explicit: str | None = None) -> str:
+    """PROMPT_RELEASE_INGEST_MEMORY_LIMIT: DuckDB memory_limit while ingesting a file (default 512MB)."""
+    return _text(explicit, ENV_INGEST_MEMORY_LIMIT) or DEFAULT_INGEST_MEMORY_LIMIT
+
+
+def ingest_chunk_bytes(explicit: int | None = None) -> int:
+    """PROMPT_RELEASE_INGEST_CHUNK_BYTES: bytes of a trace file read per chunk (default 64 MiB)."""
+    return int(_number(explicit, ENV_INGEST_CHUNK_BYTES, DEFAULT_INGEST_CHUNK_BYTES))
+
+
+def actor(explicit: str | None = None) -> str:
+    """PROMPT_RELEASE_ACTOR: who a registry change is recorded as (--actor, else this, else USER/USERNAME, else the OS user)."""
+    if explicit and explicit.strip():
+        return explicit.strip()
+    for name in (ENV_ACTOR, "USER", "USERNAME"):
+        value = os.environ.get(name)
+        if value and value.strip():
+            return value.strip()
+    try:
+        return getpass.getuser()
+    except Exception:
+        return "unknown"
+
+
+def llm_base_url(explicit: str | None = None) -> str | None:
+    """OPENAI_BASE_URL: the OpenAI-compatible endpoint model calls go to.
+
+    The one resolution order: an explicit base URL (`LLMSettings(base_url=...)`,
+    the Dagster `llm` resource's `base_url`, a run config's `llm_base_url`),
+    else OPENAI_BASE_URL, else None, which means the embedded offline
+    simulator, started for the run (`llm.endpoint.model_endpoint`).
+    """
+    return _text(explicit, ENV_BASE_URL)
+
+
+def llm_api_key(explicit: str | None = None) -> str | None:
+    """OPENAI_API_KEY: the endpoint's API key (explicit, else this, else none); never logged or stored."""
+    return _text(explicit, ENV_API_KEY)
+
+
 DEFAULT_START_DATE = "2026-10-01"
 
 
@@ -130,7 +200,6 @@ def partitions_start_date() -> str:
     return os.environ.get(ENV_START_DATE) or DEFAULT_START_DATE
 
 
-ENV_MAX_REJECT_RATE = "PROMPT_RELEASE_MAX_REJECT_RATE"
 DEFAULT_MAX_REJECT_RATE = 0.05
 
 
@@ -140,11 +209,47 @@ def max_reject_rate() -> float:
     return float(value) if value else DEFAULT_MAX_REJECT_RATE
 
 
-ENV_OPENAI_BASE_URL = "OPENAI_BASE_URL"
-ENV_OPENAI_API_KEY = "OPENAI_API_KEY"
-
-
 def is_set(name: str) -> bool:
     """Whether an environment variable has a non-empty value (the Dagster resources then bind it
     through `EnvVar`, so the UI shows the variable's name, never a key)."""
     return bool(os.environ.get(name))
+
+
+ENV_INGEST_MAX_LINE_BYTES = "PROMPT_RELEASE_INGEST_MAX_LINE_BYTES"
+# One trace line (a native record or one OTLP export request) past this is rejected
+# as too long, the rest of its file stored; the reader keeps only a head of such a
+# line, so memory stays bounded whatever the input (docs/ingest.md).
+DEFAULT_INGEST_MAX_LINE_BYTES = 16 * 1024 * 1024
+
+
+def ingest_max_line_bytes(explicit: int | None = None) -> int:
+    """PROMPT_RELEASE_INGEST_MAX_LINE_BYTES: a trace line (or one OTLP export request) longer than
+    this is one reject, the rest of its file stored (default 16 MiB)."""
+    return int(_number(explicit, ENV_INGEST_MAX_LINE_BYTES, DEFAULT_INGEST_MAX_LINE_BYTES))
+
+
+ENV_RENDER_TIMEOUT_S = "PROMPT_RELEASE_RENDER_TIMEOUT_S"
+ENV_RENDER_MAX_BYTES = "PROMPT_RELEASE_RENDER_MAX_BYTES"
+ENV_MAX_MANIFEST_BYTES = "PROMPT_RELEASE_MAX_MANIFEST_BYTES"
+# A template is code from a pull request: its render gets a budget (registry/render.py).
+# Real system prompts render in milliseconds to a few KB; these leave room for 100x that.
+DEFAULT_RENDER_TIMEOUT_S = 2.0
+DEFAULT_RENDER_MAX_BYTES = 1024 * 1024
+# A YAML file the registry or the pipeline reads (manifest, gate spec, rubric, settings)
+DEFAULT_MAX_MANIFEST_BYTES = 1024 * 1024
+
+
+def render_timeout_s() -> float:
+    """PROMPT_RELEASE_RENDER_TIMEOUT_S: seconds one template render may take (default 2)."""
+    return _number(None, ENV_RENDER_TIMEOUT_S, DEFAULT_RENDER_TIMEOUT_S)
+
+
+def render_max_bytes() -> int:
+    """PROMPT_RELEASE_RENDER_MAX_BYTES: bytes one template render may produce (default 1 MiB)."""
+    return int(_number(None, ENV_RENDER_MAX_BYTES, DEFAULT_RENDER_MAX_BYTES))
+
+
+def max_manifest_bytes() -> int:
+    """PROMPT_RELEASE_MAX_MANIFEST_BYTES: a YAML file (manifest, gate spec, rubric, settings) larger
+    than this is refused before parsing (default 1 MiB)."""
+    return int(_number(None, ENV_MAX_MANIFEST_BYTES, DEFAULT_MAX_MANIFEST_BYTES))

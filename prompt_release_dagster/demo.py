@@ -43,10 +43,9 @@ from prompt_release.golden import store as golden_store
 from prompt_release.llm.endpoint import SIMULATOR_LATENCY_MS, SIMULATOR_LATENCY_PER_TOKEN_MS
 from prompt_release.llm.simulator import start_simulator
 from prompt_release.registry import Registry
-from prompt_release.release.runtime_contract import served_prompt_ids
-from prompt_release.release.traffic import simulate_traffic
 from prompt_release.release.watch import WatchCursor
-from prompt_release.traces.generator import align_label_history, generate
+from prompt_release.sample.generator import align_label_history, generate
+from prompt_release.sample.traffic import simulate_traffic
 from prompt_release.warehouse import read_connection
 from prompt_release.warehouse.snapshot import analyst_path
 from prompt_release_dagster import definitions as location
@@ -235,7 +234,7 @@ def run_demo(
             f"{traces_event.metadata['rejected'].value} rejected; failures mined; version metrics computed")
 
         # 3. Golden datasets, one per served prompt.
-        for prompt_id in served_prompt_ids(paths["registry"]):
+        for prompt_id in Registry(paths["registry"]).served_prompt_ids():
             demo.run_job("build_golden", partition_key=prompt_id)
             numbers = golden_store.versions(paths["registry"], f"{prompt_id}_golden")
             result.golden_versions[prompt_id] = f"{prompt_id}_golden:v{max(numbers)}"

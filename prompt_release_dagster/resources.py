@@ -112,5 +112,5 @@ def default_resources() -> dict[str, dg.ConfigurableResource]:
                                        lock_timeout_s=config.lock_timeout_s()),
         "registry": RegistryResource(root=str(config.registry_root())),
         "landing": LandingResource(root=str(config.landing_path())),
-        "llm": LLMResource(base_url=env(config.ENV_OPENAI_BASE_URL), api_key=env(config.ENV_OPENAI_API_KEY)),
+        "llm": LLMResource(base_url=env(config.ENV_BASE_URL), api_key=env(config.ENV_API_KEY)),
     }

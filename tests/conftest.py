@@ -31,7 +31,8 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None, input: str | None = None):
+def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None, input: str | None = None,
+            timeout: float = 600):
     """Run `python -m prompt_release ARGS` in a subprocess against this checkout.
 
     PYTHONPATH points at the checkout so the code under test is what runs,
@@ -50,7 +51,7 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = No
         input=input,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=timeout,
     )
 
 

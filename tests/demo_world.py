@@ -19,20 +19,24 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from prompt_release.evaluation.backtest import BacktestSettings, run_backtest, write_behaviour_diff
+from prompt_release.evaluation.backtest import (
+    BacktestSettings,
+    run_backtest,
+    write_behaviour_diff,
+)
 from prompt_release.gates.canary import CanaryPolicy
 from prompt_release.gates.evaluate import evaluate_run, load_spec_for
 from prompt_release.llm.settings import LLMSettings
 from prompt_release.llm.simulator import start_simulator
 from prompt_release.mining.detectors import mine_failures
 from prompt_release.registry import Registry
-from prompt_release.registry.sync import sync_to_warehouse
 from prompt_release.release.canary import analyse_canary, roll_forward
 from prompt_release.release.metrics import compute_version_metrics
 from prompt_release.release.promotion import apply_gate_report
 from prompt_release.release.replay import RecordedInput, recorded_inputs
-from prompt_release.release.traffic import simulate_traffic
+from prompt_release.sample.traffic import simulate_traffic
 from prompt_release.traces import ingest_day
+from prompt_release.warehouse.registry_mirror import sync_to_warehouse
 from tests.world import World, build_world
 
 CANDIDATES = ("support_router:v1.6.0", "support_router:v1.7.0", "order_agent:v2.1.0", "summarizer:v1.1.0")

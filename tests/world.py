@@ -16,8 +16,8 @@ from pathlib import Path
 from prompt_release.golden.build import build_golden
 from prompt_release.mining.detectors import mine_failures
 from prompt_release.registry import Registry
+from prompt_release.sample.generator import generate
 from prompt_release.traces import ingest_paths
-from prompt_release.traces.generator import generate
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 WORKFLOWS = ("support_router", "order_agent", "summarizer")

@@ -26,20 +26,22 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
+from prompt_release.contracts import checks
 from prompt_release.errors import UserError
-from prompt_release.evaluation import checks
 from prompt_release.evaluation.behaviour_diff import behaviour_diff
 from prompt_release.evaluation.judge import apply_scores, judge_backtest
 from prompt_release.golden import store as golden_store
 from prompt_release.golden.build import expected_from_correction
 from prompt_release.golden.model import case_id_for, dataset_name, parse_version_ref
 from prompt_release.llm.client import (
+    NOT_RUN,
+    STATUS_NOT_RUN_INFRA,
     STATUS_OK,
     CacheProbe,
     CallRequest,
@@ -107,6 +109,26 @@ class BacktestOutcome:
     calls_not_run: int
     summary: dict[str, Any] = field(default_factory=dict)
     results_kept: bool = False  # a rerun reproduced the stored results: only the run record was rewritten
+    cases_planned: int = 0  # the whole set; more than `cases` when an adaptive run stopped early
+    calls_saved: int = 0  # calls an adaptive run did not make because the decision was already known
+    stop_reason: str | None = None  # why an adaptive run stopped (None: a full run)
+
+
+class Stopping(Protocol):
+    """An adaptive run's rule (see `gates.adaptive`): the order cases are answered in, and after
+    each batch whether the decision is already known."""
+
+    seed: int
+
+    def answering_order(self, cases: Sequence[BacktestCase], cached: set[str]) -> list[str]: ...
+
+    def look(self, frame: pl.DataFrame, total_cases: int) -> tuple[bool, str]: ...
+
+
+# Cases answered between two looks of an adaptive run: a look costs a pass over
+# the answered rows, so not after every call; small enough that a clear reject
+# stops within a few dozen cases.
+ADAPTIVE_BATCH_CASES = 24
 
 
 # ----------------------------------------------------------------- inputs
@@ -345,8 +367,11 @@ class _RowMaker:
              details, parsed) = self._checks(contract, case, result, expected_json, tool_calls_json)
         else:
             json_valid = schema_valid = tool_calls_valid = unsafe = refused = clarified = details = parsed = None
-            task_correct = False if case.expected else None  # an error is not a right answer
-            passed = False if result.status != "not_run_budget" else None
+            if result.status in NOT_RUN:  # nothing was learned about the prompt
+                task_correct = passed = None
+            else:
+                task_correct = False if case.expected else None  # an error is not a right answer
+                passed = False
         return (
             self.run_id, role, package.version_id, package.package_hash, case.case_id, case.source,
             result.sample_index, tags_json, expected_json, result.output, parsed, tool_calls_json,
@@ -463,7 +488,10 @@ def run_backtest(
     llm_settings: LLMSettings | None = None,
     progress: Progress | None = None,
     log: Callable[[str], None] = lambda message: None,
+    stopping: Stopping | None = None,
 ) -> BacktestOutcome:
+    """Answer the candidate and the baseline on every case, or adaptively (`stopping`, see
+    `gates.adaptive`): in batches, until every hard gate is decided."""
     # The run builds tens of thousands of small containers (cases, messages,
     # requests, result rows) that all live until it ends and form no cycles;
     # the cyclic collector would only traverse them again and again (about a
@@ -519,8 +547,8 @@ def run_backtest(
         started = datetime.now(UTC)
         budget = settings.budget()
 
-        def finish(results: list[CallResult], con: Any) -> BacktestOutcome:
-            """Rows, judge, outcome and the one write of the run (on `con` when given)."""
+        def result_rows(results: list[CallResult], answered: set[str] | None) -> list[tuple]:
+            """The result rows of the answered cases (every case when None): calls, render failures, replays."""
             with _gc_paused():
                 by_case = {c.case_id: c for c in cases}
                 make_row = _RowMaker(run_id)
@@ -532,19 +560,31 @@ def run_backtest(
                 # One side could not render the input: an error for that side, a real difference.
                 for role, package, compiled in (("candidate", candidate, contract), ("baseline", baseline, base_contract)):
                     for case in cases:
+                        if answered is not None and case.case_id not in answered:
+                            continue
                         problem = rendered[role][case.case_id]
                         if isinstance(problem, str) and not (role == "baseline" and case.case_id in replay):
                             for k in range(settings.samples):
                                 failed = CallResult(tag=f"{role}|{case.case_id}|{k}", cache_key="render", sample_index=k,
                                                     status="error", error_type="RenderError", error=problem)
                                 rows.append(make_row(role, package, compiled, case, failed, replayed=False))
-                for case_id in sorted(replay):
+                for case_id in sorted(replay if answered is None else replay & answered):
                     for k in range(settings.samples):
                         rows.append(make_row("baseline", baseline, base_contract, by_case[case_id],
                                                 _replayed_result(by_case[case_id], k), replayed=True))
+            return rows
+
+        def finish(results: list[CallResult], con: Any, answered: set[str] | None = None,
+                   stop_reason: str | None = None) -> BacktestOutcome:
+            """Rows, judge, outcome and the one write of the run (on `con` when given)."""
+            rows = result_rows(results, answered)
+            run_cases = cases if answered is None else [c for c in cases if c.case_id in answered]
+            with _gc_paused():
                 frame = _frame_of_tuples(rows)
-            not_run = sum(r.status == "not_run_budget" for r in results)
-            status = "budget_exhausted" if not_run else "complete"
+            not_run = sum(r.status in NOT_RUN for r in results)
+            # infrastructure failures leave the run incomplete: running it again retries them
+            status = ("incomplete" if any(r.status == STATUS_NOT_RUN_INFRA for r in results)
+                      else "budget_exhausted" if not_run else "complete")
             spent_tokens = int(frame.select((pl.col("input_tokens").fill_null(0) + pl.col("output_tokens").fill_null(0))
                                             .filter(~pl.col("cached") & ~pl.col("replayed")).sum()).item() or 0)
             spent_usd = float(frame.filter(~pl.col("cached") & ~pl.col("replayed"))["cost_usd"].fill_null(0).sum())
@@ -555,7 +595,7 @@ def run_backtest(
             # The judge reads and fills rows by column name (only built when there is a rubric).
             row_dicts = [dict(zip(ROW_COLUMNS, row, strict=True)) for row in rows] if candidate.rubric else []
             judged = judge_backtest(
-                row_dicts, {c.case_id: (c.variables, c.messages) for c in cases}, rubric_path=candidate.rubric,
+                row_dicts, {c.case_id: (c.variables, c.messages) for c in run_cases}, rubric_path=candidate.rubric,
                 registry=registry, llm_settings=llm_settings, warehouse=warehouse, seed=settings.seed,
                 budget=settings.budget(), spent_tokens=spent_tokens, spent_usd=spent_usd, log=log,
             )
@@ -564,10 +604,12 @@ def run_backtest(
                 frame = _frame(row_dicts)
             outcome = BacktestOutcome(
                 run_id=run_id, status=status, candidate=candidate.version_id, baseline=baseline.version_id,
-                dataset_version=dataset_version, cases=len(cases),
-                calls_made=sum(1 for r in results if r.status != "not_run_budget" and not r.cached),
-                calls_cached=sum(1 for r in results if r.cached), calls_replayed=len(replay) * settings.samples,
-                calls_not_run=not_run,
+                dataset_version=dataset_version, cases=len(run_cases),
+                calls_made=sum(1 for r in results if r.status not in NOT_RUN and not r.cached),
+                calls_cached=sum(1 for r in results if r.cached),
+                calls_replayed=len(replay if answered is None else replay & answered) * settings.samples,
+                calls_not_run=not_run, cases_planned=len(cases),
+                calls_saved=len(requests) - len(results), stop_reason=stop_reason,
             )
 
             digest = results_hash(frame)
@@ -585,8 +627,10 @@ def run_backtest(
                            baseline_hash, dataset_version, dataset_hash, history_days, history_cases, golden_cases, samples,
                            budget, spent_tokens, spent_usd, calls_made, calls_cached, calls_replayed, calls_not_run,
                            rubric_version, status, started_at, finished_at, rubric_hash, judge_version, judge_hash,
-                           judge_calibration, judge_spent_tokens, judge_spent_usd, results_hash)
-                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                           judge_calibration, judge_spent_tokens, judge_spent_usd, results_hash, cases_planned,
+                           calls_saved, stop_reason, case_order_seed)
+                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
+                               ?, ?, ?, ?)""",
                     [run_id, workflow, candidate.version_id, candidate.package_hash, baseline.version_id,
                      baseline.package_hash, dataset_version, manifest.content_hash if manifest else None,
                      settings.history_days, len(history), len(golden), settings.samples,
@@ -595,7 +639,8 @@ def run_backtest(
                      outcome.calls_not_run, judged.rubric.ref if judged else None, status, started, datetime.now(UTC),
                      judged.rubric.content_hash if judged else None, judged.judge_version if judged else None,
                      judged.judge_hash if judged else None, json.dumps(judged.calibration) if judged else None,
-                     judged.spent_tokens if judged else None, judged.spent_usd if judged else None, digest],
+                     judged.spent_tokens if judged else None, judged.spent_usd if judged else None, digest,
+                     len(cases), outcome.calls_saved, stop_reason, stopping.seed if stopping else None],
                 )
                 if outcome.results_kept:
                     return
@@ -614,6 +659,7 @@ def run_backtest(
                 outcome.summary["judge"] = judged.summary
             log(f"backtest {run_id} {status}: {outcome.calls_made} calls, {outcome.calls_cached} cached, "
                 f"{outcome.calls_replayed} replayed, {outcome.calls_not_run} not run (budget)"
+                + (f"; stopped early, {outcome.calls_saved} calls saved: {stop_reason}" if outcome.calls_saved else "")
                 + ("; results as stored by the previous run of the same inputs, rows kept" if outcome.results_kept else ""))
             return outcome
 
@@ -629,16 +675,55 @@ def run_backtest(
                 return finish(results, con)
         except _CallsNeeded as needed:
             probe = needed.probe
-    results = run_calls_sync(requests, llm_settings, warehouse=warehouse, budget=budget, progress=progress,
-                             probe=probe)
-    return finish(results, None)
+    if stopping is None:
+        results = run_calls_sync(requests, llm_settings, warehouse=warehouse, budget=budget, progress=progress,
+                                 probe=probe)
+        return finish(results, None)
+
+    # Adaptive: answer cases in batches in the stopping rule's order; after each batch it looks at
+    # every hard gate and says whether the decision is known. Cached answers cost nothing: answered first.
+    by_case_requests: dict[str, list[CallRequest]] = {}
+    for request in requests:
+        by_case_requests.setdefault(request.tag.split("|", 2)[1], []).append(request)
+    hit_tags = {p.request.tag for p in probe.prepared if p.key in probe.hits}
+    cached = {case_id for case_id, reqs in by_case_requests.items() if all(r.tag in hit_tags for r in reqs)}
+    order = stopping.answering_order(cases, cached)
+    results: list[CallResult] = []
+    answered: set[str] = set()
+    spent_tokens = spent_usd = 0.0
+    reason = None
+    position = 0
+    free = next((i for i, case_id in enumerate(order) if case_id not in cached), len(order))
+    while position < len(order):
+        # The first batch is every case the cache answers (they cost nothing), if any.
+        size = free if position == 0 and free else ADAPTIVE_BATCH_CASES
+        batch = order[position:position + size]
+        position += len(batch)
+        batch_requests = [r for case_id in batch for r in by_case_requests.get(case_id, [])]
+        remaining = None if budget is None else Budget(
+            max_tokens=None if budget.max_tokens is None else max(0, budget.max_tokens - int(spent_tokens)),
+            max_usd=None if budget.max_usd is None else max(0.0, budget.max_usd - spent_usd))
+        got = run_calls_sync(batch_requests, llm_settings, warehouse=warehouse, budget=remaining) \
+            if batch_requests else []
+        results += got
+        answered.update(batch)
+        spent_tokens += sum((r.input_tokens or 0) + (r.output_tokens or 0) for r in got if not r.cached)
+        spent_usd += sum(r.cost_usd or 0.0 for r in got if not r.cached)
+        if progress is not None:
+            progress(len(results), len(requests))
+        stop, reason = stopping.look(_frame_of_tuples(result_rows(results, answered)), len(cases))
+        log(f"adaptive look after {len(answered)}/{len(cases)} cases: {reason}")
+        if stop or any(r.status in NOT_RUN for r in got):
+            break
+    full = len(answered) == len(cases)
+    return finish(results, None, None if full else answered, None if full else reason)
 
 
 def summarise(frame: pl.DataFrame) -> dict[str, Any]:
     """Per role: pass rate, task accuracy, contract rates: the quick look the CLI prints."""
     out: dict[str, Any] = {}
     for role in ("baseline", "candidate"):
-        part = frame.filter((pl.col("role") == role) & (pl.col("status") != "not_run_budget"))
+        part = frame.filter((pl.col("role") == role) & ~pl.col("status").is_in(NOT_RUN))
         if part.is_empty():
             continue
         def rate(col: str) -> float | None:
@@ -682,7 +767,7 @@ def write_behaviour_diff(run_id: str, *, warehouse: str | Path | None = None) ->
             con,
             f"SELECT case_id, sample_index, role, passed, {BEHAVIOUR_SQL} AS output, output AS answer, tool_calls, "
             "tags FROM backtest_results "
-            "WHERE run_id = ? AND status <> 'not_run_budget'",
+            f"WHERE run_id = ? AND status NOT IN {NOT_RUN!r}",
             [run_id],
         )
     diff = behaviour_diff(results.with_columns(pl.col("tags").str.json_decode(pl.List(pl.String))))

@@ -6,6 +6,7 @@ import argparse
 import json
 import re
 import sys
+from dataclasses import asdict
 
 from prompt_release.errors import UserError
 
@@ -67,6 +68,7 @@ def check_candidate(registry, candidate: str) -> None:
 
 
 def settings_from_args(args: argparse.Namespace):
+    # lazy: the backtest pulls in polars and the SDK; building the CLI parser must not
     from prompt_release.evaluation.backtest import BacktestSettings
 
     return BacktestSettings(
@@ -77,6 +79,7 @@ def settings_from_args(args: argparse.Namespace):
 
 def progress_bar(label: str):
     """A tqdm progress callback (rate and ETA) on stderr, and a closer."""
+    # lazy: tqdm only when a progress bar is shown
     from tqdm import tqdm
 
     bar = tqdm(total=0, desc=label, unit="call", file=sys.stderr, disable=None, dynamic_ncols=True)
@@ -90,7 +93,8 @@ def progress_bar(label: str):
     return update, bar.close
 
 
-def run_backtest_command(args: argparse.Namespace, *, quiet: bool = False):
+def run_backtest_command(args: argparse.Namespace, *, quiet: bool = False, stopping=None):
+    # lazy: the backtest pulls in polars and the SDK; building the CLI parser must not
     from prompt_release.evaluation.backtest import run_backtest, write_behaviour_diff
     from prompt_release.llm.endpoint import model_endpoint
 
@@ -100,7 +104,7 @@ def run_backtest_command(args: argparse.Namespace, *, quiet: bool = False):
     try:
         with model_endpoint() as llm_settings:
             outcome = run_backtest(settings, registry_root=args.registry, warehouse=args.warehouse,
-                                   llm_settings=llm_settings, progress=update,
+                                   llm_settings=llm_settings, progress=update, stopping=stopping,
                                    log=(lambda m: None) if quiet else (lambda m: print(m, file=sys.stderr)))
     finally:
         close()
@@ -109,8 +113,6 @@ def run_backtest_command(args: argparse.Namespace, *, quiet: bool = False):
 
 
 def run(args: argparse.Namespace) -> int:
-    from dataclasses import asdict
-
     outcome = run_backtest_command(args, quiet=args.json)
     if args.json:
         print(json.dumps(asdict(outcome), default=str))

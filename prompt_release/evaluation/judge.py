@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from prompt_release.errors import UserError
-from prompt_release.evaluation.rubric import Rubric, load_rubric, locked_problem
-from prompt_release.llm.client import STATUS_NOT_RUN_BUDGET, STATUS_OK, CallRequest, run_calls_sync
+from prompt_release.llm.client import NOT_RUN, STATUS_OK, CallRequest, run_calls_sync
 from prompt_release.llm.settings import Budget, LLMSettings
 from prompt_release.registry import Registry
+from prompt_release.registry.rubric import Rubric, load_rubric, locked_problem
 
 JUDGE_LABEL = "production"
 _JSON_OBJECT = re.compile(r"\{.*\}", re.DOTALL)
@@ -285,7 +285,7 @@ def judge_backtest(
                          budget=_remaining(budget, spent_tokens, spent_usd))
     calibration_scores, case_scores = scores[:len(calibration)], scores[len(calibration):]
     report = calibration_report(rubric, calibration_scores)
-    fresh = [s for s in scores if not s.cached and s.status != STATUS_NOT_RUN_BUDGET]
+    fresh = [s for s in scores if not s.cached and s.status not in NOT_RUN]
     judged = [s for s in case_scores if s.status == STATUS_OK]
     summary = {
         "rubric": rubric.ref, "rubric_hash": rubric.content_hash, "judge": judge_package.version_id,

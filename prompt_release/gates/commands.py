@@ -5,10 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 
+from prompt_release import config
+from prompt_release.evaluation.commands import (
+    add_backtest_arguments,
+    check_candidate,
+    run_backtest_command,
+)
+
 
 def add_commands(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    from prompt_release.evaluation.commands import add_backtest_arguments
-
     parser = subparsers.add_parser(
         "gate", parents=[common], help="decide promote / reject / freeze for a candidate (CI step)",
         description="Backtest the candidate (answers are cached, so a repeated gate costs nothing), evaluate "
@@ -19,12 +24,15 @@ def add_commands(subparsers: argparse._SubParsersAction, common: argparse.Argume
     parser.add_argument("--spec", metavar="FILE", help="gate spec file (JSON or YAML)")
     parser.add_argument("--run-id", metavar="ID", help="decide an existing backtest run instead of running one")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument("--full", action="store_true",
+                        help="answer every case; by default the backtest stops as soon as every hard gate is "
+                        "decided (always-valid intervals; README: Adaptive backtests)")
     parser.set_defaults(func=run, opens_warehouse="existing")
 
 
 def run(args: argparse.Namespace) -> int:
-    from prompt_release import config
-    from prompt_release.evaluation.commands import check_candidate, run_backtest_command
+    # lazy: the gate evaluation pulls in polars; building the CLI parser must not
+    from prompt_release.gates.adaptive import AdaptiveGate
     from prompt_release.gates.evaluate import evaluate_run, load_spec_for
     from prompt_release.gates.report import render_markdown
 
@@ -35,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
         args.dataset = spec.dataset
     if spec.baseline_prompt and args.baseline == "production":
         args.baseline = spec.baseline_prompt
-    run_id = args.run_id or run_backtest_command(args, quiet=args.json).run_id
+    stopping = None if args.full else AdaptiveGate(spec)
+    run_id = args.run_id or run_backtest_command(args, quiet=args.json, stopping=stopping).run_id
     report = evaluate_run(run_id, spec, warehouse=args.warehouse)
     if args.json:
         print(json.dumps(report.to_json(), default=str))

@@ -17,24 +17,25 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import polars as pl
 
 from prompt_release import config
 from prompt_release.errors import UserError
 from prompt_release.gates.decision import GateDecision, decide
 from prompt_release.gates.report import GateReport, write_report
-from prompt_release.gates.spec import GateSpec, gate_spec_from_dict, load_gate_spec
+from prompt_release.gates.spec import ACCURACY_PATTERN, GateSpec, gate_spec_from_dict, load_gate_spec
+from prompt_release.llm.client import NOT_RUN
 from prompt_release.registry.ids import parse_version_id
 from prompt_release.warehouse import query_frame, read_connection, write_transaction
+from prompt_release.warehouse.metrics import BACKTEST_HARD_FAILURE
 
 REPORTS_DIR = config.STATE_DIR / "reports"
 
-# Task accuracy has a name per workflow; the gate spec uses it.
-TASK_METRICS = {"support_router": "handoff_accuracy", "order_agent": "tool_accuracy"}
-
-
-def task_metric(workflow: str) -> str:
-    return TASK_METRICS.get(workflow, "task_accuracy")
+def task_metric(spec: GateSpec) -> str:
+    """The name a gate spec gives task accuracy (`handoff_accuracy`, `tool_accuracy`, ...): its
+    `<task>_accuracy` gate, else `task_accuracy`. Each prompt names its task in its own spec."""
+    return next((g.metric for g in spec.parsed_gates if ACCURACY_PATTERN.match(g.metric)), "task_accuracy")
 
 
 def spec_path_for(registry_root: str | Path, candidate: str) -> Path | None:
@@ -59,14 +60,21 @@ def load_spec_for(registry_root: str | Path, candidate: str, *, spec_file: str |
     return spec
 
 
-def per_case_frame(results: pl.DataFrame, workflow: str) -> pl.DataFrame:
-    """One row per case for one role: every metric input `decide` may read."""
-    ran = results.filter(pl.col("status") != "not_run_budget")
+def with_hard_failure(results: pl.DataFrame) -> pl.DataFrame:
+    """`backtest_results` rows built in memory (an adaptive run's look) with the `hard_failure` column
+    the warehouse query adds: the one definition (warehouse.metrics), computed by the same SQL."""
+    con = duckdb.connect()
+    try:
+        con.register("results", results.to_arrow())
+        return query_frame(con, f"SELECT *, {BACKTEST_HARD_FAILURE} AS hard_failure FROM results")
+    finally:
+        con.close()
+
+
+def per_case_frame(results: pl.DataFrame, task: str = "task_accuracy") -> pl.DataFrame:
+    """One row per case for one role: every metric input `decide` may read (task accuracy named `task`)."""
+    ran = results.filter(~pl.col("status").is_in(NOT_RUN))
     fresh = ~pl.col("replayed")
-    hard_failure = (
-        (pl.col("json_valid") == False) | (pl.col("schema_valid") == False)  # noqa: E712 - null-aware
-        | (pl.col("tool_calls_valid") == False)  # noqa: E712
-    ).fill_null(False)
     return ran.group_by("case_id").agg(
         pl.col("json_valid").cast(pl.Float64).mean().alias("json_valid_rate"),
         pl.col("schema_valid").cast(pl.Float64).mean().alias("schema_pass_rate"),
@@ -75,8 +83,8 @@ def per_case_frame(results: pl.DataFrame, workflow: str) -> pl.DataFrame:
         pl.col("refused").cast(pl.Float64).mean().alias("refusal_rate"),
         (pl.col("status") == "error").cast(pl.Float64).mean().alias("error_rate"),
         pl.col("passed").cast(pl.Float64).mean().alias("success_rate"),
-        hard_failure.cast(pl.Float64).mean().alias("hard_failure_rate"),
-        pl.col("task_correct").cast(pl.Float64).mean().alias(task_metric(workflow)),
+        pl.col("hard_failure").cast(pl.Float64).mean().alias("hard_failure_rate"),
+        pl.col("task_correct").cast(pl.Float64).mean().alias(task),
         pl.col("judge_score").mean().alias("judge_score"),
         pl.col("latency_ms").filter(fresh).mean().alias("latency_ms"),
         (pl.col("input_tokens") + pl.col("output_tokens")).filter(fresh).cast(pl.Float64).mean().alias("tokens"),
@@ -92,7 +100,10 @@ def load_run(warehouse: str | Path | None, run_id: str) -> tuple[dict[str, Any],
         if run is None:
             raise UserError(f"no backtest run {run_id!r} in the warehouse", field="run_id")
         run_info = dict(zip([d[0] for d in con.description], run, strict=True))
-        results = query_frame(con, "SELECT * FROM backtest_results WHERE run_id = ?", [run_id])
+        # hard_failure: the one definition (warehouse.metrics), as the canary and the views count it
+        results = query_frame(
+            con, f"SELECT *, {BACKTEST_HARD_FAILURE} AS hard_failure FROM backtest_results WHERE run_id = ?", [run_id]
+        )
         diff = query_frame(
             con, "SELECT * FROM behaviour_diff WHERE run_id = ? ORDER BY regressions DESC, wins DESC, cases DESC", [run_id]
         )
@@ -195,6 +206,12 @@ def build_report(run: dict[str, Any], results: pl.DataFrame, diff: pl.DataFrame,
         "soft_warnings": decision.soft_warnings,
         "freeze": {"cases_needed": decision.cases_to_decide, "reason": reason} if decision.verdict == "freeze" else None,
         "not_run": run.get("calls_not_run") or 0,
+        "evidence": {
+            "calls_made": run.get("calls_made"), "calls_cached": run.get("calls_cached"),
+            "calls_replayed": run.get("calls_replayed"), "calls_saved": run.get("calls_saved") or 0,
+            "cases_planned": run.get("cases_planned"), "stop_reason": run.get("stop_reason"),
+            "spent_tokens": run.get("spent_tokens"), "spent_usd": run.get("spent_usd"),
+        },
         "regressions": regressions,
         "accuracy_by_tag": _accuracy_by_tag(results),
         "latency": {"baseline": _latencies(results, "baseline"), "candidate": _latencies(results, "candidate")},
@@ -217,8 +234,9 @@ def evaluate_run(
         raise UserError(f"gate spec compares against {spec.baseline_prompt} but run {run_id} used "
                         f"{run['baseline_version']}", field="baseline_prompt")
     workflow = run["workflow"]
-    candidate = per_case_frame(results.filter(pl.col("role") == "candidate"), workflow)
-    baseline = per_case_frame(results.filter(pl.col("role") == "baseline"), workflow)
+    task = task_metric(spec)
+    candidate = per_case_frame(results.filter(pl.col("role") == "candidate"), task)
+    baseline = per_case_frame(results.filter(pl.col("role") == "baseline"), task)
     provenance = {k: run[k] for k in ("run_id", "candidate_hash", "baseline_hash", "dataset_version", "dataset_hash",
                                       "rubric_version", "rubric_hash", "judge_version", "judge_hash")}
     decision = decide(spec, candidate, baseline, provenance=provenance)

@@ -88,6 +88,20 @@ class Latencies(_Frozen):
     candidate: list[float]
 
 
+class Evidence(_Frozen):
+    """What the backtest behind a report paid, and why an adaptive one stopped (reports before
+    adaptive backtests have none)."""
+
+    calls_made: int | None = None
+    calls_cached: int | None = None
+    calls_replayed: int | None = None
+    calls_saved: int = 0
+    cases_planned: int | None = None
+    stop_reason: str | None = None
+    spent_tokens: int | None = None
+    spent_usd: float | None = None
+
+
 class GateReport(_Frozen):
     """A gate decision with every id it was made from (see the module doc)."""
 
@@ -120,10 +134,12 @@ class GateReport(_Frozen):
     latency: Latencies
     spec: dict[str, Any]
     paths: dict[str, str] | None = None
+    evidence: Evidence | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The stored JSON form; `paths` only once the files are written (the file itself has none)."""
-        return self.model_dump(mode="json", exclude={"paths"} if self.paths is None else None)
+        absent = {name for name in ("paths", "evidence") if getattr(self, name) is None}
+        return self.model_dump(mode="json", exclude=absent or None)
 
 
 VERDICT_COLOURS = {"promote": "#1a7f37", "reject": "#cf222e", "freeze": "#9a6700"}
@@ -166,6 +182,18 @@ def _dataset(report: GateReport) -> str:
     return report.dataset.version or "replayed history only"
 
 
+def evidence_line(report: GateReport) -> str:
+    """What the evidence cost: calls made, cached, replayed, saved, and why an adaptive run stopped."""
+    e = report.evidence or Evidence()
+    spent = f", {e.spent_tokens:,} tokens" if e.spent_tokens else ""
+    spent += f", ${e.spent_usd:.4f}" if e.spent_usd else ""
+    text = f"Evidence: {e.calls_made or 0} calls made{spent}, {e.calls_cached or 0} cached, {e.calls_replayed or 0} replayed"
+    if e.calls_saved:
+        text += (f"; {e.calls_saved} calls saved by stopping at {report.n_cases} of {e.cases_planned} cases: "
+                 f"{e.stop_reason}")
+    return text + "."
+
+
 def render_markdown(report: GateReport, *, regressions: int = 8) -> str:
     """Verdict first, then the gates table, then where behaviour moved (regressions, then wins)."""
     lines = [
@@ -191,6 +219,8 @@ def render_markdown(report: GateReport, *, regressions: int = 8) -> str:
     if report.not_run:
         lines += ["", f"**Budget:** {report.not_run} calls were not run (budget reached); "
                   "the gates above are computed on the cases that ran."]
+    if report.evidence is not None:
+        lines += ["", evidence_line(report)]
     regs = report.regressions
     if regs:
         lines += ["", "### Where behaviour moved (regressions first, then wins)", "",
@@ -454,9 +484,9 @@ def render_html(report: GateReport) -> str:
         needed = freeze.cases_needed if freeze.cases_needed is not None else "?"
         freeze_html = (f"<p class=note>Not enough evidence: {html.escape(freeze.reason)} "
                        f"About <b>{needed}</b> cases would likely decide it.</p>")
-    budget_html = ""
+    budget_html = f"<p class=note>{html.escape(evidence_line(report))}</p>" if report.evidence is not None else ""
     if report.not_run:
-        budget_html = (f"<p class=note>Budget reached: {report.not_run} calls were not run; "
+        budget_html += (f"<p class=note>Budget reached: {report.not_run} calls were not run; "
                        "gates are computed on the cases that ran.</p>")
     stored = report.to_json()
     provenance = {k: stored[k] for k in ("report_id", "run_id", "candidate", "baseline", "dataset",

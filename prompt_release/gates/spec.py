@@ -29,9 +29,20 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from prompt_release.errors import UserError
+from prompt_release.registry import ids
+from prompt_release.registry.ids import anchored
+from prompt_release.registry.safe_yaml import load_yaml
 
 MetricKind = Literal["rate", "score", "latency", "tokens", "cost"]
 Comparator = Literal[">=", "<=", ">", "<"]
@@ -57,7 +68,8 @@ METRICS: dict[str, MetricInfo] = {
     "refusal_rate": MetricInfo("rate", False, "share of cases the model refused"),
     "error_rate": MetricInfo("rate", False, "share of cases that ended in an API/runtime error"),
     "success_rate": MetricInfo("rate", True, "share of cases judged successful overall"),
-    "hard_failure_rate": MetricInfo("rate", False, "share of cases with invalid JSON, schema or tool-call failures"),
+    "hard_failure_rate": MetricInfo("rate", False, "share of cases with a hard failure: an error, invalid JSON, a schema or tool-call violation "
+                                  "or an unsafe tool call (the canary's definition, warehouse/metrics.py)"),
     "judge_score": MetricInfo("score", True, "mean rubric score from the judge"),
     "p50_latency": MetricInfo("latency", False, "median latency in ms"),
     "p95_latency": MetricInfo("latency", False, "95th percentile latency in ms"),
@@ -65,11 +77,11 @@ METRICS: dict[str, MetricInfo] = {
     "tokens_per_success": MetricInfo("tokens", False, "total tokens over successful cases"),
     "cost_per_success": MetricInfo("cost", False, "total cost in USD over successful cases"),
 }
-ACCURACY_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,63}_accuracy$")
+ACCURACY_PATTERN = re.compile(anchored(rf"{ids.NAME_PATTERN}_accuracy"))
 LATENCY_QUANTILES = {"p50_latency": 0.50, "p95_latency": 0.95, "p99_latency": 0.99}
 
-PROMPT_VERSION_PATTERN = r"^[a-z][a-z0-9_]{0,63}:v(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$"
-DATASET_VERSION_PATTERN = r"^[a-z][a-z0-9_]{0,63}:v[1-9]\d*$"
+PROMPT_VERSION_PATTERN = anchored(ids.VERSION_ID_PATTERN)
+DATASET_VERSION_PATTERN = anchored(ids.DATASET_VERSION_PATTERN)
 
 _NUMBER = r"\d+(?:\.\d+)?|\.\d+"
 THRESHOLD_PATTERN = re.compile(
@@ -344,7 +356,7 @@ def load_gate_spec(path: str | Path) -> GateSpec:
         raise UserError(f"cannot read gate spec: {exc.strerror}", file=path) from None
     try:
         if path.suffix.lower() in (".yaml", ".yml"):
-            data = yaml.safe_load(text)
+            data = load_yaml(text, file=path)
         else:
             data = json.loads(text)
     except json.JSONDecodeError as exc:

@@ -25,8 +25,9 @@ from typing import Any
 import duckdb
 from pydantic import ValidationError
 
+from prompt_release.contracts import checks
+from prompt_release.contracts.package import PackageContract
 from prompt_release.errors import UserError
-from prompt_release.evaluation import checks
 from prompt_release.golden import store
 from prompt_release.golden.model import (
     CaseInput,
@@ -40,7 +41,6 @@ from prompt_release.golden.model import (
     content_hash,
     dataset_name,
 )
-from prompt_release.mining.contracts import PackageContract, contracts_from_registry
 from prompt_release.mining.redaction import Redactor, pii_in_value
 from prompt_release.mining.selection import Candidate, select_cases
 from prompt_release.mining.settings import MiningSettings, load_settings
@@ -415,7 +415,7 @@ def build_golden(
     settings = settings or load_settings(root)
     sel = settings.selection
     if contracts is None:
-        contracts = contracts_from_registry(Registry(root))
+        contracts = Registry(root).contracts()
     index = _ContractIndex.build(contracts)
     previous = latest_version(root, dataset)
     prev_manifest, prev_cases = previous if previous else (None, [])

@@ -10,7 +10,8 @@ from prompt_release.errors import UserError
 from prompt_release.golden import store
 from prompt_release.golden.build import build_golden, diff_cases, record_incident
 from prompt_release.golden.model import dataset_name, parse_version_ref
-from prompt_release.mining.settings import load_settings
+from prompt_release.mining.detectors import mine_failures
+from prompt_release.registry import Registry
 
 
 def add_commands(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
@@ -50,8 +51,6 @@ def add_commands(subparsers: argparse._SubParsersAction, common: argparse.Argume
 
 
 def _mine(args: argparse.Namespace) -> int:
-    from prompt_release.mining.detectors import mine_failures  # noqa: PLC0415
-
     summary = mine_failures(args.warehouse, config.registry_root(args.registry), args.day)
     print(f"mined {summary.calls} calls ({summary.calls_without_contract} without a known package): "
           f"{summary.failures} failures in {summary.seconds:.2f}s")
@@ -62,7 +61,7 @@ def _mine(args: argparse.Namespace) -> int:
 
 def _build(args: argparse.Namespace) -> int:
     root = config.registry_root(args.registry)
-    workflows = args.workflow or list(load_settings(root).workflow_names)
+    workflows = args.workflow or Registry(root).served_prompt_ids()
     for workflow in workflows:
         result = build_golden(args.warehouse, root, workflow)
         print(f"{result.dataset}: {result.message}")

@@ -11,18 +11,16 @@ history, not behaviour, so it alone never makes a new version.
 from __future__ import annotations
 
 import hashlib
-import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from prompt_release.canonical import canonical_json, canonical_text
 from prompt_release.errors import UserError
-from prompt_release.evaluation.checks import canonical_json
+from prompt_release.registry.ids import NAME_PATTERN, is_name, parse_dataset_version
 
 ExpectedKind = Literal["exact_json", "label", "tool_call", "refuse", "clarify"]
 ExpectedSource = Literal["correction", "label_file", "incident"]
-WORKFLOW_ID = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
-VERSION_REF = re.compile(r"^([a-z][a-z0-9_]{0,63}):v([1-9][0-9]*)$")
 
 
 class _Model(BaseModel):
@@ -106,31 +104,31 @@ class Manifest(_Model):
 
 
 def case_id_for(input_: dict[str, Any]) -> str:
-    digest = hashlib.sha256(canonical_json({"messages": input_["messages"], "variables": input_["variables"]}).encode())
+    digest = hashlib.sha256(canonical_json({"messages": input_["messages"], "variables": input_["variables"]}))
     return "case_" + digest.hexdigest()[:16]
 
 
 def content_hash(cases: list[GoldenCase]) -> str:
     body = canonical_json([c.content() for c in sorted(cases, key=lambda c: c.case_id)])
-    return "sha256:" + hashlib.sha256(body.encode()).hexdigest()
+    return "sha256:" + hashlib.sha256(body).hexdigest()
 
 
 def dataset_name(workflow: str) -> str:
-    if not WORKFLOW_ID.match(workflow or ""):
-        raise UserError(f"not a workflow id (expected {WORKFLOW_ID.pattern}): {workflow!r}", field="workflow")
+    if not is_name(workflow):
+        raise UserError(f"not a workflow id (expected {NAME_PATTERN}): {workflow!r}", field="workflow")
     return f"{workflow}_golden"
 
 
 def parse_version_ref(ref: str) -> tuple[str, int]:
     """`support_router_golden:v3` -> ('support_router_golden', 3)."""
-    match = VERSION_REF.match(ref or "")
-    if not match:
+    parsed = parse_dataset_version(ref)
+    if parsed is None:
         raise UserError(f"not a golden dataset version (expected <dataset>:v<N>): {ref!r}")
-    return match.group(1), int(match.group(2))
+    return parsed
 
 
 def case_line(case: GoldenCase) -> str:
-    return canonical_json(case.model_dump(mode="json"))
+    return canonical_text(case.model_dump(mode="json"))
 
 
 def parse_case_line(line: str, file: str, number: int) -> GoldenCase:

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import NamedTuple
 
 import duckdb
-import orjson
 import pyarrow as pa
 
 from prompt_release.warehouse import write_transaction
@@ -40,11 +39,6 @@ class CacheRow(NamedTuple):
     input_tokens: int | None
     output_tokens: int | None
     latency_ms: float | None
-
-
-def canonical_json(value: object) -> bytes:
-    """Sorted keys, no whitespace, UTF-8: the same value always gives the same bytes."""
-    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
 
 
 def cache_key(canonical_request: bytes) -> str:

@@ -9,7 +9,10 @@ Retry-After) on 429, 5xx, timeouts, broken connections and malformed bodies;
 the SDK's own retries are off so a call is never retried twice over. With a
 `Budget`, each attempt first reserves its worst case (input estimate + output
 cap) and a call that cannot fit is `not_run_budget`: the run stops before it
-could exceed the budget, never after. Completed calls are written to the cache
+could exceed the budget, never after. A call whose retries all failed on the
+endpoint's side (429, 5xx, timeout, broken connection, malformed body) is
+`not_run_infra`: no evidence about the prompt, and not cached, so running the
+same run again calls it again. Completed calls are written to the cache
 in small batches as they finish, so a killed run resumes where it stopped.
 """
 
@@ -23,6 +26,7 @@ import random
 import time
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -30,6 +34,7 @@ from typing import Any
 import openai
 import orjson
 
+from prompt_release.canonical import canonical_json
 from prompt_release.errors import UserError
 from prompt_release.llm import cache as llm_cache
 from prompt_release.llm.settings import PLACEHOLDER_KEY, Budget, LLMSettings
@@ -37,6 +42,10 @@ from prompt_release.llm.settings import PLACEHOLDER_KEY, Budget, LLMSettings
 STATUS_OK = "ok"
 STATUS_ERROR = "error"
 STATUS_NOT_RUN_BUDGET = "not_run_budget"
+# retries exhausted on 429/5xx/timeouts/broken connections/malformed bodies: the endpoint
+# failed, not the prompt; not cached, so a rerun of the same run calls it again
+STATUS_NOT_RUN_INFRA = "not_run_infra"
+NOT_RUN = (STATUS_NOT_RUN_BUDGET, STATUS_NOT_RUN_INFRA)
 
 _RETRY_STATUS = frozenset({408, 409, 429})
 _CREATE_ARGS = frozenset(inspect.signature(openai.resources.chat.AsyncCompletions.create).parameters) - {"self"}
@@ -66,7 +75,7 @@ class CallResult:
     tag: str | None
     cache_key: str
     sample_index: int
-    status: str  # ok | error | not_run_budget
+    status: str  # ok | error | not_run_budget | not_run_infra
     output: str | None = None
     tool_calls: list[dict] = field(default_factory=list)  # {id, name, arguments: object or raw string}
     finish_reason: str | None = None
@@ -178,7 +187,7 @@ def _shape(request: CallRequest, settings: LLMSettings) -> _Shape:
         kwargs["tools"] = tools
     if request.response_format is not None:
         kwargs["response_format"] = request.response_format
-    return _Shape(b"," + llm_cache.canonical_json(material)[1:], kwargs, extra,
+    return _Shape(b"," + canonical_json(material)[1:], kwargs, extra,
                   len(orjson.dumps(tools)) if tools else 0,
                   int(params.get("max_completion_tokens") or params["max_tokens"]))
 
@@ -200,7 +209,7 @@ def prepare(request: CallRequest, settings: LLMSettings, shapes: dict[tuple, _Sh
     # The cache material's keys sort "messages" first, so its canonical JSON is
     # the messages' canonical JSON followed by the shared rest: the same bytes
     # (and cache key) as canonical_json of the whole material.
-    canonical = b'{"messages":' + orjson.dumps(request.messages, option=orjson.OPT_SORT_KEYS) + shape.rest
+    canonical = b'{"messages":' + canonical_json(request.messages) + shape.rest
     return _Prepared(llm_cache.cache_key(canonical), request, canonical, shape, settings.chars_per_token)
 
 
@@ -425,12 +434,14 @@ class _Run:
                 if ledger is not None:
                     ledger.settle(reserved, actual)
                 result.error_type, result.error = exc.error_type, str(exc)
+                result.status = STATUS_NOT_RUN_INFRA
                 if attempt < self.settings.max_attempts:
                     await asyncio.sleep(self._delay(attempt, exc.retry_after))
                 continue
             except openai.APIStatusError as exc:
                 if ledger is not None:
                     ledger.settle(reserved, actual)
+                result.status = STATUS_ERROR
                 result.error_type, result.error = f"http_{exc.status_code}", _short(exc)
                 return result
             except BaseException:
@@ -624,7 +635,6 @@ def run_calls_sync(requests: list[CallRequest], settings: LLMSettings, **options
         asyncio.get_running_loop()
     except RuntimeError:
         return asyncio.run(run_calls(requests, settings, **options))
-    from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="prompt-release-calls") as pool:
         return pool.submit(asyncio.run, run_calls(requests, settings, **options)).result()

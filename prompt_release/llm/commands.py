@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 
+from pydantic import ValidationError
+
 from prompt_release.errors import UserError
 
 
@@ -41,8 +43,7 @@ def add_commands(subparsers: argparse._SubParsersAction, common: argparse.Argume
 
 
 def run_simulator(args: argparse.Namespace) -> int:
-    from pydantic import ValidationError
-
+    # lazy: the simulator's HTTP server stack loads only when one is run
     from prompt_release.llm.simulator import Faults, SimulatorConfig, run_forever
 
     try:

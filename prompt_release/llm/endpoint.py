@@ -29,6 +29,7 @@ def model_endpoint(settings: LLMSettings | None = None, *, quiet: bool = False, 
     if settings.base_url:
         yield settings
         return
+    # lazy: the simulator's HTTP server stack loads only when no endpoint is configured
     from prompt_release.llm.simulator import start_simulator
 
     with start_simulator(seed=seed, latency_ms=SIMULATOR_LATENCY_MS,

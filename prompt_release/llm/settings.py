@@ -8,13 +8,13 @@ USD budget is counted in.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
-ENV_BASE_URL = "OPENAI_BASE_URL"
-ENV_API_KEY = "OPENAI_API_KEY"
+from prompt_release import config
+from prompt_release.config import ENV_API_KEY, ENV_BASE_URL
+
 # Local OpenAI-compatible servers (the simulator, vLLM, Ollama) ignore the key,
 # but the SDK refuses to start without one.
 PLACEHOLDER_KEY = "not-set"
@@ -77,12 +77,15 @@ class LLMSettings(BaseModel):
 
     @classmethod
     def from_env(cls, **overrides: Any) -> LLMSettings:
-        values: dict[str, Any] = {}
-        if os.environ.get(ENV_BASE_URL):
-            values["base_url"] = os.environ[ENV_BASE_URL]
-        if os.environ.get(ENV_API_KEY):
-            values["api_key"] = os.environ[ENV_API_KEY]
-        values.update({k: v for k, v in overrides.items() if v is not None})
+        """Overrides, else the environment (`config.llm_base_url` / `config.llm_api_key`: one resolution order)."""
+        values: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
+        base_url = config.llm_base_url(values.pop("base_url", None))
+        api_key = values.pop("api_key", None)
+        api_key = api_key if api_key is not None else config.llm_api_key()
+        if base_url:
+            values["base_url"] = base_url
+        if api_key:
+            values["api_key"] = api_key
         return cls.model_validate(values)
 
     def price_of(self, model: str) -> ModelPrice | None:

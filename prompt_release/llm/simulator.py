@@ -34,6 +34,7 @@ import httptools
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
+import prompt_release
 from prompt_release.llm import rules
 
 SIMULATOR_MODEL = "simulator-1"
@@ -393,6 +394,7 @@ def _offered_tools(tools: object) -> tuple[dict[str, dict | None], str | None]:
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
     try:
+        # optional dependency: the stdlib loop when it is absent
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is absent on Windows
         return asyncio.new_event_loop()
@@ -440,6 +442,7 @@ class SimulatorHandle:
         self._stopper = stopper
 
     def _control(self, method: str, path: str, body: dict | None = None) -> dict:
+        # lazy: only the controlling process talks to a running simulator
         import httpx
 
         root = self.base_url.removesuffix("/v1")
@@ -533,8 +536,6 @@ def start_simulator(config: SimulatorConfig | None = None, *, host: str = "127.0
 
 
 def _start_subprocess(config: SimulatorConfig, host: str, port: int) -> SimulatorHandle:
-    import prompt_release
-
     root = str(Path(prompt_release.__file__).resolve().parent.parent)
     env = {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", ""),
            "PYTHONUNBUFFERED": "1"}

@@ -4,7 +4,7 @@ Everything that can be a column expression runs as DuckDB SQL over the whole
 day (invalid JSON, unknown tool, error, retry, fallback, negative feedback,
 escalation, correction differing from the output, refusal / clarification
 patterns, latency and cost outliers). Only JSON Schema work runs in Python,
-through `prompt_release.evaluation.checks` so backtests judge outputs the same
+through `prompt_release.contracts.checks` so backtests judge outputs the same
 way: outputs that parsed, and tool calls, are first reduced in SQL to their
 DISTINCT values per package, so Python sees each distinct output once.
 `mine_failures` replaces the failures of a day (or of every day) in one
@@ -27,7 +27,6 @@ strings trimmed); any other JSON value differs from the output parsed as JSON.
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -39,12 +38,13 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from prompt_release.contracts import checks
+from prompt_release.contracts.package import PackageContract, index_contracts
 from prompt_release.errors import UserError
-from prompt_release.evaluation import checks
-from prompt_release.mining.contracts import PackageContract, contracts_from_registry, index_contracts
 from prompt_release.mining.schema_sql import valid_sql
-from prompt_release.mining.settings import SEVERITY_RANK, MiningSettings, OutlierRule, load_settings
+from prompt_release.mining.settings import FAILURE_CLASSES, SEVERITY_RANK, MiningSettings, OutlierRule, load_settings
 from prompt_release.registry import Registry
+from prompt_release.registry.ids import is_name
 from prompt_release.warehouse import write_transaction
 
 _MACROS = r"""
@@ -411,13 +411,10 @@ def _register(con: duckdb.DuckDBPyConnection, name: str, columns: Sequence[str],
     con.unregister(f"{name}_view")
 
 
-_WORKFLOW_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
-
-
 def _known_workflows(settings: MiningSettings) -> list[str]:
     """Workflows with their own patterns; names are inlined into SQL, so validate them."""
     for workflow in settings.workflows:
-        if not _WORKFLOW_NAME.match(workflow):
+        if not is_name(workflow):
             raise UserError(f"not a workflow name: {workflow!r}", field="workflows")
     return sorted(settings.workflows)
 
@@ -482,8 +479,6 @@ def detect(
 
 
 def _all_classes(settings: MiningSettings) -> list[str]:
-    from prompt_release.mining.settings import FAILURE_CLASSES  # noqa: PLC0415
-
     return sorted(set(FAILURE_CLASSES) | set(settings.severity))
 
 
@@ -505,7 +500,7 @@ def mine_failures(
         except ValueError as exc:
             raise UserError(f"not a date (YYYY-MM-DD): {day!r}", field="day") from exc
     if contracts is None:
-        contracts = contracts_from_registry(Registry(registry_root)) if registry_root is not None else []
+        contracts = Registry(registry_root).contracts() if registry_root is not None else []
     contracts = list({c.package_hash or c.version_id: c for c in index_contracts(contracts).values()}.values())
     settings = settings or load_settings(registry_root)
     with write_transaction(warehouse) as con:

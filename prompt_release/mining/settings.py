@@ -22,8 +22,12 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from prompt_release.contracts.checks import (
+    DEFAULT_CLARIFICATION_PATTERNS,
+    DEFAULT_REFUSAL_PATTERNS,
+)
 from prompt_release.errors import UserError
-from prompt_release.evaluation.checks import DEFAULT_CLARIFICATION_PATTERNS, DEFAULT_REFUSAL_PATTERNS
+from prompt_release.registry.safe_yaml import load_yaml
 
 FAILURE_CLASSES: tuple[str, ...] = (
     "invalid_json",
@@ -104,7 +108,6 @@ class MiningSettings(_Strict):
     selection: SelectionSettings = SelectionSettings()
     # Extra redaction patterns: placeholder kind (upper-case word) -> RE2/Python regex.
     redaction_patterns: dict[str, str] = Field(default_factory=dict)
-    workflow_names: tuple[str, ...] = ("support_router", "order_agent", "summarizer")
 
     def patterns(self, workflow: str | None) -> WorkflowPatterns:
         return self.workflows.get(workflow or "", WorkflowPatterns())
@@ -124,7 +127,7 @@ def load_settings(root: str | Path | None) -> MiningSettings:
     if not path.exists():
         return MiningSettings()
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = load_yaml(path.read_text(encoding="utf-8"), file=path) or {}
         return MiningSettings.model_validate(data)
     except yaml.YAMLError as exc:
         raise UserError(f"not valid YAML: {exc}", file=path) from exc

@@ -1,22 +1,20 @@
 """The prompt registry: immutable, content-hashed prompt packages and audited labels.
 
 Public API: open a `Registry` once (`Registry(root)`) and pass it down; its
-methods load and list packages, read labels and the audit trail, register,
-verify, create, approve and change the status of versions, and move, remove
-and roll back labels. `sync_to_warehouse` mirrors it into the warehouse
-(imported on first use so that importing the registry never loads duckdb).
+methods load and list packages and their output contracts, read labels and the
+audit trail, register, verify, create, approve and change the status of
+versions, and move, remove and roll back labels. The registry never imports
+the warehouse: its mirror there is `warehouse.registry_mirror.sync_to_warehouse`.
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 from prompt_release.registry.api import Registry
 from prompt_release.registry.audit import AuditEvent, resolve_actor
 from prompt_release.registry.ids import parse_version_id, version_id
 from prompt_release.registry.labels import CANARY, PRODUCTION, STAGING, LabelEntry
 from prompt_release.registry.manifest import Manifest, ReleasePolicy, ToolRule, ToolSpec
-from prompt_release.registry.package import PromptPackage, canonical_json, content_hash
+from prompt_release.registry.package import PromptPackage, content_hash
 from prompt_release.registry.registration import RegisterResult, VerifyResult
 from prompt_release.registry.store import FilesystemStore, RegistryStore
 
@@ -36,17 +34,8 @@ __all__ = [
     "ToolRule",
     "ToolSpec",
     "VerifyResult",
-    "canonical_json",
     "content_hash",
     "parse_version_id",
     "resolve_actor",
-    "sync_to_warehouse",
     "version_id",
 ]
-
-
-def sync_to_warehouse(registry: Registry, warehouse: Any = None) -> dict[str, int]:
-    """Mirror versions and label events into the warehouse (see `registry.sync`)."""
-    from prompt_release.registry.sync import sync_to_warehouse as _sync
-
-    return _sync(registry, warehouse)

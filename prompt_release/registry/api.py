@@ -50,6 +50,17 @@ class Registry:
         """Every version with a manifest, ordered by prompt id then semver."""
         return _packages.list_versions(self.store, prompt_id)
 
+    def served_prompt_ids(self) -> list[str]:
+        """Prompts a production service serves: those with a runtime contract, `prompts/<id>/runtime.yaml`
+        (a judge prompt has none). Golden datasets, canaries and their partitions exist per served
+        prompt; this is where they learn them, so no code names a sample prompt."""
+        return [p for p in self.prompt_ids() if (self.root / "prompts" / p / "runtime.yaml").is_file()]
+
+    def contracts(self) -> list[PromptPackage]:
+        """Every version as an output contract (`contracts.package.PackageContract`) for mining and
+        golden sets; none when the root holds no `prompts/` folder (mining then runs without them)."""
+        return self.list_versions() if (self.root / "prompts").is_dir() else []
+
     def labels(self, prompt_id: str) -> dict[str, LabelEntry]:
         return _labels.labels(self.store, prompt_id)
 

@@ -8,19 +8,17 @@ insert each one exactly once.
 
 from __future__ import annotations
 
-import getpass
 import hashlib
 import json
-import os
 from datetime import UTC, datetime
 from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from prompt_release import config
 from prompt_release.errors import UserError
 from prompt_release.registry.store import RegistryStore
 
-ENV_ACTOR = "PROMPT_RELEASE_ACTOR"
 AuditAction = Literal["move", "remove", "rollback", "approve", "status"]
 ACTIONS: tuple[str, ...] = get_args(AuditAction)
 
@@ -58,17 +56,8 @@ class AuditEvent(BaseModel):
 
 
 def resolve_actor(explicit: str | None = None) -> str:
-    """--actor, else PROMPT_RELEASE_ACTOR, else the OS user."""
-    if explicit and explicit.strip():
-        return explicit.strip()
-    for name in (ENV_ACTOR, "USER", "USERNAME"):
-        value = os.environ.get(name)
-        if value and value.strip():
-            return value.strip()
-    try:
-        return getpass.getuser()
-    except Exception:
-        return "unknown"
+    """--actor, else PROMPT_RELEASE_ACTOR, else the OS user (`config.actor`)."""
+    return config.actor(explicit)
 
 
 def make_event(

@@ -1,7 +1,7 @@
 """`prompt-release prompts ...`: the registry from the command line.
 
 list | show | new | register | render | diff | verify | label | history |
-rollback | approve | status | bundle | sync, on the registry at `--registry PATH`
+rollback | approve | status | bundle, on the registry at `--registry PATH`
 (env PROMPT_RELEASE_REGISTRY, default the current directory). Each prints a
 human summary, or one JSON document with `--json`.
 """
@@ -16,11 +16,13 @@ from typing import Any
 
 from prompt_release import config
 from prompt_release.errors import UserError
+from prompt_release.registry import Registry
+from prompt_release.registry.diff import diff
+from prompt_release.registry.ids import PROMPT_ID, parse_version_id
+from prompt_release.registry.store import atomic_write
 
 
-def _registry(args: argparse.Namespace):
-    from prompt_release.registry import Registry
-
+def _registry(args: argparse.Namespace) -> Registry:
     root = config.registry_root(args.registry)
     if not root.is_dir():
         raise UserError(f"registry root {str(root)!r} is not a folder", field="--registry")
@@ -77,8 +79,6 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from prompt_release.registry.ids import PROMPT_ID
-
     registry = _registry(args)
     if PROMPT_ID.match(args.version):
         # A bare prompt id: show its labels and versions.
@@ -146,8 +146,6 @@ def cmd_new(args: argparse.Namespace) -> int:
 
 
 def cmd_register(args: argparse.Namespace) -> int:
-    from prompt_release.registry.ids import parse_version_id
-
     registry = _registry(args)
     targets = list(args.versions)
     if args.all:
@@ -217,8 +215,6 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
-    from prompt_release.registry.diff import diff
-
     registry = _registry(args)
     result = diff(registry.load_package(args.a), registry.load_package(args.b))
     if args.json:
@@ -348,8 +344,6 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_bundle(args: argparse.Namespace) -> int:
-    from prompt_release.registry.store import atomic_write
-
     registry = _registry(args)
     package = registry.load_package(args.version)
     check = registry.verify_version(package.version_id)
@@ -362,17 +356,6 @@ def cmd_bundle(args: argparse.Namespace) -> int:
         sys.stdout.write(text)
     if args.out and not args.json:
         print(f"wrote {package.version_id} ({package.package_hash}) to {args.out}")
-    return 0
-
-
-def cmd_sync(args: argparse.Namespace) -> int:
-    from prompt_release.registry import sync_to_warehouse
-
-    counts = sync_to_warehouse(_registry(args), config.warehouse_path(args.warehouse))
-    if args.json:
-        _print_json(counts)
-    else:
-        print(f"mirrored {counts['prompt_versions']} prompt versions and {counts['label_events']} new label events")
     return 0
 
 
@@ -446,5 +429,5 @@ def add_commands(subparsers: argparse._SubParsersAction, common: argparse.Argume
     p = add("bundle", cmd_bundle, "write a self-contained package JSON (PromptClient(fallback=...) ships it)")
     p.add_argument("version", metavar="VERSION_ID")
     p.add_argument("--out", metavar="FILE")
-    # sync writes the mirror: like ingest, it may create the warehouse.
-    add("sync", cmd_sync, "mirror versions and label events into the warehouse")
+    # `prompts sync` is the warehouse's (warehouse.commands): the registry never imports the warehouse.
+    prompts.subcommands = sub

@@ -6,32 +6,10 @@ from __future__ import annotations
 import difflib
 from typing import Any
 
-from prompt_release.registry.package import PromptPackage
+from prompt_release.registry.package import DESCRIPTIVE_FIELDS, HASHED_FIELDS, PromptPackage
 
-_COMPARED = (
-    "model",
-    "parameters",
-    "tools",
-    "tool_policy",
-    "output_format",
-    "output_schema",
-    "schema_path",
-    "retrieval",
-    "memory",
-    "safety_instructions",
-    "post_processing",
-    "required_variables",
-    "variables",
-    "release_policy",
-    "status",
-    "owner",
-    "reviewer",
-    "rollback_to",
-    "golden_set",
-    "change_reason",
-    "expected_behaviour_change",
-    "links",
-)
+# The template is diffed as text; every other hashed field, then the descriptive ones.
+_COMPARED = (*(f for f in HASHED_FIELDS if f != "template"), *DESCRIPTIVE_FIELDS)
 
 
 def _plain(value: Any) -> Any:

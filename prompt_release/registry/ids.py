@@ -13,10 +13,50 @@ from typing import NamedTuple
 
 from prompt_release.errors import UserError
 
-PROMPT_ID = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+# The grammar, as pattern text every consumer derives from: Python `re`,
+# pydantic `Field(pattern=...)` and DuckDB's RE2 (`regexp_full_match`) all read
+# this subset. NAME is a prompt id, a workflow name or a dataset name.
+NAME_PATTERN = r"[a-z][a-z0-9_]{0,63}"
+_NUMBER = r"(?:0|[1-9][0-9]{0,5})"
+SEMVER_PATTERN = rf"{_NUMBER}\.{_NUMBER}\.{_NUMBER}"
+VERSION_ID_PATTERN = rf"{NAME_PATTERN}:v{SEMVER_PATTERN}"
+"""`<prompt_id>:vMAJOR.MINOR.PATCH`: no pre-release or build suffix."""
+DATASET_VERSION_PATTERN = rf"{NAME_PATTERN}:v[1-9][0-9]*"
+"""`<dataset>:vN`, N from 1."""
+
+PROMPT_ID = re.compile(rf"^{NAME_PATTERN}$")
 LABEL = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
-_SEMVER = re.compile(r"^(0|[1-9]\d{0,5})\.(0|[1-9]\d{0,5})\.(0|[1-9]\d{0,5})$")
-_VERSION_ID = re.compile(r"^([a-z][a-z0-9_]{0,63}):v(\S+)$")
+_SEMVER = re.compile(rf"^({_NUMBER})\.({_NUMBER})\.({_NUMBER})$")
+_VERSION_ID = re.compile(rf"^({NAME_PATTERN}):v(\S+)$")
+_DATASET_VERSION = re.compile(rf"({NAME_PATTERN}):v([1-9][0-9]*)")
+_FULL_VERSION_ID = re.compile(VERSION_ID_PATTERN)
+_BARE_VERSION = re.compile(rf"v?{SEMVER_PATTERN}")
+
+
+def anchored(pattern: str) -> str:
+    """`^pattern$`, for pydantic and JSON Schema patterns (search semantics)."""
+    return f"^{pattern}$"
+
+
+def is_name(value: object) -> bool:
+    """A valid prompt id, workflow name or dataset name."""
+    return isinstance(value, str) and PROMPT_ID.fullmatch(value) is not None
+
+
+def is_version_id(value: object) -> bool:
+    """Whether the registry would accept `value` as a version id (no normalising)."""
+    return isinstance(value, str) and _FULL_VERSION_ID.fullmatch(value) is not None
+
+
+def is_bare_version(value: object) -> bool:
+    """`1.6.0` or `v1.6.0`, as a registry version."""
+    return isinstance(value, str) and _BARE_VERSION.fullmatch(value) is not None
+
+
+def parse_dataset_version(ref: str) -> tuple[str, int] | None:
+    """`support_router_golden:v3` -> ("support_router_golden", 3); None when it is not one."""
+    match = _DATASET_VERSION.fullmatch(ref) if isinstance(ref, str) else None
+    return (match.group(1), int(match.group(2))) if match else None
 
 
 class Semver(NamedTuple):

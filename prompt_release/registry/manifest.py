@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from prompt_release.errors import UserError
 from prompt_release.registry.ids import PROMPT_ID, parse_semver
+from prompt_release.registry.safe_yaml import load_yaml
 
 Status = Literal["draft", "candidate", "approved", "released", "rejected", "retired"]
 STATUSES: tuple[str, ...] = ("draft", "candidate", "approved", "released", "rejected", "retired")
@@ -43,6 +44,7 @@ class ToolSpec(_Strict):
     @field_validator("parameters")
     @classmethod
     def _is_json_schema(cls, value: dict[str, Any]) -> dict[str, Any]:
+        # lazy: jsonschema costs start-up time the runtime (an app's import) must not pay
         from jsonschema.validators import validator_for
 
         try:
@@ -177,14 +179,10 @@ def _key_lines(text: str) -> dict[str, int]:
     return {k.value: k.start_mark.line + 1 for k, _ in node.value if isinstance(k, yaml.ScalarNode)}
 
 
-_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
 def parse_manifest(text: str, *, file: str | Path) -> Manifest:
     """Parse and validate manifest YAML; any problem is one UserError naming file, line, field."""
     try:
-        # libyaml's loader when the wheel has it: the same safe subset, several times faster.
-        data = yaml.load(text, Loader=_SAFE_LOADER)  # noqa: S506 - a safe loader
+        data = load_yaml(text, file=file)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise UserError(

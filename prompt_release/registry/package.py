@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from prompt_release.canonical import canonical_json
 from prompt_release.errors import UserError
 from prompt_release.registry import render as rendering
 from prompt_release.registry.ids import version_id as make_version_id
@@ -46,10 +47,21 @@ HASHED_FIELDS: tuple[str, ...] = (
     "post_processing",
 )
 
-
-def canonical_json(value: Any) -> bytes:
-    """Sorted keys, no whitespace, UTF-8: the one serialization every hash uses."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+# What else a package records about itself: compared by `prompts diff`, not hashed.
+DESCRIPTIVE_FIELDS: tuple[str, ...] = (
+    "schema_path",
+    "required_variables",
+    "variables",
+    "release_policy",
+    "status",
+    "owner",
+    "reviewer",
+    "rollback_to",
+    "golden_set",
+    "change_reason",
+    "expected_behaviour_change",
+    "links",
+)
 
 
 def content_hash(value: Any) -> str:
@@ -173,7 +185,7 @@ def system_source(template_text: str, safety_instructions: list[str]) -> str:
 def package_content(package: PromptPackage | dict[str, Any]) -> dict[str, Any]:
     get = package.get if isinstance(package, dict) else lambda k: getattr(package, k)
     dump = lambda items: [i.model_dump(mode="json") if hasattr(i, "model_dump") else i for i in items]  # noqa: E731
-    return {
+    content = {
         "template": get("template_text"),
         "model": get("model"),
         "parameters": get("parameters"),
@@ -188,6 +200,8 @@ def package_content(package: PromptPackage | dict[str, Any]) -> dict[str, Any]:
         "safety_instructions": get("safety_instructions"),
         "post_processing": dump(get("post_processing")),
     }
+    assert tuple(content) == HASHED_FIELDS, "package_content and HASHED_FIELDS name the same fields, in order"
+    return content
 
 
 def build_package(
@@ -209,6 +223,7 @@ def build_package(
             schema = json.loads(store.read_text(schema_path))
         except json.JSONDecodeError as exc:
             raise UserError(f"schema is not valid JSON: {exc.msg}", file=schema_path, line=exc.lineno) from None
+        # lazy: jsonschema costs start-up time the runtime (an app's import) must not pay
         from jsonschema.validators import validator_for
 
         try:

@@ -39,6 +39,7 @@ def parse_output(output_format: str, output_schema: dict[str, Any] | None, text:
     except json.JSONDecodeError as exc:
         return None, f"invalid_json: {exc.msg} at char {exc.pos}"
     if output_schema:
+        # lazy: jsonschema costs start-up time the runtime (an app's import) must not pay
         from jsonschema.validators import validator_for
 
         error = next(iter(validator_for(output_schema)(output_schema).iter_errors(value)), None)

@@ -29,6 +29,7 @@ from prompt_release.registry.ids import (
 from prompt_release.registry.manifest import STATUSES
 from prompt_release.registry.package import HASHED_FIELDS, PromptPackage
 from prompt_release.registry.packages import load_package, registered_versions
+from prompt_release.registry.rubric import load_rubric, lock_rubric, verify_locked
 from prompt_release.registry.store import RegistryStore, manifest_path
 
 
@@ -152,8 +153,6 @@ def verify(
             continue
         results.append(verify_version(store, vid, entries[vid]))
     if not prompt_id:
-        from prompt_release.evaluation.rubric import verify_locked
-
         results += [VerifyResult(ref, problem is None, problem) for ref, problem in verify_locked(store.root, lock)]
     return results
 
@@ -162,8 +161,6 @@ def _lock_rubric(store: RegistryStore, lock: dict[str, Any], package: PromptPack
     """Record the rubric `package` is judged by in `lock` (True when added); refuse one edited in place."""
     if not package.rubric:
         return False
-    from prompt_release.evaluation.rubric import load_rubric, lock_rubric
-
     return lock_rubric(lock, load_rubric(store.root, package.rubric), package.rubric, _stamp(actor))
 
 

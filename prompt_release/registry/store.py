@@ -139,7 +139,7 @@ class FilesystemStore:
             data = json.loads(path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as exc:
             raise UserError(f"labels file is not valid JSON: {exc.msg}", file=path, line=exc.lineno) from None
-        return data.get("labels", {})
+        return checked_labels(data, path)
 
     def write_labels(self, prompt_id: str, labels: dict[str, Any]) -> None:
         path = self._prompt_file(prompt_id, "labels.json")
@@ -183,6 +183,50 @@ class FilesystemStore:
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
+
+
+_LABEL_FIELDS: dict[str, tuple[tuple[type, ...], str]] = {
+    "version_id": ((str,), "a string"),
+    "package_hash": ((str,), "a string"),
+    "percent": ((int, float, type(None)), "a number or null"),
+    "segments": ((dict, type(None)), "an object or null"),
+    "moved_at": ((str, type(None)), "a string"),
+    "event_id": ((str, type(None)), "a string"),
+}
+
+
+def checked_labels(data: Any, path: Path) -> dict[str, Any]:
+    """The `labels` mapping of a parsed labels.json, or one UserError naming the file and
+    the field of the wrong shape (a hand edit, a bad merge): never a crash later on."""
+    shape = '{"prompt_id": ..., "labels": {"<label>": {"version_id": ..., "package_hash": ...}}}'
+    if not isinstance(data, dict):
+        raise UserError(f"labels file must be a JSON object {shape}, not {_json_kind(data)}", file=path)
+    for key in data:
+        if key not in ("prompt_id", "labels"):
+            raise UserError(f"unknown field (a label outside 'labels'?); expected {shape}", file=path, field=str(key))
+    labels = data.get("labels", {})
+    if not isinstance(labels, dict):
+        raise UserError(f"'labels' must be an object of label -> entry, not {_json_kind(labels)}",
+                        file=path, field="labels")
+    for label, entry in labels.items():
+        if not isinstance(entry, dict):
+            raise UserError(f"each label must be an object with version_id and package_hash, not {_json_kind(entry)}",
+                            file=path, field=f"labels.{label}")
+        for name, (kinds, wording) in _LABEL_FIELDS.items():
+            required = name in ("version_id", "package_hash")
+            if name not in entry:
+                if required:
+                    raise UserError("required field is missing", file=path, field=f"labels.{label}.{name}")
+                continue
+            if not isinstance(entry[name], kinds) or isinstance(entry[name], bool):
+                raise UserError(f"must be {wording}, not {_json_kind(entry[name])}",
+                                file=path, field=f"labels.{label}.{name}")
+    return labels
+
+
+def _json_kind(value: Any) -> str:
+    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null"}
+    return names.get(type(value), "a number")
 
 
 def atomic_write(path: Path, text: str) -> None:

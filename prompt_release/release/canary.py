@@ -35,6 +35,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from prompt_release.contracts.package import index_contracts
 from prompt_release.errors import UserError
 from prompt_release.gates.canary import (
     CanaryAction,
@@ -45,16 +46,13 @@ from prompt_release.gates.canary import (
     decide_canary,
 )
 from prompt_release.golden.build import build_golden, record_incident
-from prompt_release.mining.contracts import contracts_from_registry, index_contracts
 from prompt_release.mining.detectors import detect
 from prompt_release.mining.settings import load_settings
 from prompt_release.registry import CANARY, PRODUCTION, STAGING, Registry
 from prompt_release.registry.ids import check_prompt_id
 from prompt_release.warehouse import read_connection, write_transaction
+from prompt_release.warehouse.metrics import CALL_COLUMNS, HARD_CLASS_LIST, SUCCESS, cost_per_success
 
-HARD_FAILURE_CLASSES = (
-    "invalid_json", "schema_violation", "enum_violation", "unknown_tool", "tool_args_invalid", "unsafe_tool_call",
-)
 MAX_FAILING_SPANS = 50
 _SEGMENT_KEY = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
@@ -135,23 +133,22 @@ def _segment_filter(segments: dict[str, list[str]] | None, params: dict[str, Any
 
 def _failure_flags(con, prompt_id: str, since: datetime, registry: Registry | None) -> str:
     """Temp table pr_release_failures(record_key, hard, unsafe) for the canary window; returns its source."""
-    hard_list = ", ".join(f"'{c}'" for c in HARD_FAILURE_CLASSES)
     con.execute("CREATE OR REPLACE TEMP TABLE pr_release_failures (record_key VARCHAR, failure_class VARCHAR)")
     if registry is not None:
         days = [r[0] for r in con.execute(
             "SELECT DISTINCT day FROM traces WHERE prompt_id = ? AND ts >= ? ORDER BY 1", [prompt_id, since]
         ).fetchall()]
-        contracts = contracts_from_registry(registry)
+        contracts = registry.contracts()
         contracts = list({c.package_hash or c.version_id: c for c in index_contracts(contracts).values()}.values())
         settings = load_settings(registry.root)
         for day in days:
             detect(con, contracts, settings, day if isinstance(day, date) else date.fromisoformat(str(day)))
             con.execute(f"INSERT INTO pr_release_failures SELECT record_key, failure_class FROM pr_found_failures "
-                        f"WHERE failure_class IN ({hard_list})")
+                        f"WHERE failure_class IN ({HARD_CLASS_LIST})")
         source = "recomputed by the failure detectors over the canary window"
     else:
         con.execute(f"INSERT INTO pr_release_failures SELECT record_key, failure_class FROM failures "
-                    f"WHERE failure_class IN ({hard_list})")
+                    f"WHERE failure_class IN ({HARD_CLASS_LIST})")
         source = "failures table"
     con.execute("""CREATE OR REPLACE TEMP TABLE pr_release_flags AS
                    SELECT record_key, TRUE AS hard, bool_or(failure_class = 'unsafe_tool_call') AS unsafe
@@ -159,19 +156,15 @@ def _failure_flags(con, prompt_id: str, since: datetime, registry: Registry | No
     return source
 
 
-_CALLS_SQL = """
+_CALLS_SQL = f"""
 CREATE OR REPLACE TEMP TABLE pr_canary_calls AS
-SELECT t.prompt_version, coalesce(t.trace_id, t.record_key) AS unit, coalesce(t.span_id, t.record_key) AS span_id,
-       t.ts, coalesce(t.status, 'ok') = 'error' OR coalesce(f.hard, FALSE) AS hard,
-       coalesce(f.unsafe, FALSE) AS unsafe, coalesce(t.escalated, FALSE) AS escalated,
-       coalesce(t.feedback, 0) < 0 AS negative, t.latency_ms, t.cost_usd,
-       coalesce(t.retries, 0) AS retries, coalesce(t.fallback, FALSE) AS fallback,
-       coalesce(json_array_length(t.tool_calls), 0) AS tool_calls
+SELECT {CALL_COLUMNS}
 FROM traces t LEFT JOIN pr_release_flags f ON f.record_key = t.record_key
-WHERE t.prompt_id = $prompt_id AND t.ts >= $since AND t.prompt_version IN (SELECT unnest($versions)) {segments}
+WHERE t.prompt_id = $prompt_id AND t.ts >= $since AND t.prompt_version IN (SELECT unnest($versions)) {{segments}}
 """
 
-_METRICS_SQL = """
+# Per trace: a trace is a hard failure (a success) when its calls together are.
+_METRICS_SQL = f"""
 WITH per_trace AS (
     SELECT prompt_version, unit, bool_or(hard) AS hard, count(*) FILTER (WHERE unsafe) AS unsafe_calls,
            bool_or(escalated) AS escalated, bool_or(negative) AS negative, sum(latency_ms) AS latency_ms,
@@ -182,13 +175,12 @@ WITH per_trace AS (
 SELECT prompt_version, count(*) AS traces, sum(steps)::BIGINT AS calls,
        count(*) FILTER (WHERE hard) AS hard_failures,
        count(*) FILTER (WHERE hard)::DOUBLE / count(*) AS hard_failure_rate,
-       avg(CASE WHEN NOT hard AND NOT escalated AND NOT negative THEN 1.0 ELSE 0.0 END) AS success_rate,
+       avg(CASE WHEN {SUCCESS} THEN 1.0 ELSE 0.0 END) AS success_rate,
        sum(unsafe_calls)::BIGINT AS unsafe_tool_calls,
        avg(escalated::INTEGER) AS escalation_rate, avg(negative::INTEGER) AS negative_feedback_rate,
        quantile_cont(latency_ms, 0.5) AS p50_latency_ms, quantile_cont(latency_ms, 0.95) AS p95_latency_ms,
        quantile_cont(latency_ms, 0.99) AS p99_latency_ms,
-       sum(cost_usd) / nullif(count(*) FILTER (WHERE NOT hard AND NOT escalated AND NOT negative), 0)
-           AS cost_per_success_usd,
+       {cost_per_success()} AS cost_per_success_usd,
        sum(retries)::BIGINT AS retries, count(*) FILTER (WHERE fallback) AS fallbacks,
        avg(steps) AS steps_per_trace, avg(tool_calls) AS tool_calls_per_trace,
        list(latency_ms) FILTER (WHERE latency_ms IS NOT NULL) AS latencies

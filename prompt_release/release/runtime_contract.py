@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from prompt_release.errors import UserError
 from prompt_release.registry.ids import check_prompt_id
-from prompt_release.registry.store import FilesystemStore
+from prompt_release.registry.safe_yaml import load_yaml
 
 
 class RuntimeContract(BaseModel):
@@ -37,15 +37,6 @@ def contract_path(registry_root: str | Path, prompt_id: str) -> Path:
     return Path(registry_root) / "prompts" / check_prompt_id(prompt_id) / "runtime.yaml"
 
 
-def served_prompt_ids(registry_root: str | Path) -> list[str]:
-    """Prompts a production service serves: those with a runtime contract (a judge prompt has none).
-
-    Golden datasets and canaries exist per served prompt; this is where the
-    Dagster partitions and the demo learn them, so no code names a sample prompt.
-    """
-    return [p for p in FilesystemStore(registry_root).prompt_ids() if contract_path(registry_root, p).is_file()]
-
-
 def load_runtime_contract(registry_root: str | Path, prompt_id: str) -> RuntimeContract:
     path = contract_path(registry_root, prompt_id)
     if not path.is_file():
@@ -54,7 +45,7 @@ def load_runtime_contract(registry_root: str | Path, prompt_id: str) -> RuntimeC
             file=path,
         )
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = load_yaml(path.read_text(encoding="utf-8"), file=path) or {}
         return RuntimeContract.model_validate(data)
     except yaml.YAMLError as exc:
         raise UserError(f"not valid YAML: {exc}", file=path) from None

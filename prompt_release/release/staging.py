@@ -18,9 +18,11 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from jsonschema.validators import validator_for
 from pydantic import BaseModel, Field
 
 from prompt_release.errors import UserError
+from prompt_release.llm import CallRequest, LLMSettings, run_calls_sync
 from prompt_release.registry import Registry
 from prompt_release.registry.ids import parse_version_id, version_id
 from prompt_release.release.replay import RecordedInput, recorded_inputs
@@ -154,8 +156,6 @@ def staging_check(
     if not rendered:
         return finish()
 
-    from prompt_release.llm import CallRequest, LLMSettings, run_calls_sync
-
     settings = llm_settings or LLMSettings.from_env()
     tools = [{"name": t.name, "description": t.description, "parameters": t.parameters} for t in package.tools]
     requests = [
@@ -171,7 +171,6 @@ def staging_check(
 
     validator = None
     if schema is not None:
-        from jsonschema.validators import validator_for
 
         validator = validator_for(schema)(schema)
     package_tools = {t.name for t in package.tools}

@@ -29,6 +29,7 @@ from prompt_release.registry.api import Registry
 from prompt_release.registry.ids import check_label, check_prompt_id
 from prompt_release.registry.package import PromptPackage
 from prompt_release.registry.packages import load_package
+from prompt_release.registry.postprocess import apply, parse_output
 from prompt_release.registry.store import RegistryStore, atomic_write
 from prompt_release.runtime.routing import in_canary
 
@@ -100,7 +101,6 @@ class ResolvedPrompt:
     def postprocess(self, raw_output: str) -> tuple[Any, str | None]:
         """Apply the package's post-processing, then parse per its output format:
         (value, None) on success, (value or None, problem) when the contract is broken."""
-        from prompt_release.registry.postprocess import apply, parse_output
 
         return parse_output(self.output_format, self.output_schema, apply(self.package.post_processing, raw_output))
 

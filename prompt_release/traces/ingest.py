@@ -35,6 +35,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute  # noqa: F401  (pa.compute)
 
+from prompt_release import config
 from prompt_release.errors import UserError
 from prompt_release.traces import native, otlp
 from prompt_release.traces.lines import LineChunk, LineReader
@@ -57,8 +58,11 @@ def discover(paths: Iterable[str | os.PathLike]) -> list[Path]:
         path = Path(raw)
         if path.is_dir():
             found += sorted(p for p in path.rglob("*") if p.is_file() and p.name.endswith(SUFFIXES))
-        elif path.exists():
+        elif path.is_file():
             found.append(path)
+        elif path.exists():
+            # /dev/zero, a FIFO, a socket: reading would never end (or block forever)
+            raise UserError("not a regular file (a device, FIFO or socket cannot be ingested)", file=path)
         else:
             raise UserError("no such file or folder", file=path)
     seen: set[Path] = set()
@@ -214,7 +218,7 @@ def ingest_file(
 
 
 def _memory_limit() -> str:
-    return os.environ.get("PROMPT_RELEASE_INGEST_MEMORY_LIMIT", "512MB")
+    return config.ingest_memory_limit()
 
 
 class _FileContext:
@@ -235,11 +239,24 @@ class _FileContext:
         self.reader = LineReader(self.path, reuse_buffers=reuse_buffers)
         return self.reader
 
-    def reject(self, line_number: int | None, reason: str, field: str | None, raw: bytes) -> None:
+    def reject(
+        self, line_number: int | None, reason: str, field: str | None, raw: bytes, whole: tuple[int, str] | None = None
+    ) -> None:
+        """Record one rejected record; `whole` = (length, sha256) when `raw` is only the head of it."""
         self.summary.rejected += 1
-        self._rejects.append((line_number, reason, field, raw))
+        length, digest = whole if whole is not None else (len(raw), hashlib.sha256(raw).hexdigest())
+        self._rejects.append((line_number, reason, field, raw[:RAW_LINE_LIMIT], length, digest))
         if len(self._rejects) >= 10_000:
             self.flush_rejects()
+
+    def reject_too_long(self, line_number: int, chunk: LineChunk, i: int, whole: tuple[int, str]) -> None:
+        limit = self.reader.max_line_bytes if self.reader is not None else config.ingest_max_line_bytes()
+        head = bytes(memoryview(chunk.data)[chunk.starts[i] : min(chunk.ends[i], chunk.starts[i] + RAW_LINE_LIMIT)])
+        self.reject(
+            line_number,
+            f"line is {whole[0]:,} bytes, longer than the limit of {limit:,} ({config.ENV_INGEST_MAX_LINE_BYTES})",
+            None, head, whole,
+        )
 
     def flush_rejects(self) -> None:
         if not self._rejects:
@@ -249,11 +266,9 @@ class _FileContext:
                 "line_number": pa.array([r[0] for r in self._rejects], pa.int64()),
                 "reason": pa.array([r[1] for r in self._rejects], pa.string()),
                 "field": pa.array([r[2] for r in self._rejects], pa.string()),
-                "raw_line": pa.array(
-                    [r[3][:RAW_LINE_LIMIT].decode("utf-8", "replace") for r in self._rejects], pa.string()
-                ),
-                "raw_length": pa.array([len(r[3]) for r in self._rejects], pa.int64()),
-                "raw_sha256": pa.array([hashlib.sha256(r[3]).hexdigest() for r in self._rejects], pa.string()),
+                "raw_line": pa.array([r[3].decode("utf-8", "replace") for r in self._rejects], pa.string()),
+                "raw_length": pa.array([r[4] for r in self._rejects], pa.int64()),
+                "raw_sha256": pa.array([r[5] for r in self._rejects], pa.string()),
             }
         )
         self.con.register("_ingest_rejects_batch", table)
@@ -286,6 +301,9 @@ def _chunk_table(chunk: LineChunk, context: _FileContext) -> pa.Table:
         if not chunk.line(int(i)).strip():
             blank[i] = True
     valid = ~blank
+    for i, whole in (chunk.oversize or {}).items():
+        valid[i] = False
+        context.reject_too_long(chunk.first_line + i, chunk, i, whole)
     offsets = np.empty(n + 1, dtype=np.int64)
     offsets[:n] = chunk.starts
     offsets[n] = chunk.ends[-1] if n else 0
@@ -348,7 +366,6 @@ def _ingest_native(context: _FileContext) -> None:
         summary.stored += inserted
         summary.duplicates += acceptable - inserted
         context.report(chunk.first_line + len(chunk) - 1)
-    con.execute("DROP TABLE IF EXISTS _native_checked")
 
 
 # The fast path (see native.fast_insert_sql) handles every line it can prove
@@ -402,20 +419,35 @@ def _learn_unknown(con, source: str, clause: str, unknown: list[str]) -> None:
 def _native_careful(context: _FileContext, chunk: LineChunk, table: pa.Table, lines: list[int] | None, params: dict) -> int:
     """Check and insert lines of the chunk with the careful path (all lines when
     `lines` is None); record rejects with their reasons; return rows inserted."""
+    subset = table if lines is None else table.filter(pa.compute.is_in(table["ln"], pa.array(lines, pa.int64())))
+    inserted = 0
+    # in slices: the checked rows of a whole chunk (a file of repeated keys sends
+    # every line here) held at once cost several times the chunk in memory
+    for start in range(0, subset.num_rows, _CAREFUL_ROWS):
+        inserted += _native_careful_slice(context, chunk, subset.slice(start, _CAREFUL_ROWS), params)
+    return inserted
+
+
+_CAREFUL_ROWS = 8192
+
+
+def _native_careful_slice(context: _FileContext, chunk: LineChunk, subset: pa.Table, params: dict) -> int:
     con = context.con
-    if lines is None:
-        source = "_native_lines"
-    else:
-        subset = table.filter(pa.compute.is_in(table["ln"], pa.array(lines, pa.int64())))
-        con.register("_native_subset", subset)
-        source = "_native_subset"
+    con.register("_native_subset", subset)
     try:
-        con.execute(native.check_sql(source, "_native_checked")).fetchall()
+        # held in Arrow, not a temp table: inside the file's one transaction every
+        # replaced temp table stayed in memory until commit (RSS grew with the file)
+        checked = con.sql(native.check_sql("_native_subset")).to_arrow_table()
     finally:
-        if lines is not None:
-            _unregister(con, "_native_subset")
-    inserted = con.execute(native.insert_sql("_native_checked"), params).fetchall()[0][0]
-    for ln, jtype, field, reason in con.execute(native.rejects_sql("_native_checked")).fetchall():
+        _unregister(con, "_native_subset")
+    con.register("_native_checked", checked)
+    try:
+        inserted = con.execute(native.insert_sql("_native_checked"), params).fetchall()[0][0]
+        rejects = con.execute(native.rejects_sql("_native_checked")).fetchall()
+    finally:
+        _unregister(con, "_native_checked")
+        del checked
+    for ln, jtype, field, reason in rejects:
         raw = chunk.line(ln - chunk.first_line)
         if jtype != "OBJECT":
             reason, field = native.describe_unparsable(raw)

@@ -7,11 +7,17 @@ mark at the start of the file is skipped and a CR before LF is not part of a
 line. A gzip stream that ends early yields the readable prefix; the partial
 tail after the last newline is kept aside in `LineReader.cut` so the caller
 can record one reject naming the file.
+
+Memory is bounded whatever the input: gzip is decompressed in pieces of at
+most one chunk (a small bomb expanding to gigabytes never exists whole), and
+a line longer than `max_line_bytes` is not accumulated: the reader keeps its
+head, hashes and counts the rest, and hands it over as one short line listed
+in `LineChunk.oversize`, which the caller rejects as too long.
 """
 
 from __future__ import annotations
 
-import os
+import hashlib
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -19,9 +25,11 @@ from pathlib import Path
 
 import numpy as np
 
+from prompt_release import config
+
 BOM = b"\xef\xbb\xbf"
-DEFAULT_CHUNK_BYTES = 64 * 1024 * 1024
-ENV_CHUNK_BYTES = "PROMPT_RELEASE_INGEST_CHUNK_BYTES"
+OVERSIZE_HEAD_BYTES = 64 * 1024  # what is kept of a too-long line (reject rows store this much)
+_GZIP_READ_BYTES = 1024 * 1024
 
 
 @dataclass
@@ -37,6 +45,9 @@ class LineChunk:
     starts: np.ndarray  # int64
     ends: np.ndarray  # int64, exclusive, CR/LF excluded
     _pool: list | None = None
+    # line index -> (full length, sha256 hex) of lines past the reader's max_line_bytes;
+    # `data` may hold only the head of such a line
+    oversize: dict[int, tuple[int, str]] | None = None
 
     def __len__(self) -> int:
         return len(self.starts)
@@ -62,25 +73,28 @@ class FileCut:
 
 
 def chunk_bytes_setting() -> int:
-    value = os.environ.get(ENV_CHUNK_BYTES)
-    return int(value) if value else DEFAULT_CHUNK_BYTES
+    return config.ingest_chunk_bytes()
 
 
 def _gzip_blocks(path: Path, block: int, reader: LineReader) -> Iterator[bytes]:
+    """Decompressed pieces of at most `block` bytes each (max_length below): a
+    highly compressed input never expands whole in memory."""
     with open(path, "rb") as handle:
         # zlib by hand rather than gzip.open: on a cut stream gzip raises and
         # loses what it had decompressed; here the prefix is kept.
         decomp = zlib.decompressobj(wbits=31)
+        compressed = b""
         while True:
-            compressed = handle.read(block)
             if not compressed:
-                break
+                compressed = handle.read(_GZIP_READ_BYTES)
+                if not compressed:
+                    break
             try:
-                out = decomp.decompress(compressed)
-                while decomp.eof and decomp.unused_data:  # multi-member gzip
-                    rest = decomp.unused_data
+                out = decomp.decompress(compressed, block)
+                compressed = decomp.unconsumed_tail
+                if decomp.eof and decomp.unused_data:  # multi-member gzip: the next member starts here
+                    compressed = decomp.unused_data + compressed
                     decomp = zlib.decompressobj(wbits=31)
-                    out += decomp.decompress(rest)
             except zlib.error as exc:
                 reader.cut_message = f"gzip data is corrupt in {path}: {exc}"
                 return
@@ -102,9 +116,17 @@ class LineReader:
     spares the allocation and page faults of a fresh 64 MB per chunk.
     """
 
-    def __init__(self, path: str | Path, chunk_bytes: int | None = None, *, reuse_buffers: bool = False) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        chunk_bytes: int | None = None,
+        *,
+        reuse_buffers: bool = False,
+        max_line_bytes: int | None = None,
+    ) -> None:
         self.path = Path(path)
         self.chunk_bytes = chunk_bytes or chunk_bytes_setting()
+        self.max_line_bytes = config.ingest_max_line_bytes(max_line_bytes)
         self.cut_message: str | None = None
         self.cut: FileCut | None = None
         self.lines = 0
@@ -112,28 +134,47 @@ class LineReader:
 
     def __iter__(self) -> Iterator[LineChunk]:
         pending = b""
+        long: _LongLine | None = None  # a line past max_line_bytes, being skipped to its end
         first = True
         next_line = 1
+        limit = self.max_line_bytes
         for data, size in self._blocks(lambda: pending):
             if first:
                 first = False
                 if data[:size].startswith(BOM):
                     data, size = data[len(BOM) : size], size - len(BOM)
-            last_nl = data.rfind(b"\n", 0, size)
+            start = 0
+            if long is not None:
+                newline = data.find(b"\n", 0, size)
+                long.feed(memoryview(data)[: size if newline < 0 else newline])
+                if newline < 0:
+                    self._give_back(data)
+                    continue
+                yield long.chunk(next_line)
+                next_line += 1
+                long, start = None, newline + 1
+            last_nl = data.rfind(b"\n", start, size)
             if last_nl < 0:  # one line longer than the block: read on into a bigger buffer
-                pending = bytes(data[:size])
+                pending = bytes(data[start:size])
                 self._give_back(data)
+                if len(pending) > limit:
+                    long, pending = _LongLine(pending), b""
                 continue
             pending = bytes(data[last_nl + 1 : size])
-            chunk = _split(data, last_nl + 1, next_line)
+            chunk = _split(data, last_nl + 1, next_line, start, limit)
             if isinstance(data, bytearray):
                 chunk._pool = self._pool
             next_line += len(chunk)
             yield chunk
+            if len(pending) > limit:
+                long, pending = _LongLine(pending), b""
         if self.cut_message is not None:
-            self.cut = FileCut(next_line, pending, self.cut_message)
+            self.cut = FileCut(next_line, long.head if long is not None else pending, self.cut_message)
+        elif long is not None:
+            yield long.chunk(next_line)
+            next_line += 1
         elif pending:
-            chunk = _split(pending + b"\n", len(pending) + 1, next_line)
+            chunk = _split(pending + b"\n", len(pending) + 1, next_line, 0, limit)
             next_line += len(chunk)
             yield chunk
         self.lines = next_line - 1
@@ -174,14 +215,43 @@ class LineReader:
             self._pool.append(buffer)
 
 
-def _split(data: bytes | bytearray, end: int, first_line: int) -> LineChunk:
-    """Locate the lines of `data[:end]`, which ends with a newline."""
+class _LongLine:
+    """A line past the limit: its head, and the length and hash of all of it."""
+
+    def __init__(self, start: bytes) -> None:
+        self.head = start[:OVERSIZE_HEAD_BYTES]
+        self.length = 0
+        self._hash = hashlib.sha256()
+        self.feed(start)
+
+    def feed(self, data: bytes | memoryview) -> None:
+        self.length += len(data)
+        self._hash.update(data)
+
+    def chunk(self, line_number: int) -> LineChunk:
+        data = self.head + b"\n"
+        chunk = _split(data, len(data), line_number)
+        chunk.oversize = {0: (self.length, self._hash.hexdigest())}
+        return chunk
+
+
+def _split(data: bytes | bytearray, end: int, first_line: int, begin: int = 0, limit: int | None = None) -> LineChunk:
+    """Locate the lines of `data[begin:end]`, which ends with a newline; with
+    `limit`, list the lines longer than it in `oversize`."""
     view = np.frombuffer(data, dtype=np.uint8, count=end)
-    newlines = np.flatnonzero(view == 10).astype(np.int64)
+    newlines = np.flatnonzero(view[begin:] == 10).astype(np.int64) + begin
     starts = np.empty(len(newlines), dtype=np.int64)
-    starts[0] = 0
+    starts[0] = begin
     starts[1:] = newlines[:-1] + 1
     ends = newlines.copy()
     has_cr = np.flatnonzero((ends > starts) & (view[np.maximum(ends - 1, 0)] == 13))
     ends[has_cr] -= 1
-    return LineChunk(first_line, data, starts, ends)
+    chunk = LineChunk(first_line, data, starts, ends)
+    if limit is not None:
+        long = np.flatnonzero(ends - starts > limit)
+        if len(long):
+            chunk.oversize = {
+                int(i): (int(ends[i] - starts[i]), hashlib.sha256(memoryview(data)[starts[i] : ends[i]]).hexdigest())
+                for i in long
+            }
+    return chunk

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import json
 
+from prompt_release.registry.ids import VERSION_ID_PATTERN
+
 NUMBER = ("BIGINT", "UBIGINT", "DOUBLE")
 INTEGER = ("BIGINT", "UBIGINT")
 STRING = ("VARCHAR",)
@@ -50,7 +52,11 @@ FIELDS: dict[str, tuple[tuple[str, ...] | None, bool, str]] = {
     "package_hash": (STRING, False, "a string"),
 }
 
-PROMPT_VERSION_RE = r"^[a-z][a-z0-9_]{0,63}:v(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$"
+# numeric fields whose values feed aggregates (p95 latency, cost per success, feedback rate)
+FINITE = ("latency_ms", "cost_usd", "feedback")
+
+# A line's prompt_version must be a version id the registry accepts
+# (VERSION_ID_PATTERN); one it would refuse (a pre-release, `v01.0.0`) is rejected.
 
 
 def _sql_str(value: str) -> str:
@@ -129,11 +135,20 @@ def _checks() -> list[tuple[str, str, str]]:
         allowed = ", ".join(_sql_str(t) for t in (*types, "NULL"))
         kind = "an integer" if types == INTEGER else f"an {types[0].lower()}" if types[0] == "OBJECT" else f"an {types[0].lower()}"
         checks.append((f"coalesce(json_type(line, '$.{key}') NOT IN ({allowed}), false)", key, f"field '{key}' must be {kind}"))
+    for key in FINITE:
+        # JSON has no NaN/Infinity, but DuckDB's parser takes them (and 1e400 overflows to inf):
+        # one such value would make every aggregate over the column inf or NaN
+        checks.append((
+            f"{_present(key)} AND json_type({_full(key)}) IN ('DOUBLE', 'BIGINT', 'UBIGINT') "
+            f"AND NOT coalesce(isfinite(try_cast(json_extract_string(line, '$.\"{key}\"') AS DOUBLE)), false)",
+            key,
+            f"field '{key}' must be a finite number (not NaN, Infinity or out of range)",
+        ))
     checks += [
         (
-            f"NOT regexp_full_match(json_extract_string(line, '$.prompt_version'), {_sql_str(PROMPT_VERSION_RE)})",
+            f"NOT regexp_full_match(json_extract_string(line, '$.prompt_version'), {_sql_str(VERSION_ID_PATTERN)})",
             "prompt_version",
-            "field 'prompt_version' must look like <prompt_id>:v<MAJOR.MINOR.PATCH>",
+            "field 'prompt_version' must be a version id the registry accepts: <prompt_id>:v<MAJOR.MINOR.PATCH>",
         ),
         (
             f"{_present('timestamp')} AND try_cast(json_extract_string(line, '$.timestamp') AS TIMESTAMPTZ) IS NULL",
@@ -166,8 +181,9 @@ def _checks() -> list[tuple[str, str, str]]:
     return checks
 
 
+# try(): AND does not short-circuit in DuckDB, so this also meets non-arrays (whose type test fails anyway)
 _TOOL_CALLS_OK = (
-    "coalesce(list_bool_and(list_transform(CAST({value} AS JSON[]), "
+    "coalesce(list_bool_and(list_transform(try(CAST({value} AS JSON[])), "
     "lambda t: json_type(t) = 'OBJECT' AND coalesce(json_type(t, '$.name') = 'VARCHAR', false))), true)"
 )
 
@@ -176,20 +192,23 @@ def _fast_ok() -> str:
     """Cheap test that a line is acceptable: one type string per row against one regex."""
     return (
         f"regexp_full_match(type_string, {_sql_str(_types_regex())})"
-        f" AND regexp_full_match(j.prompt_version, {_sql_str(PROMPT_VERSION_RE)})"
+        f" AND regexp_full_match(j.prompt_version, {_sql_str(VERSION_ID_PATTERN)})"
         " AND (j.timestamp IS NULL OR ts_record IS NOT NULL)"
         " AND (j.status IS NULL OR j.status IN ('ok', 'error'))"
         f" AND ({_t('feedback')} <> 'VARCHAR' OR j.feedback IN ('up', 'down'))"
         f" AND ({_t('tool_calls')} <> 'ARRAY' OR {_TOOL_CALLS_OK.format(value='j.tool_calls')})"
         # a number past INTEGER would fail the whole insert's CAST
         " AND (j.retries IS NULL OR try_cast(j.retries AS INTEGER) IS NOT NULL)"
+        " AND (j.latency_ms IS NULL OR isfinite(j.latency_ms))"
+        " AND (j.cost_usd IS NULL OR isfinite(j.cost_usd))"
+        f" AND ({_t('feedback')} IN ('-', 'NULL', 'VARCHAR') OR coalesce(isfinite(try_cast(j.feedback AS DOUBLE)), false))"
     )
 
 
-def check_sql(source: str, target: str) -> str:
-    """SQL creating temp table `target`: one row per non-blank line of `source` with
-    ln, line, the parsed struct `j`, the JSON `types` of known keys, `ok`, and for
-    lines that are not ok, jtype / reject_field / reject_reason.
+def check_sql(source: str) -> str:
+    """SELECT of one row per non-blank line of `source` with ln, line, the parsed
+    struct `j`, the JSON `types` of known keys, `ok`, and for lines that are not
+    ok, jtype / reject_field / reject_reason.
     """
     checks = _checks()
     field = "CASE " + " ".join(f"WHEN {cond} THEN {_sql_str(f)}" for cond, f, _ in checks) + " ELSE '?' END"
@@ -197,7 +216,6 @@ def check_sql(source: str, target: str) -> str:
     spec = _sql_str(json.dumps(TRANSFORM))
     paths = ", ".join(_sql_str(f"$.{key}") for key in TYPE_PATHS)
     return f"""
-CREATE OR REPLACE TEMP TABLE {target} AS
 WITH parsed AS (
     -- try(): a line that is not JSON comes out NULL instead of failing the chunk
     SELECT ln, line,
@@ -366,7 +384,7 @@ def _is_int(x: str) -> str:
 
 
 def _is_num(x: str) -> str:
-    return f"(NOT {_is_str(x)} AND try_cast({x} AS DOUBLE) IS NOT NULL)"
+    return f"(NOT {_is_str(x)} AND coalesce(isfinite(try_cast({x} AS DOUBLE)), false))"
 
 
 def _fast_type_ok(key: str, x: str) -> str:
@@ -414,7 +432,7 @@ def _surely_ok(unknown: list[str]) -> str:
         f"CASE WHEN len(keys) = {present} THEN true ELSE list_has_all([{allowed}], keys) END",
         *(_fast_type_ok(key, _f(key)) for key in FIELDS if key not in ("input", "usage")),
         *nested,
-        f"regexp_full_match(prompt_version, {_sql_str(PROMPT_VERSION_RE)})",
+        f"regexp_full_match(prompt_version, {_sql_str(VERSION_ID_PATTERN)})",
         "(j.timestamp IS NULL OR ts_record IS NOT NULL)",
         f"(j.status IS NULL OR {_unescape(_f('status'))} IN ('ok', 'error'))",
         "(j.retries IS NULL OR try_cast(CAST(j.retries AS VARCHAR) AS INTEGER) IS NOT NULL)",

@@ -27,6 +27,7 @@ rejected record, a span without trace/span id is one rejected record.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -34,6 +35,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from prompt_release.registry.ids import is_bare_version, is_name, is_version_id
 from prompt_release.traces.lines import LineReader
 
 try:  # orjson is several times faster on large OTLP lines; json is the fallback
@@ -43,7 +45,10 @@ try:  # orjson is several times faster on large OTLP lines; json is the fallback
     _JSONError: tuple[type[BaseException], ...] = (orjson.JSONDecodeError, UnicodeDecodeError)
 
     def _dumps(value: Any) -> str:
-        return orjson.dumps(value, default=str).decode()
+        try:
+            return orjson.dumps(value, default=str).decode()
+        except orjson.JSONEncodeError:  # e.g. an integer past 64 bits: json writes it
+            return json.dumps(value, default=str)
 
 except ImportError:  # pragma: no cover
     _loads = json.loads
@@ -53,10 +58,6 @@ except ImportError:  # pragma: no cover
         return json.dumps(value, default=str)
 
 CALL_OPERATIONS = {"chat", "text_completion", "generate_content", "completion"}
-_ID = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
-_SEMVER = r"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?"
-_VERSION_ID = re.compile(rf"^[a-z][a-z0-9_]{{0,63}}:v{_SEMVER}$")
-_BARE_VERSION = re.compile(rf"^v?{_SEMVER}$")
 
 # attributes turned into columns (not repeated in `attributes`)
 _CONSUMED = {
@@ -83,13 +84,16 @@ def attr_value(value: Any) -> Any:
         except (TypeError, ValueError):
             return value["intValue"]
     if "doubleValue" in value:
-        return float(value["doubleValue"])
+        try:
+            return float(value["doubleValue"])
+        except (TypeError, ValueError):
+            return value["doubleValue"]
     if "boolValue" in value:
         return bool(value["boolValue"])
     if "arrayValue" in value:
-        return [attr_value(v) for v in (value["arrayValue"] or {}).get("values", []) or []]
+        return [attr_value(v) for v in _as_list(_as_dict(value["arrayValue"]).get("values"))]
     if "kvlistValue" in value:
-        return attributes((value["kvlistValue"] or {}).get("values", []))
+        return attributes(_as_dict(value["kvlistValue"]).get("values"))
     if "bytesValue" in value:
         return value["bytesValue"]
     return None
@@ -97,7 +101,7 @@ def attr_value(value: Any) -> Any:
 
 def attributes(items: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for item in items or []:
+    for item in _as_list(items):
         if isinstance(item, dict) and isinstance(item.get("key"), str):
             out[item["key"]] = attr_value(item.get("value"))
     return out
@@ -327,18 +331,18 @@ def prompt_identity(chain: list[Span]) -> tuple[str | None, str | None]:
             continue
         if version is not None:
             version = str(version).strip()
-            if _VERSION_ID.match(version):
+            if is_version_id(version):
                 return version.split(":", 1)[0], version
-            if pid and _ID.match(str(pid)) and _BARE_VERSION.match(version):
+            if pid and is_name(str(pid)) and is_bare_version(version):
                 full = f"{pid}:v{version.removeprefix('v')}"
                 return str(pid), full
-        if pid and _ID.match(str(pid)):
+        if pid and is_name(str(pid)):
             # the id without a usable version here: a version further up may complete it
             for upper in chain[chain.index(span) + 1:]:
                 v = upper.attrs.get("gen_ai.prompt.version") or upper.attrs.get("llm.prompt_template.version")
-                if v is not None and _BARE_VERSION.match(str(v).strip()):
+                if v is not None and is_bare_version(str(v).strip()):
                     return str(pid), f"{pid}:v{str(v).strip().removeprefix('v')}"
-                if v is not None and _VERSION_ID.match(str(v).strip()):
+                if v is not None and is_version_id(str(v).strip()):
                     return str(v).split(":", 1)[0], str(v).strip()
             return str(pid), None
     return None, None
@@ -347,15 +351,61 @@ def prompt_identity(chain: list[Span]) -> tuple[str | None, str | None]:
 def _int(value: Any) -> int | None:
     try:
         return int(value) if value is not None else None
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
 
 
 def _float(value: Any) -> float | None:
     try:
         return float(value) if value is not None else None
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
+
+
+class BadSpan(Exception):
+    """A span that cannot become a row: rejected with `reason`, naming `field`."""
+
+    def __init__(self, reason: str, field: str) -> None:
+        super().__init__(reason)
+        self.reason, self.field = reason, field
+
+
+_INT64 = (-(2**63), 2**63 - 1)
+# column -> the attributes it may come from, in the order call_row reads them
+_NUMBER_SOURCES = {
+    "input_tokens": ("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens", "llm.token_count.prompt"),
+    "output_tokens": ("gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens", "llm.token_count.completion"),
+    "cost_usd": ("llm.cost.total", "gen_ai.usage.cost"),
+}
+
+
+def _checked(row: dict, span: Span) -> dict:
+    """Refuse values the warehouse cannot hold or that would poison aggregates
+    (non-finite cost, integers past BIGINT, a timestamp out of range); coerce
+    structured values in text columns to JSON text."""
+    for column, keys in _NUMBER_SOURCES.items():
+        value = row[column]
+        if value is None:
+            continue
+        key = next((k for k in keys if k in span.attrs), keys[0])
+        if isinstance(value, float) and not math.isfinite(value):
+            raise BadSpan(f"span attribute '{key}' must be a finite number", key)
+        if isinstance(value, int) and not _INT64[0] <= value <= _INT64[1]:
+            raise BadSpan(f"span attribute '{key}' is out of range for a 64-bit integer", key)
+    for name, kind in ROW_TYPES.items():
+        value = row[name]
+        if kind == pa.string() and value is not None and not isinstance(value, str):
+            row[name] = _dumps(value)
+    return row
+
+
+def _span_ts(span: Span) -> datetime | None:
+    if not span.start_ns:
+        return None
+    try:
+        return datetime.fromtimestamp(span.start_ns / 1e9, UTC)
+    except (OverflowError, OSError, ValueError) as exc:
+        raise BadSpan("span field 'startTimeUnixNano' is out of range for a timestamp", "startTimeUnixNano") from exc
 
 
 def call_row(span: Span, fmt: str, index: dict, day_ts: datetime | None, ingested_at: datetime) -> dict:
@@ -432,11 +482,11 @@ def call_row(span: Span, fmt: str, index: dict, day_ts: datetime | None, ingeste
     if span.status_message:
         extra["otel.status_message"] = span.status_message
 
-    ts = datetime.fromtimestamp(span.start_ns / 1e9, UTC) if span.start_ns else None
+    ts = _span_ts(span)
     ts_source = "record" if ts else ("day_folder" if day_ts else "ingest_time")
     ts = ts or day_ts or ingested_at
     latency = (span.end_ns - span.start_ns) / 1e6 if span.start_ns and span.end_ns else None
-    return {
+    return _checked({
         "span_id": span.span_id,
         "trace_id": span.trace_id,
         "parent_span_id": span.parent_span_id,
@@ -466,7 +516,7 @@ def call_row(span: Span, fmt: str, index: dict, day_ts: datetime | None, ingeste
         "source_format": fmt,
         "source_line": span.line,
         "record_key": span.span_id,
-    }
+    }, span)
 
 
 def _str(value: Any) -> str | None:
@@ -523,7 +573,16 @@ def _whole_document(context) -> dict | None:
     if first != b"{":  # one request per line: the ordinary path
         return None
     reader = LineReader(path)
-    data = b"\n".join(chunk.line(i) for chunk in reader for i in range(len(chunk)))
+    parts, size = [], 0
+    for chunk in reader:
+        if chunk.oversize:
+            return None  # read line by line: the too-long lines are rejected there
+        for i in range(len(chunk)):
+            parts.append(chunk.line(i))
+            size += len(parts[-1]) + 1
+        if size > reader.max_line_bytes:  # the document is one record: the same limit holds
+            return None
+    data = b"\n".join(parts)
     if reader.cut is not None:
         return None
     try:
@@ -552,6 +611,11 @@ def ingest_otlp(context) -> None:
     for chunk in context.lines():
         for i in range(len(chunk)):
             ln = chunk.first_line + i
+            if chunk.oversize and i in chunk.oversize:
+                summary.lines_read += 1
+                summary.records += 1
+                context.reject_too_long(ln, chunk, i, chunk.oversize[i])
+                continue
             raw = chunk.line(i)
             if not raw.strip():
                 summary.blank_lines += 1
@@ -582,11 +646,19 @@ def _store(spans: list[Span], context) -> None:
     index = {(s.trace_id, s.span_id): s for s in spans}
     rows = []
     for span in spans:
-        fmt = span.call_format()
-        if fmt is None:
-            summary.non_call_spans += 1
-            continue
-        rows.append(call_row(span, fmt, index, context.day_ts, context.ingested_at))
+        try:
+            fmt = span.call_format()
+            if fmt is None:
+                summary.non_call_spans += 1
+                continue
+            rows.append(call_row(span, fmt, index, context.day_ts, context.ingested_at))
+        except BadSpan as exc:
+            context.reject(span.line, exc.reason, exc.field, _span_raw(span))
+        except _SPAN_ERRORS as exc:
+            # an attribute of a shape no instrumentation should send: the span is
+            # rejected, the rest of the file stored
+            context.reject(span.line, f"span attributes could not be read as an LLM call ({type(exc).__name__}: {exc})",
+                           "attributes", _span_raw(span))
     if not rows:
         return
     table = pa.table({name: pa.array([r[name] for r in rows], kind) for name, kind in ROW_TYPES.items()})
@@ -607,24 +679,51 @@ def _store(spans: list[Span], context) -> None:
     ).fetchall()[0][0]
 
 
+# errors a hostile span's data can raise while it is read (never a reason to lose the file)
+_SPAN_ERRORS = (TypeError, ValueError, AttributeError, KeyError, IndexError, OverflowError, RecursionError)
+
+
+def _span_raw(span: Span) -> bytes:
+    try:
+        return _dumps({"traceId": span.trace_id, "spanId": span.span_id, "name": span.name,
+                       "attributes": span.attrs}).encode()
+    except _SPAN_ERRORS:
+        return repr(span.attrs).encode()
+
+
 def _collect(request: dict, ln: int, spans: list[Span], context) -> None:
     summary = context.summary
     for rs in request.get("resourceSpans", request.get("resource_spans")) or []:
         if not isinstance(rs, dict):
             continue
         resource = attributes(_as_dict(rs.get("resource")).get("attributes"))
-        for ss in rs.get("scopeSpans", rs.get("instrumentationLibrarySpans")) or []:
+        for ss in _as_list(rs.get("scopeSpans", rs.get("instrumentationLibrarySpans"))):
             if not isinstance(ss, dict):
                 continue
             scope = _as_dict(ss.get("scope", ss.get("instrumentationLibrary"))).get("name")
-            for raw_span in ss.get("spans") or []:
+            raw_spans = ss.get("spans")
+            if raw_spans is not None and not isinstance(raw_spans, list):
+                summary.records += 1
+                context.reject(ln, "field 'spans' must be a list of spans", "spans", _raw_json(raw_spans))
+                continue
+            for raw_span in raw_spans or []:
                 summary.records += 1
                 problem = _span_problem(raw_span)
-                if problem:
-                    reason, field = problem
-                    context.reject(ln, reason, field, json.dumps(raw_span, default=str).encode())
-                    continue
-                spans.append(Span(raw_span, ln, resource, scope))
+                if problem is None:
+                    try:
+                        spans.append(Span(raw_span, ln, resource, scope))
+                        continue
+                    except _SPAN_ERRORS as exc:
+                        problem = f"span could not be read ({type(exc).__name__}: {exc})", "span"
+                reason, field = problem
+                context.reject(ln, reason, field, _raw_json(raw_span))
+
+
+def _raw_json(value: Any) -> bytes:
+    try:
+        return json.dumps(value, default=str).encode()
+    except _SPAN_ERRORS:
+        return repr(value).encode()
 
 
 def _span_problem(raw: Any) -> tuple[str, str] | None:
@@ -636,6 +735,11 @@ def _span_problem(raw: Any) -> tuple[str, str] | None:
             return f"span field '{key}' is missing or not a string", key
     if not isinstance(raw.get("attributes", []), list):
         return "span field 'attributes' must be a list of {key, value}", "attributes"
+    for key, kind, name in (("parentSpanId", str, "a string"), ("name", str, "a string"),
+                            ("status", dict, "an object"), ("events", list, "a list of events")):
+        value = raw.get(key)
+        if value is not None and not isinstance(value, kind):
+            return f"span field '{key}' must be {name}", key
     for key in ("startTimeUnixNano", "endTimeUnixNano"):
         value = raw.get(key)
         if value is not None and _ns(value) is None and value not in (0, "0", ""):

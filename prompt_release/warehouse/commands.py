@@ -1,5 +1,9 @@
 """`prompt-release sql QUERY`: quick read-only questions to the warehouse from a shell.
 
+Also `prompt-release prompts sync`, the registry's mirror into the warehouse
+(under `prompts` for the user; here because the registry never imports the
+warehouse).
+
 Reads the analysts' snapshot when one is published (so it never blocks or is
 blocked by a running pipeline), the live file read-only with `--live`. A SQL
 error is one line on stderr and exit status 2.
@@ -8,12 +12,16 @@ error is one line on stderr and exit status 2.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 
 import duckdb
 
+from prompt_release import config
 from prompt_release.errors import UserError
+from prompt_release.registry import Registry
+from prompt_release.warehouse.registry_mirror import sync_to_warehouse
 from prompt_release.warehouse.result_format import write_csv, write_json, write_table
 from prompt_release.warehouse.snapshot import analyst_connection, snapshot_lag_s
 
@@ -35,6 +43,26 @@ def add_commands(subparsers: argparse._SubParsersAction, common: argparse.Argume
     sql.add_argument("--max-rows", type=int, default=100, metavar="N",
                      help="rows shown by --format table (0: all; default 100)")
     sql.set_defaults(func=run_sql, opens_warehouse="existing")
+
+    # added to the `prompts` group that registry.commands made (listed before this module in cli.py)
+    sync = subparsers.choices["prompts"].subcommands.add_parser(
+        "sync", parents=[common], help="mirror versions and label events into the warehouse",
+        description="mirror versions and label events into the warehouse")
+    sync.add_argument("--json", action="store_true", help="machine-readable output")
+    # sync writes the mirror: like ingest, it may create the warehouse.
+    sync.set_defaults(func=cmd_sync)
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    root = config.registry_root(args.registry)
+    if not root.is_dir():
+        raise UserError(f"registry root {str(root)!r} is not a folder", field="--registry")
+    counts = sync_to_warehouse(Registry(root), config.warehouse_path(args.warehouse))
+    if args.json:
+        print(json.dumps(counts, indent=2, sort_keys=True))
+    else:
+        print(f"mirrored {counts['prompt_versions']} prompt versions and {counts['label_events']} new label events")
+    return 0
 
 
 def one_line(exc: duckdb.Error) -> str:

@@ -1,18 +1,13 @@
 """Open the warehouse for one transaction, waiting out other processes' locks.
 
-DuckDB lets one process hold a file read-write; any other process (even a
-read-only one) gets "Could not set lock on file". Writers here therefore
-hold the file only for the duration of one transaction and retry with capped
-exponential backoff and jitter until `lock_timeout_s`, then raise
-`WarehouseLockedError` naming the file and the lock holder. A transaction
-that fails rolls back: nothing is half-written.
+DuckDB lets one process hold a file read-write, so writers hold the file only
+for the duration of one transaction; opening waits out another process's lock
+(`locking.open_with_backoff`). A transaction that fails rolls back: nothing is
+half-written.
 """
 
 from __future__ import annotations
 
-import random
-import re
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,15 +15,10 @@ from pathlib import Path
 import duckdb
 
 from prompt_release import config
-from prompt_release.errors import UserError, WarehouseLockedError
+from prompt_release.errors import UserError
+from prompt_release.warehouse.locking import open_with_backoff
 from prompt_release.warehouse.migrate import check_readable, migrate
 from prompt_release.warehouse.snapshot import is_local_file, publish_locked, remove_stale
-
-_LOCK_PATTERN = re.compile(r"Could not set lock|Conflicting lock", re.IGNORECASE)
-
-
-def is_lock_error(exc: BaseException) -> bool:
-    return isinstance(exc, duckdb.Error) and bool(_LOCK_PATTERN.search(str(exc)))
 
 
 def existing_warehouse(explicit: str | Path | None = None) -> Path:
@@ -40,34 +30,6 @@ def existing_warehouse(explicit: str | Path | None = None) -> Path:
     raise UserError(f"no warehouse at {str(path)!r} (from {config.warehouse_source(explicit)}): "
                     "run `make demo` or `prompt-release ingest PATH` to create one, or pass --warehouse "
                     "with an existing file")
-
-
-def open_with_backoff(
-    path: str | Path, *, read_only: bool = False, lock_timeout_s: float | None = None
-) -> duckdb.DuckDBPyConnection:
-    """Connect to `path`, retrying while another process holds the lock."""
-    path = Path(path)
-    if not read_only:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    deadline = time.monotonic() + config.lock_timeout_s(lock_timeout_s)
-    delay = 0.05
-    while True:
-        try:
-            return duckdb.connect(str(path), read_only=read_only)
-        except duckdb.Error as exc:
-            if not is_lock_error(exc):
-                raise
-            if time.monotonic() >= deadline:
-                holder = re.search(r"\(PID \d+\)", str(exc))
-                raise WarehouseLockedError(
-                    "warehouse is locked by another process"
-                    + (f" {holder.group(0)}" if holder else "")
-                    + f"; gave up after {config.lock_timeout_s(lock_timeout_s):.0f}s "
-                    f"(set {config.ENV_LOCK_TIMEOUT} to wait longer). DuckDB said: {exc}",
-                    file=path,
-                ) from exc
-            time.sleep(min(delay, max(0.0, deadline - time.monotonic())) * random.uniform(0.5, 1.0))
-            delay = min(delay * 2, 2.0)
 
 
 @contextmanager
@@ -142,6 +104,7 @@ def read_connection(
 
 def query_frame(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None):
     """Run a query and return its whole result as a polars DataFrame (through Arrow, no copy)."""
+    # lazy: polars costs start-up time that callers reading rows never need
     import polars as pl
 
     return pl.from_arrow(con.sql(sql, params=params or None).to_arrow_table())

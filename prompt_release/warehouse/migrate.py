@@ -5,6 +5,10 @@ applied in order, each in its own transaction together with its row in
 `schema_version`. Opening an older warehouse migrates it; opening one whose
 version is newer than the newest file here fails with a clear message rather
 than writing into a schema we do not understand.
+
+A migration file containing the line `-- @recreate-metric-views` also
+(re)creates the views built from the metric definitions
+(`metrics.create_metric_views`), in the same transaction.
 """
 
 from __future__ import annotations
@@ -17,8 +21,10 @@ from pathlib import Path
 import duckdb
 
 from prompt_release.errors import SchemaVersionError
+from prompt_release.warehouse.metrics import create_metric_views
 
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+RECREATE_VIEWS = "-- @recreate-metric-views"
 
 
 @cache
@@ -81,6 +87,8 @@ def migrate(con: duckdb.DuckDBPyConnection, path: str | Path | None = None) -> i
                 "applied_at TIMESTAMPTZ NOT NULL DEFAULT current_timestamp)"
             )
             con.execute(sql)
+            if RECREATE_VIEWS in sql.splitlines():
+                create_metric_views(con)
             con.execute("INSERT INTO schema_version (version, name) VALUES (?, ?)", [version, name])
             con.execute("COMMIT")
         except BaseException:

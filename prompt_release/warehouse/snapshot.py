@@ -25,6 +25,7 @@ import duckdb
 
 from prompt_release import config
 from prompt_release.errors import UserError
+from prompt_release.warehouse.locking import is_lock_error, open_with_backoff
 from prompt_release.warehouse.migrate import check_readable
 
 log = logging.getLogger(__name__)
@@ -163,8 +164,6 @@ def publish_snapshot(
     with per-write publishing turned off (`PROMPT_RELEASE_ANALYST_SNAPSHOT=0`)
     and one publish at the end of a run instead.
     """
-    from prompt_release.warehouse.connection import open_with_backoff
-
     live = config.warehouse_path(warehouse)
     if not is_local_file(live):
         raise UserError("analyst snapshots are for local DuckDB files", file=live)
@@ -210,7 +209,9 @@ def analyst_connection(
     would keep serving the replaced snapshot. `memory` stays the scratch
     catalog, so analysts may create temp tables; the warehouse is read-only.
     `live=True` opens the live file read-only, waiting out a writer (and
-    making writers wait for it: keep such sessions short).
+    making writers wait for it: keep such sessions short). Either way the
+    session is locked down (`LOCKDOWN`): no statement through it writes or
+    reads any file other than the attached warehouse.
     """
     live_path = config.warehouse_path(warehouse)
     snap = analyst_path(live_path)
@@ -228,10 +229,30 @@ def analyst_connection(
         _attach_read_only(con, target, live_path if target == live_path else None, lock_timeout_s)
         con.execute(f"USE {CATALOG}")
         check_readable(con, target)
+        lock_down(con)
     except BaseException:
         con.close()
         raise
     return con
+
+
+# After these, the session can read what is attached and write only its in-memory
+# scratch catalog: no COPY ... TO, EXPORT DATABASE, ATTACH (of a new file, or of the
+# live warehouse read-write), INSTALL/LOAD, or reading files (read_text, read_csv,
+# a path in FROM). lock_configuration makes them impossible to SET back.
+LOCKDOWN = (
+    "SET autoinstall_known_extensions = false",
+    "SET autoload_known_extensions = false",
+    "SET allow_community_extensions = false",
+    "SET enable_external_access = false",
+    "SET lock_configuration = true",
+)
+
+
+def lock_down(con: duckdb.DuckDBPyConnection) -> None:
+    """Make `con` unable to touch any file: call it after the warehouse is attached."""
+    for statement in LOCKDOWN:
+        con.execute(statement)
 
 
 def _attach_read_only(
@@ -240,8 +261,6 @@ def _attach_read_only(
     live: Path | None,
     lock_timeout_s: float | None,
 ) -> None:
-    from prompt_release.warehouse.connection import is_lock_error
-
     if live is None:
         _attach_snapshot(con, target)
         return

@@ -21,7 +21,8 @@ import dagster as dg
 
 from prompt_release.evaluation.backtest import BacktestSettings, run_backtest, write_behaviour_diff
 from prompt_release.evaluation.behaviour_diff import diff_markdown
-from prompt_release.gates.evaluate import evaluate_run, latest_run_id, load_spec_for
+from prompt_release.gates.adaptive import AdaptiveGate
+from prompt_release.gates.evaluate import evaluate_run, latest_run_id, load_spec_for, spec_path_for
 from prompt_release.gates.history import latest_verdicts, verdicts_markdown
 from prompt_release.gates.report import render_markdown, verdict_line
 from prompt_release.markdown import md_table
@@ -40,6 +41,9 @@ class BacktestConfig(dg.Config):
     samples: int = 1
     max_tokens: Optional[int] = None
     max_usd: Optional[float] = None
+    # By default the backtest stops once every hard gate is decided (gates/adaptive.py);
+    # full answers every case (the nightly re-run does, to watch the whole set).
+    full: bool = False
 
 
 def _progress_logger(context: dg.AssetExecutionContext, every_percent: int = 10):
@@ -72,9 +76,13 @@ def backtest(context: dg.AssetExecutionContext, config: BacktestConfig, warehous
     settings = BacktestSettings(candidate=context.partition_key, baseline=config.baseline, dataset=config.dataset,
                                 history_days=config.history_days, history_size=config.history_size,
                                 samples=config.samples, max_tokens=config.max_tokens, max_usd=config.max_usd)
+    has_spec = spec_path_for(registry.path, context.partition_key) is not None
+    stopping = None if config.full or not has_spec else AdaptiveGate(
+        load_spec_for(registry.path, context.partition_key))
     with llm.endpoint(log=context.log.info) as llm_settings:
         outcome = run_backtest(settings, registry_root=registry.path, warehouse=warehouse.path,
-                               llm_settings=llm_settings, progress=_progress_logger(context), log=context.log.info)
+                               llm_settings=llm_settings, progress=_progress_logger(context), log=context.log.info,
+                               stopping=stopping)
     # Roles report different statistics (the judge's are not the arms'): one column per name seen.
     columns = list(dict.fromkeys(name for stats in outcome.summary.values() for name in stats))
     table = md_table(["role", *columns],
@@ -89,6 +97,8 @@ def backtest(context: dg.AssetExecutionContext, config: BacktestConfig, warehous
         "calls_cached": outcome.calls_cached,
         "calls_replayed": outcome.calls_replayed,
         "calls_not_run_budget": outcome.calls_not_run,
+        "calls_saved": outcome.calls_saved,
+        "stopped": outcome.stop_reason or "ran the whole set",
         "summary": dg.MetadataValue.md(table),
     })
 
@@ -220,7 +230,8 @@ def nightly_backtests(context: dg.ScheduleEvaluationContext, registry: RegistryR
     missing = [c for c in candidates if c not in known]
     if missing:
         context.instance.add_dynamic_partitions(CANDIDATES.name, missing)
-    return [dg.RunRequest(partition_key=c, run_key=f"nightly:{night}:{c}") for c in candidates]
+    full_set = {"ops": {"backtest": {"config": {"full": True}}}}
+    return [dg.RunRequest(partition_key=c, run_key=f"nightly:{night}:{c}", run_config=full_set) for c in candidates]
 
 
 @dg.schedule(cron_schedule="30 4 * * *", job=nightly_drift_job, execution_timezone="UTC",

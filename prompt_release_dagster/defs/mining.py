@@ -18,7 +18,7 @@ _GOLDEN_CHECKS = [
     dg.AssetCheckSpec("golden_cases_have_id_and_contract", asset="golden_dataset",
                       description="every case has a case id and at least one contract check"),
     dg.AssetCheckSpec("golden_no_pii", asset="golden_dataset", blocking=True,
-                      description="no email, phone, card, IP or configured pattern survives redaction"),
+                      description="no personal data or secret (emails, phones, cards, IPs, SSNs, IBANs, addresses, API keys, JWTs, private keys, configured patterns; in values or keys) survives redaction"),
     dg.AssetCheckSpec("golden_labelled_share", asset="golden_dataset",
                       description="share of cases with a known expectation (warns below 20%)"),
     dg.AssetCheckSpec("golden_files_unchanged", asset="golden_dataset", blocking=True,

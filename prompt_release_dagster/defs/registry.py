@@ -7,8 +7,8 @@ No `from __future__ import annotations` here: Dagster inspects the context annot
 import dagster as dg
 
 from prompt_release.markdown import md_table
-from prompt_release.registry import Registry, sync_to_warehouse
-from prompt_release.release.runtime_contract import served_prompt_ids
+from prompt_release.registry import Registry
+from prompt_release.warehouse.registry_mirror import sync_to_warehouse
 from prompt_release_dagster.partitions import PROMPTS
 from prompt_release_dagster.resources import WAREHOUSE_POOL, RegistryResource, WarehouseResource
 
@@ -33,7 +33,7 @@ def prompt_versions(
     table = md_table(["version", "status", "labels", "package hash"], [
         (p.version_id, p.status, ", ".join(sorted(pointers.get(p.version_id, []))) or None, f"`{p.package_hash[:19]}`")
         for p in packages])
-    served = served_prompt_ids(registry.path)
+    served = opened.served_prompt_ids()
     new_prompts = sorted(set(served) - set(context.instance.get_dynamic_partitions(PROMPTS.name)))
     if new_prompts:
         context.instance.add_dynamic_partitions(PROMPTS.name, new_prompts)

@@ -10,11 +10,12 @@ from typing import Optional
 import dagster as dg
 
 from prompt_release.markdown import md_table
-from prompt_release.registry import Registry, sync_to_warehouse
+from prompt_release.registry import Registry
 from prompt_release.release.canary import abort_canary, analyse_canary, roll_forward
 from prompt_release.release.metrics import compute_version_metrics
 from prompt_release.release.promotion import apply_gate_report, load_gate_report
 from prompt_release.release.watch import ReleaseAction, WatchCursor, canary_actions, gate_report_actions
+from prompt_release.warehouse.registry_mirror import sync_to_warehouse
 from prompt_release_dagster.partitions import DAILY, PROMPTS
 from prompt_release_dagster.resources import WAREHOUSE_POOL, LLMResource, RegistryResource, WarehouseResource
 

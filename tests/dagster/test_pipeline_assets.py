@@ -9,7 +9,7 @@ import dagster as dg
 import pytest
 
 from prompt_release.llm.simulator import start_simulator
-from prompt_release.traces.generator import generate
+from prompt_release.sample.generator import generate
 from prompt_release.warehouse import read_connection
 from prompt_release_dagster.defs.evaluation import backtest, behaviour_diff, candidate_sensor, gate_report
 from prompt_release_dagster.defs.traces import traces

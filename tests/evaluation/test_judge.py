@@ -18,11 +18,11 @@ from prompt_release.evaluation.judge import (
     judge_pairs,
     resolve_judge,
 )
-from prompt_release.evaluation.rubric import load_rubric, parse_rubric
 from prompt_release.llm import rules
 from prompt_release.llm.settings import LLMSettings
 from prompt_release.llm.simulator import start_simulator
 from prompt_release.registry import Registry
+from prompt_release.registry.rubric import load_rubric, parse_rubric
 from prompt_release.warehouse import read_connection
 from tests.world import REPO_ROOT, World, build_world
 

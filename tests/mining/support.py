@@ -9,7 +9,7 @@ from typing import Any
 
 import duckdb
 
-from prompt_release.mining.contracts import StaticContract, ToolSpecLike
+from prompt_release.contracts.package import StaticContract, ToolSpecLike
 
 # The traces table per the brief's column list (owned by migration 0002 on main).
 TRACES_DDL = """

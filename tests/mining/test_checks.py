@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from prompt_release.evaluation import checks
+from prompt_release.contracts import checks
 from tests.mining.support import ORDER, ROUTER, SUMMARIZER
 
 

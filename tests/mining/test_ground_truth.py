@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from prompt_release.mining.detectors import mine_failures
+from prompt_release.sample.generator import generate
 from prompt_release.traces import ingest_paths
-from prompt_release.traces.generator import generate
 from prompt_release.warehouse import read_connection
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

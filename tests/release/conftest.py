@@ -10,8 +10,8 @@ import pytest
 
 from prompt_release.llm import LLMSettings
 from prompt_release.llm.simulator import start_simulator
+from prompt_release.sample.generator import generate
 from prompt_release.traces import ingest_paths
-from prompt_release.traces.generator import generate
 from tests.conftest import REPO_ROOT, free_port
 
 # Inside the DAILY partitions (which start 2026-10-01).

@@ -10,7 +10,7 @@ from prompt_release.registry import Registry
 from prompt_release.release.canary import abort_canary, analyse_canary, load_decision, roll_forward
 from prompt_release.release.metrics import compute_version_metrics
 from prompt_release.release.promotion import apply_gate_report
-from prompt_release.release.traffic import simulate_traffic
+from prompt_release.sample.traffic import simulate_traffic
 from prompt_release.traces import ingest_day
 from prompt_release.warehouse import read_connection
 from tests.gate_reports import gate_report

@@ -8,8 +8,8 @@ from pathlib import Path
 import dagster as dg
 
 from prompt_release.registry import Registry
-from prompt_release.release.traffic import simulate_traffic
 from prompt_release.release.watch import WatchCursor
+from prompt_release.sample.traffic import simulate_traffic
 from prompt_release.traces import ingest_day
 from prompt_release.warehouse import read_connection
 from prompt_release_dagster.defs.release import (

@@ -15,7 +15,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from prompt_release.traces import generator as gen
+from prompt_release.sample import generator as gen
 from prompt_release.traces import ingest as ingest_module
 from prompt_release.traces import ingest_paths
 

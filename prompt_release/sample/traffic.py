@@ -28,11 +28,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import openai
 from pydantic import BaseModel, Field
 
 from prompt_release.llm.client import processing_ms
 from prompt_release.registry import Registry
 from prompt_release.release.replay import RecordedInput, recorded_inputs
+from prompt_release.runtime import PromptClient, TraceLogger
 
 _CREATE_ARGS = ("temperature", "max_tokens", "top_p", "seed", "stop", "presence_penalty", "frequency_penalty")
 
@@ -109,9 +111,6 @@ def simulate_traffic(
 
     `prices`: model -> (USD per 1M input tokens, per 1M output tokens), to log cost_usd.
     """
-    import openai
-
-    from prompt_release.runtime import PromptClient, TraceLogger
 
     if inputs is None:
         inputs = recorded_inputs(warehouse, prompt_id, limit=500) or _fallback_inputs(registry_root, prompt_id)
@@ -121,7 +120,6 @@ def simulate_traffic(
     errors = 0
     day = datetime.now(UTC).strftime("%Y-%m-%d")
     with TraceLogger(landing=landing) as logger:
-
         def serve(i: int) -> tuple[str, str]:
             item = inputs[i % len(inputs)]
             user_id = f"sim_{seed}_{i:06d}"

@@ -17,6 +17,7 @@ from prompt_release.registry.ids import parse_semver
 from prompt_release.registry.packages import list_versions
 from prompt_release.registry.registration import verify
 from prompt_release.registry.store import RegistryStore
+from prompt_release.warehouse.connection import write_transaction
 
 _EVENT_COLUMNS = (
     "event_id", "prompt_id", "ts", "action", "label", "from_version", "to_version", "package_hash",
@@ -68,8 +69,6 @@ def event_rows(store: RegistryStore) -> list[tuple]:
 
 def sync_to_warehouse(registry: Registry, warehouse: str | os.PathLike[str] | None = None) -> dict[str, int]:
     """Mirror `registry` into `warehouse`; return row counts."""
-    from prompt_release.warehouse import write_transaction
-
     store = registry.store
     versions = version_rows(store)
     events = event_rows(store)

@@ -29,6 +29,8 @@ from typing import Any, Protocol, runtime_checkable
 
 from jsonschema import Draft202012Validator
 
+from prompt_release.canonical import canonical_json
+
 # Refusal / clarification phrasings recognised when a workflow configures none.
 DEFAULT_REFUSAL_PATTERNS: tuple[str, ...] = (
     r"(?i)^\s*(?:sorry[,.!]?\s*)?i\s*(?:can't|can’t|cannot|can not|won't|am unable to|'m unable to|am not able to)\s+(?:help|assist|do that|comply)",
@@ -125,11 +127,6 @@ def _dump(obj: Any) -> Any:
     if hasattr(obj, "model_dump"):
         return obj.model_dump()
     return obj
-
-
-def canonical_json(value: Any) -> str:
-    """Sorted keys, no whitespace, UTF-8: the project's canonical JSON text."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def json_path(parts: Iterable[Any]) -> str:

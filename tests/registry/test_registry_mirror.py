@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prompt_release.registry import Registry, sync_to_warehouse
+from prompt_release.registry import Registry
 from prompt_release.warehouse import read_connection
+from prompt_release.warehouse.registry_mirror import sync_to_warehouse
 from tests.conftest import run_cli
 
 

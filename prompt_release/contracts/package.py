@@ -1,9 +1,9 @@
-"""Which prompt package contract each trace was produced under.
+"""The contract of the prompt package an output was produced under.
 
 Mining needs, per trace, the contract of the package that produced it
 (output format and schema, tools, tool policy). The registry's `PromptPackage`
-satisfies `PackageContract`; `contracts_from_registry` lists every version in
-a registry. `StaticContract` is a plain stand-in for callers that build
+satisfies `PackageContract`; `Registry.contracts()` lists every version in a
+registry. `StaticContract` is a plain stand-in for callers that build
 contracts by hand (tests, benchmarks, analysts replaying a package file).
 """
 
@@ -13,10 +13,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from prompt_release.evaluation.checks import PackageContract
-from prompt_release.registry import Registry
+from prompt_release.contracts.checks import PackageContract
 
-__all__ = ["PackageContract", "StaticContract", "ToolSpecLike", "contracts_from_registry", "index_contracts"]
+__all__ = ["PackageContract", "StaticContract", "ToolSpecLike", "index_contracts"]
 
 
 @dataclass(frozen=True)
@@ -41,13 +40,6 @@ class StaticContract:
     @property
     def prompt_id(self) -> str:
         return self.version_id.split(":", 1)[0]
-
-
-def contracts_from_registry(registry: Registry) -> list[PackageContract]:
-    """Every prompt version in `registry`; none when its root holds no `prompts/` folder."""
-    if not (registry.root / "prompts").is_dir():
-        return []
-    return list(registry.list_versions())
 
 
 def index_contracts(contracts: Mapping[str, PackageContract] | list[PackageContract] | None) -> dict[str, PackageContract]:

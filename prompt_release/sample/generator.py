@@ -32,7 +32,7 @@ from typing import Any
 
 from prompt_release import config
 from prompt_release.errors import UserError
-from prompt_release.traces import sample_content as content
+from prompt_release.sample import content
 from prompt_release.traces.otlp_writer import genai_request, openinference_request
 
 # =============================================================================

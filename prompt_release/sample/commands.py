@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from datetime import date
 from pathlib import Path
 
+from prompt_release import config
 from prompt_release.errors import UserError
+from prompt_release.registry import Registry
+from prompt_release.sample.generator import GROUND_TRUTH_FILE, generate
 
 
 def add_commands(subparsers, common: argparse.ArgumentParser) -> None:
@@ -41,23 +43,15 @@ def _parse_date(text: str) -> date:
 
 def package_hashes_from_registry(registry: str | None) -> dict[str, str]:
     """version_id -> package_hash from the registry, when one is configured and the registry code exists."""
-    from prompt_release.config import ENV_REGISTRY, registry_root
-
-    if not registry and not os.environ.get(ENV_REGISTRY):
+    if not config.registry_configured(registry):
         return {}
-    try:
-        from prompt_release.registry import Registry  # noqa: PLC0415 - optional: built in parallel
-    except ImportError:
-        return {}
-    root = registry_root(registry)
+    root = config.registry_root(registry)
     if not Path(root).is_dir():
         raise UserError(f"registry root {root} is not a folder", field="registry")
     return {package.version_id: package.package_hash for package in Registry(root).list_versions()}
 
 
 def run(args: argparse.Namespace) -> int:
-    from prompt_release.traces.generator import GROUND_TRUTH_FILE, generate
-
     started = time.perf_counter()
     truth = generate(
         args.out,

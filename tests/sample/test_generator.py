@@ -18,9 +18,11 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from prompt_release.traces import generator as gen
-from prompt_release.traces.sample_content import extractive_summary, luhn_valid
+from prompt_release.registry import Registry
+from prompt_release.sample import generator as gen
+from prompt_release.sample.content import extractive_summary, luhn_valid
 from tests.conftest import run_cli
+from tests.registry.conftest import copy_sample_registry
 
 DAYS = 6
 SCALE = 0.5
@@ -436,14 +438,10 @@ def test_order_messages_trigger_the_production_tool_rules_only_when_a_tool_is_ex
 
 
 def test_a_registry_copys_production_moves_are_dated_when_the_traffic_switched(tmp_path: Path) -> None:
-    from prompt_release.registry import Registry
-    from prompt_release.traces.generator import align_label_history
-    from tests.registry.conftest import copy_sample_registry
-
     registry = copy_sample_registry(tmp_path / "registry")
     start = date(2026, 10, 5)
     truth = gen.generate(tmp_path / "landing", days=6, seed=3, scale=0.05, start_date=start)
-    assert align_label_history(registry, truth) >= 3
+    assert gen.align_label_history(registry, truth) >= 3
     reg = Registry(registry)
     moves = {e.to_version: e.ts for e in reg.history("support_router") if e.label == "production"}
     # v1.5.1 serves the first third of the days, then v1.5.2.

@@ -16,11 +16,19 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from prompt_release.errors import UserError
 from prompt_release.registry.ids import PROMPT_ID, parse_semver
 from prompt_release.registry.package import content_hash
+from prompt_release.registry.safe_yaml import load_yaml
 
 RUBRICS_DIR = "evals/rubrics"
 Preference = Literal["A", "B", "tie"]
@@ -112,7 +120,7 @@ def _line_of(text: str, key: str | None) -> int | None:
 
 def parse_rubric(text: str, *, file: str | Path) -> Rubric:
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml(text, file=file)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise UserError(f"not valid YAML: {getattr(exc, 'problem', exc)}", file=file,

@@ -1,0 +1,7 @@
+-- The views built from the metric definitions (hard failure, success, cost per
+-- success, the daily version metrics) are created by code from those
+-- definitions, prompt_release/warehouse/metrics.py, never copied here. The
+-- marker below makes the migration run `metrics.create_metric_views` after this
+-- file, in the same transaction; a later change to a definition adds a new
+-- migration carrying the same marker, so every warehouse gets it.
+-- @recreate-metric-views
