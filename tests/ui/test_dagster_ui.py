@@ -1,7 +1,7 @@
 """Issue 7, acceptance 2: the demo's results in a real browser, in the Dagster UI and in the offline HTML report.
 
-The demo runs (small sizes) into a persistent Dagster home; the webserver
-serves the project's own code location (`workspace.yaml`) over that home with
+The demo runs once per session (small sizes, tests/dagster_demo.py) into a
+fresh persistent Dagster home; the webserver serves the project's own code location (`workspace.yaml`) over that home with
 the resources pointed at the demo's warehouse, registry and landing, as
 `make ui` does after `make demo`. Headless Chromium opens the asset lineage
 and the gate report of each candidate; the standalone HTML gate report is
@@ -13,10 +13,7 @@ PROMPT_RELEASE_UPDATE_SCREENSHOTS=1.
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +25,7 @@ import pytest
 from prompt_release.gates.evaluate import latest_report
 from prompt_release.gates.report import GateReport
 from tests.conftest import REPO_ROOT
+from tests.dagster_demo import DemoRun
 from tests.ui.harness import (
     launch_webserver,
     open_asset_graph,
@@ -38,10 +36,9 @@ from tests.ui.harness import (
     show_markdown,
     stop_webserver,
     wait_for_webserver,
-    write_dagster_home,
 )
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.xdist_group("browser")]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.xdist_group("demo")]
 
 PROMOTED = "support_router:v1.6.0"
 REJECTED = "support_router:v1.7.0"  # answers in prose: breaks the JSON contract
@@ -58,43 +55,24 @@ class Demo:
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
-    """`make demo` at small sizes into a persistent Dagster home, and `make ui` over it.
-
-    The demo runs as `python -m prompt_release_dagster.demo` in its own process, as `make
-    demo` does (Playwright's sync API keeps an event loop running in this
-    process, and the backtests' `asyncio.run` cannot run inside one). The
-    webserver starts meanwhile: it serves the project's own code location
-    (`workspace.yaml`) with the resources pointed at the demo's state, which
-    they read from the environment at import.
-    """
-    root = tmp_path_factory.mktemp("ui_demo")
-    home = write_dagster_home(root / "dagster_home")
-    state = root / "state"
-    # Create the instance's storage before two processes open it at once.
-    dg.DagsterInstance.from_config(str(home)).dispose()
-    proc, base_url = launch_webserver(home, REPO_ROOT / "workspace.yaml", root / "webserver.log", env={
+def demo(dagster_demo: DemoRun, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+    """`make ui` over the session's demo (tests/dagster_demo.py: `make demo` at small sizes, shared
+    with tests/test_demo_e2e.py): the webserver serves the project's own code location
+    (`workspace.yaml`) with the resources pointed at the demo's state, which they read from the
+    environment at import; it is stopped by PID whatever the tests do."""
+    state = dagster_demo.result.state_dir
+    reports = {c: latest_report(state / "warehouse.duckdb", c) for c in (PROMOTED, REJECTED)}
+    assert reports[PROMOTED] and reports[PROMOTED].verdict == "promote", dagster_demo.log
+    assert reports[REJECTED] and reports[REJECTED].verdict == "reject", dagster_demo.log
+    log = tmp_path_factory.mktemp("ui_webserver") / "webserver.log"
+    proc, base_url = launch_webserver(dagster_demo.home, REPO_ROOT / "workspace.yaml", log, env={
         "PROMPT_RELEASE_WAREHOUSE": str(state / "warehouse.duckdb"),
         "PROMPT_RELEASE_REGISTRY": str(state / "registry"),
         "PROMPT_RELEASE_LANDING": str(state / "landing"),
     })
     try:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("PROMPT_RELEASE_", "OPENAI_"))}
-        env.update(DAGSTER_HOME=str(home), PYTHONPATH=str(REPO_ROOT) + os.pathsep + env.get("PYTHONPATH", ""))
-        log = root / "demo.log"
-        with log.open("wb") as out:
-            done = subprocess.run(
-                [sys.executable, "-m", "prompt_release_dagster.demo", "--state-dir", str(state),
-                 "--days", "4", "--scale", "0.3", "--canary-requests", "1000"],
-                cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, timeout=1800,
-            )
-        tail = log.read_text(errors="replace")[-4000:]
-        assert done.returncode == 0, f"the demo failed:\n{tail}"
-        reports = {c: latest_report(state / "warehouse.duckdb", c) for c in (PROMOTED, REJECTED)}
-        assert reports[PROMOTED] and reports[PROMOTED].verdict == "promote", tail
-        assert reports[REJECTED] and reports[REJECTED].verdict == "reject", tail
-        wait_for_webserver(proc, base_url, root / "webserver.log")
-        yield Demo(home, state, reports, base_url)
+        wait_for_webserver(proc, base_url, log)
+        yield Demo(dagster_demo.home, state, reports, base_url)
     finally:
         stop_webserver(proc)
 
