@@ -18,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -28,7 +27,7 @@ import dagster as dg
 
 from prompt_release_dagster.demo import DemoResult, run_demo
 from tests.conftest import REPO_ROOT
-from tests.ui.harness import write_dagster_home
+from tests.ui.harness import stop_process_group, write_dagster_home
 from tests.world import SEED_SHIFT
 
 DAYS, SCALE, CANARY_REQUESTS = 5, 0.3, 1000
@@ -59,28 +58,15 @@ def run_demo_process(root: Path, timeout_s: float = TIMEOUT_S) -> DemoRun:
         except subprocess.TimeoutExpired:
             code = None
         finally:
-            _stop_group(proc)
+            stop_process_group(proc)
     tail = log.read_text(errors="replace")[-4000:]
     if code != 0:
-        raise RuntimeError(f"the demo {'timed out after %.0fs' % timeout_s if code is None else f'exited {code}'}"
-                           f"; its log ({log}) ends:\n{tail}")
+        outcome = f"timed out after {timeout_s:.0f}s" if code is None else f"exited {code}"
+        raise RuntimeError(f"the demo {outcome}; its log ({log}) ends:\n{tail}")
     data = json.loads(result_file.read_text(encoding="utf-8"))
     for key in ("state_dir", "registry", "warehouse"):
         data[key] = Path(data[key])
     return DemoRun(home, DemoResult(**data), log)
-
-
-def _stop_group(proc: subprocess.Popen) -> None:
-    for sig, wait_s in ((signal.SIGTERM, 20), (signal.SIGKILL, 10)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(timeout=wait_s)
-            return
-        except subprocess.TimeoutExpired:
-            continue
 
 
 def _main(state: str, result_file: str) -> int:

@@ -34,7 +34,7 @@ from tests.ui.harness import (
     save_screenshot,
     settle,
     show_markdown,
-    stop_webserver,
+    stop_process_group,
     wait_for_webserver,
 )
 
@@ -74,7 +74,7 @@ def demo(dagster_demo: DemoRun, tmp_path_factory: pytest.TempPathFactory) -> Ite
         wait_for_webserver(proc, base_url, log)
         yield Demo(dagster_demo.home, state, reports, base_url)
     finally:
-        stop_webserver(proc)
+        stop_process_group(proc)
 
 
 def _all_asset_names() -> list[str]:
