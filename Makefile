@@ -25,7 +25,7 @@ demo: $(STAMP)
 
 test: $(STAMP) lint
 	@bash scripts/install_browser.sh || true
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup --durations=15
 
 # Lint and the layering contracts (pyproject.toml [tool.ruff], [tool.importlinter]).
 lint: $(STAMP)
