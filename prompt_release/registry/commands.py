@@ -67,7 +67,8 @@ def cmd_list(args: argparse.Namespace) -> int:
     if not rows:
         print(f"no prompt versions under {registry.root}/prompts")
         return 0
-    width = max(len(r["version_id"]) for r in rows)
+    width = max(len("VERSION"), *(len(r["version_id"]) for r in rows))
+    print(f"{'VERSION':<{width}}  {'STATUS':<9}  {'PACKAGE HASH':<19}  {'INTEGRITY':<12}  LABELS")
     for r in rows:
         state = "unregistered" if not r["registered"] else ("ok" if r["verifies"] else "EDITED IN PLACE")
         print(
@@ -383,7 +384,8 @@ def add_commands(subparsers: argparse._SubParsersAction, common: argparse.Argume
     p.add_argument("prompt_id")
     p.add_argument("--version", help="explicit semver (default: bump the highest version)")
     p.add_argument("--bump", choices=["patch", "minor", "major"], default="patch")
-    p.add_argument("--from", dest="from_version", metavar="VERSION", help="copy this version (default: the highest)")
+    p.add_argument("--from", dest="from_version", metavar="VERSION",
+                   help="copy this version (default: the production version, else the highest)")
     p = add("register", cmd_register, "render, check the version bump and record the package hash in the lock file")
     p.add_argument("versions", nargs="*", metavar="VERSION_ID")
     p.add_argument("--all", action="store_true", help="register every version not yet registered, in order")

@@ -162,10 +162,14 @@ def test_unused_variables_are_warned(registry: Path) -> None:
     assert "warning: variable 'colour' is not used" in result.stderr
 
 
-def test_new_draft_copies_the_latest_version(registry: Path) -> None:
+def test_new_draft_copies_the_production_version_and_bumps_the_highest(registry: Path) -> None:
+    # summarizer: v1.0.0 in production, v1.1.0 a candidate. A change starts from what users get.
     reg = Registry(registry)
     vid = reg.new_version("summarizer", bump="minor")
     assert vid == "summarizer:v1.2.0"
     draft = reg.load_package(vid)
-    assert draft.status == "draft" and draft.rollback_to == "1.1.0"
-    assert draft.package_hash == reg.load_package("summarizer:v1.1.0").package_hash
+    assert draft.status == "draft" and draft.rollback_to == "1.0.0"
+    assert draft.package_hash == reg.load_package("summarizer:v1.0.0").package_hash
+    chosen = reg.new_version("summarizer", from_version="1.1.0")  # --from picks another
+    assert chosen == "summarizer:v1.2.1"
+    assert reg.load_package(chosen).package_hash == reg.load_package("summarizer:v1.1.0").package_hash
