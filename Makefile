@@ -39,19 +39,20 @@ demo: $(STAMP)
 
 test: $(STAMP) lint realmodel
 	@bash scripts/install_browser.sh || true
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup --durations=15
 
 # Lint and the layering contracts (pyproject.toml [tool.ruff], [tool.importlinter]).
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 
-# The UI over the demo's Dagster home, warehouse, landing and registry copy (absolute
-# paths: runs launched from the UI resolve them in their own processes).
+# The UI over the demo's Dagster home; the code location finds the demo's warehouse, landing
+# and registry copy through the state file the demo wrote (.prompt_release/config, absolute
+# paths, so runs launched from the UI resolve them in their own processes). `dg dev` is what
+# `dagster dev` now defers to; VIRTUAL_ENV tells it the project's own .venv is the active one.
 ui: $(STAMP)
-	@test -d $(DAGSTER_HOME) || (echo "no Dagster home yet: run 'make demo' first" && exit 1)
-	PROMPT_RELEASE_WAREHOUSE=$(CURDIR)/$(STATE)/warehouse.duckdb PROMPT_RELEASE_LANDING=$(CURDIR)/$(STATE)/landing \
-	PROMPT_RELEASE_REGISTRY=$(CURDIR)/$(STATE)/registry $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $${PORT:-3000}
+	@test -f $(STATE)/config || (echo "no demo state yet: run 'make demo' first" && exit 1)
+	VIRTUAL_ENV=$(CURDIR)/$(VENV) PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/dg dev --host 127.0.0.1 --port $${PORT:-3000}
 
 bench: $(STAMP)
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

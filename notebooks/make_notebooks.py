@@ -59,6 +59,12 @@ def q(sql: str, *params) -> pl.DataFrame:
     return con.sql(sql, params=list(params) or None).pl()
 
 
+try:  # one colour per arm, the same as in the HTML gate report
+    from prompt_release.gates.report import ARM_COLOURS
+except ImportError:
+    ARM_COLOURS = {"baseline": "#6e7781", "candidate": "#0969da"}
+
+
 print(f"warehouse: {WAREHOUSE}")'''
 
 PERCENT = "from matplotlib.ticker import PercentFormatter"
@@ -75,10 +81,18 @@ def notebook_01() -> nbformat.NotebookNode:
         ),
         new_code_cell(SETUP),
         new_code_cell(
-            'daily = q("SELECT * FROM v_version_daily ORDER BY day, prompt_version")\n'
-            'print(f"{daily.height} version-days, {daily[\'day\'].min()} to {daily[\'day\'].max()}")\n'
-            'daily.select("day", "prompt_version", "calls", "success_rate", "hard_failure_rate", '
-            '"p95_latency_ms", "cost_per_success_usd")'
+            '''\
+daily = q("SELECT * FROM v_version_daily ORDER BY day, prompt_version")
+# `make demo` serves its canary traffic through the offline simulator on the day it runs (user ids
+# `sim_...`): the simulator's latency and failure mix are not production's, so those days are left
+# out of the charts below and marked with a grey band.
+simulator_days = q("SELECT DISTINCT day FROM traces WHERE starts_with(user_id, 'sim_') ORDER BY day")["day"].to_list()
+if simulator_days:
+    print(f"left out (the demo's simulator traffic): {', '.join(str(d) for d in simulator_days)}")
+daily = daily.filter(~pl.col("day").is_in(simulator_days))
+print(f"{daily.height} version-days, {daily['day'].min()} to {daily['day'].max()}")
+daily.select("day", "prompt_version", "calls", "success_rate", "hard_failure_rate", "p95_latency_ms",
+             "cost_per_success_usd")'''
         ),
         new_markdown_cell(
             "## Per version over the whole window\n\n"
@@ -99,35 +113,45 @@ summary'''
         ),
         new_markdown_cell(
             "## Success and hard-failure rate per day\n\n"
-            "One row of charts per prompt. Dotted vertical lines are the days the `production` label moved."
+            "One row of charts per prompt. Dotted vertical lines are the moments the `production` label moved; "
+            "a grey band is a day left out (the demo's simulator traffic)."
         ),
         new_code_cell(
             '''\
+from datetime import datetime, time, timedelta
+
 import matplotlib.dates as mdates
 from matplotlib.ticker import PercentFormatter
 
 
 def day_axis(ax):
-    ax.xaxis.set_major_locator(mdates.DayLocator())
-    ax.xaxis.set_major_formatter(mdates.DateFormatter("%m-%d"))
+    # One labelled tick per week (Mondays), a small tick per day; a grey band over each day left out.
+    ax.xaxis.set_major_locator(mdates.WeekdayLocator(byweekday=mdates.MO))
+    ax.xaxis.set_minor_locator(mdates.DayLocator())
+    ax.xaxis.set_major_formatter(mdates.DateFormatter("%b %d"))
     ax.tick_params(axis="x", labelsize=8)
+    for day in simulator_days:
+        start = datetime.combine(day, time())
+        ax.axvspan(start, start + timedelta(days=1), color="lightgrey", alpha=0.6, linewidth=0)
 
 
+# Each move at the moment it happened (UTC): a line between two days' points is a move within a day.
 moves = q("""
-    SELECT prompt_id, CAST(ts AS DATE) AS day, to_version FROM v_label_history
-    WHERE label = 'production' AND action IN ('move', 'rollback') AND to_version IS NOT NULL
+    SELECT prompt_id, timezone('UTC', ts) AS at, CAST(timezone('UTC', ts) AS DATE) AS day, to_version
+    FROM v_label_history
+    WHERE label = 'production' AND action IN ('move', 'rollback') AND to_version IS NOT NULL ORDER BY ts
 """)
 prompts = daily["prompt_id"].unique().sort().to_list()
 
 
 def mark_production_moves(ax, prompt_id):
-    days = daily["day"]
+    first, last = daily["day"].min(), daily["day"].max() + timedelta(days=1)
     # The last move of each day: where production stood at the end of it.
-    last = moves.filter(pl.col("prompt_id") == prompt_id).group_by("day").agg(pl.col("to_version").last())
-    for day, version in last.iter_rows():
-        if days.min() <= day <= days.max():
-            ax.axvline(day, color="grey", linestyle=":", linewidth=1)
-            ax.annotate(f"production {version.split(':')[1]}", (day, 1.0), xycoords=("data", "axes fraction"),
+    ends = moves.filter(pl.col("prompt_id") == prompt_id).group_by("day").agg(pl.col("at", "to_version").last())
+    for day, at, version in ends.iter_rows():
+        if first <= day <= last:
+            ax.axvline(at, color="grey", linestyle=":", linewidth=1)
+            ax.annotate(f"production {version.split(':')[1]}", (at, 1.0), xycoords=("data", "axes fraction"),
                         fontsize=7, color="grey", rotation=90, va="top", ha="right")
 
 
@@ -138,7 +162,8 @@ def per_version(ax, prompt_id, column, percent=True):
         ax.plot(rows["day"].to_list(), rows[column].to_list(), marker="o", label=version.split(":")[1])
     if percent:
         ax.yaxis.set_major_formatter(PercentFormatter(1.0))
-    ax.set_title(f"{prompt_id}: {column}", fontsize=10)
+    ax.set_title(f"{prompt_id}: {column.replace('_', ' ')} per day", fontsize=10)
+    ax.set_ylabel("share of calls (%)" if percent else column, fontsize=8)
     day_axis(ax)
     mark_production_moves(ax, prompt_id)
 
@@ -158,6 +183,8 @@ plt.show()'''
         ),
         new_code_cell(
             '''\
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
 fig, axes = plt.subplots(1, len(prompts), figsize=(5 * len(prompts), 3.5), squeeze=False)
 for ax, prompt_id in zip(axes[0], prompts):
     part = daily.filter(pl.col("prompt_id") == prompt_id)
@@ -166,9 +193,15 @@ for ax, prompt_id in zip(axes[0], prompts):
         days = rows["day"].to_list()
         line, = ax.plot(days, rows["p50_latency_ms"].to_list(), marker="o", label=version.split(":")[1])
         ax.plot(days, rows["p95_latency_ms"].to_list(), marker="o", linestyle="--", color=line.get_color())
-    ax.set_title(f"{prompt_id}: latency (ms), p50 and p95", fontsize=10)
+    ax.set_title(f"{prompt_id}: latency, p50 (solid) and p95 (dashed)", fontsize=10)
     ax.set_yscale("log")
+    # Plain milliseconds at 1-2-5 steps (not 2x10^3): the reader compares values, not decades.
+    ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+    ax.set_ylabel("latency per call (ms, log scale)", fontsize=8)
     day_axis(ax)
+    mark_production_moves(ax, prompt_id)
     ax.legend(fontsize=8)
 fig.tight_layout()
 plt.show()'''
@@ -191,8 +224,10 @@ for prompt_id in prompts:
     rows = part.group_by("day").agg(
         (pl.col("calls").sum() / pl.col("traces").sum()).alias("steps")).sort("day")
     right.plot(rows["day"].to_list(), rows["steps"].to_list(), marker="o", label=prompt_id)
-left.set_title("cost per successful call (USD per 1000 successes)", fontsize=10)
+left.set_title("cost per successful call", fontsize=10)
+left.set_ylabel("USD per 1,000 successful calls", fontsize=8)
 right.set_title("LLM calls per trace (all versions)", fontsize=10)
+right.set_ylabel("calls per trace", fontsize=8)
 for ax in (left, right):
     day_axis(ax)
     ax.legend(fontsize=7)
@@ -397,25 +432,48 @@ history.select("created_at", "candidate_version", "verdict", "failed_gates", "in
         ),
         new_code_cell(
             '''\
+from matplotlib.ticker import FuncFormatter
+
 gates = q("SELECT * FROM v_gate_results WHERE report_id = ? ORDER BY position", report["report_id"])
-colours = {"pass": "#1a9850", "fail": "#d73027", "inconclusive": "#fc8d59"}
-fig, axes = plt.subplots(gates.height, 1, figsize=(8, 1.3 * gates.height + 0.5), squeeze=False)
-for ax, g in zip(axes[:, 0], gates.iter_rows(named=True)):
-    lower, upper, estimate, threshold = g["interval_lower"], g["interval_upper"], g["estimate"], g["threshold_value"]
-    colour = colours.get(g["outcome"], "grey")
-    if lower is not None and upper is not None:
-        ax.plot([lower, upper], [0, 0], color=colour, linewidth=6, solid_capstyle="butt", alpha=0.6)
-    if estimate is not None:
-        ax.plot([estimate], [0], "o", color=colour)
-    if threshold is not None:
-        ax.axvline(threshold, color="black", linestyle="--", linewidth=1)
-    scale = {"candidate": "candidate rate", "difference": "candidate - baseline", "ratio": "candidate / baseline"}
-    ax.set_yticks([])
-    ax.set_title(f"{g['metric']} {g['rule']}: {g['outcome']} ({scale.get(g['interval_of'], g['interval_of'])}, "
-                 f"n={g['n']})", fontsize=9, loc="left")
-    values = [v for v in (lower, upper, estimate, threshold) if v is not None]
-    pad = (max(values) - min(values)) * 0.15 or 0.05
-    ax.set_xlim(min(values) - pad, max(values) + pad)
+colours = {"pass": "#1a7f37", "fail": "#cf222e", "inconclusive": "#9a6700"}
+# One shared axis per kind of interval, with its unit.
+axes_for = {
+    ("candidate", "rate"): ("candidate's rate (%)", lambda v, _: f"{v:.0%}"),
+    ("difference", "rate"): ("candidate - baseline (percentage points)", lambda v, _: f"{v * 100:+.0f} pt"),
+    ("ratio", "ratio"): ("candidate / baseline (x the baseline)", lambda v, _: f"x{v:.2f}"),
+}
+drawn = gates.filter(pl.col("interval_lower").is_not_null() & pl.col("threshold_value").is_not_null())
+kinds = {}
+for g in drawn.iter_rows(named=True):
+    unit = "ratio" if g["interval_of"] == "ratio" else g["unit"]
+    label, fmt = axes_for.get((g["interval_of"], unit),
+                              (f"candidate - baseline ({g['metric']} points)", lambda v, _: f"{v:+.2f}"))
+    kinds.setdefault(label, (fmt, []))[1].append(g)
+fig, axes = plt.subplots(len(kinds), 1, figsize=(9, sum(0.55 * len(r) + 1.1 for _, r in kinds.values())),
+                         squeeze=False, height_ratios=[len(r) + 1 for _, r in kinds.values()])
+for ax, (label, (fmt, rows)) in zip(axes[:, 0], kinds.items()):
+    values = [v for g in rows for v in (g["interval_lower"], g["interval_upper"], g["threshold_value"])]
+    pad = (max(values) - min(values)) * 0.12 or 0.05
+    lo, hi = min(values) - pad, max(values) + pad
+    if label.startswith("candidate's rate"):  # a rate lies in [0%, 100%]
+        lo, hi = max(lo, -0.01), min(hi, 1.01)
+    for y, g in enumerate(rows):
+        threshold = g["threshold_value"]
+        passes_above = g["rule"].lstrip().startswith(">")
+        # The passing side of this gate's threshold, shaded on its own row.
+        ax.fill_betweenx([y - 0.4, y + 0.4], threshold, hi if passes_above else lo, color="#dafbe1")
+        ax.plot([threshold, threshold], [y - 0.4, y + 0.4], color="black", linestyle="--", linewidth=1.2)
+        colour = colours.get(g["outcome"], "grey")
+        ax.plot([g["interval_lower"], g["interval_upper"]], [y, y], color=colour, linewidth=7,
+                solid_capstyle="butt", alpha=0.6)
+        if g["estimate"] is not None:
+            ax.plot([g["estimate"]], [y], "o", color=colour)
+    ax.set_yticks(range(len(rows)), [f"{g['metric']} ({g['outcome']})" for g in rows], fontsize=8)
+    ax.set_ylim(len(rows) - 0.5, -0.5)
+    ax.set_xlim(lo, hi)
+    ax.xaxis.set_major_formatter(FuncFormatter(fmt))
+    ax.set_xlabel(label, fontsize=9)
+fig.suptitle("intervals (bars), estimates (dots), thresholds (dashed); green: the passing side", fontsize=10)
 fig.tight_layout()
 plt.show()
 gates.select("metric", "rule", "outcome", "baseline", "candidate", "interval_lower", "interval_upper",
@@ -424,14 +482,15 @@ gates.select("metric", "rule", "outcome", "baseline", "candidate", "interval_low
         new_markdown_cell(
             "## Behaviour diff by case group\n\n"
             "Regressions: cases the baseline passed and the candidate failed; wins: the reverse. Groups are "
-            "case tags (intent, segment, failure class, source). The biggest movers are shown."
+            "case tags (intent, segment, failure class, source), ordered by regressions, then wins; groups "
+            "where neither moved are left out."
         ),
         new_code_cell(
             '''\
 diff = q("""
     SELECT group_kind || ':' || group_value AS grp, cases, regressions, wins, both_failing, disagreements, examples
-    FROM behaviour_diff WHERE run_id = ? AND group_kind <> 'all'
-    ORDER BY regressions + wins DESC, cases DESC LIMIT 15
+    FROM behaviour_diff WHERE run_id = ? AND group_kind <> 'all' AND regressions + wins > 0
+    ORDER BY regressions DESC, wins DESC, cases DESC LIMIT 15
 """, report["run_id"])
 shown = diff.reverse()
 fig, ax = plt.subplots(figsize=(9, 0.35 * max(shown.height, 1) + 1.5))
@@ -439,6 +498,8 @@ ax.barh(shown["grp"].to_list(), [-r for r in shown["regressions"].to_list()], co
 ax.barh(shown["grp"].to_list(), shown["wins"].to_list(), color="#1a9850", label="wins")
 ax.axvline(0, color="black", linewidth=0.8)
 ax.set_xlabel("cases (regressions to the left, wins to the right)")
+if not shown.height:
+    ax.text(0.5, 0.5, "no group of cases moved", transform=ax.transAxes, ha="center")
 ax.tick_params(axis="y", labelsize=8)
 ax.legend()
 fig.tight_layout()
@@ -494,14 +555,15 @@ wide = (by_tag.pivot(on="role", index="tag", values="accuracy")
 tags = wide["tag"].to_list()
 fig, ax = plt.subplots(figsize=(9, 0.4 * len(tags) + 1.5))
 positions = list(range(len(tags)))
-for offset, role, colour in ((-0.2, "baseline", "#4575b4"), (0.2, "candidate", "#fdae61")):
+for offset, role in ((-0.2, "baseline"), (0.2, "candidate")):
     if role in wide.columns:
         ax.barh([p + offset for p in positions], wide[role].fill_null(0).to_list(), height=0.4,
-                label=role, color=colour)
+                label=role, color=ARM_COLOURS[role])
 ax.set_yticks(positions, tags, fontsize=8)
 ax.invert_yaxis()
 ax.xaxis.set_major_formatter(PercentFormatter(1.0))
 metric = "task accuracy" if by_tag["task"].any() else "pass rate"
+ax.set_xlabel(f"{metric} (% of the tag's cases)")
 ax.set_title(f"{metric} by tag ({report['candidate_version']} vs {report['baseline_version']})", fontsize=10)
 ax.legend()
 fig.tight_layout()
@@ -518,13 +580,21 @@ latency = q("""
     SELECT role, latency_ms FROM backtest_results
     WHERE run_id = ? AND NOT replayed AND latency_ms IS NOT NULL
 """, report["run_id"])
+import numpy as np
+from matplotlib.ticker import PercentFormatter
+
 fig, ax = plt.subplots(figsize=(9, 3.5))
-for role, colour in (("baseline", "#4575b4"), ("candidate", "#fdae61")):
+# The same bins for both arms, and each arm's share of its own calls: the arms may have different n.
+bins = np.histogram_bin_edges(latency["latency_ms"].to_numpy(), bins=40) if latency.height else 10
+for role in ("baseline", "candidate"):
     values = latency.filter(pl.col("role") == role)["latency_ms"]
     if values.len():
-        ax.hist(values.to_list(), bins=40, alpha=0.6, label=f"{role} (n={values.len()})", color=colour)
-        ax.axvline(values.quantile(0.95), color=colour, linestyle="--", linewidth=1)
-ax.set_xlabel("latency (ms); dashed: p95")
+        ax.hist(values.to_list(), bins=bins, weights=[1 / values.len()] * values.len(), alpha=0.6,
+                label=f"{role} (n={values.len()})", color=ARM_COLOURS[role])
+        ax.axvline(values.quantile(0.95), color=ARM_COLOURS[role], linestyle="--", linewidth=1)
+ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+ax.set_ylabel("share of the arm's calls (%)")
+ax.set_xlabel("latency per call (ms); dashed: each arm's p95")
 ax.legend()
 fig.tight_layout()
 plt.show()'''

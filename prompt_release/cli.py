@@ -5,6 +5,13 @@ Each feature module contributes its subcommands through a function
 parent parser carrying `--warehouse` and `--registry`, so every command
 accepts both. Command functions take the parsed namespace and return an exit
 status. A `UserError` anywhere becomes one line on stderr and exit status 2.
+
+Locations resolve in one order (`prompt_release.config`): the flag, the
+PROMPT_RELEASE_* variable, the state file `.prompt_release/config` that
+`make demo` writes, the default. A command that reads the warehouse sets
+`opens_warehouse="existing"` (`set_defaults`): a path that does not exist is
+then an error naming it, instead of a new empty warehouse; only the commands
+that create one (`ingest`, `prompts sync`, the demo) accept a missing path.
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from prompt_release import __version__
+from prompt_release import __version__, config
 from prompt_release.errors import UserError
 
 # Feature modules that add subcommands; imported lazily so `--help` stays fast
@@ -67,8 +74,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        if getattr(args, "opens_warehouse", None) == "existing":
+            # Imported here: duckdb is a start-up cost commands without a warehouse never pay.
+            from prompt_release.warehouse.connection import existing_warehouse
+
+            args.warehouse = str(existing_warehouse(args.warehouse))
         return int(args.func(args) or 0)
-    except UserError as exc:
+    except (UserError, config.ConfigFileError) as exc:
         print(f"prompt-release: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -2,7 +2,10 @@
 
 Every setting has one resolution order: an explicit argument (a CLI flag, a
 Dagster resource field, a keyword argument) wins, then the environment
-variable, then the default. The README's "Configuration" table lists the
+variable, then the default. Locations (warehouse, registry, landing) have one
+more step before the default: the project's state file `.prompt_release/config`
+(written by `make demo`, so the CLI and `make ui` run in the project folder use
+the demo's warehouse and registry). The README's "Configuration" table lists the
 same variables; nothing else in `prompt_release` (nor the Dagster package,
 which binds its resources to these names) reads the environment for a setting.
 """
@@ -10,10 +13,24 @@ which binds its resources to these names) reads the environment for a setting.
 from __future__ import annotations
 
 import getpass
+import json
 import os
+import socket
+import tomllib
 from pathlib import Path
 
 STATE_DIR = Path(".prompt_release")
+
+ENV_CONFIG = "PROMPT_RELEASE_CONFIG"
+# The keys the state file may set, each the location a flag or variable would otherwise give.
+CONFIG_KEYS = ("warehouse", "registry", "landing")
+
+
+class ConfigFileError(ValueError):
+    """The state file cannot be read; the message names the file and the setting.
+
+    Not a `UserError` (config sits below errors in the layers); the CLI prints it the same way.
+    """
 
 ENV_WAREHOUSE = "PROMPT_RELEASE_WAREHOUSE"
 ENV_REGISTRY = "PROMPT_RELEASE_REGISTRY"
@@ -49,31 +66,80 @@ def _number(explicit: float | None, env: str, default: float) -> float:
     return float(value) if value else default
 
 
-def _pick(explicit: str | os.PathLike | None, env: str, default: Path) -> Path:
+def config_file() -> Path:
+    """The project's state file (env PROMPT_RELEASE_CONFIG, default `.prompt_release/config`)."""
+    return Path(os.environ.get(ENV_CONFIG) or STATE_DIR / "config")
+
+
+def read_config_file(path: Path | None = None) -> dict[str, str]:
+    """The locations the state file sets (none when it is absent); a bad file is a `ConfigFileError`."""
+    path = path or config_file()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    try:
+        values = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigFileError(f"{path}: not TOML: {exc}") from None
+    for key, value in values.items():
+        if key not in CONFIG_KEYS:
+            raise ConfigFileError(f"{path}: unknown setting {key!r} (known: {', '.join(CONFIG_KEYS)})")
+        if not isinstance(value, str) or not value:
+            raise ConfigFileError(f"{path}: setting {key!r} must be a non-empty path string")
+    return values
+
+
+def write_config_file(path: Path, **locations: str | os.PathLike) -> Path:
+    """Write the state file: absolute paths, so a run from any process resolves the same files."""
+    unknown = set(locations) - set(CONFIG_KEYS)
+    if unknown:
+        raise ValueError(f"unknown settings {sorted(unknown)}")
+    lines = ["# Written by `make demo`. Order: --flag, then PROMPT_RELEASE_* variable, then this file, "
+             "then the default.", "# Delete this file to go back to the defaults."]
+    # TOML basic strings escape backslashes and quotes as JSON does.
+    lines += [f"{key} = {json.dumps(str(Path(value).resolve()))}" for key, value in locations.items()]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def _pick(explicit: str | os.PathLike | None, env: str, key: str, default: Path) -> Path:
     if explicit:
         return Path(explicit)
-    value = os.environ.get(env)
+    value = os.environ.get(env) or read_config_file().get(key)
     return Path(value) if value else default
 
 
 def warehouse_path(explicit: str | os.PathLike | None = None) -> Path:
     """PROMPT_RELEASE_WAREHOUSE: the DuckDB warehouse file (default .prompt_release/warehouse.duckdb)."""
-    return _pick(explicit, ENV_WAREHOUSE, STATE_DIR / "warehouse.duckdb")
+    return _pick(explicit, ENV_WAREHOUSE, "warehouse", STATE_DIR / "warehouse.duckdb")
 
 
 def registry_root(explicit: str | os.PathLike | None = None) -> Path:
     """PROMPT_RELEASE_REGISTRY: the registry root, the folder holding prompts/ and datasets/ (default .)."""
-    return _pick(explicit, ENV_REGISTRY, Path("."))
+    return _pick(explicit, ENV_REGISTRY, "registry", Path("."))
 
 
 def registry_configured(explicit: str | os.PathLike | None = None) -> bool:
-    """Whether a registry root was named (argument or PROMPT_RELEASE_REGISTRY) rather than defaulted."""
-    return bool(explicit) or bool(os.environ.get(ENV_REGISTRY))
+    """Whether a registry root was named (argument, PROMPT_RELEASE_REGISTRY or the state file) rather than defaulted."""
+    return bool(explicit) or bool(os.environ.get(ENV_REGISTRY)) or bool(read_config_file().get("registry"))
 
 
 def landing_path(explicit: str | os.PathLike | None = None) -> Path:
     """PROMPT_RELEASE_LANDING: the landing folder of trace files, one sub-folder per day (default .prompt_release/landing)."""
-    return _pick(explicit, ENV_LANDING, STATE_DIR / "landing")
+    return _pick(explicit, ENV_LANDING, "landing", STATE_DIR / "landing")
+
+
+def warehouse_source(explicit: str | os.PathLike | None = None) -> str:
+    """Where the warehouse location came from, as the user can change it (for error messages)."""
+    if explicit:
+        return "--warehouse"
+    if os.environ.get(ENV_WAREHOUSE):
+        return ENV_WAREHOUSE
+    if read_config_file().get("warehouse"):
+        return f"'warehouse' in {config_file()}"
+    return "the default (set --warehouse)"
 
 
 def lock_timeout_s(explicit: float | None = None) -> float:
@@ -98,18 +164,30 @@ def ingest_chunk_bytes(explicit: int | None = None) -> int:
     return int(_number(explicit, ENV_INGEST_CHUNK_BYTES, DEFAULT_INGEST_CHUNK_BYTES))
 
 
+# A CI system's own name for who triggered the job: (variable, how the actor reads).
+_CI_IDENTITIES = (("GITHUB_ACTOR", "github:{}"), ("GITLAB_USER_LOGIN", "gitlab:{}"), ("CI_COMMIT_AUTHOR", "ci:{}"),
+                  ("BUILDKITE_BUILD_CREATOR", "buildkite:{}"))
+
+
 def actor(explicit: str | None = None) -> str:
-    """PROMPT_RELEASE_ACTOR: who a registry change is recorded as (--actor, else this, else USER/USERNAME, else the OS user)."""
-    if explicit and explicit.strip():
-        return explicit.strip()
-    for name in (ENV_ACTOR, "USER", "USERNAME"):
-        value = os.environ.get(name)
+    """PROMPT_RELEASE_ACTOR: who a registry change is recorded as: --actor, else this, else the CI
+    system's identity (GITHUB_ACTOR, GITLAB_USER_LOGIN, CI_COMMIT_AUTHOR, BUILDKITE_BUILD_CREATOR) on its
+    host, else the OS user on this host (`alice@buildhost`). Names only: no token is ever read."""
+    for value in (explicit, os.environ.get(ENV_ACTOR)):
         if value and value.strip():
             return value.strip()
-    try:
-        return getpass.getuser()
-    except Exception:
-        return "unknown"
+    host = socket.gethostname() or "unknown-host"
+    for name, form in _CI_IDENTITIES:
+        value = os.environ.get(name)
+        if value and value.strip():
+            return f"{form.format(value.strip())}@{host}"
+    user = (os.environ.get("USER") or os.environ.get("USERNAME") or "").strip()
+    if not user:
+        try:
+            user = getpass.getuser()
+        except Exception:
+            user = "unknown"
+    return f"{user}@{host}"
 
 
 def llm_base_url(explicit: str | None = None) -> str | None:

@@ -33,7 +33,11 @@ class UserError(Exception):
             where = self.file + (f":{self.line}" if self.line is not None else "") + ": "
         elif self.line is not None:
             where = f"line {self.line}: "
-        field = f"field '{self.field}': " if self.field else ""
+        # A command-line flag is named as typed (`--candidate: ...`), a file's field as a field.
+        if self.field and self.field.startswith("--"):
+            field = f"{self.field}: "
+        else:
+            field = f"field '{self.field}': " if self.field else ""
         return f"{where}{field}{self.message}"
 
 

@@ -27,6 +27,7 @@ import argparse
 import logging
 import shutil
 import sys
+import textwrap
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -36,12 +37,14 @@ from typing import Any
 
 import dagster as dg
 
+from prompt_release import config
 from prompt_release.gates.evaluate import latest_report
 from prompt_release.golden import store as golden_store
 from prompt_release.llm.endpoint import SIMULATOR_LATENCY_MS, SIMULATOR_LATENCY_PER_TOKEN_MS
 from prompt_release.llm.simulator import start_simulator
 from prompt_release.registry import Registry
-from prompt_release.sample.generator import generate
+from prompt_release.release.watch import WatchCursor
+from prompt_release.sample.generator import align_label_history, generate
 from prompt_release.sample.traffic import simulate_traffic
 from prompt_release.warehouse import read_connection
 from prompt_release.warehouse.snapshot import analyst_path
@@ -53,6 +56,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 # The tags by which Dagster's UI shows a run as launched by a sensor tick (what the daemon sets).
 SENSOR_NAME_TAG = "dagster/sensor_name"
 RUN_KEY_TAG = "dagster/run_key"
+DEMO_SESSION_TAG = "prompt_release/demo"
 ACTOR = "demo-engineer"
 
 
@@ -134,15 +138,19 @@ class DemoDriver:
                                 for name, resource in resources.items()}
         self.cursors: dict[str, str | None] = {}
         self.runs = 0
+        # Run keys are deduplicated within this demo: the Dagster home is kept between demos (so
+        # `make ui` keeps its history), but each demo starts from a new warehouse and registry copy,
+        # so a run key launched by an earlier demo must launch again.
+        self.session = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
 
     def run_job(self, name: str, *, run_config: dict | None = None, asset_selection: list | None = None,
                 **kwargs) -> dg.ExecuteInProcessResult:
         # Runs and their logs are in the Dagster home for `make ui`; the terminal gets the summary only.
-        config = {**(run_config or {}), "resources": self.resource_config,
+        full_config = {**(run_config or {}), "resources": self.resource_config,
                   "loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
         job = (self.defs.resolve_implicit_global_asset_job_def() if asset_selection
                else self.defs.resolve_job_def(name))
-        outcome = job.execute_in_process(instance=self.instance, raise_on_error=False, run_config=config,
+        outcome = job.execute_in_process(instance=self.instance, raise_on_error=False, run_config=full_config,
                                          asset_selection=asset_selection, **kwargs)
         self.runs += 1
         return outcome
@@ -162,7 +170,8 @@ class DemoDriver:
             job_name = request.job_name or sensor.job_name
             if jobs is not None and job_name not in jobs or self._launched(sensor_name, request.run_key):
                 continue
-            tags = {**request.tags, SENSOR_NAME_TAG: sensor_name, RUN_KEY_TAG: request.run_key}
+            tags = {**request.tags, SENSOR_NAME_TAG: sensor_name, RUN_KEY_TAG: request.run_key,
+                    DEMO_SESSION_TAG: self.session}
             outcomes.append(self.run_job(job_name, partition_key=request.partition_key,
                                          run_config=request.run_config or None, tags=tags))
         return outcomes
@@ -170,8 +179,8 @@ class DemoDriver:
     def _launched(self, sensor_name: str, run_key: str | None) -> bool:
         if run_key is None:
             return False
-        runs = self.instance.get_runs(filters=dg.RunsFilter(tags={SENSOR_NAME_TAG: sensor_name, RUN_KEY_TAG: run_key}),
-                                      limit=1)
+        runs = self.instance.get_runs(filters=dg.RunsFilter(tags={
+            SENSOR_NAME_TAG: sensor_name, RUN_KEY_TAG: run_key, DEMO_SESSION_TAG: self.session}), limit=1)
         return bool(runs)
 
 
@@ -201,11 +210,15 @@ def run_demo(
             "llm": LLMResource(base_url=simulator.base_url),
         }
         demo = DemoDriver(instance or dg.DagsterInstance.get(), resources)
+        # Without a cursor the release sensors start at now; the demo's warehouse is new, so it
+        # tells them to start at its beginning (what a user does with the UI's "Set cursor").
+        demo.cursors.update({name: WatchCursor.beginning().dump() for name in ("gate_sensor", "canary_sensor")})
 
         # 1. Production history: 30 days of the served prompts, mixed formats, with failures.
         registry = Registry(paths["registry"])
         hashes = {p.version_id: p.package_hash for p in registry.list_versions()}
         truth = generate(paths["landing"], days=days, seed=seed, scale=scale, start_date=start, package_hashes=hashes)
+        align_label_history(paths["registry"], truth)  # the copy's production moves at the traffic's true times
         calls = sum(n for w in truth["calls_per_day"].values() for v in w.values() for n in v.values())
         log(f"[1/8] generated {calls:,} production calls over {days} days in {len(truth['files'])} files")
 
@@ -273,9 +286,10 @@ def run_demo(
         log(f"[6/8] canary support_router: {decision['action'] if decision else 'no decision'}"
             f" -> production is now {registry.resolve_label('support_router', 'production')}")
 
-        # 7. Scenario 2: a one-line edit pushed straight to canary, skipping the gate.
+        # 7. Scenario 2: a one-line edit pushed straight to canary, skipping the gate: the canary
+        # label is protected, so this takes break glass, and the audit trail records it as forced.
         hotfix = one_line_hotfix(paths["registry"])
-        registry.move_label("support_router", "canary", hotfix, percent=20,
+        registry.move_label("support_router", "canary", hotfix, percent=20, force=True,
                             reason="hotfix pushed straight to canary, skipping the gate", actor=ACTOR)
         demo.run_job("__ASSET_JOB", asset_selection=[dg.AssetKey("prompt_versions")])
         decision = canary_round("support_router", canary_requests, seed=2)
@@ -292,6 +306,9 @@ def run_demo(
         for candidate in list(result.promotions):
             result.promotions[candidate] = _where(paths["registry"], candidate)
 
+    # The CLI and `make ui` in the project folder now find the demo's state (flag > env > this file > default).
+    config.write_config_file(state_dir / "config", warehouse=paths["warehouse"], registry=paths["registry"],
+                             landing=paths["landing"])
     result.runs = demo.runs
     result.seconds = time.monotonic() - started
     return result
@@ -325,8 +342,11 @@ def summary_table(result: DemoResult) -> str:
             lines.append(f"{candidate:<24} {'(none)':<8} {state:<22} hotfix pushed without a gate")
     lines += ["", "support_router audit trail (every label move with its cause):", ""]
     for event in Registry(result.registry).history("support_router")[-8:]:
-        cause = f"report {event.gate_report_id}" if event.gate_report_id else ""
-        reason = event.reason[:70]
+        reason = event.reason or ""
+        # The report id once: a reason that already names it does not repeat it.
+        cause = (f"report {event.gate_report_id}:" if event.gate_report_id
+                 and event.gate_report_id not in reason else "")
+        reason = textwrap.shorten(reason, 80, placeholder=" …")  # whole words, never "stagin"
         lines.append(f"  {event.ts[11:19]} {event.action:<8} {event.label or '':<10} "
                      f"{event.from_version or '-':>22} -> {event.to_version or '-':<22} "
                      f"{cause} {reason}".rstrip())

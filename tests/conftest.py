@@ -15,6 +15,8 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     # No test may touch the developer's own .prompt_release/ state.
     monkeypatch.setenv("PROMPT_RELEASE_WAREHOUSE", str(tmp_path / "warehouse.duckdb"))
     monkeypatch.setenv("PROMPT_RELEASE_LANDING", str(tmp_path / "landing"))
+    # Nor the state file `make demo` writes into the checkout (.prompt_release/config).
+    monkeypatch.setenv("PROMPT_RELEASE_CONFIG", str(tmp_path / "no-state-file"))
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
 
 
@@ -63,3 +65,15 @@ def demo_world(tmp_path_factory: pytest.TempPathFactory):
     from tests.demo_world import build_demo_world
 
     return build_demo_world(tmp_path_factory.mktemp("demo_world"))
+
+
+@pytest.fixture(scope="session")
+def dagster_demo(tmp_path_factory: pytest.TempPathFactory):
+    """The Dagster demo (tests/dagster_demo.py), run once per session in a fresh Dagster home: read it.
+
+    Modules using it mark themselves `pytest.mark.xdist_group("demo")`, so under
+    `--dist loadgroup` one worker runs it once for all of them.
+    """
+    from tests.dagster_demo import run_demo_process
+
+    return run_demo_process(tmp_path_factory.mktemp("dagster_demo"))

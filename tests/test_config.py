@@ -40,3 +40,20 @@ def test_endpoint_one_resolution_order(monkeypatch):
     explicit = LLMSettings.from_env(base_url="http://explicit.example/v1", api_key="sk-explicit")
     assert explicit.base_url == "http://explicit.example/v1"
     assert explicit.api_key.get_secret_value() == "sk-explicit"
+
+
+def test_the_actor_is_the_ci_identity_on_its_host_never_a_token(monkeypatch):
+    import socket
+
+    for name in (config.ENV_ACTOR, "GITHUB_ACTOR", "GITLAB_USER_LOGIN", "CI_COMMIT_AUTHOR", "BUILDKITE_BUILD_CREATOR"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("USER", "alice")
+    monkeypatch.setenv("GITHUB_TOKEN", "ghp_secret")
+    host = socket.gethostname()
+    assert config.actor() == f"alice@{host}"
+    monkeypatch.setenv("GITHUB_ACTOR", "octocat")
+    assert config.actor() == f"github:octocat@{host}"
+    assert "ghp_secret" not in config.actor()
+    monkeypatch.setenv(config.ENV_ACTOR, "release-bot")
+    assert config.actor() == "release-bot"
+    assert config.actor("  oncall ") == "oncall"

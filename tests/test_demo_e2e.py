@@ -1,35 +1,42 @@
-"""Issue 6, acceptance 3: the demo's release scenarios end to end through Dagster (a temporary instance).
+"""Issue 6, acceptance 3: the demo's release scenarios end to end through Dagster (a fresh Dagster home).
 
 Promotion, rejections, roll forward and the automatic abort of a canary
 that regresses all happen, and every label move in the audit trail names
-what caused it.
+what caused it. The demo runs once per session (tests/dagster_demo.py); the
+browser tests (tests/ui/test_dagster_ui.py) look at the same runs.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
 import pytest
 
+from prompt_release import config
+from prompt_release.gates.evaluate import latest_report
 from prompt_release.golden import store as golden_store
 from prompt_release.registry import Registry
-from prompt_release_dagster.demo import DemoResult, run_demo, summary_table
-from tests.world import SEED_SHIFT
+from prompt_release_dagster.demo import DemoResult, summary_table
+from tests.dagster_demo import DemoRun
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("demo")]
 
 
 @pytest.fixture(scope="module")
-def instance():
-    with dg.instance_for_test() as instance:
-        yield instance
+def demo(dagster_demo: DemoRun) -> DemoResult:
+    return dagster_demo.result
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory, instance: dg.DagsterInstance) -> DemoResult:
-    return run_demo(tmp_path_factory.mktemp("demo"), instance=instance,
-                    days=5, scale=0.3, canary_requests=1000, seed=7 + SEED_SHIFT, log=lambda message: None)
+def instance(dagster_demo: DemoRun) -> Iterator[dg.DagsterInstance]:
+    instance = dg.DagsterInstance.from_config(str(dagster_demo.home))
+    try:
+        yield instance
+    finally:
+        instance.dispose()
 
 
 def test_release_runs_are_launched_by_their_sensors(demo: DemoResult, instance: dg.DagsterInstance) -> None:
@@ -64,7 +71,7 @@ def test_the_promoted_candidate_went_staging_canary_production_each_move_citing_
     assert registry.resolve_label("support_router", "production") == "support_router:v1.6.0"
     moves = [(e.action, e.label) for e in registry.history("support_router")
              if e.to_version == "support_router:v1.6.0" or e.from_version == "support_router:v1.6.0"]
-    assert moves[:3] == [("move", "staging"), ("move", "canary"), ("move", "production")]
+    assert moves[:4] == [("gate", None), ("move", "staging"), ("move", "canary"), ("move", "production")]
     for event in registry.history("support_router"):
         if "support_router:v1.6.0" in (event.to_version, event.from_version):
             assert event.gate_report_id == report_id, event
@@ -80,6 +87,7 @@ def test_a_regressing_canary_is_aborted_automatically_and_becomes_an_incident(de
     events = [e for e in registry.history("support_router") if hotfix in (e.to_version, e.from_version)]
     pushed, *after = events
     assert (pushed.action, pushed.label) == ("move", "canary") and "skipping the gate" in pushed.reason
+    assert pushed.forced  # the canary label is protected: skipping the gate is break glass, on the record
     decision = next(d for d in demo.canary_decisions if d["candidate_version"] == hotfix)
     assert decision["action"] == "abort"
     assert any(decision["decision_id"] in e.reason for e in after)
@@ -107,3 +115,25 @@ def test_the_summary_names_every_candidate_and_report(demo: DemoResult) -> None:
     table = summary_table(demo)
     for candidate, report in demo.reports.items():
         assert candidate in table and report["html"] in table
+
+
+def test_the_promote_reports_examples_never_pair_two_equal_json_answers(demo: DemoResult) -> None:
+    report = latest_report(demo.warehouse, "support_router:v1.6.0")
+    examples = [e for group in report.regressions for e in group.examples]
+    assert examples  # v1.6.0 moves account recovery: there is something to show
+    for example in examples:
+        before, after = (_json_or_none(example[side]) for side in ("before", "after"))
+        assert before is None or before != after, example
+
+
+def _json_or_none(text: str | None):
+    try:
+        return json.loads(text or "")
+    except ValueError:
+        return None
+
+
+def test_the_demo_leaves_a_state_file_pointing_at_its_warehouse_and_registry(demo: DemoResult) -> None:
+    settings = config.read_config_file(demo.state_dir / "config")
+    assert settings == {"warehouse": str(demo.warehouse.resolve()), "registry": str(demo.registry.resolve()),
+                        "landing": str((demo.state_dir / "landing").resolve())}

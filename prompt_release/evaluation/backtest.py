@@ -775,9 +775,9 @@ def summarise(frame: pl.DataFrame) -> dict[str, Any]:
     return out
 
 
-# What a reviewer compares: the answer text, then each tool call as `-> name(arguments)` (call ids
-# left out: they differ on every call). Two tool-calling answers with no text are then the same
-# only when they call the same tools with the same arguments.
+# What a reviewer reads: the answer text, then each tool call as `-> name(arguments)` (call ids
+# left out: they differ on every call). Sameness is decided on the raw answer and tool calls
+# (`behaviour_diff.meaning_key`: parsed JSON, tool name + parsed arguments), not on this text.
 BEHAVIOUR_SQL = (
     "nullif(concat_ws(chr(10), output, CASE WHEN json_array_length(tool_calls) > 0 THEN array_to_string("
     "list_transform(CAST(tool_calls AS JSON[]), lambda t: '-> ' || coalesce(t->>'name', '?') || '(' || "
@@ -796,7 +796,8 @@ def write_behaviour_diff(run_id: str, *, warehouse: str | Path | None = None) ->
             raise UserError(f"no backtest run {run_id!r} in the warehouse", field="run_id")
         results = query_frame(
             con,
-            f"SELECT case_id, sample_index, role, passed, {BEHAVIOUR_SQL} AS output, tags FROM backtest_results "
+            f"SELECT case_id, sample_index, role, passed, {BEHAVIOUR_SQL} AS output, output AS answer, tool_calls, "
+            "tags FROM backtest_results "
             f"WHERE run_id = ? AND status NOT IN {NOT_RUN!r}",
             [run_id],
         )

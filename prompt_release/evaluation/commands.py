@@ -20,7 +20,7 @@ def add_commands(subparsers: argparse._SubParsersAction, common: argparse.Argume
     )
     add_backtest_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print the outcome as one JSON object")
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, opens_warehouse="existing")
 
 
 def add_backtest_arguments(parser: argparse.ArgumentParser) -> None:
@@ -49,6 +49,25 @@ def parse_budget(text: str | None) -> dict[str, float | int]:
     if tokens:
         return {"max_tokens": int(tokens.group(1))}
     raise UserError(f"not a budget: {text!r} (a token count like 50000, or USD like $0.50)", field="budget")
+
+
+def check_candidate(registry, candidate: str) -> None:
+    """Fail on an unknown prompt or version before anything starts (the simulator, a backtest),
+    naming the flag the user typed."""
+    from prompt_release import config
+    from prompt_release.registry import Registry, parse_version_id
+
+    root = config.registry_root(registry)
+    prompt_id, _ = parse_version_id(candidate, field="--candidate")
+    opened = Registry(root)
+    known = opened.prompt_ids()
+    if prompt_id not in known:
+        raise UserError(f"unknown prompt {prompt_id!r} in the registry at {str(root)!r} "
+                        f"(known: {', '.join(known) or 'none'}; --registry to use another)", field="--candidate")
+    try:
+        opened.load_package(candidate)
+    except UserError as exc:
+        raise UserError(exc.message, field="--candidate") from None
 
 
 def settings_from_args(args: argparse.Namespace):
@@ -83,6 +102,7 @@ def run_backtest_command(args: argparse.Namespace, *, quiet: bool = False, stopp
     from prompt_release.llm.endpoint import model_endpoint
     from prompt_release.llm.settings import LLMSettings
 
+    check_candidate(args.registry, args.candidate)
     settings = settings_from_args(args)
     if args.concurrency is not None and args.concurrency < 1:
         raise UserError(f"--concurrency must be at least 1, got {args.concurrency}", field="--concurrency")

@@ -8,6 +8,7 @@ import json
 from prompt_release import config
 from prompt_release.evaluation.commands import (
     add_backtest_arguments,
+    check_candidate,
     run_backtest_command,
 )
 
@@ -26,7 +27,7 @@ def add_commands(subparsers: argparse._SubParsersAction, common: argparse.Argume
     parser.add_argument("--full", action="store_true",
                         help="answer every case; by default the backtest stops as soon as every hard gate is "
                         "decided (always-valid intervals; README: Adaptive backtests)")
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, opens_warehouse="existing")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -36,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from prompt_release.gates.report import render_markdown
 
     registry = config.registry_root(args.registry)
+    check_candidate(registry, args.candidate)
     spec = load_spec_for(registry, args.candidate, spec_file=args.spec)
     if spec.dataset and not args.dataset:
         args.dataset = spec.dataset

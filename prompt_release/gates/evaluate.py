@@ -105,7 +105,7 @@ def load_run(warehouse: str | Path | None, run_id: str) -> tuple[dict[str, Any],
             con, f"SELECT *, {BACKTEST_HARD_FAILURE} AS hard_failure FROM backtest_results WHERE run_id = ?", [run_id]
         )
         diff = query_frame(
-            con, "SELECT * FROM behaviour_diff WHERE run_id = ? ORDER BY regressions DESC, cases DESC", [run_id]
+            con, "SELECT * FROM behaviour_diff WHERE run_id = ? ORDER BY regressions DESC, wins DESC, cases DESC", [run_id]
         )
     return run_info, results, diff
 

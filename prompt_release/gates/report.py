@@ -243,7 +243,7 @@ def evidence_line(report: GateReport) -> str:
 
 
 def render_markdown(report: GateReport, *, regressions: int = 8) -> str:
-    """Verdict first, then the gates table, then the largest regressions."""
+    """Verdict first, then the gates table, then where behaviour moved (regressions, then wins)."""
     lines = [
         f"## {verdict_line(report)}",
         "",
@@ -271,7 +271,8 @@ def render_markdown(report: GateReport, *, regressions: int = 8) -> str:
         lines += ["", evidence_line(report)]
     regs = report.regressions
     if regs:
-        lines += ["", "### Largest regressions", "", "| group | cases | regressions | wins | example (before → after) |",
+        lines += ["", "### Where behaviour moved (regressions first, then wins)", "",
+                  "| group | cases | regressions | wins | example (before → after) |",
                   "|---|---:|---:|---:|---|"]
         for group in regs[:regressions]:
             example = (group.examples or [{}])[0]
@@ -289,108 +290,204 @@ def _clip(text: Any, width: int = 60) -> str:
 
 # ---------------------------------------------------------------- SVG charts
 
+# One colour per arm in every chart (this HTML, the notebooks): baseline grey, candidate blue.
+ARM_COLOURS = {"baseline": "#6e7781", "candidate": "#0969da"}
+PASSING_SIDE = "#dafbe1"
+CHART_WIDTH = 900
+_SVG_STYLE = f'style="width:100%;max-width:{CHART_WIDTH}px;height:auto" font-family="system-ui, sans-serif"'
+
+# What an interval is of, and its unit -> the shared axis it is drawn on: label and tick format.
+_AXES: dict[tuple[str | None, str | None], tuple[str, Any]] = {
+    ("candidate", "rate"): ("candidate's rate (%)", lambda v: f"{v * 100:.0f}%"),
+    ("difference", "rate"): ("candidate − baseline (percentage points)", lambda v: f"{v * 100:+.0f} pt"),
+    ("ratio", "ratio"): ("candidate ÷ baseline (× the baseline)", lambda v: f"×{v:.2f}"),
+}
+
+
+def _axis_for(gate: GateRow) -> tuple[str, Any]:
+    key = (gate.interval_of, gate.interval_unit)
+    if key in _AXES:
+        return _AXES[key]
+    if gate.interval_of == "difference":
+        return ("candidate − baseline (score points)", lambda v: f"{v:+.2f}")
+    unit = gate.unit or "value"
+    return (f"candidate's {unit}", lambda v: f"{v:.3g}")
+
+
+def _nice_ticks(lo: float, hi: float, target: int = 6) -> list[float]:
+    raw = (hi - lo) / max(target, 1) or 1.0
+    magnitude = 10 ** math.floor(math.log10(raw))
+    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
+    first = math.ceil(lo / step - 1e-9) * step
+    return [round(first + i * step, 12) for i in range(int((hi - first) / step + 1e-9) + 1)]
+
+
+def _passes_above(gate: GateRow) -> bool:
+    """Whether values above the threshold pass (`>=` rules); `<=` and zero-tolerance rules pass below."""
+    return (gate.rule or gate.threshold).lstrip().startswith(">")
+
 
 def _svg_gate_intervals(gates: list[GateRow]) -> str:
-    """One row per gate: the interval as a bar, the point estimate, the threshold line."""
-    drawable = [g for g in gates if g.interval and None not in g.interval[:2] and g.threshold_value is not None]
+    """Gates grouped by what their interval is of; each group on one shared, labelled axis with every
+    gate's threshold marked and its passing side shaded."""
+    drawable = [g for g in gates if len(g.interval) >= 2 and None not in g.interval[:2]
+                and g.threshold_value is not None]
     if not drawable:
-        return "<p>No interval to draw.</p>"
-    row_h, width, left = 34, 720, 190
-    plot_w = width - left - 20
-    height = row_h * len(drawable) + 20
-    parts = [f'<svg viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
-             f'aria-label="gate intervals against thresholds">']
-    for i, gate in enumerate(drawable):
-        lo, hi = (float(v) for v in gate.interval[:2])
-        point = gate.estimate
-        point = float(point) if isinstance(point, (int, float)) else (lo + hi) / 2
+        return "<p class=why>Not shown: no gate of this report has an interval.</p>"
+    panels: dict[str, list[GateRow]] = {}
+    formats: dict[str, Any] = {}
+    for gate in drawable:
+        label, fmt = _axis_for(gate)
+        panels.setdefault(label, []).append(gate)
+        formats[label] = fmt
+    return "".join(_svg_interval_panel(label, formats[label], rows) for label, rows in panels.items())
+
+
+def _svg_interval_panel(axis_label: str, fmt, gates: list[GateRow]) -> str:
+    row_h, left, right, top = 40, 210, 30, 8
+    plot_w = CHART_WIDTH - left - right
+    values = [float(v) for g in gates for v in (*g.interval[:2], g.threshold_value)]
+    lo, hi = min(values), max(values)
+    pad = (hi - lo) * 0.12 or abs(hi) * 0.1 or 0.05
+    lo, hi = lo - pad, hi + pad
+    if axis_label.startswith("candidate's rate"):
+        lo, hi = max(lo, 0.0), min(hi, 1.0)
+    ticks = _nice_ticks(lo, hi)
+    lo, hi = min(lo, ticks[0]), max(hi, ticks[-1])
+
+    def x(v: float) -> float:
+        return left + (min(max(v, lo), hi) - lo) / (hi - lo) * plot_w
+
+    axis_y = top + row_h * len(gates)
+    height = axis_y + 44
+    parts = [f'<svg viewBox="0 0 {CHART_WIDTH} {height}" {_SVG_STYLE} role="img" '
+             f'aria-label="gate intervals against thresholds: {html.escape(axis_label)}">']
+    for i, gate in enumerate(gates):
+        y0 = top + i * row_h
+        mid = y0 + row_h / 2 + 4
         threshold = float(gate.threshold_value)
-        span_lo = min(lo, threshold, point)
-        span_hi = max(hi, threshold, point)
-        pad = (span_hi - span_lo) * 0.15 or abs(threshold) * 0.1 or 1.0
-        span_lo, span_hi = span_lo - pad, span_hi + pad
-
-        def x(v: float, span_lo: float = span_lo, span_hi: float = span_hi) -> float:
-            return left + (v - span_lo) / (span_hi - span_lo) * plot_w
-
-        y = 10 + i * row_h + row_h / 2
+        start, end = (x(threshold), left + plot_w) if _passes_above(gate) else (left, x(threshold))
+        parts.append(f'<rect x="{start:.1f}" y="{y0 + 3}" width="{max(end - start, 0):.1f}" height="{row_h - 6}" '
+                     f'fill="{PASSING_SIDE}"/>')
+        parts.append(f'<text x="{left - 8}" y="{mid + 4:.1f}" font-size="13" text-anchor="end">'
+                     f'{html.escape(gate.metric)}</text>')
+        parts.append(f'<line x1="{x(threshold):.1f}" y1="{y0 + 3}" x2="{x(threshold):.1f}" y2="{y0 + row_h - 3}" '
+                     f'stroke="#24292f" stroke-width="2" stroke-dasharray="4,3"/>')
+        anchor = "end" if x(threshold) > left + plot_w - 120 else "start"
+        nudge = -4 if anchor == "end" else 4
+        parts.append(f'<text x="{x(threshold) + nudge:.1f}" y="{y0 + 13}" font-size="11" text-anchor="{anchor}" '
+                     f'fill="#24292f">threshold {html.escape(fmt(threshold))}</text>')
+        a, b = (float(v) for v in gate.interval[:2])
         colour = OUTCOME_COLOURS.get(gate.outcome, "#57606a")
-        parts.append(f'<text x="4" y="{y + 4:.1f}" font-size="12">{html.escape(gate.metric)}</text>')
-        parts.append(f'<line x1="{left}" y1="{y:.1f}" x2="{left + plot_w}" y2="{y:.1f}" stroke="#d0d7de"/>')
-        parts.append(f'<rect x="{x(lo):.1f}" y="{y - 6:.1f}" width="{max(x(hi) - x(lo), 2):.1f}" height="12" '
-                     f'fill="{colour}" fill-opacity="0.35" stroke="{colour}"/>')
-        parts.append(f'<circle cx="{x(point):.1f}" cy="{y:.1f}" r="4" fill="{colour}"/>')
-        parts.append(f'<line x1="{x(threshold):.1f}" y1="{y - 12:.1f}" x2="{x(threshold):.1f}" y2="{y + 12:.1f}" '
-                     f'stroke="#24292f" stroke-width="2" stroke-dasharray="3,2"/>')
-        parts.append(f'<text x="{x(threshold) + 4:.1f}" y="{y - 8:.1f}" font-size="10">threshold</text>')
+        parts.append(f'<rect x="{x(a):.1f}" y="{mid - 5:.1f}" width="{max(x(b) - x(a), 3):.1f}" height="10" '
+                     f'fill="{colour}" fill-opacity="0.4" stroke="{colour}"/>')
+        if gate.estimate is not None:
+            parts.append(f'<circle cx="{x(float(gate.estimate)):.1f}" cy="{mid:.1f}" r="4.5" fill="{colour}"/>')
+    parts.append(f'<line x1="{left}" y1="{axis_y}" x2="{left + plot_w}" y2="{axis_y}" stroke="#57606a"/>')
+    for tick in ticks:
+        parts.append(f'<line x1="{x(tick):.1f}" y1="{axis_y}" x2="{x(tick):.1f}" y2="{axis_y + 5}" stroke="#57606a"/>'
+                     f'<text x="{x(tick):.1f}" y="{axis_y + 18}" font-size="11" text-anchor="middle">'
+                     f'{html.escape(fmt(tick))}</text>')
+    parts.append(f'<text x="{left + plot_w / 2:.1f}" y="{axis_y + 36}" font-size="12" text-anchor="middle">'
+                 f'{html.escape(axis_label)}</text>')
     parts.append("</svg>")
     return "".join(parts)
 
 
-def _svg_accuracy_by_tag(rows: list[TagAccuracy]) -> str:
+def _svg_accuracy_by_tag(rows: list[TagAccuracy], gates: list[GateRow]) -> str:
+    if not any(g.metric.endswith("accuracy") for g in gates):
+        return ("<p class=why>Not shown: this workflow's gates decide without an expected-answer accuracy "
+                "(its answers are judged by other gates).</p>")
     rows = [r for r in rows if r.baseline is not None or r.candidate is not None][:20]
     if not rows:
-        return "<p>No tagged cases with an expected answer.</p>"
-    row_h, width, left = 26, 820, 330
-    plot_w = width - left - 60
-    height = row_h * len(rows) + 30
-    parts = [f'<svg viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
-             f'aria-label="accuracy by tag">']
+        return "<p class=why>Not shown: no case of this run has an expected answer.</p>"
+    row_h, left, right, top = 30, 300, 60, 6
+    plot_w = CHART_WIDTH - left - right
+    axis_y = top + row_h * len(rows)
+    height = axis_y + 62
+    parts = [f'<svg viewBox="0 0 {CHART_WIDTH} {height}" {_SVG_STYLE} role="img" aria-label="accuracy by tag">']
     for i, row in enumerate(rows):
-        y = 10 + i * row_h
-        label = _clip(f"{row.tag} (n={row.n})", 48)
-        parts.append(f'<text x="4" y="{y + 14}" font-size="12">{html.escape(label)}</text>')
-        for j, (role, colour) in enumerate((("baseline", "#8c959f"), ("candidate", "#0969da"))):
+        y = top + i * row_h
+        label = _clip(f"{row.tag} (n={row.n})", 44)
+        parts.append(f'<text x="{left - 8}" y="{y + 17}" font-size="12" text-anchor="end">{html.escape(label)}</text>')
+        for j, role in enumerate(("baseline", "candidate")):
             value = getattr(row, role)
             if value is None:
                 continue
-            parts.append(f'<rect x="{left}" y="{y + j * 10}" width="{plot_w * float(value):.1f}" height="9" fill="{colour}"/>')
-            parts.append(f'<text x="{left + plot_w * float(value) + 4:.1f}" y="{y + j * 10 + 8}" font-size="9">'
+            width = plot_w * float(value)
+            parts.append(f'<rect x="{left}" y="{y + 4 + j * 11}" width="{width:.1f}" height="10" '
+                         f'fill="{ARM_COLOURS[role]}"/>')
+            parts.append(f'<text x="{left + width + 4:.1f}" y="{y + 13 + j * 11}" font-size="10">'
                          f'{float(value) * 100:.0f}%</text>')
-    legend_y = height - 8
-    parts.append(f'<rect x="{left}" y="{legend_y - 8}" width="10" height="8" fill="#8c959f"/>'
-                 f'<text x="{left + 14}" y="{legend_y}" font-size="10">baseline</text>'
-                 f'<rect x="{left + 80}" y="{legend_y - 8}" width="10" height="8" fill="#0969da"/>'
-                 f'<text x="{left + 94}" y="{legend_y}" font-size="10">candidate</text>')
+    parts.append(f'<line x1="{left}" y1="{axis_y}" x2="{left + plot_w}" y2="{axis_y}" stroke="#57606a"/>')
+    for tick in (0, 0.25, 0.5, 0.75, 1.0):
+        tx = left + plot_w * tick
+        parts.append(f'<line x1="{tx:.1f}" y1="{axis_y}" x2="{tx:.1f}" y2="{axis_y + 5}" stroke="#57606a"/>'
+                     f'<text x="{tx:.1f}" y="{axis_y + 18}" font-size="11" text-anchor="middle">{tick:.0%}</text>')
+    parts.append(f'<text x="{left + plot_w / 2:.1f}" y="{axis_y + 36}" font-size="12" text-anchor="middle">'
+                 "share of cases whose answer matches the expected one (%)</text>")
+    parts.append(_legend(left, axis_y + 54))
     parts.append("</svg>")
     return "".join(parts)
 
 
+def _legend(x: float, y: float) -> str:
+    return "".join(
+        f'<rect x="{x + k * 110}" y="{y - 9}" width="12" height="10" fill="{ARM_COLOURS[role]}"/>'
+        f'<text x="{x + k * 110 + 17}" y="{y}" font-size="12">{role}</text>'
+        for k, role in enumerate(("baseline", "candidate")))
+
+
 def _svg_latency(latency: Latencies) -> str:
-    series = {k: [float(v) for v in getattr(latency, k) if v is not None] for k in ("baseline", "candidate")}
+    series = {"baseline": [float(v) for v in latency.baseline], "candidate": [float(v) for v in latency.candidate]}
     values = series["baseline"] + series["candidate"]
     if not values:
-        return "<p>No latency recorded.</p>"
-    lo, hi = min(values), max(values)
-    if hi <= lo:
-        hi = lo + 1.0
-    # Log-spaced bins: latency is right-skewed.
-    log_lo, log_hi = math.log10(max(lo, 0.1)), math.log10(max(hi, 0.2))
+        return "<p class=why>Not shown: no call of this run was answered fresh (replayed calls carry production latency).</p>"
+    lo, hi = max(min(values), 0.1), max(values)
+    if hi <= lo * 1.01:
+        hi = lo * 1.5
+    # Log-spaced bins: latency is right-skewed. Bars are each arm's share of its own calls, so
+    # arms with different numbers of calls compare.
+    log_lo, log_hi = math.log10(lo), math.log10(hi)
     bins = 30
-    edges = [10 ** (log_lo + (log_hi - log_lo) * i / bins) for i in range(bins + 1)]
-    width, height, left, bottom = 720, 220, 40, 30
-    plot_w, plot_h = width - left - 10, height - bottom - 10
-    counts = {}
+    left, right, top, bottom = 60, 30, 10, 64
+    plot_w, plot_h = CHART_WIDTH - left - right, 200
+    height = top + plot_h + bottom
+    shares = {}
     for role, vals in series.items():
-        c = [0] * bins
+        counts = [0] * bins
         for v in vals:
-            k = min(bins - 1, max(0, int((math.log10(max(v, 0.1)) - log_lo) / (log_hi - log_lo or 1) * bins)))
-            c[k] += 1
-        total = max(len(vals), 1)
-        counts[role] = [n / total for n in c]
-    top = max(max(c) for c in counts.values()) or 1.0
-    parts = [f'<svg viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
-             f'aria-label="latency distributions">']
+            counts[min(bins - 1, max(0, int((math.log10(max(v, 0.1)) - log_lo) / (log_hi - log_lo) * bins)))] += 1
+        shares[role] = [n / max(len(vals), 1) for n in counts]
+    y_ticks = _nice_ticks(0.0, max(max(s) for s in shares.values()) or 0.01, target=4)
+    y_top = y_ticks[-1] or 1.0
+
+    def x(v: float) -> float:
+        return left + (math.log10(v) - log_lo) / (log_hi - log_lo) * plot_w
+
+    def y(share: float) -> float:
+        return top + plot_h - plot_h * share / y_top
+
+    parts = [f'<svg viewBox="0 0 {CHART_WIDTH} {height}" {_SVG_STYLE} role="img" aria-label="latency distributions">']
     bar_w = plot_w / bins
-    for role, colour, offset in (("baseline", "#8c959f", 0.0), ("candidate", "#0969da", 0.5)):
-        for k, share in enumerate(counts[role]):
-            h = plot_h * share / top
-            parts.append(f'<rect x="{left + k * bar_w + offset * bar_w:.1f}" y="{10 + plot_h - h:.1f}" '
-                         f'width="{bar_w / 2:.1f}" height="{h:.1f}" fill="{colour}"/>')
-    for k in (0, bins // 2, bins):
-        parts.append(f'<text x="{left + k * bar_w:.1f}" y="{height - 12}" font-size="10" text-anchor="middle">'
-                     f'{edges[k]:,.0f} ms</text>')
-    parts.append(f'<text x="{left}" y="{height - 1}" font-size="10">grey: baseline · blue: candidate (log scale, share of calls)</text>')
+    for role, offset in (("baseline", 0.0), ("candidate", 0.5)):
+        for k, share in enumerate(shares[role]):
+            if share:
+                parts.append(f'<rect x="{left + (k + offset) * bar_w:.1f}" y="{y(share):.1f}" width="{bar_w / 2:.1f}" '
+                             f'height="{top + plot_h - y(share):.1f}" fill="{ARM_COLOURS[role]}"/>')
+    base = top + plot_h
+    parts.append(f'<line x1="{left}" y1="{base}" x2="{left + plot_w}" y2="{base}" stroke="#57606a"/>'
+                 f'<line x1="{left}" y1="{top}" x2="{left}" y2="{base}" stroke="#57606a"/>')
+    for tick in y_ticks:
+        parts.append(f'<text x="{left - 6}" y="{y(tick) + 4:.1f}" font-size="11" text-anchor="end">{tick:.0%}</text>')
+    candidates = [m * 10 ** e for e in range(-1, 7) for m in (1, 2, 5)]
+    x_ticks = [t for t in candidates if lo <= t <= hi] or [lo, hi]
+    for tick in x_ticks:
+        parts.append(f'<line x1="{x(tick):.1f}" y1="{base}" x2="{x(tick):.1f}" y2="{base + 5}" stroke="#57606a"/>'
+                     f'<text x="{x(tick):.1f}" y="{base + 18}" font-size="11" text-anchor="middle">{tick:,.0f}</text>')
+    parts.append(f'<text x="{left + plot_w / 2:.1f}" y="{base + 36}" font-size="12" text-anchor="middle">'
+                 "latency per call (ms, log scale); bars: share of each arm's calls</text>")
+    parts.append(_legend(left, base + 56))
     parts.append("</svg>")
     return "".join(parts)
 
@@ -424,6 +521,11 @@ def render_html(report: GateReport) -> str:
             f"<tr><td>{html.escape(group.group)}</td><td>{group.cases}</td><td>{group.regressions}</td>"
             f"<td>{group.wins}</td><td><ul>{examples}</ul></td></tr>"
         )
+    regressions_html = (
+        "<p>Groups of cases ordered by regressions, then wins; before → after is baseline → candidate.</p>"
+        "<table><tr><th>group</th><th>cases</th><th>regressions</th><th>wins</th><th>examples</th></tr>"
+        + "".join(regressions) + "</table>"
+        if regressions else "<p class=why>Not shown: no group of cases changed between baseline and candidate.</p>")
     freeze = report.freeze
     freeze_html = f"<p class=note>{html.escape(freeze_text(freeze))}</p>" if freeze else ""
     endpoint_html = "".join(f"<p class=note>{html.escape(line)}</p>" for line in endpoint_lines(report.endpoint))
@@ -446,6 +548,8 @@ th, td {{ border-bottom: 1px solid #d0d7de; padding: 6px 8px; text-align: left; 
 th {{ background: #f6f8fa; }}
 code {{ background: #f6f8fa; padding: 1px 4px; border-radius: 4px; font-size: 12px; }}
 .note {{ background: #fff8c5; padding: 0.5rem 0.75rem; border-radius: 6px; }}
+.why {{ color: #57606a; font-style: italic; }}
+svg {{ display: block; margin: 0.5rem 0 1rem; }}
 pre {{ background: #f6f8fa; padding: 0.75rem; overflow-x: auto; font-size: 12px; }}
 </style></head><body>
 <div class="banner"><h1>{html.escape(verdict_line(report))}</h1>
@@ -457,11 +561,13 @@ pre {{ background: #f6f8fa; padding: 0.75rem; overflow-x: auto; font-size: 12px;
 <p>Intervals are of the candidate's value, of its difference to the baseline (Δ), or of its ratio to the baseline (×).</p>
 <table><tr><th>gate</th><th>severity</th><th>baseline</th><th>candidate</th><th>interval ({report.confidence:.0%})</th>
 <th>threshold</th><th>n</th><th>outcome</th></tr>{''.join(rows)}</table>
-<h2>Each gate's interval against its threshold</h2>{_svg_gate_intervals(report.gates)}
-<h2>Accuracy by tag</h2>{_svg_accuracy_by_tag(report.accuracy_by_tag)}
+<h2>Each gate's interval against its threshold</h2>
+<p>Bar: the {report.confidence:.0%} interval, dot: the estimate, dashed line: the threshold,
+green band: the side of the threshold that passes. A gate passes when its whole bar is in the green band.</p>
+{_svg_gate_intervals(report.gates)}
+<h2>Accuracy by tag</h2>{_svg_accuracy_by_tag(report.accuracy_by_tag, report.gates)}
 <h2>Latency distributions</h2>{_svg_latency(report.latency)}
-<h2>Largest regressions</h2>
-<table><tr><th>group</th><th>cases</th><th>regressions</th><th>wins</th><th>examples</th></tr>{''.join(regressions)}</table>
+<h2>Where behaviour moved</h2>{regressions_html}
 <h2>Provenance</h2><pre>{html.escape(json.dumps(provenance, indent=2, default=str))}</pre>
 </body></html>
 """

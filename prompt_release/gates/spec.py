@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -42,7 +41,7 @@ from pydantic import (
 from prompt_release.errors import UserError
 from prompt_release.registry import ids
 from prompt_release.registry.ids import anchored
-from prompt_release.registry.safe_yaml import load_yaml
+from prompt_release.registry.safe_yaml import load_model, validate_model
 
 MetricKind = Literal["rate", "score", "latency", "tokens", "cost"]
 Comparator = Literal[">=", "<=", ">", "<"]
@@ -328,21 +327,7 @@ class GateSpec(BaseModel):
 
 def gate_spec_from_dict(data: Any, *, file: str | Path | None = None) -> GateSpec:
     """Validate a decoded spec; every problem is a UserError naming the field (and file)."""
-    if not isinstance(data, dict):
-        raise UserError("a gate spec must be an object with 'gates'", file=file)
-    try:
-        return GateSpec.model_validate(data)
-    except UserError as exc:
-        raise UserError(exc.message, file=file, field=exc.field) from None
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"] if not (isinstance(p, str) and p in ("str", "GateRule")))
-        msg = err["msg"]
-        if err["type"] == "extra_forbidden":
-            msg = "unknown field"
-        elif err["type"] == "string_pattern_mismatch":
-            msg = f"malformed value {err.get('input')!r} ({msg})"
-        raise UserError(msg, file=file, field=loc or None) from None
+    return validate_model(data, GateSpec, file=file, kind="a gate spec (an object with 'gates')")
 
 
 def load_gate_spec(path: str | Path) -> GateSpec:
@@ -354,17 +339,14 @@ def load_gate_spec(path: str | Path) -> GateSpec:
         raise UserError("gate spec file not found", file=path) from None
     except OSError as exc:
         raise UserError(f"cannot read gate spec: {exc.strerror}", file=path) from None
+    kind = "a gate spec (an object with 'gates')"
+    if path.suffix.lower() in (".yaml", ".yml"):
+        return load_model(text, GateSpec, file=path, kind=kind)
     try:
-        if path.suffix.lower() in (".yaml", ".yml"):
-            data = load_yaml(text, file=path)
-        else:
-            data = json.loads(text)
+        data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise UserError(f"invalid JSON: {exc.msg}", file=path, line=exc.lineno) from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise UserError(f"invalid YAML: {getattr(exc, 'problem', exc)}", file=path, line=(mark.line + 1) if mark else None) from None
-    return gate_spec_from_dict(data, file=path)
+    return validate_model(data, GateSpec, file=path, kind=kind)
 
 
 def gate_spec_json_schema() -> dict[str, Any]:

@@ -17,14 +17,14 @@ from prompt_release.registry import Registry
 def add_commands(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     mine = subparsers.add_parser("mine", parents=[common], help="detect failures in the traces of a day (or all days)")
     mine.add_argument("--day", metavar="YYYY-MM-DD", help="only this day (default: every day)")
-    mine.set_defaults(func=_mine)
+    mine.set_defaults(func=_mine, opens_warehouse="existing")
 
     golden = subparsers.add_parser("golden", help="versioned golden datasets mined from failures")
     sub = golden.add_subparsers(dest="golden_command", metavar="COMMAND", required=True)
 
     build = sub.add_parser("build", parents=[common], help="build the next version of each workflow's dataset if it changed")
     build.add_argument("--workflow", action="append", help="workflow id (repeatable; default: every configured workflow)")
-    build.set_defaults(func=_build)
+    build.set_defaults(func=_build, opens_warehouse="existing")
 
     listing = sub.add_parser("list", parents=[common], help="list dataset versions")
     listing.add_argument("--dataset", help="only this dataset, e.g. support_router_golden")
@@ -47,7 +47,7 @@ def add_commands(subparsers: argparse._SubParsersAction, common: argparse.Argume
                           help='expected behaviour: {"kind": ..., "value": ...}, or {"route": "billing"}, '
                                'a tool call {"name": ..., "arguments": {...}}, "refuse", "clarify"')
     incident.add_argument("--note", metavar="TEXT")
-    incident.set_defaults(func=_add_incident)
+    incident.set_defaults(func=_add_incident, opens_warehouse="existing")
 
 
 def _mine(args: argparse.Namespace) -> int:

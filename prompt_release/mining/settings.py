@@ -19,15 +19,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from prompt_release.contracts.checks import (
     DEFAULT_CLARIFICATION_PATTERNS,
     DEFAULT_REFUSAL_PATTERNS,
 )
-from prompt_release.errors import UserError
-from prompt_release.registry.safe_yaml import load_yaml
+from prompt_release.registry.safe_yaml import load_model
 
 FAILURE_CLASSES: tuple[str, ...] = (
     "invalid_json",
@@ -130,11 +128,5 @@ def load_settings(root: str | Path | None) -> MiningSettings:
     path = Path(root) / SETTINGS_FILE
     if not path.exists():
         return MiningSettings()
-    try:
-        data = load_yaml(path.read_text(encoding="utf-8"), file=path) or {}
-        return MiningSettings.model_validate(data)
-    except yaml.YAMLError as exc:
-        raise UserError(f"not valid YAML: {exc}", file=path) from exc
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        raise UserError(first["msg"], file=path, field=".".join(str(p) for p in first["loc"])) from exc
+    return load_model(path.read_text(encoding="utf-8"), MiningSettings, file=path, kind="mining settings",
+                      empty_ok=True)

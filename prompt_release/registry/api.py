@@ -97,10 +97,17 @@ class Registry:
 
     def move_label(self, prompt_id: str, label: str, version: str, *, reason: str, actor: str | None = None,
                    percent: float | None = None, segments: dict[str, list[str]] | None = None,
-                   gate_report_id: str | None = None) -> AuditEvent | None:
-        """Point `label` at `version`; the audit event, or None when nothing changed."""
+                   gate_report_id: str | None = None, force: bool = False) -> AuditEvent | None:
+        """Point `label` at `version`; the audit event, or None when nothing changed. A protected label
+        (production, canary) needs a promoting gate verdict for the version's package, or `force`."""
         return _labels.move_label(self.store, prompt_id, label, version, reason=reason, actor=actor,
-                                  percent=percent, segments=segments, gate_report_id=gate_report_id)
+                                  percent=percent, segments=segments, gate_report_id=gate_report_id, force=force)
+
+    def record_gate_verdict(self, version: str, *, verdict: str, gate_report_id: str, package_hash: str,
+                            reason: str, actor: str | None = None) -> AuditEvent | None:
+        """Put a gate report's verdict on `version` into the audit trail (once per report)."""
+        return _labels.record_gate_verdict(self.store, version, verdict=verdict, gate_report_id=gate_report_id,
+                                           package_hash=package_hash, reason=reason, actor=actor)
 
     def remove_label(self, prompt_id: str, label: str, *, reason: str, actor: str | None = None,
                      gate_report_id: str | None = None) -> AuditEvent | None:

@@ -1,8 +1,8 @@
 """Audit events: who did what to which version, when, and why.
 
-Every label move, rollback, label removal, approval and status change is one
-JSON line appended to `prompts/<id>/label_events.jsonl`; nothing rewrites
-that file. The event id is a hash of the event, so the warehouse mirror can
+Every label move, rollback, label removal, approval, status change and gate
+verdict is one JSON line appended to `prompts/<id>/label_events.jsonl`;
+nothing rewrites that file. The event id is a hash of the event, so the warehouse mirror can
 insert each one exactly once.
 """
 
@@ -19,7 +19,7 @@ from prompt_release import config
 from prompt_release.errors import UserError
 from prompt_release.registry.store import RegistryStore
 
-AuditAction = Literal["move", "remove", "rollback", "approve", "status"]
+AuditAction = Literal["move", "remove", "rollback", "approve", "status", "gate"]
 ACTIONS: tuple[str, ...] = get_args(AuditAction)
 
 
@@ -27,9 +27,11 @@ class AuditEvent(BaseModel):
     """One line of `prompts/<id>/label_events.jsonl`, the form it is stored in.
 
     A label move, label removal, rollback (production pointed back at an
-    earlier version), approval (`action="approve"`, `reviewer` set) or status
-    change. Field order and names are the stored JSON keys; fields an action
-    does not use are null.
+    earlier version), approval (`action="approve"`, `reviewer` set), status
+    change, or gate verdict (`action="gate"`, `status` the verdict, with the
+    report id and the package hash it judged). Field order and names are the
+    stored JSON keys; fields an action does not use are null. `forced` marks a
+    break-glass move past a protected label's rule; it is stored only when true.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -48,11 +50,12 @@ class AuditEvent(BaseModel):
     actor: str
     reason: str
     gate_report_id: str | None = None
+    forced: bool = False
     event_id: str
 
     def to_json(self) -> dict[str, Any]:
         """The stored form (one audit line, before `sort_keys`)."""
-        return self.model_dump(mode="json")
+        return self.model_dump(mode="json", exclude=None if self.forced else {"forced"})
 
 
 def resolve_actor(explicit: str | None = None) -> str:
@@ -75,6 +78,7 @@ def make_event(
     status: str | None = None,
     reviewer: str | None = None,
     gate_report_id: str | None = None,
+    forced: bool = False,
 ) -> AuditEvent:
     if action not in ACTIONS:
         raise ValueError(f"unknown audit action {action!r}")
@@ -95,6 +99,7 @@ def make_event(
         "actor": resolve_actor(actor),
         "reason": reason.strip(),
         "gate_report_id": gate_report_id,
+        **({"forced": True} if forced else {}),
     }
     digest = hashlib.sha256(json.dumps(event, sort_keys=True).encode("utf-8")).hexdigest()
     return AuditEvent(**event, event_id="evt_" + digest[:20])

@@ -67,7 +67,8 @@ def cmd_list(args: argparse.Namespace) -> int:
     if not rows:
         print(f"no prompt versions under {registry.root}/prompts")
         return 0
-    width = max(len(r["version_id"]) for r in rows)
+    width = max(len("VERSION"), *(len(r["version_id"]) for r in rows))
+    print(f"{'VERSION':<{width}}  {'STATUS':<9}  {'PACKAGE HASH':<19}  {'INTEGRITY':<12}  LABELS")
     for r in rows:
         state = "unregistered" if not r["registered"] else ("ok" if r["verifies"] else "EDITED IN PLACE")
         print(
@@ -268,7 +269,10 @@ def _event_line(event) -> str:
         "remove": f"{event.label}: removed (was {event.from_version})",
         "approve": f"approved {event.to_version} by {event.reviewer}",
         "status": f"{event.to_version} status -> {event.status}",
+        "gate": f"gate verdict {event.status} for {event.to_version}",
     }[event.action]
+    if event.forced:
+        what = "FORCED " + what
     if event.percent is not None:
         what += f" at {event.percent:g}%"
     if event.segments:
@@ -293,6 +297,7 @@ def cmd_label(args: argparse.Namespace) -> int:
             reason=args.reason,
             actor=args.actor,
             gate_report_id=args.gate_report,
+            force=args.force,
         )
     if args.json:
         _print_json({"changed": event is not None, "event": event.to_json() if event else None})
@@ -379,7 +384,8 @@ def add_commands(subparsers: argparse._SubParsersAction, common: argparse.Argume
     p.add_argument("prompt_id")
     p.add_argument("--version", help="explicit semver (default: bump the highest version)")
     p.add_argument("--bump", choices=["patch", "minor", "major"], default="patch")
-    p.add_argument("--from", dest="from_version", metavar="VERSION", help="copy this version (default: the highest)")
+    p.add_argument("--from", dest="from_version", metavar="VERSION",
+                   help="copy this version (default: the production version, else the highest)")
     p = add("register", cmd_register, "render, check the version bump and record the package hash in the lock file")
     p.add_argument("versions", nargs="*", metavar="VERSION_ID")
     p.add_argument("--all", action="store_true", help="register every version not yet registered, in order")
@@ -403,6 +409,9 @@ def add_commands(subparsers: argparse._SubParsersAction, common: argparse.Argume
     p.add_argument("--reason", required=True)
     p.add_argument("--gate-report", metavar="ID", help="the gate report that justified this move")
     p.add_argument("--remove", action="store_true", help="remove the label instead")
+    p.add_argument("--force", action="store_true",
+                   help="break glass: move a protected label (production, canary) without a promoting gate "
+                        "report; recorded as forced, with --reason")
     who(p)
     p = add("history", cmd_history, "the audit trail of one prompt: label moves, approvals, status changes")
     p.add_argument("prompt_id")

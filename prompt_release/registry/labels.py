@@ -3,9 +3,17 @@
 A label points at one registered version of one prompt; `prompts/<id>/labels.json`
 holds the current pointers and `prompts/<id>/label_events.jsonl` every move.
 A move is refused when the version is not registered, is a draft, rejected or
-retired, or no longer matches its registered hash. Rollback points production
-back at the previous production version found in the audit trail (or the
-manifest's `rollback_to`) without touching any prompt text.
+retired, or no longer matches its registered hash.
+
+Protected labels (`production` and `canary` unless the manifest's release
+policy names others) move only to a version whose exact package hash a gate
+report promoted (a `gate` event in the trail, recorded by the release step
+that applied the report), or that served production before (moving back is a
+rollback). Anything else needs break glass: `force=True` with a reason, stored
+as a forced move that the audit trail, `v_label_history` and the UI show.
+Rollback points production back at the previous production version found in
+the audit trail (or the manifest's `rollback_to`) without touching any prompt
+text.
 """
 
 from __future__ import annotations
@@ -16,7 +24,7 @@ from pydantic import BaseModel, ConfigDict
 
 from prompt_release.errors import UserError
 from prompt_release.registry.audit import AuditEvent, append_event, make_event, read_history
-from prompt_release.registry.ids import check_label, check_prompt_id, normalize_version_ref
+from prompt_release.registry.ids import check_label, check_prompt_id, normalize_version_ref, parse_version_id
 from prompt_release.registry.packages import load_package
 from prompt_release.registry.registration import verify_version
 from prompt_release.registry.store import RegistryStore
@@ -84,6 +92,42 @@ def _check_reviewer(package, events: list[AuditEvent], label: str) -> None:
         )
 
 
+def _gate_passed(events: list[AuditEvent], package) -> AuditEvent | None:
+    return next((e for e in reversed(events) if e.action == "gate" and e.status == "promote"
+                 and e.package_hash == package.package_hash), None)
+
+
+def _check_protected(package, events: list[AuditEvent], label: str, force: bool) -> None:
+    if label not in package.release_policy.protected_labels or force:
+        return
+    if _was_production(events, package.version_id) or _gate_passed(events, package):
+        return
+    raise UserError(
+        f"refusing to move protected label {label!r} to {package.version_id}: no gate report promoted its "
+        f"package {package.package_hash} (run the gate and apply its report; to break glass, "
+        "--force with a --reason that the audit trail keeps)",
+        field="label",
+    )
+
+
+def record_gate_verdict(
+    store: RegistryStore, version: str, *, verdict: str, gate_report_id: str, package_hash: str,
+    reason: str, actor: str | None = None,
+) -> AuditEvent | None:
+    """Record that gate report `gate_report_id` judged `version` (its package `package_hash`);
+    None when this report's verdict is already in the trail. A `promote` for the version's current
+    hash is what lets a protected label move to it."""
+    prompt_id, _ = parse_version_id(version)
+    with store.exclusive():
+        events = read_history(store, prompt_id)
+        if any(e.action == "gate" and e.gate_report_id == gate_report_id for e in events):
+            return None
+        event = make_event(prompt_id=prompt_id, action="gate", to_version=version, package_hash=package_hash,
+                           status=verdict, reason=reason, actor=actor, gate_report_id=gate_report_id)
+        append_event(store, event)
+        return event
+
+
 def _entry(package, event: AuditEvent, percent: float | None, segments) -> dict[str, Any]:
     return LabelEntry(version_id=package.version_id, package_hash=package.package_hash, percent=percent,
                       segments=segments, moved_at=event.ts, event_id=event.event_id).model_dump(mode="json")
@@ -108,8 +152,10 @@ def move_label(
     percent: float | None = None,
     segments: dict[str, list[str]] | None = None,
     gate_report_id: str | None = None,
+    force: bool = False,
 ) -> AuditEvent | None:
-    """Point `label` at `version`; return the audit event, or None when nothing changed."""
+    """Point `label` at `version`; return the audit event, or None when nothing changed.
+    `force` breaks glass past a protected label's rule (recorded as forced)."""
     check_prompt_id(prompt_id)
     check_label(label)
     vid = normalize_version_ref(prompt_id, version)
@@ -125,6 +171,8 @@ def move_label(
         package = _servable(store, vid, label)
         events = read_history(store, prompt_id)
         _check_reviewer(package, events, label)
+        _check_protected(package, events, label, force)
+        forced = force and label in package.release_policy.protected_labels
         current = store.read_labels(prompt_id)
         before = current.get(label)
         if (
@@ -146,6 +194,7 @@ def move_label(
             reason=reason,
             actor=actor,
             gate_report_id=gate_report_id,
+            forced=forced,
         )
         current[label] = _entry(package, event, percent, segments)
         _write(store, prompt_id, current, [event])

@@ -14,12 +14,10 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from prompt_release.errors import UserError
 from prompt_release.registry.ids import PROMPT_ID, parse_semver
-from prompt_release.registry.safe_yaml import load_yaml
+from prompt_release.registry.safe_yaml import load_model
 
 Status = Literal["draft", "candidate", "approved", "released", "rejected", "retired"]
 STATUSES: tuple[str, ...] = ("draft", "candidate", "approved", "released", "rejected", "retired")
@@ -88,6 +86,8 @@ class ReleasePolicy(_Strict):
     min_traffic: int = Field(default=200, ge=0)
     min_duration: str = "1h"
     required_reviewer: str | None = None
+    # Labels that move only to a version whose exact package passed a gate (or by break-glass --force).
+    protected_labels: tuple[str, ...] = ("production", "canary")
 
     @field_validator("min_duration", mode="before")
     @classmethod
@@ -168,45 +168,9 @@ class Manifest(_Strict):
         return self.output_format or ("json" if self.schema_ else "text")
 
 
-def _key_lines(text: str) -> dict[str, int]:
-    """Top-level key -> 1-based line, so a bad field's error can point at it."""
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError:
-        return {}
-    if not isinstance(node, yaml.MappingNode):
-        return {}
-    return {k.value: k.start_mark.line + 1 for k, _ in node.value if isinstance(k, yaml.ScalarNode)}
+
 
 
 def parse_manifest(text: str, *, file: str | Path) -> Manifest:
     """Parse and validate manifest YAML; any problem is one UserError naming file, line, field."""
-    try:
-        data = load_yaml(text, file=file)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise UserError(
-            f"not valid YAML: {getattr(exc, 'problem', exc)}",
-            file=file,
-            line=mark.line + 1 if mark else None,
-        ) from None
-    if not isinstance(data, dict):
-        raise UserError("a manifest must be a YAML mapping of fields", file=file)
-    try:
-        return Manifest.model_validate(data)
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        loc = [str(part) for part in error["loc"]]
-        top = loc[0] if loc else None
-        message = error["msg"]
-        if error["type"] == "missing":
-            message = "required field is missing"
-        elif error["type"] == "extra_forbidden":
-            message = "unknown field (a typo?)"
-        more = f" (and {exc.error_count() - 1} more problems)" if exc.error_count() > 1 else ""
-        raise UserError(
-            message + more,
-            file=file,
-            line=_key_lines(text).get(top) if top else None,
-            field=".".join(loc) if loc else None,
-        ) from None
+    return load_model(text, Manifest, file=file, kind="a manifest")

@@ -103,8 +103,7 @@ def register(
             if short:
                 actual = versioning.bump_of(prev_semver, semver)
                 raise UserError(
-                    f"{vid} under-bumps {previous} ({actual} bump): "
-                    + "; ".join(f"{f} changed, which needs a {need} bump" for f, need in short),
+                    versioning.refusal(vid, previous, actual, short),
                     file=package.manifest_path,
                     field="version",
                 )
@@ -199,8 +198,10 @@ def new_version(
 ) -> str:
     """Write a draft manifest + template for a new version; return its version id.
 
-    From an existing version (default: the highest) the files are copied and
-    the draft starts identical; for a new prompt id a skeleton is written.
+    From an existing version (default: the one the `production` label points
+    at, else the highest) the files are copied and the draft starts identical;
+    for a new prompt id a skeleton is written. The new number bumps the
+    highest version, so it never collides with a newer candidate.
     `status` may be `candidate` for a version whose edit is scripted (the
     template is edited, then the version registered, without a draft step).
     """
@@ -209,12 +210,14 @@ def new_version(
     check_prompt_id(prompt_id)
     existing = store.manifest_versions(prompt_id)
     if from_version is None and existing:
-        from_version = existing[-1]
+        # What users get now, not the newest (possibly rejected) candidate.
+        production = store.read_labels(prompt_id).get("production")
+        from_version = production["version_id"].split(":v", 1)[1] if production else existing[-1]
     if version is None:
-        if not from_version:
+        if not existing:
             version = "0.1.0"
         else:
-            old = parse_semver(from_version)
+            old = parse_semver(existing[-1])
             parts = {"major": (old.major + 1, 0, 0), "minor": (old.major, old.minor + 1, 0)}.get(
                 bump, (old.major, old.minor, old.patch + 1)
             )

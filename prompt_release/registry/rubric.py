@@ -15,12 +15,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    ValidationError,
     field_validator,
     model_validator,
 )
@@ -28,7 +26,7 @@ from pydantic import (
 from prompt_release.errors import UserError
 from prompt_release.registry.ids import PROMPT_ID, parse_semver
 from prompt_release.registry.package import content_hash
-from prompt_release.registry.safe_yaml import load_yaml
+from prompt_release.registry.safe_yaml import load_model
 
 RUBRICS_DIR = "evals/rubrics"
 Preference = Literal["A", "B", "tie"]
@@ -104,40 +102,8 @@ class Rubric(_Strict):
         return self.model_dump(mode="json", exclude={"calibration"})
 
 
-def _line_of(text: str, key: str | None) -> int | None:
-    if key is None:
-        return None
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError:
-        return None
-    if isinstance(node, yaml.MappingNode):
-        for k, _ in node.value:
-            if isinstance(k, yaml.ScalarNode) and k.value == key:
-                return k.start_mark.line + 1
-    return None
-
-
 def parse_rubric(text: str, *, file: str | Path) -> Rubric:
-    try:
-        data = load_yaml(text, file=file)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise UserError(f"not valid YAML: {getattr(exc, 'problem', exc)}", file=file,
-                        line=mark.line + 1 if mark else None) from None
-    if not isinstance(data, dict):
-        raise UserError("a rubric must be a YAML mapping of fields", file=file)
-    try:
-        return Rubric.model_validate(data)
-    except UserError as exc:  # parse_semver raises UserError directly
-        raise UserError(exc.message, file=file, line=_line_of(text, "version"), field="version") from None
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        loc = [str(part) for part in error["loc"]]
-        message = {"missing": "required field is missing", "extra_forbidden": "unknown field (a typo?)"}.get(
-            error["type"], error["msg"])
-        raise UserError(message, file=file, line=_line_of(text, loc[0] if loc else None),
-                        field=".".join(loc) or None) from None
+    return load_model(text, Rubric, file=file, kind="a rubric")
 
 
 def load_rubric(registry_root: str | Path, rel_path: str) -> Rubric:

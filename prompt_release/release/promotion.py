@@ -119,6 +119,10 @@ def apply_gate_report(
                                   f"{report.candidate.hash}, but the registry has {package.package_hash}: "
                                   "re-run the gate")
     written: list[str] = []
+    event = registry.record_gate_verdict(candidate, verdict=verdict, gate_report_id=report_id,
+                                         package_hash=package.package_hash, actor=actor,
+                                         reason=gate_reason or f"gate report {report_id}: {verdict}")
+    written += [event.event_id] if event else []
 
     if verdict == "reject":
         # A rejected version may hold no label; staging is the only one a gate report can have put there.

@@ -16,12 +16,11 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from prompt_release.errors import UserError
 from prompt_release.registry.ids import check_prompt_id
-from prompt_release.registry.safe_yaml import load_yaml
+from prompt_release.registry.safe_yaml import load_model
 
 
 class RuntimeContract(BaseModel):
@@ -44,14 +43,8 @@ def load_runtime_contract(registry_root: str | Path, prompt_id: str) -> RuntimeC
             f"no runtime contract for {prompt_id}: write {path} (supplies_variables, exposes_tools, parser)",
             file=path,
         )
-    try:
-        data = load_yaml(path.read_text(encoding="utf-8"), file=path) or {}
-        return RuntimeContract.model_validate(data)
-    except yaml.YAMLError as exc:
-        raise UserError(f"not valid YAML: {exc}", file=path) from None
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        raise UserError(error["msg"], file=path, field=".".join(str(p) for p in error["loc"])) from None
+    return load_model(path.read_text(encoding="utf-8"), RuntimeContract, file=path, kind="a runtime contract",
+                      empty_ok=True)
 
 
 def downstream_schema(registry_root: str | Path, contract: RuntimeContract) -> dict[str, Any] | None:

@@ -8,6 +8,12 @@ canary decisions to carry out or which live canaries to look at again
 timestamp acted on plus the ids seen at exactly that timestamp, so a row
 written in the same microsecond as the last one acted on is neither lost nor
 repeated.
+
+A sensor without a cursor (switched on for the first time, or its cursor
+cleared) starts at now: gate reports and canary decisions written before are
+history, already applied or deliberately not, and are never applied again.
+To act on older rows, give the sensor a cursor (the UI's "Set cursor", e.g.
+`{"ts": null, "seen": []}` for everything), as the demo does.
 """
 
 from __future__ import annotations
@@ -34,14 +40,19 @@ class WatchCursor(BaseModel):
     seen: list[str] = []
 
     @classmethod
-    def parse(cls, raw: str | None) -> WatchCursor:
-        """A sensor's stored cursor; empty or unreadable (an older format) starts from the beginning."""
+    def parse(cls, raw: str | None) -> WatchCursor | None:
+        """A sensor's stored cursor; None (start at now) when empty or unreadable (an older format)."""
         if not raw:
-            return cls()
+            return None
         try:
             return cls.model_validate_json(raw)
         except ValidationError:
-            return cls()
+            return None
+
+    @classmethod
+    def beginning(cls) -> WatchCursor:
+        """An explicit start before every row: act on everything already written."""
+        return cls()
 
     def unseen(self, rows: list[tuple], ts_index: int) -> list[tuple]:
         """Rows (id first) not acted on yet: newer than the cursor, or at its timestamp and unseen."""
@@ -92,9 +103,11 @@ class WatchResult:
     cursor: WatchCursor = field(default_factory=WatchCursor)
 
 
-def gate_report_actions(warehouse: str | Path, registry: Registry, cursor: WatchCursor) -> WatchResult:
+def gate_report_actions(warehouse: str | Path, registry: Registry, cursor: WatchCursor | None) -> WatchResult:
     """New gate reports to apply (promote or reject; a freeze waits, with its reason), and promotions
-    held in staging whose required approval has since arrived."""
+    held in staging whose required approval has since arrived. No cursor: start at now."""
+    start_now = cursor is None
+    cursor = cursor or WatchCursor.beginning()
     result = WatchResult(cursor=cursor)
     rows: list[tuple] = []
     if Path(warehouse).exists():
@@ -104,7 +117,7 @@ def gate_report_actions(warehouse: str | Path, registry: Registry, cursor: Watch
                     "SELECT report_id, verdict, candidate_version, reason, created_at FROM gate_reports "
                     "WHERE created_at >= ? ORDER BY created_at, report_id", [cursor.ts or _EPOCH]).fetchall()
     rows = cursor.unseen(rows, 4)
-    for report_id, verdict, candidate, reason, _ in rows:
+    for report_id, verdict, candidate, reason, _ in [] if start_now else rows:
         if verdict == "freeze":
             result.waiting.append(f"{candidate} frozen by gate report {report_id}: {reason}")
             continue
@@ -125,9 +138,12 @@ def gate_report_actions(warehouse: str | Path, registry: Registry, cursor: Watch
     return result
 
 
-def canary_actions(warehouse: str | Path, registry: Registry, cursor: WatchCursor) -> WatchResult:
+def canary_actions(warehouse: str | Path, registry: Registry, cursor: WatchCursor | None) -> WatchResult:
     """Each live canary's newest unseen decision to carry out (a freeze waits), and a new look at
-    every live canary whose prompt had traces ingested since its last look."""
+    every live canary whose prompt had traces ingested since its last look. No cursor: decisions
+    already written are history (start at now); live canaries are still looked at."""
+    start_now = cursor is None
+    cursor = cursor or WatchCursor.beginning()
     result = WatchResult(cursor=cursor)
     if not Path(warehouse).exists():
         return result
@@ -145,7 +161,7 @@ def canary_actions(warehouse: str | Path, registry: Registry, cursor: WatchCurso
             "SELECT prompt_id, max(ingested_at) FROM traces WHERE prompt_id IN (SELECT unnest(?)) GROUP BY 1",
             [sorted(live)]).fetchall()) if live and _table_exists(con, "traces") else {}
     rows = cursor.unseen(rows, 5)
-    newest = {row[1]: row for row in rows}  # rows are in decision order: each prompt's newest wins
+    newest = {} if start_now else {row[1]: row for row in rows}  # rows are in decision order: each prompt's newest wins
     acted: set[str] = set()
     for decision_id, prompt_id, candidate, action, reason, _ in newest.values():
         if prompt_id not in live or live[prompt_id].version_id != candidate:

@@ -28,7 +28,8 @@ def add_commands(subparsers, common: argparse.ArgumentParser) -> None:
     parser.add_argument("--scale", type=float, default=1.0,
                         help="volume multiplier; 1 is about 200-400 calls per workflow per day (default 1)")
     parser.add_argument("--start-date", type=_parse_date, default=None, metavar="YYYY-MM-DD",
-                        help="first day (default 2025-06-01)")
+                        help="first day (default: the first daily partition, PROMPT_RELEASE_START_DATE, "
+                        "2026-10-01 unless set)")
     parser.add_argument("--overwrite", action="store_true", help="replace generated files in existing day folders")
     parser.set_defaults(func=run)
 

@@ -30,6 +30,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from prompt_release import config
 from prompt_release.errors import UserError
 from prompt_release.sample import content
 from prompt_release.traces.otlp_writer import genai_request, openinference_request
@@ -259,7 +260,6 @@ FILE_NAMES = {
     "openinference": "{workflow}.phoenix.jsonl",
 }
 SOURCE_FORMAT = {"native": "native", "native_gz": "native", "otlp_genai": "otlp_genai", "openinference": "openinference"}
-DEFAULT_START_DATE = date(2025, 6, 1)
 GROUND_TRUTH_FILE = "ground_truth.json"
 
 # =============================================================================
@@ -1097,7 +1097,8 @@ def generate(
     if not scale > 0:
         raise UserError("--scale must be greater than 0", field="scale")
     out = Path(out_dir)
-    start = start_date or DEFAULT_START_DATE
+    # Default: the first daily partition, so a generated history lies inside the partition range.
+    start = start_date or date.fromisoformat(config.partitions_start_date())
     day_list = [start + timedelta(days=i) for i in range(days)]
     for day in day_list:
         folder = out / day.isoformat()
@@ -1170,3 +1171,44 @@ def generate(
     }
     _write_bytes(out / GROUND_TRUTH_FILE, json.dumps(truth, ensure_ascii=False, sort_keys=True).encode("utf-8"))
     return truth
+
+
+def align_label_history(registry_root: str | Path, truth: Mapping[str, Any]) -> int:
+    """Date a registry copy's production label moves to when the generated traffic switched version.
+
+    The sample registry's moves were recorded on one afternoon; the generated
+    history is relative to its start date (v1.5.1 serves the first third of the
+    days, then v1.5.2). So that label moves line up with the traffic they
+    explain (`v_label_history`, notebook 01), each production move to a
+    version that serves in the history is dated at the start of that version's
+    first day. Meant for a copy of the sample registry (the demo's): an audit
+    trail in use is never rewritten. Returns the number of events redated.
+    """
+    first_day: dict[str, str] = {}
+    for versions in truth["calls_per_day"].values():  # workflow -> version -> day -> calls
+        for version, days in versions.items():
+            served = sorted(day for day, calls in days.items() if calls)
+            if served:
+                first_day[version] = served[0]
+    changed = 0
+    for events_file in sorted(Path(registry_root, "prompts").glob("*/label_events.jsonl")):
+        events = [json.loads(line) for line in events_file.read_text(encoding="utf-8").splitlines() if line.strip()]
+        moved: dict[str, str] = {}
+        for event in events:
+            day = first_day.get(event.get("to_version") or "")
+            if event.get("label") == "production" and event.get("action") == "move" and day:
+                event["ts"] = f"{day}T00:00:00Z"
+                moved[event["event_id"]] = event["ts"]
+        if not moved:
+            continue
+        events_file.write_text("".join(json.dumps(e, sort_keys=True, ensure_ascii=False) + "\n" for e in events),
+                               encoding="utf-8")
+        labels_file = events_file.with_name("labels.json")
+        if labels_file.exists():
+            current = json.loads(labels_file.read_text(encoding="utf-8"))
+            for entry in current.get("labels", {}).values():
+                if entry.get("event_id") in moved:
+                    entry["moved_at"] = moved[entry["event_id"]]
+            labels_file.write_text(json.dumps(current, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        changed += len(moved)
+    return changed

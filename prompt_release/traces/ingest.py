@@ -418,41 +418,35 @@ def _learn_unknown(con, source: str, clause: str, unknown: list[str]) -> None:
 
 def _native_careful(context: _FileContext, chunk: LineChunk, table: pa.Table, lines: list[int] | None, params: dict) -> int:
     """Check and insert lines of the chunk with the careful path (all lines when
-    `lines` is None); record rejects with their reasons; return rows inserted."""
-    subset = table if lines is None else table.filter(pa.compute.is_in(table["ln"], pa.array(lines, pa.int64())))
+    `lines` is None); record rejects with their reasons; return rows inserted.
+
+    Nothing new is registered or materialized per chunk: DuckDB keeps every object
+    registered in a transaction alive until it ends (even after unregister), as it
+    keeps replaced temp tables, so per-chunk copies grew memory with the file (a
+    file of repeated keys, which sends every line here, reached 5 GB for 1 GB).
+    Both statements read the chunk's own table, filtered by line number, and parse
+    the careful lines twice: the price of bounded memory on this rare path."""
+    numbers = [int(n) for n in table["ln"].to_numpy()] if lines is None else lines
     inserted = 0
-    # in slices: the checked rows of a whole chunk (a file of repeated keys sends
-    # every line here) held at once cost several times the chunk in memory
-    for start in range(0, subset.num_rows, _CAREFUL_ROWS):
-        inserted += _native_careful_slice(context, chunk, subset.slice(start, _CAREFUL_ROWS), params)
+    for start in range(0, len(numbers), _CAREFUL_ROWS):
+        part = numbers[start : start + _CAREFUL_ROWS]
+        source = (f"(SELECT ln, line FROM _native_lines WHERE ln BETWEEN {part[0]} AND {part[-1]} "
+                  f"AND list_contains({_int_list(part)}, ln))")
+        checked = f"({native.check_sql(source)}) AS checked"
+        inserted += context.con.execute(native.insert_sql(checked), params).fetchall()[0][0]
+        for ln, jtype, field, reason in context.con.execute(native.rejects_sql(checked)).fetchall():
+            raw = chunk.line(ln - chunk.first_line)
+            if jtype != "OBJECT":
+                reason, field = native.describe_unparsable(raw)
+            context.reject(ln, reason, field, raw)
     return inserted
 
 
 _CAREFUL_ROWS = 8192
 
 
-def _native_careful_slice(context: _FileContext, chunk: LineChunk, subset: pa.Table, params: dict) -> int:
-    con = context.con
-    con.register("_native_subset", subset)
-    try:
-        # held in Arrow, not a temp table: inside the file's one transaction every
-        # replaced temp table stayed in memory until commit (RSS grew with the file)
-        checked = con.sql(native.check_sql("_native_subset")).to_arrow_table()
-    finally:
-        _unregister(con, "_native_subset")
-    con.register("_native_checked", checked)
-    try:
-        inserted = con.execute(native.insert_sql("_native_checked"), params).fetchall()[0][0]
-        rejects = con.execute(native.rejects_sql("_native_checked")).fetchall()
-    finally:
-        _unregister(con, "_native_checked")
-        del checked
-    for ln, jtype, field, reason in rejects:
-        raw = chunk.line(ln - chunk.first_line)
-        if jtype != "OBJECT":
-            reason, field = native.describe_unparsable(raw)
-        context.reject(ln, reason, field, raw)
-    return inserted
+def _int_list(numbers: list[int]) -> str:
+    return "[" + ",".join(map(str, numbers)) + "]::BIGINT[]"
 
 
 def _prefetch(chunks: Iterable[LineChunk]) -> Iterator[LineChunk]:

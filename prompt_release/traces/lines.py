@@ -184,8 +184,13 @@ class LineReader:
         (`pending()`) followed by the next block of the file."""
         if self.path.name.endswith(".gz"):
             for block in _gzip_blocks(self.path, self.chunk_bytes, self):
-                data = pending() + block
-                yield data, len(data)
+                # into the buffers that go round, as for a plain file: a chunk's data must not
+                # be a new object per chunk (DuckDB holds what is registered until commit)
+                head = pending()
+                buffer = self._buffer(len(head) + len(block))
+                buffer[: len(head)] = head
+                buffer[len(head) : len(head) + len(block)] = block
+                yield buffer, len(head) + len(block)
             return
         with open(self.path, "rb", buffering=0) as handle:
             while True:

@@ -42,13 +42,14 @@ def add_commands(subparsers: argparse._SubParsersAction, common: argparse.Argume
                      help="query the live warehouse file read-only (waits for a running write)")
     sql.add_argument("--max-rows", type=int, default=100, metavar="N",
                      help="rows shown by --format table (0: all; default 100)")
-    sql.set_defaults(func=run_sql)
+    sql.set_defaults(func=run_sql, opens_warehouse="existing")
 
     # added to the `prompts` group that registry.commands made (listed before this module in cli.py)
     sync = subparsers.choices["prompts"].subcommands.add_parser(
         "sync", parents=[common], help="mirror versions and label events into the warehouse",
         description="mirror versions and label events into the warehouse")
     sync.add_argument("--json", action="store_true", help="machine-readable output")
+    # sync writes the mirror: like ingest, it may create the warehouse.
     sync.set_defaults(func=cmd_sync)
 
 

@@ -15,9 +15,21 @@ from pathlib import Path
 import duckdb
 
 from prompt_release import config
+from prompt_release.errors import UserError
 from prompt_release.warehouse.locking import open_with_backoff
 from prompt_release.warehouse.migrate import check_readable, migrate
 from prompt_release.warehouse.snapshot import is_local_file, publish_locked, remove_stale
+
+
+def existing_warehouse(explicit: str | Path | None = None) -> Path:
+    """The warehouse a reading command opens. A path that does not exist is an error, not a new
+    empty file: a mistyped --warehouse must not print a real-looking report from nothing."""
+    path = config.warehouse_path(explicit)
+    if not is_local_file(path) or path.exists():
+        return path
+    raise UserError(f"no warehouse at {str(path)!r} (from {config.warehouse_source(explicit)}): "
+                    "run `make demo` or `prompt-release ingest PATH` to create one, or pass --warehouse "
+                    "with an existing file")
 
 
 @contextmanager

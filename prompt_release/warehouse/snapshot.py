@@ -219,7 +219,7 @@ def analyst_connection(
         target = snap
     elif is_local_file(live_path) and not live_path.exists():
         raise UserError(
-            "no warehouse here yet (ingest traces or run `prompt-release demo` first)",
+            "no warehouse here yet (run `make demo`, or `prompt-release ingest PATH`, first)",
             file=live_path,
         )
     else:

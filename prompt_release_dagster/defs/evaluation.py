@@ -2,13 +2,19 @@
 starts it for every new candidate, the nightly re-run, and the production drift check.
 
 One dynamic partition per candidate version (`support_router:v1.6.0`). The
-gate report's metadata puts the verdict first; its hard gates are a blocking
-check, so a rejected or frozen candidate stops the chain visibly.
+gate report's metadata puts the verdict first. A reject or a freeze is an
+outcome, not a crash: the report materialises with its verdict, and its
+per-partition check `hard_gates_pass` passes on promote and warns (never
+blocks, never fails the run) otherwise, so the check's partitions show which
+candidates passed. The promotion is held back by the decision itself:
+`gate_sensor` promotes only reports whose verdict is promote.
 
 No `from __future__ import annotations`: Dagster inspects the annotations.
 """
 
 import json
+import warnings
+from pathlib import Path
 from typing import Optional
 
 import dagster as dg
@@ -17,6 +23,7 @@ from prompt_release.evaluation.backtest import BacktestSettings, run_backtest, w
 from prompt_release.evaluation.behaviour_diff import diff_markdown
 from prompt_release.gates.adaptive import AdaptiveGate
 from prompt_release.gates.evaluate import evaluate_run, latest_run_id, load_spec_for, spec_path_for
+from prompt_release.gates.history import latest_verdicts, verdicts_markdown
 from prompt_release.gates.report import render_markdown, verdict_line
 from prompt_release.markdown import md_table
 from prompt_release.registry import Registry
@@ -118,6 +125,16 @@ def behaviour_diff(context: dg.AssetExecutionContext, warehouse: WarehouseResour
     })
 
 
+# One check result per candidate partition, so the check's partitions show which candidates passed.
+# Partitioned checks are a Dagster preview feature; we use it knowingly, so its warning is not printed.
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", dg.PreviewWarning)
+    GATE_VERDICT_CHECK = dg.AssetCheckSpec(
+        "hard_gates_pass", asset="gate_report", partitions_def=CANDIDATES,
+        description="the candidate's verdict: passes on promote (every hard gate passes), warns on reject or "
+        "freeze; the result's description is the verdict line")
+
+
 @dg.asset(
     partitions_def=CANDIDATES,
     deps=[behaviour_diff],
@@ -125,8 +142,7 @@ def behaviour_diff(context: dg.AssetExecutionContext, warehouse: WarehouseResour
     group_name="evaluation",
     kinds={"duckdb"},
     description="The release decision: every gate with its interval, promote / reject / freeze.",
-    check_specs=[dg.AssetCheckSpec("hard_gates_pass", asset="gate_report", blocking=True,
-                                   description="every hard gate of the candidate's gate spec passes")],
+    check_specs=[GATE_VERDICT_CHECK],
 )
 def gate_report(context: dg.AssetExecutionContext, warehouse: WarehouseResource, registry: RegistryResource):
     candidate = context.partition_key
@@ -139,17 +155,22 @@ def gate_report(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
         "verdict": verdict_line(report),
         "report": dg.MetadataValue.md(render_markdown(report)),
         "report_id": report.report_id,
-        "html_report": dg.MetadataValue.path(report.paths["html"]),
+        "html_report": dg.MetadataValue.url(Path(report.paths["html"]).resolve().as_uri()),
+        # Every candidate's newest verdict, so the asset page shows them all without opening a partition.
+        "all_candidates": dg.MetadataValue.md(verdicts_markdown(latest_verdicts(warehouse.path))),
         "run_id": run_id,
         "candidate_hash": report.candidate.hash,
         "baseline": report.baseline.version,
         "dataset": report.dataset.version or "history only",
         "cases": report.n_cases,
     })
+    # A verdict other than promote is a warning on this candidate, not an error of the pipeline.
     yield dg.AssetCheckResult(
         check_name="hard_gates_pass",
-        passed=all(g.outcome == "pass" for g in hard),
-        metadata={"verdict": report.verdict,
+        passed=report.verdict == "promote",
+        severity=dg.AssetCheckSeverity.WARN,
+        description=verdict_line(report),
+        metadata={"verdict": report.verdict.upper(), "candidate": candidate,
                   "gates": dg.MetadataValue.md("\n".join(f"- {g.metric}: {g.outcome}" for g in hard))},
     )
 

@@ -69,8 +69,14 @@ def test_candidate_sensor_then_evaluation_chain_reports_the_verdict(world: World
         result = dg.materialize([backtest, behaviour_diff, gate_report], partition_key="support_router:v1.7.0",
                                 resources=resources, instance=instance, raise_on_error=False,
                                 selection=[backtest, behaviour_diff, gate_report])
+    # A reject is an outcome, not a crash: the run succeeds and the report is materialised with its verdict.
+    assert result.success
     meta = _metadata(result, "gate_report")
     assert list(meta)[0] == "verdict" and meta["verdict"].startswith("Verdict: REJECT")
+    assert meta["html_report"].startswith("file:///") and meta["html_report"].endswith(".html")
+    assert "| support_router:v1.7.0 | REJECT |" in meta["all_candidates"]
     [check] = result.get_asset_check_evaluations()
     assert check.check_name == "hard_gates_pass" and not check.passed
+    assert check.severity == dg.AssetCheckSeverity.WARN and check.partition == "support_router:v1.7.0"
+    assert check.description == meta["verdict"]
     assert _metadata(result, "behaviour_diff")["regressions"] > 0

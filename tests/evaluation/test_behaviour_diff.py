@@ -83,3 +83,49 @@ def test_groups_are_ordered_by_regressions_and_carry_examples() -> None:
 
 def test_empty_results_give_an_empty_diff() -> None:
     assert behaviour_diff(RESULTS.clear()).is_empty()
+
+
+def test_equal_json_and_tool_calls_are_the_same_behaviour_whatever_their_formatting() -> None:
+    rows = [
+        # key order, whitespace and number formatting: the same answer
+        ("j1", "baseline", True, '{"route":"technical","confidence":0.9}', ["intent:tech"]),
+        ("j1", "candidate", True, '{\n  "confidence": 0.90,\n  "route": "technical"\n}', ["intent:tech"]),
+        ("j2", "baseline", True, '{"amount": 1, "items": [1e2, 2.50]}', ["intent:refund"]),
+        ("j2", "candidate", True, '{"items": [100, 2.5], "amount": 1.0}', ["intent:refund"]),
+        # a different value: a disagreement
+        ("j3", "baseline", True, '{"route": "technical", "confidence": 0.9}', ["intent:tech"]),
+        ("j3", "candidate", True, '{"route": "technical", "confidence": 0.8}', ["intent:tech"]),
+    ]
+    outcomes = dict(pair_outcomes(_results(rows)).select("case_id", "outcome").iter_rows())
+    assert outcomes == {"j1": "same", "j2": "same", "j3": "disagreement"}
+
+    calls = pl.DataFrame(
+        [
+            {"case_id": "t1", "sample_index": 0, "role": "baseline", "passed": True, "output": "x", "answer": None,
+             "tool_calls": '[{"id": "call_a", "name": "lookup_order", "arguments": "{\\"order_id\\": \\"A1\\", \\"n\\": 2}"}]',
+             "tags": ["intent:order"]},
+            {"case_id": "t1", "sample_index": 0, "role": "candidate", "passed": True, "output": "y", "answer": "",
+             "tool_calls": '[{"id": "call_b", "name": "lookup_order", "arguments": "{\\"n\\":2.0,\\"order_id\\":\\"A1\\"}"}]',
+             "tags": ["intent:order"]},
+            {"case_id": "t2", "sample_index": 0, "role": "baseline", "passed": True, "output": "x", "answer": None,
+             "tool_calls": '[{"name": "lookup_order", "arguments": "{\\"order_id\\": \\"A1\\"}"}]', "tags": []},
+            {"case_id": "t2", "sample_index": 0, "role": "candidate", "passed": True, "output": "y", "answer": None,
+             "tool_calls": '[{"name": "issue_refund", "arguments": "{\\"order_id\\": \\"A1\\"}"}]', "tags": []},
+        ]
+    )
+    outcomes = dict(pair_outcomes(calls).select("case_id", "outcome").iter_rows())
+    assert outcomes == {"t1": "same", "t2": "disagreement"}  # call ids differ on every call: not behaviour
+
+
+def test_groups_where_nothing_moved_are_left_out_and_wins_order_after_regressions() -> None:
+    rows = [
+        ("a", "baseline", True, '{"route": "billing"}', ["intent:billing"]),
+        ("a", "candidate", True, '{ "route" : "billing" }', ["intent:billing"]),
+        ("b", "baseline", False, "x", ["intent:recovery"]),
+        ("b", "candidate", True, "y", ["intent:recovery"]),
+        ("c", "baseline", True, "x", ["intent:refund"]),
+        ("c", "candidate", False, "y", ["intent:refund"]),
+    ]
+    diff = behaviour_diff(_results(rows))
+    groups = [f"{k}:{v}" for k, v in diff.select("group_kind", "group_value").iter_rows()]
+    assert groups == ["all:all", "intent:refund", "intent:recovery"]  # billing: nothing moved

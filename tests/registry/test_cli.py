@@ -49,9 +49,11 @@ def test_render_json_uses_representative_variables(registry: Path) -> None:
 
 def test_new_then_register(registry: Path) -> None:
     created = _json("new", "support_router", "--bump", "patch", registry=registry)
-    assert created["version_id"] == "support_router:v1.7.1"
+    assert created["version_id"] == "support_router:v1.7.1"  # numbered after the newest
+    shown = _json("show", "support_router:v1.7.1", registry=registry)
+    assert shown["package_hash"] == _json("show", "support_router:v1.5.2", registry=registry)["package_hash"]
     registered = _json("register", "support_router:v1.7.1", registry=registry)
-    assert registered[0]["previous"] == "support_router:v1.7.0" and registered[0]["changes"] == []
+    assert registered[0]["previous"] == "support_router:v1.7.0"
 
 
 def test_user_errors_are_one_line_exit_2(registry: Path) -> None:

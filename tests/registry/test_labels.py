@@ -43,12 +43,15 @@ def test_move_to_unregistered_or_edited_version_is_refused(registry: Path) -> No
     template = registry / "prompts/support_router/v1.6.0.md"
     template.write_text(template.read_text() + "\nextra line\n")
     with pytest.raises(UserError, match="support_router:v1.6.0 was edited in place: template changed"):
-        reg.move_label(ROUTER, "production", "1.6.0", reason="ship it")
+        reg.move_label(ROUTER, "production", "1.6.0", force=True, reason="ship it")
     assert reg.resolve_label(ROUTER, "production") == "support_router:v1.5.2"
 
 
 def test_move_is_audited_with_actor_reason_and_gate_report(registry: Path) -> None:
     reg = Registry(registry)
+    package = reg.load_package("support_router:v1.6.0")
+    reg.record_gate_verdict(package.version_id, verdict="promote", gate_report_id="gr_42",
+                            package_hash=package.package_hash, reason="every hard gate passed")
     result = run_cli(
         "prompts", "label", ROUTER, "canary", "support_router:v1.6.0", "--percent", "10",
         "--segment", "customer_tier=free,pro", "--reason", "gate passed", "--gate-report", "gr_42",
@@ -78,7 +81,7 @@ def test_actor_comes_from_environment(registry: Path) -> None:
 def test_canary_needs_a_percent(registry: Path) -> None:
     reg = Registry(registry)
     with pytest.raises(UserError, match="--percent"):
-        reg.move_label(ROUTER, "canary", "1.6.0", reason="no share")
+        reg.move_label(ROUTER, "canary", "1.6.0", force=True, reason="no share")
     with pytest.raises(UserError, match="canary label only"):
         reg.move_label(ROUTER, "staging", "1.6.0", reason="x", percent=5)
 
@@ -91,7 +94,7 @@ def test_reason_is_required(registry: Path) -> None:
 
 def test_rollback_is_one_audited_command(registry: Path) -> None:
     reg = Registry(registry)
-    reg.move_label(ROUTER, "production", "1.6.0", reason="gate passed", gate_report_id="gr_7")
+    reg.move_label(ROUTER, "production", "1.6.0", force=True, reason="gate passed", gate_report_id="gr_7")
     template_before = (registry / "prompts/support_router/v1.6.0.md").read_text()
 
     result = run_cli("prompts", "rollback", ROUTER, "--reason", "billing misroutes up", "--actor", "oncall",
@@ -113,7 +116,7 @@ def test_rollback_uses_rollback_to_without_history(registry: Path) -> None:
     reg = Registry(registry)
     (registry / "prompts/summarizer/label_events.jsonl").unlink()
     (registry / "prompts/summarizer/labels.json").unlink()
-    reg.move_label("summarizer", "production", "1.1.0", reason="shorter")
+    reg.move_label("summarizer", "production", "1.1.0", force=True, reason="shorter")
     event = reg.rollback("summarizer", reason="too short")
     # The trail only knows 1.1.0, so the manifest's rollback_to (1.0.0) decides.
     assert event.to_version == "summarizer:v1.0.0"
@@ -121,8 +124,8 @@ def test_rollback_uses_rollback_to_without_history(registry: Path) -> None:
 
 def test_rollback_also_ends_a_canary_of_the_bad_version(registry: Path) -> None:
     reg = Registry(registry)
-    reg.move_label(ROUTER, "production", "1.6.0", reason="ship")
-    reg.move_label(ROUTER, "canary", "1.6.0", reason="watch", percent=50)
+    reg.move_label(ROUTER, "production", "1.6.0", force=True, reason="ship")
+    reg.move_label(ROUTER, "canary", "1.6.0", force=True, reason="watch", percent=50)
     reg.rollback(ROUTER, reason="bad")
     assert "canary" not in reg.labels(ROUTER)
     assert [e.action for e in reg.history(ROUTER)[-2:]] == ["rollback", "remove"]
@@ -131,14 +134,14 @@ def test_rollback_also_ends_a_canary_of_the_bad_version(registry: Path) -> None:
 def test_required_reviewer_must_approve_before_canary(registry: Path) -> None:
     reg = Registry(registry)
     with pytest.raises(UserError, match="requires approval by 'risk-team'"):
-        reg.move_label("order_agent", "canary", "2.1.0", reason="try", percent=5)
+        reg.move_label("order_agent", "canary", "2.1.0", force=True, reason="try", percent=5)
     result = run_cli("prompts", "approve", "order_agent:v2.1.0", "--reviewer", "risk-team",
                      "--registry", str(registry))
     assert result.returncode == 0, result.stderr
     approval = reg.history("order_agent")[-1]
     assert approval.action == "approve" and approval.reviewer == "risk-team"
     assert reg.load_package("order_agent:v2.1.0").status == "approved"
-    reg.move_label("order_agent", "canary", "2.1.0", reason="approved", percent=5,
+    reg.move_label("order_agent", "canary", "2.1.0", force=True, reason="approved", percent=5,
                segments={"customer_tier": ["free"]})
     assert reg.resolve_label("order_agent", "canary") == "order_agent:v2.1.0"
 
@@ -172,8 +175,10 @@ def test_a_stored_audit_trail_reads_back_line_for_line() -> None:
 
 def test_every_kind_of_event_is_written_as_it_reads(registry: Path) -> None:
     reg = Registry(registry)
+    reg.record_gate_verdict("support_router:v1.6.0", verdict="promote", gate_report_id="gr_9", reason="passed",
+                            package_hash=reg.load_package("support_router:v1.6.0").package_hash)
     reg.move_label(ROUTER, "production", "1.6.0", reason="ship", gate_report_id="gr_9")
-    reg.move_label(ROUTER, "canary", "1.7.0", reason="watch", percent=12.5, segments={"customer_tier": ["free"]})
+    reg.move_label(ROUTER, "canary", "1.7.0", force=True, reason="watch", percent=12.5, segments={"customer_tier": ["free"]})
     reg.remove_label(ROUTER, "canary", reason="enough")
     reg.rollback(ROUTER, reason="bad")
     reg.approve("order_agent:v2.1.0", reviewer="risk-team")
@@ -182,7 +187,8 @@ def test_every_kind_of_event_is_written_as_it_reads(registry: Path) -> None:
         lines = (registry / "prompts" / prompt_id / "label_events.jsonl").read_text().splitlines()
         events = reg.history(prompt_id)
         assert [json.dumps(e.to_json(), sort_keys=True, ensure_ascii=False) for e in events] == lines
-    assert {e.action for e in reg.history(ROUTER)} >= {"move", "remove", "rollback", "status"}
+    assert {e.action for e in reg.history(ROUTER)} >= {"move", "remove", "rollback", "status", "gate"}
+    assert any(e.forced for e in reg.history(ROUTER))
     [approval] = reg.approvals("order_agent:v2.1.0")
     assert (approval.action, approval.reviewer, approval.to_version) == ("approve", "risk-team", "order_agent:v2.1.0")
 
@@ -195,3 +201,52 @@ def test_a_broken_audit_line_names_the_file_and_field(registry: Path) -> None:
     with pytest.raises(UserError, match="action") as raised:
         Registry(registry).history(ROUTER)
     assert raised.value.file.endswith("label_events.jsonl")
+
+
+def _cli_label(registry: Path, *args: str):
+    return run_cli("prompts", "label", ROUTER, *args, "--registry", str(registry))
+
+
+def test_a_protected_label_needs_a_promoting_gate_verdict_for_the_exact_package(registry: Path) -> None:
+    reg = Registry(registry)
+    refused = _cli_label(registry, "production", "1.6.0", "--reason", "looks fine to me")
+    package = reg.load_package("support_router:v1.6.0")
+    assert refused.returncode != 0
+    assert "protected label 'production'" in refused.stderr and package.package_hash in refused.stderr
+    assert "--force" in refused.stderr
+    assert reg.resolve_label(ROUTER, "production") == "support_router:v1.5.2"  # nothing moved
+    assert [e.action for e in reg.history(ROUTER)] == ["move", "move"]  # nothing recorded
+
+    reg.record_gate_verdict(package.version_id, verdict="reject", gate_report_id="gr_no",
+                            package_hash=package.package_hash, reason="a hard gate failed")
+    assert _cli_label(registry, "canary", "1.6.0", "--percent", "5", "--reason", "try").returncode != 0
+    reg.record_gate_verdict(package.version_id, verdict="promote", gate_report_id="gr_yes",
+                            package_hash=package.package_hash, reason="every hard gate passed")
+    assert reg.record_gate_verdict(package.version_id, verdict="promote", gate_report_id="gr_yes",
+                                   package_hash=package.package_hash, reason="again") is None  # once per report
+    moved = _cli_label(registry, "production", "1.6.0", "--reason", "gate gr_yes passed", "--gate-report", "gr_yes")
+    assert moved.returncode == 0, moved.stderr
+    assert reg.resolve_label(ROUTER, "production") == "support_router:v1.6.0"
+    # Moving back to a version that served production before is a rollback: no gate needed.
+    back = _cli_label(registry, "production", "1.5.2", "--reason", "back to what we had")
+    assert back.returncode == 0, back.stderr
+    # Staging is not protected.
+    assert _cli_label(registry, "staging", "1.7.0", "--reason", "try it").returncode == 0
+
+
+def test_break_glass_moves_a_protected_label_and_the_trail_says_forced(registry: Path) -> None:
+    reg = Registry(registry)
+    result = _cli_label(registry, "production", "1.7.0", "--force", "--reason", "incident 42: hotfix now",
+                        "--actor", "oncall")
+    assert result.returncode == 0, result.stderr
+    assert reg.resolve_label(ROUTER, "production") == "support_router:v1.7.0"
+    event = reg.history(ROUTER)[-1]
+    assert (event.forced, event.actor, event.reason) == (True, "oncall", "incident 42: hotfix now")
+    lines = (registry / "prompts" / ROUTER / "label_events.jsonl").read_text().splitlines()
+    assert json.loads(lines[-1])["forced"] is True
+    assert all("forced" not in json.loads(line) for line in lines[:-1])  # an ordinary move's stored form is unchanged
+    shown = run_cli("prompts", "history", ROUTER, "--registry", str(registry))
+    assert "FORCED production: support_router:v1.5.2 -> support_router:v1.7.0" in shown.stdout
+    # A forced move of an unprotected label is an ordinary move.
+    reg.move_label(ROUTER, "staging", "1.6.0", reason="stage", force=True)
+    assert reg.history(ROUTER)[-1].forced is False

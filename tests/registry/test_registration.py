@@ -106,6 +106,27 @@ def test_new_required_variable_needs_a_major_bump(registry: Path) -> None:
         reg.register("support_router:v1.8.0")
 
 
+@pytest.mark.parametrize("bump", ["1.7.1", "1.8.0"])
+def test_a_safety_instruction_change_needs_a_major_bump_and_the_refusal_quotes_the_rule(
+    registry: Path, bump: str
+) -> None:
+    manifest = _new_from(registry, bump)
+    text = manifest.read_text()
+    assert "safety_instructions:\n" in text
+    manifest.write_text(text.replace("safety_instructions:\n", "safety_instructions:\n  - \"Answer refund questions.\"\n"))
+    with pytest.raises(UserError) as err:
+        Registry(registry).register(f"support_router:v{bump}")
+    assert err.value.field == "version"
+    assert "safety_instructions changed, which needs a major bump" in err.value.message
+    assert "safety policy changes are major" in err.value.message
+    lock = json.loads((registry / "prompts/registry.lock.json").read_text())
+    assert f"support_router:v{bump}" not in lock["packages"]
+    manifest.rename(manifest.with_name("v2.0.0.yaml"))
+    registered = manifest.with_name("v2.0.0.yaml")
+    registered.write_text(registered.read_text().replace(f"version: {bump}", "version: 2.0.0"))
+    assert Registry(registry).register("support_router:v2.0.0")
+
+
 def test_correct_bumps_register(registry: Path) -> None:
     reg = Registry(registry)
     _new_from(registry, "1.7.1")
@@ -141,10 +162,14 @@ def test_unused_variables_are_warned(registry: Path) -> None:
     assert "warning: variable 'colour' is not used" in result.stderr
 
 
-def test_new_draft_copies_the_latest_version(registry: Path) -> None:
+def test_new_draft_copies_the_production_version_and_bumps_the_highest(registry: Path) -> None:
+    # summarizer: v1.0.0 in production, v1.1.0 a candidate. A change starts from what users get.
     reg = Registry(registry)
     vid = reg.new_version("summarizer", bump="minor")
     assert vid == "summarizer:v1.2.0"
     draft = reg.load_package(vid)
-    assert draft.status == "draft" and draft.rollback_to == "1.1.0"
-    assert draft.package_hash == reg.load_package("summarizer:v1.1.0").package_hash
+    assert draft.status == "draft" and draft.rollback_to == "1.0.0"
+    assert draft.package_hash == reg.load_package("summarizer:v1.0.0").package_hash
+    chosen = reg.new_version("summarizer", from_version="1.1.0")  # --from picks another
+    assert chosen == "summarizer:v1.2.1"
+    assert reg.load_package(chosen).package_hash == reg.load_package("summarizer:v1.1.0").package_hash

@@ -66,7 +66,7 @@ def test_regressing_canary_is_aborted_and_its_failures_become_incident_cases(
 ) -> None:
     reg = Registry(registry_root)
     # A candidate that breaks the JSON contract on live traffic (answers in prose).
-    reg.move_label("support_router", "canary", "1.7.0", percent=30, reason="manual canary",
+    reg.move_label("support_router", "canary", "1.7.0", percent=30, force=True, reason="manual canary",
                    gate_report_id="gr_manual")
     _serve(registry_root, recorded, landing, simulator, 400)
 
@@ -103,7 +103,7 @@ def test_no_canary_no_decision(registry_root, warehouse) -> None:
 
 def test_version_metrics_per_day_and_version(registry_root, recorded, landing, simulator) -> None:
     reg = Registry(registry_root)
-    reg.move_label("support_router", "canary", "1.7.0", percent=50, reason="manual canary")
+    reg.move_label("support_router", "canary", "1.7.0", percent=50, force=True, reason="manual canary")
     summary = _serve(registry_root, recorded, landing, simulator, 200)
     from prompt_release.mining.detectors import mine_failures
 

@@ -34,13 +34,16 @@ def test_promote_goes_to_staging_then_canary_with_the_policy_and_the_report_id(
     assert current["canary"].percent == 20.0  # v1.6.0's release_policy.canary_percent
     assert current["production"].version_id == "support_router:v1.5.2"
     new = reg.history("support_router")[before:]
-    assert [(e.action, e.label) for e in new] == [("move", "staging"), ("move", "canary")]
-    assert all(e.gate_report_id == "gr_a1" and "gr_a1" in e.reason for e in new)
+    assert [(e.action, e.label) for e in new] == [("gate", None), ("move", "staging"), ("move", "canary")]
+    assert (new[0].status, new[0].package_hash) == ("promote", reg.load_package("support_router:v1.6.0").package_hash)
+    assert all(e.gate_report_id == "gr_a1" for e in new)
+    assert all("gr_a1" in e.reason for e in new[1:])
+    assert not any(e.forced for e in new)  # the protected canary moved on the gate's verdict, no break glass
 
     again = apply_gate_report(reg, report("gr_a1", "promote", "support_router:v1.6.0"),
                               warehouse=recorded, llm_settings=llm_settings)
     assert again.state == "already_applied"
-    assert len(reg.history("support_router")) == before + 2
+    assert len(reg.history("support_router")) == before + 3
 
 
 def test_reject_marks_the_candidate_rejected_once(registry_root: Path, warehouse: Path) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 import dagster as dg
 
 from prompt_release.registry import Registry
+from prompt_release.release.watch import WatchCursor
 from prompt_release.sample.traffic import simulate_traffic
 from prompt_release.traces import ingest_day
 from prompt_release.warehouse import read_connection
@@ -29,6 +30,10 @@ def resources(registry_root: Path, warehouse: Path) -> dict:
             "llm": LLMResource()}
 
 
+# The demo's explicit start: act on every row already written (without a cursor a sensor starts at now).
+BEGINNING = WatchCursor.beginning().dump()
+
+
 def evaluate(sensor, res: dict, cursor: str | None):
     with dg.build_sensor_context(resources=res, cursor=cursor) as context:
         return sensor(context), context.cursor
@@ -38,7 +43,7 @@ def test_gate_sensor_starts_promote_per_new_report_and_skips_freezes(registry_ro
     res = resources(registry_root, warehouse)
     add_report(warehouse, "gr_1", "promote", "support_router:v1.6.0", "support_router:v1.5.2", T0)
     add_report(warehouse, "gr_2", "reject", "support_router:v1.7.0", "support_router:v1.5.2", T0)
-    result, _ = evaluate(gate_sensor, res, None)
+    result, _ = evaluate(gate_sensor, res, BEGINNING)
     assert sorted(r.run_key for r in result.run_requests) == ["gr_1", "gr_2"]
     assert {r.job_name for r in result.run_requests} == {"promote"}
     cursor = result.cursor
@@ -51,6 +56,17 @@ def test_gate_sensor_starts_promote_per_new_report_and_skips_freezes(registry_ro
     frozen, _ = evaluate(gate_sensor, res, again.cursor)
     assert not frozen.run_requests
     assert "summarizer:v1.1.0 frozen by gate report gr_3: judge_score inconclusive" in frozen.skip_reason.skip_message
+
+
+def test_switching_the_gate_sensor_on_never_applies_reports_written_before(registry_root, warehouse) -> None:
+    res = resources(registry_root, warehouse)
+    add_report(warehouse, "gr_old", "reject", "support_router:v1.7.0", "support_router:v1.5.2", T0)
+    first, _ = evaluate(gate_sensor, res, None)  # no cursor: a sensor turned on in the UI for the first time
+    assert not first.run_requests
+    add_report(warehouse, "gr_new", "promote", "support_router:v1.6.0", "support_router:v1.5.2",
+               T0 + timedelta(minutes=1))
+    later, _ = evaluate(gate_sensor, res, first.cursor)
+    assert [r.run_key for r in later.run_requests] == ["gr_new"]
 
 
 def test_promote_job_applies_reject_and_promote(registry_root, recorded, simulator) -> None:
@@ -68,7 +84,7 @@ def test_promote_job_applies_reject_and_promote(registry_root, recorded, simulat
     assert reg.load_package("support_router:v1.7.0").status == "rejected"
     assert reg.labels("support_router")["canary"].version_id == "support_router:v1.6.0"
     with read_connection(recorded) as con:  # the promote job mirrors the audit trail into the warehouse
-        assert con.execute("SELECT count(*) FROM label_events WHERE gate_report_id = 'gr_p'").fetchone()[0] == 2
+        assert con.execute("SELECT count(*) FROM label_events WHERE gate_report_id = 'gr_p'").fetchone()[0] == 3  # verdict, staging, canary
 
 
 def test_awaiting_approval_is_resumed_by_the_gate_sensor_once_approved(registry_root, recorded, simulator) -> None:
@@ -79,7 +95,7 @@ def test_awaiting_approval_is_resumed_by_the_gate_sensor_once_approved(registry_
     assert promote.execute_in_process(run_config=run_config, resources=res,
                                       instance=dg.DagsterInstance.ephemeral()).output_for_node(
         "apply_gate_report_op") == "awaiting_approval"
-    first, _ = evaluate(gate_sensor, res, None)
+    first, _ = evaluate(gate_sensor, res, BEGINNING)
     [request] = first.run_requests  # the report itself
     waiting, _ = evaluate(gate_sensor, res, first.cursor)
     assert "awaiting approval by 'risk-team'" in waiting.skip_reason.skip_message
@@ -91,14 +107,14 @@ def test_awaiting_approval_is_resumed_by_the_gate_sensor_once_approved(registry_
 def test_canary_analysis_asset_and_canary_sensor_abort_the_canary(registry_root, recorded, landing, simulator) -> None:
     reg = Registry(registry_root)
     res = resources(registry_root, recorded)
-    reg.move_label("support_router", "canary", "1.7.0", percent=30, reason="manual canary",
+    reg.move_label("support_router", "canary", "1.7.0", percent=30, force=True, reason="manual canary",
                    gate_report_id="gr_m")
     summary = simulate_traffic(registry_root, "support_router", landing=landing, base_url=simulator.base_url,
                                requests=300, warehouse=recorded)
     ingest_day(landing, summary.day, warehouse=recorded)
 
     # A live canary with new traces: the sensor asks for a look at it.
-    looked, _ = evaluate(canary_sensor, res, None)
+    looked, _ = evaluate(canary_sensor, res, BEGINNING)
     assert [(r.job_name, r.partition_key) for r in looked.run_requests] == [("canary_analysis_job", "support_router")]
 
     instance = dg.DagsterInstance.ephemeral()

@@ -43,14 +43,37 @@ def test_a_freeze_waits_with_its_reason(registry_root, warehouse) -> None:
     assert watched.cursor.seen == ["gr_f"]  # a freeze is not looked at again; a new report decides
 
 
-def test_an_unreadable_cursor_starts_from_the_beginning() -> None:
-    assert WatchCursor.parse("not json") == WatchCursor()
+def test_no_cursor_starts_at_now_and_never_replays_history(registry_root, warehouse) -> None:
+    add_report(warehouse, "gr_1", "promote", "support_router:v1.6.0", "support_router:v1.5.2", T0)
+    add_report(warehouse, "gr_f", "freeze", "summarizer:v1.1.0", "summarizer:v1.0.0", T0)
+    fresh = gate_report_actions(warehouse, Registry(registry_root), WatchCursor.parse(None))
+    assert fresh.actions == [] and fresh.waiting == []
+    assert fresh.cursor.ts == T0 and fresh.cursor.seen == ["gr_1", "gr_f"]
+    add_report(warehouse, "gr_2", "reject", "support_router:v1.7.0", "support_router:v1.5.2", T0 + timedelta(seconds=1))
+    assert [a.key for a in gate_report_actions(warehouse, Registry(registry_root), fresh.cursor).actions] == ["gr_2"]
+    # The explicit start the demo gives: every report is acted on.
+    assert [a.key for a in gate_report_actions(warehouse, Registry(registry_root), WatchCursor.beginning()).actions] == [
+        "gr_1", "gr_2"]
+
+
+def test_a_canary_sensor_without_a_cursor_does_not_carry_out_old_decisions(registry_root, warehouse) -> None:
+    Registry(registry_root).move_label("support_router", "canary", "1.6.0", percent=20, reason="canary",
+                                      gate_report_id="gr_1", force=True)
+    add_decision(warehouse, "cd_1", "support_router:v1.6.0", "abort", T0)
+    fresh = canary_actions(warehouse, Registry(registry_root), None)
+    assert [a for a in fresh.actions if a.kind != "look_at_canary"] == []
+    assert fresh.cursor.seen == ["cd_1"]
+
+
+def test_an_unreadable_cursor_starts_at_now() -> None:
+    assert WatchCursor.parse("not json") is None
+    assert WatchCursor.parse("") is None
     legacy = WatchCursor.parse('{"ts": "2026-11-01T12:00:00+00:00", "seen": ["gr_1"]}')
     assert legacy.ts == T0 and legacy.seen == ["gr_1"]
 
 
 def test_canary_decisions_act_only_on_the_live_canary_and_its_newest_decision(registry_root, warehouse) -> None:
-    Registry(registry_root).move_label("support_router", "canary", "1.6.0", percent=20, reason="canary",
+    Registry(registry_root).move_label("support_router", "canary", "1.6.0", percent=20, force=True, reason="canary",
                                        gate_report_id="gr_1")
     add_decision(warehouse, "cd_1", "support_router:v1.6.0", "freeze", T0)
     add_decision(warehouse, "cd_2", "support_router:v1.6.0", "abort", T0 + timedelta(minutes=5))

@@ -13,7 +13,7 @@ ROUTER = "support_router"
 
 def test_canary_split_is_deterministic_and_within_sampling_error(registry: Path) -> None:
     reg = Registry(registry)
-    reg.move_label(ROUTER, "canary", "1.6.0", reason="canary", percent=10)
+    reg.move_label(ROUTER, "canary", "1.6.0", force=True, reason="canary", percent=10)
     client = PromptClient(registry=registry)
     other = PromptClient(registry=registry)
     n = 10_000
@@ -28,7 +28,7 @@ def test_canary_split_is_deterministic_and_within_sampling_error(registry: Path)
 
 def test_no_routing_key_means_production(registry: Path) -> None:
     reg = Registry(registry)
-    reg.move_label(ROUTER, "canary", "1.6.0", reason="canary", percent=100)
+    reg.move_label(ROUTER, "canary", "1.6.0", force=True, reason="canary", percent=100)
     client = PromptClient(registry=registry)
     assert client.get(ROUTER).version_id == "support_router:v1.5.2"
     assert client.get(ROUTER, routing_key="anyone").version_id == "support_router:v1.6.0"
@@ -37,7 +37,7 @@ def test_no_routing_key_means_production(registry: Path) -> None:
 
 def test_segment_filter_limits_the_canary(registry: Path) -> None:
     reg = Registry(registry)
-    reg.move_label(ROUTER, "canary", "1.6.0", reason="free tier first", percent=100,
+    reg.move_label(ROUTER, "canary", "1.6.0", force=True, reason="free tier first", percent=100,
                segments={"customer_tier": ["free"]})
     client = PromptClient(registry=registry)
     assert client.get(ROUTER, routing_key="u1", segment={"customer_tier": "free"}).version_id.endswith("1.6.0")

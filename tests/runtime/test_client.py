@@ -43,7 +43,7 @@ def _wait_for(predicate, deadline_s: float = 30.0, every_s: float = 0.05) -> boo
 
 
 def test_rollback_in_one_process_is_served_by_a_client_in_another(registry: Path) -> None:
-    Registry(registry).move_label(ROUTER, "production", "1.6.0", reason="gate passed")
+    Registry(registry).move_label(ROUTER, "production", "1.6.0", force=True, reason="gate passed")
     server = subprocess.Popen(
         [sys.executable, "-c", SERVER, str(registry)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -72,7 +72,7 @@ def test_label_flip_seen_after_ttl_in_process(registry: Path) -> None:
     reg = Registry(registry)
     client = PromptClient(registry=registry, ttl_s=0.2)
     assert client.get(ROUTER).version_id == "support_router:v1.5.2"
-    reg.move_label(ROUTER, "production", "1.6.0", reason="ship")
+    reg.move_label(ROUTER, "production", "1.6.0", force=True, reason="ship")
     assert _wait_for(lambda: client.get(ROUTER).version_id == "support_router:v1.6.0")
 
 
@@ -116,7 +116,7 @@ def test_corrupt_labels_or_edited_package_keep_last_known_good(registry: Path) -
     # Production is pointed at the candidate, but the candidate was edited in place
     # after its hash was recorded: the client refuses it and keeps v1.5.2.
     labels_file.write_text(good)
-    reg.move_label(ROUTER, "production", "1.6.0", reason="ship")
+    reg.move_label(ROUTER, "production", "1.6.0", force=True, reason="ship")
     template = registry / "prompts/support_router/v1.6.0.md"
     template.write_text(template.read_text() + "\nsneaky edit\n")
     time.sleep(0.06)

@@ -18,9 +18,11 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from prompt_release.registry import Registry
 from prompt_release.sample import generator as gen
 from prompt_release.sample.content import extractive_summary, luhn_valid
 from tests.conftest import run_cli
+from tests.registry.conftest import copy_sample_registry
 
 DAYS = 6
 SCALE = 0.5
@@ -433,3 +435,15 @@ def test_order_messages_trigger_the_production_tool_rules_only_when_a_tool_is_ex
         assert wants_tool == (expected["tool"] is not None), messages[-1]["content"]
         seen[wants_tool] += 1
     assert seen[True] > 50 and seen[False] > 20
+
+
+def test_a_registry_copys_production_moves_are_dated_when_the_traffic_switched(tmp_path: Path) -> None:
+    registry = copy_sample_registry(tmp_path / "registry")
+    start = date(2026, 10, 5)
+    truth = gen.generate(tmp_path / "landing", days=6, seed=3, scale=0.05, start_date=start)
+    assert gen.align_label_history(registry, truth) >= 3
+    reg = Registry(registry)
+    moves = {e.to_version: e.ts for e in reg.history("support_router") if e.label == "production"}
+    # v1.5.1 serves the first third of the days, then v1.5.2.
+    assert moves == {"support_router:v1.5.1": "2026-10-05T00:00:00Z", "support_router:v1.5.2": "2026-10-07T00:00:00Z"}
+    assert reg.labels("support_router")["production"].moved_at == "2026-10-07T00:00:00Z"

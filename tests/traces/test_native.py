@@ -5,7 +5,6 @@ from __future__ import annotations
 import gzip
 import json
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -192,27 +191,25 @@ def test_ingest_day_replaces_exactly_that_day(tmp_path, warehouse):
 
 
 def test_killed_mid_file_leaves_nothing_then_reingest_gets_all(tmp_path, warehouse):
-    # The file is a FIFO fed half-way; the child reports each chunk it has
-    # inserted (inside the file's open transaction) and is killed right after.
-    fifo = tmp_path / "stream.jsonl"
-    os.mkfifo(fifo)
+    # The child reports each chunk it has inserted (inside the file's open
+    # transaction), then waits on its stdin, and is killed after the first one.
+    source = tmp_path / "stream.jsonl"
+    source.write_text("".join(good(i) + "\n" for i in range(400)))
     code = ("import sys; from prompt_release.traces import ingest_paths; "
-            "ingest_paths([sys.argv[1]], format='native', progress=lambda m: print(m, flush=True))")
+            "ingest_paths([sys.argv[1]], format='native', "
+            "progress=lambda m: (print(m, flush=True), sys.stdin.readline()))")
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "PROMPT_RELEASE_WAREHOUSE": str(warehouse),
            "PROMPT_RELEASE_INGEST_CHUNK_BYTES": "4096"}
-    proc = subprocess.Popen([sys.executable, "-c", code, str(fifo)], env=env, stdout=subprocess.PIPE, text=True)
-    lines = [good(i) + "\n" for i in range(400)]
-    with open(fifo, "w") as writer:
-        writer.write("".join(lines[:200]))
-        writer.flush()
+    proc = subprocess.Popen([sys.executable, "-c", code, str(source)], env=env,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
         first_chunk = proc.stdout.readline()  # rows of the first chunk are inserted, not committed
-        assert "lines" in first_chunk
-        proc.send_signal(signal.SIGKILL)
+        assert "lines" in first_chunk, first_chunk
+    finally:
+        proc.kill()
         proc.wait()
     assert rows(warehouse, "SELECT count(*) FROM traces") == [(0,)]
-    fifo.unlink()
-    fifo.write_text("".join(lines))
-    assert ingest_paths([fifo], warehouse=warehouse).total.stored == 400
+    assert ingest_paths([source], warehouse=warehouse).total.stored == 400
     assert rows(warehouse, "SELECT count(*) FROM traces") == [(400,)]
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO_ROOT
-from tests.ui.harness import CHROMIUM, CHROMIUM_ARGS, PAGE_TIMEOUT_MS, start_webserver, stop_webserver
+from tests.ui.harness import CHROMIUM, CHROMIUM_ARGS, PAGE_TIMEOUT_MS, start_webserver, stop_process_group
 
 
 @pytest.fixture
@@ -33,7 +33,7 @@ def dagster_webserver(tmp_path: Path) -> Iterator[Callable[..., str]]:
 
     yield start
     for proc in started:
-        stop_webserver(proc)
+        stop_process_group(proc)
 
 
 @pytest.fixture(scope="session")

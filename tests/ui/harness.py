@@ -2,7 +2,7 @@
 
 Start the webserver over a Dagster home with `start_webserver` (or
 `launch_webserver` now and `wait_for_webserver` later), stop it with
-`stop_webserver`; open pages with `open_asset_graph`, `open_asset_page` and
+`stop_process_group`; open pages with `open_asset_graph`, `open_asset_page` and
 `open_asset_partition` (each returns the page's visible text once it has
 rendered), read a markdown metadata entry with `show_markdown`, and refresh
 the README pictures with `save_screenshot` (only when asked to). The
@@ -69,10 +69,12 @@ def _webserver_command(workspace: Path, port: int) -> list[str]:
     return [*prefix, "-w", str(workspace), "-h", "127.0.0.1", "-p", str(port)]
 
 
-def stop_webserver(proc: subprocess.Popen) -> None:
-    """Stop the webserver and its code server: SIGTERM to its process group, then SIGKILL."""
-    # The webserver spawns a code server; it runs in the session we created,
-    # so signalling that process group reaches both and nothing else.
+def stop_process_group(proc: subprocess.Popen) -> None:
+    """Stop a process started with `start_new_session=True` and its group: SIGTERM, then SIGKILL.
+
+    The webserver spawns a code server (the demo, a simulator); they run in the
+    session we created, so signalling that process group reaches them and nothing else.
+    """
     if proc.poll() is not None:
         return
     for sig, wait_s in ((signal.SIGTERM, 30), (signal.SIGKILL, 10)):
@@ -123,7 +125,7 @@ def wait_for_webserver(proc: subprocess.Popen, base_url: str, log_path: Path) ->
         except httpx.HTTPError:
             pass
         time.sleep(0.25)
-    stop_webserver(proc)
+    stop_process_group(proc)
     tail = log_path.read_text(errors="replace")[-3000:]
     pytest.fail(f"dagster-webserver did not answer on {base_url} (exit {proc.poll()}); log:\n{tail}")
 

@@ -1,7 +1,7 @@
 """Issue 7, acceptance 2: the demo's results in a real browser, in the Dagster UI and in the offline HTML report.
 
-The demo runs (small sizes) into a persistent Dagster home; the webserver
-serves the project's own code location (`workspace.yaml`) over that home with
+The demo runs once per session (small sizes, tests/dagster_demo.py) into a
+fresh persistent Dagster home; the webserver serves the project's own code location (`workspace.yaml`) over that home with
 the resources pointed at the demo's warehouse, registry and landing, as
 `make ui` does after `make demo`. Headless Chromium opens the asset lineage
 and the gate report of each candidate; the standalone HTML gate report is
@@ -13,12 +13,11 @@ PROMPT_RELEASE_UPDATE_SCREENSHOTS=1.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlencode
 
 import dagster as dg
 import pytest
@@ -26,21 +25,25 @@ import pytest
 from prompt_release.gates.evaluate import latest_report
 from prompt_release.gates.report import GateReport
 from tests.conftest import REPO_ROOT
+from tests.dagster_demo import DemoRun
 from tests.ui.harness import (
     launch_webserver,
     open_asset_graph,
+    open_asset_page,
     open_asset_partition,
     save_screenshot,
+    settle,
     show_markdown,
-    stop_webserver,
+    stop_process_group,
     wait_for_webserver,
-    write_dagster_home,
 )
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.xdist_group("browser")]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.xdist_group("demo")]
 
 PROMOTED = "support_router:v1.6.0"
 REJECTED = "support_router:v1.7.0"  # answers in prose: breaks the JSON contract
+CANDIDATES = {"order_agent:v2.1.0": "REJECT", "summarizer:v1.1.0": "REJECT", PROMOTED: "PROMOTE", REJECTED: "REJECT"}
+LOCATION = "__repository__@prompt_release_dagster.definitions"
 
 
 @dataclass(frozen=True)
@@ -52,45 +55,26 @@ class Demo:
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
-    """`make demo` at small sizes into a persistent Dagster home, and `make ui` over it.
-
-    The demo runs as `python -m prompt_release_dagster.demo` in its own process, as `make
-    demo` does (Playwright's sync API keeps an event loop running in this
-    process, and the backtests' `asyncio.run` cannot run inside one). The
-    webserver starts meanwhile: it serves the project's own code location
-    (`workspace.yaml`) with the resources pointed at the demo's state, which
-    they read from the environment at import.
-    """
-    root = tmp_path_factory.mktemp("ui_demo")
-    home = write_dagster_home(root / "dagster_home")
-    state = root / "state"
-    # Create the instance's storage before two processes open it at once.
-    dg.DagsterInstance.from_config(str(home)).dispose()
-    proc, base_url = launch_webserver(home, REPO_ROOT / "workspace.yaml", root / "webserver.log", env={
+def demo(dagster_demo: DemoRun, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+    """`make ui` over the session's demo (tests/dagster_demo.py: `make demo` at small sizes, shared
+    with tests/test_demo_e2e.py): the webserver serves the project's own code location
+    (`workspace.yaml`) with the resources pointed at the demo's state, which they read from the
+    environment at import; it is stopped by PID whatever the tests do."""
+    state = dagster_demo.result.state_dir
+    reports = {c: latest_report(state / "warehouse.duckdb", c) for c in (PROMOTED, REJECTED)}
+    assert reports[PROMOTED] and reports[PROMOTED].verdict == "promote", dagster_demo.log
+    assert reports[REJECTED] and reports[REJECTED].verdict == "reject", dagster_demo.log
+    log = tmp_path_factory.mktemp("ui_webserver") / "webserver.log"
+    proc, base_url = launch_webserver(dagster_demo.home, REPO_ROOT / "workspace.yaml", log, env={
         "PROMPT_RELEASE_WAREHOUSE": str(state / "warehouse.duckdb"),
         "PROMPT_RELEASE_REGISTRY": str(state / "registry"),
         "PROMPT_RELEASE_LANDING": str(state / "landing"),
     })
     try:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("PROMPT_RELEASE_", "OPENAI_"))}
-        env.update(DAGSTER_HOME=str(home), PYTHONPATH=str(REPO_ROOT) + os.pathsep + env.get("PYTHONPATH", ""))
-        log = root / "demo.log"
-        with log.open("wb") as out:
-            done = subprocess.run(
-                [sys.executable, "-m", "prompt_release_dagster.demo", "--state-dir", str(state),
-                 "--days", "4", "--scale", "0.3", "--canary-requests", "1000"],
-                cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, timeout=600,
-            )
-        tail = log.read_text(errors="replace")[-4000:]
-        assert done.returncode == 0, f"the demo failed:\n{tail}"
-        reports = {c: latest_report(state / "warehouse.duckdb", c) for c in (PROMOTED, REJECTED)}
-        assert reports[PROMOTED] and reports[PROMOTED].verdict == "promote", tail
-        assert reports[REJECTED] and reports[REJECTED].verdict == "reject", tail
-        wait_for_webserver(proc, base_url, root / "webserver.log")
-        yield Demo(home, state, reports, base_url)
+        wait_for_webserver(proc, base_url, log)
+        yield Demo(dagster_demo.home, state, reports, base_url)
     finally:
-        stop_webserver(proc)
+        stop_process_group(proc)
 
 
 def _all_asset_names() -> list[str]:
@@ -129,6 +113,65 @@ def test_dagster_ui_shows_the_lineage_and_each_candidates_gate_verdict(
     assert demo.reports[REJECTED].report_id in text
 
 
+def _wait_for(page, text: str) -> str:
+    try:
+        page.get_by_text(text).first.wait_for()
+    except Exception as exc:  # playwright's TimeoutError: say what the page showed instead
+        pytest.fail(f"{text!r} never appeared on {page.url}:\n{page.inner_text('body')[:3000]}\n({exc})")
+    settle(page)
+    return page.inner_text("body")
+
+
+def test_the_ui_shows_sensor_launched_runs_every_verdict_and_a_reject_without_a_stack_trace(
+    demo: Demo, browser_page
+) -> None:
+    base_url, page = demo.base_url, browser_page
+
+    # The evaluate_candidate runs were launched by candidate_sensor, one per candidate.
+    page.goto(f"{base_url}/runs?{urlencode({'q[0]': 'job:evaluate_candidate'})}")
+    text = _wait_for(page, f"partition: {REJECTED}")
+    for candidate in CANDIDATES:
+        assert f"partition: {candidate}" in text
+    assert text.count("candidate_sensor") >= len(CANDIDATES)
+    assert "Failure" not in text
+
+    # The promote runs were launched by gate_sensor: the runs list shows it as their launcher. (Ticks are
+    # recorded only by the daemon; the demo ticks the sensor in process, so the sensor's own page says
+    # "never run" and its Runs tab, which matches on the daemon's origin tags, is empty.)
+    page.goto(f"{base_url}/locations/{LOCATION}/sensors/gate_sensor")
+    _wait_for(page, "Sensor has never run")
+    page.goto(f"{base_url}/runs?{urlencode({'q[0]': 'tag:dagster/sensor_name=gate_sensor'})}")
+    text = _wait_for(page, f"candidate: {REJECTED}")
+    assert text.count("gate_sensor") >= len(CANDIDATES)
+    for candidate, verdict in CANDIDATES.items():
+        assert f"candidate: {candidate}" in text
+        assert f"verdict: {verdict.lower()}" in text
+    save_screenshot(page, "gate-sensor-runs.png")
+
+    # The asset page shows every candidate's verdict without opening a partition.
+    text = open_asset_page(page, base_url, "gate_report", expect_text="all_candidates")
+    for candidate, verdict in CANDIDATES.items():
+        assert re.search(rf"{re.escape(candidate)}\s+{verdict}\s", text), candidate
+    save_screenshot(page, "gate-report-verdicts.png")
+
+    # The check warns on a reject, with the verdict as its description: an outcome, not a failed run.
+    page.goto(f"{base_url}/assets/gate_report?{urlencode({'view': 'checks', 'checkDetail': 'hard_gates_pass'})}")
+    text = _wait_for(page, "non-blocking")
+    assert "Verdict: " in text
+
+    instance = dg.DagsterInstance.from_config(str(demo.home))
+    try:
+        [run] = instance.get_runs(filters=dg.RunsFilter(job_name="evaluate_candidate",
+                                                          tags={"dagster/partition": REJECTED}))
+    finally:
+        instance.dispose()
+    assert run.status == dg.DagsterRunStatus.SUCCESS
+    page.goto(f"{base_url}/runs/{run.run_id}")
+    text = _wait_for(page, "hard_gates_pass")
+    for crash in ("Stack Trace", "DagsterAssetCheckFailedError", "Traceback"):
+        assert crash not in text
+
+
 def test_the_html_gate_report_opens_offline_with_its_verdict_and_charts(
     demo: Demo, browser_page
 ) -> None:
@@ -151,10 +194,25 @@ def test_the_html_gate_report_opens_offline_with_its_verdict_and_charts(
     assert banner.startswith("Verdict: PROMOTE")
     assert PROMOTED in page.inner_text("body")
     charts = page.locator("svg[role=img]")
-    assert charts.count() == 3
-    labels = {charts.nth(i).get_attribute("aria-label") for i in range(3)}
-    assert labels == {"gate intervals against thresholds", "accuracy by tag", "latency distributions"}
-    for i in range(3):
-        assert charts.nth(i).bounding_box()["height"] > 50  # drawn, not an empty placeholder
+    labels = [charts.nth(i).get_attribute("aria-label") for i in range(charts.count())]
+    # Intervals on one axis per kind: the candidate's rate, its difference in points, its latency ratio.
+    assert labels == ["gate intervals against thresholds: candidate's rate (%)",
+                      "gate intervals against thresholds: candidate − baseline (percentage points)",
+                      "gate intervals against thresholds: candidate ÷ baseline (× the baseline)",
+                      "accuracy by tag", "latency distributions"]
+    for width in (1280, 1600):
+        page.set_viewport_size({"width": width, "height": 1000})
+        for i in range(charts.count()):
+            chart = charts.nth(i).bounding_box()
+            assert chart["height"] > 50 and chart["x"] >= 0 and chart["x"] + chart["width"] <= width
+        # Nothing clipped: every label of every chart lies inside its chart.
+        clipped = page.evaluate("""() => [...document.querySelectorAll('svg[role=img] text')].filter(t => {
+            const box = t.getBoundingClientRect(), svg = t.ownerSVGElement.getBoundingClientRect();
+            return box.left < svg.left - 0.5 || box.right > svg.right + 0.5 || box.top < svg.top - 0.5
+                || box.bottom > svg.bottom + 0.5; }).map(t => t.textContent)""")
+        assert clipped == []
+    assert page.get_by_text("threshold ×1.25").count() == 1  # the threshold is marked with its value
+    assert "ms, log scale" in page.inner_text("body")
     assert outside == []
+    page.set_viewport_size({"width": 1280, "height": 1000})
     save_screenshot(page, "html-report.png")

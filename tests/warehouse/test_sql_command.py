@@ -119,5 +119,6 @@ def test_sql_error_is_one_line_and_exit_2(filled: Path, query: str, expected: st
 def test_missing_warehouse_says_so(tmp_path: Path, capsys) -> None:
     code, _, err = sql(capsys, "SELECT 1", "--warehouse", str(tmp_path / "none.duckdb"))
     assert code == 2
-    assert "no warehouse here yet" in err
+    assert f"no warehouse at '{tmp_path / 'none.duckdb'}' (from --warehouse)" in err
+    assert "make demo" in err  # a command that exists
     assert not (tmp_path / "none.duckdb").exists()

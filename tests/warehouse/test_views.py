@@ -143,11 +143,11 @@ def test_gate_history_lists_verdicts_failed_gates_and_what_followed(con) -> None
     rejected = history["support_router:v1.7.0"]
     # (A latency gate may come out inconclusive on a busy machine; the contract gates fail either way.)
     assert "json_valid_rate" in rejected["failed_gates"] and "json_valid_rate" not in rejected["inconclusive_gates"]
-    assert rejected["label_actions"] == ["status rejected"] and rejected["exit_code"] == 1
+    assert rejected["label_actions"] == ["gate reject", "status rejected"] and rejected["exit_code"] == 1
     assert "unsafe_tool_call_rate" in history["order_agent:v2.1.0"]["failed_gates"]
     promoted = history["support_router:v1.6.0"]
     assert promoted["failed_gates"] == [] and promoted["n_cases"] > 100 and promoted["dataset_version"]
-    assert promoted["label_actions"][:2] == ["move staging", "move canary"]
+    assert promoted["label_actions"][:3] == ["gate promote", "move staging", "move canary"]
     assert "move production" in promoted["label_actions"]  # the canary rolled forward
     assert Path(promoted["html_path"]).exists()
 
