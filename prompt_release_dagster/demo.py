@@ -115,6 +115,27 @@ def one_line_hotfix(registry: Path) -> str:
     return version
 
 
+# Runs the demo executes in its own process: one still in these states when a demo starts was left
+# by a demo that was killed (Ctrl-C, a closed terminal), and still holds its pool slots.
+_UNFINISHED = (dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.CANCELING,
+               dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.QUEUED)
+
+
+def reap_abandoned_runs(instance: dg.DagsterInstance) -> list[str]:
+    """Mark the runs a killed demo left unfinished as failed and free their `warehouse`/`llm` pool
+    slots, so the next demo does not wait forever for a slot no process will release. Only runs a
+    demo made (tagged with its session) are touched: runs launched from `make ui` over the same
+    Dagster home belong to the webserver's processes, not to a demo."""
+    reaped = []
+    for run in instance.get_runs(filters=dg.RunsFilter(statuses=list(_UNFINISHED))):
+        if DEMO_SESSION_TAG not in run.tags:
+            continue
+        instance.report_run_failed(run, "the demo process that ran it ended before the run did")
+        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+        reaped.append(run.run_id)
+    return reaped
+
+
 class DemoDriver:
     """Runs the code location's jobs and sensor ticks in this process, on the demo's resources.
 
@@ -142,6 +163,7 @@ class DemoDriver:
         # `make ui` keeps its history), but each demo starts from a new warehouse and registry copy,
         # so a run key launched by an earlier demo must launch again.
         self.session = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+        self.abandoned = reap_abandoned_runs(instance)
 
     def run_job(self, name: str, *, run_config: dict | None = None, asset_selection: list | None = None,
                 **kwargs) -> dg.ExecuteInProcessResult:
@@ -150,6 +172,7 @@ class DemoDriver:
                   "loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
         job = (self.defs.resolve_implicit_global_asset_job_def() if asset_selection
                else self.defs.resolve_job_def(name))
+        kwargs["tags"] = {**kwargs.get("tags", {}), DEMO_SESSION_TAG: self.session}
         outcome = job.execute_in_process(instance=self.instance, raise_on_error=False, run_config=full_config,
                                          asset_selection=asset_selection, **kwargs)
         self.runs += 1
@@ -210,6 +233,9 @@ def run_demo(
             "llm": LLMResource(base_url=simulator.base_url),
         }
         demo = DemoDriver(instance or dg.DagsterInstance.get(), resources)
+        if demo.abandoned:
+            log(f"marked {len(demo.abandoned)} run(s) an earlier, killed demo left unfinished as failed "
+                "and freed their pool slots")
         # Without a cursor the release sensors start at now; the demo's warehouse is new, so it
         # tells them to start at its beginning (what a user does with the UI's "Set cursor").
         demo.cursors.update({name: WatchCursor.beginning().dump() for name in ("gate_sensor", "canary_sensor")})
