@@ -11,7 +11,8 @@ baseline's exact package hash, its recorded output stands in for a new
 baseline call (flagged `replayed`). Results, the run's provenance and the
 behaviour diff land in the warehouse in one transaction at the end; model
 answers are cached as they arrive, so a killed run resumes without repeating
-a completed call.
+a completed call. The budget is per run, across kills and resumes: the run id
+keys what the run has paid (`llm_spend`), and a resumed run starts from it.
 """
 
 from __future__ import annotations
@@ -596,9 +597,10 @@ def run_backtest(
                                                 _replayed_result(by_case[case_id], k), replayed=True))
             return rows
 
-        def finish(results: list[CallResult], con: Any, answered: set[str] | None = None,
+        def finish(results: list[CallResult], con: Any, prior: tuple[float, float], answered: set[str] | None = None,
                    stop_reason: str | None = None, lowest_concurrency: int | None = None) -> BacktestOutcome:
-            """Rows, judge, outcome and the one write of the run (on `con` when given)."""
+            """Rows, judge, outcome and the one write of the run (on `con` when given); `prior`:
+            what earlier, killed runs of the same run id paid (recorded in `llm_spend`)."""
             rows = result_rows(results, answered)
             run_cases = cases if answered is None else [c for c in cases if c.case_id in answered]
             with _gc_paused():
@@ -607,19 +609,21 @@ def run_backtest(
             # infrastructure failures leave the run incomplete: running it again retries them
             status = ("incomplete" if any(r.status == STATUS_NOT_RUN_INFRA for r in results)
                       else "budget_exhausted" if not_run else "complete")
-            spent_tokens = int(frame.select((pl.col("input_tokens").fill_null(0) + pl.col("output_tokens").fill_null(0))
-                                            .filter(~pl.col("cached") & ~pl.col("replayed")).sum()).item() or 0)
-            spent_usd = float(frame.filter(~pl.col("cached") & ~pl.col("replayed"))["cost_usd"].fill_null(0).sum())
+            spent_tokens = int(prior[0]) + int(
+                frame.select((pl.col("input_tokens").fill_null(0) + pl.col("output_tokens").fill_null(0))
+                             .filter(~pl.col("cached") & ~pl.col("replayed")).sum()).item() or 0)
+            spent_usd = prior[1] + float(
+                frame.filter(~pl.col("cached") & ~pl.col("replayed"))["cost_usd"].fill_null(0).sum())
 
             # LLM-as-judge, for workflows whose candidate names a rubric: one pairwise
             # judgement per case and sample fills judge_score on both sides, under
-            # what is left of the run budget.
+            # what is left of the run budget (the run's spend, recorded under its id).
             # The judge reads and fills rows by column name (only built when there is a rubric).
             row_dicts = [dict(zip(ROW_COLUMNS, row, strict=True)) for row in rows] if candidate.rubric else []
             judged = judge_backtest(
                 row_dicts, {c.case_id: (c.variables, c.messages) for c in run_cases}, rubric_path=candidate.rubric,
                 registry=registry, llm_settings=llm_settings, warehouse=warehouse, seed=settings.seed,
-                budget=settings.budget(), spent_tokens=spent_tokens, spent_usd=spent_usd, log=log,
+                budget=settings.budget(), spend_key=run_id, log=log,
             )
             if judged is not None:
                 apply_scores(row_dicts, judged)
@@ -692,21 +696,21 @@ def run_backtest(
 
         try:
             with write_transaction(warehouse) as con:
-                probe = probe_cache(requests, llm_settings, con, budget=budget)
+                probe = probe_cache(requests, llm_settings, con, budget=budget, spend_key=run_id)
                 # Every answer cached and no judge to call: nothing waits on the
                 # network, so the lookup's connection and transaction also take the
                 # run's write (one open of the warehouse instead of two).
                 results = None if candidate.rubric else cached_results(probe, llm_settings, progress)
                 if results is None:
                     raise _CallsNeeded(probe)  # rolls back (nothing written) and releases the file
-                return finish(results, con)
+                return finish(results, con, probe.spent)
         except _CallsNeeded as needed:
             probe = needed.probe
     call_stats: dict[str, Any] = {}
     if stopping is None:
         results = run_calls_sync(requests, llm_settings, warehouse=warehouse, budget=budget, progress=progress,
-                                 probe=probe, stats=call_stats)
-        return finish(results, None, lowest_concurrency=call_stats.get("lowest_concurrency"))
+                                 probe=probe, stats=call_stats, spend_key=run_id)
+        return finish(results, None, probe.spent, lowest_concurrency=call_stats.get("lowest_concurrency"))
 
     # Adaptive: answer cases in batches in the stopping rule's order; after each batch it looks at
     # every hard gate and says whether the decision is known. Cached answers cost nothing: answered first.
@@ -718,7 +722,6 @@ def run_backtest(
     order = stopping.answering_order(cases, cached)
     results: list[CallResult] = []
     answered: set[str] = set()
-    spent_tokens = spent_usd = 0.0
     reason = None
     lowest: int | None = None  # each batch starts at the ceiling again: the run reports its lowest limit
     position = 0
@@ -729,17 +732,13 @@ def run_backtest(
         batch = order[position:position + size]
         position += len(batch)
         batch_requests = [r for case_id in batch for r in by_case_requests.get(case_id, [])]
-        remaining = None if budget is None else Budget(
-            max_tokens=None if budget.max_tokens is None else max(0, budget.max_tokens - int(spent_tokens)),
-            max_usd=None if budget.max_usd is None else max(0.0, budget.max_usd - spent_usd))
-        got = run_calls_sync(batch_requests, llm_settings, warehouse=warehouse, budget=remaining,
-                             stats=call_stats) if batch_requests else []
+        # The whole budget each time: the run's recorded spend (earlier batches included) counts against it.
+        got = run_calls_sync(batch_requests, llm_settings, warehouse=warehouse, budget=budget,
+                             stats=call_stats, spend_key=run_id) if batch_requests else []
         if batch_requests and call_stats.get("lowest_concurrency") is not None:
             lowest = min(lowest or call_stats["lowest_concurrency"], call_stats["lowest_concurrency"])
         results += got
         answered.update(batch)
-        spent_tokens += sum((r.input_tokens or 0) + (r.output_tokens or 0) for r in got if not r.cached)
-        spent_usd += sum(r.cost_usd or 0.0 for r in got if not r.cached)
         if progress is not None:
             progress(len(results), len(requests))
         stop, reason = stopping.look(_frame_of_tuples(result_rows(results, answered)), len(cases))
@@ -747,7 +746,7 @@ def run_backtest(
         if stop or any(r.status in NOT_RUN for r in got):
             break
     full = len(answered) == len(cases)
-    return finish(results, None, None if full else answered, None if full else reason, lowest)
+    return finish(results, None, probe.spent, None if full else answered, None if full else reason, lowest)
 
 
 def summarise(frame: pl.DataFrame) -> dict[str, Any]:

@@ -125,8 +125,10 @@ def judge_pairs(
     warehouse: str | Path | None = None,
     seed: int = 0,
     budget: Budget | None = None,
+    spend_key: str | None = None,
 ) -> list[JudgeScore]:
-    """Judge every pair (one call each, cached); one `JudgeScore` per pair, in order."""
+    """Judge every pair (one call each, cached); one `JudgeScore` per pair, in order.
+    `spend_key`: the logical run whose recorded spend `budget` also covers (see `run_calls`)."""
     rubric_view = rubric.prompt_view()
     rubric_hash = rubric.content_hash
     response_format = judge_package.response_format()
@@ -141,7 +143,8 @@ def judge_pairs(
             response_format=response_format, package_hash=judge_package.package_hash, sample_index=0,
             tag=str(index),
         ))
-    results = run_calls_sync(requests, llm_settings, warehouse=warehouse, budget=budget) if requests else []
+    results = (run_calls_sync(requests, llm_settings, warehouse=warehouse, budget=budget, spend_key=spend_key)
+               if requests else [])
     scores = []
     for pair, position, result in zip(pairs, positions, results, strict=True):
         common = dict(pair_id=pair.pair_id, candidate_position=position, rubric_version=rubric.ref,
@@ -247,6 +250,7 @@ def judge_backtest(
     budget: Budget | None = None,
     spent_tokens: int = 0,
     spent_usd: float = 0.0,
+    spend_key: str | None = None,
     log: Any = lambda message: None,
 ) -> JudgedRun | None:
     """Judge a backtest's result rows pairwise (candidate vs baseline per case and sample).
@@ -255,7 +259,8 @@ def judge_backtest(
     (variables, messages). Nothing happens (None) when the candidate names no
     rubric. Only pairs where both sides answered are judged; the calibration
     examples go first, in the same batch of calls, under the budget left over
-    by the backtest itself.
+    by the backtest itself: `spent_tokens`/`spent_usd` spent outside the record of
+    `spend_key` (the backtest's run id, whose recorded spend counts as well).
     """
     if not rubric_path:
         return None
@@ -282,7 +287,7 @@ def judge_backtest(
         f"({rubric.content_hash[:19]}), judge {judge_package.version_id}")
     scores = judge_pairs(calibration + pairs, rubric=rubric, judge_package=judge_package,
                          llm_settings=llm_settings, warehouse=warehouse, seed=seed,
-                         budget=_remaining(budget, spent_tokens, spent_usd))
+                         budget=_remaining(budget, spent_tokens, spent_usd), spend_key=spend_key)
     calibration_scores, case_scores = scores[:len(calibration)], scores[len(calibration):]
     report = calibration_report(rubric, calibration_scores)
     fresh = [s for s in scores if not s.cached and s.status not in NOT_RUN]

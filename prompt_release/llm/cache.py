@@ -1,12 +1,15 @@
-"""The response cache in the warehouse (`llm_cache`): keys, bulk lookup, batched writes.
+"""The response cache in the warehouse (`llm_cache`) and what each run paid (`llm_spend`).
 
 A cache key is the sha256 of the canonical JSON of everything that shapes an
 answer (the endpoint identity: normalised base URL and served model; package
 hash, model, messages, parameters including the seed, tools, response_format,
 sample index), so answers from one endpoint are never reused for another. Lookups are one query for all keys of a run.
-Writes happen on a background thread in small batches, each its own short
-transaction, so the DuckDB file is held only briefly (one writer at a time)
-and a run killed midway keeps every batch already committed.
+Writes happen on a background thread, each batch its own short transaction
+(the DuckDB file is held only briefly: one writer at a time), and the caller
+waits for the commit of its row before it counts the call (group commit: what
+arrives during one commit goes in the next). So a `kill -9` pays again at
+most the answers inside the commit under way (at most one per call in
+flight), and a run killed midway keeps every answer it had counted.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import deque
+from concurrent.futures import Future
 from pathlib import Path
 from typing import NamedTuple
 
@@ -42,6 +46,17 @@ class CacheRow(NamedTuple):
     latency_ms: float | None
 
 
+class SpendRow(NamedTuple):
+    """One attempt's spend for run `run_key`: a reservation (worst case) or its settlement."""
+
+    attempt_id: str
+    run_key: str
+    cache_key: str
+    tokens: float
+    usd: float
+    settled: bool
+
+
 def cache_key(canonical_request: bytes) -> str:
     return hashlib.sha256(canonical_request).hexdigest()
 
@@ -58,6 +73,13 @@ def lookup(warehouse: str | Path | None, keys: list[str]) -> dict[str, CachedRes
         return lookup_on(con, keys)
 
 
+def lookup_with_spend(warehouse: str | Path | None, keys: list[str],
+                      run_key: str) -> tuple[dict[str, CachedResponse], tuple[float, float]]:
+    """`lookup` and `spent_on(run_key)` in one open of the warehouse."""
+    with write_transaction(warehouse, publish=False) as con:
+        return lookup_on(con, keys), spent_on(con, run_key)
+
+
 def lookup_on(con: duckdb.DuckDBPyConnection, keys: list[str]) -> dict[str, CachedResponse]:
     """`lookup` on a connection the caller already holds (e.g. inside its own write transaction)."""
     if not keys:
@@ -70,8 +92,38 @@ def lookup_on(con: duckdb.DuckDBPyConnection, keys: list[str]) -> dict[str, Cach
     return {row[0]: CachedResponse(*row[1:]) for row in rows}
 
 
-def write_rows(warehouse: str | Path | None, rows: list[CacheRow]) -> None:
-    """Insert rows in one transaction; a key already cached is left as it was."""
+def spent_on(con: duckdb.DuckDBPyConnection, run_key: str) -> tuple[float, float]:
+    """(tokens, USD) run `run_key` has paid for so far, an unsettled attempt at its worst case."""
+    row = con.execute("SELECT coalesce(sum(tokens), 0), coalesce(sum(usd), 0) FROM llm_spend WHERE run_key = ?",
+                      [run_key]).fetchall()[0]
+    return float(row[0]), float(row[1])
+
+
+def write_rows(warehouse: str | Path | None, rows: list[CacheRow], spend: list[SpendRow] = (), *,
+               publish: bool | None = None) -> None:
+    """Insert rows in one transaction; a key already cached is left as it was. A spend row
+    replaces the row of the same attempt (its settlement replaces its reservation)."""
+    with write_transaction(warehouse, publish=publish) as con:
+        if rows:
+            _insert_cache_rows(con, rows)
+        if spend:
+            # One row per attempt: the last word (its settlement) wins within a batch too.
+            latest = list({row.attempt_id: row for row in spend}.values())
+            columns = list(zip(*latest, strict=True))
+            con.register("llm_spend_batch", pa.table({
+                "attempt_id": pa.array(columns[0], pa.string()),
+                "run_key": pa.array(columns[1], pa.string()),
+                "cache_key": pa.array(columns[2], pa.string()),
+                "tokens": pa.array(columns[3], pa.float64()),
+                "usd": pa.array(columns[4], pa.float64()),
+                "settled": pa.array(columns[5], pa.bool_()),
+            }))
+            con.execute("INSERT OR REPLACE INTO llm_spend (attempt_id, run_key, cache_key, tokens, usd, settled) "
+                        "SELECT attempt_id, run_key, cache_key, tokens, usd, settled FROM llm_spend_batch")
+            con.unregister("llm_spend_batch")
+
+
+def _insert_cache_rows(con: duckdb.DuckDBPyConnection, rows: list[CacheRow]) -> None:
     columns = list(zip(*rows, strict=True))
     batch = pa.table(
         {
@@ -86,70 +138,102 @@ def write_rows(warehouse: str | Path | None, rows: list[CacheRow]) -> None:
             "latency_ms": pa.array(columns[8], pa.float64()),
         }
     )
-    with write_transaction(warehouse) as con:
-        con.register("llm_cache_batch", batch)
-        con.execute(
-            "INSERT OR IGNORE INTO llm_cache (cache_key, package_hash, model, sample_index, request, "
-            "response, input_tokens, output_tokens, latency_ms) "
-            "SELECT cache_key, package_hash, model, sample_index, request, response, input_tokens, "
-            "output_tokens, latency_ms FROM llm_cache_batch"
-        )
-        con.unregister("llm_cache_batch")
+    con.register("llm_cache_batch", batch)
+    con.execute(
+        "INSERT OR IGNORE INTO llm_cache (cache_key, package_hash, model, sample_index, request, "
+        "response, input_tokens, output_tokens, latency_ms) "
+        "SELECT cache_key, package_hash, model, sample_index, request, response, input_tokens, "
+        "output_tokens, latency_ms FROM llm_cache_batch"
+    )
+    con.unregister("llm_cache_batch")
 
 
 class CacheWriter:
-    """Collects completed calls and writes them every `flush_rows` rows or `flush_s` seconds.
+    """Writes completed calls (and spend rows) on a daemon thread, in group commits.
 
-    `add` is cheap and called from the event loop; the warehouse work runs on
-    a daemon thread. `close` writes what is left and re-raises a write error.
+    `add`/`record` are cheap, called from the event loop, and return a future
+    that is done once the row is committed; a caller that counts a call only
+    after that never pays for an answer it had counted again. Each batch holds
+    what was queued when the previous commit ended (at most `flush_rows` cache
+    rows) and skips republishing the analyst snapshot; the last one, at
+    `close`, republishes it. `close` writes what is left and re-raises a write
+    error.
     """
 
-    def __init__(self, warehouse: str | Path | None, *, flush_rows: int = 1000, flush_s: float = 1.0) -> None:
+    def __init__(self, warehouse: str | Path | None, *, flush_rows: int = 1000) -> None:
         self.warehouse = warehouse
         self.flush_rows = flush_rows
-        self.flush_s = flush_s
         self.rows_written = 0
-        self._rows: deque[CacheRow] = deque()
+        self._committed = False
+        self._queue: deque[tuple[CacheRow | None, SpendRow | None, Future]] = deque()
         self._wake = threading.Event()
         self._stopping = False
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="llm-cache-writer", daemon=True)
         self._thread.start()
 
-    def add(self, row: CacheRow) -> None:
-        self._rows.append(row)
-        if len(self._rows) >= self.flush_rows:
-            self._wake.set()
+    def add(self, row: CacheRow, spend: SpendRow | None = None) -> Future:
+        """Queue an answer (and its settlement); the future is done once both are committed."""
+        return self._put(row, spend)
+
+    def record(self, spend: SpendRow) -> Future:
+        """Queue a spend row alone (a reservation before a call, or a settlement without an answer)."""
+        return self._put(None, spend)
+
+    def _put(self, row: CacheRow | None, spend: SpendRow | None) -> Future:
+        done: Future = Future()
+        if self._error is not None:
+            done.set_exception(self._error)
+            return done
+        self._queue.append((row, spend, done))
+        self._wake.set()
+        return done
 
     def _run(self) -> None:
         while True:
-            self._wake.wait(self.flush_s)
+            self._wake.wait()
             self._wake.clear()
-            stopping = self._stopping
-            self._flush()
-            if stopping:
+            while self._queue and self._error is None:
+                self._flush(publish=False)
+            if self._stopping:
                 return
 
-    def _flush(self) -> None:
-        # Take only what is there now: rows arriving during the write wait for
-        # the next round, so a slow write cannot turn into back-to-back tiny ones.
-        batch = [self._rows.popleft() for _ in range(len(self._rows))]
-        if not batch:
+    def _flush(self, *, publish: bool | None) -> None:
+        # Take only what is there now: rows arriving during the write go in the next commit.
+        batch = []
+        rows = 0
+        while self._queue and rows < self.flush_rows:
+            item = self._queue.popleft()
+            batch.append(item)
+            rows += item[0] is not None
+        cache_rows = [row for row, _, _ in batch if row is not None]
+        spend_rows = [spend for _, spend, _ in batch if spend is not None]
+        if not batch and not publish:
             return
         try:
-            write_rows(self.warehouse, batch)
-        except BaseException as exc:  # noqa: BLE001 - kept and re-raised by close()
-            self._rows.extendleft(reversed(batch))
+            write_rows(self.warehouse, cache_rows, spend_rows, publish=publish)
+        except BaseException as exc:  # noqa: BLE001 - handed to every waiter, re-raised by close()
             self._error = exc
+            for _, _, done in batch:
+                done.set_exception(exc)
+            for _, _, done in self._queue:
+                done.set_exception(exc)
+            self._queue.clear()
             return
-        self._error = None
-        self.rows_written += len(batch)
+        self.rows_written += len(cache_rows)
+        self._committed = True
+        for _, _, done in batch:
+            done.set_result(None)
 
     def close(self) -> None:
         self._stopping = True
         self._wake.set()
         self._thread.join()
-        if self._rows and self._error is None:
-            self._flush()
+        if self._error is None:
+            # The rest, if any, and the one republish of the analyst snapshot for the whole run.
+            while self._queue and self._error is None:
+                self._flush(publish=False)
+            if self._error is None and self._committed:
+                self._flush(publish=None)
         if self._error is not None:
             raise self._error

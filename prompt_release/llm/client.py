@@ -13,8 +13,14 @@ cap) and a call that cannot fit is `not_run_budget`: the run stops before it
 could exceed the budget, never after. A call whose retries all failed on the
 endpoint's side (429, 5xx, timeout, broken connection, malformed body) is
 `not_run_infra`: no evidence about the prompt, and not cached, so running the
-same run again calls it again. Completed calls are written to the cache
-in small batches as they finish, so a killed run resumes where it stopped.
+same run again calls it again. A call is counted only once its answer is
+committed to the cache (group commits, see `llm.cache`), so a killed run
+resumes where it stopped and pays again at most the answers of the commit
+under way. With a `spend_key` (the logical run, e.g. a backtest run id) the
+budget is per run across kills and resumes: a budgeted attempt's worst case is
+committed to `llm_spend` before it is sent and settled with its answer, and a
+resumed run starts from everything the run has paid (an attempt a kill left
+unsettled at its worst case, since its answer may have been billed).
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import inspect
 import math
 import random
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -314,11 +321,10 @@ class TokenBucket:
 class BudgetLedger:
     """Spent and reserved tokens/USD of one run; a reservation succeeds only if it fits."""
 
-    def __init__(self, budget: Budget, settings: LLMSettings) -> None:
+    def __init__(self, budget: Budget, settings: LLMSettings, spent: tuple[float, float] = (0.0, 0.0)) -> None:
         self.budget = budget
         self.settings = settings
-        self.spent_tokens = 0.0
-        self.spent_usd = 0.0
+        self.spent_tokens, self.spent_usd = spent  # what earlier runs of the same logical run paid
         self.reserved_tokens = 0.0
         self.reserved_usd = 0.0
         self.in_flight = 0
@@ -409,10 +415,13 @@ def make_client(settings: LLMSettings) -> openai.AsyncOpenAI:
 
 class _Run:
     def __init__(self, settings: LLMSettings, budget: Budget | None, writer: llm_cache.CacheWriter | None,
-                 progress: Callable[[int, int], None] | None, total: int) -> None:
+                 progress: Callable[[int, int], None] | None, total: int, spend_key: str | None = None,
+                 spent: tuple[float, float] = (0.0, 0.0)) -> None:
         self.settings = settings
-        self.ledger = BudgetLedger(budget, settings) if budget is not None else None
+        self.ledger = BudgetLedger(budget, settings, spent) if budget is not None else None
         self.writer = writer
+        # the logical run spend is recorded for (needs the cache writer: the same commits)
+        self.spend_key = spend_key if writer is not None else None
         self.progress = progress
         self.total = total
         self.done = 0
@@ -462,12 +471,22 @@ class _Run:
                 result.status = STATUS_NOT_RUN_BUDGET
                 return result
             reserved = (0.0, 0.0)
+            attempt_id = uuid.uuid4().hex
+            recorded = False  # the reservation is committed: a kill from here on counts it
             if ledger is not None:
                 reserved = ledger.worst_case(prepared)
                 if not await ledger.reserve(*reserved):
                     self.budget_exhausted = True
                     result.status = STATUS_NOT_RUN_BUDGET
                     return result
+                if self.spend_key is not None:
+                    try:
+                        await asyncio.wrap_future(self.writer.record(llm_cache.SpendRow(
+                            attempt_id, self.spend_key, prepared.key, *reserved, False)))
+                    except BaseException:
+                        ledger.settle(reserved, (0.0, 0.0))  # never sent
+                        raise
+                    recorded = True
             tpm_cost = prepared.input_estimate + prepared.output_cap
             if self.rpm is not None:
                 await self.rpm.acquire(1)
@@ -493,9 +512,12 @@ class _Run:
                                      charged=True) from None
             except _Retryable as exc:
                 if exc.charged:
-                    actual = reserved
+                    actual = reserved if ledger is not None else (
+                        prepared.input_estimate + prepared.output_cap, self._cost(request.model, prepared.input_estimate,
+                                                                                  prepared.output_cap) or 0.0)
                 if ledger is not None:
                     ledger.settle(reserved, actual)
+                self._settle(attempt_id, prepared, actual, recorded)
                 result.error_type, result.error = exc.error_type, str(exc)
                 result.status = STATUS_NOT_RUN_INFRA
                 if attempt < self.settings.max_attempts:
@@ -504,6 +526,7 @@ class _Run:
             except openai.APIStatusError as exc:
                 if ledger is not None:
                     ledger.settle(reserved, actual)
+                self._settle(attempt_id, prepared, actual, recorded)
                 result.status = STATUS_ERROR
                 result.error_type, result.error = f"http_{exc.status_code}", _short(exc)
                 return result
@@ -526,12 +549,21 @@ class _Run:
             result.cost_usd, result.latency_ms = cost, latency_ms
             result.served_model, result.server_ms, result.client_ms = served, server_ms, client_ms
             if self.writer is not None:
-                self.writer.add(llm_cache.CacheRow(
+                spend = (llm_cache.SpendRow(attempt_id, self.spend_key, prepared.key, in_tok + out_tok, cost or 0.0, True)
+                         if self.spend_key is not None else None)
+                # Counted (returned) only once the answer is committed: a kill never pays for it again.
+                await asyncio.wrap_future(self.writer.add(llm_cache.CacheRow(
                     prepared.key, request.package_hash, request.model, request.sample_index,
                     prepared.request_json, body.decode("utf-8", "replace"), input_tokens, output_tokens, latency_ms,
-                ))
+                ), spend))
             return result
         return result
+
+    def _settle(self, attempt_id: str, prepared: _Prepared, actual: tuple[float, float], recorded: bool) -> None:
+        """Record a failed attempt's spend. Not waited for: a kill that loses it leaves the reservation
+        standing, whose worst case is never less than `actual` (without a budget it only informs)."""
+        if self.spend_key is not None and (recorded or actual[0] or actual[1]):
+            self.writer.record(llm_cache.SpendRow(attempt_id, self.spend_key, prepared.key, *actual, True))
 
     def tick(self) -> None:
         self.done += 1
@@ -565,6 +597,7 @@ class CacheProbe:
     prepared: list[_Prepared]
     first_of: dict[str, int]  # cache key -> index of its first request
     hits: dict[str, llm_cache.CachedResponse]
+    spent: tuple[float, float] = (0.0, 0.0)  # (tokens, USD) the probe's spend_key has paid so far
 
 
 def _prepare_all(requests: list[CallRequest], settings: LLMSettings, budget: Budget | None) -> list[_Prepared]:
@@ -587,11 +620,13 @@ def _first_of(prepared: list[_Prepared]) -> dict[str, int]:
 
 
 def probe_cache(requests: list[CallRequest], settings: LLMSettings, con: Any, *,
-                budget: Budget | None = None) -> CacheProbe:
-    """Prepare `requests` and look their answers up in `llm_cache` on the open connection `con`."""
+                budget: Budget | None = None, spend_key: str | None = None) -> CacheProbe:
+    """Prepare `requests` and look their answers up in `llm_cache` (and what run `spend_key` has
+    paid in `llm_spend`) on the open connection `con`."""
     prepared = _prepare_all(requests, settings, budget)
     first_of = _first_of(prepared)
-    return CacheProbe(prepared, first_of, llm_cache.lookup_on(con, list(first_of)))
+    spent = llm_cache.spent_on(con, spend_key) if spend_key is not None else (0.0, 0.0)
+    return CacheProbe(prepared, first_of, llm_cache.lookup_on(con, list(first_of)), spent)
 
 
 def _cached_by_key(probe: CacheProbe, settings: LLMSettings) -> dict[str, CallResult]:
@@ -638,6 +673,7 @@ async def run_calls(
     use_cache: bool = True,
     probe: CacheProbe | None = None,
     stats: dict[str, Any] | None = None,
+    spend_key: str | None = None,
 ) -> list[CallResult]:
     """Answer every request (from the cache or the endpoint); one result per request, in order.
 
@@ -645,23 +681,29 @@ async def run_calls(
     warehouse; `use_cache=False` neither reads nor writes the cache. Raises
     `UserError` when the endpoint refuses the key or a USD budget has no
     price for a model; results completed before that are already cached.
-    `probe`: the same requests already prepared and looked up (`probe_cache`).
-    `stats`, when given, receives `lowest_concurrency`: the in-flight limit after 429/503 cuts.
+    `probe`: the same requests already prepared and looked up (`probe_cache`, with the same
+    `spend_key`). `stats`, when given, receives `lowest_concurrency`: the in-flight limit after
+    429/503 cuts. `spend_key` names the logical run `budget` is for: what it paid in earlier
+    runs (kills included) counts, and what it pays now is recorded (needs `use_cache`).
     """
     total = len(requests)
+    spent = (0.0, 0.0)
     if probe is not None and use_cache:
-        prepared, first_of = probe.prepared, probe.first_of
+        prepared, first_of, spent = probe.prepared, probe.first_of, probe.spent
         by_key = _cached_by_key(probe, settings)
     else:
         prepared = _prepare_all(requests, settings, budget)
         first_of = _first_of(prepared)
-        hits = llm_cache.lookup(warehouse, list(first_of)) if use_cache else {}
+        hits = {}
+        if use_cache and spend_key is not None:
+            hits, spent = llm_cache.lookup_with_spend(warehouse, list(first_of), spend_key)
+        elif use_cache:
+            hits = llm_cache.lookup(warehouse, list(first_of))
         by_key = _cached_by_key(CacheProbe(prepared, first_of, hits), settings)
     unique = list(first_of.values())
     to_call = deque(i for i in unique if prepared[i].key not in by_key)
-    writer = (llm_cache.CacheWriter(warehouse, flush_rows=settings.cache_flush_rows, flush_s=settings.cache_flush_s)
-              if use_cache and to_call else None)
-    run = _Run(settings, budget, writer, progress, total)
+    writer = llm_cache.CacheWriter(warehouse, flush_rows=settings.cache_flush_rows) if use_cache and to_call else None
+    run = _Run(settings, budget, writer, progress, total, spend_key, spent)
     run.done = total - len(to_call) - (len(prepared) - len(unique))  # cached + duplicates count as done
     if progress is not None and run.done:
         progress(run.done, total)

@@ -74,8 +74,7 @@ class LLMSettings(BaseModel):
         "(~4 chars/token in English) so budget reservations stay upper bounds",
     )
     prices: dict[str, ModelPrice] = Field(default_factory=dict)
-    cache_flush_rows: int = Field(1000, ge=1, description="cache rows written per warehouse transaction")
-    cache_flush_s: float = Field(1.0, gt=0, description="longest wait before completed calls are cached")
+    cache_flush_rows: int = Field(1000, ge=1, description="most cache rows written per warehouse transaction")
     http_pools: int = Field(
         8, ge=1,
         description="SDK clients the calls are spread over; httpx scans its whole pool per request, "

@@ -202,6 +202,9 @@ class Simulator:
         self.requests = 0
         self.chat_requests = 0
         self.answered = 0
+        # usage of every answer produced, sent or not: what a provider bills (a client killed
+        # mid-call still pays for it), so tests can check spend from the endpoint's side
+        self.billed_tokens = 0
         self.faults_injected: Counter[str] = Counter()
         self._attempts: Counter[bytes] = Counter()
         self.log: list[dict] = []
@@ -242,7 +245,8 @@ class Simulator:
 
     def stats(self) -> dict:
         return {"requests": self.requests, "chat_requests": self.chat_requests,
-                "answered": self.answered, "faults": dict(self.faults_injected)}
+                "answered": self.answered, "billed_tokens": self.billed_tokens,
+                "faults": dict(self.faults_injected)}
 
     # --- chat completions --------------------------------------------------------
 
@@ -324,6 +328,7 @@ class Simulator:
         completion_id = "chatcmpl-%016x" % answer_seed
         model = data["model"]
         self.answered += 1
+        self.billed_tokens += usage["total_tokens"]
         delay = slow_s + (config.latency_ms + config.latency_per_token_ms * completion_tokens) / 1000
         if data.get("stream"):
             include_usage = bool((data.get("stream_options") or {}).get("include_usage"))
@@ -476,7 +481,7 @@ class SimulatorHandle:
         return response.json()
 
     def stats(self) -> dict:
-        """{'requests', 'chat_requests', 'answered', 'faults': {kind: count}}."""
+        """{'requests', 'chat_requests', 'answered', 'billed_tokens', 'faults': {kind: count}}."""
         return self._control("GET", "/sim/stats")
 
     def requests(self) -> list[dict]:

@@ -196,6 +196,30 @@ def test_budget_is_never_exceeded(tmp_path: Path, world: World) -> None:
     assert run_spent == (spent, "budget_exhausted")
 
 
+def test_running_a_budgeted_run_again_spends_nothing_past_its_budget(tmp_path: Path, world: World) -> None:
+    """The budget is per run (its id), across runs of it: the second run of a run that used up its
+    budget (as a resume after a kill does) starts from what the first one paid."""
+    import shutil
+
+    warehouse = tmp_path / "again.duckdb"
+    shutil.copy(world.warehouse, warehouse)
+    budget = 3000
+    settings = BacktestSettings(candidate="summarizer:v1.1.0", replay_baseline=False, history_days=0,
+                                max_tokens=budget)
+    with start_simulator(port=0, seed=9) as sim:
+        llm = LLMSettings(base_url=sim.base_url)
+        first = run_backtest(settings, registry_root=world.registry, warehouse=warehouse, llm_settings=llm)
+        billed_first = sim.stats()["billed_tokens"]
+        again = run_backtest(settings, registry_root=world.registry, warehouse=warehouse, llm_settings=llm)
+        billed = sim.stats()["billed_tokens"]
+    assert first.status == again.status == "budget_exhausted" and again.run_id == first.run_id
+    assert 0 < billed_first <= billed <= budget  # as the endpoint bills it, both runs together
+    assert again.calls_cached == first.calls_made
+    with read_connection(warehouse) as con:
+        [(spent,)] = con.execute("SELECT spent_tokens FROM backtest_runs WHERE run_id = ?", [again.run_id]).fetchall()
+    assert spent == billed  # the run's record counts what the first run paid too
+
+
 def test_a_rerun_replaces_the_run_and_keeps_rows_it_reproduces(tmp_path: Path, world: World, simulator) -> None:
     import shutil
 

@@ -84,7 +84,7 @@ KILLABLE_RUN = textwrap.dedent("""
     import sys
     from prompt_release.llm import CallRequest, LLMSettings, run_calls_sync
     from tests.llm.test_client import requests
-    settings = LLMSettings(base_url=sys.argv[1], max_concurrency=4, cache_flush_rows=5, cache_flush_s=0.1)
+    settings = LLMSettings(base_url=sys.argv[1], max_concurrency=4, cache_flush_rows=5)
     run_calls_sync(requests(600), settings, warehouse=sys.argv[2])
 """)
 
