@@ -1,9 +1,14 @@
-"""Ingest trace files into the warehouse: discovery, format detection, one transaction per file.
+"""Ingest trace files into the warehouse: discovery, format detection, whole files per transaction.
 
 `ingest_paths` walks files and folders (`.jsonl`, `.json`, `.jsonl.gz`,
 `.json.gz`), detects each file's format (native JSONL or OTLP/JSON), and
-ingests each file in its own transaction: a process killed mid-file leaves
-nothing of it, and the next run ingests it whole. `ingest_day` replaces the
+ingests whole files per transaction: a process killed mid-file leaves nothing
+of it, and the next run ingests it whole. Small files share a transaction (up
+to `GROUP_BYTES` or `GROUP_FILES` together): opening the warehouse, committing
+and republishing the analyst snapshot cost far more than a small file's rows.
+A file that fails (rather than rejecting lines) sends its group back to one
+transaction per file, so the files before it are stored as they would be
+alone. `ingest_day` replaces the
 rows of one landing day folder (delete, then insert, in one transaction).
 Rows are deduplicated on `record_key`, so re-ingesting a file or overlapping
 files adds no rows; those are counted as duplicates.
@@ -109,19 +114,67 @@ def ingest_paths(
     format: str = "auto",
     progress: Progress | None = None,
 ) -> IngestSummary:
-    """Ingest every trace file under `paths`, each file in its own transaction."""
+    """Ingest every trace file under `paths`, whole files per transaction (small files together)."""
     if format not in FORMATS:
         raise UserError(f"unknown format {format!r}; use one of {', '.join(FORMATS)}", field="format")
     files = discover(paths)
     summary = IngestSummary()
-    for path in files:
+    for group in _groups(files):
+        if len(group) > 1:
+            try:
+                for file_summary in _optimistic(lambda check, group=group: _ingest_group(
+                        warehouse, group, format, progress, check)):
+                    summary.record(file_summary)
+                continue
+            except _FileFailed:
+                pass  # rolled back: file by file, so the files before the failing one are stored
+        for path in group:
 
-        def attempt(check_duplicates: bool, path: Path = path) -> FileSummary:
-            with write_transaction(warehouse) as con:
-                return ingest_file(con, path, format=format, progress=progress, check_duplicates=check_duplicates)
+            def attempt(check_duplicates: bool, path: Path = path) -> FileSummary:
+                with write_transaction(warehouse) as con:
+                    return ingest_file(con, path, format=format, progress=progress, check_duplicates=check_duplicates)
 
-        summary.record(_optimistic(attempt))
+            summary.record(_optimistic(attempt))
     return summary
+
+
+# Files ingested in one transaction, up to this many bytes (on disk) or files together.
+# A kill loses at most one group's uncommitted work, never part of a file.
+GROUP_BYTES = 16 * 1024 * 1024
+GROUP_FILES = 1000
+
+
+class _FileFailed(Exception):
+    """A file of a shared transaction failed (an error, not a rejected line)."""
+
+
+def _groups(files: list[Path]) -> Iterator[list[Path]]:
+    group: list[Path] = []
+    size = 0
+    for path in files:
+        length = _size(path)  # 0 when it cannot be read: ingesting it will say why
+        if group and (size + length > GROUP_BYTES or len(group) >= GROUP_FILES):
+            yield group
+            group, size = [], 0
+        group.append(path)
+        size += length
+    if group:
+        yield group
+
+
+def _ingest_group(warehouse: str | os.PathLike | None, group: list[Path], format: str,
+                  progress: Progress | None, check_duplicates: bool) -> list[FileSummary]:
+    summaries = []
+    with write_transaction(warehouse) as con:
+        for path in group:
+            try:
+                summaries.append(ingest_file(con, path, format=format, progress=progress,
+                                             check_duplicates=check_duplicates))
+            except duckdb.ConstraintException:
+                raise  # a repeated record_key: _optimistic runs the group again with the duplicate pass
+            except Exception as exc:
+                raise _FileFailed(str(path)) from exc
+    return summaries
 
 
 def _optimistic(attempt: Callable[[bool], object]):
@@ -215,6 +268,13 @@ def ingest_file(
         ],
     ).fetchall()
     return summary
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def _memory_limit() -> str:
@@ -343,7 +403,9 @@ def _ingest_native(context: _FileContext) -> None:
     # into an empty table the anti-join on stored keys can only meet this file's
     # own earlier chunks; the unique index catches that case (see _optimistic)
     skip_stored = context.check_duplicates or con.execute("SELECT EXISTS (SELECT 1 FROM traces)").fetchall()[0][0]
-    for chunk in _prefetch(context.lines(reuse_buffers=True)):
+    reader = context.lines(reuse_buffers=True)
+    # A file of one chunk gains nothing from a reader thread, and starting one is most of a tiny file's time.
+    for chunk in (_prefetch(reader) if _size(context.path) > reader.chunk_bytes else reader):
         rejected_before = summary.rejected
         blank_before = summary.blank_lines
         table = _chunk_table(chunk, context)

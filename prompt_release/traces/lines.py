@@ -18,6 +18,7 @@ in `LineChunk.oversize`, which the caller rejects as too long.
 from __future__ import annotations
 
 import hashlib
+import os
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -131,6 +132,7 @@ class LineReader:
         self.cut: FileCut | None = None
         self.lines = 0
         self._pool: list[bytearray] | None = [] if reuse_buffers else None
+        self._block_bytes = self.chunk_bytes
 
     def __iter__(self) -> Iterator[LineChunk]:
         pending = b""
@@ -193,12 +195,15 @@ class LineReader:
                 yield buffer, len(head) + len(block)
             return
         with open(self.path, "rb", buffering=0) as handle:
+            # A small file gets buffers of its size, not of a chunk (zeroing 65 MB per tiny
+            # file was most of its ingest); one that grows while read goes on in blocks of 64 KiB or more.
+            self._block_bytes = min(self.chunk_bytes, max(os.fstat(handle.fileno()).st_size + 1, 1 << 16))
             while True:
                 head = pending()
-                buffer = self._buffer(len(head) + self.chunk_bytes)
+                buffer = self._buffer(len(head) + self._block_bytes)
                 view = memoryview(buffer)
                 view[: len(head)] = head
-                size, target = len(head), len(head) + self.chunk_bytes
+                size, target = len(head), len(head) + self._block_bytes
                 while size < target and (got := handle.readinto(view[size:target])):
                     size += got
                 view.release()
@@ -213,7 +218,7 @@ class LineReader:
             buffer = pool.pop()
             if len(buffer) >= size:
                 return buffer
-        return bytearray(max(size, self.chunk_bytes + (1 << 20)) if pool is not None else size)
+        return bytearray(max(size, self._block_bytes + min(self._block_bytes, 1 << 20)) if pool is not None else size)
 
     def _give_back(self, buffer: bytes | bytearray) -> None:
         if self._pool is not None and isinstance(buffer, bytearray):

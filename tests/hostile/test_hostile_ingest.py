@@ -176,3 +176,54 @@ def test_duplicate_keys_keep_the_first_value_as_documented(tmp_path, warehouse):
     path.write_text(good(1)[:-1] + ', "latency_ms": 1.0, "latency_ms": 2.0}\n')
     ingest_paths([path], warehouse=warehouse)
     assert rows(warehouse, "SELECT latency_ms FROM traces") == [(1.0,)]
+
+
+def test_many_small_files_share_transactions_with_exact_accounting_per_file(tmp_path, warehouse, monkeypatch):
+    """Small files are ingested many to a transaction (issue 12: 10,000 tiny files at 5 files/s);
+    the accounting stays per file and per line, a bad line is still one reject, a record repeated
+    in another file of the same transaction is a duplicate, and a file that fails leaves every
+    file before it stored."""
+    from prompt_release.traces import ingest as ingest_module
+
+    monkeypatch.setattr(ingest_module, "GROUP_FILES", 120)  # several groups out of the files below
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    for f in range(300):
+        lines = [good(f * 10 + i) for i in range(3)]
+        if f == 17:
+            lines[1] = good(171, tool_calls="lookup")  # one bad field: that line alone is rejected
+        if f == 42:
+            lines[2] = good(2)  # the same record as file 0's third line: a duplicate
+        (landing / f"export-{f:04d}.jsonl").write_text("\n".join(lines) + "\n")
+    summary = ingest_paths([landing], warehouse=warehouse)
+    assert len(summary.files) == 300
+    assert all(f.stored + f.duplicates + f.rejected == f.records == 3 for f in summary.files)
+    assert (summary.total.stored, summary.total.duplicates, summary.total.rejected) == (898, 1, 1)
+    assert rows(warehouse, "SELECT count(*), count(DISTINCT source_file) FROM traces") == [(898, 300)]
+    assert rows(warehouse, "SELECT count(*), sum(stored) FROM ingest_files") == [(300, 898)]
+    ((source, line, field),) = rows(warehouse, "SELECT source_file, line_number, field FROM ingest_rejects")
+    assert source.endswith("export-0017.jsonl") and (line, field) == (2, "tool_calls")
+
+
+def test_a_file_that_fails_in_a_shared_transaction_leaves_the_files_before_it_stored(tmp_path, warehouse,
+                                                                                   monkeypatch):
+    from prompt_release.traces import ingest as ingest_module
+
+    real = ingest_module.ingest_file
+
+    def failing(con, path, **options):  # stands in for an error no line reject covers
+        if path.name == "b-fails.jsonl":
+            raise UserError("cannot be read", file=path)
+        return real(con, path, **options)
+
+    monkeypatch.setattr(ingest_module, "ingest_file", failing)
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    for f in range(20):
+        (landing / f"a-{f:02d}.jsonl").write_text(good(f) + "\n")
+    (landing / "b-fails.jsonl").write_text(good(99) + "\n")
+    (landing / "c-after.jsonl").write_text(good(100) + "\n")
+    with pytest.raises(UserError) as failed:
+        ingest_paths([landing], warehouse=warehouse)
+    assert "b-fails.jsonl" in str(failed.value)
+    assert rows(warehouse, "SELECT count(*), count(DISTINCT source_file) FROM traces") == [(20, 20)]
