@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import deque
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from pathlib import Path
 from typing import NamedTuple
 
@@ -214,16 +214,14 @@ class CacheWriter:
             write_rows(self.warehouse, cache_rows, spend_rows, publish=publish)
         except BaseException as exc:  # noqa: BLE001 - handed to every waiter, re-raised by close()
             self._error = exc
-            for _, _, done in batch:
-                done.set_exception(exc)
-            for _, _, done in self._queue:
-                done.set_exception(exc)
+            for _, _, done in (*batch, *self._queue):
+                _resolve(done, exc)
             self._queue.clear()
             return
         self.rows_written += len(cache_rows)
         self._committed = True
         for _, _, done in batch:
-            done.set_result(None)
+            _resolve(done)
 
     def close(self) -> None:
         self._stopping = True
@@ -237,3 +235,16 @@ class CacheWriter:
                 self._flush(publish=None)
         if self._error is not None:
             raise self._error
+
+
+def _resolve(done: Future, error: BaseException | None = None) -> None:
+    # A waiter cancelled meanwhile (its run ended on another call's error) cancelled its future.
+    if done.cancelled():
+        return
+    try:
+        if error is None:
+            done.set_result(None)
+        else:
+            done.set_exception(error)
+    except InvalidStateError:
+        pass
