@@ -27,6 +27,7 @@ from prompt_release.gates.report import GateReport
 from tests.conftest import REPO_ROOT
 from tests.dagster_demo import DemoRun
 from tests.ui.harness import (
+    PAGE_TIMEOUT_MS,
     launch_webserver,
     open_asset_graph,
     open_asset_page,
@@ -149,9 +150,17 @@ def test_the_ui_shows_sensor_launched_runs_every_verdict_and_a_reject_without_a_
     save_screenshot(page, "gate-sensor-runs.png")
 
     # The asset page shows every candidate's verdict without opening a partition.
-    text = open_asset_page(page, base_url, "gate_report", expect_text="all_candidates")
+    open_asset_page(page, base_url, "gate_report", expect_text="all_candidates")
+    # The metadata's markdown table renders after its label: wait for each row (in the text as shown,
+    # cells apart), not for the label.
     for candidate, verdict in CANDIDATES.items():
-        assert re.search(rf"{re.escape(candidate)}\s+{verdict}\s", text), candidate
+        row = rf"{re.escape(candidate)}\s+{verdict}\s"
+        try:
+            page.wait_for_function("(row) => new RegExp(row).test(document.body.innerText)", arg=row,
+                                   timeout=PAGE_TIMEOUT_MS)
+        except Exception as exc:  # playwright's TimeoutError: say what the page showed instead
+            text = page.inner_text("body")
+            pytest.fail(f"{candidate} {verdict} never shown: {text[text.find('all_candidates'):][:2000]} ({exc})")
     save_screenshot(page, "gate-report-verdicts.png")
 
     # The check warns on a reject, with the verdict as its description: an outcome, not a failed run.
