@@ -16,6 +16,7 @@ import duckdb
 
 from prompt_release import config
 from prompt_release.errors import UserError
+from prompt_release.warehouse import lake as lake_backend
 from prompt_release.warehouse.locking import open_with_backoff
 from prompt_release.warehouse.migrate import check_readable, migrate
 from prompt_release.warehouse.snapshot import is_local_file, publish_locked, remove_stale
@@ -50,6 +51,12 @@ def write_transaction(
     (PROMPT_RELEASE_ANALYST_SNAPSHOT=0) the stale snapshot is removed instead,
     so analysts fall back to the live file rather than read old data.
     """
+    lake = lake_backend.lake_for(path)
+    if lake is not None:
+        # no file lock and no snapshot to publish: readers see each table's last commit
+        with lake_backend.staged_transaction(lake) as staged:
+            yield staged
+        return
     resolved = config.warehouse_path(path)
     con = open_with_backoff(resolved, lock_timeout_s=lock_timeout_s)
     try:
@@ -90,6 +97,14 @@ def read_connection(
     A warehouse that does not exist yet is created and migrated first so that
     readers of a fresh project see empty tables rather than an error.
     """
+    lake = lake_backend.lake_for(path)
+    if lake is not None:
+        con = lake_backend.open_reader(lake)
+        try:
+            yield con
+        finally:
+            con.close()
+        return
     resolved = config.warehouse_path(path)
     if not resolved.exists():
         with write_transaction(resolved, lock_timeout_s=lock_timeout_s):

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from prompt_release import config
+from tests.conftest import run_cli
 
 
 @pytest.mark.parametrize(
@@ -46,3 +47,20 @@ def test_credentials_come_from_the_aws_variables_and_are_not_kept(monkeypatch) -
     assert "s3cr3t" not in repr(lake) and "AKID" not in repr(lake)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "rotated")
     assert lake.storage_options()["AWS_SECRET_ACCESS_KEY"] == "rotated"
+
+
+@pytest.mark.parametrize("setting", ["md:team", "gs://bucket/lake", "http://example.com/lake", "s3://", "file://host/lake"])
+def test_a_bad_location_is_one_line_naming_the_setting_and_exit_2(setting: str, tmp_path: Path) -> None:
+    result = run_cli("sql", "SELECT 1", cwd=tmp_path, env={config.ENV_WAREHOUSE: setting})
+    assert result.returncode == 2, result.stderr
+    assert result.stdout == ""
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert config.ENV_WAREHOUSE in result.stderr
+    assert "Traceback" not in result.stderr
+    assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+def test_the_flag_is_named_when_the_flag_is_bad(tmp_path: Path) -> None:
+    result = run_cli("sql", "SELECT 1", "--warehouse", "gs://bucket/lake", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "--warehouse" in result.stderr
