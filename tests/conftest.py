@@ -128,15 +128,10 @@ def moto_s3(tmp_path_factory: pytest.TempPathFactory):
         proc.wait()
 
 
-@pytest.fixture(params=["file", "lake", "s3"])
-def any_warehouse(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    """The same test on each backend: a DuckDB file, a local-folder lake, a lake on (moto) S3.
-
-    Tests on the s3 variant share one moto server per session and one xdist group.
-    """
-    if request.param == "file":
+def _backend(kind: str, request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    if kind == "file":
         return str(tmp_path / "warehouse.duckdb")
-    if request.param == "lake":
+    if kind == "lake":
         location = str(tmp_path / "warehouse.lake")
     else:
         for name, value in request.getfixturevalue("moto_s3").items():
@@ -144,3 +139,18 @@ def any_warehouse(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: p
         location = f"s3://{MOTO_BUCKET}/{tmp_path.name}"
     monkeypatch.setenv("PROMPT_RELEASE_WAREHOUSE", location)
     return location
+
+
+@pytest.fixture(params=["file", "lake", "s3"])
+def any_warehouse(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The same test on each backend: a DuckDB file, a local-folder lake, a lake on (moto) S3.
+
+    The warehouse setting in the environment names it too, for child processes.
+    """
+    return _backend(request.param, request, tmp_path, monkeypatch)
+
+
+@pytest.fixture(params=["lake", "s3"])
+def lake_warehouse(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A lake on a local folder, then on (moto) S3."""
+    return _backend(request.param, request, tmp_path, monkeypatch)
