@@ -401,3 +401,14 @@ def warehouse_setting(explicit: str | os.PathLike | None = None) -> str:
     except WarehouseSettingError:
         return raw  # the first warehouse access words the error
     return lake.uri if lake else str(warehouse_path(explicit))
+
+
+def reports_dir(warehouse: str | os.PathLike | None = None) -> Path:
+    """Where gate reports (HTML) go by default: beside the warehouse file or local lake folder,
+    else (a lake on object storage) under the project-local state folder."""
+    lake = lake_location(warehouse)
+    if lake is None:
+        return warehouse_path(warehouse).parent / "reports"
+    if lake.is_s3:
+        return STATE_DIR / "reports"
+    return Path(lake.uri.removeprefix("file://")).parent / "reports"

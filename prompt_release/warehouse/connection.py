@@ -117,6 +117,14 @@ def read_connection(
         con.close()
 
 
+def warehouse_exists(path: str | Path | None = None) -> bool:
+    """Whether the warehouse was created yet (a DuckDB file, or a lake's tables); never creates it."""
+    lake = lake_backend.lake_for(path)
+    if lake is None:
+        return config.warehouse_path(path).exists()
+    return lake_backend.exists(lake)
+
+
 def query_frame(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None):
     """Run a query and return its whole result as a polars DataFrame (through Arrow, no copy)."""
     # lazy: polars costs start-up time that callers reading rows never need

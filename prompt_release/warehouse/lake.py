@@ -190,6 +190,16 @@ def _check_credentials(lake: config.LakeLocation) -> None:
         )
 
 
+def exists(lake: config.LakeLocation) -> bool:
+    """Whether the lake holds a warehouse (its schema_version table is written last on creation)."""
+    _check_credentials(lake)
+    try:
+        return _deltalake().DeltaTable.is_deltatable(lake.table_uri("schema_version"),
+                                                     storage_options=lake.storage_options())
+    except Exception as exc:
+        raise _store_error(lake, exc) from exc
+
+
 class Snapshot:
     """The current version of every table of a lake (each table read at its own latest commit)."""
 
@@ -246,7 +256,21 @@ class Snapshot:
             )
 
     def dataset(self, name: str):
-        return self.tables[name].to_pyarrow_dataset()
+        table = self.tables[name]
+        plain = table.to_pyarrow_dataset().schema
+        # Files written by a merge (DataFusion) store strings as string_view, appended ones as
+        # string. Read as string everywhere, DuckDB's pushed-down filter on a merged file fails
+        # in pyarrow ("no kernel matching input types (string, string_view)"); read as
+        # string_view everywhere, both kinds of file filter correctly.
+        return table.to_pyarrow_dataset(schema=pa.schema([pa.field(f.name, _as_view(f.type)) for f in plain]))
+
+
+def _as_view(kind: pa.DataType) -> pa.DataType:
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        return pa.string_view()
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind):
+        return pa.list_(_as_view(kind.value_type))
+    return kind
 
 
 def _create_tables(lake: config.LakeLocation, tpl: Template) -> None:
@@ -363,7 +387,8 @@ def staged_transaction(lake: config.LakeLocation) -> Iterator[duckdb.DuckDBPyCon
         for name, spec in tpl.tables.items():
             if name == "schema_version":
                 continue
-            baseline = snapshot.dataset(name).to_table()
+            # plain strings, in the schema's column order: pyarrow cannot `take` string_view
+            baseline = snapshot.dataset(name).to_table().select(spec.schema.names).cast(spec.schema)
             if baseline.num_rows:
                 columns = ", ".join(_quote_ident(c) for c in spec.schema.names)
                 con.register("__lake_load", baseline)
@@ -533,3 +558,35 @@ def _overwrite(dl, snapshot: Snapshot, spec: TableSpec, rows: pa.Table, predicat
             "nothing of this write is visible in that table, run the step again",
             file=snapshot.lake.uri,
         ) from exc
+
+
+# --- maintenance -------------------------------------------------------------------------
+
+# Files a commit no longer references are deleted only once they are older than this:
+# time travel (`DeltaTable(..., version=N)`) and readers still scanning an older version
+# need them until then. Delta's own default is 7 days; so is ours.
+DEFAULT_RETENTION_HOURS = 7 * 24
+
+
+def maintain(lake: config.LakeLocation, *, retention_hours: int = DEFAULT_RETENTION_HOURS) -> dict[str, dict]:
+    """Compact small files (`optimize`) and delete unreferenced files past the retention (`vacuum`).
+
+    Per table: {"files_added", "files_removed", "vacuumed"}. Compaction is a Delta
+    commit like any other, so it runs while writers commit (a lost race is left to
+    the next run rather than retried).
+    """
+    dl = _deltalake()
+    Snapshot.open(lake, create=False)  # refuses a missing lake, or one of another schema version
+    done: dict[str, dict] = {}
+    for name in template().tables:
+        table = dl.DeltaTable(lake.table_uri(name), storage_options=lake.storage_options())
+        try:
+            metrics = table.optimize.compact()
+        except dl.exceptions.CommitFailedError:
+            log.info("compaction of %s lost a race to a writer; left for the next run", name)
+            metrics = {"numFilesAdded": 0, "numFilesRemoved": 0}
+        removed = table.vacuum(retention_hours=retention_hours, dry_run=False,
+                               enforce_retention_duration=retention_hours >= DEFAULT_RETENTION_HOURS)
+        done[name] = {"files_added": metrics.get("numFilesAdded", 0),
+                      "files_removed": metrics.get("numFilesRemoved", 0), "vacuumed": len(removed)}
+    return done

@@ -101,3 +101,18 @@ def test_an_unusable_store_is_one_line_naming_the_setting_and_exit_2(env: dict, 
     assert len(lines) == 1 and expected in lines[0] and "PROMPT_RELEASE_WAREHOUSE" in lines[0], result.stderr
     assert "b" * 1 not in lines[0].split("cannot use the lake")[0][-1:]  # the line carries no key
     assert list(tmp_path.iterdir()) == []
+
+
+def test_maintenance_compacts_small_files_and_keeps_the_rows(tmp_path: Path) -> None:
+    from prompt_release import config
+    from prompt_release.warehouse.lake import maintain
+
+    lake = f"{tmp_path}/w.lake"
+    for i in range(4):  # four commits, four small files
+        with write_transaction(lake) as con:
+            con.execute("INSERT INTO ingest_files VALUES (?, 'native', 1, 0, 1, 1, 0, 0, 0, 0, now())", [f"f{i}"])
+    done = maintain(config.lake_location(lake), retention_hours=0)
+    assert done["ingest_files"]["files_removed"] == 4 and done["ingest_files"]["files_added"] == 1
+    assert done["ingest_files"]["vacuumed"] == 4  # retention 0: the replaced files go at once
+    with read_connection(lake) as con:
+        assert con.sql("SELECT count(*) FROM ingest_files").fetchall() == [(4,)]
