@@ -20,7 +20,8 @@ from prompt_release.gates.evaluate import latest_report
 from prompt_release.golden import store as golden_store
 from prompt_release.registry import Registry
 from prompt_release_dagster.demo import DemoResult, summary_table
-from tests.dagster_demo import DemoRun
+from tests.conftest import MOTO_BUCKET
+from tests.dagster_demo import DemoRun, run_demo_process
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("demo")]
 
@@ -137,3 +138,34 @@ def test_the_demo_leaves_a_state_file_pointing_at_its_warehouse_and_registry(dem
     settings = config.read_config_file(demo.state_dir / "config")
     assert settings == {"warehouse": str(demo.warehouse.resolve()), "registry": str(demo.registry.resolve()),
                         "landing": str((demo.state_dir / "landing").resolve())}
+
+
+def decisions(result: DemoResult) -> dict:
+    """What a release engineer reads off a demo: verdicts, where each candidate ended up, every
+    label and status move in order, the canary decisions, and the golden versions."""
+    registry = Registry(result.registry)
+    moves = [(e.action, e.label, e.from_version, e.to_version, e.status)
+             for prompt_id in registry.prompt_ids() for e in registry.history(prompt_id)]
+    return {
+        "verdicts": {candidate: report["verdict"] for candidate, report in result.reports.items()},
+        "now": result.promotions,
+        "moves": moves,
+        "canary": [(d["candidate_version"], d["action"]) for d in result.canary_decisions],
+        "golden": result.golden_versions,
+    }
+
+
+@pytest.fixture(scope="module", params=["lake", "s3"])
+def lake_demo(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> DemoResult:
+    """The same demo with its warehouse on a local-folder lake, then on a lake in (moto) S3."""
+    root = tmp_path_factory.mktemp(f"demo_{request.param}")
+    if request.param == "lake":
+        location, env = str(root / "warehouse.lake"), {}
+    else:
+        location, env = f"s3://{MOTO_BUCKET}/demo", request.getfixturevalue("moto_s3")
+    return run_demo_process(root, warehouse=location, env=env).result
+
+
+def test_the_demo_on_a_lake_decides_exactly_as_on_the_duckdb_file(demo: DemoResult, lake_demo: DemoResult) -> None:
+    assert str(lake_demo.warehouse).startswith(("file://", "s3://"))
+    assert decisions(lake_demo) == decisions(demo)
