@@ -185,12 +185,8 @@ class WarehouseSettingError(ValueError):
 
 def _warehouse_raw(explicit: str | os.PathLike | None) -> tuple[str, str]:
     """The warehouse setting as written, and where it came from (for error messages)."""
-    if explicit:
-        return os.fspath(explicit), "--warehouse"
-    if os.environ.get(ENV_WAREHOUSE):
-        return os.environ[ENV_WAREHOUSE], ENV_WAREHOUSE
-    value = read_config_file().get("warehouse")
-    return (value, f"{config_file()}: warehouse") if value else ("", ENV_WAREHOUSE)
+    raw = os.fspath(explicit) if explicit else os.environ.get(ENV_WAREHOUSE) or read_config_file().get("warehouse")
+    return raw or "", warehouse_source(explicit)
 
 
 def lake_location(explicit: str | os.PathLike | None = None) -> LakeLocation | None:

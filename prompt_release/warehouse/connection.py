@@ -22,9 +22,16 @@ from prompt_release.warehouse.migrate import check_readable, migrate
 from prompt_release.warehouse.snapshot import is_local_file, publish_locked, remove_stale
 
 
-def existing_warehouse(explicit: str | Path | None = None) -> Path:
+def existing_warehouse(explicit: str | Path | None = None) -> Path | str:
     """The warehouse a reading command opens. A path that does not exist is an error, not a new
-    empty file: a mistyped --warehouse must not print a real-looking report from nothing."""
+    empty file: a mistyped --warehouse must not print a real-looking report from nothing.
+    A lake is returned as its URI (a Path would fold `s3://` into `s3:/`)."""
+    lake = lake_backend.lake_for(explicit)
+    if lake is not None:
+        if not lake_backend.exists(lake):
+            raise UserError(f"no warehouse in the lake {lake.uri} (from {config.warehouse_source(explicit)}): "
+                            "run `make demo` or `prompt-release ingest PATH` to create one", field=lake.setting)
+        return lake.uri
     path = config.warehouse_path(explicit)
     if not is_local_file(path) or path.exists():
         return path
