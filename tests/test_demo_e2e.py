@@ -9,6 +9,7 @@ browser tests (tests/ui/test_dagster_ui.py) look at the same runs.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from prompt_release.golden import store as golden_store
 from prompt_release.registry import Registry
 from prompt_release_dagster.demo import DemoResult, summary_table
 from tests.conftest import MOTO_BUCKET
-from tests.dagster_demo import DemoRun, run_demo_process
+from tests.dagster_demo import TIMEOUT_S, DemoRun, run_demo_process
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("demo")]
 
@@ -155,7 +156,15 @@ def decisions(result: DemoResult) -> dict:
     }
 
 
-@pytest.fixture(scope="module", params=["lake", "s3"])
+# On moto S3 the demo takes about three times the file demo (634 s against 222 s under load 11 on
+# 2 cores): past the suite's budget, and past the harness's 600 s bound, whose SIGTERM Dagster
+# turns into one interrupted run (the hotfix's rollback) while the demo goes on. Run it on demand.
+S3_DEMO = "PROMPT_RELEASE_TEST_S3_DEMO"
+
+
+@pytest.fixture(scope="module", params=["lake", pytest.param("s3", marks=[pytest.mark.skipif(
+    not os.environ.get(S3_DEMO), reason=f"the demo on moto S3 runs with {S3_DEMO}=1 (about 3x the file demo)"),
+    pytest.mark.timeout(5 * TIMEOUT_S)])])
 def lake_demo(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> DemoResult:
     """The same demo with its warehouse on a local-folder lake, then on a lake in (moto) S3."""
     root = tmp_path_factory.mktemp(f"demo_{request.param}")
@@ -163,7 +172,8 @@ def lake_demo(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
         location, env = str(root / "warehouse.lake"), {}
     else:
         location, env = f"s3://{MOTO_BUCKET}/demo", request.getfixturevalue("moto_s3")
-    return run_demo_process(root, warehouse=location, env=env).result
+    return run_demo_process(root, warehouse=location, env=env,
+                            timeout_s=4 * TIMEOUT_S if request.param == "s3" else TIMEOUT_S).result
 
 
 def test_the_demo_on_a_lake_decides_exactly_as_on_the_duckdb_file(demo: DemoResult, lake_demo: DemoResult) -> None:
