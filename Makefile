@@ -34,8 +34,9 @@ $(MODEL):
 
 realmodel: $(REALMODEL_STAMP) $(MODEL)
 
+# make demo DEMO_WAREHOUSE=.prompt_release/warehouse.lake (or s3://bucket/prefix): the same demo on a lake
 demo: $(STAMP)
-	$(BIN)/python -m prompt_release_dagster.demo
+	$(BIN)/python -m prompt_release_dagster.demo $(if $(DEMO_WAREHOUSE),--warehouse '$(DEMO_WAREHOUSE)')
 
 test: $(STAMP) lint realmodel
 	@bash scripts/install_browser.sh || true

@@ -17,7 +17,9 @@ import json
 import os
 import socket
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 
 STATE_DIR = Path(".prompt_release")
 
@@ -98,7 +100,9 @@ def write_config_file(path: Path, **locations: str | os.PathLike) -> Path:
     lines = ["# Written by `make demo`. Order: --flag, then PROMPT_RELEASE_* variable, then this file, "
              "then the default.", "# Delete this file to go back to the defaults."]
     # TOML basic strings escape backslashes and quotes as JSON does.
-    lines += [f"{key} = {json.dumps(str(Path(value).resolve()))}" for key, value in locations.items()]
+    # a lake URI (s3://, file://) stays as written: a Path would fold it into a local name
+    lines += [f"{key} = {json.dumps(str(value) if '://' in str(value) else str(Path(value).resolve()))}"
+              for key, value in locations.items()]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
@@ -114,6 +118,112 @@ def _pick(explicit: str | os.PathLike | None, env: str, key: str, default: Path)
 def warehouse_path(explicit: str | os.PathLike | None = None) -> Path:
     """PROMPT_RELEASE_WAREHOUSE: the DuckDB warehouse file (default .prompt_release/warehouse.duckdb)."""
     return _pick(explicit, ENV_WAREHOUSE, "warehouse", STATE_DIR / "warehouse.duckdb")
+
+
+# The standard AWS variables object_store (delta-rs) understands; read at use,
+# handed to delta-rs as storage options, never stored or logged.
+_AWS_VARIABLES = (
+    "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_REGION",
+    "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ALLOW_HTTP",
+    "AWS_CONDITIONAL_PUT", "AWS_S3_ALLOW_UNSAFE_RENAME", "AWS_S3_LOCKING_PROVIDER",
+    "AWS_PROFILE", "AWS_VIRTUAL_HOSTED_STYLE_REQUEST",
+)
+_LAKE_HELP = (
+    "use a DuckDB file (*.duckdb), a lake folder (ending in / or .lake), "
+    "file:///absolute/folder or s3://bucket/prefix"
+)
+
+
+@dataclass(frozen=True)
+class LakeLocation:
+    """A Delta Lake warehouse root: `file:///abs/folder` or `s3://bucket/prefix` (no trailing /)."""
+
+    uri: str
+    setting: str  # the flag or variable it came from, for error messages
+
+    @property
+    def is_s3(self) -> bool:
+        return self.uri.startswith("s3://")
+
+    def table_uri(self, table: str) -> str:
+        return f"{self.uri}/{table}"
+
+    def storage_options(self) -> dict[str, str]:
+        if not self.is_s3:
+            return {}
+        options = {name: os.environ[name] for name in _AWS_VARIABLES if os.environ.get(name)}
+        if "AWS_REGION" not in options:
+            options["AWS_REGION"] = options.get("AWS_DEFAULT_REGION", "us-east-1")
+        endpoint = options.get("AWS_ENDPOINT_URL_S3") or options.get("AWS_ENDPOINT_URL")
+        if endpoint:
+            options["AWS_ENDPOINT_URL"] = endpoint
+            if endpoint.startswith("http://"):
+                options.setdefault("AWS_ALLOW_HTTP", "true")
+        # fail in seconds, not after object_store's default minutes of retries,
+        # when the store is down: the caller gets one line and exit 2
+        options.setdefault("timeout", os.environ.get(ENV_LAKE_TIMEOUT, "30s"))
+        options.setdefault("connect_timeout", "5s")
+        options.setdefault("max_retries", "2")
+        options.setdefault("retry_timeout", "15s")
+        return options
+
+    def __str__(self) -> str:
+        return self.uri
+
+
+ENV_LAKE_TIMEOUT = "PROMPT_RELEASE_LAKE_TIMEOUT"
+
+
+class WarehouseSettingError(ValueError):
+    """The warehouse setting names no usable location (the warehouse layer words it as a UserError;
+    config sits below errors in the layering, so it cannot raise one itself)."""
+
+    def __init__(self, message: str, setting: str) -> None:
+        self.setting = setting
+        super().__init__(message)
+
+
+def _warehouse_raw(explicit: str | os.PathLike | None) -> tuple[str, str]:
+    """The warehouse setting as written, and where it came from (for error messages)."""
+    raw = os.fspath(explicit) if explicit else os.environ.get(ENV_WAREHOUSE) or read_config_file().get("warehouse")
+    return raw or "", warehouse_source(explicit)
+
+
+def lake_location(explicit: str | os.PathLike | None = None) -> LakeLocation | None:
+    """The Delta Lake root the warehouse setting names, or None for a DuckDB file.
+
+    One setting picks the backend: `--warehouse` / PROMPT_RELEASE_WAREHOUSE holding
+    `s3://bucket/prefix`, `file:///folder`, or a folder ending in `/` or `.lake`
+    is a lake; anything else is a DuckDB file. A URI of another kind raises
+    WarehouseSettingError naming the setting.
+    """
+    raw, setting = _warehouse_raw(explicit)
+    if not raw:
+        return None
+    text = raw.strip()
+    for folded in ("s3:/", "file:/"):  # a URI that went through pathlib.Path lost a slash
+        if text.startswith(folded) and not text.startswith(folded + "/"):
+            text = folded + "/" + text[len(folded):]
+    scheme = urlparse(text).scheme if "://" in text else ""
+    if text.startswith(("md:", "motherduck:")) or (scheme and scheme not in ("s3", "file")):
+        raise WarehouseSettingError(f"unsupported warehouse location {raw!r}; {_LAKE_HELP}", setting)
+    if scheme == "s3":
+        parsed = urlparse(text)
+        bucket, prefix = parsed.netloc, parsed.path.strip("/")
+        if not bucket or not all(c.isalnum() or c in "-." for c in bucket):
+            raise WarehouseSettingError(f"no valid bucket in {raw!r}; {_LAKE_HELP}", setting)
+        return LakeLocation(f"s3://{bucket}" + (f"/{prefix}" if prefix else ""), setting)
+    if scheme == "file":
+        parsed = urlparse(text)
+        if parsed.netloc not in ("", "localhost") or not parsed.path.startswith("/"):
+            raise WarehouseSettingError(f"a file URI needs an absolute path (file:///folder), got {raw!r}", setting)
+        return LakeLocation("file://" + parsed.path.rstrip("/"), setting)
+    if text.endswith(("/", os.sep, ".lake")):
+        folder = Path(text).expanduser().resolve()
+        if folder.exists() and not folder.is_dir():
+            raise WarehouseSettingError(f"{raw!r} names a lake folder but is a file; {_LAKE_HELP}", setting)
+        return LakeLocation("file://" + str(folder), setting)
+    return None
 
 
 def registry_root(explicit: str | os.PathLike | None = None) -> Path:
@@ -276,3 +386,25 @@ def max_manifest_bytes() -> int:
     """PROMPT_RELEASE_MAX_MANIFEST_BYTES: a YAML file (manifest, gate spec, rubric, settings) larger
     than this is refused before parsing (default 1 MiB)."""
     return int(_number(None, ENV_MAX_MANIFEST_BYTES, DEFAULT_MAX_MANIFEST_BYTES))
+
+
+def warehouse_setting(explicit: str | os.PathLike | None = None) -> str:
+    """The warehouse location as text to hand on (a Dagster resource field): a lake URI
+    as written (a Path would fold `s3://` into `s3:/`), else the DuckDB file path."""
+    raw, _ = _warehouse_raw(explicit)
+    try:
+        lake = lake_location(explicit)
+    except WarehouseSettingError:
+        return raw  # the first warehouse access words the error
+    return lake.uri if lake else str(warehouse_path(explicit))
+
+
+def reports_dir(warehouse: str | os.PathLike | None = None) -> Path:
+    """Where gate reports (HTML) go by default: beside the warehouse file or local lake folder,
+    else (a lake on object storage) under the project-local state folder."""
+    lake = lake_location(warehouse)
+    if lake is None:
+        return warehouse_path(warehouse).parent / "reports"
+    if lake.is_s3:
+        return STATE_DIR / "reports"
+    return Path(lake.uri.removeprefix("file://")).parent / "reports"

@@ -47,6 +47,7 @@ from prompt_release.release.watch import WatchCursor
 from prompt_release.sample.generator import align_label_history, generate
 from prompt_release.sample.traffic import simulate_traffic
 from prompt_release.warehouse import read_connection
+from prompt_release.warehouse.lake import lake_for
 from prompt_release.warehouse.snapshot import analyst_path
 from prompt_release_dagster import definitions as location
 from prompt_release_dagster.instance import ensure_dagster_home
@@ -64,7 +65,7 @@ ACTOR = "demo-engineer"
 class DemoResult:
     state_dir: Path
     registry: Path
-    warehouse: Path
+    warehouse: Path | str
     reports: dict[str, dict[str, Any]] = field(default_factory=dict)  # candidate -> report summary
     promotions: dict[str, str] = field(default_factory=dict)  # candidate -> promotion state
     canary_decisions: list[dict[str, Any]] = field(default_factory=list)
@@ -73,9 +74,13 @@ class DemoResult:
     seconds: float = 0.0
 
 
-def prepare_state(state_dir: Path) -> dict[str, Path]:
-    """A fresh demo state: registry copy, landing, warehouse and reports; the Dagster home is kept."""
-    paths = {
+def prepare_state(state_dir: Path, warehouse: str | None = None) -> dict[str, Any]:
+    """A fresh demo state: registry copy, landing, warehouse and reports; the Dagster home is kept.
+
+    `warehouse`: a lake (see config.lake_location) to use instead of the state's DuckDB file;
+    a local lake folder is emptied first, an object-store lake must be new.
+    """
+    paths: dict[str, Any] = {
         "registry": state_dir / "registry",
         "landing": state_dir / "landing",
         "warehouse": state_dir / "warehouse.duckdb",
@@ -83,9 +88,14 @@ def prepare_state(state_dir: Path) -> dict[str, Path]:
     }
     for key in ("registry", "landing", "reports"):
         shutil.rmtree(paths[key], ignore_errors=True)
-
-    for stale in (paths["warehouse"], Path(f"{paths['warehouse']}.wal"), analyst_path(paths["warehouse"])):
-        stale.unlink(missing_ok=True)
+    lake = lake_for(warehouse) if warehouse else None
+    if lake is not None:
+        paths["warehouse"] = lake.uri
+        if not lake.is_s3:
+            shutil.rmtree(lake.uri.removeprefix("file://"), ignore_errors=True)
+    else:
+        for stale in (paths["warehouse"], Path(f"{paths['warehouse']}.wal"), analyst_path(paths["warehouse"])):
+            stale.unlink(missing_ok=True)
     paths["registry"].mkdir(parents=True)
     for folder in ("prompts", "schemas", "evals"):
         if (REPO_ROOT / folder).exists():
@@ -216,9 +226,10 @@ def run_demo(
     canary_requests: int = 2000,
     seed: int = 7,
     log=print,
+    warehouse: str | None = None,
 ) -> DemoResult:
     started = time.monotonic()
-    paths = prepare_state(state_dir)
+    paths = prepare_state(state_dir, warehouse)
     result = DemoResult(state_dir, paths["registry"], paths["warehouse"])
     today = datetime.now(UTC).date()
     start = today - timedelta(days=days)
@@ -393,12 +404,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--scale", type=float, default=1.0)
     parser.add_argument("--canary-requests", type=int, default=2000)
+    parser.add_argument("--warehouse", default=None,
+                        help="a lake (s3://bucket/prefix, file:///folder, folder/ or *.lake) instead of "
+                        "the state's DuckDB file")
     args = parser.parse_args(argv)
     state_dir = Path(args.state_dir).resolve()
     home = ensure_dagster_home()
     print(f"prompt-release demo: state in {state_dir}, Dagster home {home}", flush=True)
     result = run_demo(state_dir, days=args.days, scale=args.scale, canary_requests=args.canary_requests,
-                      log=lambda message: print(message, flush=True))
+                      log=lambda message: print(message, flush=True), warehouse=args.warehouse)
     print(summary_table(result))
     return 0
 

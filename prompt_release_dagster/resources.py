@@ -108,7 +108,7 @@ def default_resources() -> dict[str, dg.ConfigurableResource]:
         return dg.EnvVar(name) if config.is_set(name) else None
 
     return {
-        "warehouse": WarehouseResource(path=str(config.warehouse_path()),
+        "warehouse": WarehouseResource(path=config.warehouse_setting(),
                                        lock_timeout_s=config.lock_timeout_s()),
         "registry": RegistryResource(root=str(config.registry_root())),
         "landing": LandingResource(root=str(config.landing_path())),

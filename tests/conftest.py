@@ -77,3 +77,80 @@ def dagster_demo(tmp_path_factory: pytest.TempPathFactory):
     from tests.dagster_demo import run_demo_process
 
     return run_demo_process(tmp_path_factory.mktemp("dagster_demo"))
+
+
+MOTO_BUCKET = "prompt-release-tests"
+
+
+@pytest.fixture(scope="session")
+def moto_s3(tmp_path_factory: pytest.TempPathFactory):
+    """A real S3 protocol server (moto) on a free 127.0.0.1 port, for the session; stopped by PID.
+
+    Yields the environment a lake client needs. AWS_CONDITIONAL_PUT=etag makes
+    delta-rs commit with put-if-absent, so concurrent commits never overwrite
+    one another's log entry.
+    """
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    port = free_port()
+    log = tmp_path_factory.mktemp("moto") / "moto.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                                stdout=out, stderr=subprocess.STDOUT)
+    try:
+        endpoint = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"moto did not start: {log.read_text()[-2000:]}") from None
+                time.sleep(0.1)
+        request = urllib.request.Request(f"{endpoint}/{MOTO_BUCKET}", method="PUT")
+        urllib.request.urlopen(request, timeout=10).close()
+        yield {
+            "AWS_ENDPOINT_URL": endpoint,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_REGION": "us-east-1",
+            "AWS_ALLOW_HTTP": "true",
+            "AWS_CONDITIONAL_PUT": "etag",
+        }
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def _backend(kind: str, request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    if kind == "file":
+        return str(tmp_path / "warehouse.duckdb")
+    if kind == "lake":
+        location = str(tmp_path / "warehouse.lake")
+    else:
+        for name, value in request.getfixturevalue("moto_s3").items():
+            monkeypatch.setenv(name, value)
+        location = f"s3://{MOTO_BUCKET}/{tmp_path.name}"
+    monkeypatch.setenv("PROMPT_RELEASE_WAREHOUSE", location)
+    return location
+
+
+@pytest.fixture(params=["file", "lake", "s3"])
+def any_warehouse(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The same test on each backend: a DuckDB file, a local-folder lake, a lake on (moto) S3.
+
+    The warehouse setting in the environment names it too, for child processes.
+    """
+    return _backend(request.param, request, tmp_path, monkeypatch)
+
+
+@pytest.fixture(params=["lake", "s3"])
+def lake_warehouse(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A lake on a local folder, then on (moto) S3."""
+    return _backend(request.param, request, tmp_path, monkeypatch)

@@ -43,16 +43,21 @@ class DemoRun:
     log: Path
 
 
-def run_demo_process(root: Path, timeout_s: float = TIMEOUT_S) -> DemoRun:
+def run_demo_process(root: Path, timeout_s: float = TIMEOUT_S, *, warehouse: str | None = None,
+                     env: dict[str, str] | None = None) -> DemoRun:
+    """`warehouse`: a lake for the demo instead of its DuckDB file; `env`: more variables (a lake's AWS_*)."""
+    extra = env or {}
     home = write_dagster_home(root / "dagster_home")
     state, result_file, log = root / "state", root / "result.json", root / "demo.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PROMPT_RELEASE_", "OPENAI_", "DAGSTER_"))}
     env.update(DAGSTER_HOME=str(home), PROMPT_RELEASE_CONFIG=str(root / "no-state-file"),
-               PYTHONPATH=str(REPO_ROOT) + os.pathsep + env.get("PYTHONPATH", ""))
+               PYTHONPATH=str(REPO_ROOT) + os.pathsep + env.get("PYTHONPATH", ""), **extra)
     with log.open("wb") as out:
         # Its own session: the demo's simulator and anything else it starts share its process group.
-        proc = subprocess.Popen([sys.executable, "-m", "tests.dagster_demo", str(state), str(result_file)],
-                                cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        # a lake demo runs in `root`: gate report HTML of an S3 lake goes under ./.prompt_release
+        proc = subprocess.Popen([sys.executable, "-m", "tests.dagster_demo", str(state), str(result_file),
+                                 *([warehouse] if warehouse else [])],
+                                cwd=root if warehouse else REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         try:
             code = proc.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
@@ -65,13 +70,15 @@ def run_demo_process(root: Path, timeout_s: float = TIMEOUT_S) -> DemoRun:
         raise RuntimeError(f"the demo {outcome}; its log ({log}) ends:\n{tail}")
     data = json.loads(result_file.read_text(encoding="utf-8"))
     for key in ("state_dir", "registry", "warehouse"):
-        data[key] = Path(data[key])
+        if "://" not in data[key]:  # a lake URI stays text (a Path folds s3:// into s3:/)
+            data[key] = Path(data[key])
     return DemoRun(home, DemoResult(**data), log)
 
 
-def _main(state: str, result_file: str) -> int:
+def _main(state: str, result_file: str, warehouse: str | None = None) -> int:
     result = run_demo(Path(state), instance=dg.DagsterInstance.get(), days=DAYS, scale=SCALE,
-                      canary_requests=CANARY_REQUESTS, seed=SEED, log=lambda message: print(message, flush=True))
+                      canary_requests=CANARY_REQUESTS, seed=SEED, log=lambda message: print(message, flush=True),
+                      warehouse=warehouse)
     Path(result_file).write_text(json.dumps(dataclasses.asdict(result), default=str), encoding="utf-8")
     return 0
 

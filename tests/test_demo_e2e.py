@@ -9,6 +9,7 @@ browser tests (tests/ui/test_dagster_ui.py) look at the same runs.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +21,8 @@ from prompt_release.gates.evaluate import latest_report
 from prompt_release.golden import store as golden_store
 from prompt_release.registry import Registry
 from prompt_release_dagster.demo import DemoResult, summary_table
-from tests.dagster_demo import DemoRun
+from tests.conftest import MOTO_BUCKET
+from tests.dagster_demo import TIMEOUT_S, DemoRun, run_demo_process
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("demo")]
 
@@ -137,3 +139,43 @@ def test_the_demo_leaves_a_state_file_pointing_at_its_warehouse_and_registry(dem
     settings = config.read_config_file(demo.state_dir / "config")
     assert settings == {"warehouse": str(demo.warehouse.resolve()), "registry": str(demo.registry.resolve()),
                         "landing": str((demo.state_dir / "landing").resolve())}
+
+
+def decisions(result: DemoResult) -> dict:
+    """What a release engineer reads off a demo: verdicts, where each candidate ended up, every
+    label and status move in order, the canary decisions, and the golden versions."""
+    registry = Registry(result.registry)
+    moves = [(e.action, e.label, e.from_version, e.to_version, e.status)
+             for prompt_id in registry.prompt_ids() for e in registry.history(prompt_id)]
+    return {
+        "verdicts": {candidate: report["verdict"] for candidate, report in result.reports.items()},
+        "now": result.promotions,
+        "moves": moves,
+        "canary": [(d["candidate_version"], d["action"]) for d in result.canary_decisions],
+        "golden": result.golden_versions,
+    }
+
+
+# On moto S3 the demo takes about three times the file demo (634 s against 222 s under load 11 on
+# 2 cores): past the suite's budget, and past the harness's 600 s bound, whose SIGTERM Dagster
+# turns into one interrupted run (the hotfix's rollback) while the demo goes on. Run it on demand.
+S3_DEMO = "PROMPT_RELEASE_TEST_S3_DEMO"
+
+
+@pytest.fixture(scope="module", params=["lake", pytest.param("s3", marks=[pytest.mark.skipif(
+    not os.environ.get(S3_DEMO), reason=f"the demo on moto S3 runs with {S3_DEMO}=1 (about 3x the file demo)"),
+    pytest.mark.timeout(5 * TIMEOUT_S)])])
+def lake_demo(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> DemoResult:
+    """The same demo with its warehouse on a local-folder lake, then on a lake in (moto) S3."""
+    root = tmp_path_factory.mktemp(f"demo_{request.param}")
+    if request.param == "lake":
+        location, env = str(root / "warehouse.lake"), {}
+    else:
+        location, env = f"s3://{MOTO_BUCKET}/demo", request.getfixturevalue("moto_s3")
+    return run_demo_process(root, warehouse=location, env=env,
+                            timeout_s=4 * TIMEOUT_S if request.param == "s3" else TIMEOUT_S).result
+
+
+def test_the_demo_on_a_lake_decides_exactly_as_on_the_duckdb_file(demo: DemoResult, lake_demo: DemoResult) -> None:
+    assert str(lake_demo.warehouse).startswith(("file://", "s3://"))
+    assert decisions(lake_demo) == decisions(demo)

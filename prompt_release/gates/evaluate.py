@@ -282,7 +282,7 @@ def evaluate_run(
                                       "rubric_version", "rubric_hash", "judge_version", "judge_hash")}
     decision = decide(spec, candidate, baseline, provenance=provenance)
     report = build_report(run, results, diff, spec, decision)
-    out_dir = Path(reports_dir) if reports_dir else config.warehouse_path(warehouse).parent / "reports"
+    out_dir = Path(reports_dir) if reports_dir else config.reports_dir(warehouse)
     paths = write_report(report, out_dir)
     report = report.model_copy(update={"paths": {k: str(v) for k, v in paths.items()}})
     stored = report.to_json()

@@ -27,7 +27,7 @@ from pydantic import BaseModel, ValidationError
 
 from prompt_release.registry import CANARY, LabelEntry, Registry
 from prompt_release.release.promotion import awaiting_approval
-from prompt_release.warehouse import read_connection
+from prompt_release.warehouse import read_connection, warehouse_exists
 
 OPEN_STATUSES = ("candidate", "approved")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -110,7 +110,7 @@ def gate_report_actions(warehouse: str | Path, registry: Registry, cursor: Watch
     cursor = cursor or WatchCursor.beginning()
     result = WatchResult(cursor=cursor)
     rows: list[tuple] = []
-    if Path(warehouse).exists():
+    if warehouse_exists(warehouse):
         with read_connection(warehouse) as con:
             if _table_exists(con, "gate_reports"):
                 rows = con.execute(
@@ -145,7 +145,7 @@ def canary_actions(warehouse: str | Path, registry: Registry, cursor: WatchCurso
     start_now = cursor is None
     cursor = cursor or WatchCursor.beginning()
     result = WatchResult(cursor=cursor)
-    if not Path(warehouse).exists():
+    if not warehouse_exists(warehouse):
         return result
     live: dict[str, LabelEntry] = {}
     for prompt_id in registry.prompt_ids():

@@ -7,7 +7,7 @@ by another process with bounded exponential backoff. Analysts use
 commit (`analyst_path`, `publish_snapshot`) and so never blocks a writer.
 """
 
-from prompt_release.warehouse.connection import query_frame, read_connection, write_transaction
+from prompt_release.warehouse.connection import query_frame, read_connection, warehouse_exists, write_transaction
 from prompt_release.warehouse.migrate import SCHEMA_VERSION, current_version
 from prompt_release.warehouse.snapshot import analyst_connection, analyst_path, publish_snapshot
 
@@ -19,5 +19,6 @@ __all__ = [
     "current_version",
     "publish_snapshot",
     "read_connection",
+    "warehouse_exists",
     "write_transaction",
 ]

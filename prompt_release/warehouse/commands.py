@@ -69,7 +69,8 @@ def one_line(exc: duckdb.Error) -> str:
     """DuckDB's multi-line message (hint, LINE n:, caret) as one line."""
     lines = [ln.strip() for ln in str(exc).splitlines()]
     message = " ".join(ln for ln in lines if ln and set(ln) != {"^"})
-    if "read-only mode" in message:
+    # a lake's tables are views over its committed snapshot: DuckDB refuses a write to them so
+    if any(text in message for text in ("read-only mode", "is not an table", "Can only delete from base table")):
         message += " (`prompt-release sql` is read-only; the pipeline writes the warehouse)"
     return message
 

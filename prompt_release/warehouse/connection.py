@@ -16,14 +16,22 @@ import duckdb
 
 from prompt_release import config
 from prompt_release.errors import UserError
+from prompt_release.warehouse import lake as lake_backend
 from prompt_release.warehouse.locking import open_with_backoff
 from prompt_release.warehouse.migrate import check_readable, migrate
 from prompt_release.warehouse.snapshot import is_local_file, publish_locked, remove_stale
 
 
-def existing_warehouse(explicit: str | Path | None = None) -> Path:
+def existing_warehouse(explicit: str | Path | None = None) -> Path | str:
     """The warehouse a reading command opens. A path that does not exist is an error, not a new
-    empty file: a mistyped --warehouse must not print a real-looking report from nothing."""
+    empty file: a mistyped --warehouse must not print a real-looking report from nothing.
+    A lake is returned as its URI (a Path would fold `s3://` into `s3:/`)."""
+    lake = lake_backend.lake_for(explicit)
+    if lake is not None:
+        if not lake_backend.exists(lake):
+            raise UserError(f"no warehouse in the lake {lake.uri} (from {config.warehouse_source(explicit)}): "
+                            "run `make demo` or `prompt-release ingest PATH` to create one", field=lake.setting)
+        return lake.uri
     path = config.warehouse_path(explicit)
     if not is_local_file(path) or path.exists():
         return path
@@ -50,6 +58,12 @@ def write_transaction(
     (PROMPT_RELEASE_ANALYST_SNAPSHOT=0) the stale snapshot is removed instead,
     so analysts fall back to the live file rather than read old data.
     """
+    lake = lake_backend.lake_for(path)
+    if lake is not None:
+        # no file lock and no snapshot to publish: readers see each table's last commit
+        with lake_backend.staged_transaction(lake) as staged:
+            yield staged
+        return
     resolved = config.warehouse_path(path)
     con = open_with_backoff(resolved, lock_timeout_s=lock_timeout_s)
     try:
@@ -90,6 +104,14 @@ def read_connection(
     A warehouse that does not exist yet is created and migrated first so that
     readers of a fresh project see empty tables rather than an error.
     """
+    lake = lake_backend.lake_for(path)
+    if lake is not None:
+        con = lake_backend.open_reader(lake)
+        try:
+            yield con
+        finally:
+            con.close()
+        return
     resolved = config.warehouse_path(path)
     if not resolved.exists():
         with write_transaction(resolved, lock_timeout_s=lock_timeout_s):
@@ -100,6 +122,14 @@ def read_connection(
         yield con
     finally:
         con.close()
+
+
+def warehouse_exists(path: str | Path | None = None) -> bool:
+    """Whether the warehouse was created yet (a DuckDB file, or a lake's tables); never creates it."""
+    lake = lake_backend.lake_for(path)
+    if lake is None:
+        return config.warehouse_path(path).exists()
+    return lake_backend.exists(lake)
 
 
 def query_frame(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None):

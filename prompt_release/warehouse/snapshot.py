@@ -25,6 +25,7 @@ import duckdb
 
 from prompt_release import config
 from prompt_release.errors import UserError
+from prompt_release.warehouse import lake as lake_backend
 from prompt_release.warehouse.locking import is_lock_error, open_with_backoff
 from prompt_release.warehouse.migrate import check_readable
 
@@ -164,6 +165,9 @@ def publish_snapshot(
     with per-write publishing turned off (`PROMPT_RELEASE_ANALYST_SNAPSHOT=0`)
     and one publish at the end of a run instead.
     """
+    if lake_backend.lake_for(warehouse) is not None:
+        raise UserError("a lake has no analyst snapshot to publish: readers see each table's last commit",
+                        field="--warehouse")
     live = config.warehouse_path(warehouse)
     if not is_local_file(live):
         raise UserError("analyst snapshots are for local DuckDB files", file=live)
@@ -185,6 +189,8 @@ def snapshot_lag_s(warehouse: str | os.PathLike | None = None) -> float | None:
     Non-None means a write is in progress or a write happened without a
     publish; the analyst's numbers are as of the last published write.
     """
+    if lake_backend.lake_for(warehouse) is not None:
+        return None
     live = config.warehouse_path(warehouse)
     snap = analyst_path(live)
     try:
@@ -213,6 +219,16 @@ def analyst_connection(
     session is locked down (`LOCKDOWN`): no statement through it writes or
     reads any file other than the attached warehouse.
     """
+    lake = lake_backend.lake_for(warehouse)
+    if lake is not None:
+        # the lake's committed snapshot is what every reader sees; `live` changes nothing
+        con = lake_backend.open_reader(lake, create=False)
+        try:
+            lock_down(con)
+        except BaseException:
+            con.close()
+            raise
+        return con
     live_path = config.warehouse_path(warehouse)
     snap = analyst_path(live_path)
     if not live and is_local_file(live_path) and snap.exists():

@@ -9,10 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from prompt_release.traces import ingest_day, ingest_paths
+from prompt_release.warehouse import read_connection
 from tests.conftest import REPO_ROOT
 
 EXACT = ('{"trace_id": "tr_9241", "workflow": "support_router", "prompt_version": "support_router:v1.6.0", '
@@ -26,12 +26,9 @@ def good(i: int, **extra) -> str:
     return json.dumps(record)
 
 
-def rows(warehouse: Path, sql: str, params=None):
-    con = duckdb.connect(str(warehouse), read_only=True)
-    try:
+def rows(warehouse: Path | str, sql: str, params=None):
+    with read_connection(warehouse) as con:
         return con.execute(sql, params or []).fetchall()
-    finally:
-        con.close()
 
 
 def balanced(summary) -> None:
@@ -41,13 +38,13 @@ def balanced(summary) -> None:
             assert f.records == f.lines_read
 
 
-def test_exact_contract_line_ingests_with_extra_keys_in_attributes(tmp_path, warehouse):
+def test_exact_contract_line_ingests_with_extra_keys_in_attributes(tmp_path, any_warehouse):
     day = tmp_path / "landing" / "2026-11-27"
     day.mkdir(parents=True)
     (day / "a.jsonl").write_text(EXACT + "\n")
-    summary = ingest_paths([day], warehouse=warehouse)
+    summary = ingest_paths([day], warehouse=any_warehouse)
     assert summary.total.stored == 1 and summary.total.rejected == 0
-    (row,) = rows(warehouse, "SELECT trace_id, prompt_id, prompt_version, workflow, latency_ms, attributes, ts_source, day, record_key FROM traces")
+    (row,) = rows(any_warehouse, "SELECT trace_id, prompt_id, prompt_version, workflow, latency_ms, attributes, ts_source, day, record_key FROM traces")
     assert row[:5] == ("tr_9241", "support_router", "support_router:v1.6.0", "support_router", 842.0)
     assert json.loads(row[5]) == {"route": "account_recovery", "schema_valid": True}
     assert row[6] == "day_folder" and str(row[7]) == "2026-11-27"
@@ -98,14 +95,14 @@ def test_malformed_line_is_rejected_with_reason_and_rest_ingests(tmp_path, wareh
     assert raw_len == len(content) and len(sha) == 64
 
 
-def test_bom_crlf_blank_lines_and_missing_final_newline(tmp_path, warehouse):
+def test_bom_crlf_blank_lines_and_missing_final_newline(tmp_path, any_warehouse):
     path = tmp_path / "win.jsonl"
     path.write_bytes(b"\xef\xbb\xbf" + good(1).encode() + b"\r\n\r\n   \r\n" + good(2).encode() + b"\r\n" + good(3).encode())
-    summary = ingest_paths([path], warehouse=warehouse)
+    summary = ingest_paths([path], warehouse=any_warehouse)
     balanced(summary)
     f = summary.files[0]
     assert (f.stored, f.rejected, f.blank_lines, f.lines_read) == (3, 0, 2, 3)
-    assert rows(warehouse, "SELECT source_line FROM traces ORDER BY 1") == [(1,), (4,), (5,)]
+    assert rows(any_warehouse, "SELECT source_line FROM traces ORDER BY 1") == [(1,), (4,), (5,)]
 
 
 def test_ten_megabyte_line_is_ingested_and_does_not_stop_the_file(tmp_path, warehouse):
@@ -140,19 +137,19 @@ def test_gzip_cut_short_ingests_prefix_and_records_the_cut(tmp_path, warehouse):
     assert ingest_paths([tmp_path / "ok.jsonl.gz"], warehouse=warehouse).total.rejected == 0
 
 
-def test_reingest_and_overlapping_files_add_no_rows(tmp_path, warehouse):
+def test_reingest_and_overlapping_files_add_no_rows(tmp_path, any_warehouse):
     a = tmp_path / "a.jsonl"
     b = tmp_path / "b.jsonl"
     a.write_text("".join(good(i) + "\n" for i in range(10)) + EXACT + "\n")
     b.write_text("".join(good(i) + "\n" for i in range(5, 15)) + EXACT + "\n" + EXACT + "\n")
-    first = ingest_paths([a], warehouse=warehouse)
-    again = ingest_paths([a], warehouse=warehouse)
-    both = ingest_paths([a, b], warehouse=warehouse)
+    first = ingest_paths([a], warehouse=any_warehouse)
+    again = ingest_paths([a], warehouse=any_warehouse)
+    both = ingest_paths([a, b], warehouse=any_warehouse)
     for s in (first, again, both):
         balanced(s)
     assert first.total.stored == 11 and again.total.stored == 0 and again.total.duplicates == 11
     assert both.files[1].stored == 5 and both.files[1].duplicates == 7
-    assert rows(warehouse, "SELECT count(*) FROM traces") == [(16,)]
+    assert rows(any_warehouse, "SELECT count(*) FROM traces") == [(16,)]
 
 
 @pytest.mark.parametrize("warehouse_before", ["empty", "holding rows"])
@@ -175,22 +172,22 @@ def test_a_key_repeated_in_one_file_is_stored_once(tmp_path, warehouse, monkeypa
     assert stored == [(200, 200, 200)]  # each key stored once, from its first line
 
 
-def test_ingest_day_replaces_exactly_that_day(tmp_path, warehouse):
+def test_ingest_day_replaces_exactly_that_day(tmp_path, any_warehouse):
     landing = tmp_path / "landing"
     d1, d2 = landing / "2026-11-27", landing / "2026-11-28"
     d1.mkdir(parents=True)
     d2.mkdir(parents=True)
     (d1 / "a.jsonl").write_text(good(1) + "\n" + good(2) + "\n")
     (d2 / "a.jsonl").write_text(good(3) + "\n")
-    ingest_day(landing, "2026-11-27", warehouse=warehouse)
-    ingest_day(landing, "2026-11-28", warehouse=warehouse)
+    ingest_day(landing, "2026-11-27", warehouse=any_warehouse)
+    ingest_day(landing, "2026-11-28", warehouse=any_warehouse)
     (d1 / "a.jsonl").write_text(good(1, model="new") + "\n")  # the day was re-landed
-    summary = ingest_day(landing, "2026-11-27", warehouse=warehouse)
+    summary = ingest_day(landing, "2026-11-27", warehouse=any_warehouse)
     assert summary.total.stored == 1
-    assert rows(warehouse, "SELECT span_id, model FROM traces ORDER BY 1") == [("sp_1", "new"), ("sp_3", "m")]
+    assert rows(any_warehouse, "SELECT span_id, model FROM traces ORDER BY 1") == [("sp_1", "new"), ("sp_3", "m")]
 
 
-def test_killed_mid_file_leaves_nothing_then_reingest_gets_all(tmp_path, warehouse):
+def test_killed_mid_file_leaves_nothing_then_reingest_gets_all(tmp_path, any_warehouse):
     # The child reports each chunk it has inserted (inside the file's open
     # transaction), then waits on its stdin, and is killed after the first one.
     source = tmp_path / "stream.jsonl"
@@ -198,7 +195,7 @@ def test_killed_mid_file_leaves_nothing_then_reingest_gets_all(tmp_path, warehou
     code = ("import sys; from prompt_release.traces import ingest_paths; "
             "ingest_paths([sys.argv[1]], format='native', "
             "progress=lambda m: (print(m, flush=True), sys.stdin.readline()))")
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "PROMPT_RELEASE_WAREHOUSE": str(warehouse),
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "PROMPT_RELEASE_WAREHOUSE": str(any_warehouse),
            "PROMPT_RELEASE_INGEST_CHUNK_BYTES": "4096"}
     proc = subprocess.Popen([sys.executable, "-c", code, str(source)], env=env,
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
@@ -208,9 +205,9 @@ def test_killed_mid_file_leaves_nothing_then_reingest_gets_all(tmp_path, warehou
     finally:
         proc.kill()
         proc.wait()
-    assert rows(warehouse, "SELECT count(*) FROM traces") == [(0,)]
-    assert ingest_paths([source], warehouse=warehouse).total.stored == 400
-    assert rows(warehouse, "SELECT count(*) FROM traces") == [(400,)]
+    assert rows(any_warehouse, "SELECT count(*) FROM traces") == [(0,)]
+    assert ingest_paths([source], warehouse=any_warehouse).total.stored == 400
+    assert rows(any_warehouse, "SELECT count(*) FROM traces") == [(400,)]
 
 
 def test_cli_prints_counts_and_json(tmp_path, warehouse):

@@ -1,0 +1,592 @@
+"""The Delta Lake backend: the warehouse's tables as Delta tables under one root URI.
+
+Chosen by the warehouse setting (`config.lake_location`): `s3://bucket/prefix`,
+`file:///folder`, or a folder ending in `/` or `.lake`. DuckDB stays the
+engine on both paths; see docs/architecture.md ("The lake backend") for why.
+
+Reads (`open_reader`): a fresh in-memory DuckDB where every table is a view
+over the committed Delta snapshot of that table, opened as an Arrow dataset
+(no DuckDB extension needed), with the column types of the DuckDB schema
+(JSON stays JSON). The documented views are then created from the SQL the
+migrations left in a scratch database, not from a copy of it.
+
+Writes (`staged_transaction`): the body runs against an in-memory DuckDB
+migrated with the same migrations (same tables, keys, views) and loaded with
+the committed snapshot, inside one transaction, exactly as on the file
+backend. At the end, per table, the rows the body inserted (row ids past the
+loaded ones) and the loaded rows it deleted are turned into ONE Delta commit:
+
+- only inserts: a merge on the table's key (insert when not matched, within
+  the touched partitions), or an append for a table without a key;
+- deletes in a partitioned table: the touched partitions are replaced by
+  their staged content (overwrite with a partition predicate);
+- deletes in a keyed table: a merge that deletes, updates and inserts by key;
+- deletes in a small table without a key: the whole table is replaced.
+
+Commits are optimistic. A merge that loses a race to another writer is run
+again against the new version (a merge reads the table as it is, so the
+retry is right); a partition or table replacement that loses a race is not
+retried, because its content was computed from the old version: it fails
+with ConcurrentWriteError and nothing of it is visible. A body that fails, or
+a process killed before the end, commits nothing.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import random
+import re
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from prompt_release import config
+from prompt_release.errors import SchemaVersionError, UserError
+from prompt_release.warehouse.migrate import SCHEMA_VERSION, migrate
+
+log = logging.getLogger(__name__)
+
+# Large tables, partitioned where a write naturally replaces a slice.
+PARTITIONS: dict[str, str] = {
+    "traces": "day",
+    "failures": "day",
+    "backtest_results": "run_id",
+}
+# Commit order: data before the accounting that describes it, so a crash between
+# two commits can leave data without its ingest_files row (a rerun adds the row;
+# merges on the key make the data idempotent) but never accounting without data.
+_LAST = ("ingest_files",)
+_MERGE_ATTEMPTS = 12
+
+
+class ConcurrentWriteError(UserError):
+    """Another writer changed a partition this transaction replaces; run the step again."""
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    name: str
+    schema: pa.Schema
+    casts: str  # SELECT list giving the DuckDB column types back (JSON, TIMESTAMPTZ, ...)
+    key: tuple[str, ...]
+    partition: str | None
+
+
+@dataclass(frozen=True)
+class Template:
+    tables: dict[str, TableSpec]
+    views: tuple[str, ...]  # CREATE VIEW statements, in creation order
+    comments: tuple[str, ...]  # COMMENT ON statements for tables-as-views, views, columns
+
+
+def _quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _literal(value: Any) -> str:
+    if value is None:
+        return "NULL"
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+@cache
+def template() -> Template:
+    """The schema every lake mirrors: the migrations applied to a scratch in-memory DuckDB."""
+    con = duckdb.connect()
+    try:
+        migrate(con)
+        names = [r[0] for r in con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE database_name = 'memory' ORDER BY table_oid"
+        ).fetchall()]
+        keys: dict[str, tuple[str, ...]] = {}
+        for table, _kind, cols in con.execute(
+            "SELECT table_name, constraint_type, constraint_column_names FROM duckdb_constraints() "
+            "WHERE constraint_type IN ('PRIMARY KEY', 'UNIQUE') ORDER BY constraint_type"
+        ).fetchall():
+            keys.setdefault(table, tuple(cols))  # 'PRIMARY KEY' sorts before 'UNIQUE'
+        tables = {}
+        comments = []
+        for name in names:
+            columns = con.execute(
+                "SELECT column_name, data_type, comment FROM duckdb_columns() "
+                "WHERE table_name = ? AND database_name = 'memory' ORDER BY column_index", [name]
+            ).fetchall()
+            casts = ", ".join(f"CAST({_quote_ident(c)} AS {t}) AS {_quote_ident(c)}" for c, t, _ in columns)
+            schema = con.sql(f"SELECT * FROM {_quote_ident(name)} LIMIT 0").to_arrow_table().schema
+            tables[name] = TableSpec(name, schema, casts, keys.get(name, ()), PARTITIONS.get(name))
+            comments += [f"COMMENT ON COLUMN {_quote_ident(name)}.{_quote_ident(c)} IS {_literal(note)}"
+                         for c, _, note in columns if note]
+        for name, note in con.execute(
+            "SELECT table_name, comment FROM duckdb_tables() WHERE comment IS NOT NULL AND database_name = 'memory'"
+        ).fetchall():
+            comments.append(f"COMMENT ON VIEW {_quote_ident(name)} IS {_literal(note)}")
+        view_rows = con.execute(
+            "SELECT view_name, sql, comment FROM duckdb_views() "
+            "WHERE NOT internal AND database_name = 'memory' ORDER BY view_oid"
+        ).fetchall()
+        views = tuple(sql for _, sql, _ in view_rows)
+        for view, _, note in view_rows:
+            if note:
+                comments.append(f"COMMENT ON VIEW {_quote_ident(view)} IS {_literal(note)}")
+            comments += [
+                f"COMMENT ON COLUMN {_quote_ident(view)}.{_quote_ident(c)} IS {_literal(n)}"
+                for c, n in con.execute(
+                    "SELECT column_name, comment FROM duckdb_columns() WHERE table_name = ? "
+                    "AND database_name = 'memory' AND comment IS NOT NULL ORDER BY column_index", [view]
+                ).fetchall()
+            ]
+        return Template(tables, views, tuple(comments))
+    finally:
+        con.close()
+
+
+def _deltalake():
+    # imported on first use: delta-rs costs ~0.3 s to import, and a file-backend
+    # process never needs it
+    import deltalake
+    import deltalake.exceptions
+
+    return deltalake
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _describe(exc: BaseException) -> str:
+    # object_store nests its causes with coloured arrows; one plain line is what the user gets
+    text = " ".join(_ANSI.sub("", str(exc)).replace("\u21b3", ";").split())
+    return text[:300]
+
+
+def _store_error(lake: config.LakeLocation, exc: BaseException) -> UserError:
+    return UserError(
+        f"cannot use the lake {lake.uri}: {_describe(exc)} (check the location, that the store is "
+        "reachable, and the AWS_* credentials)",
+        field=lake.setting,
+    )
+
+
+def _check_credentials(lake: config.LakeLocation) -> None:
+    options = lake.storage_options()
+    if lake.is_s3 and not (
+        ("AWS_ACCESS_KEY_ID" in options and "AWS_SECRET_ACCESS_KEY" in options) or "AWS_PROFILE" in options
+    ):
+        raise UserError(
+            f"no credentials for {lake.uri}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
+            "(or AWS_PROFILE)",
+            field=lake.setting,
+        )
+
+
+def exists(lake: config.LakeLocation) -> bool:
+    """Whether the lake holds a warehouse (its schema_version table is written last on creation)."""
+    _check_credentials(lake)
+    try:
+        return _deltalake().DeltaTable.is_deltatable(lake.table_uri("schema_version"),
+                                                     storage_options=lake.storage_options())
+    except Exception as exc:
+        raise _store_error(lake, exc) from exc
+
+
+class Snapshot:
+    """The current version of every table of a lake (each table read at its own latest commit)."""
+
+    def __init__(self, lake: config.LakeLocation, tables: dict[str, Any]) -> None:
+        self.lake = lake
+        self.tables = tables
+
+    @classmethod
+    def open(cls, lake: config.LakeLocation, *, create: bool) -> Snapshot:
+        dl = _deltalake()
+        _check_credentials(lake)
+        options = lake.storage_options()
+        tpl = template()
+        tables: dict[str, Any] = {}
+        try:
+            exists = dl.DeltaTable.is_deltatable(lake.table_uri("schema_version"), storage_options=options)
+        except Exception as exc:  # object_store errors come as several Python types
+            raise _store_error(lake, exc) from exc
+        if not exists:
+            if not create:
+                raise UserError(
+                    f"no warehouse in the lake {lake.uri} yet (ingest traces or run the demo first)",
+                    field=lake.setting,
+                )
+            _create_tables(lake, tpl)
+        try:
+            for name in tpl.tables:
+                tables[name] = dl.DeltaTable(lake.table_uri(name), storage_options=options)
+        except dl.exceptions.TableNotFoundError:
+            if not create:
+                raise
+            _create_tables(lake, tpl)
+            return cls.open(lake, create=False)
+        except Exception as exc:
+            raise _store_error(lake, exc) from exc
+        snapshot = cls(lake, tables)
+        snapshot.check_version()
+        return snapshot
+
+    def check_version(self) -> None:
+        versions = self.tables["schema_version"].to_pyarrow_table(columns=["version"])["version"]
+        found = max(versions.to_pylist(), default=0)
+        if found > SCHEMA_VERSION:
+            raise SchemaVersionError(
+                f"warehouse schema version {found} is newer than this prompt-release understands "
+                f"({SCHEMA_VERSION}); upgrade prompt-release to open it",
+                file=self.lake.uri,
+            )
+        if found < SCHEMA_VERSION:
+            raise SchemaVersionError(
+                f"lake schema version {found} is older than this prompt-release ({SCHEMA_VERSION}); "
+                "the lake backend does not migrate yet: build a new lake",
+                file=self.lake.uri,
+            )
+
+    def dataset(self, name: str):
+        table = self.tables[name]
+        plain = table.to_pyarrow_dataset().schema
+        # Files written by a merge (DataFusion) store strings as string_view, appended ones as
+        # string. Read as string everywhere, DuckDB's pushed-down filter on a merged file fails
+        # in pyarrow ("no kernel matching input types (string, string_view)"); read as
+        # string_view everywhere, both kinds of file filter correctly.
+        return table.to_pyarrow_dataset(schema=pa.schema([pa.field(f.name, _as_view(f.type)) for f in plain]))
+
+
+def _as_view(kind: pa.DataType) -> pa.DataType:
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        return pa.string_view()
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind):
+        return pa.list_(_as_view(kind.value_type))
+    return kind
+
+
+def _create_tables(lake: config.LakeLocation, tpl: Template) -> None:
+    """Create every missing table; schema_version last, so its presence means a complete lake.
+
+    Several processes may create the same lake at once: Delta's first commit
+    is put-if-absent, so exactly one wins per table and the others find it there.
+    """
+    dl = _deltalake()
+    options = lake.storage_options()
+    scratch = duckdb.connect()
+    try:
+        migrate(scratch)
+        versions = scratch.sql("SELECT * FROM schema_version").to_arrow_table()
+    finally:
+        scratch.close()
+    for name, spec in [*((n, s) for n, s in tpl.tables.items() if n != "schema_version"),
+                       ("schema_version", tpl.tables["schema_version"])]:
+        uri = lake.table_uri(name)
+        data = versions.cast(spec.schema) if name == "schema_version" else spec.schema.empty_table()
+        try:
+            if dl.DeltaTable.is_deltatable(uri, storage_options=options):
+                continue
+            dl.write_deltalake(uri, data, mode="error", storage_options=options,
+                               partition_by=[spec.partition] if spec.partition else None)
+        except Exception as exc:
+            if dl.DeltaTable.is_deltatable(uri, storage_options=options):
+                continue  # another process created it first
+            raise _store_error(lake, exc) from exc
+
+
+def lake_for(warehouse) -> config.LakeLocation | None:
+    """The lake the warehouse setting names, None for a DuckDB file; a bad setting is a UserError."""
+    try:
+        return config.lake_location(warehouse)
+    except config.WarehouseSettingError as exc:
+        raise UserError(str(exc), field=exc.setting) from None
+
+
+# --- reads -------------------------------------------------------------------------------
+
+
+_views_lock = threading.Lock()
+
+
+@cache
+def _views_file() -> Path:
+    """A DuckDB file holding only the warehouse's views, built once per process.
+
+    Every table is a view over a name (`__lake_<table>`) that each reader binds
+    to the lake's committed Arrow dataset; the documented views are created
+    from the migrations' SQL. Readers attach it READ_ONLY as catalog
+    `warehouse`, as they attach the file backend's snapshot, so the same SQL
+    (qualified or not) runs, and no session can write or drop the views.
+    """
+    tpl = template()
+    folder = Path(tempfile.mkdtemp(prefix="prompt_release_lake_views_"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    path = folder / "views.duckdb"
+    con = duckdb.connect(str(path))
+    try:
+        con.execute("BEGIN TRANSACTION")  # one commit, not one per statement
+        for name, spec in tpl.tables.items():
+            source = f"__lake_{name}"
+            con.register(source, spec.schema.empty_table())
+            con.execute(f"CREATE VIEW {_quote_ident(name)} AS SELECT {spec.casts} FROM {source}")
+        for sql in tpl.views:
+            con.execute(sql)
+        for sql in tpl.comments:
+            con.execute(sql)
+        con.execute("COMMIT")
+    finally:
+        con.close()
+    return path
+
+
+def open_reader(lake: config.LakeLocation, *, create: bool = True) -> duckdb.DuckDBPyConnection:
+    """A read-only DuckDB session over the lake's committed snapshot (catalog `warehouse`)."""
+    snapshot = Snapshot.open(lake, create=create)
+    with _views_lock:
+        views = _views_file()
+    con = duckdb.connect()
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        for name in template().tables:
+            con.register(f"__lake_{name}", snapshot.dataset(name))
+        con.execute(f"ATTACH '{views}' AS warehouse (READ_ONLY)")
+        con.execute("USE warehouse")
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+# --- writes ------------------------------------------------------------------------------
+
+
+@dataclass
+class _Loaded:
+    spec: TableSpec
+    baseline: pa.Table  # the committed rows, in row-id order
+
+
+@contextmanager
+def staged_transaction(lake: config.LakeLocation) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Run the body against the committed snapshot staged in memory, then commit its changes."""
+    snapshot = Snapshot.open(lake, create=True)
+    tpl = template()
+    con = duckdb.connect()
+    try:
+        migrate(con)
+        con.execute("SET TimeZone = 'UTC'")
+        loaded: dict[str, _Loaded] = {}
+        for name, spec in tpl.tables.items():
+            if name == "schema_version":
+                continue
+            # plain strings, in the schema's column order: pyarrow cannot `take` string_view
+            baseline = snapshot.dataset(name).to_table().select(spec.schema.names).cast(spec.schema)
+            if baseline.num_rows:
+                columns = ", ".join(_quote_ident(c) for c in spec.schema.names)
+                con.register("__lake_load", baseline)
+                try:
+                    con.execute(f"INSERT INTO {_quote_ident(name)} ({columns}) SELECT {columns} FROM __lake_load")
+                finally:
+                    con.unregister("__lake_load")
+            loaded[name] = _Loaded(spec, baseline)
+        con.execute("BEGIN TRANSACTION")
+        try:
+            yield con
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        _refuse_unknown_tables(con, lake)
+        changes = {name: _changes(con, item) for name, item in loaded.items()}
+        con.execute("COMMIT")
+        order = [n for n in changes if n not in _LAST] + [n for n in _LAST if n in changes]
+        for name in order:
+            inserted, deleted = changes[name]
+            if inserted.num_rows or deleted.num_rows:
+                _commit_table(con, snapshot, loaded[name].spec, inserted, deleted)
+    finally:
+        con.close()
+
+
+def _refuse_unknown_tables(con: duckdb.DuckDBPyConnection, lake: config.LakeLocation) -> None:
+    # a table the body made up would vanish at the end of the transaction; say so instead
+    extra = [name for (name,) in con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE database_name = 'memory' AND NOT temporary"
+    ).fetchall() if name not in template().tables]
+    if extra:
+        con.execute("ROLLBACK")
+        raise UserError(
+            f"the lake stores the warehouse schema's tables only; {', '.join(sorted(extra))} would be lost "
+            "(add a migration for a new table)",
+            file=lake.uri,
+        )
+
+
+def _changes(con: duckdb.DuckDBPyConnection, item: _Loaded) -> tuple[pa.Table, pa.Table]:
+    """(rows the body inserted, loaded rows it deleted). The code base only inserts and
+    deletes; an UPDATE keeps a row's id and would not be seen, so none may be used here."""
+    spec, n = item.spec, item.baseline.num_rows
+    name = _quote_ident(spec.name)
+    columns = ", ".join(_quote_ident(c) for c in spec.schema.names)
+    inserted = con.sql(f"SELECT {columns} FROM {name} WHERE rowid >= {n}").to_arrow_table().cast(spec.schema)
+    if n == 0:
+        return inserted, spec.schema.empty_table()
+    kept = con.sql(f"SELECT rowid FROM {name} WHERE rowid < {n}").to_arrow_table()["rowid"].to_numpy()
+    if len(kept) == n:
+        return inserted, spec.schema.empty_table()
+    gone = np.ones(n, dtype=bool)
+    gone[kept] = False
+    deleted = item.baseline.take(pa.array(np.flatnonzero(gone))).cast(spec.schema)
+    return inserted, deleted
+
+
+def _commit_table(con, snapshot: Snapshot, spec: TableSpec, inserted: pa.Table, deleted: pa.Table) -> None:
+    if deleted.num_rows == 0 and spec.key:
+        _merge(snapshot, spec, inserted, delete_keys=None)
+    elif deleted.num_rows == 0:
+        _append(snapshot, spec, inserted)
+    elif spec.partition:
+        _replace_partitions(con, snapshot, spec, inserted, deleted)
+    elif spec.key:
+        _merge(snapshot, spec, inserted, delete_keys=deleted.select(list(spec.key)))
+    else:
+        _replace_table(con, snapshot, spec)
+
+
+def _options(snapshot: Snapshot) -> dict[str, str]:
+    return snapshot.lake.storage_options()
+
+
+def _append(snapshot: Snapshot, spec: TableSpec, rows: pa.Table) -> None:
+    dl = _deltalake()
+    # appends never conflict with other commits; delta-rs retries the version race itself
+    dl.write_deltalake(snapshot.lake.table_uri(spec.name), rows, mode="append",
+                       storage_options=_options(snapshot))
+
+
+def _partition_predicate(column: str, values: list, alias: str = "") -> str:
+    col = f"{alias}{column}"
+    known = sorted({str(v) for v in values if v is not None})
+    parts = []
+    if known:
+        parts.append(f"{col} IN ({', '.join(_literal(v) for v in known)})")
+    if any(v is None for v in values):
+        parts.append(f"{col} IS NULL")
+    return "(" + " OR ".join(parts) + ")" if parts else "false"
+
+
+def _merge(snapshot: Snapshot, spec: TableSpec, upserts: pa.Table, delete_keys: pa.Table | None) -> None:
+    """One merge commit on the table's key (within the touched partitions); retried on a lost race.
+
+    Only inserts (`delete_keys` None): rows whose key is already stored are left
+    as stored. Otherwise rows matched by `delete_keys` and not upserted are
+    deleted, matched upserts replace the stored row, the rest are inserted.
+    """
+    dl = _deltalake()
+    # delta-rs predicates take plain column names (every name in the schema is one)
+    on = " AND ".join(f"t.{k} = s.{k}" for k in spec.key)
+    source = upserts.append_column("__op", pa.array(["upsert"] * upserts.num_rows, pa.string()))
+    if delete_keys is not None and delete_keys.num_rows:
+        upsert_keys = set(zip(*(upserts[k].to_pylist() for k in spec.key), strict=True))
+        gone = [i for i, key in enumerate(zip(*(delete_keys[k].to_pylist() for k in spec.key), strict=True))
+                if key not in upsert_keys]
+        if gone:
+            dead = delete_keys.take(pa.array(gone, pa.int64()))
+            filler = {
+                c: (dead[c] if c in dead.column_names else pa.nulls(len(gone), spec.schema.field(c).type))
+                for c in spec.schema.names
+            }
+            dead_rows = pa.table(filler, schema=spec.schema).append_column(
+                "__op", pa.array(["delete"] * len(gone), pa.string()))
+            source = pa.concat_tables([source, dead_rows])
+    if spec.partition:
+        values = source[spec.partition].to_pylist()
+        on += f" AND t.{spec.partition} = s.{spec.partition} AND " + \
+            _partition_predicate(spec.partition, values, "t.")
+    for attempt in range(1, _MERGE_ATTEMPTS + 1):
+        table = dl.DeltaTable(snapshot.lake.table_uri(spec.name), storage_options=_options(snapshot))
+        builder = table.merge(source, on, source_alias="s", target_alias="t")
+        if delete_keys is not None:
+            builder = builder.when_matched_delete(predicate="s.__op = 'delete'").when_matched_update_all(
+                predicate="s.__op = 'upsert'", except_cols=["__op"])
+        builder = builder.when_not_matched_insert_all(predicate="s.__op = 'upsert'", except_cols=["__op"])
+        try:
+            builder.execute()
+            return
+        except dl.exceptions.CommitFailedError:
+            if attempt == _MERGE_ATTEMPTS:
+                raise
+            log.info("merge into %s lost a race to another writer; merging again (%d)", spec.name, attempt)
+            time.sleep(random.uniform(0.05, 0.2) * attempt)
+
+
+def _replace_partitions(con, snapshot: Snapshot, spec: TableSpec, inserted: pa.Table, deleted: pa.Table) -> None:
+    dl = _deltalake()
+    column = spec.partition
+    assert column is not None
+    values = inserted[column].to_pylist() + deleted[column].to_pylist()
+    predicate = _partition_predicate(column, values)
+    columns = ", ".join(_quote_ident(c) for c in spec.schema.names)
+    rows = con.sql(f"SELECT {columns} FROM {_quote_ident(spec.name)} WHERE {predicate}").to_arrow_table().cast(spec.schema)
+    _overwrite(dl, snapshot, spec, rows, predicate)
+
+
+def _replace_table(con, snapshot: Snapshot, spec: TableSpec) -> None:
+    dl = _deltalake()
+    columns = ", ".join(_quote_ident(c) for c in spec.schema.names)
+    rows = con.sql(f"SELECT {columns} FROM {_quote_ident(spec.name)}").to_arrow_table().cast(spec.schema)
+    # a predicate (even `true`) makes delta-rs check the commit against concurrent
+    # ones; a plain overwrite would silently drop another writer's rows
+    _overwrite(dl, snapshot, spec, rows, "true")
+
+
+def _overwrite(dl, snapshot: Snapshot, spec: TableSpec, rows: pa.Table, predicate: str) -> None:
+    # against the version this transaction loaded: a commit in between is a conflict
+    table = snapshot.tables[spec.name]
+    try:
+        dl.write_deltalake(table, rows, mode="overwrite", predicate=predicate)
+    except dl.exceptions.CommitFailedError as exc:
+        raise ConcurrentWriteError(
+            f"another writer changed {spec.name} ({predicate}) while this transaction ran; "
+            "nothing of this write is visible in that table, run the step again",
+            file=snapshot.lake.uri,
+        ) from exc
+
+
+# --- maintenance -------------------------------------------------------------------------
+
+# Files a commit no longer references are deleted only once they are older than this:
+# time travel (`DeltaTable(..., version=N)`) and readers still scanning an older version
+# need them until then. Delta's own default is 7 days; so is ours.
+DEFAULT_RETENTION_HOURS = 7 * 24
+
+
+def maintain(lake: config.LakeLocation, *, retention_hours: int = DEFAULT_RETENTION_HOURS) -> dict[str, dict]:
+    """Compact small files (`optimize`) and delete unreferenced files past the retention (`vacuum`).
+
+    Per table: {"files_added", "files_removed", "vacuumed"}. Compaction is a Delta
+    commit like any other, so it runs while writers commit (a lost race is left to
+    the next run rather than retried).
+    """
+    dl = _deltalake()
+    Snapshot.open(lake, create=False)  # refuses a missing lake, or one of another schema version
+    done: dict[str, dict] = {}
+    for name in template().tables:
+        table = dl.DeltaTable(lake.table_uri(name), storage_options=lake.storage_options())
+        try:
+            metrics = table.optimize.compact()
+        except dl.exceptions.CommitFailedError:
+            log.info("compaction of %s lost a race to a writer; left for the next run", name)
+            metrics = {"numFilesAdded": 0, "numFilesRemoved": 0}
+        removed = table.vacuum(retention_hours=retention_hours, dry_run=False,
+                               enforce_retention_duration=retention_hours >= DEFAULT_RETENTION_HOURS)
+        done[name] = {"files_added": metrics.get("numFilesAdded", 0),
+                      "files_removed": metrics.get("numFilesRemoved", 0), "vacuumed": len(removed)}
+    return done
