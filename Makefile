@@ -45,6 +45,7 @@ test: $(STAMP) lint realmodel
 # Lint and the layering contracts (pyproject.toml [tool.ruff], [tool.importlinter]).
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 
 # The UI over the demo's Dagster home; the code location finds the demo's warehouse, landing

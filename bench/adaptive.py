@@ -60,8 +60,10 @@ def simulate(rng: np.random.Generator, json_rate: float, change: float) -> dict[
     breaks = base_acc & (rng.random(N_CASES) < max(0.0, CHURN - change) / BASELINE_ACCURACY)
     cand_acc = (base_acc | fixes) & ~breaks
     cand_json = rng.random(N_CASES) < json_rate
-    return {"json_valid_rate": (cand_json.astype(float), np.ones(N_CASES)),
-            "handoff_accuracy": (cand_acc.astype(float), base_acc.astype(float))}
+    return {
+        "json_valid_rate": (cand_json.astype(float), np.ones(N_CASES)),
+        "handoff_accuracy": (cand_acc.astype(float), base_acc.astype(float)),
+    }
 
 
 def adaptive_verdict(paired: dict, ids: list[str]) -> tuple[str, int]:
@@ -83,7 +85,10 @@ def part_simulated(trials: int, seed: int) -> None:
     print(f"Simulated backtests: {N_CASES} cases, {trials} trials per scenario, batches of {ADAPTIVE_BATCH_CASES}")
     print(f"{'scenario':<32} {'gate':<9} {'promote':>8} {'reject':>7} {'freeze':>7} {'wrong':>6} {'set paid':>9}")
     for name, (json_rate, change, correct) in SCENARIOS.items():
-        counts = {"full": {"promote": 0, "reject": 0, "freeze": 0}, "adaptive": {"promote": 0, "reject": 0, "freeze": 0}}
+        counts = {
+            "full": {"promote": 0, "reject": 0, "freeze": 0},
+            "adaptive": {"promote": 0, "reject": 0, "freeze": 0},
+        }
         paid = 0
         for _ in range(trials):
             paired = simulate(rng, json_rate, change)
@@ -94,8 +99,10 @@ def part_simulated(trials: int, seed: int) -> None:
         for gate, c in counts.items():
             wrong = sum(v for k, v in c.items() if k not in correct)
             share = paid / trials / N_CASES if gate == "adaptive" else 1.0
-            print(f"{name:<32} {gate:<9} {c['promote'] / trials:>8.1%} {c['reject'] / trials:>7.1%} "
-                  f"{c['freeze'] / trials:>7.1%} {wrong / trials:>6.1%} {share:>9.0%}")
+            print(
+                f"{name:<32} {gate:<9} {c['promote'] / trials:>8.1%} {c['reject'] / trials:>7.1%} "
+                f"{c['freeze'] / trials:>7.1%} {wrong / trials:>6.1%} {share:>9.0%}"
+            )
     print("wrong = a verdict outside the scenario's correct set (3-pt regression promoted; equal or better rejected)")
 
 
@@ -112,20 +119,34 @@ def part_demo() -> None:
         for candidate in candidates:
             reports = {}
             for mode, world in worlds.items():
-                env = {**os.environ, "PROMPT_RELEASE_REGISTRY": str(world.registry),
-                       "PROMPT_RELEASE_WAREHOUSE": str(world.warehouse), "OPENAI_BASE_URL": sim.base_url,
-                       "PYTHONPATH": str(ROOT)}
+                env = {
+                    **os.environ,
+                    "PROMPT_RELEASE_REGISTRY": str(world.registry),
+                    "PROMPT_RELEASE_WAREHOUSE": str(world.warehouse),
+                    "OPENAI_BASE_URL": sim.base_url,
+                    "PYTHONPATH": str(ROOT),
+                }
                 args = [sys.executable, "-m", "prompt_release", "gate", "--candidate", candidate, "--json"]
-                done = subprocess.run(args + (["--full"] if mode == "full" else []), env=env, cwd=ROOT,
-                                      capture_output=True, text=True, timeout=1800)
+                done = subprocess.run(
+                    args + (["--full"] if mode == "full" else []),
+                    env=env,
+                    cwd=ROOT,
+                    capture_output=True,
+                    text=True,
+                    timeout=1800,
+                )
                 reports[mode] = json.loads(done.stdout)
             a, f = reports["adaptive"], reports["full"]
             totals["adaptive"] += a["evidence"]["calls_made"]
             totals["full"] += f["evidence"]["calls_made"]
-            print(f"{candidate:<24} {a['evidence']['calls_made']:>14} {f['evidence']['calls_made']:>11}  "
-                  f"{a['verdict']} / {f['verdict']}, {a['evidence']['stop_reason'] or 'ran the whole set'}")
-    print(f"{'all four':<24} {totals['adaptive']:>14} {totals['full']:>11}  "
-          f"adaptive / full = {totals['adaptive'] / totals['full']:.2f}")
+            print(
+                f"{candidate:<24} {a['evidence']['calls_made']:>14} {f['evidence']['calls_made']:>11}  "
+                f"{a['verdict']} / {f['verdict']}, {a['evidence']['stop_reason'] or 'ran the whole set'}"
+            )
+    print(
+        f"{'all four':<24} {totals['adaptive']:>14} {totals['full']:>11}  "
+        f"adaptive / full = {totals['adaptive'] / totals['full']:.2f}"
+    )
 
 
 def main() -> int:

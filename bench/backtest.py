@@ -88,10 +88,13 @@ def write_golden(registry: Path, n: int, seed: int = 7) -> str:
         messages = [{"role": "user", "content": ticket}]
         case_id = case_id_for({"messages": messages, "variables": variables})
         cases[case_id] = GoldenCase(
-            case_id=case_id, workflow=WORKFLOW, input=CaseInput(messages=messages, variables=variables),
+            case_id=case_id,
+            workflow=WORKFLOW,
+            input=CaseInput(messages=messages, variables=variables),
             expected=Expected(kind="label", value={"route": route}, source="label_file"),
-            contract=Contract(prompt_id=WORKFLOW, output_format="json",
-                              checks=["json_valid", "schema_valid", "enum_values"]),
+            contract=Contract(
+                prompt_id=WORKFLOW, output_format="json", checks=["json_valid", "schema_valid", "enum_values"]
+            ),
             tags=Tags(intent=route, segment=variables["customer_tier"]),
             provenance=Provenance(note="bench/backtest.py"),
         )
@@ -99,11 +102,20 @@ def write_golden(registry: Path, n: int, seed: int = 7) -> str:
     data = golden_store.cases_bytes(final)
     intents = Counter(c.tags.intent for c in final)
     manifest = Manifest(
-        dataset=DATASET, version=1, version_id=f"{DATASET}:v1", workflow=WORKFLOW, content_hash=content_hash(final),
-        parent_version=None, case_count=len(final), labelled_count=len(final), counts_by_failure_class={},
-        counts_by_tag={"intent": dict(sorted(intents.items()))}, changes={"added": [c.case_id for c in final],
-                                                                           "removed": [], "changed": []},
-        source_spans={}, cases_file="v1.jsonl", cases_sha256=golden_store.sha256_bytes(data),
+        dataset=DATASET,
+        version=1,
+        version_id=f"{DATASET}:v1",
+        workflow=WORKFLOW,
+        content_hash=content_hash(final),
+        parent_version=None,
+        case_count=len(final),
+        labelled_count=len(final),
+        counts_by_failure_class={},
+        counts_by_tag={"intent": dict(sorted(intents.items()))},
+        changes={"added": [c.case_id for c in final], "removed": [], "changed": []},
+        source_spans={},
+        cases_file="v1.jsonl",
+        cases_sha256=golden_store.sha256_bytes(data),
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )
     golden_store.write_version(registry, manifest, data)
@@ -119,9 +131,15 @@ def bare_requests(registry: Path, version: str) -> list[dict]:
         package = reg.load_package(vid)
         fmt = package.response_format()
         for case in cases:
-            out.append({"model": package.model, "messages": package.render(case.input.variables,
-                                                                            messages=case.input.messages),
-                        **package.parameters, "seed": 0, **({"response_format": fmt} if fmt else {})})
+            out.append(
+                {
+                    "model": package.model,
+                    "messages": package.render(case.input.variables, messages=case.input.messages),
+                    **package.parameters,
+                    "seed": 0,
+                    **({"response_format": fmt} if fmt else {}),
+                }
+            )
     # Alternate the prompts as the backtest does.
     half = len(out) // 2
     return [r for pair in zip(out[:half], out[half:], strict=True) for r in pair]
@@ -146,8 +164,9 @@ async def bare_loop(base_url: str, requests: list[dict], concurrency: int) -> tu
 
 
 def backtest(registry: Path, warehouse: Path, base_url: str, concurrency: int, dataset: str):
-    settings = BacktestSettings(candidate=CANDIDATE, baseline=BASELINE, dataset=dataset, history_days=0,
-                                replay_baseline=False)
+    settings = BacktestSettings(
+        candidate=CANDIDATE, baseline=BASELINE, dataset=dataset, history_days=0, replay_baseline=False
+    )
     llm = LLMSettings(base_url=base_url, max_concurrency=concurrency)
     wall, cpu = time.perf_counter(), time.process_time()
     outcome = run_backtest(settings, registry_root=registry, warehouse=warehouse, llm_settings=llm)
@@ -194,17 +213,22 @@ def main() -> None:
         bare, ours = [], []
         for r in range(args.rounds):
             bare.append(asyncio.run(bare_loop(sim.base_url, requests, conc)))
-            outcome, wall, cpu = backtest(registry, fresh_warehouse(base / f"round{r}.duckdb"), sim.base_url,
-                                          conc, dataset)
+            outcome, wall, cpu = backtest(
+                registry, fresh_warehouse(base / f"round{r}.duckdb"), sim.base_url, conc, dataset
+            )
             assert outcome.cases == n and outcome.calls_made == 2 * n and outcome.calls_cached == 0, outcome
             ours.append((outcome.calls_made / wall, cpu / outcome.calls_made * 1e6))
-            print(f"round {r + 1}: bare {bare[-1][0]:6.0f} calls/s {bare[-1][1]:5.0f} us CPU/call | "
-                  f"backtest {ours[-1][0]:6.0f} calls/s {ours[-1][1]:5.0f} us CPU/call "
-                  f"({ours[-1][0] / bare[-1][0]:.2f}x)", flush=True)
+            print(
+                f"round {r + 1}: bare {bare[-1][0]:6.0f} calls/s {bare[-1][1]:5.0f} us CPU/call | "
+                f"backtest {ours[-1][0]:6.0f} calls/s {ours[-1][1]:5.0f} us CPU/call "
+                f"({ours[-1][0] / bare[-1][0]:.2f}x)",
+                flush=True,
+            )
         cached = []
         for r in range(args.rounds):
-            outcome, wall, cpu = backtest(registry, base / f"round{args.rounds - 1}.duckdb", sim.base_url, conc,
-                                          dataset)
+            outcome, wall, cpu = backtest(
+                registry, base / f"round{args.rounds - 1}.duckdb", sim.base_url, conc, dataset
+            )
             assert outcome.cases == n and outcome.calls_cached == 2 * n and outcome.calls_made == 0, outcome
             assert outcome.results_kept, outcome  # same rows as stored: only the run record is rewritten
             cached.append((n / wall, cpu / n * 1e6))
@@ -216,20 +240,30 @@ def main() -> None:
     cached_rate, cached_cpu = statistics.median(c[0] for c in cached), statistics.median(c[1] for c in cached)
     ratio = our_rate / bare_rate
     print()
-    print(f"{n} cases x 2 prompts ({CANDIDATE} vs {BASELINE}), concurrency {conc}, simulator in its own "
-          f"process, zero added latency; medians of {args.rounds} rounds")
+    print(
+        f"{n} cases x 2 prompts ({CANDIDATE} vs {BASELINE}), concurrency {conc}, simulator in its own "
+        f"process, zero added latency; medians of {args.rounds} rounds"
+    )
     print(f"{'':44s} {'rate':>14s} {'CPU us':>8s} {'vs bare':>8s}  target")
     print(f"{'(a) bare AsyncOpenAI loop':44s} {bare_rate:8.0f} call/s {bare_cpu:8.0f} {1.0:8.2f}")
-    print(f"{'(b) backtest, uncached (checks, cache, rows)':44s} {our_rate:8.0f} call/s {our_cpu:8.0f} "
-          f"{ratio:8.2f}  >= 0.75 x bare   {verdict(ratio >= 0.75)}")
-    print(f"{'(c) backtest, fully cached':44s} {cached_rate:8.0f} case/s {cached_cpu:8.1f} {'':8s}  "
-          f">= 10,000 case/s {verdict(cached_rate >= 10_000)}")
-    print(f"  of (c)'s {1000 * n / cached_rate:.0f} ms per run, {floor:.0f} ms is the warehouse floor any run pays "
-          "(open to read the cache, open to write, commit, analyst snapshot)")
+    print(
+        f"{'(b) backtest, uncached (checks, cache, rows)':44s} {our_rate:8.0f} call/s {our_cpu:8.0f} "
+        f"{ratio:8.2f}  >= 0.75 x bare   {verdict(ratio >= 0.75)}"
+    )
+    print(
+        f"{'(c) backtest, fully cached':44s} {cached_rate:8.0f} case/s {cached_cpu:8.1f} {'':8s}  "
+        f">= 10,000 case/s {verdict(cached_rate >= 10_000)}"
+    )
+    print(
+        f"  of (c)'s {1000 * n / cached_rate:.0f} ms per run, {floor:.0f} ms is the warehouse floor any run pays "
+        "(open to read the cache, open to write, commit, analyst snapshot)"
+    )
     for role in ("baseline", "candidate"):
         s = summary.get(role, {})
-        print(f"  {role}: {s.get('results')} results, passed {s.get('passed'):.3f}, "
-              f"handoff accuracy {s.get('task_accuracy'):.3f}")
+        print(
+            f"  {role}: {s.get('results')} results, passed {s.get('passed'):.3f}, "
+            f"handoff accuracy {s.get('task_accuracy'):.3f}"
+        )
 
 
 if __name__ == "__main__":

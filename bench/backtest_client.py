@@ -33,14 +33,20 @@ SYSTEM = (
     "[default-route] general\n[format] json\n"
     "Answer with the JSON object only."
 )
-TOPICS = ("I was charged twice on my invoice", "I am locked out after a password reset",
-          "my package tracking has not moved", "do you have a student discount")
+TOPICS = (
+    "I was charged twice on my invoice",
+    "I am locked out after a password reset",
+    "my package tracking has not moved",
+    "do you have a student discount",
+)
 CONCURRENCY = 64
 
 
 def messages(i: int, salt: str) -> list[dict]:
-    return [{"role": "system", "content": SYSTEM},
-            {"role": "user", "content": f"Ticket {salt}-{i}: {TOPICS[i % len(TOPICS)]}. Customer tier: gold."}]
+    return [
+        {"role": "system", "content": SYSTEM},
+        {"role": "user", "content": f"Ticket {salt}-{i}: {TOPICS[i % len(TOPICS)]}. Customer tier: gold."},
+    ]
 
 
 async def bare_loop(base_url: str, n: int, salt: str) -> tuple[float, float]:
@@ -49,8 +55,9 @@ async def bare_loop(base_url: str, n: int, salt: str) -> tuple[float, float]:
 
     async def one(i: int) -> str | None:
         async with gate:
-            reply = await client.chat.completions.create(model="sim", messages=messages(i, salt), temperature=0,
-                                                         max_tokens=64, seed=0)
+            reply = await client.chat.completions.create(
+                model="sim", messages=messages(i, salt), temperature=0, max_tokens=64, seed=0
+            )
             return reply.choices[0].message.content
 
     wall, cpu = time.perf_counter(), time.process_time()
@@ -63,8 +70,16 @@ async def bare_loop(base_url: str, n: int, salt: str) -> tuple[float, float]:
 
 async def ours(base_url: str, n: int, salt: str, warehouse: Path) -> tuple[float, float, int]:
     settings = LLMSettings(base_url=base_url, max_concurrency=CONCURRENCY)
-    requests = [CallRequest(model="sim", messages=messages(i, salt), parameters={"temperature": 0, "max_tokens": 64},
-                            package_hash="sha256:bench", tag=str(i)) for i in range(n)]
+    requests = [
+        CallRequest(
+            model="sim",
+            messages=messages(i, salt),
+            parameters={"temperature": 0, "max_tokens": 64},
+            package_hash="sha256:bench",
+            tag=str(i),
+        )
+        for i in range(n)
+    ]
     wall, cpu = time.perf_counter(), time.process_time()
     results = await run_calls(requests, settings, warehouse=warehouse)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
@@ -85,8 +100,11 @@ def main() -> None:
         for r in range(args.rounds):
             bare.append(asyncio.run(bare_loop(sim.base_url, n, f"bare{r}")))
             mine.append(asyncio.run(ours(sim.base_url, n, f"ours{r}", warehouse))[:2])
-            print(f"round {r + 1}: bare {bare[-1][0]:7.0f} calls/s {bare[-1][1]:6.0f} us CPU/call | "
-                  f"run_calls {mine[-1][0]:7.0f} calls/s {mine[-1][1]:6.0f} us CPU/call", flush=True)
+            print(
+                f"round {r + 1}: bare {bare[-1][0]:7.0f} calls/s {bare[-1][1]:6.0f} us CPU/call | "
+                f"run_calls {mine[-1][0]:7.0f} calls/s {mine[-1][1]:6.0f} us CPU/call",
+                flush=True,
+            )
         cached = [asyncio.run(ours(sim.base_url, n, f"ours{r}", warehouse)) for r in range(args.rounds)]
         assert all(c[2] == n for c in cached), "cached run made calls"
         server = sim.stats()
@@ -94,14 +112,20 @@ def main() -> None:
     our_rate, our_cpu = statistics.median(m[0] for m in mine), statistics.median(m[1] for m in mine)
     cached_rate = statistics.median(c[0] for c in cached)
     print()
-    print(f"{n} calls at concurrency {CONCURRENCY}, simulator in its own process, zero added latency, "
-          f"median of {args.rounds} alternating rounds")
+    print(
+        f"{n} calls at concurrency {CONCURRENCY}, simulator in its own process, zero added latency, "
+        f"median of {args.rounds} alternating rounds"
+    )
     print(f"{'':34s} {'calls/s':>10s} {'CPU us/call':>12s} {'rate vs bare':>13s}")
     print(f"{'(a) bare AsyncOpenAI loop':34s} {bare_rate:10.0f} {bare_cpu:12.0f} {1.0:13.2f}")
-    print(f"{'(b) run_calls, uncached + cache':34s} {our_rate:10.0f} {our_cpu:12.0f} {our_rate / bare_rate:13.2f}"
-          f"   target >= 0.75")
-    print(f"{'(c) run_calls, fully cached':34s} {cached_rate:10.0f} {'':>12s} {cached_rate / bare_rate:13.2f}"
-          f"   target >= 10,000 calls/s")
+    print(
+        f"{'(b) run_calls, uncached + cache':34s} {our_rate:10.0f} {our_cpu:12.0f} {our_rate / bare_rate:13.2f}"
+        f"   target >= 0.75"
+    )
+    print(
+        f"{'(c) run_calls, fully cached':34s} {cached_rate:10.0f} {'':>12s} {cached_rate / bare_rate:13.2f}"
+        f"   target >= 10,000 calls/s"
+    )
     print(f"server: {server['chat_requests']} chat requests")
 
 

@@ -142,8 +142,11 @@ def latency_coverage(trials: int, rng: np.random.Generator) -> dict[int, dict[st
                 held_os += iv.lower <= 1.0 <= iv.upper
             boot = st.paired_percentile_comparison(cand, base, 0.95, n_resamples=LATENCY_RESAMPLES, seed=trial)
             held_boot += boot.lower <= 1.0 <= boot.upper
-        table[n] = {"order_statistic": held_os / trials if n >= minimum else None, "bootstrap": held_boot / trials,
-                    "minimum": minimum}
+        table[n] = {
+            "order_statistic": held_os / trials if n >= minimum else None,
+            "bootstrap": held_boot / trials,
+            "minimum": minimum,
+        }
     return table
 
 
@@ -153,11 +156,17 @@ def canary_error_rates(trials: int, candidate_rate: float, rng: np.random.Genera
     looks = np.arange(CANARY_STEP, CANARY_MAX + 1, CANARY_STEP)
     cand_fail = rng.binomial(CANARY_STEP, candidate_rate, size=(trials, looks.size)).cumsum(axis=1)
     prod_n = looks * CANARY_PRODUCTION_PER_CANARY
-    prod_fail = rng.binomial(CANARY_STEP * CANARY_PRODUCTION_PER_CANARY, PRODUCTION_FAILURE_RATE, size=(trials, looks.size)).cumsum(axis=1)
+    prod_fail = rng.binomial(
+        CANARY_STEP * CANARY_PRODUCTION_PER_CANARY, PRODUCTION_FAILURE_RATE, size=(trials, looks.size)
+    ).cumsum(axis=1)
 
-    cs = seq.rate_difference_sequence(cand_fail, looks, prod_fail, prod_n, confidence=policy.confidence, tau=policy.rate_tau)
+    cs = seq.rate_difference_sequence(
+        cand_fail, looks, prod_fail, prod_n, confidence=policy.confidence, tau=policy.rate_tau
+    )
     seq_actions = cn.combine(
-        [cn.canary_rule(cs.lower, cs.upper, policy.failure_abort_above, policy.failure_margin)], looks, policy.min_canary_traces
+        [cn.canary_rule(cs.lower, cs.upper, policy.failure_abort_above, policy.failure_margin)],
+        looks,
+        policy.min_canary_traces,
     )
 
     # Naive: the same rule on a fixed-horizon Wald (two-proportion z) interval recomputed at every look:
@@ -192,15 +201,21 @@ def _pct(x: float) -> str:
     return f"{x * 100:5.1f}%"
 
 
-def _check(label: str, value: float, bound: float, below: bool = True, marks: tuple[str, str] = ("PASS", "FAIL")) -> bool:
+def _check(
+    label: str, value: float, bound: float, below: bool = True, marks: tuple[str, str] = ("PASS", "FAIL")
+) -> bool:
     ok = value < bound if below else value > bound
-    print(f"  [{marks[0] if ok else marks[1]}] {label}: {_pct(value).strip()} ({'<' if below else '>'} {bound * 100:g}%)")
+    print(
+        f"  [{marks[0] if ok else marks[1]}] {label}: {_pct(value).strip()} ({'<' if below else '>'} {bound * 100:g}%)"
+    )
     return ok
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trials", type=int, default=1000, help="trials per accuracy cell (latency uses 400, canary 4x)")
+    parser.add_argument(
+        "--trials", type=int, default=1000, help="trials per accuracy cell (latency uses 400, canary 4x)"
+    )
     parser.add_argument("--latency-trials", type=int, default=400)
     parser.add_argument("--coverage-trials", type=int, default=1000, help="trials per n of the latency coverage table")
     parser.add_argument("--seed", type=int, default=6)
@@ -211,8 +226,12 @@ def main() -> int:
     t0 = time.perf_counter()
     acc = accuracy_power(args.trials, rng)
     print("\nAccuracy gate 'handoff_accuracy >= baseline - 1%' (hard; Newcombe paired interval, 95%)")
-    print(f"baseline accuracy {BASELINE_ACCURACY:.0%}, candidate fixes {CHURN:.0%} of cases and breaks {CHURN:.0%} + regression; {args.trials} trials per cell")
-    print(f"{'regression':>10} {'n':>5} | {'promote':>8} {'reject':>8} {'freeze':>8} | naive raw-rate gate: {'promote':>8} {'reject':>8}")
+    print(
+        f"baseline accuracy {BASELINE_ACCURACY:.0%}, candidate fixes {CHURN:.0%} of cases and breaks {CHURN:.0%} + regression; {args.trials} trials per cell"
+    )
+    print(
+        f"{'regression':>10} {'n':>5} | {'promote':>8} {'reject':>8} {'freeze':>8} | naive raw-rate gate: {'promote':>8} {'reject':>8}"
+    )
     for (reg, n), row in acc.items():
         print(
             f"{reg * 100:>8.0f}pt {n:>5} | {_pct(row['promote']):>8} {_pct(row['reject']):>8} {_pct(row['freeze']):>8} |"
@@ -222,26 +241,43 @@ def main() -> int:
     results.append(_check("3-point regression at n=1000 promoted", acc[(0.03, 1000)]["promote"], 0.05))
     for n in SIZES_N:
         results.append(_check(f"equal candidate at n={n} rejected", acc[(0.0, n)]["reject"], 0.05))
-    print(f"  (naive raw-rate gate: 3-point regression at n=100 promoted {_pct(acc[(0.03, 100)]['naive_promote']).strip()}, "
-          f"equal candidate at n=100 rejected {_pct(acc[(0.0, 100)]['naive_reject']).strip()})")
-    print("  (equal candidate promoted: " + ", ".join(f"n={n} {_pct(acc[(0.0, n)]['promote']).strip()}" for n in SIZES_N) + ")")
+    print(
+        f"  (naive raw-rate gate: 3-point regression at n=100 promoted {_pct(acc[(0.03, 100)]['naive_promote']).strip()}, "
+        f"equal candidate at n=100 rejected {_pct(acc[(0.0, 100)]['naive_reject']).strip()})"
+    )
+    print(
+        "  (equal candidate promoted: "
+        + ", ".join(f"n={n} {_pct(acc[(0.0, n)]['promote']).strip()}" for n in SIZES_N)
+        + ")"
+    )
 
     margins = accuracy_margin_comparison(args.trials // 2, rng)
     print(f"\nSame at n=1000, margin 1 pt vs 2 pt ({args.trials // 2} trials per cell): promote / reject / freeze")
     print(f"{'regression':>10} | {'>= baseline - 1%':>26} | {'>= baseline - 2%':>26}")
     for reg in ACCURACY_REGRESSIONS:
         cells = [margins[(m, reg)] for m in ("1%", "2%")]
-        print(f"{reg * 100:>8.0f}pt | " + " | ".join(f"{_pct(c['promote'])} {_pct(c['reject'])} {_pct(c['freeze'])}   " for c in cells))
-    results.append(_check("3-point regression at n=1000 promoted with a 2-pt margin", margins[("2%", 0.03)]["promote"], 0.05))
+        print(
+            f"{reg * 100:>8.0f}pt | "
+            + " | ".join(f"{_pct(c['promote'])} {_pct(c['reject'])} {_pct(c['freeze'])}   " for c in cells)
+        )
+    results.append(
+        _check("3-point regression at n=1000 promoted with a 2-pt margin", margins[("2%", 0.03)]["promote"], 0.05)
+    )
     t_acc = time.perf_counter() - t0
 
     t1 = time.perf_counter()
     lat = latency_power(args.latency_trials, rng)
     t_lat = time.perf_counter() - t1
-    print("\nLatency gate 'p95_latency <= baseline + 10%' (hard; order-statistic p95 interval per arm at 97.5%, "
-          "combined into a ratio interval, 95%)")
-    print(f"lognormal latency, case effect sd 0.35 and run noise sd 0.30 on the log scale; {args.latency_trials} trials per cell")
-    print(f"{'p95 change':>10} {'n':>5} | {'promote':>8} {'reject':>8} {'freeze':>8} | naive observed ratio:{'promote':>8} {'reject':>8}")
+    print(
+        "\nLatency gate 'p95_latency <= baseline + 10%' (hard; order-statistic p95 interval per arm at 97.5%, "
+        "combined into a ratio interval, 95%)"
+    )
+    print(
+        f"lognormal latency, case effect sd 0.35 and run noise sd 0.30 on the log scale; {args.latency_trials} trials per cell"
+    )
+    print(
+        f"{'p95 change':>10} {'n':>5} | {'promote':>8} {'reject':>8} {'freeze':>8} | naive observed ratio:{'promote':>8} {'reject':>8}"
+    )
     for (reg, n), row in lat.items():
         print(
             f"{reg * 100:>8.0f}% {n:>6} | {_pct(row['promote']):>8} {_pct(row['reject']):>8} {_pct(row['freeze']):>8} |"
@@ -255,12 +291,17 @@ def main() -> int:
     cov = latency_coverage(args.coverage_trials, rng)
     t_cov = time.perf_counter() - t3
     minimum = next(iter(cov.values()))["minimum"]
-    print(f"\nCoverage of the p95 latency ratio interval (true ratio 1.0, same latency model; {args.coverage_trials} "
-          f"trials per n; nominal 95%)")
+    print(
+        f"\nCoverage of the p95 latency ratio interval (true ratio 1.0, same latency model; {args.coverage_trials} "
+        f"trials per n; nominal 95%)"
+    )
     print(f"{'n':>5} | {'gate: order statistics':>24} | {'paired percentile bootstrap (before)':>36} | nominal")
     for n, row in cov.items():
-        shown = (f"{_pct(row['order_statistic']).strip():>24}" if row["order_statistic"] is not None
-                 else f"{'no interval (n < ' + str(minimum) + ')':>24}")
+        shown = (
+            f"{_pct(row['order_statistic']).strip():>24}"
+            if row["order_statistic"] is not None
+            else f"{'no interval (n < ' + str(minimum) + ')':>24}"
+        )
         print(f"{n:>5} | {shown} | {_pct(row['bootstrap']).strip():>36} | 95.0%")
     print("targets:")
     for n, row in cov.items():
@@ -273,10 +314,16 @@ def main() -> int:
     at_margin = canary_error_rates(canary_trials, PRODUCTION_FAILURE_RATE + 0.01, rng)
     equal = canary_error_rates(canary_trials, PRODUCTION_FAILURE_RATE, rng)
     t_can = time.perf_counter() - t2
-    print(f"\nCanary: hard-failure rate, production {PRODUCTION_FAILURE_RATE:.0%}, a 10% canary "
-          f"({CANARY_PRODUCTION_PER_CANARY} production traces per canary trace), looked at after every {CANARY_STEP} canary traces up to {CANARY_MAX:,}")
-    print(f"rule: abort if shown worse (lower bound > 0), roll forward if shown within 1 pt (upper bound < 1 pt); {canary_trials} trials")
-    print(f"{'candidate':>22} {'method (re-checked every look)':>37} | {'fwd':>7} {'abort':>7} {'frozen':>7} | median traces to decide")
+    print(
+        f"\nCanary: hard-failure rate, production {PRODUCTION_FAILURE_RATE:.0%}, a 10% canary "
+        f"({CANARY_PRODUCTION_PER_CANARY} production traces per canary trace), looked at after every {CANARY_STEP} canary traces up to {CANARY_MAX:,}"
+    )
+    print(
+        f"rule: abort if shown worse (lower bound > 0), roll forward if shown within 1 pt (upper bound < 1 pt); {canary_trials} trials"
+    )
+    print(
+        f"{'candidate':>22} {'method (re-checked every look)':>37} | {'fwd':>7} {'abort':>7} {'frozen':>7} | median traces to decide"
+    )
     for label, res in (("5% (2 pt worse)", worse), ("4% (1 pt: at margin)", at_margin), ("3% (equal)", equal)):
         for name, title in (
             ("sequential", "always-valid confidence sequence 95%"),
@@ -284,21 +331,36 @@ def main() -> int:
             ("naive_one_sided", "fixed-horizon one-sided 5% tests"),
         ):
             r = res[name]
-            print(f"{label:>22} {title:>37} | {_pct(r['roll_forward']):>7} {_pct(r['abort']):>7} {_pct(r['freeze']):>7} | {r['median_traces']:.0f}")
+            print(
+                f"{label:>22} {title:>37} | {_pct(r['roll_forward']):>7} {_pct(r['abort']):>7} {_pct(r['freeze']):>7} | {r['median_traces']:.0f}"
+            )
     print("targets:")
-    results.append(_check("2-pt-worse candidate rolled forward (sequential)", worse["sequential"]["roll_forward"], 0.05))
+    results.append(
+        _check("2-pt-worse candidate rolled forward (sequential)", worse["sequential"]["roll_forward"], 0.05)
+    )
     results.append(_check("equal candidate's canary aborted (sequential)", equal["sequential"]["abort"], 0.05))
     print("contrast, not targets (the naive fixed-horizon test re-checked at each look is expected to exceed 5%):")
     shown = ("shown", "not shown")
     for name, title in (("naive_one_sided", "one-sided 5%"), ("naive95", "two-sided 95%")):
-        _check(f"2-pt-worse candidate rolled forward (naive {title})", worse[name]["roll_forward"], 0.05, below=False,
-               marks=shown)
-        _check(f"equal candidate's canary aborted (naive {title})", equal[name]["abort"], 0.05, below=False, marks=shown)
-    print(f"  (candidate exactly at the 1-pt margin, where one one-sided 5% look errs 5%: rolled forward "
-          f"sequential {_pct(at_margin['sequential']['roll_forward']).strip()}, naive one-sided {_pct(at_margin['naive_one_sided']['roll_forward']).strip()}, "
-          f"naive 95% {_pct(at_margin['naive95']['roll_forward']).strip()})")
-    print(f"\ntime: accuracy {t_acc:.1f}s, latency {t_lat:.1f}s, coverage {t_cov:.1f}s, canary {t_can:.1f}s wall; "
-          f"{time.process_time():.0f}s CPU")
+        _check(
+            f"2-pt-worse candidate rolled forward (naive {title})",
+            worse[name]["roll_forward"],
+            0.05,
+            below=False,
+            marks=shown,
+        )
+        _check(
+            f"equal candidate's canary aborted (naive {title})", equal[name]["abort"], 0.05, below=False, marks=shown
+        )
+    print(
+        f"  (candidate exactly at the 1-pt margin, where one one-sided 5% look errs 5%: rolled forward "
+        f"sequential {_pct(at_margin['sequential']['roll_forward']).strip()}, naive one-sided {_pct(at_margin['naive_one_sided']['roll_forward']).strip()}, "
+        f"naive 95% {_pct(at_margin['naive95']['roll_forward']).strip()})"
+    )
+    print(
+        f"\ntime: accuracy {t_acc:.1f}s, latency {t_lat:.1f}s, coverage {t_cov:.1f}s, canary {t_can:.1f}s wall; "
+        f"{time.process_time():.0f}s CPU"
+    )
     print("ALL TARGETS PASS" if all(results) else "SOME TARGETS FAIL")
     return 0 if all(results) else 1
 

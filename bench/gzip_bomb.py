@@ -21,8 +21,19 @@ import tempfile
 import time
 from pathlib import Path
 
-LINE = json.dumps({"trace_id": "tr_1", "span_id": "sp_1", "workflow": "support_router",
-                   "prompt_version": "support_router:v1.5.2", "model": "m", "output": "x" * 900}) + "\n"
+LINE = (
+    json.dumps(
+        {
+            "trace_id": "tr_1",
+            "span_id": "sp_1",
+            "workflow": "support_router",
+            "prompt_version": "support_router:v1.5.2",
+            "model": "m",
+            "output": "x" * 900,
+        }
+    )
+    + "\n"
+)
 
 
 def write_gzip(path: Path, piece: bytes, total: int, tail: bytes = b"") -> None:
@@ -40,8 +51,12 @@ def run(path: Path, workdir: Path) -> tuple[float, float, str]:
     warehouse = workdir / f"{path.stem}.duckdb"
     start = time.perf_counter()
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    done = subprocess.run([sys.executable, "-m", "prompt_release", "ingest", "--json", "--warehouse", str(warehouse), str(path)],
-                          env=env, capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "prompt_release", "ingest", "--json", "--warehouse", str(warehouse), str(path)],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     wall = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     if done.returncode:
@@ -49,7 +64,11 @@ def run(path: Path, workdir: Path) -> tuple[float, float, str]:
     total = json.loads(done.stdout)["total"]
     # ru_maxrss of children is the max over all children so far: runs go smallest first
     del before
-    return wall, peak / 1024, f"stored {total['stored']:,}, duplicates {total['duplicates']:,}, rejected {total['rejected']:,}"
+    return (
+        wall,
+        peak / 1024,
+        f"stored {total['stored']:,}, duplicates {total['duplicates']:,}, rejected {total['rejected']:,}",
+    )
 
 
 def main() -> None:

@@ -28,18 +28,44 @@ ROUTES = ["account_recovery", "billing", "technical", "shipping", "general"]
 ORDER_ID = {"type": "string", "pattern": "^ORD-[0-9]{6}$"}
 CONTRACTS = [
     StaticContract(
-        "support_router:v1.5.2", "sha256:router", "json",
-        {"type": "object", "required": ["route", "confidence"], "additionalProperties": False,
-         "properties": {"route": {"type": "string", "enum": ROUTES},
-                        "confidence": {"type": "number", "minimum": 0, "maximum": 1}}},
+        "support_router:v1.5.2",
+        "sha256:router",
+        "json",
+        {
+            "type": "object",
+            "required": ["route", "confidence"],
+            "additionalProperties": False,
+            "properties": {
+                "route": {"type": "string", "enum": ROUTES},
+                "confidence": {"type": "number", "minimum": 0, "maximum": 1},
+            },
+        },
     ),
     StaticContract(
-        "order_agent:v2.0.0", "sha256:order", "text", None,
-        (ToolSpecLike("lookup_order", {"type": "object", "required": ["order_id"], "properties": {"order_id": ORDER_ID}}, "low"),
-         ToolSpecLike("issue_refund", {"type": "object", "required": ["order_id", "amount_usd", "reason"],
-                                       "properties": {"order_id": ORDER_ID,
-                                                      "amount_usd": {"type": "number", "exclusiveMinimum": 0, "maximum": 1000},
-                                                      "reason": {"enum": ["damaged", "late", "not_received", "other"]}}}, "high")),
+        "order_agent:v2.0.0",
+        "sha256:order",
+        "text",
+        None,
+        (
+            ToolSpecLike(
+                "lookup_order",
+                {"type": "object", "required": ["order_id"], "properties": {"order_id": ORDER_ID}},
+                "low",
+            ),
+            ToolSpecLike(
+                "issue_refund",
+                {
+                    "type": "object",
+                    "required": ["order_id", "amount_usd", "reason"],
+                    "properties": {
+                        "order_id": ORDER_ID,
+                        "amount_usd": {"type": "number", "exclusiveMinimum": 0, "maximum": 1000},
+                        "reason": {"enum": ["damaged", "late", "not_received", "other"]},
+                    },
+                },
+                "high",
+            ),
+        ),
         {"issue_refund": {"requires_prior": ["lookup_order"], "max": {"amount_usd": 200}}},
     ),
     StaticContract("summarizer:v1.0.0", "sha256:summ", "text"),
@@ -138,12 +164,18 @@ def main() -> None:
         summary = mine_failures(path, None, None, contracts=CONTRACTS)
         mine_s = time.perf_counter() - started
 
-        print(f"narrow scan       : {narrow_s:8.3f}s  {count / narrow_s:>14,.0f} traces/s  (count(*), sum(length(output)))")
+        print(
+            f"narrow scan       : {narrow_s:8.3f}s  {count / narrow_s:>14,.0f} traces/s  (count(*), sum(length(output)))"
+        )
         print(f"plain DuckDB scan : {scan_s:8.3f}s  {count / scan_s:>14,.0f} traces/s  (every column mining reads)")
-        print(f"mining pass       : {mine_s:8.3f}s  {count / mine_s:>14,.0f} traces/s  "
-              f"({summary.distinct_outputs_validated:,} distinct outputs and "
-              f"{summary.distinct_tool_calls_validated:,} distinct tool-call situations validated in Python)")
-        print(f"ratio mining/scan : {mine_s / scan_s:8.1f}x  (target <= 20x; vs the narrow scan {mine_s / narrow_s:.0f}x)")
+        print(
+            f"mining pass       : {mine_s:8.3f}s  {count / mine_s:>14,.0f} traces/s  "
+            f"({summary.distinct_outputs_validated:,} distinct outputs and "
+            f"{summary.distinct_tool_calls_validated:,} distinct tool-call situations validated in Python)"
+        )
+        print(
+            f"ratio mining/scan : {mine_s / scan_s:8.1f}x  (target <= 20x; vs the narrow scan {mine_s / narrow_s:.0f}x)"
+        )
         print(f"failures found    : {summary.failures:,}")
         for name, n in sorted(summary.failures_by_class.items()):
             print(f"  {name:<20} {n:>8,}")

@@ -52,32 +52,49 @@ def day_file(folder: Path, day: dt.date, lines: int) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     with target.open("w") as out:
         for i in range(lines):
-            out.write(json.dumps({
-                "trace_id": f"tr_{day}_{i}", "span_id": f"sp_{day}_{i}", "workflow": "support_router",
-                "prompt_version": "support_router:v1.5.2", "model": "production-default",
-                "timestamp": f"{day}T{i % 24:02d}:{i % 60:02d}:00Z", "latency_ms": 200 + i % 900,
-                "input_tokens": 300 + i % 50, "output_tokens": 40 + i % 30, "route": "billing",
-                "output": f"{{\"route\": \"billing\", \"confidence\": 0.{i % 97:02d}}}",
-            }) + "\n")
+            out.write(
+                json.dumps(
+                    {
+                        "trace_id": f"tr_{day}_{i}",
+                        "span_id": f"sp_{day}_{i}",
+                        "workflow": "support_router",
+                        "prompt_version": "support_router:v1.5.2",
+                        "model": "production-default",
+                        "timestamp": f"{day}T{i % 24:02d}:{i % 60:02d}:00Z",
+                        "latency_ms": 200 + i % 900,
+                        "input_tokens": 300 + i % 50,
+                        "output_tokens": 40 + i % 30,
+                        "route": "billing",
+                        "output": f'{{"route": "billing", "confidence": 0.{i % 97:02d}}}',
+                    }
+                )
+                + "\n"
+            )
     return target
 
 
 # The child's own peak, read as it exits: ru_maxrss of a child is at least the RSS of
 # this (large) process when it forked, since Linux keeps the high-water mark across exec.
-_CHILD = ("import atexit, sys\n"
-          "def peak():\n"
-          "    hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1]\n"
-          "    sys.stderr.write(f'\\nVmHWM_KB {hwm}\\n')\n"
-          "atexit.register(peak)\n"
-          "sys.argv = ['prompt-release', *sys.argv[1:]]\n"
-          "from prompt_release.cli import main\n"
-          "sys.exit(main())\n")
+_CHILD = (
+    "import atexit, sys\n"
+    "def peak():\n"
+    "    hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1]\n"
+    "    sys.stderr.write(f'\\nVmHWM_KB {hwm}\\n')\n"
+    "atexit.register(peak)\n"
+    "sys.argv = ['prompt-release', *sys.argv[1:]]\n"
+    "from prompt_release.cli import main\n"
+    "sys.exit(main())\n"
+)
 
 
 def ingest(warehouse: str, *paths: Path) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
-    return subprocess.Popen([sys.executable, "-c", _CHILD, "ingest", "--json", "--warehouse", warehouse,
-                             *map(str, paths)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, "-c", _CHILD, "ingest", "--json", "--warehouse", warehouse, *map(str, paths)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
 def wait(proc: subprocess.Popen) -> tuple[int, float]:
@@ -87,7 +104,7 @@ def wait(proc: subprocess.Popen) -> tuple[int, float]:
         raise RuntimeError(f"ingest failed ({proc.returncode}): {err.decode()[-2000:]}")
     *before, last = out.decode().strip().splitlines()
     if before:
-        print('   (ingest printed: ' + ' | '.join(before)[:300] + ')', flush=True)
+        print("   (ingest printed: " + " | ".join(before)[:300] + ")", flush=True)
     summary = json.loads(last)
     total = summary.get("total", summary)
     peak_kb = int(err.decode().rsplit("VmHWM_KB ", 1)[1].split()[0])
@@ -112,10 +129,14 @@ def history(seed: pa.Table, copies: int):
     """`copies` days of history: the seed's rows under new keys, one day earlier each time."""
     for k in range(copies):
         day = FIRST_DAY - dt.timedelta(days=k + 1)
-        batch = seed.set_column(seed.schema.get_field_index("record_key"), "record_key",
-                                pc.binary_join_element_wise(seed["record_key"], f"-h{k}", ""))
-        yield batch.set_column(batch.schema.get_field_index("day"), "day",
-                               pa.array([day] * batch.num_rows, pa.date32()))
+        batch = seed.set_column(
+            seed.schema.get_field_index("record_key"),
+            "record_key",
+            pc.binary_join_element_wise(seed["record_key"], f"-h{k}", ""),
+        )
+        yield batch.set_column(
+            batch.schema.get_field_index("day"), "day", pa.array([day] * batch.num_rows, pa.date32())
+        )
 
 
 def build(backend: str, folder: Path, seed: pa.Table, copies: int) -> str:
@@ -173,8 +194,10 @@ def main() -> None:
         print(f"seed day: {seed.num_rows:,} rows ingested; {os.cpu_count()} cores", flush=True)
 
         if "growth" not in skip:
-            say(f"1. one write step: ingest of a {args.day_lines:,}-line day into a store holding 1x vs "
-                f"{args.history}x that history")
+            say(
+                f"1. one write step: ingest of a {args.day_lines:,}-line day into a store holding 1x vs "
+                f"{args.history}x that history"
+            )
             new = day_file(landing, NEW_DAYS[0], args.day_lines)
             for backend in ("file", "lake"):
                 seconds = {}
@@ -184,15 +207,21 @@ def main() -> None:
                     warehouse = build(backend, folder, seed, copies)
                     seconds[copies], stored, peak = timed_ingest(warehouse, new)
                     assert stored == args.day_lines, stored
-                    say(f"   {backend:<4} history {copies:>2}x ({copies * seed.num_rows:>10,} rows): "
-                        f"{seconds[copies]:6.2f} s, peak RSS {peak:7.0f} MB")
-                say(f"   {backend:<4} ratio {args.history}x / 1x: {seconds[args.history] / seconds[1]:.2f}x "
-                    "(acceptance: within 1.3x)")
+                    say(
+                        f"   {backend:<4} history {copies:>2}x ({copies * seed.num_rows:>10,} rows): "
+                        f"{seconds[copies]:6.2f} s, peak RSS {peak:7.0f} MB"
+                    )
+                say(
+                    f"   {backend:<4} ratio {args.history}x / 1x: {seconds[args.history] / seconds[1]:.2f}x "
+                    "(acceptance: within 1.3x)"
+                )
 
         if "memory" not in skip:
             copies = max(1, args.stored_keys // seed.num_rows)
-            say(f"2. peak memory: ingest of a {args.big_lines:,}-line day into a store holding "
-                f"{copies * seed.num_rows:,} keys")
+            say(
+                f"2. peak memory: ingest of a {args.big_lines:,}-line day into a store holding "
+                f"{copies * seed.num_rows:,} keys"
+            )
             big = day_file(landing, NEW_DAYS[1], args.big_lines)
             for backend in ("lake", "file") if args.file_memory else ("lake",):
                 folder = work / f"memory_{backend}"
@@ -204,8 +233,10 @@ def main() -> None:
             big.unlink()
 
         if "parallel" not in skip:
-            say(f"3. ingest workers on {os.cpu_count()} cores: two days of {args.day_lines:,} lines, "
-                "one process after the other vs two at once")
+            say(
+                f"3. ingest workers on {os.cpu_count()} cores: two days of {args.day_lines:,} lines, "
+                "one process after the other vs two at once"
+            )
             one = [day_file(landing, d, args.day_lines) for d in NEW_DAYS[2:4]]
             two = [day_file(landing, d, args.day_lines) for d in NEW_DAYS[4:6]]
             for backend in ("file", "lake"):
@@ -224,8 +255,10 @@ def main() -> None:
                 with read_connection(warehouse) as con:
                     count, distinct = con.sql("SELECT count(*), count(DISTINCT record_key) FROM traces").fetchall()[0]
                 assert count == distinct == (seed.num_rows + 4 * args.day_lines), (count, distinct)
-                say(f"   {backend:<4} one worker {serial:9,.0f} lines/s, two workers {parallel:9,.0f} lines/s: "
-                    f"{parallel / serial:.2f}x (acceptance: at least 1.5x)")
+                say(
+                    f"   {backend:<4} one worker {serial:9,.0f} lines/s, two workers {parallel:9,.0f} lines/s: "
+                    f"{parallel / serial:.2f}x (acceptance: at least 1.5x)"
+                )
 
     print("\nsummary\n" + "\n".join(results))
 

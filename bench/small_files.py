@@ -36,12 +36,22 @@ def write_files(folder: Path, files: int, lines: int) -> list[Path]:
         path = folder / f"export-{f:06d}.jsonl"
         with open(path, "w") as out:
             for i in range(lines):
-                out.write(json.dumps({
-                    "trace_id": f"tr_{f}", "span_id": f"sp_{f}_{i}", "workflow": "support_router",
-                    "prompt_version": "support_router:v1.5.2", "model": "m",
-                    "timestamp": "2026-11-27T10:00:00Z", "latency_ms": 120.0 + i,
-                    "input_messages": [{"role": "user", "content": f"ticket {f}-{i}"}], "output": "ok",
-                }) + "\n")
+                out.write(
+                    json.dumps(
+                        {
+                            "trace_id": f"tr_{f}",
+                            "span_id": f"sp_{f}_{i}",
+                            "workflow": "support_router",
+                            "prompt_version": "support_router:v1.5.2",
+                            "model": "m",
+                            "timestamp": "2026-11-27T10:00:00Z",
+                            "latency_ms": 120.0 + i,
+                            "input_messages": [{"role": "user", "content": f"ticket {f}-{i}"}],
+                            "output": "ok",
+                        }
+                    )
+                    + "\n"
+                )
         paths.append(path)
     return paths
 
@@ -74,13 +84,16 @@ def main() -> None:
     print(f"one transaction per file: {args.before:,} files in {before_s:.1f} s = {before_rate:,.1f} files/s")
     print(f"grouped (default):        {args.files:,} files in {after_s:.1f} s = {after_rate:,.1f} files/s")
     print(f"ratio grouped / per file: {after_rate / before_rate:.1f}x")
-    bad = [f for f in summary.files if f.stored + f.duplicates + f.rejected != f.records
-           or f.records != args.lines]
-    print(f"accounting: {summary.total.stored:,} stored, {summary.total.duplicates:,} duplicates, "
-          f"{summary.total.rejected:,} rejected of {args.files * args.lines:,} lines; "
-          f"{len(bad)} files off (must be 0)")
-    print(f"target 10,000 files in under 300 s: "
-          f"{'met' if args.files >= 10_000 and after_s < 300 else 'not measured' if args.files < 10_000 else 'missed'}")
+    bad = [f for f in summary.files if f.stored + f.duplicates + f.rejected != f.records or f.records != args.lines]
+    print(
+        f"accounting: {summary.total.stored:,} stored, {summary.total.duplicates:,} duplicates, "
+        f"{summary.total.rejected:,} rejected of {args.files * args.lines:,} lines; "
+        f"{len(bad)} files off (must be 0)"
+    )
+    print(
+        f"target 10,000 files in under 300 s: "
+        f"{'met' if args.files >= 10_000 and after_s < 300 else 'not measured' if args.files < 10_000 else 'missed'}"
+    )
 
 
 if __name__ == "__main__":

@@ -103,8 +103,10 @@ def main() -> None:
     for guarded in (False, True):
         attaches, failures, retries, samples = race(files, folder / "warehouse.analyst.duckdb", args.seconds, guarded)
         label = "guarded (_attach_snapshot)" if guarded else "plain ATTACH"
-        print(f"  {label:28s} {attaches:6,} attaches  {failures:4} failed ({failures / max(attaches, 1):.2%})  "
-              f"{retries:4} attached again")
+        print(
+            f"  {label:28s} {attaches:6,} attaches  {failures:4} failed ({failures / max(attaches, 1):.2%})  "
+            f"{retries:4} attached again"
+        )
         for sample in samples:
             print(f"      {sample}")
     shutil.rmtree(folder)

@@ -81,7 +81,7 @@ def notebook_01() -> nbformat.NotebookNode:
         ),
         new_code_cell(SETUP),
         new_code_cell(
-            '''\
+            """\
 daily = q("SELECT * FROM v_version_daily ORDER BY day, prompt_version")
 # `make demo` serves its canary traffic through the offline simulator on the day it runs (user ids
 # `sim_...`): the simulator's latency and failure mix are not production's, so those days are left
@@ -92,7 +92,7 @@ if simulator_days:
 daily = daily.filter(~pl.col("day").is_in(simulator_days))
 print(f"{daily.height} version-days, {daily['day'].min()} to {daily['day'].max()}")
 daily.select("day", "prompt_version", "calls", "success_rate", "hard_failure_rate", "p95_latency_ms",
-             "cost_per_success_usd")'''
+             "cost_per_success_usd")"""
         ),
         new_markdown_cell(
             "## Per version over the whole window\n\n"
@@ -182,7 +182,7 @@ plt.show()'''
             "its median."
         ),
         new_code_cell(
-            '''\
+            """\
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 fig, axes = plt.subplots(1, len(prompts), figsize=(5 * len(prompts), 3.5), squeeze=False)
@@ -204,7 +204,7 @@ for ax, prompt_id in zip(axes[0], prompts):
     mark_production_moves(ax, prompt_id)
     ax.legend(fontsize=8)
 fig.tight_layout()
-plt.show()'''
+plt.show()"""
         ),
         new_markdown_cell(
             "## Cost per successful call, and agent steps\n\n"
@@ -212,7 +212,7 @@ plt.show()'''
             "Steps per trace shows an agent reaching its answer through more calls."
         ),
         new_code_cell(
-            '''\
+            """\
 fig, (left, right) = plt.subplots(1, 2, figsize=(12, 3.5))
 for prompt_id in prompts:
     part = daily.filter(pl.col("prompt_id") == prompt_id)
@@ -232,12 +232,14 @@ for ax in (left, right):
     day_axis(ax)
     ax.legend(fontsize=7)
 fig.tight_layout()
-plt.show()'''
+plt.show()"""
         ),
-        new_markdown_cell("## What the numbers say\n\nThe newest day, per prompt: each version serving traffic "
-                          "against the prompt's best day so far."),
+        new_markdown_cell(
+            "## What the numbers say\n\nThe newest day, per prompt: each version serving traffic "
+            "against the prompt's best day so far."
+        ),
         new_code_cell(
-            '''\
+            """\
 newest = daily["day"].max()
 for prompt_id in prompts:
     part = daily.filter(pl.col("prompt_id") == prompt_id)
@@ -246,7 +248,7 @@ for prompt_id in prompts:
     print(f"{prompt_id}: best day {best['day']} ({best['prompt_version']}, success {best['success_rate']:.1%})")
     for r in today.iter_rows(named=True):
         print(f"  {newest} {r['prompt_version']}: {r['calls']} calls, success {r['success_rate']:.1%}, "
-              f"hard failures {r['hard_failure_rate']:.1%}, p95 {r['p95_latency_ms']:.0f} ms")'''
+              f"hard failures {r['hard_failure_rate']:.1%}, p95 {r['p95_latency_ms']:.0f} ms")"""
         ),
     ]
     return _notebook(cells)
@@ -264,7 +266,7 @@ def notebook_02() -> nbformat.NotebookNode:
         new_code_cell(SETUP),
         new_code_cell(
             'clusters = q("SELECT * FROM v_failures_by_cluster_class ORDER BY failures DESC")\n'
-            'print(f"{clusters[\'failures\'].sum()} failing calls in {clusters.height} (workflow, class, cluster) groups")\n'
+            "print(f\"{clusters['failures'].sum()} failing calls in {clusters.height} (workflow, class, cluster) groups\")\n"
             'clusters.select("workflow", "failure_class", "cluster", "severity", "failures", "share_of_class", '
             '"in_golden").head(15)'
         ),
@@ -297,7 +299,7 @@ plt.show()'''
             "class and intent."
         ),
         new_code_cell(
-            '''\
+            """\
 fig, axes = plt.subplots(1, len(workflows), figsize=(5.5 * len(workflows), 5), squeeze=False)
 for ax, workflow in zip(axes[0], workflows):
     part = clusters.filter(pl.col("workflow") == workflow)
@@ -314,7 +316,7 @@ for ax, workflow in zip(axes[0], workflows):
                 ax.text(x, y, value, ha="center", va="center", fontsize=7)
     ax.set_title(workflow)
 fig.tight_layout()
-plt.show()'''
+plt.show()"""
         ),
         new_markdown_cell(
             "## Severity and golden-set coverage\n\n"
@@ -342,7 +344,8 @@ ax.legend(handles=[Patch(color=c, label=s) for s, c in colours.items()], title="
 fig.tight_layout()
 plt.show()
 coverage.filter(pl.col("severity").is_in(["critical", "high"]))'''.replace(
-                "coverage = q(", PERCENT + "\n\ncoverage = q(", 1)
+                "coverage = q(", PERCENT + "\n\ncoverage = q(", 1
+            )
         ),
         new_markdown_cell("## Is a class growing?\n\nDaily failing calls per class, from the `failures` table."),
         new_code_cell(
@@ -370,7 +373,7 @@ plt.show()'''
             "failing call of each: what the user wrote, what the model answered, and what the detector saw."
         ),
         new_code_cell(
-            '''\
+            """\
 severe = clusters.filter(pl.col("severity").is_in(["critical", "high"]))
 examples = (severe if severe.height else clusters).sort("failures", descending=True).head(3)
 for r in examples.iter_rows(named=True):
@@ -380,7 +383,7 @@ for r in examples.iter_rows(named=True):
     print(f"   input   {(r['example_input'] or '')[:200]}")
     print(f"   output  {(r['example_output'] or '')[:200]}")
     print(f"   detail  {r['example_detail']}")
-    print()'''
+    print()"""
         ),
         new_markdown_cell("Drill into the biggest group: its failing calls with latency and feedback, from `traces`."),
         new_code_cell(
@@ -410,7 +413,7 @@ def notebook_03() -> nbformat.NotebookNode:
         ),
         new_code_cell(SETUP),
         new_code_cell(
-            '''\
+            """\
 history = q("SELECT * FROM v_gate_history ORDER BY created_at DESC")
 chosen = os.environ.get("GATE_REPORT_ID")
 if chosen is None:
@@ -422,7 +425,7 @@ print(f"{report['report_id']}: {report['verdict'].upper()}  {report['candidate_v
 print(report["reason"])
 print("failed:", report["failed_gates"], " inconclusive:", report["inconclusive_gates"],
       " then:", report["label_actions"])
-history.select("created_at", "candidate_version", "verdict", "failed_gates", "inconclusive_gates")'''
+history.select("created_at", "candidate_version", "verdict", "failed_gates", "inconclusive_gates")"""
         ),
         new_markdown_cell(
             "## Intervals against thresholds\n\n"
@@ -431,7 +434,7 @@ history.select("created_at", "candidate_version", "verdict", "failed_gates", "in
             "fails when it is wholly on the failing side, and is inconclusive when it straddles the line."
         ),
         new_code_cell(
-            '''\
+            """\
 from matplotlib.ticker import FuncFormatter
 
 gates = q("SELECT * FROM v_gate_results WHERE report_id = ? ORDER BY position", report["report_id"])
@@ -477,7 +480,7 @@ fig.suptitle("intervals (bars), estimates (dots), thresholds (dashed); green: th
 fig.tight_layout()
 plt.show()
 gates.select("metric", "rule", "outcome", "baseline", "candidate", "interval_lower", "interval_upper",
-             "threshold_value", "p_value")'''
+             "threshold_value", "p_value")"""
         ),
         new_markdown_cell(
             "## Behaviour diff by case group\n\n"
@@ -571,8 +574,7 @@ plt.show()
 wide'''.replace("by_tag = q(", PERCENT + "\n\nby_tag = q(", 1)
         ),
         new_markdown_cell(
-            "## Latency\n\n"
-            "Fresh calls only: replayed baseline answers were timed in production, not on this endpoint."
+            "## Latency\n\nFresh calls only: replayed baseline answers were timed in production, not on this endpoint."
         ),
         new_code_cell(
             '''\
@@ -599,8 +601,10 @@ ax.legend()
 fig.tight_layout()
 plt.show()'''
         ),
-        new_markdown_cell("## The other runs of this workflow\n\nThe same comparison for every backtest run of the "
-                          "workflow, from `v_backtest_comparison`."),
+        new_markdown_cell(
+            "## The other runs of this workflow\n\nThe same comparison for every backtest run of the "
+            "workflow, from `v_backtest_comparison`."
+        ),
         new_code_cell(
             '''\
 q("""

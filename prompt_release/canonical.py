@@ -36,8 +36,13 @@ def _orjson_float_differs(out: bytes) -> bool:
         return True
     at = out.find(b"e-")
     while at != -1:
-        if (at > 0 and out[at - 1] in _DIGITS and at + 2 < len(out) and out[at + 2] in _DIGITS
-                and (at + 3 == len(out) or out[at + 3] not in _DIGITS)):
+        if (
+            at > 0
+            and out[at - 1] in _DIGITS
+            and at + 2 < len(out)
+            and out[at + 2] in _DIGITS
+            and (at + 3 == len(out) or out[at + 3] not in _DIGITS)
+        ):
             return True
         at = out.find(b"e-", at + 2)
     return False

@@ -43,8 +43,7 @@ def common_options() -> argparse.ArgumentParser:
     common.add_argument(
         "--warehouse",
         metavar="PATH",
-        help="DuckDB warehouse file (env PROMPT_RELEASE_WAREHOUSE; "
-        "default .prompt_release/warehouse.duckdb)",
+        help="DuckDB warehouse file (env PROMPT_RELEASE_WAREHOUSE; default .prompt_release/warehouse.duckdb)",
     )
     common.add_argument(
         "--registry",

@@ -34,6 +34,7 @@ class ConfigFileError(ValueError):
     Not a `UserError` (config sits below errors in the layers); the CLI prints it the same way.
     """
 
+
 ENV_WAREHOUSE = "PROMPT_RELEASE_WAREHOUSE"
 ENV_REGISTRY = "PROMPT_RELEASE_REGISTRY"
 ENV_LANDING = "PROMPT_RELEASE_LANDING"
@@ -97,12 +98,16 @@ def write_config_file(path: Path, **locations: str | os.PathLike) -> Path:
     unknown = set(locations) - set(CONFIG_KEYS)
     if unknown:
         raise ValueError(f"unknown settings {sorted(unknown)}")
-    lines = ["# Written by `make demo`. Order: --flag, then PROMPT_RELEASE_* variable, then this file, "
-             "then the default.", "# Delete this file to go back to the defaults."]
+    lines = [
+        "# Written by `make demo`. Order: --flag, then PROMPT_RELEASE_* variable, then this file, then the default.",
+        "# Delete this file to go back to the defaults.",
+    ]
     # TOML basic strings escape backslashes and quotes as JSON does.
     # a lake URI (s3://, file://) stays as written: a Path would fold it into a local name
-    lines += [f"{key} = {json.dumps(str(value) if '://' in str(value) else str(Path(value).resolve()))}"
-              for key, value in locations.items()]
+    lines += [
+        f"{key} = {json.dumps(str(value) if '://' in str(value) else str(Path(value).resolve()))}"
+        for key, value in locations.items()
+    ]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
@@ -123,14 +128,22 @@ def warehouse_path(explicit: str | os.PathLike | None = None) -> Path:
 # The standard AWS variables object_store (delta-rs) understands; read at use,
 # handed to delta-rs as storage options, never stored or logged.
 _AWS_VARIABLES = (
-    "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_REGION",
-    "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ALLOW_HTTP",
-    "AWS_CONDITIONAL_PUT", "AWS_S3_ALLOW_UNSAFE_RENAME", "AWS_S3_LOCKING_PROVIDER",
-    "AWS_PROFILE", "AWS_VIRTUAL_HOSTED_STYLE_REQUEST",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_ALLOW_HTTP",
+    "AWS_CONDITIONAL_PUT",
+    "AWS_S3_ALLOW_UNSAFE_RENAME",
+    "AWS_S3_LOCKING_PROVIDER",
+    "AWS_PROFILE",
+    "AWS_VIRTUAL_HOSTED_STYLE_REQUEST",
 )
 _LAKE_HELP = (
-    "use a DuckDB file (*.duckdb), a lake folder (ending in / or .lake), "
-    "file:///absolute/folder or s3://bucket/prefix"
+    "use a DuckDB file (*.duckdb), a lake folder (ending in / or .lake), file:///absolute/folder or s3://bucket/prefix"
 )
 
 
@@ -203,7 +216,7 @@ def lake_location(explicit: str | os.PathLike | None = None) -> LakeLocation | N
     text = raw.strip()
     for folded in ("s3:/", "file:/"):  # a URI that went through pathlib.Path lost a slash
         if text.startswith(folded) and not text.startswith(folded + "/"):
-            text = folded + "/" + text[len(folded):]
+            text = folded + "/" + text[len(folded) :]
     scheme = urlparse(text).scheme if "://" in text else ""
     if text.startswith(("md:", "motherduck:")) or (scheme and scheme not in ("s3", "file")):
         raise WarehouseSettingError(f"unsupported warehouse location {raw!r}; {_LAKE_HELP}", setting)
@@ -275,8 +288,12 @@ def ingest_chunk_bytes(explicit: int | None = None) -> int:
 
 
 # A CI system's own name for who triggered the job: (variable, how the actor reads).
-_CI_IDENTITIES = (("GITHUB_ACTOR", "github:{}"), ("GITLAB_USER_LOGIN", "gitlab:{}"), ("CI_COMMIT_AUTHOR", "ci:{}"),
-                  ("BUILDKITE_BUILD_CREATOR", "buildkite:{}"))
+_CI_IDENTITIES = (
+    ("GITHUB_ACTOR", "github:{}"),
+    ("GITLAB_USER_LOGIN", "gitlab:{}"),
+    ("CI_COMMIT_AUTHOR", "ci:{}"),
+    ("BUILDKITE_BUILD_CREATOR", "buildkite:{}"),
+)
 
 
 def actor(explicit: str | None = None) -> str:

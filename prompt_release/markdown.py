@@ -14,8 +14,9 @@ def _cell(value: Any, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def md_table(headers: Sequence[str], rows: Iterable[Sequence[Any]], *, max_cell: int = 80,
-             align_right: Sequence[int] = ()) -> str:
+def md_table(
+    headers: Sequence[str], rows: Iterable[Sequence[Any]], *, max_cell: int = 80, align_right: Sequence[int] = ()
+) -> str:
     """A GitHub-flavoured table: None shows as '-', floats with 3 decimals, pipes escaped,
     newlines folded, cells cut at `max_cell` characters; `align_right` lists numeric columns."""
     rule = ["---:" if i in align_right else "---" for i in range(len(headers))]

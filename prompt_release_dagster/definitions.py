@@ -7,8 +7,9 @@ import dagster as dg
 
 # Dagster itself passes the beta `owners` parameter when it copies our sensors; we set no owners,
 # so its beta warning is noise in every `make ui` and code-server log.
-warnings.filterwarnings("ignore", message="Parameter `owners` of initializer `SensorDefinition.__init__`",
-                        category=dg.BetaWarning)
+warnings.filterwarnings(
+    "ignore", message="Parameter `owners` of initializer `SensorDefinition.__init__`", category=dg.BetaWarning
+)
 
 
 @dg.definitions

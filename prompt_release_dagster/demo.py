@@ -117,8 +117,13 @@ def one_line_hotfix(registry: Path) -> str:
     existing = {p.name for p in (registry / "prompts" / "support_router").glob("v*.yaml")}
     while f"v{major}.{minor}.{patch}.yaml" in existing:
         patch += 1
-    version = opened.new_version("support_router", version=f"{major}.{minor}.{patch}", from_version=production,
-                                 status="candidate", change_reason="Hotfix: friendlier tone for customers.")
+    version = opened.new_version(
+        "support_router",
+        version=f"{major}.{minor}.{patch}",
+        from_version=production,
+        status="candidate",
+        change_reason="Hotfix: friendlier tone for customers.",
+    )
     template = registry / "prompts" / "support_router" / f"v{major}.{minor}.{patch}.md"
     template.write_text(template.read_text().replace("[format] json", "[format] prose"))
     opened.register(version, actor=ACTOR)
@@ -127,8 +132,13 @@ def one_line_hotfix(registry: Path) -> str:
 
 # Runs the demo executes in its own process: one still in these states when a demo starts was left
 # by a demo that was killed (Ctrl-C, a closed terminal), and still holds its pool slots.
-_UNFINISHED = (dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.CANCELING,
-               dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.QUEUED)
+_UNFINISHED = (
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.CANCELING,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.QUEUED,
+)
 
 
 def reap_abandoned_runs(instance: dg.DagsterInstance) -> list[str]:
@@ -165,8 +175,9 @@ class DemoDriver:
         self.defs = location.defs()
         self.instance = instance
         self.resources = resources
-        self.resource_config = {name: {"config": resource.model_dump(exclude_none=True)}
-                                for name, resource in resources.items()}
+        self.resource_config = {
+            name: {"config": resource.model_dump(exclude_none=True)} for name, resource in resources.items()
+        }
         self.cursors: dict[str, str | None] = {}
         self.runs = 0
         # Run keys are deduplicated within this demo: the Dagster home is kept between demos (so
@@ -175,25 +186,38 @@ class DemoDriver:
         self.session = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
         self.abandoned = reap_abandoned_runs(instance)
 
-    def run_job(self, name: str, *, run_config: dict | None = None, asset_selection: list | None = None,
-                **kwargs) -> dg.ExecuteInProcessResult:
+    def run_job(
+        self, name: str, *, run_config: dict | None = None, asset_selection: list | None = None, **kwargs
+    ) -> dg.ExecuteInProcessResult:
         # Runs and their logs are in the Dagster home for `make ui`; the terminal gets the summary only.
-        full_config = {**(run_config or {}), "resources": self.resource_config,
-                  "loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
-        job = (self.defs.resolve_implicit_global_asset_job_def() if asset_selection
-               else self.defs.resolve_job_def(name))
+        full_config = {
+            **(run_config or {}),
+            "resources": self.resource_config,
+            "loggers": {"console": {"config": {"log_level": "CRITICAL"}}},
+        }
+        job = self.defs.resolve_implicit_global_asset_job_def() if asset_selection else self.defs.resolve_job_def(name)
         kwargs["tags"] = {**kwargs.get("tags", {}), DEMO_SESSION_TAG: self.session}
-        outcome = job.execute_in_process(instance=self.instance, raise_on_error=False, run_config=full_config,
-                                         asset_selection=asset_selection, **kwargs)
+        outcome = job.execute_in_process(
+            instance=self.instance,
+            raise_on_error=False,
+            run_config=full_config,
+            asset_selection=asset_selection,
+            **kwargs,
+        )
         self.runs += 1
         return outcome
 
     def tick(self, sensor_name: str, *, jobs: tuple[str, ...] | None = None) -> list[dg.ExecuteInProcessResult]:
         """One tick of a sensor; runs its requests (only those for `jobs`, when given)."""
         sensor = self.defs.resolve_sensor_def(sensor_name)
-        with dg.build_sensor_context(instance=self.instance, instance_ref=self.instance.get_ref(),
-                                     resources=self.resources, definitions=self.defs,
-                                     cursor=self.cursors.get(sensor_name), sensor_name=sensor_name) as context:
+        with dg.build_sensor_context(
+            instance=self.instance,
+            instance_ref=self.instance.get_ref(),
+            resources=self.resources,
+            definitions=self.defs,
+            cursor=self.cursors.get(sensor_name),
+            sensor_name=sensor_name,
+        ) as context:
             data = sensor.evaluate_tick(context)
         for request in data.dynamic_partitions_requests or []:
             self.instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
@@ -203,17 +227,28 @@ class DemoDriver:
             job_name = request.job_name or sensor.job_name
             if jobs is not None and job_name not in jobs or self._launched(sensor_name, request.run_key):
                 continue
-            tags = {**request.tags, SENSOR_NAME_TAG: sensor_name, RUN_KEY_TAG: request.run_key,
-                    DEMO_SESSION_TAG: self.session}
-            outcomes.append(self.run_job(job_name, partition_key=request.partition_key,
-                                         run_config=request.run_config or None, tags=tags))
+            tags = {
+                **request.tags,
+                SENSOR_NAME_TAG: sensor_name,
+                RUN_KEY_TAG: request.run_key,
+                DEMO_SESSION_TAG: self.session,
+            }
+            outcomes.append(
+                self.run_job(
+                    job_name, partition_key=request.partition_key, run_config=request.run_config or None, tags=tags
+                )
+            )
         return outcomes
 
     def _launched(self, sensor_name: str, run_key: str | None) -> bool:
         if run_key is None:
             return False
-        runs = self.instance.get_runs(filters=dg.RunsFilter(tags={
-            SENSOR_NAME_TAG: sensor_name, RUN_KEY_TAG: run_key, DEMO_SESSION_TAG: self.session}), limit=1)
+        runs = self.instance.get_runs(
+            filters=dg.RunsFilter(
+                tags={SENSOR_NAME_TAG: sensor_name, RUN_KEY_TAG: run_key, DEMO_SESSION_TAG: self.session}
+            ),
+            limit=1,
+        )
         return bool(runs)
 
 
@@ -235,8 +270,9 @@ def run_demo(
     start = today - timedelta(days=days)
     yesterday = today - timedelta(days=1)
 
-    with start_simulator(port=0, latency_ms=SIMULATOR_LATENCY_MS,
-                         latency_per_token_ms=SIMULATOR_LATENCY_PER_TOKEN_MS) as simulator:
+    with start_simulator(
+        port=0, latency_ms=SIMULATOR_LATENCY_MS, latency_per_token_ms=SIMULATOR_LATENCY_PER_TOKEN_MS
+    ) as simulator:
         resources = {
             "warehouse": WarehouseResource(path=str(paths["warehouse"])),
             "registry": RegistryResource(root=str(paths["registry"])),
@@ -245,8 +281,10 @@ def run_demo(
         }
         demo = DemoDriver(instance or dg.DagsterInstance.get(), resources)
         if demo.abandoned:
-            log(f"marked {len(demo.abandoned)} run(s) an earlier, killed demo left unfinished as failed "
-                "and freed their pool slots")
+            log(
+                f"marked {len(demo.abandoned)} run(s) an earlier, killed demo left unfinished as failed "
+                "and freed their pool slots"
+            )
         # Without a cursor the release sensors start at now; the demo's warehouse is new, so it
         # tells them to start at its beginning (what a user does with the UI's "Set cursor").
         demo.cursors.update({name: WatchCursor.beginning().dump() for name in ("gate_sensor", "canary_sensor")})
@@ -261,14 +299,21 @@ def run_demo(
 
         # 2. Registry mirror, then ingest + mine + version metrics over the whole range in one run.
         demo.run_job("__ASSET_JOB", asset_selection=[dg.AssetKey("prompt_versions")])
-        ingest = demo.run_job("daily_ingest", tags={"dagster/asset_partition_range_start": start.isoformat(),
-                                                    "dagster/asset_partition_range_end": yesterday.isoformat()})
+        ingest = demo.run_job(
+            "daily_ingest",
+            tags={
+                "dagster/asset_partition_range_start": start.isoformat(),
+                "dagster/asset_partition_range_end": yesterday.isoformat(),
+            },
+        )
         if not ingest.success:
             raise RuntimeError("daily_ingest failed; see the Dagster UI (make ui)")
         # A single-run backfill reports one materialization per day, all with the run's totals.
         traces_event = ingest.asset_materializations_for_node("traces")[0]
-        log(f"[2/8] ingested {traces_event.metadata['rows_stored'].value:,} calls, "
-            f"{traces_event.metadata['rejected'].value} rejected; failures mined; version metrics computed")
+        log(
+            f"[2/8] ingested {traces_event.metadata['rows_stored'].value:,} calls, "
+            f"{traces_event.metadata['rejected'].value} rejected; failures mined; version metrics computed"
+        )
 
         # 3. Golden datasets, one per served prompt.
         for prompt_id in Registry(paths["registry"]).served_prompt_ids():
@@ -283,9 +328,15 @@ def run_demo(
             report = latest_report(paths["warehouse"], candidate)
             if report:
                 result.reports[candidate] = {
-                    "verdict": report.verdict, "report_id": report.report_id, "html": report.paths["html"],
-                    "failed": report.failed_gates, "inconclusive": report.inconclusive_gates}
-        log("[4/8] gate reports: " + ", ".join(f"{c} {r['verdict'].upper()}" for c, r in sorted(result.reports.items())))
+                    "verdict": report.verdict,
+                    "report_id": report.report_id,
+                    "html": report.paths["html"],
+                    "failed": report.failed_gates,
+                    "inconclusive": report.inconclusive_gates,
+                }
+        log(
+            "[4/8] gate reports: " + ", ".join(f"{c} {r['verdict'].upper()}" for c, r in sorted(result.reports.items()))
+        )
 
         # 5. The gate sensor applies the reports: staging, staging check, canary; or reject.
         demo.tick("gate_sensor")
@@ -302,17 +353,28 @@ def run_demo(
             """
             decision = None
             for look in range(looks):
-                simulate_traffic(paths["registry"], prompt_id, landing=paths["landing"],
-                                 base_url=simulator.base_url, requests=requests, warehouse=paths["warehouse"],
-                                 seed=seed * 100 + look)
+                simulate_traffic(
+                    paths["registry"],
+                    prompt_id,
+                    landing=paths["landing"],
+                    base_url=simulator.base_url,
+                    requests=requests,
+                    warehouse=paths["warehouse"],
+                    seed=seed * 100 + look,
+                )
                 demo.run_job("daily_ingest", partition_key=today.isoformat())
                 # The demo compresses the release policy's minimum canary duration to zero.
-                demo.run_job("canary_analysis_job", partition_key=prompt_id,
-                             run_config={"ops": {"canary_analysis": {"config": {"min_duration_s": 0}}}})
+                demo.run_job(
+                    "canary_analysis_job",
+                    partition_key=prompt_id,
+                    run_config={"ops": {"canary_analysis": {"config": {"min_duration_s": 0}}}},
+                )
                 demo.tick("canary_sensor", jobs=("roll_forward", "rollback"))
                 decision = _latest_canary_decision(paths["warehouse"], prompt_id)
-                log(f"      look {look + 1}: {decision['action'] if decision else 'no decision'}"
-                    + (f" ({decision['candidate_traces']} canary traces)" if decision else ""))
+                log(
+                    f"      look {look + 1}: {decision['action'] if decision else 'no decision'}"
+                    + (f" ({decision['candidate_traces']} canary traces)" if decision else "")
+                )
                 if decision and decision["action"] != "freeze":
                     break
             if decision:
@@ -320,19 +382,30 @@ def run_demo(
             return decision
 
         decision = canary_round("support_router", canary_requests, seed=1)
-        log(f"[6/8] canary support_router: {decision['action'] if decision else 'no decision'}"
-            f" -> production is now {registry.resolve_label('support_router', 'production')}")
+        log(
+            f"[6/8] canary support_router: {decision['action'] if decision else 'no decision'}"
+            f" -> production is now {registry.resolve_label('support_router', 'production')}"
+        )
 
         # 7. Scenario 2: a one-line edit pushed straight to canary, skipping the gate: the canary
         # label is protected, so this takes break glass, and the audit trail records it as forced.
         hotfix = one_line_hotfix(paths["registry"])
-        registry.move_label("support_router", "canary", hotfix, percent=20, force=True,
-                            reason="hotfix pushed straight to canary, skipping the gate", actor=ACTOR)
+        registry.move_label(
+            "support_router",
+            "canary",
+            hotfix,
+            percent=20,
+            force=True,
+            reason="hotfix pushed straight to canary, skipping the gate",
+            actor=ACTOR,
+        )
         demo.run_job("__ASSET_JOB", asset_selection=[dg.AssetKey("prompt_versions")])
         decision = canary_round("support_router", canary_requests, seed=2)
         result.promotions[hotfix] = registry.load_package(hotfix).status
-        log(f"[7/8] canary {hotfix} (one-line edit, no gate): {decision['action'] if decision else 'no decision'}"
-            f" -> {hotfix} is {result.promotions[hotfix]}")
+        log(
+            f"[7/8] canary {hotfix} (one-line edit, no gate): {decision['action'] if decision else 'no decision'}"
+            f" -> {hotfix} is {result.promotions[hotfix]}"
+        )
 
         # 8. The canary's failing traces are now incident cases: the next golden version holds them.
         demo.run_job("build_golden", partition_key="support_router")
@@ -344,8 +417,9 @@ def run_demo(
             result.promotions[candidate] = _where(paths["registry"], candidate)
 
     # The CLI and `make ui` in the project folder now find the demo's state (flag > env > this file > default).
-    config.write_config_file(state_dir / "config", warehouse=paths["warehouse"], registry=paths["registry"],
-                             landing=paths["landing"])
+    config.write_config_file(
+        state_dir / "config", warehouse=paths["warehouse"], registry=paths["registry"], landing=paths["landing"]
+    )
     result.runs = demo.runs
     result.seconds = time.monotonic() - started
     return result
@@ -354,8 +428,9 @@ def run_demo(
 def _where(registry: Path, version_id: str) -> str:
     """The labels pointing at a version, else its status."""
     opened = Registry(registry)
-    pointers = [name for name, entry in opened.labels(version_id.split(":")[0]).items()
-                if entry.version_id == version_id]
+    pointers = [
+        name for name, entry in opened.labels(version_id.split(":")[0]).items() if entry.version_id == version_id
+    ]
     return ", ".join(sorted(pointers)) or opened.load_package(version_id).status
 
 
@@ -369,11 +444,12 @@ def _latest_canary_decision(warehouse: Path, prompt_id: str) -> dict | None:
 
 
 def summary_table(result: DemoResult) -> str:
-    lines = ["", "Release decisions", "",
-             f"{'candidate':<24} {'gate':<8} {'now':<22} report"]
+    lines = ["", "Release decisions", "", f"{'candidate':<24} {'gate':<8} {'now':<22} report"]
     for candidate, report in sorted(result.reports.items()):
-        lines.append(f"{candidate:<24} {report['verdict'].upper():<8} {result.promotions.get(candidate, ''):<22} "
-                     f"{report['html']}")
+        lines.append(
+            f"{candidate:<24} {report['verdict'].upper():<8} {result.promotions.get(candidate, ''):<22} "
+            f"{report['html']}"
+        )
     for candidate, state in sorted(result.promotions.items()):
         if candidate not in result.reports:
             lines.append(f"{candidate:<24} {'(none)':<8} {state:<22} hotfix pushed without a gate")
@@ -381,17 +457,20 @@ def summary_table(result: DemoResult) -> str:
     for event in Registry(result.registry).history("support_router")[-8:]:
         reason = event.reason or ""
         # The report id once: a reason that already names it does not repeat it.
-        cause = (f"report {event.gate_report_id}:" if event.gate_report_id
-                 and event.gate_report_id not in reason else "")
+        cause = f"report {event.gate_report_id}:" if event.gate_report_id and event.gate_report_id not in reason else ""
         reason = textwrap.shorten(reason, 80, placeholder=" …")  # whole words, never "stagin"
-        lines.append(f"  {event.ts[11:19]} {event.action:<8} {event.label or '':<10} "
-                     f"{event.from_version or '-':>22} -> {event.to_version or '-':<22} "
-                     f"{cause} {reason}".rstrip())
-    lines += ["", f"Golden datasets: {', '.join(result.golden_versions.values())}",
-              f"{result.runs} Dagster runs in {result.seconds:.0f}s. Warehouse: {result.warehouse}",
-              "See them in the Dagster UI: make ui   (then open http://127.0.0.1:3000)",
-              f"Query the results: .venv/bin/prompt-release sql \"SELECT * FROM gate_reports\" "
-              f"--warehouse {result.warehouse}"]
+        lines.append(
+            f"  {event.ts[11:19]} {event.action:<8} {event.label or '':<10} "
+            f"{event.from_version or '-':>22} -> {event.to_version or '-':<22} "
+            f"{cause} {reason}".rstrip()
+        )
+    lines += [
+        "",
+        f"Golden datasets: {', '.join(result.golden_versions.values())}",
+        f"{result.runs} Dagster runs in {result.seconds:.0f}s. Warehouse: {result.warehouse}",
+        "See them in the Dagster UI: make ui   (then open http://127.0.0.1:3000)",
+        f'Query the results: .venv/bin/prompt-release sql "SELECT * FROM gate_reports" --warehouse {result.warehouse}',
+    ]
     return "\n".join(lines)
 
 
@@ -404,15 +483,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--scale", type=float, default=1.0)
     parser.add_argument("--canary-requests", type=int, default=2000)
-    parser.add_argument("--warehouse", default=None,
-                        help="a lake (s3://bucket/prefix, file:///folder, folder/ or *.lake) instead of "
-                        "the state's DuckDB file")
+    parser.add_argument(
+        "--warehouse",
+        default=None,
+        help="a lake (s3://bucket/prefix, file:///folder, folder/ or *.lake) instead of the state's DuckDB file",
+    )
     args = parser.parse_args(argv)
     state_dir = Path(args.state_dir).resolve()
     home = ensure_dagster_home()
     print(f"prompt-release demo: state in {state_dir}, Dagster home {home}", flush=True)
-    result = run_demo(state_dir, days=args.days, scale=args.scale, canary_requests=args.canary_requests,
-                      log=lambda message: print(message, flush=True), warehouse=args.warehouse)
+    result = run_demo(
+        state_dir,
+        days=args.days,
+        scale=args.scale,
+        canary_requests=args.canary_requests,
+        log=lambda message: print(message, flush=True),
+        warehouse=args.warehouse,
+    )
     print(summary_table(result))
     return 0
 

@@ -36,9 +36,7 @@ class WarehouseResource(dg.ConfigurableResource):
 
     @contextmanager
     def write(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        with write_transaction(
-            self.path, lock_timeout_s=self.lock_timeout_s, publish=self.analyst_snapshot
-        ) as con:
+        with write_transaction(self.path, lock_timeout_s=self.lock_timeout_s, publish=self.analyst_snapshot) as con:
             yield con
 
     @contextmanager
@@ -87,8 +85,11 @@ class LLMResource(dg.ConfigurableResource):
 
     def settings(self) -> LLMSettings:
         return LLMSettings.from_env(
-            base_url=self.base_url or None, api_key=self.api_key or None, max_concurrency=self.max_concurrency,
-            requests_per_minute=self.requests_per_minute, tokens_per_minute=self.tokens_per_minute,
+            base_url=self.base_url or None,
+            api_key=self.api_key or None,
+            max_concurrency=self.max_concurrency,
+            requests_per_minute=self.requests_per_minute,
+            tokens_per_minute=self.tokens_per_minute,
         )
 
     @contextmanager
@@ -108,8 +109,7 @@ def default_resources() -> dict[str, dg.ConfigurableResource]:
         return dg.EnvVar(name) if config.is_set(name) else None
 
     return {
-        "warehouse": WarehouseResource(path=config.warehouse_setting(),
-                                       lock_timeout_s=config.lock_timeout_s()),
+        "warehouse": WarehouseResource(path=config.warehouse_setting(), lock_timeout_s=config.lock_timeout_s()),
         "registry": RegistryResource(root=str(config.registry_root())),
         "landing": LandingResource(root=str(config.landing_path())),
         "llm": LLMResource(base_url=env(config.ENV_BASE_URL), api_key=env(config.ENV_API_KEY)),

@@ -35,10 +35,16 @@ def main(argv: list[str] | None = None) -> int:
         env["PROMPT_RELEASE_WAREHOUSE"] = str(Path(args.warehouse).resolve())
     for path in sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")):
         notebook = nbformat.read(path, as_version=4)
-        nbclient.NotebookClient(notebook, kernel_name="python3", timeout=300,
-                                resources={"metadata": {"path": str(ROOT)}}).execute(env=env)
-        figures = [base64.b64decode(o["data"]["image/png"]) for c in notebook.cells if c.cell_type == "code"
-                   for o in c.outputs if "image/png" in o.get("data", {})]
+        nbclient.NotebookClient(
+            notebook, kernel_name="python3", timeout=300, resources={"metadata": {"path": str(ROOT)}}
+        ).execute(env=env)
+        figures = [
+            base64.b64decode(o["data"]["image/png"])
+            for c in notebook.cells
+            if c.cell_type == "code"
+            for o in c.outputs
+            if "image/png" in o.get("data", {})
+        ]
         for number, png in enumerate(figures, 1):
             target = out / f"nb{path.name[:2]}-{number}.png"
             target.write_bytes(png)

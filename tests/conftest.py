@@ -31,8 +31,13 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None, input: str | None = None,
-            timeout: float = 600):
+def run_cli(
+    *args: str,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    input: str | None = None,
+    timeout: float = 600,
+):
     """Run `python -m prompt_release ARGS` in a subprocess against this checkout.
 
     PYTHONPATH points at the checkout so the code under test is what runs,
@@ -100,8 +105,11 @@ def moto_s3(tmp_path_factory: pytest.TempPathFactory):
     port = free_port()
     log = tmp_path_factory.mktemp("moto") / "moto.log"
     with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                                stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     try:
         endpoint = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60

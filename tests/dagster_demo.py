@@ -43,21 +43,38 @@ class DemoRun:
     log: Path
 
 
-def run_demo_process(root: Path, timeout_s: float = TIMEOUT_S, *, warehouse: str | None = None,
-                     env: dict[str, str] | None = None) -> DemoRun:
+def run_demo_process(
+    root: Path, timeout_s: float = TIMEOUT_S, *, warehouse: str | None = None, env: dict[str, str] | None = None
+) -> DemoRun:
     """`warehouse`: a lake for the demo instead of its DuckDB file; `env`: more variables (a lake's AWS_*)."""
     extra = env or {}
     home = write_dagster_home(root / "dagster_home")
     state, result_file, log = root / "state", root / "result.json", root / "demo.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PROMPT_RELEASE_", "OPENAI_", "DAGSTER_"))}
-    env.update(DAGSTER_HOME=str(home), PROMPT_RELEASE_CONFIG=str(root / "no-state-file"),
-               PYTHONPATH=str(REPO_ROOT) + os.pathsep + env.get("PYTHONPATH", ""), **extra)
+    env.update(
+        DAGSTER_HOME=str(home),
+        PROMPT_RELEASE_CONFIG=str(root / "no-state-file"),
+        PYTHONPATH=str(REPO_ROOT) + os.pathsep + env.get("PYTHONPATH", ""),
+        **extra,
+    )
     with log.open("wb") as out:
         # Its own session: the demo's simulator and anything else it starts share its process group.
         # a lake demo runs in `root`: gate report HTML of an S3 lake goes under ./.prompt_release
-        proc = subprocess.Popen([sys.executable, "-m", "tests.dagster_demo", str(state), str(result_file),
-                                 *([warehouse] if warehouse else [])],
-                                cwd=root if warehouse else REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "tests.dagster_demo",
+                str(state),
+                str(result_file),
+                *([warehouse] if warehouse else []),
+            ],
+            cwd=root if warehouse else REPO_ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         try:
             code = proc.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
@@ -76,9 +93,16 @@ def run_demo_process(root: Path, timeout_s: float = TIMEOUT_S, *, warehouse: str
 
 
 def _main(state: str, result_file: str, warehouse: str | None = None) -> int:
-    result = run_demo(Path(state), instance=dg.DagsterInstance.get(), days=DAYS, scale=SCALE,
-                      canary_requests=CANARY_REQUESTS, seed=SEED, log=lambda message: print(message, flush=True),
-                      warehouse=warehouse)
+    result = run_demo(
+        Path(state),
+        instance=dg.DagsterInstance.get(),
+        days=DAYS,
+        scale=SCALE,
+        canary_requests=CANARY_REQUESTS,
+        seed=SEED,
+        log=lambda message: print(message, flush=True),
+        warehouse=warehouse,
+    )
     Path(result_file).write_text(json.dumps(dataclasses.asdict(result), default=str), encoding="utf-8")
     return 0
 

@@ -65,8 +65,7 @@ def _renderable_inputs(world: World, prompt_id: str) -> list[RecordedInput]:
     # The generated history holds a few calls logged without a template variable;
     # `simulate_traffic` would stop at the first one, so replay only complete inputs.
     registry = Registry(world.registry)
-    needed = set(registry.load_package(registry.resolve_label(prompt_id, "production"))
-                 .required_variables)
+    needed = set(registry.load_package(registry.resolve_label(prompt_id, "production")).required_variables)
     return [i for i in recorded_inputs(world.warehouse, prompt_id, limit=500) if needed <= set(i.variables)]
 
 
@@ -78,28 +77,42 @@ def build_demo_world(base: Path, *, traffic: int = 1000) -> DemoWorld:
         llm = LLMSettings(base_url=simulator.base_url, max_attempts=4, backoff_base_s=0.01, backoff_max_s=0.05)
         for candidate in CANDIDATES:
             spec = load_spec_for(world.registry, candidate)
-            settings = BacktestSettings(candidate=candidate, baseline=spec.baseline_prompt or "production",
-                                        dataset=spec.dataset)
-            outcome = run_backtest(settings, registry_root=world.registry, warehouse=world.warehouse,
-                                   llm_settings=llm)
+            settings = BacktestSettings(
+                candidate=candidate, baseline=spec.baseline_prompt or "production", dataset=spec.dataset
+            )
+            outcome = run_backtest(settings, registry_root=world.registry, warehouse=world.warehouse, llm_settings=llm)
             write_behaviour_diff(outcome.run_id, warehouse=world.warehouse)
-            demo.reports[candidate] = evaluate_run(outcome.run_id, spec, warehouse=world.warehouse,
-                                                   reports_dir=base / "reports")
+            demo.reports[candidate] = evaluate_run(
+                outcome.run_id, spec, warehouse=world.warehouse, reports_dir=base / "reports"
+            )
         for candidate in CANDIDATES:
-            apply_gate_report(registry, demo.reports[candidate], warehouse=world.warehouse,
-                              llm_settings=llm, sample_size=20)
+            apply_gate_report(
+                registry, demo.reports[candidate], warehouse=world.warehouse, llm_settings=llm, sample_size=20
+            )
 
         # Canary traffic lands in today's folder, as the production app would log it.
         today = datetime.now(UTC).date()
         for prompt_id, requests in (("support_router", traffic), ("summarizer", traffic // 2)):
-            simulate_traffic(world.registry, prompt_id, landing=world.landing, base_url=simulator.base_url,
-                             requests=requests, inputs=_renderable_inputs(world, prompt_id), prices=PRICES)
+            simulate_traffic(
+                world.registry,
+                prompt_id,
+                landing=world.landing,
+                base_url=simulator.base_url,
+                requests=requests,
+                inputs=_renderable_inputs(world, prompt_id),
+                prices=PRICES,
+            )
         ingest_day(world.landing, today, warehouse=world.warehouse)
         mine_failures(world.warehouse, world.registry, today)
         for prompt_id, wait_out_duration in (("support_router", True), ("summarizer", False)):
             # summarizer's canary stays within its release policy's minimum duration: a freeze.
-            analysis = analyse_canary(world.warehouse, registry, prompt_id, policy=CANARY_POLICY,
-                                      min_duration_s=0 if wait_out_duration else None)
+            analysis = analyse_canary(
+                world.warehouse,
+                registry,
+                prompt_id,
+                policy=CANARY_POLICY,
+                min_duration_s=0 if wait_out_duration else None,
+            )
             if analysis is None:
                 continue
             demo.canary_decisions[prompt_id] = analysis.action

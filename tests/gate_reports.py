@@ -15,11 +15,23 @@ def stored_report(name: str = "gate_report_promote") -> dict:
     return json.loads((STORED / f"{name}.json").read_text(encoding="utf-8"))
 
 
-def gate_report(report_id: str, verdict: str, candidate: str, *, baseline: str = "support_router:v1.5.2",
-                reason: str = "gates say so", candidate_hash: str | None = None) -> GateReport:
+def gate_report(
+    report_id: str,
+    verdict: str,
+    candidate: str,
+    *,
+    baseline: str = "support_router:v1.5.2",
+    reason: str = "gates say so",
+    candidate_hash: str | None = None,
+) -> GateReport:
     data = stored_report()
-    data.update(report_id=report_id, verdict=verdict, reason=reason,
-                exit_code={"promote": 0, "reject": 1, "freeze": 3}[verdict],
-                candidate={"version": candidate, "hash": candidate_hash},
-                baseline={"version": baseline, "hash": None}, workflow=candidate.split(":")[0])
+    data.update(
+        report_id=report_id,
+        verdict=verdict,
+        reason=reason,
+        exit_code={"promote": 0, "reject": 1, "freeze": 3}[verdict],
+        candidate={"version": candidate, "hash": candidate_hash},
+        baseline={"version": baseline, "hash": None},
+        workflow=candidate.split(":")[0],
+    )
     return GateReport.model_validate(data)

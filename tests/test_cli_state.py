@@ -26,14 +26,22 @@ def project(tmp_path: Path) -> Path:
     """A project folder whose state file points at a registry copy, as `make demo` leaves it."""
     folder = tmp_path / "project"
     registry = copy_sample_registry(tmp_path / "demo_registry")
-    config.write_config_file(folder / ".prompt_release" / "config", registry=registry,
-                             warehouse=tmp_path / "demo.duckdb", landing=tmp_path / "landing")
+    config.write_config_file(
+        folder / ".prompt_release" / "config",
+        registry=registry,
+        warehouse=tmp_path / "demo.duckdb",
+        landing=tmp_path / "landing",
+    )
     return folder
 
 
 # Run in the project folder with no PROMPT_RELEASE_* location set: the state file decides.
-NO_LOCATION_ENV = {"PROMPT_RELEASE_CONFIG": "", "PROMPT_RELEASE_WAREHOUSE": "", "PROMPT_RELEASE_REGISTRY": "",
-                   "PROMPT_RELEASE_LANDING": ""}
+NO_LOCATION_ENV = {
+    "PROMPT_RELEASE_CONFIG": "",
+    "PROMPT_RELEASE_WAREHOUSE": "",
+    "PROMPT_RELEASE_REGISTRY": "",
+    "PROMPT_RELEASE_LANDING": "",
+}
 
 
 def test_the_state_file_sits_between_the_environment_and_the_default(tmp_path: Path, monkeypatch) -> None:
@@ -53,8 +61,10 @@ def test_a_bad_state_file_is_one_line_naming_it(tmp_path: Path) -> None:
     state.write_text('warehose = "x.duckdb"\n')
     result = run_cli("prompts", "list", env={**NO_LOCATION_ENV, "PROMPT_RELEASE_CONFIG": str(state)})
     assert result.returncode == 2
-    assert result.stderr == f"prompt-release: error: {state}: unknown setting 'warehose' " \
-                            "(known: warehouse, registry, landing)\n"
+    assert (
+        result.stderr == f"prompt-release: error: {state}: unknown setting 'warehose' "
+        "(known: warehouse, registry, landing)\n"
+    )
 
 
 def test_prompts_list_in_the_project_folder_reads_the_demos_registry_with_a_header(project: Path) -> None:
@@ -65,13 +75,16 @@ def test_prompts_list_in_the_project_folder_reads_the_demos_registry_with_a_head
     assert any(r.startswith("support_router:v1.5.2") and r.endswith("production") for r in rows)
 
 
-@pytest.mark.parametrize("command", [
-    ("gate", "--candidate", "support_router:v1.7.0"),
-    ("backtest", "--candidate", "support_router:v1.7.0"),
-    ("sql", "SELECT 1"),
-    ("mine",),
-    ("golden", "build"),
-])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("gate", "--candidate", "support_router:v1.7.0"),
+        ("backtest", "--candidate", "support_router:v1.7.0"),
+        ("sql", "SELECT 1"),
+        ("mine",),
+        ("golden", "build"),
+    ],
+)
 def test_a_missing_warehouse_is_an_error_naming_the_path_and_the_flag(command, tmp_path: Path, registry) -> None:
     missing = tmp_path / "nope" / "nope.duckdb"
     result = run_cli(*command, "--warehouse", str(missing), "--registry", str(registry))

@@ -25,9 +25,7 @@ def _graph() -> dict:
     definitions = defs()
     repo = definitions.get_repository_def()
     assets = sorted(key.to_user_string() for key in repo.asset_graph.get_all_asset_keys())
-    checks = sorted(
-        f"{key.asset_key.to_user_string()}:{key.name}" for key in repo.asset_graph.asset_check_keys
-    )
+    checks = sorted(f"{key.asset_key.to_user_string()}:{key.name}" for key in repo.asset_graph.asset_check_keys)
     deps = {
         key.to_user_string(): sorted(p.to_user_string() for p in repo.asset_graph.get(key).parent_keys)
         for key in repo.asset_graph.get_all_asset_keys()
@@ -55,8 +53,6 @@ def test_definitions_match_snapshot() -> None:
 
 def test_dg_check_defs_passes() -> None:
     dg_bin = Path(sys.executable).with_name("dg")
-    result = subprocess.run(
-        [str(dg_bin), "check", "defs"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300
-    )
+    result = subprocess.run([str(dg_bin), "check", "defs"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "All definitions loaded successfully" in result.stdout + result.stderr

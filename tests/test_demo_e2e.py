@@ -48,7 +48,9 @@ def test_release_runs_are_launched_by_their_sensors(demo: DemoResult, instance: 
     assert launched_by("evaluate_candidate") == {"candidate_sensor"}
     assert launched_by("promote") == {"gate_sensor"}
     assert launched_by("roll_forward") == launched_by("rollback") == {"canary_sensor"}
-    evaluated = {run.tags["dagster/partition"] for run in instance.get_runs(dg.RunsFilter(job_name="evaluate_candidate"))}
+    evaluated = {
+        run.tags["dagster/partition"] for run in instance.get_runs(dg.RunsFilter(job_name="evaluate_candidate"))
+    }
     assert evaluated == set(demo.reports)
 
 
@@ -60,8 +62,9 @@ def test_gates_promote_and_reject_as_designed(demo: DemoResult) -> None:
     registry = Registry(demo.registry)
     for candidate in ("support_router:v1.7.0", "order_agent:v2.1.0"):
         assert registry.load_package(candidate).status == "rejected"
-        [event] = [e for e in registry.history(candidate.split(":")[0])
-                   if e.action == "status" and e.to_version == candidate]
+        [event] = [
+            e for e in registry.history(candidate.split(":")[0]) if e.action == "status" and e.to_version == candidate
+        ]
         assert event.gate_report_id == demo.reports[candidate]["report_id"]
     for report in demo.reports.values():
         assert Path(report["html"]).exists()
@@ -71,8 +74,11 @@ def test_the_promoted_candidate_went_staging_canary_production_each_move_citing_
     report_id = demo.reports["support_router:v1.6.0"]["report_id"]
     registry = Registry(demo.registry)
     assert registry.resolve_label("support_router", "production") == "support_router:v1.6.0"
-    moves = [(e.action, e.label) for e in registry.history("support_router")
-             if e.to_version == "support_router:v1.6.0" or e.from_version == "support_router:v1.6.0"]
+    moves = [
+        (e.action, e.label)
+        for e in registry.history("support_router")
+        if e.to_version == "support_router:v1.6.0" or e.from_version == "support_router:v1.6.0"
+    ]
     assert moves[:4] == [("gate", None), ("move", "staging"), ("move", "canary"), ("move", "production")]
     for event in registry.history("support_router"):
         if "support_router:v1.6.0" in (event.to_version, event.from_version):
@@ -101,8 +107,10 @@ def test_a_regressing_canary_is_aborted_automatically_and_becomes_an_incident(de
     assert all(decision["decision_id"] in (case.provenance.note or "") for case in incidents)
     # A new case carries the canary's JSON failure; an input already in the set keeps the tags it had.
     # (How many canary inputs were already cases depends on the generated history, hence on the date.)
-    versions = [golden_store.read_version(demo.registry, "support_router_golden", n)[1]
-                for n in golden_store.versions(demo.registry, "support_router_golden")]
+    versions = [
+        golden_store.read_version(demo.registry, "support_router_golden", n)[1]
+        for n in golden_store.versions(demo.registry, "support_router_golden")
+    ]
     before = next(cases for cases in reversed(versions) if not any(c.tags.incident for c in cases))
     earlier = {case.case_id: case for case in before}
     for case in incidents:
@@ -137,16 +145,22 @@ def _json_or_none(text: str | None):
 
 def test_the_demo_leaves_a_state_file_pointing_at_its_warehouse_and_registry(demo: DemoResult) -> None:
     settings = config.read_config_file(demo.state_dir / "config")
-    assert settings == {"warehouse": str(demo.warehouse.resolve()), "registry": str(demo.registry.resolve()),
-                        "landing": str((demo.state_dir / "landing").resolve())}
+    assert settings == {
+        "warehouse": str(demo.warehouse.resolve()),
+        "registry": str(demo.registry.resolve()),
+        "landing": str((demo.state_dir / "landing").resolve()),
+    }
 
 
 def decisions(result: DemoResult) -> dict:
     """What a release engineer reads off a demo: verdicts, where each candidate ended up, every
     label and status move in order, the canary decisions, and the golden versions."""
     registry = Registry(result.registry)
-    moves = [(e.action, e.label, e.from_version, e.to_version, e.status)
-             for prompt_id in registry.prompt_ids() for e in registry.history(prompt_id)]
+    moves = [
+        (e.action, e.label, e.from_version, e.to_version, e.status)
+        for prompt_id in registry.prompt_ids()
+        for e in registry.history(prompt_id)
+    ]
     return {
         "verdicts": {candidate: report["verdict"] for candidate, report in result.reports.items()},
         "now": result.promotions,
@@ -162,9 +176,22 @@ def decisions(result: DemoResult) -> dict:
 S3_DEMO = "PROMPT_RELEASE_TEST_S3_DEMO"
 
 
-@pytest.fixture(scope="module", params=["lake", pytest.param("s3", marks=[pytest.mark.skipif(
-    not os.environ.get(S3_DEMO), reason=f"the demo on moto S3 runs with {S3_DEMO}=1 (about 3x the file demo)"),
-    pytest.mark.timeout(5 * TIMEOUT_S)])])
+@pytest.fixture(
+    scope="module",
+    params=[
+        "lake",
+        pytest.param(
+            "s3",
+            marks=[
+                pytest.mark.skipif(
+                    not os.environ.get(S3_DEMO),
+                    reason=f"the demo on moto S3 runs with {S3_DEMO}=1 (about 3x the file demo)",
+                ),
+                pytest.mark.timeout(5 * TIMEOUT_S),
+            ],
+        ),
+    ],
+)
 def lake_demo(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> DemoResult:
     """The same demo with its warehouse on a local-folder lake, then on a lake in (moto) S3."""
     root = tmp_path_factory.mktemp(f"demo_{request.param}")
@@ -172,8 +199,9 @@ def lake_demo(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
         location, env = str(root / "warehouse.lake"), {}
     else:
         location, env = f"s3://{MOTO_BUCKET}/demo", request.getfixturevalue("moto_s3")
-    return run_demo_process(root, warehouse=location, env=env,
-                            timeout_s=4 * TIMEOUT_S if request.param == "s3" else TIMEOUT_S).result
+    return run_demo_process(
+        root, warehouse=location, env=env, timeout_s=4 * TIMEOUT_S if request.param == "s3" else TIMEOUT_S
+    ).result
 
 
 def test_the_demo_on_a_lake_decides_exactly_as_on_the_duckdb_file(demo: DemoResult, lake_demo: DemoResult) -> None:

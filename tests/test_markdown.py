@@ -8,8 +8,9 @@ from prompt_release.markdown import md_table
 
 
 def test_cells_are_escaped_folded_cut_and_missing_values_shown() -> None:
-    table = md_table(["a", "b", "n"], [("x|y", "two\nlines", 0.123456), (None, "z" * 100, 3)], max_cell=10,
-                     align_right=[2])
+    table = md_table(
+        ["a", "b", "n"], [("x|y", "two\nlines", 0.123456), (None, "z" * 100, 3)], max_cell=10, align_right=[2]
+    )
     assert table.splitlines() == [
         "| a | b | n |",
         "|---|---|---:|",

@@ -39,7 +39,8 @@ def test_notebooks_match_their_generator() -> None:
     for name, build in module.NOTEBOOKS.items():
         on_disk = nbformat.read(NOTEBOOKS / name, as_version=4)
         assert [c.source for c in on_disk.cells] == [c.source for c in build().cells], (
-            f"{name} differs from make_notebooks.py: run `python notebooks/make_notebooks.py`")
+            f"{name} differs from make_notebooks.py: run `python notebooks/make_notebooks.py`"
+        )
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -54,7 +55,10 @@ def test_notebook_runs_against_the_demo_warehouse(name: str, demo_world, tmp_pat
     }
     env.pop("GATE_REPORT_ID", None)
     client = nbclient.NotebookClient(
-        notebook, kernel_name="python3", timeout=120, resources={"metadata": {"path": str(tmp_path)}},
+        notebook,
+        kernel_name="python3",
+        timeout=120,
+        resources={"metadata": {"path": str(tmp_path)}},
     )
     client.execute(env=env)  # raises CellExecutionError naming the cell when one fails
     outputs = [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs]

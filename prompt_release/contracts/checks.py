@@ -334,8 +334,10 @@ def compile_contract(package: PackageContract) -> CompiledContract:
     if isinstance(schema, Mapping):
         props = schema.get("properties") or {}
         labels = tuple(sorted(k for k, v in props.items() if isinstance(v, Mapping) and "enum" in v))
-    steps = tuple((post_processing.step_kind(_dump(s)), post_processing.step_value(_dump(s)))
-                  for s in getattr(package, "post_processing", None) or ())
+    steps = tuple(
+        (post_processing.step_kind(_dump(s)), post_processing.step_value(_dump(s)))
+        for s in getattr(package, "post_processing", None) or ()
+    )
     compiled = CompiledContract(
         version_id=package.version_id,
         package_hash=package.package_hash,
@@ -422,7 +424,9 @@ def check_tool_calls(
         name = tool_name(call)
         tool = contract.tools.get(name)
         if tool is None:
-            issues.append(ToolIssue("unknown_tool", name, index, f"tool {name!r} is not offered by {contract.version_id}"))
+            issues.append(
+                ToolIssue("unknown_tool", name, index, f"tool {name!r} is not offered by {contract.version_id}")
+            )
             called.add(name)
             continue
         args = _arguments(call)
@@ -431,7 +435,9 @@ def check_tool_calls(
         if not isinstance(args, Mapping):
             args_problem = "arguments are not a JSON object"
         elif tool.validator is not None and not (index < len(args_proven) and args_proven[index]):
-            error = next(iter(sorted(tool.validator.iter_errors(args), key=lambda e: [str(p) for p in e.absolute_path])), None)
+            error = next(
+                iter(sorted(tool.validator.iter_errors(args), key=lambda e: [str(p) for p in e.absolute_path])), None
+            )
             if error is not None:
                 path = json_path(error.absolute_path)
                 args_problem = f"{path}: {error.message}"
@@ -554,17 +560,27 @@ def check_output(
     )
 
 
-def text_call_issues(contract: CompiledContract, written: Sequence[dict], tool_calls: Sequence[Any] | None,
-                     prior: Iterable[str]) -> tuple[ToolIssue, ...]:
+def text_call_issues(
+    contract: CompiledContract, written: Sequence[dict], tool_calls: Sequence[Any] | None, prior: Iterable[str]
+) -> tuple[ToolIssue, ...]:
     """Issues of tool calls written as text: one `text_tool_call` each (production runs none of
     them), plus what the call would be if it ran (an unsafe refund written as text is still unsafe)."""
-    issues = [ToolIssue("text_tool_call", call["name"], index, f"{call['form']} tool call in the text, "
-                        "not in tool_calls: nothing runs and the user sees it") for index, call in enumerate(written)]
+    issues = [
+        ToolIssue(
+            "text_tool_call",
+            call["name"],
+            index,
+            f"{call['form']} tool call in the text, not in tool_calls: nothing runs and the user sees it",
+        )
+        for index, call in enumerate(written)
+    ]
     # Judged as if made after the response's real calls, with the prior tools they had.
     called = set(prior) | {tool_name(c) for c in tool_calls or ()}
     for issue in check_tool_calls(contract, written, called):
         if issue.kind != "unknown_tool":
-            issues.append(ToolIssue(issue.kind, issue.tool, issue.index, f"written as text: {issue.detail}", issue.path))
+            issues.append(
+                ToolIssue(issue.kind, issue.tool, issue.index, f"written as text: {issue.detail}", issue.path)
+            )
     return tuple(issues)
 
 

@@ -43,7 +43,9 @@ class StaticContract:
         return self.version_id.split(":", 1)[0]
 
 
-def index_contracts(contracts: Mapping[str, PackageContract] | list[PackageContract] | None) -> dict[str, PackageContract]:
+def index_contracts(
+    contracts: Mapping[str, PackageContract] | list[PackageContract] | None,
+) -> dict[str, PackageContract]:
     """Index contracts by version id and by package hash (a trace may carry either)."""
     out: dict[str, PackageContract] = {}
     items = contracts.values() if isinstance(contracts, Mapping) else (contracts or [])

@@ -151,8 +151,9 @@ def resolve_baseline(registry: Registry, candidate_id: str, baseline: str) -> st
         return baseline
     resolved = registry.resolve_label(prompt_id, baseline)
     if resolved is None:
-        raise UserError(f"label {baseline!r} of {prompt_id} points nowhere; give --baseline <id>:v<semver>",
-                        field="baseline")
+        raise UserError(
+            f"label {baseline!r} of {prompt_id} points nowhere; give --baseline <id>:v<semver>", field="baseline"
+        )
     return resolved
 
 
@@ -192,7 +193,13 @@ def golden_cases(registry_root: str | Path, workflow: str, dataset: str | None) 
 
 
 def history_cases(
-    warehouse: str | Path | None, prompt_id: str, *, days: int, size: int, seed: int, as_of: date | None,
+    warehouse: str | Path | None,
+    prompt_id: str,
+    *,
+    days: int,
+    size: int,
+    seed: int,
+    as_of: date | None,
     contract: checks.CompiledContract | None,
 ) -> list[BacktestCase]:
     """A stratified, deterministic sample of recorded production inputs of prompt `prompt_id` (any version,
@@ -260,8 +267,6 @@ def history_cases(
 # ----------------------------------------------------------------- calls and checks
 
 
-
-
 class _Renderer:
     """Renders one package's system message per case, once per distinct value of the variables it reads.
 
@@ -283,8 +288,10 @@ class _Renderer:
         if self.reads is None:
             return None
         try:
-            return orjson.dumps([(name in variables, type(variables.get(name)).__name__, variables.get(name))
-                                 for name in self.reads], option=orjson.OPT_SORT_KEYS)
+            return orjson.dumps(
+                [(name in variables, type(variables.get(name)).__name__, variables.get(name)) for name in self.reads],
+                option=orjson.OPT_SORT_KEYS,
+            )
         except TypeError:  # a value JSON cannot key: render it as it is
             return None
 
@@ -306,8 +313,9 @@ class _Renderer:
         return [{"role": "system", "content": system}, *(m for m in case.messages if m.get("role") != "system")]
 
 
-def _requests(package: Any, role: str, cases: Sequence[BacktestCase], samples: int,
-              rendered: dict[str, list[dict] | str]) -> list[CallRequest]:
+def _requests(
+    package: Any, role: str, cases: Sequence[BacktestCase], samples: int, rendered: dict[str, list[dict] | str]
+) -> list[CallRequest]:
     tools = [{"name": t.name, "description": t.description, "parameters": t.parameters} for t in package.tools]
     response_format = package.response_format()
     parameters = dict(package.parameters)  # one object for all: the client prepares what they share once
@@ -317,11 +325,18 @@ def _requests(package: Any, role: str, cases: Sequence[BacktestCase], samples: i
         if isinstance(messages, str):
             continue
         for k in range(samples):
-            out.append(CallRequest(
-                model=package.model, messages=messages, parameters=parameters, tools=tools,
-                response_format=response_format, package_hash=package.package_hash, sample_index=k,
-                tag=f"{role}|{case.case_id}|{k}",
-            ))
+            out.append(
+                CallRequest(
+                    model=package.model,
+                    messages=messages,
+                    parameters=parameters,
+                    tools=tools,
+                    response_format=response_format,
+                    package_hash=package.package_hash,
+                    sample_index=k,
+                    tag=f"{role}|{case.case_id}|{k}",
+                )
+            )
     return out
 
 
@@ -329,10 +344,16 @@ def _replayed_result(case: BacktestCase, k: int) -> CallResult:
     rec = case.recorded or {}
     tool_calls = json.loads(rec["tool_calls"]) if rec.get("tool_calls") else []
     return CallResult(
-        tag=f"baseline|{case.case_id}|{k}", cache_key="replay:" + str(rec.get("record_key")), sample_index=k,
+        tag=f"baseline|{case.case_id}|{k}",
+        cache_key="replay:" + str(rec.get("record_key")),
+        sample_index=k,
         status=STATUS_OK if rec.get("status") != "error" else "error",
-        output=rec.get("output"), tool_calls=tool_calls, input_tokens=rec.get("input_tokens"),
-        output_tokens=rec.get("output_tokens"), cost_usd=rec.get("cost_usd"), latency_ms=rec.get("latency_ms"),
+        output=rec.get("output"),
+        tool_calls=tool_calls,
+        input_tokens=rec.get("input_tokens"),
+        output_tokens=rec.get("output_tokens"),
+        cost_usd=rec.get("cost_usd"),
+        latency_ms=rec.get("latency_ms"),
         error_type=rec.get("error_type"),
     )
 
@@ -352,8 +373,14 @@ class _RowMaker:
         self._checked: dict[tuple, tuple] = {}
         self._case_json: dict[str, tuple[str, str | None]] = {}
 
-    def _checks(self, contract: checks.CompiledContract, case: BacktestCase, result: CallResult,
-                expected_json: str | None, tool_calls_json: str | None) -> tuple:
+    def _checks(
+        self,
+        contract: checks.CompiledContract,
+        case: BacktestCase,
+        result: CallResult,
+        expected_json: str | None,
+        tool_calls_json: str | None,
+    ) -> tuple:
         # The conversation's earlier tool calls matter only to answers that call a tool (in tool_calls
         # or written in the text); every other answer is checked once whatever preceded it.
         may_call = result.tool_calls or names_a_tool(result.output, contract.tools)
@@ -364,17 +391,37 @@ class _RowMaker:
             found = self._checked[key] = _checked_columns(contract, case, result)
         return found
 
-    def __call__(self, role: str, package: Any, contract: checks.CompiledContract, case: BacktestCase,
-                 result: CallResult, *, replayed: bool) -> tuple:
+    def __call__(
+        self,
+        role: str,
+        package: Any,
+        contract: checks.CompiledContract,
+        case: BacktestCase,
+        result: CallResult,
+        *,
+        replayed: bool,
+    ) -> tuple:
         case_json = self._case_json.get(case.case_id)
         if case_json is None:
             case_json = self._case_json[case.case_id] = (
-                orjson.dumps(case.tags).decode(), orjson.dumps(case.expected).decode() if case.expected else None)
+                orjson.dumps(case.tags).decode(),
+                orjson.dumps(case.expected).decode() if case.expected else None,
+            )
         tags_json, expected_json = case_json
         tool_calls_json = orjson.dumps(result.tool_calls).decode() if result.tool_calls else None
         if result.status == STATUS_OK:
-            (json_valid, schema_valid, tool_calls_valid, unsafe, task_correct, refused, clarified, passed,
-             details, parsed) = self._checks(contract, case, result, expected_json, tool_calls_json)
+            (
+                json_valid,
+                schema_valid,
+                tool_calls_valid,
+                unsafe,
+                task_correct,
+                refused,
+                clarified,
+                passed,
+                details,
+                parsed,
+            ) = self._checks(contract, case, result, expected_json, tool_calls_json)
         else:
             json_valid = schema_valid = tool_calls_valid = unsafe = refused = clarified = details = parsed = None
             if result.status in NOT_RUN:  # nothing was learned about the prompt
@@ -383,23 +430,83 @@ class _RowMaker:
                 task_correct = False if case.expected else None  # an error is not a right answer
                 passed = False
         return (
-            self.run_id, role, package.version_id, package.package_hash, case.case_id, case.source,
-            result.sample_index, tags_json, expected_json, result.output, parsed, tool_calls_json,
-            result.status, result.error_type or result.error,
-            json_valid, schema_valid, tool_calls_valid, unsafe, task_correct, refused, clarified, passed, details,
-            None, None, None, None,  # judge_score, rubric_version, rubric_hash, judge: see judge.apply_scores
-            result.latency_ms, result.input_tokens, result.output_tokens, result.cost_usd, bool(result.cached),
-            replayed, result.served_model, result.server_ms, result.client_ms,
+            self.run_id,
+            role,
+            package.version_id,
+            package.package_hash,
+            case.case_id,
+            case.source,
+            result.sample_index,
+            tags_json,
+            expected_json,
+            result.output,
+            parsed,
+            tool_calls_json,
+            result.status,
+            result.error_type or result.error,
+            json_valid,
+            schema_valid,
+            tool_calls_valid,
+            unsafe,
+            task_correct,
+            refused,
+            clarified,
+            passed,
+            details,
+            None,
+            None,
+            None,
+            None,  # judge_score, rubric_version, rubric_hash, judge: see judge.apply_scores
+            result.latency_ms,
+            result.input_tokens,
+            result.output_tokens,
+            result.cost_usd,
+            bool(result.cached),
+            replayed,
+            result.served_model,
+            result.server_ms,
+            result.client_ms,
         )
 
 
 # The columns of a result row, in the order `_RowMaker` makes them.
 ROW_COLUMNS = (
-    "run_id", "role", "prompt_version", "package_hash", "case_id", "case_source", "sample_index", "tags",
-    "expected", "output", "parsed_output", "tool_calls", "status", "error", "json_valid", "schema_valid",
-    "tool_calls_valid", "unsafe_tool_call", "task_correct", "refused", "clarified", "passed", "check_details",
-    "judge_score", "rubric_version", "rubric_hash", "judge", "latency_ms", "input_tokens", "output_tokens",
-    "cost_usd", "cached", "replayed", "served_model", "server_ms", "client_ms",
+    "run_id",
+    "role",
+    "prompt_version",
+    "package_hash",
+    "case_id",
+    "case_source",
+    "sample_index",
+    "tags",
+    "expected",
+    "output",
+    "parsed_output",
+    "tool_calls",
+    "status",
+    "error",
+    "json_valid",
+    "schema_valid",
+    "tool_calls_valid",
+    "unsafe_tool_call",
+    "task_correct",
+    "refused",
+    "clarified",
+    "passed",
+    "check_details",
+    "judge_score",
+    "rubric_version",
+    "rubric_hash",
+    "judge",
+    "latency_ms",
+    "input_tokens",
+    "output_tokens",
+    "cost_usd",
+    "cached",
+    "replayed",
+    "served_model",
+    "server_ms",
+    "client_ms",
 )
 
 
@@ -427,7 +534,8 @@ def _checked_columns(contract: checks.CompiledContract, case: BacktestCase, resu
         False if outcome.json_valid is False and contract.schema_validator else outcome.schema_valid,
         # A call written as text is a tool call that was not made validly.
         not any(i.kind in ("unknown_tool", "tool_args_invalid", "text_tool_call") for i in tool_issues)
-        if result.tool_calls or outcome.text_tool_calls else True,
+        if result.tool_calls or outcome.text_tool_calls
+        else True,
         any(i.kind == "unsafe_tool_call" for i in tool_issues),
         task_correct,
         outcome.refusal,
@@ -470,14 +578,30 @@ def results_hash(frame: pl.DataFrame) -> str:
     return hashlib.sha256(rows.to_numpy().tobytes()).hexdigest()
 
 
-def run_id_for(candidate: Any, baseline: Any, dataset_version: str | None, cases: Sequence[BacktestCase],
-               settings: BacktestSettings, endpoints: Sequence[EndpointIdentity] = ()) -> str:
+def run_id_for(
+    candidate: Any,
+    baseline: Any,
+    dataset_version: str | None,
+    cases: Sequence[BacktestCase],
+    settings: BacktestSettings,
+    endpoints: Sequence[EndpointIdentity] = (),
+) -> str:
     """Same packages, inputs, settings and endpoint (URL and served models): same run id (a rerun
     replaces, never doubles); another endpoint's answers are another run."""
-    material = json.dumps([candidate.package_hash, baseline.package_hash, dataset_version,
-                           sorted(c.case_id for c in cases), settings.samples, settings.replay_baseline,
-                           settings.max_tokens, settings.max_usd, str(settings.as_of)]
-                          + ([e.key for e in endpoints] if endpoints else []))
+    material = json.dumps(
+        [
+            candidate.package_hash,
+            baseline.package_hash,
+            dataset_version,
+            sorted(c.case_id for c in cases),
+            settings.samples,
+            settings.replay_baseline,
+            settings.max_tokens,
+            settings.max_usd,
+            str(settings.as_of),
+        ]
+        + ([e.key for e in endpoints] if endpoints else [])
+    )
     return "bt_" + hashlib.sha256(material.encode()).hexdigest()[:16]
 
 
@@ -529,28 +653,46 @@ def run_backtest(
         contract = checks.compile_contract(candidate)
         base_contract = checks.compile_contract(baseline)
         manifest, golden = golden_cases(registry_root, workflow, settings.dataset)
-        history = history_cases(warehouse, candidate.prompt_id, days=settings.history_days, size=settings.history_size,
-                                seed=settings.seed, as_of=settings.as_of, contract=contract)
+        history = history_cases(
+            warehouse,
+            candidate.prompt_id,
+            days=settings.history_days,
+            size=settings.history_size,
+            seed=settings.seed,
+            as_of=settings.as_of,
+            contract=contract,
+        )
         golden_ids = {c.case_id for c in golden}
         history = [c for c in history if c.case_id not in golden_ids]
         cases = golden + history
         if not cases:
-            raise UserError(f"nothing to backtest {candidate.version_id} on: no golden dataset for {workflow} and "
-                            "no recorded production inputs in the history window", field="dataset")
+            raise UserError(
+                f"nothing to backtest {candidate.version_id} on: no golden dataset for {workflow} and "
+                "no recorded production inputs in the history window",
+                field="dataset",
+            )
         dataset_version = manifest.version_id if manifest else None
-        log(f"backtest: {candidate.version_id} vs {baseline.version_id} on {len(golden)} golden + "
-            f"{len(history)} history cases x {settings.samples} samples")
+        log(
+            f"backtest: {candidate.version_id} vs {baseline.version_id} on {len(golden)} golden + "
+            f"{len(history)} history cases x {settings.samples} samples"
+        )
 
         replay = {
-            c.case_id for c in history
+            c.case_id
+            for c in history
             if settings.replay_baseline and c.recorded and c.recorded.get("package_hash") == baseline.package_hash
         }
-        rendered = {role: {c.case_id: render(c) for c in cases}
-                    for role, render in (("candidate", _Renderer(candidate)), ("baseline", _Renderer(baseline)))}
+        rendered = {
+            role: {c.case_id: render(c) for c in cases}
+            for role, render in (("candidate", _Renderer(candidate)), ("baseline", _Renderer(baseline)))
+        }
         # A case neither package can render (e.g. a recorded input without the
         # template's variables) tells nothing about the change: leave it out.
-        unrenderable = {c.case_id for c in cases
-                        if isinstance(rendered["candidate"][c.case_id], str) and isinstance(rendered["baseline"][c.case_id], str)}
+        unrenderable = {
+            c.case_id
+            for c in cases
+            if isinstance(rendered["candidate"][c.case_id], str) and isinstance(rendered["baseline"][c.case_id], str)
+        }
         if unrenderable:
             log(f"skipping {len(unrenderable)} cases neither prompt can render (missing variables)")
             cases = [c for c in cases if c.case_id not in unrenderable]
@@ -559,11 +701,14 @@ def run_backtest(
             replay -= unrenderable
         endpoints = (endpoint_identity(llm_settings, candidate.model), endpoint_identity(llm_settings, baseline.model))
         run_id = run_id_for(candidate, baseline, dataset_version, cases, settings, endpoints)
-        log(f"endpoint {endpoints[0].base_url}: {candidate.model} served as {endpoints[0].served_model}, "
-            f"{baseline.model} as {endpoints[1].served_model}; at most {llm_settings.max_concurrency} calls in flight")
+        log(
+            f"endpoint {endpoints[0].base_url}: {candidate.model} served as {endpoints[0].served_model}, "
+            f"{baseline.model} as {endpoints[1].served_model}; at most {llm_settings.max_concurrency} calls in flight"
+        )
         candidate_requests = _requests(candidate, "candidate", cases, settings.samples, rendered["candidate"])
-        baseline_requests = _requests(baseline, "baseline", [c for c in cases if c.case_id not in replay],
-                                      settings.samples, rendered["baseline"])
+        baseline_requests = _requests(
+            baseline, "baseline", [c for c in cases if c.case_id not in replay], settings.samples, rendered["baseline"]
+        )
         # Interleave the two prompts' calls so load that varies over the run (rate
         # limits, a busy endpoint, a warming cache) falls on both sides alike.
         requests = [r for pair in itertools.zip_longest(candidate_requests, baseline_requests) for r in pair if r]
@@ -581,24 +726,47 @@ def run_backtest(
                     package, compiled = (candidate, contract) if role == "candidate" else (baseline, base_contract)
                     rows.append(make_row(role, package, compiled, by_case[case_id], result, replayed=False))
                 # One side could not render the input: an error for that side, a real difference.
-                for role, package, compiled in (("candidate", candidate, contract), ("baseline", baseline, base_contract)):
+                for role, package, compiled in (
+                    ("candidate", candidate, contract),
+                    ("baseline", baseline, base_contract),
+                ):
                     for case in cases:
                         if answered is not None and case.case_id not in answered:
                             continue
                         problem = rendered[role][case.case_id]
                         if isinstance(problem, str) and not (role == "baseline" and case.case_id in replay):
                             for k in range(settings.samples):
-                                failed = CallResult(tag=f"{role}|{case.case_id}|{k}", cache_key="render", sample_index=k,
-                                                    status="error", error_type="RenderError", error=problem)
+                                failed = CallResult(
+                                    tag=f"{role}|{case.case_id}|{k}",
+                                    cache_key="render",
+                                    sample_index=k,
+                                    status="error",
+                                    error_type="RenderError",
+                                    error=problem,
+                                )
                                 rows.append(make_row(role, package, compiled, case, failed, replayed=False))
                 for case_id in sorted(replay if answered is None else replay & answered):
                     for k in range(settings.samples):
-                        rows.append(make_row("baseline", baseline, base_contract, by_case[case_id],
-                                                _replayed_result(by_case[case_id], k), replayed=True))
+                        rows.append(
+                            make_row(
+                                "baseline",
+                                baseline,
+                                base_contract,
+                                by_case[case_id],
+                                _replayed_result(by_case[case_id], k),
+                                replayed=True,
+                            )
+                        )
             return rows
 
-        def finish(results: list[CallResult], con: Any, prior: tuple[float, float], answered: set[str] | None = None,
-                   stop_reason: str | None = None, lowest_concurrency: int | None = None) -> BacktestOutcome:
+        def finish(
+            results: list[CallResult],
+            con: Any,
+            prior: tuple[float, float],
+            answered: set[str] | None = None,
+            stop_reason: str | None = None,
+            lowest_concurrency: int | None = None,
+        ) -> BacktestOutcome:
             """Rows, judge, outcome and the one write of the run (on `con` when given); `prior`:
             what earlier, killed runs of the same run id paid (recorded in `llm_spend`)."""
             rows = result_rows(results, answered)
@@ -607,13 +775,24 @@ def run_backtest(
                 frame = _frame_of_tuples(rows)
             not_run = sum(r.status in NOT_RUN for r in results)
             # infrastructure failures leave the run incomplete: running it again retries them
-            status = ("incomplete" if any(r.status == STATUS_NOT_RUN_INFRA for r in results)
-                      else "budget_exhausted" if not_run else "complete")
+            status = (
+                "incomplete"
+                if any(r.status == STATUS_NOT_RUN_INFRA for r in results)
+                else "budget_exhausted"
+                if not_run
+                else "complete"
+            )
             spent_tokens = int(prior[0]) + int(
-                frame.select((pl.col("input_tokens").fill_null(0) + pl.col("output_tokens").fill_null(0))
-                             .filter(~pl.col("cached") & ~pl.col("replayed")).sum()).item() or 0)
+                frame.select(
+                    (pl.col("input_tokens").fill_null(0) + pl.col("output_tokens").fill_null(0))
+                    .filter(~pl.col("cached") & ~pl.col("replayed"))
+                    .sum()
+                ).item()
+                or 0
+            )
             spent_usd = prior[1] + float(
-                frame.filter(~pl.col("cached") & ~pl.col("replayed"))["cost_usd"].fill_null(0).sum())
+                frame.filter(~pl.col("cached") & ~pl.col("replayed"))["cost_usd"].fill_null(0).sum()
+            )
 
             # LLM-as-judge, for workflows whose candidate names a rubric: one pairwise
             # judgement per case and sample fills judge_score on both sides, under
@@ -621,23 +800,38 @@ def run_backtest(
             # The judge reads and fills rows by column name (only built when there is a rubric).
             row_dicts = [dict(zip(ROW_COLUMNS, row, strict=True)) for row in rows] if candidate.rubric else []
             judged = judge_backtest(
-                row_dicts, {c.case_id: (c.variables, c.messages) for c in run_cases}, rubric_path=candidate.rubric,
-                registry=registry, llm_settings=llm_settings, warehouse=warehouse, seed=settings.seed,
-                budget=settings.budget(), spend_key=run_id, log=log,
+                row_dicts,
+                {c.case_id: (c.variables, c.messages) for c in run_cases},
+                rubric_path=candidate.rubric,
+                registry=registry,
+                llm_settings=llm_settings,
+                warehouse=warehouse,
+                seed=settings.seed,
+                budget=settings.budget(),
+                spend_key=run_id,
+                log=log,
             )
             if judged is not None:
                 apply_scores(row_dicts, judged)
                 frame = _frame(row_dicts)
             outcome = BacktestOutcome(
-                run_id=run_id, status=status, candidate=candidate.version_id, baseline=baseline.version_id,
-                dataset_version=dataset_version, cases=len(run_cases),
+                run_id=run_id,
+                status=status,
+                candidate=candidate.version_id,
+                baseline=baseline.version_id,
+                dataset_version=dataset_version,
+                cases=len(run_cases),
                 calls_made=sum(1 for r in results if r.status not in NOT_RUN and not r.cached),
                 calls_cached=sum(1 for r in results if r.cached),
                 calls_replayed=len(replay if answered is None else replay & answered) * settings.samples,
-                calls_not_run=not_run, cases_planned=len(cases),
-                calls_saved=len(requests) - len(results), stop_reason=stop_reason, endpoint=endpoints[0].base_url,
+                calls_not_run=not_run,
+                cases_planned=len(cases),
+                calls_saved=len(requests) - len(results),
+                stop_reason=stop_reason,
+                endpoint=endpoints[0].base_url,
                 served_models={"candidate": endpoints[0].served_model, "baseline": endpoints[1].served_model},
-                max_concurrency=llm_settings.max_concurrency, lowest_concurrency=lowest_concurrency,
+                max_concurrency=llm_settings.max_concurrency,
+                lowest_concurrency=lowest_concurrency,
             )
 
             digest = results_hash(frame)
@@ -660,18 +854,47 @@ def run_backtest(
                            baseline_served_model, max_concurrency, lowest_concurrency)
                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
                                ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-                    [run_id, workflow, candidate.version_id, candidate.package_hash, baseline.version_id,
-                     baseline.package_hash, dataset_version, manifest.content_hash if manifest else None,
-                     settings.history_days, len(history), len(golden), settings.samples,
-                     json.dumps({"max_tokens": settings.max_tokens, "max_usd": settings.max_usd}),
-                     spent_tokens, spent_usd, outcome.calls_made, outcome.calls_cached, outcome.calls_replayed,
-                     outcome.calls_not_run, judged.rubric.ref if judged else None, status, started, datetime.now(UTC),
-                     judged.rubric.content_hash if judged else None, judged.judge_version if judged else None,
-                     judged.judge_hash if judged else None, json.dumps(judged.calibration) if judged else None,
-                     judged.spent_tokens if judged else None, judged.spent_usd if judged else None, digest,
-                     len(cases), outcome.calls_saved, stop_reason, stopping.seed if stopping else None,
-                     endpoints[0].base_url, endpoints[0].served_model, endpoints[1].served_model,
-                     llm_settings.max_concurrency, lowest_concurrency],
+                    [
+                        run_id,
+                        workflow,
+                        candidate.version_id,
+                        candidate.package_hash,
+                        baseline.version_id,
+                        baseline.package_hash,
+                        dataset_version,
+                        manifest.content_hash if manifest else None,
+                        settings.history_days,
+                        len(history),
+                        len(golden),
+                        settings.samples,
+                        json.dumps({"max_tokens": settings.max_tokens, "max_usd": settings.max_usd}),
+                        spent_tokens,
+                        spent_usd,
+                        outcome.calls_made,
+                        outcome.calls_cached,
+                        outcome.calls_replayed,
+                        outcome.calls_not_run,
+                        judged.rubric.ref if judged else None,
+                        status,
+                        started,
+                        datetime.now(UTC),
+                        judged.rubric.content_hash if judged else None,
+                        judged.judge_version if judged else None,
+                        judged.judge_hash if judged else None,
+                        json.dumps(judged.calibration) if judged else None,
+                        judged.spent_tokens if judged else None,
+                        judged.spent_usd if judged else None,
+                        digest,
+                        len(cases),
+                        outcome.calls_saved,
+                        stop_reason,
+                        stopping.seed if stopping else None,
+                        endpoints[0].base_url,
+                        endpoints[0].served_model,
+                        endpoints[1].served_model,
+                        llm_settings.max_concurrency,
+                        lowest_concurrency,
+                    ],
                 )
                 if outcome.results_kept:
                     return
@@ -688,10 +911,16 @@ def run_backtest(
             outcome.summary = summarise(frame)
             if judged is not None:
                 outcome.summary["judge"] = judged.summary
-            log(f"backtest {run_id} {status}: {outcome.calls_made} calls, {outcome.calls_cached} cached, "
+            log(
+                f"backtest {run_id} {status}: {outcome.calls_made} calls, {outcome.calls_cached} cached, "
                 f"{outcome.calls_replayed} replayed, {outcome.calls_not_run} not run (budget)"
                 + (f"; stopped early, {outcome.calls_saved} calls saved: {stop_reason}" if outcome.calls_saved else "")
-                + ("; results as stored by the previous run of the same inputs, rows kept" if outcome.results_kept else ""))
+                + (
+                    "; results as stored by the previous run of the same inputs, rows kept"
+                    if outcome.results_kept
+                    else ""
+                )
+            )
             return outcome
 
         try:
@@ -708,8 +937,16 @@ def run_backtest(
             probe = needed.probe
     call_stats: dict[str, Any] = {}
     if stopping is None:
-        results = run_calls_sync(requests, llm_settings, warehouse=warehouse, budget=budget, progress=progress,
-                                 probe=probe, stats=call_stats, spend_key=run_id)
+        results = run_calls_sync(
+            requests,
+            llm_settings,
+            warehouse=warehouse,
+            budget=budget,
+            progress=progress,
+            probe=probe,
+            stats=call_stats,
+            spend_key=run_id,
+        )
         return finish(results, None, probe.spent, lowest_concurrency=call_stats.get("lowest_concurrency"))
 
     # Adaptive: answer cases in batches in the stopping rule's order; after each batch it looks at
@@ -729,12 +966,17 @@ def run_backtest(
     while position < len(order):
         # The first batch is every case the cache answers (they cost nothing), if any.
         size = free if position == 0 and free else ADAPTIVE_BATCH_CASES
-        batch = order[position:position + size]
+        batch = order[position : position + size]
         position += len(batch)
         batch_requests = [r for case_id in batch for r in by_case_requests.get(case_id, [])]
         # The whole budget each time: the run's recorded spend (earlier batches included) counts against it.
-        got = run_calls_sync(batch_requests, llm_settings, warehouse=warehouse, budget=budget,
-                             stats=call_stats, spend_key=run_id) if batch_requests else []
+        got = (
+            run_calls_sync(
+                batch_requests, llm_settings, warehouse=warehouse, budget=budget, stats=call_stats, spend_key=run_id
+            )
+            if batch_requests
+            else []
+        )
         if batch_requests and call_stats.get("lowest_concurrency") is not None:
             lowest = min(lowest or call_stats["lowest_concurrency"], call_stats["lowest_concurrency"])
         results += got
@@ -756,9 +998,11 @@ def summarise(frame: pl.DataFrame) -> dict[str, Any]:
         part = frame.filter((pl.col("role") == role) & ~pl.col("status").is_in(NOT_RUN))
         if part.is_empty():
             continue
+
         def rate(col: str) -> float | None:
             values = part[col].drop_nulls()
             return None if values.is_empty() else float(values.cast(pl.Float64).mean())
+
         out[role] = {
             "results": part.height,
             "passed": rate("passed"),
@@ -769,7 +1013,8 @@ def summarise(frame: pl.DataFrame) -> dict[str, Any]:
             "judge_score": rate("judge_score"),
             "error_rate": float((part["status"] == "error").mean()),
             "p95_latency_ms": float(part["latency_ms"].drop_nulls().quantile(0.95) or math.nan)
-            if part["latency_ms"].drop_nulls().len() else None,
+            if part["latency_ms"].drop_nulls().len()
+            else None,
         }
     return out
 
@@ -805,7 +1050,8 @@ def write_behaviour_diff(run_id: str, *, warehouse: str | Path | None = None) ->
         con.execute("DELETE FROM behaviour_diff WHERE run_id = ?", [run_id])
         if not diff.is_empty():
             rows = diff.with_columns(
-                pl.lit(run_id).alias("run_id"), pl.lit(run[0]).alias("candidate_version"),
+                pl.lit(run_id).alias("run_id"),
+                pl.lit(run[0]).alias("candidate_version"),
                 pl.lit(run[1]).alias("baseline_version"),
             )
             con.register("diff_rows", rows.to_arrow())

@@ -53,9 +53,12 @@ def meaning_key(output: str | None, tool_calls: str | list | None = None) -> str
     calls = _parsed(tool_calls)[1] if isinstance(tool_calls, str) else tool_calls
     if calls:
         answer["tools"] = [
-            [call.get("name") or (call.get("function") or {}).get("name"),
-             _plain(_parsed(call.get("arguments", (call.get("function") or {}).get("arguments")))[1])]
-            for call in calls if isinstance(call, dict)
+            [
+                call.get("name") or (call.get("function") or {}).get("name"),
+                _plain(_parsed(call.get("arguments", (call.get("function") or {}).get("arguments")))[1]),
+            ]
+            for call in calls
+            if isinstance(call, dict)
         ]
     return json.dumps(answer, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
@@ -66,9 +69,11 @@ def _meaning(results: pl.DataFrame) -> pl.Expr:
         fields = ["answer", "tool_calls"] if "tool_calls" in results.columns else ["answer"]
     else:
         fields = ["output"]
-    return pl.struct(fields).map_elements(
-        lambda row: meaning_key(row[fields[0]], row.get("tool_calls")), return_dtype=pl.String
-    ).alias("meaning")
+    return (
+        pl.struct(fields)
+        .map_elements(lambda row: meaning_key(row[fields[0]], row.get("tool_calls")), return_dtype=pl.String)
+        .alias("meaning")
+    )
 
 
 def pair_outcomes(results: pl.DataFrame) -> pl.DataFrame:
@@ -151,7 +156,9 @@ def behaviour_diff(results: pl.DataFrame, *, examples_per_group: int = EXAMPLES_
             (pl.col("outcome") == "both_failing").sum().alias("both_failing"),
             (pl.col("outcome") == "disagreement").sum().alias("disagreements"),
         )
-        .with_columns(pl.col(c).cast(pl.Int64) for c in ("cases", "regressions", "wins", "both_failing", "disagreements"))
+        .with_columns(
+            pl.col(c).cast(pl.Int64) for c in ("cases", "regressions", "wins", "both_failing", "disagreements")
+        )
     )
     # Representative examples: regressions first, then disagreements, then wins;
     # stable order by case id so the same run always shows the same examples.

@@ -13,7 +13,9 @@ from prompt_release.errors import UserError
 
 def add_commands(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     parser = subparsers.add_parser(
-        "backtest", parents=[common], help="backtest a candidate prompt against the baseline",
+        "backtest",
+        parents=[common],
+        help="backtest a candidate prompt against the baseline",
         description="Run a candidate and its baseline (default: the production label) on the newest golden "
         "dataset plus replayed production history, through the model endpoint (OPENAI_BASE_URL, else the "
         "embedded simulator). Completed calls are cached: a stopped run resumes where it was.",
@@ -24,18 +26,33 @@ def add_commands(subparsers: argparse._SubParsersAction, common: argparse.Argume
 
 
 def add_backtest_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--candidate", required=True, metavar="ID", help="candidate version, e.g. support_router:v1.6.0")
-    parser.add_argument("--baseline", default="production", metavar="ID|LABEL",
-                        help="baseline version id or label (default: production)")
-    parser.add_argument("--dataset", metavar="ID", help="golden dataset version <dataset>:v<N> (default: newest; 'none')")
+    parser.add_argument(
+        "--candidate", required=True, metavar="ID", help="candidate version, e.g. support_router:v1.6.0"
+    )
+    parser.add_argument(
+        "--baseline",
+        default="production",
+        metavar="ID|LABEL",
+        help="baseline version id or label (default: production)",
+    )
+    parser.add_argument(
+        "--dataset", metavar="ID", help="golden dataset version <dataset>:v<N> (default: newest; 'none')"
+    )
     parser.add_argument("--history-days", type=int, default=7, metavar="N", help="replay the last N days (default 7)")
     parser.add_argument("--history-size", type=int, default=200, metavar="N", help="replayed inputs (default 200)")
     parser.add_argument("--samples", type=int, default=1, metavar="K", help="independent samples per input (default 1)")
-    parser.add_argument("--budget", metavar="X",
-                        help="stop before exceeding: a token count (50000) or USD ($0.50, 0.5usd; needs prices)")
-    parser.add_argument("--concurrency", type=int, metavar="N",
-                        help="calls in flight at once at the endpoint (default: env PROMPT_RELEASE_CONCURRENCY, "
-                        "else 64); 1 for a server that answers one request at a time")
+    parser.add_argument(
+        "--budget",
+        metavar="X",
+        help="stop before exceeding: a token count (50000) or USD ($0.50, 0.5usd; needs prices)",
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        metavar="N",
+        help="calls in flight at once at the endpoint (default: env PROMPT_RELEASE_CONCURRENCY, "
+        "else 64); 1 for a server that answers one request at a time",
+    )
 
 
 def parse_budget(text: str | None) -> dict[str, float | int]:
@@ -62,8 +79,11 @@ def check_candidate(registry, candidate: str) -> None:
     opened = Registry(root)
     known = opened.prompt_ids()
     if prompt_id not in known:
-        raise UserError(f"unknown prompt {prompt_id!r} in the registry at {str(root)!r} "
-                        f"(known: {', '.join(known) or 'none'}; --registry to use another)", field="--candidate")
+        raise UserError(
+            f"unknown prompt {prompt_id!r} in the registry at {str(root)!r} "
+            f"(known: {', '.join(known) or 'none'}; --registry to use another)",
+            field="--candidate",
+        )
     try:
         opened.load_package(candidate)
     except UserError as exc:
@@ -75,8 +95,13 @@ def settings_from_args(args: argparse.Namespace):
     from prompt_release.evaluation.backtest import BacktestSettings
 
     return BacktestSettings(
-        candidate=args.candidate, baseline=args.baseline, dataset=args.dataset, history_days=args.history_days,
-        history_size=args.history_size, samples=args.samples, **parse_budget(args.budget),
+        candidate=args.candidate,
+        baseline=args.baseline,
+        dataset=args.dataset,
+        history_days=args.history_days,
+        history_size=args.history_size,
+        samples=args.samples,
+        **parse_budget(args.budget),
     )
 
 
@@ -109,9 +134,15 @@ def run_backtest_command(args: argparse.Namespace, *, quiet: bool = False, stopp
     update, close = progress_bar(args.candidate)
     try:
         with model_endpoint(LLMSettings.from_env(max_concurrency=args.concurrency)) as llm_settings:
-            outcome = run_backtest(settings, registry_root=args.registry, warehouse=args.warehouse,
-                                   llm_settings=llm_settings, progress=update, stopping=stopping,
-                                   log=(lambda m: None) if quiet else (lambda m: print(m, file=sys.stderr)))
+            outcome = run_backtest(
+                settings,
+                registry_root=args.registry,
+                warehouse=args.warehouse,
+                llm_settings=llm_settings,
+                progress=update,
+                stopping=stopping,
+                log=(lambda m: None) if quiet else (lambda m: print(m, file=sys.stderr)),
+            )
     finally:
         close()
     write_behaviour_diff(outcome.run_id, warehouse=args.warehouse)
@@ -123,15 +154,22 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(asdict(outcome), default=str))
         return 0
-    print(f"run {outcome.run_id}: {outcome.candidate} vs {outcome.baseline} on {outcome.cases} cases "
-          f"({outcome.dataset_version or 'history only'}) -> {outcome.status}")
-    print(f"endpoint: {outcome.endpoint} serving {outcome.served_models.get('candidate')} (candidate), "
-          f"{outcome.served_models.get('baseline')} (baseline); {outcome.max_concurrency} calls in flight at most")
-    print(f"calls: {outcome.calls_made} made, {outcome.calls_cached} cached, {outcome.calls_replayed} replayed, "
-          f"{outcome.calls_not_run} not run (budget)")
+    print(
+        f"run {outcome.run_id}: {outcome.candidate} vs {outcome.baseline} on {outcome.cases} cases "
+        f"({outcome.dataset_version or 'history only'}) -> {outcome.status}"
+    )
+    print(
+        f"endpoint: {outcome.endpoint} serving {outcome.served_models.get('candidate')} (candidate), "
+        f"{outcome.served_models.get('baseline')} (baseline); {outcome.max_concurrency} calls in flight at most"
+    )
+    print(
+        f"calls: {outcome.calls_made} made, {outcome.calls_cached} cached, {outcome.calls_replayed} replayed, "
+        f"{outcome.calls_not_run} not run (budget)"
+    )
     for role, stats in outcome.summary.items():
-        shown = ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in stats.items()
-                          if v is not None)
+        shown = ", ".join(
+            f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in stats.items() if v is not None
+        )
         print(f"  {role}: {shown}")
     print(f"next: prompt-release gate --candidate {outcome.candidate}")
     return 0

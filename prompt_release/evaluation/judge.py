@@ -68,9 +68,22 @@ class JudgeScore:
 
     def record(self) -> dict[str, Any]:
         """What a result row stores in its `judge` JSON column."""
-        keep = ("status", "candidate_position", "preferred", "preferred_position", "candidate_score",
-                "baseline_score", "reason", "rubric_version", "rubric_hash", "judge_version", "judge_hash",
-                "seed", "cached", "error")
+        keep = (
+            "status",
+            "candidate_position",
+            "preferred",
+            "preferred_position",
+            "candidate_score",
+            "baseline_score",
+            "reason",
+            "rubric_version",
+            "rubric_hash",
+            "judge_version",
+            "judge_hash",
+            "seed",
+            "cached",
+            "error",
+        )
         data = asdict(self)
         return {k: data[k] for k in keep}
 
@@ -84,12 +97,12 @@ def resolve_judge(registry: Registry, rubric: Rubric) -> Any:
     """The judge package the rubric names, at its production label."""
     version = registry.resolve_label(rubric.judge, JUDGE_LABEL)
     if version is None:
-        raise UserError(f"rubric {rubric.ref} names judge {rubric.judge!r}, but its {JUDGE_LABEL} label points "
-                        f"nowhere; register and label it (prompt-release prompts label {rubric.judge} production ...)",
-                        field="judge")
+        raise UserError(
+            f"rubric {rubric.ref} names judge {rubric.judge!r}, but its {JUDGE_LABEL} label points "
+            f"nowhere; register and label it (prompt-release prompts label {rubric.judge} production ...)",
+            field="judge",
+        )
     return registry.load_package(version)
-
-
 
 
 def _parse_verdict(output: str | None, rubric: Rubric) -> tuple[dict | None, str | None]:
@@ -110,8 +123,11 @@ def _parse_verdict(output: str | None, rubric: Rubric) -> tuple[dict | None, str
         return None, f"preferred must be A, B or tie, got {data.get('preferred')!r}"
     for key in ("score_a", "score_b"):
         value = data.get(key)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or \
-                not rubric.scale.min <= value <= rubric.scale.max:
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not rubric.scale.min <= value <= rubric.scale.max
+        ):
             return None, f"{key} must be a number from {rubric.scale.min} to {rubric.scale.max}, got {value!r}"
     return data, None
 
@@ -136,41 +152,83 @@ def judge_pairs(
     requests = []
     for index, (pair, position) in enumerate(zip(pairs, positions, strict=True)):
         a, b = (pair.candidate, pair.baseline) if position == "A" else (pair.baseline, pair.candidate)
-        messages = judge_package.render({"rubric": rubric_view, "document": pair.document,
-                                         "response_a": a, "response_b": b})
-        requests.append(CallRequest(
-            model=judge_package.model, messages=messages, parameters=dict(judge_package.parameters),
-            response_format=response_format, package_hash=judge_package.package_hash, sample_index=0,
-            tag=str(index),
-        ))
-    results = (run_calls_sync(requests, llm_settings, warehouse=warehouse, budget=budget, spend_key=spend_key)
-               if requests else [])
+        messages = judge_package.render(
+            {"rubric": rubric_view, "document": pair.document, "response_a": a, "response_b": b}
+        )
+        requests.append(
+            CallRequest(
+                model=judge_package.model,
+                messages=messages,
+                parameters=dict(judge_package.parameters),
+                response_format=response_format,
+                package_hash=judge_package.package_hash,
+                sample_index=0,
+                tag=str(index),
+            )
+        )
+    results = (
+        run_calls_sync(requests, llm_settings, warehouse=warehouse, budget=budget, spend_key=spend_key)
+        if requests
+        else []
+    )
     scores = []
     for pair, position, result in zip(pairs, positions, results, strict=True):
-        common = dict(pair_id=pair.pair_id, candidate_position=position, rubric_version=rubric.ref,
-                      rubric_hash=rubric_hash, judge_version=judge_package.version_id,
-                      judge_hash=judge_package.package_hash, seed=seed, cached=bool(result.cached),
-                      input_tokens=result.input_tokens, output_tokens=result.output_tokens,
-                      cost_usd=result.cost_usd)
+        common = dict(
+            pair_id=pair.pair_id,
+            candidate_position=position,
+            rubric_version=rubric.ref,
+            rubric_hash=rubric_hash,
+            judge_version=judge_package.version_id,
+            judge_hash=judge_package.package_hash,
+            seed=seed,
+            cached=bool(result.cached),
+            input_tokens=result.input_tokens,
+            output_tokens=result.output_tokens,
+            cost_usd=result.cost_usd,
+        )
         if result.status != STATUS_OK:
-            scores.append(JudgeScore(status=result.status, preferred=None, preferred_position=None,
-                                     candidate_score=None, baseline_score=None, reason=None,
-                                     error=result.error_type or result.error, **common))
+            scores.append(
+                JudgeScore(
+                    status=result.status,
+                    preferred=None,
+                    preferred_position=None,
+                    candidate_score=None,
+                    baseline_score=None,
+                    reason=None,
+                    error=result.error_type or result.error,
+                    **common,
+                )
+            )
             continue
         verdict, problem = _parse_verdict(result.output, rubric)
         if verdict is None:
-            scores.append(JudgeScore(status="invalid", preferred=None, preferred_position=None,
-                                     candidate_score=None, baseline_score=None, reason=None,
-                                     error=problem, **common))
+            scores.append(
+                JudgeScore(
+                    status="invalid",
+                    preferred=None,
+                    preferred_position=None,
+                    candidate_score=None,
+                    baseline_score=None,
+                    reason=None,
+                    error=problem,
+                    **common,
+                )
+            )
             continue
         raw = verdict["preferred"]
         cand_key, base_key = ("score_a", "score_b") if position == "A" else ("score_b", "score_a")
         preferred = "tie" if raw == "tie" else ("candidate" if raw == position else "baseline")
-        scores.append(JudgeScore(
-            status=STATUS_OK, preferred=preferred, preferred_position=raw,
-            candidate_score=float(verdict[cand_key]), baseline_score=float(verdict[base_key]),
-            reason=str(verdict.get("reason") or ""), **common,
-        ))
+        scores.append(
+            JudgeScore(
+                status=STATUS_OK,
+                preferred=preferred,
+                preferred_position=raw,
+                candidate_score=float(verdict[cand_key]),
+                baseline_score=float(verdict[base_key]),
+                reason=str(verdict.get("reason") or ""),
+                **common,
+            )
+        )
     return scores
 
 
@@ -179,8 +237,10 @@ def judge_pairs(
 
 def calibration_pairs(rubric: Rubric) -> list[JudgePair]:
     """The rubric's calibration examples as pairs: summary_a in the candidate slot, summary_b in the baseline's."""
-    return [JudgePair(f"calibration|{rubric.ref}|{i}", ex.document, ex.summary_a, ex.summary_b)
-            for i, ex in enumerate(rubric.calibration)]
+    return [
+        JudgePair(f"calibration|{rubric.ref}|{i}", ex.document, ex.summary_a, ex.summary_b)
+        for i, ex in enumerate(rubric.calibration)
+    ]
 
 
 def calibration_report(rubric: Rubric, scores: Sequence[JudgeScore]) -> dict[str, Any]:
@@ -189,16 +249,26 @@ def calibration_report(rubric: Rubric, scores: Sequence[JudgeScore]) -> dict[str
     details = []
     for index, (example, score) in enumerate(zip(rubric.calibration, scores, strict=True)):
         got = back.get(score.preferred) if score.status == STATUS_OK else None
-        details.append({"index": index, "expected": example.expected_preference, "got": got,
-                        "summary_a_position": score.candidate_position, "status": score.status,
-                        "agrees": None if got is None else got == example.expected_preference})
+        details.append(
+            {
+                "index": index,
+                "expected": example.expected_preference,
+                "got": got,
+                "summary_a_position": score.candidate_position,
+                "status": score.status,
+                "agrees": None if got is None else got == example.expected_preference,
+            }
+        )
     judged = [d for d in details if d["agrees"] is not None]
     agreed = sum(1 for d in judged if d["agrees"])
     return {
-        "rubric_version": rubric.ref, "rubric_hash": rubric.content_hash,
+        "rubric_version": rubric.ref,
+        "rubric_hash": rubric.content_hash,
         "judge_version": scores[0].judge_version if scores else None,
         "judge_hash": scores[0].judge_hash if scores else None,
-        "examples": len(details), "judged": len(judged), "agreed": agreed,
+        "examples": len(details),
+        "judged": len(judged),
+        "agreed": agreed,
         "agreement": agreed / len(judged) if judged else None,
         "results": details,
     }
@@ -234,8 +304,10 @@ def document_of(variables: dict, messages: Sequence[dict]) -> str:
 def _remaining(budget: Budget | None, tokens: int, usd: float) -> Budget | None:
     if budget is None:
         return None
-    return Budget(max_tokens=None if budget.max_tokens is None else max(0, budget.max_tokens - tokens),
-                  max_usd=None if budget.max_usd is None else max(0.0, budget.max_usd - usd))
+    return Budget(
+        max_tokens=None if budget.max_tokens is None else max(0, budget.max_tokens - tokens),
+        max_usd=None if budget.max_usd is None else max(0.0, budget.max_usd - usd),
+    )
 
 
 def judge_backtest(
@@ -280,21 +352,36 @@ def judge_backtest(
             continue
         variables, messages = inputs[key[0]]
         keys.append(key)
-        pairs.append(JudgePair(f"{key[0]}|{key[1]}", document_of(variables, messages),
-                               cand["output"] or "", base["output"] or ""))
+        pairs.append(
+            JudgePair(
+                f"{key[0]}|{key[1]}", document_of(variables, messages), cand["output"] or "", base["output"] or ""
+            )
+        )
     calibration = calibration_pairs(rubric)
-    log(f"judge: {len(pairs)} pairs + {len(calibration)} calibration examples, rubric {rubric.ref} "
-        f"({rubric.content_hash[:19]}), judge {judge_package.version_id}")
-    scores = judge_pairs(calibration + pairs, rubric=rubric, judge_package=judge_package,
-                         llm_settings=llm_settings, warehouse=warehouse, seed=seed,
-                         budget=_remaining(budget, spent_tokens, spent_usd), spend_key=spend_key)
-    calibration_scores, case_scores = scores[:len(calibration)], scores[len(calibration):]
+    log(
+        f"judge: {len(pairs)} pairs + {len(calibration)} calibration examples, rubric {rubric.ref} "
+        f"({rubric.content_hash[:19]}), judge {judge_package.version_id}"
+    )
+    scores = judge_pairs(
+        calibration + pairs,
+        rubric=rubric,
+        judge_package=judge_package,
+        llm_settings=llm_settings,
+        warehouse=warehouse,
+        seed=seed,
+        budget=_remaining(budget, spent_tokens, spent_usd),
+        spend_key=spend_key,
+    )
+    calibration_scores, case_scores = scores[: len(calibration)], scores[len(calibration) :]
     report = calibration_report(rubric, calibration_scores)
     fresh = [s for s in scores if not s.cached and s.status not in NOT_RUN]
     judged = [s for s in case_scores if s.status == STATUS_OK]
     summary = {
-        "rubric": rubric.ref, "rubric_hash": rubric.content_hash, "judge": judge_package.version_id,
-        "pairs": len(pairs), "judged": len(judged),
+        "rubric": rubric.ref,
+        "rubric_hash": rubric.content_hash,
+        "judge": judge_package.version_id,
+        "pairs": len(pairs),
+        "judged": len(judged),
         "not_judged": len(pairs) - len(judged),
         "candidate_preferred": sum(s.preferred == "candidate" for s in judged) / len(judged) if judged else None,
         "baseline_preferred": sum(s.preferred == "baseline" for s in judged) / len(judged) if judged else None,
@@ -303,13 +390,19 @@ def judge_backtest(
         "calibration_examples": report["examples"],
     }
     if report["agreement"] is not None:
-        log(f"judge calibration: {report['agreed']}/{report['judged']} examples agree with the rubric "
-            f"({report['agreement']:.0%})")
+        log(
+            f"judge calibration: {report['agreed']}/{report['judged']} examples agree with the rubric "
+            f"({report['agreement']:.0%})"
+        )
     return JudgedRun(
-        rubric=rubric, judge_version=judge_package.version_id, judge_hash=judge_package.package_hash,
-        scores=dict(zip(keys, case_scores, strict=True)), calibration=report,
+        rubric=rubric,
+        judge_version=judge_package.version_id,
+        judge_hash=judge_package.package_hash,
+        scores=dict(zip(keys, case_scores, strict=True)),
+        calibration=report,
         spent_tokens=sum((s.input_tokens or 0) + (s.output_tokens or 0) for s in fresh),
-        spent_usd=sum(s.cost_usd or 0.0 for s in fresh), summary=summary,
+        spent_usd=sum(s.cost_usd or 0.0 for s in fresh),
+        summary=summary,
     )
 
 

@@ -125,15 +125,20 @@ def _sequence_look(gate: Gate, x: np.ndarray, alpha: float) -> GateLook:
     return GateLook(gate.metric, status, n, estimate, lower, upper)
 
 
-def gate_look(gate: Gate, candidate: pl.DataFrame, baseline: pl.DataFrame, prefix: Sequence[str],
-              answered: Sequence[str], alpha: float) -> GateLook:
+def gate_look(
+    gate: Gate,
+    candidate: pl.DataFrame,
+    baseline: pl.DataFrame,
+    prefix: Sequence[str],
+    answered: Sequence[str],
+    alpha: float,
+) -> GateLook:
     """One hard gate, from per-case frames (`gates.evaluate.per_case_frame`) of the answered cases."""
     if gate.zero_tolerance:
         x = _values(candidate, gate.metric, answered)
         x = x[np.isfinite(x)]
         occurred = bool((x > 0).any()) if gate.comparator == "<=" else bool((x < 1).any())
-        return GateLook(gate.metric, "fail" if occurred else "waits", len(x),
-                        float(x.mean()) if len(x) else None)
+        return GateLook(gate.metric, "fail" if occurred else "waits", len(x), float(x.mean()) if len(x) else None)
     if gate.kind != "rate" or (gate.reference == "baseline" and gate.margin_kind != "points"):
         return GateLook(gate.metric, "waits", len(prefix))
     x = _values(candidate, gate.metric, prefix)
@@ -142,8 +147,9 @@ def gate_look(gate: Gate, candidate: pl.DataFrame, baseline: pl.DataFrame, prefi
     return _sequence_look(gate, x, alpha)
 
 
-def look(spec: GateSpec, candidate: pl.DataFrame, baseline: pl.DataFrame, order: Sequence[str],
-         *, total_cases: int) -> Look:
+def look(
+    spec: GateSpec, candidate: pl.DataFrame, baseline: pl.DataFrame, order: Sequence[str], *, total_cases: int
+) -> Look:
     """Evaluate every hard gate on the answered cases; `order` is the run's random permutation of case ids."""
     answered = set(candidate["case_id"].to_list()) & set(baseline["case_id"].to_list())
     prefix_len = 0
@@ -187,8 +193,11 @@ def _answer_early(tags: Sequence[str]) -> bool:
     """An incident case, or one that recorded a high- or critical-severity failure: likeliest to reject."""
     if "incident:yes" in tags:
         return True
-    return any(DEFAULT_SEVERITY.get(t.removeprefix("failure_class:")) in ("critical", "high")
-               for t in tags if t.startswith("failure_class:"))
+    return any(
+        DEFAULT_SEVERITY.get(t.removeprefix("failure_class:")) in ("critical", "high")
+        for t in tags
+        if t.startswith("failure_class:")
+    )
 
 
 @dataclass

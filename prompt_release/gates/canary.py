@@ -49,8 +49,15 @@ class CanaryPolicy(BaseModel):
     """How much evidence the canary needs; defaults suit a few thousand canary traces."""
 
     confidence: float = Field(0.95, gt=0.5, lt=1.0)
-    failure_margin: float = Field(0.01, ge=0.0, le=1.0, description="roll forward only if the hard-failure rate is shown to be < production + this")
-    failure_abort_above: float = Field(0.0, ge=0.0, le=1.0, description="abort once the hard-failure rate is shown to be > production + this")
+    failure_margin: float = Field(
+        0.01,
+        ge=0.0,
+        le=1.0,
+        description="roll forward only if the hard-failure rate is shown to be < production + this",
+    )
+    failure_abort_above: float = Field(
+        0.0, ge=0.0, le=1.0, description="abort once the hard-failure rate is shown to be > production + this"
+    )
     latency_margin: float = Field(0.10, gt=0.0, description="relative latency margin on the geometric-mean ratio")
     min_canary_traces: int = Field(200, ge=1, description="no roll forward before this many candidate traces")
     rate_tau: float = Field(seq.DEFAULT_RATE_TAU, gt=0.0)
@@ -63,7 +70,9 @@ class CanaryEvidence(BaseModel):
     metric: Literal["hard_failure_rate", "latency_ratio"]
     candidate_value: float | None
     production_value: float | None
-    estimate: float | None = Field(description="difference of rates, or candidate/production geometric-mean latency ratio")
+    estimate: float | None = Field(
+        description="difference of rates, or candidate/production geometric-mean latency ratio"
+    )
     lower: float | None
     upper: float | None
     abort_above: float
@@ -128,15 +137,21 @@ def decide_canary(
             candidate_value=candidate.hard_failures / candidate.traces if candidate.traces else None,
             production_value=production.hard_failures / production.traces if production.traces else None,
             estimate=float(rate.estimate) if candidate.traces and production.traces else None,
-            lower=_finite(rate.lower), upper=_finite(rate.upper),
-            abort_above=policy.failure_abort_above, roll_forward_below=policy.failure_margin,
-            status=_STATUS[rate_status], confidence=confidence, method=rate.method,
+            lower=_finite(rate.lower),
+            upper=_finite(rate.upper),
+            abort_above=policy.failure_abort_above,
+            roll_forward_below=policy.failure_margin,
+            status=_STATUS[rate_status],
+            confidence=confidence,
+            method=rate.method,
         )  # fmt: skip
     )
     statuses = [rate_status]
 
     if use_latency:
-        lat = seq.log_latency_sequence(candidate.latency_ms, production.latency_ms, confidence=confidence, tau=policy.latency_tau)
+        lat = seq.log_latency_sequence(
+            candidate.latency_ms, production.latency_ms, confidence=confidence, tau=policy.latency_tau
+        )
         limit = math.log1p(policy.latency_margin)
         lat_status = int(canary_rule(lat.lower, lat.upper, limit, limit))
         cand_lat = np.asarray(candidate.latency_ms, dtype=float)
@@ -144,10 +159,15 @@ def decide_canary(
         evidence.append(
             CanaryEvidence(
                 metric="latency_ratio",
-                candidate_value=_geo_mean(cand_lat), production_value=_geo_mean(prod_lat),
-                estimate=_exp(lat.estimate), lower=_exp(lat.lower), upper=_exp(lat.upper),
-                abort_above=1.0 + policy.latency_margin, roll_forward_below=1.0 + policy.latency_margin,
-                status=_STATUS[lat_status], confidence=confidence,
+                candidate_value=_geo_mean(cand_lat),
+                production_value=_geo_mean(prod_lat),
+                estimate=_exp(lat.estimate),
+                lower=_exp(lat.lower),
+                upper=_exp(lat.upper),
+                abort_above=1.0 + policy.latency_margin,
+                roll_forward_below=1.0 + policy.latency_margin,
+                status=_STATUS[lat_status],
+                confidence=confidence,
                 method=lat.method + " (bounds shown as geometric-mean latency ratios)",
             )  # fmt: skip
         )
@@ -162,7 +182,9 @@ def decide_canary(
     else:
         undecided = [e.metric for e in evidence if e.status != "within_margin"]
         if candidate.traces < policy.min_canary_traces and not undecided:
-            reason = f"within margins, but only {candidate.traces} of the {policy.min_canary_traces} canary traces required"
+            reason = (
+                f"within margins, but only {candidate.traces} of the {policy.min_canary_traces} canary traces required"
+            )
         else:
             reason = f"not enough traffic yet to decide {', '.join(undecided)} ({candidate.traces} canary traces)"
     return CanaryDecision(

@@ -15,7 +15,9 @@ from prompt_release.evaluation.commands import (
 
 def add_commands(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     parser = subparsers.add_parser(
-        "gate", parents=[common], help="decide promote / reject / freeze for a candidate (CI step)",
+        "gate",
+        parents=[common],
+        help="decide promote / reject / freeze for a candidate (CI step)",
         description="Backtest the candidate (answers are cached, so a repeated gate costs nothing), evaluate "
         "its gate spec (prompts/<id>/v<semver>.gates.json, else prompts/<id>/gates.json, or --spec) and "
         "print the report. Exit status: 0 promote, 1 reject, 3 freeze (not enough evidence), 2 usage error.",
@@ -24,9 +26,12 @@ def add_commands(subparsers: argparse._SubParsersAction, common: argparse.Argume
     parser.add_argument("--spec", metavar="FILE", help="gate spec file (JSON or YAML)")
     parser.add_argument("--run-id", metavar="ID", help="decide an existing backtest run instead of running one")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
-    parser.add_argument("--full", action="store_true",
-                        help="answer every case; by default the backtest stops as soon as every hard gate is "
-                        "decided (always-valid intervals; README: Adaptive backtests)")
+    parser.add_argument(
+        "--full",
+        action="store_true",
+        help="answer every case; by default the backtest stops as soon as every hard gate is "
+        "decided (always-valid intervals; README: Adaptive backtests)",
+    )
     parser.set_defaults(func=run, opens_warehouse="existing")
 
 

@@ -63,7 +63,9 @@ class GateResult(BaseModel):
     n: int = Field(description="paired cases with a value for this metric")
     baseline_value: float | None
     candidate_value: float | None
-    effect: float | None = Field(description="what the interval is about: the candidate value, the difference or the ratio")
+    effect: float | None = Field(
+        description="what the interval is about: the candidate value, the difference or the ratio"
+    )
     interval_of: Literal["candidate", "difference", "ratio"]
     interval_lower: float | None
     interval_upper: float | None
@@ -74,7 +76,9 @@ class GateResult(BaseModel):
     p_value: float | None = Field(None, description="exact McNemar p-value (paired rate gates)")
     candidate_count: int | None = Field(None, description="cases where the rate's event occurred for the candidate")
     baseline_count: int | None = None
-    cases_to_decide: int | None = Field(None, description="total paired cases that would likely decide an inconclusive gate")
+    cases_to_decide: int | None = Field(
+        None, description="total paired cases that would likely decide an inconclusive gate"
+    )
     reason: str
 
 
@@ -96,7 +100,9 @@ class GateDecision(BaseModel):
     failed_gates: list[str] = Field(description="hard gates that failed")
     inconclusive_gates: list[str] = Field(description="hard gates that are inconclusive")
     soft_warnings: list[str] = Field(description="soft gates that did not pass")
-    cases_to_decide: int | None = Field(None, description="for freeze: total cases that would likely decide every inconclusive hard gate")
+    cases_to_decide: int | None = Field(
+        None, description="for freeze: total cases that would likely decide every inconclusive hard gate"
+    )
 
 
 def metric_inputs(gate: Gate) -> tuple[str, ...]:
@@ -133,7 +139,10 @@ def decide(
         for gate in spec.parsed_gates:
             for col in metric_inputs(gate):
                 if col not in frame.columns:
-                    raise UserError(f"{side} results have no '{col}' column, needed by gate '{gate.metric}'", field=f"gates.{gate.metric}")
+                    raise UserError(
+                        f"{side} results have no '{col}' column, needed by gate '{gate.metric}'",
+                        field=f"gates.{gate.metric}",
+                    )
     cand = candidate.select(["case_id", *columns])
     base = baseline.select(["case_id", *columns])
     joined = cand.join(base, on="case_id", how="inner", suffix="__baseline")
@@ -146,7 +155,13 @@ def decide(
         for col in columns
     }
     return decide_paired(
-        spec, paired, n_cases=joined.height, unpaired_cases=unpaired, provenance=provenance, n_resamples=n_resamples, seed=seed
+        spec,
+        paired,
+        n_cases=joined.height,
+        unpaired_cases=unpaired,
+        provenance=provenance,
+        n_resamples=n_resamples,
+        seed=seed,
     )
 
 
@@ -162,7 +177,8 @@ def decide_paired(
 ) -> GateDecision:
     """Decide from aligned numpy arrays per input column (see `metric_inputs`)."""
     results = [
-        evaluate_gate(gate, paired, confidence=spec.confidence, n_resamples=n_resamples, seed=seed) for gate in spec.parsed_gates
+        evaluate_gate(gate, paired, confidence=spec.confidence, n_resamples=n_resamples, seed=seed)
+        for gate in spec.parsed_gates
     ]
     if n_cases is None:
         n_cases = max((len(np.asarray(c)) for c, _ in paired.values()), default=0)
@@ -170,7 +186,9 @@ def decide_paired(
     return _verdict(spec, results, n_cases, unpaired_cases, prov)
 
 
-def _verdict(spec: GateSpec, results: list[GateResult], n_cases: int, unpaired: int, prov: dict[str, Any]) -> GateDecision:
+def _verdict(
+    spec: GateSpec, results: list[GateResult], n_cases: int, unpaired: int, prov: dict[str, Any]
+) -> GateDecision:
     hard = [r for r in results if r.severity == "hard"]
     failed = [r.metric for r in hard if r.outcome == "fail"]
     inconclusive = [r for r in hard if r.outcome == "inconclusive"]
@@ -186,7 +204,9 @@ def _verdict(spec: GateSpec, results: list[GateResult], n_cases: int, unpaired: 
         more = ""
         if sized:
             cases_to_decide = max(r.cases_to_decide for r in sized)  # type: ignore[type-var]
-            decides = "it" if len(inconclusive) == 1 else ("them" if not unsized else ", ".join(r.metric for r in sized))
+            decides = (
+                "it" if len(inconclusive) == 1 else ("them" if not unsized else ", ".join(r.metric for r in sized))
+            )
             more = f"; about {cases_to_decide} paired cases would likely decide {decides} (have {n_cases})"
         if unsized:
             # No data, or an observed effect on the threshold: no sample size to suggest.
@@ -381,9 +401,15 @@ def _rate_gate(gate: Gate, cand: np.ndarray, base: np.ndarray, confidence: float
             )
             if not violations and n < st.MIN_CASES["wilson"]:
                 outcome, cases = "inconclusive", st.MIN_CASES["wilson"]
-                reason = _below_minimum(n, cases, "a zero-tolerance pass (the Wilson minimum)", f"no violation in {n} cases")
+                reason = _below_minimum(
+                    n, cases, "a zero-tolerance pass (the Wilson minimum)", f"no violation in {n} cases"
+                )
         elif n < st.MIN_CASES["wilson"]:
-            outcome, method, cases = "inconclusive", "Wilson score interval of the candidate rate", st.MIN_CASES["wilson"]
+            outcome, method, cases = (
+                "inconclusive",
+                "Wilson score interval of the candidate rate",
+                st.MIN_CASES["wilson"],
+            )
             reason = _below_minimum(n, cases, "the Wilson score interval")
         else:
             outcome = _outcome(lo, hi, t, gate.comparator)
@@ -405,8 +431,9 @@ def _rate_gate(gate: Gate, cand: np.ndarray, base: np.ndarray, confidence: float
             if outcome == "inconclusive":
                 grid = _size_grid(n)
                 scale_f = grid / n
-                glo_d = st.newcombe_paired_bounds(both * scale_f, only_c * scale_f, only_b * scale_f, neither * scale_f,
-                                                  confidence)
+                glo_d = st.newcombe_paired_bounds(
+                    both * scale_f, only_c * scale_f, only_b * scale_f, neither * scale_f, confidence
+                )
                 cases = _first_deciding(grid, _decided_mask(glo_d[1], glo_d[2], t, gate.comparator))
             reason = _reason(gate, outcome, effect, lo, hi, t, scale, n, cases)
 
@@ -428,8 +455,10 @@ def _statistic_for(gate: Gate) -> st.Statistic:
 
 
 def _below_minimum(n: int, minimum: int, method: str, observed: str = "") -> str:
-    return (f"n={n} is below the minimum of {minimum} paired cases for {method}: no pass or fail from "
-            f"this gate until {minimum} cases have a value" + (f" ({observed})" if observed else ""))
+    return (
+        f"n={n} is below the minimum of {minimum} paired cases for {method}: no pass or fail from "
+        f"this gate until {minimum} cases have a value" + (f" ({observed})" if observed else "")
+    )
 
 
 def min_cases(gate: Gate, confidence: float) -> int:
@@ -444,7 +473,9 @@ def min_cases(gate: Gate, confidence: float) -> int:
     return st.MIN_CASES["bootstrap"]
 
 
-def _bootstrap_gate(gate: Gate, cand: np.ndarray, base: np.ndarray, confidence: float, n_resamples: int, seed: int) -> GateResult:
+def _bootstrap_gate(
+    gate: Gate, cand: np.ndarray, base: np.ndarray, confidence: float, n_resamples: int, seed: int
+) -> GateResult:
     statistic = _statistic_for(gate)
     if gate.kind in ("latency", "score"):
         cand, base = cand[:, 0], base[:, 0]
@@ -456,15 +487,23 @@ def _bootstrap_gate(gate: Gate, cand: np.ndarray, base: np.ndarray, confidence: 
     if gate.kind == "latency":
         q = LATENCY_QUANTILES[gate.metric]
         each = confidence if scale == "candidate" else 1 - (1 - confidence) / 2
-        method = f"order-statistic interval of p{q * 100:g}" + ("" if scale == "candidate" else
-                                                             f" per arm at {each:.1%}, combined (Bonferroni)")
+        method = f"order-statistic interval of p{q * 100:g}" + (
+            "" if scale == "candidate" else f" per arm at {each:.1%}, combined (Bonferroni)"
+        )
     elif scale == "candidate":
         method = f"percentile bootstrap of the candidate {gate.metric} ({n_resamples} resamples)"
     else:
         method = f"paired bootstrap of the {scale} of {gate.metric} (percentile, {n_resamples} resamples)"
     if n < minimum:
-        effect = cand_value if scale == "candidate" else (
-            cand_value - base_value if scale == "difference" else (cand_value / base_value if base_value > 0 else math.inf))
+        effect = (
+            cand_value
+            if scale == "candidate"
+            else (
+                cand_value - base_value
+                if scale == "difference"
+                else (cand_value / base_value if base_value > 0 else math.inf)
+            )
+        )
         return GateResult(
             metric=gate.metric, severity=gate.severity, threshold=gate.threshold, rule=gate.describe(), n=n,
             baseline_value=_finite_or_none(base_value), candidate_value=_finite_or_none(cand_value),
@@ -478,7 +517,9 @@ def _bootstrap_gate(gate: Gate, cand: np.ndarray, base: np.ndarray, confidence: 
         else:
             iv = st.quantile_comparison(cand, base, q, compare=scale, confidence=confidence)
     elif scale == "candidate":
-        iv = st.bootstrap_interval(cand, statistic, confidence=confidence, n_resamples=n_resamples, seed=seed, method_name=gate.metric)
+        iv = st.bootstrap_interval(
+            cand, statistic, confidence=confidence, n_resamples=n_resamples, seed=seed, method_name=gate.metric
+        )
     else:
         iv = st.paired_bootstrap(
             cand, base, statistic, compare=scale, confidence=confidence, n_resamples=n_resamples, seed=seed

@@ -32,6 +32,7 @@ from prompt_release.warehouse.metrics import BACKTEST_HARD_FAILURE
 
 REPORTS_DIR = config.STATE_DIR / "reports"
 
+
 def task_metric(spec: GateSpec) -> str:
     """The name a gate spec gives task accuracy (`handoff_accuracy`, `tool_accuracy`, ...): its
     `<task>_accuracy` gate, else `task_accuracy`. Each prompt names its task in its own spec."""
@@ -51,12 +52,15 @@ def spec_path_for(registry_root: str | Path, candidate: str) -> Path | None:
 def load_spec_for(registry_root: str | Path, candidate: str, *, spec_file: str | Path | None = None) -> GateSpec:
     path = Path(spec_file) if spec_file else spec_path_for(registry_root, candidate)
     if path is None:
-        raise UserError(f"no gate spec for {candidate}: add prompts/{candidate.split(':')[0]}/gates.json "
-                        "or pass --spec FILE", field="spec")
+        raise UserError(
+            f"no gate spec for {candidate}: add prompts/{candidate.split(':')[0]}/gates.json or pass --spec FILE",
+            field="spec",
+        )
     spec = load_gate_spec(path)
     if spec.candidate_prompt and spec.candidate_prompt != candidate:
-        raise UserError(f"gate spec is for {spec.candidate_prompt}, not {candidate}", file=path,
-                        field="candidate_prompt")
+        raise UserError(
+            f"gate spec is for {spec.candidate_prompt}, not {candidate}", file=path, field="candidate_prompt"
+        )
     return spec
 
 
@@ -105,7 +109,9 @@ def load_run(warehouse: str | Path | None, run_id: str) -> tuple[dict[str, Any],
             con, f"SELECT *, {BACKTEST_HARD_FAILURE} AS hard_failure FROM backtest_results WHERE run_id = ?", [run_id]
         )
         diff = query_frame(
-            con, "SELECT * FROM behaviour_diff WHERE run_id = ? ORDER BY regressions DESC, wins DESC, cases DESC", [run_id]
+            con,
+            "SELECT * FROM behaviour_diff WHERE run_id = ? ORDER BY regressions DESC, wins DESC, cases DESC",
+            [run_id],
         )
     return run_info, results, diff
 
@@ -119,8 +125,10 @@ def latest_run_id(warehouse: str | Path | None, candidate: str, baseline: str | 
             params.append(baseline)
         row = con.execute(query + " ORDER BY finished_at DESC LIMIT 1", params).fetchone()
     if row is None:
-        raise UserError(f"no backtest of {candidate} yet: run `prompt-release backtest --candidate {candidate}` first",
-                        field="candidate")
+        raise UserError(
+            f"no backtest of {candidate} yet: run `prompt-release backtest --candidate {candidate}` first",
+            field="candidate",
+        )
     return row[0]
 
 
@@ -129,8 +137,11 @@ def _accuracy_by_tag(results: pl.DataFrame) -> list[dict[str, Any]]:
         results.filter(pl.col("task_correct").is_not_null())
         .with_columns(pl.col("tags").str.json_decode(pl.List(pl.String)))
         .explode("tags")
-        .filter(pl.col("tags").str.starts_with("intent:") | pl.col("tags").str.starts_with("source:")
-                | pl.col("tags").str.starts_with("failure_class:"))
+        .filter(
+            pl.col("tags").str.starts_with("intent:")
+            | pl.col("tags").str.starts_with("source:")
+            | pl.col("tags").str.starts_with("failure_class:")
+        )
         .group_by("tags", "role")
         .agg(pl.col("task_correct").cast(pl.Float64).mean().alias("accuracy"), pl.len().alias("n"))
     )
@@ -149,14 +160,25 @@ def _latencies(results: pl.DataFrame, role: str, limit: int = 2000) -> list[floa
 
 def _gate_row(result: Any, unit: str | None) -> dict[str, Any]:
     return {
-        "metric": result.metric, "severity": result.severity, "threshold": result.threshold,
-        "rule": result.rule, "baseline": result.baseline_value, "candidate": result.candidate_value,
-        "interval": [result.interval_lower, result.interval_upper], "estimate": result.effect,
+        "metric": result.metric,
+        "severity": result.severity,
+        "threshold": result.threshold,
+        "rule": result.rule,
+        "baseline": result.baseline_value,
+        "candidate": result.candidate_value,
+        "interval": [result.interval_lower, result.interval_upper],
+        "estimate": result.effect,
         "interval_of": result.interval_of,
-        "interval_unit": "rate" if result.interval_of == "candidate" and unit == "rate" else
-        ("ratio" if result.interval_of == "ratio" else unit),
-        "threshold_value": result.threshold_value, "outcome": result.outcome, "n": result.n,
-        "method": result.method, "p_value": result.p_value, "reason": result.reason, "unit": unit,
+        "interval_unit": "rate"
+        if result.interval_of == "candidate" and unit == "rate"
+        else ("ratio" if result.interval_of == "ratio" else unit),
+        "threshold_value": result.threshold_value,
+        "outcome": result.outcome,
+        "n": result.n,
+        "method": result.method,
+        "p_value": result.p_value,
+        "reason": result.reason,
+        "unit": unit,
     }
 
 
@@ -173,8 +195,7 @@ def _unit(metric: str) -> str | None:
 def _freeze(decision: GateDecision) -> dict[str, Any]:
     """Why the gate froze, gate by gate (the verdict line already says it froze), and the cases needed."""
     gates = [g for g in decision.gates if g.metric in decision.inconclusive_gates]
-    return {"cases_needed": decision.cases_to_decide,
-            "reason": "; ".join(f"{g.metric}: {g.reason}" for g in gates)}
+    return {"cases_needed": decision.cases_to_decide, "reason": "; ".join(f"{g.metric}: {g.reason}" for g in gates)}
 
 
 def _p(values: pl.Series, q: float) -> float | None:
@@ -189,8 +210,11 @@ def endpoint_section(run: dict[str, Any], results: pl.DataFrame) -> dict[str, An
     for role in ("candidate", "baseline"):
         rows = results.filter(pl.col("role") == role)
         fresh = rows.filter(~pl.col("replayed"))
-        served = sorted(m for m in fresh["served_model"].drop_nulls().unique().to_list()) \
-            if "served_model" in rows.columns else []
+        served = (
+            sorted(m for m in fresh["served_model"].drop_nulls().unique().to_list())
+            if "served_model" in rows.columns
+            else []
+        )
         arm = {
             "served_model": run.get(f"{role}_served_model"),
             "answers_model": served,  # what the answers themselves say
@@ -199,65 +223,93 @@ def endpoint_section(run: dict[str, Any], results: pl.DataFrame) -> dict[str, An
             "replayed_from_production": rows.height - fresh.height,
         }
         if "client_ms" in rows.columns:
-            arm.update({"client_p50_ms": _p(fresh["client_ms"], 0.5), "client_p95_ms": _p(fresh["client_ms"], 0.95),
-                        "server_p50_ms": _p(fresh["server_ms"], 0.5), "server_p95_ms": _p(fresh["server_ms"], 0.95)})
+            arm.update(
+                {
+                    "client_p50_ms": _p(fresh["client_ms"], 0.5),
+                    "client_p95_ms": _p(fresh["client_ms"], 0.95),
+                    "server_p50_ms": _p(fresh["server_ms"], 0.5),
+                    "server_p95_ms": _p(fresh["server_ms"], 0.95),
+                }
+            )
         arms[role] = arm
-    return {"base_url": run.get("endpoint"), "max_concurrency": run.get("max_concurrency"),
-            "lowest_concurrency": run.get("lowest_concurrency"), "calls_made": run.get("calls_made"),
-            "calls_cached": run.get("calls_cached"), "arms": arms}
+    return {
+        "base_url": run.get("endpoint"),
+        "max_concurrency": run.get("max_concurrency"),
+        "lowest_concurrency": run.get("lowest_concurrency"),
+        "calls_made": run.get("calls_made"),
+        "calls_cached": run.get("calls_cached"),
+        "arms": arms,
+    }
 
 
-def build_report(run: dict[str, Any], results: pl.DataFrame, diff: pl.DataFrame, spec: GateSpec,
-                 decision: GateDecision) -> GateReport:
+def build_report(
+    run: dict[str, Any], results: pl.DataFrame, diff: pl.DataFrame, spec: GateSpec, decision: GateDecision
+) -> GateReport:
     spec_json = spec.model_dump(mode="json", exclude_none=True)
     # The run id names the packages, inputs and endpoint; the results hash the answers themselves
     # (a rerun of a sampling model may answer otherwise): a report id names one body of evidence.
-    report_id = "gr_" + hashlib.sha256(json.dumps([run["run_id"], run.get("results_hash"), spec_json],
-                                                  sort_keys=True).encode()).hexdigest()[:16]
+    report_id = (
+        "gr_"
+        + hashlib.sha256(
+            json.dumps([run["run_id"], run.get("results_hash"), spec_json], sort_keys=True).encode()
+        ).hexdigest()[:16]
+    )
     regressions = [
-        {"group": f"{r['group_kind']}:{r['group_value']}", "cases": r["cases"], "regressions": r["regressions"],
-         "wins": r["wins"], "both_failing": r["both_failing"], "disagreements": r["disagreements"],
-         "examples": json.loads(r["examples"] or "[]")}
+        {
+            "group": f"{r['group_kind']}:{r['group_value']}",
+            "cases": r["cases"],
+            "regressions": r["regressions"],
+            "wins": r["wins"],
+            "both_failing": r["both_failing"],
+            "disagreements": r["disagreements"],
+            "examples": json.loads(r["examples"] or "[]"),
+        }
         for r in diff.filter(pl.col("group_kind") != "all").head(10).iter_rows(named=True)
     ]
     reason = decision.summary
-    return GateReport.model_validate({
-        "report_id": report_id,
-        "verdict": decision.verdict,
-        "exit_code": decision.exit_code,
-        "reason": reason,
-        "created_at": datetime.now(UTC).isoformat(),
-        "run_id": run["run_id"],
-        "workflow": run["workflow"],
-        "candidate": {"version": run["candidate_version"], "hash": run["candidate_hash"]},
-        "baseline": {"version": run["baseline_version"], "hash": run["baseline_hash"]},
-        "dataset": {"version": run["dataset_version"], "hash": run["dataset_hash"]},
-        "history_cases": run["history_cases"],
-        "golden_cases": run["golden_cases"],
-        "rubric_version": run.get("rubric_version"),
-        "rubric_hash": run.get("rubric_hash"),
-        "judge_version": run.get("judge_version"),
-        "judge_calibration": json.loads(run["judge_calibration"]) if run.get("judge_calibration") else None,
-        "confidence": decision.confidence,
-        "n_cases": decision.n_cases,
-        "gates": [_gate_row(g, _unit(g.metric)) for g in decision.gates],
-        "failed_gates": decision.failed_gates,
-        "inconclusive_gates": decision.inconclusive_gates,
-        "soft_warnings": decision.soft_warnings,
-        "freeze": _freeze(decision) if decision.verdict == "freeze" else None,
-        "not_run": run.get("calls_not_run") or 0,
-        "evidence": {
-            "calls_made": run.get("calls_made"), "calls_cached": run.get("calls_cached"),
-            "calls_replayed": run.get("calls_replayed"), "calls_saved": run.get("calls_saved") or 0,
-            "cases_planned": run.get("cases_planned"), "stop_reason": run.get("stop_reason"),
-            "spent_tokens": run.get("spent_tokens"), "spent_usd": run.get("spent_usd"),
-        },
-        "regressions": regressions,
-        "accuracy_by_tag": _accuracy_by_tag(results),
-        "latency": {"baseline": _latencies(results, "baseline"), "candidate": _latencies(results, "candidate")},
-        "endpoint": endpoint_section(run, results),
-        "spec": spec_json,
-    })
+    return GateReport.model_validate(
+        {
+            "report_id": report_id,
+            "verdict": decision.verdict,
+            "exit_code": decision.exit_code,
+            "reason": reason,
+            "created_at": datetime.now(UTC).isoformat(),
+            "run_id": run["run_id"],
+            "workflow": run["workflow"],
+            "candidate": {"version": run["candidate_version"], "hash": run["candidate_hash"]},
+            "baseline": {"version": run["baseline_version"], "hash": run["baseline_hash"]},
+            "dataset": {"version": run["dataset_version"], "hash": run["dataset_hash"]},
+            "history_cases": run["history_cases"],
+            "golden_cases": run["golden_cases"],
+            "rubric_version": run.get("rubric_version"),
+            "rubric_hash": run.get("rubric_hash"),
+            "judge_version": run.get("judge_version"),
+            "judge_calibration": json.loads(run["judge_calibration"]) if run.get("judge_calibration") else None,
+            "confidence": decision.confidence,
+            "n_cases": decision.n_cases,
+            "gates": [_gate_row(g, _unit(g.metric)) for g in decision.gates],
+            "failed_gates": decision.failed_gates,
+            "inconclusive_gates": decision.inconclusive_gates,
+            "soft_warnings": decision.soft_warnings,
+            "freeze": _freeze(decision) if decision.verdict == "freeze" else None,
+            "not_run": run.get("calls_not_run") or 0,
+            "evidence": {
+                "calls_made": run.get("calls_made"),
+                "calls_cached": run.get("calls_cached"),
+                "calls_replayed": run.get("calls_replayed"),
+                "calls_saved": run.get("calls_saved") or 0,
+                "cases_planned": run.get("cases_planned"),
+                "stop_reason": run.get("stop_reason"),
+                "spent_tokens": run.get("spent_tokens"),
+                "spent_usd": run.get("spent_usd"),
+            },
+            "regressions": regressions,
+            "accuracy_by_tag": _accuracy_by_tag(results),
+            "latency": {"baseline": _latencies(results, "baseline"), "candidate": _latencies(results, "candidate")},
+            "endpoint": endpoint_section(run, results),
+            "spec": spec_json,
+        }
+    )
 
 
 def evaluate_run(
@@ -272,14 +324,28 @@ def evaluate_run(
         spec = gate_spec_from_dict(spec)
     run, results, diff = load_run(warehouse, run_id)
     if spec.baseline_prompt and spec.baseline_prompt != run["baseline_version"]:
-        raise UserError(f"gate spec compares against {spec.baseline_prompt} but run {run_id} used "
-                        f"{run['baseline_version']}", field="baseline_prompt")
+        raise UserError(
+            f"gate spec compares against {spec.baseline_prompt} but run {run_id} used {run['baseline_version']}",
+            field="baseline_prompt",
+        )
     workflow = run["workflow"]
     task = task_metric(spec)
     candidate = per_case_frame(results.filter(pl.col("role") == "candidate"), task)
     baseline = per_case_frame(results.filter(pl.col("role") == "baseline"), task)
-    provenance = {k: run[k] for k in ("run_id", "candidate_hash", "baseline_hash", "dataset_version", "dataset_hash",
-                                      "rubric_version", "rubric_hash", "judge_version", "judge_hash")}
+    provenance = {
+        k: run[k]
+        for k in (
+            "run_id",
+            "candidate_hash",
+            "baseline_hash",
+            "dataset_version",
+            "dataset_hash",
+            "rubric_version",
+            "rubric_hash",
+            "judge_version",
+            "judge_hash",
+        )
+    }
     decision = decide(spec, candidate, baseline, provenance=provenance)
     report = build_report(run, results, diff, spec, decision)
     out_dir = Path(reports_dir) if reports_dir else config.reports_dir(warehouse)
@@ -290,10 +356,23 @@ def evaluate_run(
         con.execute("DELETE FROM gate_reports WHERE report_id = ?", [report.report_id])
         con.execute(
             "INSERT INTO gate_reports VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [report.report_id, run_id, workflow, run["candidate_version"], run["candidate_hash"],
-             run["baseline_version"], run["baseline_hash"], run["dataset_version"], decision.verdict,
-             decision.exit_code, report.reason, json.dumps(stored["spec"]), json.dumps(stored, default=str),
-             stored["paths"]["html"], datetime.now(UTC)],
+            [
+                report.report_id,
+                run_id,
+                workflow,
+                run["candidate_version"],
+                run["candidate_hash"],
+                run["baseline_version"],
+                run["baseline_hash"],
+                run["dataset_version"],
+                decision.verdict,
+                decision.exit_code,
+                report.reason,
+                json.dumps(stored["spec"]),
+                json.dumps(stored, default=str),
+                stored["paths"]["html"],
+                datetime.now(UTC),
+            ],
         )
     return report
 

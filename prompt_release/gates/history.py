@@ -19,12 +19,15 @@ def latest_verdicts(warehouse: str | Path | None = None) -> list[dict]:
         rows = con.execute(
             "SELECT candidate_version, verdict, reason, report_id, created_at FROM gate_reports "
             "QUALIFY row_number() OVER (PARTITION BY candidate_version ORDER BY created_at DESC, report_id DESC) = 1 "
-            "ORDER BY candidate_version").fetchall()
+            "ORDER BY candidate_version"
+        ).fetchall()
     return [dict(zip(("candidate", "verdict", "reason", "report_id", "created_at"), r, strict=True)) for r in rows]
 
 
 def verdicts_markdown(rows: list[dict]) -> str:
     if not rows:
         return "No gate report yet."
-    return md_table(["candidate", "verdict", "why", "report"],
-                    [(r["candidate"], r["verdict"].upper(), r["reason"] or "", r["report_id"]) for r in rows])
+    return md_table(
+        ["candidate", "verdict", "why", "report"],
+        [(r["candidate"], r["verdict"].upper(), r["reason"] or "", r["report_id"]) for r in rows],
+    )

@@ -196,7 +196,7 @@ def verdict_line(report: GateReport) -> str:
     reason = report.reason or ""
     # The decision's summary may itself start with the verdict ("reject: ..."): say it once.
     if reason.lower().startswith(report.verdict + ":"):
-        reason = reason[len(report.verdict) + 1:].strip()
+        reason = reason[len(report.verdict) + 1 :].strip()
     return f"Verdict: {report.verdict.upper()}: {reason}".rstrip(": ")
 
 
@@ -214,18 +214,25 @@ def endpoint_lines(endpoint: Endpoint | None) -> list[str]:
     for role, arm in endpoint.arms.items():
         timing = ""
         if arm.client_p95_ms is not None or arm.server_p95_ms is not None:
-            timing = (f"; p95 latency {_fmt(arm.server_p95_ms, 'ms')} server-reported, "
-                      f"{_fmt(arm.client_p95_ms, 'ms')} at the client (queueing included)")
-        lines.append(f"- {role}: served by `{arm.served_model}`: {arm.answers} answers "
-                     f"({arm.cached} of them from the cache when stored), "
-                     f"{arm.replayed_from_production} replayed from production{timing}")
+            timing = (
+                f"; p95 latency {_fmt(arm.server_p95_ms, 'ms')} server-reported, "
+                f"{_fmt(arm.client_p95_ms, 'ms')} at the client (queueing included)"
+            )
+        lines.append(
+            f"- {role}: served by `{arm.served_model}`: {arm.answers} answers "
+            f"({arm.cached} of them from the cache when stored), "
+            f"{arm.replayed_from_production} replayed from production{timing}"
+        )
     return lines
 
 
 def freeze_text(freeze: Freeze) -> str:
     """What a freeze is waiting for: each undecided gate's reason, then the cases that would decide them."""
-    tail = (f"About {freeze.cases_needed} paired cases would likely decide it." if freeze.cases_needed is not None
-            else "No number of cases can be suggested: see each gate's reason.")
+    tail = (
+        f"About {freeze.cases_needed} paired cases would likely decide it."
+        if freeze.cases_needed is not None
+        else "No number of cases can be suggested: see each gate's reason."
+    )
     reason = freeze.reason.rstrip(".")
     return f"Undecided: {reason}. {tail}" if reason else tail
 
@@ -237,8 +244,9 @@ def evidence_line(report: GateReport) -> str:
     spent += f", ${e.spent_usd:.4f}" if e.spent_usd else ""
     text = f"Evidence: {e.calls_made or 0} calls made{spent}, {e.calls_cached or 0} cached, {e.calls_replayed or 0} replayed"
     if e.calls_saved:
-        text += (f"; {e.calls_saved} calls saved by stopping at {report.n_cases} of {e.cases_planned} cases: "
-                 f"{e.stop_reason}")
+        text += (
+            f"; {e.calls_saved} calls saved by stopping at {report.n_cases} of {e.cases_planned} cases: {e.stop_reason}"
+        )
     return text + "."
 
 
@@ -265,15 +273,22 @@ def render_markdown(report: GateReport, *, regressions: int = 8) -> str:
     if freeze:
         lines += ["", freeze_text(freeze)]
     if report.not_run:
-        lines += ["", f"**Budget:** {report.not_run} calls were not run (budget reached); "
-                  "the gates above are computed on the cases that ran."]
+        lines += [
+            "",
+            f"**Budget:** {report.not_run} calls were not run (budget reached); "
+            "the gates above are computed on the cases that ran.",
+        ]
     if report.evidence is not None:
         lines += ["", evidence_line(report)]
     regs = report.regressions
     if regs:
-        lines += ["", "### Where behaviour moved (regressions first, then wins)", "",
-                  "| group | cases | regressions | wins | example (before → after) |",
-                  "|---|---:|---:|---:|---|"]
+        lines += [
+            "",
+            "### Where behaviour moved (regressions first, then wins)",
+            "",
+            "| group | cases | regressions | wins | example (before → after) |",
+            "|---|---:|---:|---:|---|",
+        ]
         for group in regs[:regressions]:
             example = (group.examples or [{}])[0]
             shown = ""
@@ -330,8 +345,9 @@ def _passes_above(gate: GateRow) -> bool:
 def _svg_gate_intervals(gates: list[GateRow]) -> str:
     """Gates grouped by what their interval is of; each group on one shared, labelled axis with every
     gate's threshold marked and its passing side shaded."""
-    drawable = [g for g in gates if len(g.interval) >= 2 and None not in g.interval[:2]
-                and g.threshold_value is not None]
+    drawable = [
+        g for g in gates if len(g.interval) >= 2 and None not in g.interval[:2] and g.threshold_value is not None
+    ]
     if not drawable:
         return "<p class=why>Not shown: no gate of this report has an interval.</p>"
     panels: dict[str, list[GateRow]] = {}
@@ -360,44 +376,61 @@ def _svg_interval_panel(axis_label: str, fmt, gates: list[GateRow]) -> str:
 
     axis_y = top + row_h * len(gates)
     height = axis_y + 44
-    parts = [f'<svg viewBox="0 0 {CHART_WIDTH} {height}" {_SVG_STYLE} role="img" '
-             f'aria-label="gate intervals against thresholds: {html.escape(axis_label)}">']
+    parts = [
+        f'<svg viewBox="0 0 {CHART_WIDTH} {height}" {_SVG_STYLE} role="img" '
+        f'aria-label="gate intervals against thresholds: {html.escape(axis_label)}">'
+    ]
     for i, gate in enumerate(gates):
         y0 = top + i * row_h
         mid = y0 + row_h / 2 + 4
         threshold = float(gate.threshold_value)
         start, end = (x(threshold), left + plot_w) if _passes_above(gate) else (left, x(threshold))
-        parts.append(f'<rect x="{start:.1f}" y="{y0 + 3}" width="{max(end - start, 0):.1f}" height="{row_h - 6}" '
-                     f'fill="{PASSING_SIDE}"/>')
-        parts.append(f'<text x="{left - 8}" y="{mid + 4:.1f}" font-size="13" text-anchor="end">'
-                     f'{html.escape(gate.metric)}</text>')
-        parts.append(f'<line x1="{x(threshold):.1f}" y1="{y0 + 3}" x2="{x(threshold):.1f}" y2="{y0 + row_h - 3}" '
-                     f'stroke="#24292f" stroke-width="2" stroke-dasharray="4,3"/>')
+        parts.append(
+            f'<rect x="{start:.1f}" y="{y0 + 3}" width="{max(end - start, 0):.1f}" height="{row_h - 6}" '
+            f'fill="{PASSING_SIDE}"/>'
+        )
+        parts.append(
+            f'<text x="{left - 8}" y="{mid + 4:.1f}" font-size="13" text-anchor="end">{html.escape(gate.metric)}</text>'
+        )
+        parts.append(
+            f'<line x1="{x(threshold):.1f}" y1="{y0 + 3}" x2="{x(threshold):.1f}" y2="{y0 + row_h - 3}" '
+            f'stroke="#24292f" stroke-width="2" stroke-dasharray="4,3"/>'
+        )
         anchor = "end" if x(threshold) > left + plot_w - 120 else "start"
         nudge = -4 if anchor == "end" else 4
-        parts.append(f'<text x="{x(threshold) + nudge:.1f}" y="{y0 + 13}" font-size="11" text-anchor="{anchor}" '
-                     f'fill="#24292f">threshold {html.escape(fmt(threshold))}</text>')
+        parts.append(
+            f'<text x="{x(threshold) + nudge:.1f}" y="{y0 + 13}" font-size="11" text-anchor="{anchor}" '
+            f'fill="#24292f">threshold {html.escape(fmt(threshold))}</text>'
+        )
         a, b = (float(v) for v in gate.interval[:2])
         colour = OUTCOME_COLOURS.get(gate.outcome, "#57606a")
-        parts.append(f'<rect x="{x(a):.1f}" y="{mid - 5:.1f}" width="{max(x(b) - x(a), 3):.1f}" height="10" '
-                     f'fill="{colour}" fill-opacity="0.4" stroke="{colour}"/>')
+        parts.append(
+            f'<rect x="{x(a):.1f}" y="{mid - 5:.1f}" width="{max(x(b) - x(a), 3):.1f}" height="10" '
+            f'fill="{colour}" fill-opacity="0.4" stroke="{colour}"/>'
+        )
         if gate.estimate is not None:
             parts.append(f'<circle cx="{x(float(gate.estimate)):.1f}" cy="{mid:.1f}" r="4.5" fill="{colour}"/>')
     parts.append(f'<line x1="{left}" y1="{axis_y}" x2="{left + plot_w}" y2="{axis_y}" stroke="#57606a"/>')
     for tick in ticks:
-        parts.append(f'<line x1="{x(tick):.1f}" y1="{axis_y}" x2="{x(tick):.1f}" y2="{axis_y + 5}" stroke="#57606a"/>'
-                     f'<text x="{x(tick):.1f}" y="{axis_y + 18}" font-size="11" text-anchor="middle">'
-                     f'{html.escape(fmt(tick))}</text>')
-    parts.append(f'<text x="{left + plot_w / 2:.1f}" y="{axis_y + 36}" font-size="12" text-anchor="middle">'
-                 f'{html.escape(axis_label)}</text>')
+        parts.append(
+            f'<line x1="{x(tick):.1f}" y1="{axis_y}" x2="{x(tick):.1f}" y2="{axis_y + 5}" stroke="#57606a"/>'
+            f'<text x="{x(tick):.1f}" y="{axis_y + 18}" font-size="11" text-anchor="middle">'
+            f"{html.escape(fmt(tick))}</text>"
+        )
+    parts.append(
+        f'<text x="{left + plot_w / 2:.1f}" y="{axis_y + 36}" font-size="12" text-anchor="middle">'
+        f"{html.escape(axis_label)}</text>"
+    )
     parts.append("</svg>")
     return "".join(parts)
 
 
 def _svg_accuracy_by_tag(rows: list[TagAccuracy], gates: list[GateRow]) -> str:
     if not any(g.metric.endswith("accuracy") for g in gates):
-        return ("<p class=why>Not shown: this workflow's gates decide without an expected-answer accuracy "
-                "(its answers are judged by other gates).</p>")
+        return (
+            "<p class=why>Not shown: this workflow's gates decide without an expected-answer accuracy "
+            "(its answers are judged by other gates).</p>"
+        )
     rows = [r for r in rows if r.baseline is not None or r.candidate is not None][:20]
     if not rows:
         return "<p class=why>Not shown: no case of this run has an expected answer.</p>"
@@ -415,17 +448,24 @@ def _svg_accuracy_by_tag(rows: list[TagAccuracy], gates: list[GateRow]) -> str:
             if value is None:
                 continue
             width = plot_w * float(value)
-            parts.append(f'<rect x="{left}" y="{y + 4 + j * 11}" width="{width:.1f}" height="10" '
-                         f'fill="{ARM_COLOURS[role]}"/>')
-            parts.append(f'<text x="{left + width + 4:.1f}" y="{y + 13 + j * 11}" font-size="10">'
-                         f'{float(value) * 100:.0f}%</text>')
+            parts.append(
+                f'<rect x="{left}" y="{y + 4 + j * 11}" width="{width:.1f}" height="10" fill="{ARM_COLOURS[role]}"/>'
+            )
+            parts.append(
+                f'<text x="{left + width + 4:.1f}" y="{y + 13 + j * 11}" font-size="10">'
+                f"{float(value) * 100:.0f}%</text>"
+            )
     parts.append(f'<line x1="{left}" y1="{axis_y}" x2="{left + plot_w}" y2="{axis_y}" stroke="#57606a"/>')
     for tick in (0, 0.25, 0.5, 0.75, 1.0):
         tx = left + plot_w * tick
-        parts.append(f'<line x1="{tx:.1f}" y1="{axis_y}" x2="{tx:.1f}" y2="{axis_y + 5}" stroke="#57606a"/>'
-                     f'<text x="{tx:.1f}" y="{axis_y + 18}" font-size="11" text-anchor="middle">{tick:.0%}</text>')
-    parts.append(f'<text x="{left + plot_w / 2:.1f}" y="{axis_y + 36}" font-size="12" text-anchor="middle">'
-                 "share of cases whose answer matches the expected one (%)</text>")
+        parts.append(
+            f'<line x1="{tx:.1f}" y1="{axis_y}" x2="{tx:.1f}" y2="{axis_y + 5}" stroke="#57606a"/>'
+            f'<text x="{tx:.1f}" y="{axis_y + 18}" font-size="11" text-anchor="middle">{tick:.0%}</text>'
+        )
+    parts.append(
+        f'<text x="{left + plot_w / 2:.1f}" y="{axis_y + 36}" font-size="12" text-anchor="middle">'
+        "share of cases whose answer matches the expected one (%)</text>"
+    )
     parts.append(_legend(left, axis_y + 54))
     parts.append("</svg>")
     return "".join(parts)
@@ -435,7 +475,8 @@ def _legend(x: float, y: float) -> str:
     return "".join(
         f'<rect x="{x + k * 110}" y="{y - 9}" width="12" height="10" fill="{ARM_COLOURS[role]}"/>'
         f'<text x="{x + k * 110 + 17}" y="{y}" font-size="12">{role}</text>'
-        for k, role in enumerate(("baseline", "candidate")))
+        for k, role in enumerate(("baseline", "candidate"))
+    )
 
 
 def _svg_latency(latency: Latencies) -> str:
@@ -473,20 +514,28 @@ def _svg_latency(latency: Latencies) -> str:
     for role, offset in (("baseline", 0.0), ("candidate", 0.5)):
         for k, share in enumerate(shares[role]):
             if share:
-                parts.append(f'<rect x="{left + (k + offset) * bar_w:.1f}" y="{y(share):.1f}" width="{bar_w / 2:.1f}" '
-                             f'height="{top + plot_h - y(share):.1f}" fill="{ARM_COLOURS[role]}"/>')
+                parts.append(
+                    f'<rect x="{left + (k + offset) * bar_w:.1f}" y="{y(share):.1f}" width="{bar_w / 2:.1f}" '
+                    f'height="{top + plot_h - y(share):.1f}" fill="{ARM_COLOURS[role]}"/>'
+                )
     base = top + plot_h
-    parts.append(f'<line x1="{left}" y1="{base}" x2="{left + plot_w}" y2="{base}" stroke="#57606a"/>'
-                 f'<line x1="{left}" y1="{top}" x2="{left}" y2="{base}" stroke="#57606a"/>')
+    parts.append(
+        f'<line x1="{left}" y1="{base}" x2="{left + plot_w}" y2="{base}" stroke="#57606a"/>'
+        f'<line x1="{left}" y1="{top}" x2="{left}" y2="{base}" stroke="#57606a"/>'
+    )
     for tick in y_ticks:
         parts.append(f'<text x="{left - 6}" y="{y(tick) + 4:.1f}" font-size="11" text-anchor="end">{tick:.0%}</text>')
-    candidates = [m * 10 ** e for e in range(-1, 7) for m in (1, 2, 5)]
+    candidates = [m * 10**e for e in range(-1, 7) for m in (1, 2, 5)]
     x_ticks = [t for t in candidates if lo <= t <= hi] or [lo, hi]
     for tick in x_ticks:
-        parts.append(f'<line x1="{x(tick):.1f}" y1="{base}" x2="{x(tick):.1f}" y2="{base + 5}" stroke="#57606a"/>'
-                     f'<text x="{x(tick):.1f}" y="{base + 18}" font-size="11" text-anchor="middle">{tick:,.0f}</text>')
-    parts.append(f'<text x="{left + plot_w / 2:.1f}" y="{base + 36}" font-size="12" text-anchor="middle">'
-                 "latency per call (ms, log scale); bars: share of each arm's calls</text>")
+        parts.append(
+            f'<line x1="{x(tick):.1f}" y1="{base}" x2="{x(tick):.1f}" y2="{base + 5}" stroke="#57606a"/>'
+            f'<text x="{x(tick):.1f}" y="{base + 18}" font-size="11" text-anchor="middle">{tick:,.0f}</text>'
+        )
+    parts.append(
+        f'<text x="{left + plot_w / 2:.1f}" y="{base + 36}" font-size="12" text-anchor="middle">'
+        "latency per call (ms, log scale); bars: share of each arm's calls</text>"
+    )
     parts.append(_legend(left, base + 56))
     parts.append("</svg>")
     return "".join(parts)
@@ -500,15 +549,21 @@ def render_html(report: GateReport) -> str:
     for gate in report.gates:
         unit = gate.unit
         rows.append(
-            "<tr>" + "".join(
+            "<tr>"
+            + "".join(
                 f"<td>{html.escape(str(cell))}</td>"
                 for cell in (
-                    gate.metric, gate.severity, _fmt(gate.baseline, unit),
-                    _fmt(gate.candidate, unit), _interval(gate), gate.threshold, gate.n,
+                    gate.metric,
+                    gate.severity,
+                    _fmt(gate.baseline, unit),
+                    _fmt(gate.candidate, unit),
+                    _interval(gate),
+                    gate.threshold,
+                    gate.n,
                 )
             )
             + f'<td style="color:{OUTCOME_COLOURS.get(gate.outcome, "#000")};font-weight:600">'
-            f'{html.escape(gate.outcome.upper())}</td></tr>'
+            f"{html.escape(gate.outcome.upper())}</td></tr>"
         )
     regressions = []
     for group in report.regressions[:10]:
@@ -524,18 +579,34 @@ def render_html(report: GateReport) -> str:
     regressions_html = (
         "<p>Groups of cases ordered by regressions, then wins; before → after is baseline → candidate.</p>"
         "<table><tr><th>group</th><th>cases</th><th>regressions</th><th>wins</th><th>examples</th></tr>"
-        + "".join(regressions) + "</table>"
-        if regressions else "<p class=why>Not shown: no group of cases changed between baseline and candidate.</p>")
+        + "".join(regressions)
+        + "</table>"
+        if regressions
+        else "<p class=why>Not shown: no group of cases changed between baseline and candidate.</p>"
+    )
     freeze = report.freeze
     freeze_html = f"<p class=note>{html.escape(freeze_text(freeze))}</p>" if freeze else ""
     endpoint_html = "".join(f"<p class=note>{html.escape(line)}</p>" for line in endpoint_lines(report.endpoint))
     budget_html = f"<p class=note>{html.escape(evidence_line(report))}</p>" if report.evidence is not None else ""
     if report.not_run:
-        budget_html += (f"<p class=note>Budget reached: {report.not_run} calls were not run; "
-                       "gates are computed on the cases that ran.</p>")
+        budget_html += (
+            f"<p class=note>Budget reached: {report.not_run} calls were not run; "
+            "gates are computed on the cases that ran.</p>"
+        )
     stored = report.to_json()
-    provenance = {k: stored[k] for k in ("report_id", "run_id", "candidate", "baseline", "dataset",
-                                         "rubric_version", "confidence", "created_at")}
+    provenance = {
+        k: stored[k]
+        for k in (
+            "report_id",
+            "run_id",
+            "candidate",
+            "baseline",
+            "dataset",
+            "rubric_version",
+            "confidence",
+            "created_at",
+        )
+    }
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <title>Gate report {html.escape(report.candidate.version)}: {verdict.upper()}</title>
@@ -560,7 +631,7 @@ pre {{ background: #f6f8fa; padding: 0.75rem; overflow-x: auto; font-size: 12px;
 <h2>Gates</h2>
 <p>Intervals are of the candidate's value, of its difference to the baseline (Δ), or of its ratio to the baseline (×).</p>
 <table><tr><th>gate</th><th>severity</th><th>baseline</th><th>candidate</th><th>interval ({report.confidence:.0%})</th>
-<th>threshold</th><th>n</th><th>outcome</th></tr>{''.join(rows)}</table>
+<th>threshold</th><th>n</th><th>outcome</th></tr>{"".join(rows)}</table>
 <h2>Each gate's interval against its threshold</h2>
 <p>Bar: the {report.confidence:.0%} interval, dot: the estimate, dashed line: the threshold,
 green band: the side of the threshold that passes. A gate passes when its whole bar is in the green band.</p>

@@ -93,7 +93,9 @@ def rate_difference_sequence(
         # Smoothed rates for the variance only: zero events must not mean zero variance.
         pc = (xc + 1.0) / (nc + 2.0)
         pb = (xb + 1.0) / (nb + 2.0)
-        variance = np.where((nc > 0) & (nb > 0), pc * (1 - pc) / np.maximum(nc, 1) + pb * (1 - pb) / np.maximum(nb, 1), np.inf)
+        variance = np.where(
+            (nc > 0) & (nb > 0), pc * (1 - pc) / np.maximum(nc, 1) + pb * (1 - pb) / np.maximum(nb, 1), np.inf
+        )
     radius = normal_mixture_radius(variance, tau, 1.0 - confidence)
     return SequenceBounds(
         estimate,

@@ -62,13 +62,19 @@ class MetricInfo:
 METRICS: dict[str, MetricInfo] = {
     "json_valid_rate": MetricInfo("rate", True, "share of outputs that parse as JSON"),
     "schema_pass_rate": MetricInfo("rate", True, "share of outputs that validate against the output schema"),
-    "tool_call_valid_rate": MetricInfo("rate", True, "share of cases whose tool calls name known tools with valid arguments"),
+    "tool_call_valid_rate": MetricInfo(
+        "rate", True, "share of cases whose tool calls name known tools with valid arguments"
+    ),
     "unsafe_tool_call_rate": MetricInfo("rate", False, "share of cases with a high-risk tool call violating policy"),
     "refusal_rate": MetricInfo("rate", False, "share of cases the model refused"),
     "error_rate": MetricInfo("rate", False, "share of cases that ended in an API/runtime error"),
     "success_rate": MetricInfo("rate", True, "share of cases judged successful overall"),
-    "hard_failure_rate": MetricInfo("rate", False, "share of cases with a hard failure: an error, invalid JSON, a schema or tool-call violation "
-                                  "or an unsafe tool call (the canary's definition, warehouse/metrics.py)"),
+    "hard_failure_rate": MetricInfo(
+        "rate",
+        False,
+        "share of cases with a hard failure: an error, invalid JSON, a schema or tool-call violation "
+        "or an unsafe tool call (the canary's definition, warehouse/metrics.py)",
+    ),
     "judge_score": MetricInfo("score", True, "mean rubric score from the judge"),
     "p50_latency": MetricInfo("latency", False, "median latency in ms"),
     "p95_latency": MetricInfo("latency", False, "95th percentile latency in ms"),
@@ -115,10 +121,13 @@ class Gate(BaseModel):
     threshold: str = Field(description="the threshold as written in the spec")
     comparator: Comparator
     reference: Literal["absolute", "baseline"]
-    value: float | None = Field(None, description="absolute threshold in metric units (fraction for rates, ms for latency)")
+    value: float | None = Field(
+        None, description="absolute threshold in metric units (fraction for rates, ms for latency)"
+    )
     margin: float | None = Field(None, description="signed margin added to the baseline (relative gates)")
     margin_kind: Literal["points", "absolute", "relative"] | None = Field(
-        None, description="points: rate points as a fraction; absolute: metric units; relative: fraction of the baseline"
+        None,
+        description="points: rate points as a fraction; absolute: metric units; relative: fraction of the baseline",
     )
     severity: Literal["hard", "soft"] = "hard"
     min_samples: int | None = None
@@ -163,7 +172,9 @@ class GateRule(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    threshold: str = Field(json_schema_extra={"pattern": THRESHOLD_JSON_PATTERN, "examples": [">= 99%", ">= baseline - 1%"]})
+    threshold: str = Field(
+        json_schema_extra={"pattern": THRESHOLD_JSON_PATTERN, "examples": [">= 99%", ">= baseline - 1%"]}
+    )
     severity: Literal["hard", "soft"] = "hard"
     min_samples: int | None = Field(None, ge=1, description="fewer paired cases than this cannot pass the gate")
 
@@ -284,12 +295,16 @@ class GateSpec(BaseModel):
         },
     )
 
-    candidate_prompt: str | None = Field(None, pattern=PROMPT_VERSION_PATTERN, description="version id of the candidate")
+    candidate_prompt: str | None = Field(
+        None, pattern=PROMPT_VERSION_PATTERN, description="version id of the candidate"
+    )
     baseline_prompt: str | None = Field(
         None, pattern=PROMPT_VERSION_PATTERN, description="version id of the baseline (default: the production label)"
     )
     model: str | None = Field(None, description="model or deployment alias the backtest runs on")
-    dataset: str | None = Field(None, pattern=DATASET_VERSION_PATTERN, description="golden dataset version, '<dataset>:v<N>'")
+    dataset: str | None = Field(
+        None, pattern=DATASET_VERSION_PATTERN, description="golden dataset version, '<dataset>:v<N>'"
+    )
     confidence: float = Field(0.95, gt=0.5, lt=1.0, description="two-sided confidence level of every interval")
     gates: dict[str, str | GateRule] = Field(
         min_length=1,

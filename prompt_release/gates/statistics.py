@@ -246,7 +246,9 @@ def _percentile_bounds(samples: np.ndarray, confidence: float) -> tuple[float, f
     if finite.size < samples.size:
         # A resample with no successes makes a per-success ratio infinite; be
         # conservative rather than drop those resamples.
-        lo, hi = np.quantile(np.where(np.isfinite(samples), samples, np.inf), [alpha / 2, 1 - alpha / 2], method="lower")
+        lo, hi = np.quantile(
+            np.where(np.isfinite(samples), samples, np.inf), [alpha / 2, 1 - alpha / 2], method="lower"
+        )
         return float(lo), float(hi)
     lo, hi = np.quantile(samples, [alpha / 2, 1 - alpha / 2])
     return float(lo), float(hi)
@@ -331,7 +333,12 @@ def percentile_interval(values, q: float, **kwargs) -> Interval:
 def paired_percentile_comparison(candidate, baseline, q: float, *, compare: str = "ratio", **kwargs) -> Interval:
     """Paired bootstrap interval for p_q(candidate) / p_q(baseline) (or their difference)."""
     return paired_bootstrap(
-        candidate, baseline, percentile_statistic(q), compare=compare, method_name=f"paired bootstrap of p{_pct(q)}", **kwargs
+        candidate,
+        baseline,
+        percentile_statistic(q),
+        compare=compare,
+        method_name=f"paired bootstrap of p{_pct(q)}",
+        **kwargs,
     )
 
 
@@ -357,10 +364,10 @@ def quantile_order_ranks(n: int, q: float, confidence: float = DEFAULT_CONFIDENC
     k = np.arange(0, n + 1)
     cdf = _scipy_stats.binom.cdf(k, n, q)  # cdf[j] = P(B <= j)
     # X(l) > xi exactly when fewer than l values are below xi: P(B <= l - 1) <= tail.
-    lows = np.flatnonzero(cdf[: n] <= tail)  # index j = l - 1
+    lows = np.flatnonzero(cdf[:n] <= tail)  # index j = l - 1
     lower = int(lows[-1]) + 1 if lows.size else None
     # X(u) < xi exactly when at least u values are below: P(B >= u) = 1 - cdf[u - 1] <= tail.
-    ups = np.flatnonzero(1.0 - cdf[: n] <= tail)  # index j = u - 1
+    ups = np.flatnonzero(1.0 - cdf[:n] <= tail)  # index j = u - 1
     upper = int(ups[0]) + 1 if ups.size else None
     return lower, upper
 
@@ -377,12 +384,18 @@ def quantile_interval(values, q: float, confidence: float = DEFAULT_CONFIDENCE) 
     arr = np.sort(_as_cases(values, "quantile"))
     lower, upper = quantile_order_ranks(arr.size, q, confidence)
     estimate = float(np.quantile(arr, q))
-    return Interval(estimate, float(arr[lower - 1]) if lower else math.nan, float(arr[upper - 1]) if upper else math.nan,
-                    confidence, f"order-statistic interval of p{_pct(q)}")
+    return Interval(
+        estimate,
+        float(arr[lower - 1]) if lower else math.nan,
+        float(arr[upper - 1]) if upper else math.nan,
+        confidence,
+        f"order-statistic interval of p{_pct(q)}",
+    )
 
 
-def quantile_comparison(candidate, baseline, q: float, *, compare: str = "ratio",
-                        confidence: float = DEFAULT_CONFIDENCE) -> Interval:
+def quantile_comparison(
+    candidate, baseline, q: float, *, compare: str = "ratio", confidence: float = DEFAULT_CONFIDENCE
+) -> Interval:
     """p_q(candidate) / p_q(baseline) (or their difference) from the arms' order-statistic intervals,
     each at 1 - alpha/2, so the combination covers at least `confidence` (Bonferroni). NaN bounds
     below the minimum n (`min_cases_for_quantile(q, 1 - alpha/2)`)."""
@@ -398,12 +411,18 @@ def quantile_comparison(candidate, baseline, q: float, *, compare: str = "ratio"
             estimate = cand.estimate / base.estimate if base.estimate > 0 else math.inf
             lower = cand.lower / base.upper if base.upper > 0 else math.nan
             upper = cand.upper / base.lower if base.lower > 0 else math.inf
-    return Interval(float(estimate), float(lower), float(upper), confidence,
-                    f"order-statistic intervals of p{_pct(q)} per arm at {each:.1%}, combined (Bonferroni)")
+    return Interval(
+        float(estimate),
+        float(lower),
+        float(upper),
+        confidence,
+        f"order-statistic intervals of p{_pct(q)} per arm at {each:.1%}, combined (Bonferroni)",
+    )
 
 
-def newcombe_unpaired_difference(x1: int, n1: int, x2: int, n2: int,
-                                 confidence: float = DEFAULT_CONFIDENCE) -> Interval:
+def newcombe_unpaired_difference(
+    x1: int, n1: int, x2: int, n2: int, confidence: float = DEFAULT_CONFIDENCE
+) -> Interval:
     """Interval for p1 - p2 of two independent proportions (Newcombe 1998, method 10: hybrid Wilson score).
 
     Used where the two rates come from different inputs (e.g. the production

@@ -120,8 +120,12 @@ def expected_from_correction(correction: Any, compiled: checks.CompiledContract 
             correction = json.loads(correction)
         except ValueError:
             pass
-    if isinstance(correction, list) or (isinstance(correction, dict) and ("tool_calls" in correction or "name" in correction)):
-        calls = correction.get("tool_calls") if isinstance(correction, dict) and "tool_calls" in correction else correction
+    if isinstance(correction, list) or (
+        isinstance(correction, dict) and ("tool_calls" in correction or "name" in correction)
+    ):
+        calls = (
+            correction.get("tool_calls") if isinstance(correction, dict) and "tool_calls" in correction else correction
+        )
         return {"kind": "tool_call", "value": calls, "source": "correction"}
     if isinstance(correction, dict):
         labels = compiled.label_fields if compiled else ()
@@ -163,7 +167,9 @@ def parse_expected_argument(text: str) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- warehouse reads
 
-_NON_SYSTEM = "[m FOR m IN CAST(coalesce(t.input_messages, '[]'::JSON) AS JSON[]) IF coalesce(m ->> '$.role', '') <> 'system']"
+_NON_SYSTEM = (
+    "[m FOR m IN CAST(coalesce(t.input_messages, '[]'::JSON) AS JSON[]) IF coalesce(m ->> '$.role', '') <> 'system']"
+)
 
 _CANDIDATES_SQL = f"""
 WITH f AS (
@@ -273,7 +279,9 @@ def _draft(
     note: str | None = None,
 ) -> _Draft:
     compiled = contracts.find(workflow, row.get("package_hash"), row.get("prompt_version"))
-    messages = [m for m in (_loads(row.get("input_messages"), []) or []) if isinstance(m, dict) and m.get("role") != "system"]
+    messages = [
+        m for m in (_loads(row.get("input_messages"), []) or []) if isinstance(m, dict) and m.get("role") != "system"
+    ]
     variables = _loads(row.get("variables"), {}) or {}
     if not isinstance(variables, dict):
         variables = {"value": variables}
@@ -301,7 +309,9 @@ def _draft(
         ),
         provenance=Provenance(
             span_ids=[s for s in spans if s],
-            prompt_versions=list(row.get("prompt_versions") or ([row["prompt_version"]] if row.get("prompt_version") else [])),
+            prompt_versions=list(
+                row.get("prompt_versions") or ([row["prompt_version"]] if row.get("prompt_version") else [])
+            ),
             days=list(row.get("days") or ([str(row["day"])] if row.get("day") else [])),
             note=note,
         ),
@@ -316,20 +326,30 @@ def _merge(a: _Draft, b: _Draft, max_spans: int) -> _Draft:
     """Two inputs that are the same case once redacted: one case, seen in both places."""
     first, second = (a, b) if (a.case.expected is not None or b.case.expected is None) else (b, a)
     case = first.case
-    tags = case.tags.model_copy(update={
-        "failure_classes": sorted(set(case.tags.failure_classes) | set(second.case.tags.failure_classes))})
+    tags = case.tags.model_copy(
+        update={"failure_classes": sorted(set(case.tags.failure_classes) | set(second.case.tags.failure_classes))}
+    )
     prov = case.provenance
-    merged_prov = prov.model_copy(update={
-        "span_ids": sorted(set(prov.span_ids) | set(second.case.provenance.span_ids))[:max_spans],
-        "prompt_versions": sorted(set(prov.prompt_versions) | set(second.case.provenance.prompt_versions)),
-        "days": sorted(set(prov.days) | set(second.case.provenance.days)),
-    })
+    merged_prov = prov.model_copy(
+        update={
+            "span_ids": sorted(set(prov.span_ids) | set(second.case.provenance.span_ids))[:max_spans],
+            "prompt_versions": sorted(set(prov.prompt_versions) | set(second.case.provenance.prompt_versions)),
+            "days": sorted(set(prov.days) | set(second.case.provenance.days)),
+        }
+    )
     contract = _contract(case.workflow, None, tags.failure_classes).checks
     checks_ = list(dict.fromkeys(case.contract.checks + [c for c in contract if c == "answers"]))
     return _Draft(
-        case.model_copy(update={"tags": tags, "provenance": merged_prov,
-                                "contract": case.contract.model_copy(update={"checks": checks_})}),
-        first.text, max(a.severity_rank, b.severity_rank), a.occurrences + b.occurrences,
+        case.model_copy(
+            update={
+                "tags": tags,
+                "provenance": merged_prov,
+                "contract": case.contract.model_copy(update={"checks": checks_}),
+            }
+        ),
+        first.text,
+        max(a.severity_rank, b.severity_rank),
+        a.occurrences + b.occurrences,
     )
 
 
@@ -339,7 +359,11 @@ def latest_version(root: str | Path, dataset: str) -> tuple[Manifest, list[Golde
 
 
 def _incident_drafts(
-    con: duckdb.DuckDBPyConnection, root: Path, workflow: str, contracts: _ContractIndex, settings: MiningSettings,
+    con: duckdb.DuckDBPyConnection,
+    root: Path,
+    workflow: str,
+    contracts: _ContractIndex,
+    settings: MiningSettings,
     known: set[str],
 ) -> list[_Draft]:
     drafts = []
@@ -352,19 +376,39 @@ def _incident_drafts(
                 continue  # already in the dataset; its trace has since left the warehouse
             raise UserError(f"incident span {span_id!r} is not in the warehouse", file=path, line=number)
         row = {**row, "failure_classes": record.get("failure_classes") or []}
-        drafts.append(_draft(row, workflow, contracts, settings,
-                             expected={**record["expected"], "source": "incident"} if record.get("expected") else None,
-                             incident=True, note=record.get("note")))
+        drafts.append(
+            _draft(
+                row,
+                workflow,
+                contracts,
+                settings,
+                expected={**record["expected"], "source": "incident"} if record.get("expected") else None,
+                incident=True,
+                note=record.get("note"),
+            )
+        )
     return drafts
 
 
 def _manifest(
-    dataset: str, version: int, workflow: str, cases: list[GoldenCase], parent: Manifest | None,
-    added: list[str], removed: list[str], changed: list[str], data: bytes,
+    dataset: str,
+    version: int,
+    workflow: str,
+    cases: list[GoldenCase],
+    parent: Manifest | None,
+    added: list[str],
+    removed: list[str],
+    changed: list[str],
+    data: bytes,
 ) -> Manifest:
     by_class: Counter[str] = Counter()
-    by_tag: dict[str, Counter[str]] = {"intent": Counter(), "segment": Counter(), "expected_kind": Counter(),
-                                        "expected_source": Counter(), "incident": Counter()}
+    by_tag: dict[str, Counter[str]] = {
+        "intent": Counter(),
+        "segment": Counter(),
+        "expected_kind": Counter(),
+        "expected_source": Counter(),
+        "incident": Counter(),
+    }
     for case in cases:
         by_class.update(case.tags.failure_classes)
         by_tag["intent"][case.tags.intent] += 1
@@ -433,11 +477,15 @@ def build_golden(
             continue  # the incident is already a case as recorded
         case = draft.case
         if old is not None:  # keep what is known about the case, mark it an incident
-            case = old.model_copy(update={
-                "expected": draft.case.expected or old.expected,
-                "tags": old.tags.model_copy(update={"incident": True}),
-                "provenance": old.provenance.model_copy(update={"note": draft.case.provenance.note or old.provenance.note}),
-            })
+            case = old.model_copy(
+                update={
+                    "expected": draft.case.expected or old.expected,
+                    "tags": old.tags.model_copy(update={"incident": True}),
+                    "provenance": old.provenance.model_copy(
+                        update={"note": draft.case.provenance.note or old.provenance.note}
+                    ),
+                }
+            )
         cases[case.case_id] = case
 
     drafts: dict[str, _Draft] = {}
@@ -448,8 +496,15 @@ def build_golden(
         same = drafts.get(draft.case.case_id)
         drafts[draft.case.case_id] = draft if same is None else _merge(same, draft, sel.max_source_spans)
     candidates = [
-        Candidate(d.case.case_id, d.text, tuple(d.case.tags.failure_classes) or ("none",), d.severity_rank,
-                  d.occurrences, d.case.tags.intent, d.case.tags.segment)
+        Candidate(
+            d.case.case_id,
+            d.text,
+            tuple(d.case.tags.failure_classes) or ("none",),
+            d.severity_rank,
+            d.occurrences,
+            d.case.tags.intent,
+            d.case.tags.segment,
+        )
         for d in drafts.values()
     ]
     budget = max(0, sel.max_cases - len(cases))
@@ -463,13 +518,30 @@ def build_golden(
             cases[case_id] = cases[case_id].model_copy(update={"expected": expected})
 
     final = sorted(cases.values(), key=lambda c: c.case_id)
-    result = BuildResult(dataset=dataset, workflow=workflow, created=False, version_id=None,
-                         parent_version=prev_manifest.version_id if prev_manifest else None,
-                         case_count=len(final), cases=final, candidates=len(candidates),
-                         clusters=len(selection.clusters))
-    leaks = [(c.case_id, m.kind) for c in final for m in pii_in_value(
-        [c.input.model_dump(mode="json"), c.expected.model_dump(mode="json") if c.expected else None,
-         c.tags.intent, c.tags.segment], settings.redaction_patterns)]
+    result = BuildResult(
+        dataset=dataset,
+        workflow=workflow,
+        created=False,
+        version_id=None,
+        parent_version=prev_manifest.version_id if prev_manifest else None,
+        case_count=len(final),
+        cases=final,
+        candidates=len(candidates),
+        clusters=len(selection.clusters),
+    )
+    leaks = [
+        (c.case_id, m.kind)
+        for c in final
+        for m in pii_in_value(
+            [
+                c.input.model_dump(mode="json"),
+                c.expected.model_dump(mode="json") if c.expected else None,
+                c.tags.intent,
+                c.tags.segment,
+            ],
+            settings.redaction_patterns,
+        )
+    ]
     if leaks:
         raise RuntimeError(f"redaction left personal data in {len(leaks)} case(s), e.g. {leaks[0]}")
     if not final:
@@ -499,7 +571,9 @@ def build_golden(
 def sync_warehouse(warehouse: str | Path | None, root: str | Path, dataset: str) -> int:
     """Mirror every version file of `dataset` missing from `golden_versions`; returns versions added."""
     with write_transaction(warehouse) as con:
-        have = {r[0] for r in con.execute("SELECT version FROM golden_versions WHERE dataset = ?", [dataset]).fetchall()}
+        have = {
+            r[0] for r in con.execute("SELECT version FROM golden_versions WHERE dataset = ?", [dataset]).fetchall()
+        }
         added = 0
         for version in store.versions(root, dataset):
             if version in have:
@@ -507,29 +581,56 @@ def sync_warehouse(warehouse: str | Path | None, root: str | Path, dataset: str)
             manifest, cases = store.read_version(root, dataset, version)
             con.execute(
                 """INSERT INTO golden_versions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-                [manifest.version_id, dataset, version, manifest.workflow, manifest.content_hash,
-                 manifest.parent_version, manifest.case_count, manifest.labelled_count,
-                 manifest.changes.get("added", []), manifest.changes.get("removed", []),
-                 json.dumps(manifest.counts_by_failure_class), json.dumps(manifest.counts_by_tag),
-                 str(store.cases_path(root, dataset, version)), manifest.created_at],
+                [
+                    manifest.version_id,
+                    dataset,
+                    version,
+                    manifest.workflow,
+                    manifest.content_hash,
+                    manifest.parent_version,
+                    manifest.case_count,
+                    manifest.labelled_count,
+                    manifest.changes.get("added", []),
+                    manifest.changes.get("removed", []),
+                    json.dumps(manifest.counts_by_failure_class),
+                    json.dumps(manifest.counts_by_tag),
+                    str(store.cases_path(root, dataset, version)),
+                    manifest.created_at,
+                ],
             )
             con.executemany(
                 "INSERT INTO golden_cases VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [[manifest.version_id, dataset, version, c.workflow, c.case_id,
-                  json.dumps(c.input.model_dump(mode="json")),
-                  json.dumps(c.expected.model_dump(mode="json")) if c.expected else None,
-                  c.expected.kind if c.expected else None, c.expected.source if c.expected else None,
-                  json.dumps(c.contract.model_dump(mode="json")), json.dumps(c.tags.model_dump(mode="json")),
-                  c.tags.failure_classes, c.tags.intent, c.tags.segment, c.provenance.span_ids]
-                 for c in cases],
+                [
+                    [
+                        manifest.version_id,
+                        dataset,
+                        version,
+                        c.workflow,
+                        c.case_id,
+                        json.dumps(c.input.model_dump(mode="json")),
+                        json.dumps(c.expected.model_dump(mode="json")) if c.expected else None,
+                        c.expected.kind if c.expected else None,
+                        c.expected.source if c.expected else None,
+                        json.dumps(c.contract.model_dump(mode="json")),
+                        json.dumps(c.tags.model_dump(mode="json")),
+                        c.tags.failure_classes,
+                        c.tags.intent,
+                        c.tags.segment,
+                        c.provenance.span_ids,
+                    ]
+                    for c in cases
+                ],
             )
             added += 1
     return added
 
 
 def record_incident(
-    warehouse: str | Path | None, registry_root: str | Path, span_id: str,
-    expected: str | None = None, note: str | None = None,
+    warehouse: str | Path | None,
+    registry_root: str | Path,
+    span_id: str,
+    expected: str | None = None,
+    note: str | None = None,
 ) -> tuple[str, Path]:
     """Append an incident for `span_id` to its workflow's incident file; returns (workflow, file)."""
     parsed = parse_expected_argument(expected) if expected else None
@@ -538,16 +639,29 @@ def record_incident(
             "SELECT count(*) FROM information_schema.tables WHERE table_name = 'traces'"
         ).fetchone()[0]
         row = find_span(con, span_id) if has_traces else None
-        failure_classes = sorted({r[0] for r in con.execute(
-            "SELECT failure_class FROM failures WHERE span_id = ? OR record_key = ?", [span_id, span_id]
-        ).fetchall()}) if row else []
+        failure_classes = (
+            sorted(
+                {
+                    r[0]
+                    for r in con.execute(
+                        "SELECT failure_class FROM failures WHERE span_id = ? OR record_key = ?", [span_id, span_id]
+                    ).fetchall()
+                }
+            )
+            if row
+            else []
+        )
     if row is None:
         raise UserError(f"no trace with span id {span_id!r} in the warehouse", field="span-id")
     workflow = row["workflow"]
     dataset_name(workflow)  # validates the workflow id before it becomes a path
     for number, record in store.read_incidents(registry_root, workflow):
         if record.get("span_id") == span_id:
-            raise UserError(f"span {span_id!r} is already an incident", file=store.incidents_path(registry_root, workflow), line=number)
+            raise UserError(
+                f"span {span_id!r} is already an incident",
+                file=store.incidents_path(registry_root, workflow),
+                line=number,
+            )
     record: dict[str, Any] = {"span_id": span_id, "failure_classes": failure_classes}
     if parsed:
         record["expected"] = parsed

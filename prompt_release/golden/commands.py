@@ -22,8 +22,12 @@ def add_commands(subparsers: argparse._SubParsersAction, common: argparse.Argume
     golden = subparsers.add_parser("golden", help="versioned golden datasets mined from failures")
     sub = golden.add_subparsers(dest="golden_command", metavar="COMMAND", required=True)
 
-    build = sub.add_parser("build", parents=[common], help="build the next version of each workflow's dataset if it changed")
-    build.add_argument("--workflow", action="append", help="workflow id (repeatable; default: every configured workflow)")
+    build = sub.add_parser(
+        "build", parents=[common], help="build the next version of each workflow's dataset if it changed"
+    )
+    build.add_argument(
+        "--workflow", action="append", help="workflow id (repeatable; default: every configured workflow)"
+    )
     build.set_defaults(func=_build, opens_warehouse="existing")
 
     listing = sub.add_parser("list", parents=[common], help="list dataset versions")
@@ -43,17 +47,22 @@ def add_commands(subparsers: argparse._SubParsersAction, common: argparse.Argume
 
     incident = sub.add_parser("add-incident", parents=[common], help="turn a production span into a regression case")
     incident.add_argument("--span-id", required=True, metavar="ID")
-    incident.add_argument("--expected", metavar="JSON",
-                          help='expected behaviour: {"kind": ..., "value": ...}, or {"route": "billing"}, '
-                               'a tool call {"name": ..., "arguments": {...}}, "refuse", "clarify"')
+    incident.add_argument(
+        "--expected",
+        metavar="JSON",
+        help='expected behaviour: {"kind": ..., "value": ...}, or {"route": "billing"}, '
+        'a tool call {"name": ..., "arguments": {...}}, "refuse", "clarify"',
+    )
     incident.add_argument("--note", metavar="TEXT")
     incident.set_defaults(func=_add_incident, opens_warehouse="existing")
 
 
 def _mine(args: argparse.Namespace) -> int:
     summary = mine_failures(args.warehouse, config.registry_root(args.registry), args.day)
-    print(f"mined {summary.calls} calls ({summary.calls_without_contract} without a known package): "
-          f"{summary.failures} failures in {summary.seconds:.2f}s")
+    print(
+        f"mined {summary.calls} calls ({summary.calls_without_contract} without a known package): "
+        f"{summary.failures} failures in {summary.seconds:.2f}s"
+    )
     for name, count in sorted(summary.failures_by_class.items()):
         print(f"  {name:<20} {count}")
     return 0
@@ -76,8 +85,10 @@ def _list(args: argparse.Namespace) -> int:
     for dataset in datasets:
         for version in store.versions(root, dataset):
             m = store.read_manifest(root, dataset, version)
-            print(f"{m.version_id:<32} {m.case_count:>4} cases  {m.labelled_count:>4} with expected  "
-                  f"parent={m.parent_version or '-'}  {m.content_hash[:19]}  {m.created_at}")
+            print(
+                f"{m.version_id:<32} {m.case_count:>4} cases  {m.labelled_count:>4} with expected  "
+                f"parent={m.parent_version or '-'}  {m.content_hash[:19]}  {m.created_at}"
+            )
     return 0
 
 
@@ -95,9 +106,13 @@ def _show(args: argparse.Namespace) -> int:
         print(f"{key}: {len(manifest.changes.get(key, []))}")
     for case in cases[: max(0, args.cases)]:
         last = case.input.messages[-1].get("content") if case.input.messages else ""
-        expected = f"{case.expected.kind}={json.dumps(case.expected.value)} ({case.expected.source})" if case.expected else "-"
-        print(f"  {case.case_id}  [{', '.join(case.tags.failure_classes) or '-'}]  expected {expected}  "
-              f"{str(last)[:70]!r}")
+        expected = (
+            f"{case.expected.kind}={json.dumps(case.expected.value)} ({case.expected.source})" if case.expected else "-"
+        )
+        print(
+            f"  {case.case_id}  [{', '.join(case.tags.failure_classes) or '-'}]  expected {expected}  "
+            f"{str(last)[:70]!r}"
+        )
     return 0
 
 
@@ -119,6 +134,8 @@ def _diff(args: argparse.Namespace) -> int:
 def _add_incident(args: argparse.Namespace) -> int:
     root = config.registry_root(args.registry)
     workflow, path = record_incident(args.warehouse, root, args.span_id, args.expected, args.note)
-    print(f"recorded incident {args.span_id} for {dataset_name(workflow)} in {path}; "
-          f"it becomes a case at the next `prompt-release golden build`")
+    print(
+        f"recorded incident {args.span_id} for {dataset_name(workflow)} in {path}; "
+        f"it becomes a case at the next `prompt-release golden build`"
+    )
     return 0

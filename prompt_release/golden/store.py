@@ -116,7 +116,9 @@ def read_version(root: str | Path, dataset: str, version: int) -> tuple[Manifest
         raise UserError("golden cases file is missing", file=path)
     data = path.read_bytes()
     if sha256_bytes(data) != manifest.cases_sha256:
-        raise UserError("golden cases file was edited after it was written (sha256 differs from its manifest)", file=path)
+        raise UserError(
+            "golden cases file was edited after it was written (sha256 differs from its manifest)", file=path
+        )
     return manifest, list(_parse_cases(data, manifest.cases_sha256, str(path)))
 
 
@@ -177,8 +179,9 @@ def read_labels(root: str | Path, dataset: str) -> dict[str, Expected]:
         case_id = record.get("case_id")
         expected = record.get("expected")
         if not isinstance(case_id, str) or not isinstance(expected, dict):
-            raise UserError("a label line is {\"case_id\": ..., \"expected\": {\"kind\": ..., \"value\": ...}}",
-                            file=path, line=number)
+            raise UserError(
+                'a label line is {"case_id": ..., "expected": {"kind": ..., "value": ...}}', file=path, line=number
+            )
         try:
             labels[case_id] = Expected.model_validate({**expected, "source": "label_file"})
         except ValidationError as exc:

@@ -73,8 +73,9 @@ def lookup(warehouse: str | Path | None, keys: list[str]) -> dict[str, CachedRes
         return lookup_on(con, keys)
 
 
-def lookup_with_spend(warehouse: str | Path | None, keys: list[str],
-                      run_key: str) -> tuple[dict[str, CachedResponse], tuple[float, float]]:
+def lookup_with_spend(
+    warehouse: str | Path | None, keys: list[str], run_key: str
+) -> tuple[dict[str, CachedResponse], tuple[float, float]]:
     """`lookup` and `spent_on(run_key)` in one open of the warehouse."""
     with write_transaction(warehouse, publish=False) as con:
         return lookup_on(con, keys), spent_on(con, run_key)
@@ -94,13 +95,15 @@ def lookup_on(con: duckdb.DuckDBPyConnection, keys: list[str]) -> dict[str, Cach
 
 def spent_on(con: duckdb.DuckDBPyConnection, run_key: str) -> tuple[float, float]:
     """(tokens, USD) run `run_key` has paid for so far, an unsettled attempt at its worst case."""
-    row = con.execute("SELECT coalesce(sum(tokens), 0), coalesce(sum(usd), 0) FROM llm_spend WHERE run_key = ?",
-                      [run_key]).fetchall()[0]
+    row = con.execute(
+        "SELECT coalesce(sum(tokens), 0), coalesce(sum(usd), 0) FROM llm_spend WHERE run_key = ?", [run_key]
+    ).fetchall()[0]
     return float(row[0]), float(row[1])
 
 
-def write_rows(warehouse: str | Path | None, rows: list[CacheRow], spend: list[SpendRow] = (), *,
-               publish: bool | None = None) -> None:
+def write_rows(
+    warehouse: str | Path | None, rows: list[CacheRow], spend: list[SpendRow] = (), *, publish: bool | None = None
+) -> None:
     """Insert rows in one transaction; a key already cached is left as it was. A spend row
     replaces the row of the same attempt (its settlement replaces its reservation)."""
     with write_transaction(warehouse, publish=publish) as con:
@@ -110,16 +113,23 @@ def write_rows(warehouse: str | Path | None, rows: list[CacheRow], spend: list[S
             # One row per attempt: the last word (its settlement) wins within a batch too.
             latest = list({row.attempt_id: row for row in spend}.values())
             columns = list(zip(*latest, strict=True))
-            con.register("llm_spend_batch", pa.table({
-                "attempt_id": pa.array(columns[0], pa.string()),
-                "run_key": pa.array(columns[1], pa.string()),
-                "cache_key": pa.array(columns[2], pa.string()),
-                "tokens": pa.array(columns[3], pa.float64()),
-                "usd": pa.array(columns[4], pa.float64()),
-                "settled": pa.array(columns[5], pa.bool_()),
-            }))
-            con.execute("INSERT OR REPLACE INTO llm_spend (attempt_id, run_key, cache_key, tokens, usd, settled) "
-                        "SELECT attempt_id, run_key, cache_key, tokens, usd, settled FROM llm_spend_batch")
+            con.register(
+                "llm_spend_batch",
+                pa.table(
+                    {
+                        "attempt_id": pa.array(columns[0], pa.string()),
+                        "run_key": pa.array(columns[1], pa.string()),
+                        "cache_key": pa.array(columns[2], pa.string()),
+                        "tokens": pa.array(columns[3], pa.float64()),
+                        "usd": pa.array(columns[4], pa.float64()),
+                        "settled": pa.array(columns[5], pa.bool_()),
+                    }
+                ),
+            )
+            con.execute(
+                "INSERT OR REPLACE INTO llm_spend (attempt_id, run_key, cache_key, tokens, usd, settled) "
+                "SELECT attempt_id, run_key, cache_key, tokens, usd, settled FROM llm_spend_batch"
+            )
             con.unregister("llm_spend_batch")
 
 

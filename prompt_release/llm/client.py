@@ -135,8 +135,7 @@ class _Prepared:
 
     @property
     def kwargs(self) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {"model": self.request.model, "messages": self.request.messages,
-                                  **self.shape.kwargs}
+        kwargs: dict[str, Any] = {"model": self.request.model, "messages": self.request.messages, **self.shape.kwargs}
         if self.shape.extra:
             kwargs["extra_body"] = dict(self.shape.extra)
         return kwargs
@@ -202,21 +201,35 @@ def _shape(request: CallRequest, settings: LLMSettings, endpoint: EndpointIdenti
         kwargs["tools"] = tools
     if request.response_format is not None:
         kwargs["response_format"] = request.response_format
-    return _Shape(b"," + canonical_json(material)[1:], kwargs, extra,
-                  len(orjson.dumps(tools)) if tools else 0,
-                  int(params.get("max_completion_tokens") or params["max_tokens"]))
+    return _Shape(
+        b"," + canonical_json(material)[1:],
+        kwargs,
+        extra,
+        len(orjson.dumps(tools)) if tools else 0,
+        int(params.get("max_completion_tokens") or params["max_tokens"]),
+    )
 
 
-def prepare(request: CallRequest, settings: LLMSettings, shapes: dict[tuple, _Shape] | None = None,
-            endpoints: dict[str, EndpointIdentity] | None = None) -> _Prepared:
+def prepare(
+    request: CallRequest,
+    settings: LLMSettings,
+    shapes: dict[tuple, _Shape] | None = None,
+    endpoints: dict[str, EndpointIdentity] | None = None,
+) -> _Prepared:
     """Effective parameters, cache key and SDK arguments of one request.
 
     `shapes` memoises the part that does not depend on the messages across
     the requests of one run (keyed on the identity of the shared objects,
     which the requests keep alive).
     """
-    shape_key = (id(request.parameters), id(request.tools), id(request.response_format), request.model,
-                 request.package_hash, request.sample_index)
+    shape_key = (
+        id(request.parameters),
+        id(request.tools),
+        id(request.response_format),
+        request.model,
+        request.package_hash,
+        request.sample_index,
+    )
     shape = shapes.get(shape_key) if shapes is not None else None
     if shape is None:
         endpoint = (endpoints or {}).get(request.model) or endpoint_identity(settings, request.model)
@@ -233,8 +246,9 @@ def prepare(request: CallRequest, settings: LLMSettings, shapes: dict[tuple, _Sh
 # --- parsing answers ---------------------------------------------------------------
 
 
-def parse_completion(body: bytes | str) -> tuple[str | None, list[dict], str | None, int | None, int | None,
-                                                  str | None, float | None]:
+def parse_completion(
+    body: bytes | str,
+) -> tuple[str | None, list[dict], str | None, int | None, int | None, str | None, float | None]:
     """(output, tool_calls, finish_reason, input_tokens, output_tokens, served_model, server_ms) of a
     completion body; server_ms from llama.cpp's `timings` (prompt + generation), else None.
 
@@ -258,8 +272,15 @@ def parse_completion(body: bytes | str) -> tuple[str | None, list[dict], str | N
     server_ms = None
     if isinstance(timings, dict) and isinstance(timings.get("predicted_ms"), (int, float)):
         server_ms = float(timings["predicted_ms"]) + float(timings.get("prompt_ms") or 0.0)
-    return (message.get("content"), tool_calls, choice.get("finish_reason"),
-            usage.get("prompt_tokens"), usage.get("completion_tokens"), data.get("model"), server_ms)
+    return (
+        message.get("content"),
+        tool_calls,
+        choice.get("finish_reason"),
+        usage.get("prompt_tokens"),
+        usage.get("completion_tokens"),
+        data.get("model"),
+        server_ms,
+    )
 
 
 def processing_ms(headers: Any) -> float | None:
@@ -414,9 +435,16 @@ def make_client(settings: LLMSettings) -> openai.AsyncOpenAI:
 
 
 class _Run:
-    def __init__(self, settings: LLMSettings, budget: Budget | None, writer: llm_cache.CacheWriter | None,
-                 progress: Callable[[int, int], None] | None, total: int, spend_key: str | None = None,
-                 spent: tuple[float, float] = (0.0, 0.0)) -> None:
+    def __init__(
+        self,
+        settings: LLMSettings,
+        budget: Budget | None,
+        writer: llm_cache.CacheWriter | None,
+        progress: Callable[[int, int], None] | None,
+        total: int,
+        spend_key: str | None = None,
+        spent: tuple[float, float] = (0.0, 0.0),
+    ) -> None:
         self.settings = settings
         self.ledger = BudgetLedger(budget, settings, spent) if budget is not None else None
         self.writer = writer
@@ -481,8 +509,11 @@ class _Run:
                     return result
                 if self.spend_key is not None:
                     try:
-                        await asyncio.wrap_future(self.writer.record(llm_cache.SpendRow(
-                            attempt_id, self.spend_key, prepared.key, *reserved, False)))
+                        await asyncio.wrap_future(
+                            self.writer.record(
+                                llm_cache.SpendRow(attempt_id, self.spend_key, prepared.key, *reserved, False)
+                            )
+                        )
                     except BaseException:
                         ledger.settle(reserved, (0.0, 0.0))  # never sent
                         raise
@@ -508,13 +539,19 @@ class _Run:
                 try:
                     output, tool_calls, finish, input_tokens, output_tokens, served, timed_ms = parse_completion(body)
                 except (ValueError, KeyError, TypeError, IndexError):
-                    raise _Retryable("malformed_response", "the endpoint answered a body that is not a completion",
-                                     charged=True) from None
+                    raise _Retryable(
+                        "malformed_response", "the endpoint answered a body that is not a completion", charged=True
+                    ) from None
             except _Retryable as exc:
                 if exc.charged:
-                    actual = reserved if ledger is not None else (
-                        prepared.input_estimate + prepared.output_cap, self._cost(request.model, prepared.input_estimate,
-                                                                                  prepared.output_cap) or 0.0)
+                    actual = (
+                        reserved
+                        if ledger is not None
+                        else (
+                            prepared.input_estimate + prepared.output_cap,
+                            self._cost(request.model, prepared.input_estimate, prepared.output_cap) or 0.0,
+                        )
+                    )
                 if ledger is not None:
                     ledger.settle(reserved, actual)
                 self._settle(attempt_id, prepared, actual, recorded)
@@ -549,13 +586,28 @@ class _Run:
             result.cost_usd, result.latency_ms = cost, latency_ms
             result.served_model, result.server_ms, result.client_ms = served, server_ms, client_ms
             if self.writer is not None:
-                spend = (llm_cache.SpendRow(attempt_id, self.spend_key, prepared.key, in_tok + out_tok, cost or 0.0, True)
-                         if self.spend_key is not None else None)
+                spend = (
+                    llm_cache.SpendRow(attempt_id, self.spend_key, prepared.key, in_tok + out_tok, cost or 0.0, True)
+                    if self.spend_key is not None
+                    else None
+                )
                 # Counted (returned) only once the answer is committed: a kill never pays for it again.
-                await asyncio.wrap_future(self.writer.add(llm_cache.CacheRow(
-                    prepared.key, request.package_hash, request.model, request.sample_index,
-                    prepared.request_json, body.decode("utf-8", "replace"), input_tokens, output_tokens, latency_ms,
-                ), spend))
+                await asyncio.wrap_future(
+                    self.writer.add(
+                        llm_cache.CacheRow(
+                            prepared.key,
+                            request.package_hash,
+                            request.model,
+                            request.sample_index,
+                            prepared.request_json,
+                            body.decode("utf-8", "replace"),
+                            input_tokens,
+                            output_tokens,
+                            latency_ms,
+                        ),
+                        spend,
+                    )
+                )
             return result
         return result
 
@@ -579,10 +631,31 @@ def _short(exc: BaseException) -> str:
 def _from_cache(prepared: _Prepared, hit: llm_cache.CachedResponse, settings: LLMSettings) -> CallResult:
     output, tool_calls, finish, input_tokens, output_tokens, served, server_ms = parse_completion(hit.response)
     price = settings.price_of(prepared.request.model)
-    cost = price.cost(input_tokens, output_tokens) if price and input_tokens is not None and output_tokens is not None else None
+    cost = (
+        price.cost(input_tokens, output_tokens)
+        if price and input_tokens is not None and output_tokens is not None
+        else None
+    )
     request = prepared.request
-    return CallResult(request.tag, prepared.key, request.sample_index, STATUS_OK, output, tool_calls, finish,
-                      input_tokens, output_tokens, cost, hit.latency_ms, True, 0, None, None, served, server_ms)
+    return CallResult(
+        request.tag,
+        prepared.key,
+        request.sample_index,
+        STATUS_OK,
+        output,
+        tool_calls,
+        finish,
+        input_tokens,
+        output_tokens,
+        cost,
+        hit.latency_ms,
+        True,
+        0,
+        None,
+        None,
+        served,
+        server_ms,
+    )
 
 
 @dataclass(slots=True)
@@ -607,8 +680,9 @@ def _prepare_all(requests: list[CallRequest], settings: LLMSettings, budget: Bud
     if budget is not None and budget.max_usd is not None:
         unpriced = sorted({p.request.model for p in prepared} - set(settings.prices))
         if unpriced:
-            raise UserError(f"a USD budget needs a price for every model; none for {', '.join(unpriced)}",
-                            field="prices")
+            raise UserError(
+                f"a USD budget needs a price for every model; none for {', '.join(unpriced)}", field="prices"
+            )
     return prepared
 
 
@@ -619,8 +693,14 @@ def _first_of(prepared: list[_Prepared]) -> dict[str, int]:
     return first_of
 
 
-def probe_cache(requests: list[CallRequest], settings: LLMSettings, con: Any, *,
-                budget: Budget | None = None, spend_key: str | None = None) -> CacheProbe:
+def probe_cache(
+    requests: list[CallRequest],
+    settings: LLMSettings,
+    con: Any,
+    *,
+    budget: Budget | None = None,
+    spend_key: str | None = None,
+) -> CacheProbe:
     """Prepare `requests` and look their answers up in `llm_cache` (and what run `spend_key` has
     paid in `llm_spend`) on the open connection `con`."""
     prepared = _prepare_all(requests, settings, budget)
@@ -651,8 +731,9 @@ def _in_order(prepared: list[_Prepared], by_key: dict[str, CallResult]) -> list[
     return results
 
 
-def cached_results(probe: CacheProbe, settings: LLMSettings,
-                   progress: Callable[[int, int], None] | None = None) -> list[CallResult] | None:
+def cached_results(
+    probe: CacheProbe, settings: LLMSettings, progress: Callable[[int, int], None] | None = None
+) -> list[CallResult] | None:
     """Every request's result, in order, when the cache answers them all (what `run_calls` would
     return without calling anything); None when any request still needs a call."""
     if len(probe.hits) < len(probe.first_of):

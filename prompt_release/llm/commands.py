@@ -27,14 +27,19 @@ def add_commands(subparsers: argparse._SubParsersAction, common: argparse.Argume
     parser.add_argument("--seed", type=int, default=0, help="server seed (answers and faults)")
     parser.add_argument("--latency-ms", type=float, default=0.0, help="added to every answer")
     parser.add_argument("--latency-per-token-ms", type=float, default=0.0, help="added per completion token")
-    parser.add_argument("--noise", type=float, default=0.0,
-                        help="chance of a wrong route or a skipped tool call (0..1)")
-    parser.add_argument("--tool-calls-as-text", choices=("fenced", "bare", "tagged"),
-                        help="write tool calls in the answer text (as some real models do) instead of tool_calls")
+    parser.add_argument(
+        "--noise", type=float, default=0.0, help="chance of a wrong route or a skipped tool call (0..1)"
+    )
+    parser.add_argument(
+        "--tool-calls-as-text",
+        choices=("fenced", "bare", "tagged"),
+        help="write tool calls in the answer text (as some real models do) instead of tool_calls",
+    )
     faults = parser.add_argument_group("fault injection (deterministic per seed)")
     faults.add_argument("--error-rate", type=float, default=0.0, help="share answered 500/502/503")
-    faults.add_argument("--rate-limit-every", type=int, default=0,
-                        help="every N-th chat request opens a 429 burst (0: off)")
+    faults.add_argument(
+        "--rate-limit-every", type=int, default=0, help="every N-th chat request opens a 429 burst (0: off)"
+    )
     faults.add_argument("--rate-limit-burst", type=int, default=0, help="requests answered 429 per burst")
     faults.add_argument("--retry-after", type=float, default=1.0, help="Retry-After seconds on a 429")
     faults.add_argument("--slow-rate", type=float, default=0.0, help="share of answers delayed by --slow-ms")
@@ -50,12 +55,19 @@ def run_simulator(args: argparse.Namespace) -> int:
 
     try:
         config = SimulatorConfig(
-            seed=args.seed, latency_ms=args.latency_ms, latency_per_token_ms=args.latency_per_token_ms,
-            noise=args.noise, tool_calls_as_text=args.tool_calls_as_text,
+            seed=args.seed,
+            latency_ms=args.latency_ms,
+            latency_per_token_ms=args.latency_per_token_ms,
+            noise=args.noise,
+            tool_calls_as_text=args.tool_calls_as_text,
             faults=Faults(
-                error_rate=args.error_rate, rate_limit_every=args.rate_limit_every,
-                rate_limit_burst=args.rate_limit_burst, retry_after_s=args.retry_after,
-                slow_rate=args.slow_rate, slow_ms=args.slow_ms, drop_rate=args.drop_rate,
+                error_rate=args.error_rate,
+                rate_limit_every=args.rate_limit_every,
+                rate_limit_burst=args.rate_limit_burst,
+                retry_after_s=args.retry_after,
+                slow_rate=args.slow_rate,
+                slow_ms=args.slow_ms,
+                drop_rate=args.drop_rate,
                 malformed_rate=args.malformed_rate,
             ),
         )

@@ -29,8 +29,9 @@ from prompt_release.llm.settings import PLACEHOLDER_KEY, LLMSettings
 EMBEDDED_SIMULATOR = "embedded-simulator"
 # Query parameters that carry credentials in some providers' URLs (Azure's api-key, signed URLs).
 OPENAI_DEFAULT_BASE_URL = "https://api.openai.com/v1"
-_SECRET_PARAMS = frozenset({"api-key", "api_key", "apikey", "key", "token", "access_token", "sig", "signature",
-                            "code", "password", "secret"})
+_SECRET_PARAMS = frozenset(
+    {"api-key", "api_key", "apikey", "key", "token", "access_token", "sig", "signature", "code", "password", "secret"}
+)
 
 
 @dataclass(frozen=True)
@@ -58,8 +59,9 @@ def normalise_base_url(url: str) -> str:
         host = f"[{host}]"
     port = parts.port
     netloc = host if port is None or (scheme, port) in (("http", 80), ("https", 443)) else f"{host}:{port}"
-    query = urlencode(sorted((k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
-                             if k.lower() not in _SECRET_PARAMS))
+    query = urlencode(
+        sorted((k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k.lower() not in _SECRET_PARAMS)
+    )
     return urlunsplit((scheme, netloc, parts.path.rstrip("/"), query, ""))
 
 
@@ -82,10 +84,16 @@ def served_model(settings: LLMSettings, requested: str) -> str:
     key = settings.api_key.get_secret_value() if settings.api_key else PLACEHOLDER_KEY
     served = requested
     try:
-        response = httpx.get(settings.base_url.rstrip("/") + "/models", headers={"Authorization": f"Bearer {key}"},
-                             timeout=min(10.0, settings.request_timeout_s))
-        listed = [m.get("id") for m in response.json().get("data") or () if isinstance(m, dict)] \
-            if response.status_code == 200 else []
+        response = httpx.get(
+            settings.base_url.rstrip("/") + "/models",
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=min(10.0, settings.request_timeout_s),
+        )
+        listed = (
+            [m.get("id") for m in response.json().get("data") or () if isinstance(m, dict)]
+            if response.status_code == 200
+            else []
+        )
     except (httpx.HTTPError, ValueError, AttributeError):
         listed = []
     listed = [m for m in listed if isinstance(m, str)]
@@ -100,6 +108,7 @@ def endpoint_identity(settings: LLMSettings, requested_model: str) -> EndpointId
         return EndpointIdentity(OPENAI_DEFAULT_BASE_URL, requested_model)
     base = settings.endpoint_name or normalise_base_url(settings.base_url)
     return EndpointIdentity(base, served_model(settings, requested_model))
+
 
 # Real delay added by the embedded simulator: none. Its reported processing
 # time models latency; sleeping would only slow the demo down.
@@ -116,9 +125,11 @@ def model_endpoint(settings: LLMSettings | None = None, *, quiet: bool = False, 
     # lazy: the simulator's HTTP server stack loads only when no endpoint is configured
     from prompt_release.llm.simulator import start_simulator
 
-    with start_simulator(seed=seed, latency_ms=SIMULATOR_LATENCY_MS,
-                         latency_per_token_ms=SIMULATOR_LATENCY_PER_TOKEN_MS) as simulator:
+    with start_simulator(
+        seed=seed, latency_ms=SIMULATOR_LATENCY_MS, latency_per_token_ms=SIMULATOR_LATENCY_PER_TOKEN_MS
+    ) as simulator:
         if not quiet:
-            print(f"no OPENAI_BASE_URL set: using the embedded offline simulator at {simulator.base_url}",
-                  file=sys.stderr)
+            print(
+                f"no OPENAI_BASE_URL set: using the embedded offline simulator at {simulator.base_url}", file=sys.stderr
+            )
         yield settings.model_copy(update={"base_url": simulator.base_url, "endpoint_name": EMBEDDED_SIMULATOR})

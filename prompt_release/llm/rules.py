@@ -89,9 +89,7 @@ class Rules:
             tools=self.tools + other.tools,
             requires=self.requires + other.requires,
             limits=self.limits + other.limits,
-            summary_max_words=self.summary_max_words
-            if self.summary_max_words is not None
-            else other.summary_max_words,
+            summary_max_words=self.summary_max_words if self.summary_max_words is not None else other.summary_max_words,
             refuse=self.refuse + other.refuse,
             clarify=self.clarify + other.clarify,
             judge=self.judge or other.judge,
@@ -227,9 +225,7 @@ def _plain_text(text: str) -> str:
     if "[" not in text:
         return text
     return "\n".join(
-        line
-        for line in text.splitlines()
-        if not ((m := _DIRECTIVE.match(line)) and m.group(1).lower() in _KNOWN)
+        line for line in text.splitlines() if not ((m := _DIRECTIVE.match(line)) and m.group(1).lower() in _KNOWN)
     )
 
 
@@ -361,7 +357,6 @@ def summarize(text: str, max_words: int) -> str:
     return " ".join(picked)
 
 
-
 # --- the judge -------------------------------------------------------------------
 
 # The judge prompt lays out its material under these headings; each section
@@ -393,7 +388,7 @@ def judge_sections(text: str) -> dict[str, str]:
         if name is None or name in found:
             continue
         end = headings[i + 1].start() if i + 1 < len(headings) else len(text)
-        found[name] = text[heading.end():end].strip()
+        found[name] = text[heading.end() : end].strip()
     return found
 
 
@@ -473,10 +468,16 @@ def judge_pairwise(text: str, max_words: int | None = None) -> dict:
     document = sections.get("document", "")
     a, b = sections.get("a"), sections.get("b")
     if a is None or b is None:
-        return {"preferred": "tie", "score_a": 1, "score_b": 1,
-                "reason": "The prompt does not show two responses to compare."}
+        return {
+            "preferred": "tie",
+            "score_a": 1,
+            "score_b": 1,
+            "reason": "The prompt does not show two responses to compare.",
+        }
     (raw_a, kept_a, n, ok_a), (raw_b, kept_b, _, ok_b) = (
-        judge_score(document, a, max_words), judge_score(document, b, max_words))
+        judge_score(document, a, max_words),
+        judge_score(document, b, max_words),
+    )
     diff = raw_a - raw_b
     preferred = "tie" if abs(diff) < JUDGE_TIE_MARGIN else ("A" if diff > 0 else "B")
     limit = f" (limit {max_words} words)" if max_words else ""

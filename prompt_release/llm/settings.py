@@ -52,12 +52,16 @@ class LLMSettings(BaseModel):
     base_url: str | None = Field(None, description=f"OpenAI-compatible endpoint (env {ENV_BASE_URL})")
     api_key: SecretStr | None = Field(None, description=f"env {ENV_API_KEY}; never logged or stored")
     endpoint_name: str | None = Field(
-        None, description="stable name of an endpoint whose URL changes every run (the embedded simulator); "
-        "stands for the URL in the endpoint identity")
+        None,
+        description="stable name of an endpoint whose URL changes every run (the embedded simulator); "
+        "stands for the URL in the endpoint identity",
+    )
     max_concurrency: int = Field(
-        config.DEFAULT_LLM_CONCURRENCY, ge=1,
+        config.DEFAULT_LLM_CONCURRENCY,
+        ge=1,
         description=f"calls in flight at once at this endpoint (env {ENV_CONCURRENCY}); "
-        "a server that answers one request at a time wants 1, or latency measures its queue")
+        "a server that answers one request at a time wants 1, or latency measures its queue",
+    )
     requests_per_minute: float | None = Field(None, gt=0)
     tokens_per_minute: float | None = Field(None, gt=0, description="counted as input estimate + output cap")
     request_timeout_s: float = Field(60.0, gt=0, description="per attempt")
@@ -69,14 +73,16 @@ class LLMSettings(BaseModel):
         1024, ge=1, description="output cap sent when the package sets none, so a call's worst case is known"
     )
     chars_per_token: float = Field(
-        2.0, gt=0,
+        2.0,
+        gt=0,
         description="input tokens are estimated as characters / this; 2 over-estimates real tokenizers "
         "(~4 chars/token in English) so budget reservations stay upper bounds",
     )
     prices: dict[str, ModelPrice] = Field(default_factory=dict)
     cache_flush_rows: int = Field(1000, ge=1, description="most cache rows written per warehouse transaction")
     http_pools: int = Field(
-        8, ge=1,
+        8,
+        ge=1,
         description="SDK clients the calls are spread over; httpx scans its whole pool per request, "
         "so several small pools cost less CPU than one of max_concurrency connections",
     )

@@ -39,9 +39,16 @@ from prompt_release.llm import rules
 
 SIMULATOR_MODEL = "simulator-1"
 _MALFORMED_BODY = b'{"id": "chatcmpl-broken", "object": "chat.completion", "choices": [{"index": 0, "mess'
-_REASONS = {200: b"OK", 400: b"Bad Request", 404: b"Not Found", 405: b"Method Not Allowed",
-            429: b"Too Many Requests", 500: b"Internal Server Error", 502: b"Bad Gateway",
-            503: b"Service Unavailable"}
+_REASONS = {
+    200: b"OK",
+    400: b"Bad Request",
+    404: b"Not Found",
+    405: b"Method Not Allowed",
+    429: b"Too Many Requests",
+    500: b"Internal Server Error",
+    502: b"Bad Gateway",
+    503: b"Service Unavailable",
+}
 _MAX_LOGGED = 200_000
 
 
@@ -68,8 +75,10 @@ class SimulatorConfig(BaseModel):
     latency_per_token_ms: float = Field(0.0, ge=0, description="added per completion token")
     noise: float = Field(0.0, ge=0, le=1, description="chance of a wrong route or a skipped tool")
     tool_calls_as_text: Literal["fenced", "bare", "tagged"] | None = Field(
-        None, description="write the tool calls it decides in the answer text, as some real models do, "
-        "instead of tool_calls: a ```json block, bare JSON, or <tool_call> tags")
+        None,
+        description="write the tool calls it decides in the answer text, as some real models do, "
+        "instead of tool_calls: a ```json block, bare JSON, or <tool_call> tags",
+    )
     # What the simulator reports as the model's processing time in the
     # `openai-processing-ms` header (as OpenAI's API does), whether or not it
     # sleeps: a deterministic model of a small hosted model's speed, with
@@ -82,8 +91,11 @@ class SimulatorConfig(BaseModel):
 def served_model_id(config: SimulatorConfig) -> str:
     """What /v1/models lists: the simulator plus every setting that changes its answers, so a
     differently configured simulator is another endpoint identity (and never shares cached answers)."""
-    changed = {name: getattr(config, name) for name in ("seed", "noise", "tool_calls_as_text")
-               if getattr(config, name) != SimulatorConfig.model_fields[name].default}
+    changed = {
+        name: getattr(config, name)
+        for name in ("seed", "noise", "tool_calls_as_text")
+        if getattr(config, name) != SimulatorConfig.model_fields[name].default
+    }
     return SIMULATOR_MODEL + ("" if not changed else " (" + ", ".join(f"{k}={v}" for k, v in changed.items()) + ")")
 
 
@@ -162,15 +174,29 @@ class _Connection(asyncio.Protocol):
                 self._dispatch(self._queue.popleft())
 
     # writing
-    def send(self, status: int, body: bytes, *, keep_alive: bool = True,
-             content_type: bytes = b"application/json", headers: bytes = b"") -> None:
+    def send(
+        self,
+        status: int,
+        body: bytes,
+        *,
+        keep_alive: bool = True,
+        content_type: bytes = b"application/json",
+        headers: bytes = b"",
+    ) -> None:
         transport = self.transport
         if transport is None or transport.is_closing():
             return
         transport.write(
             b"HTTP/1.1 %d %s\r\ncontent-type: %s\r\ncontent-length: %d\r\n%s%s\r\n%s"
-            % (status, _REASONS.get(status, b"Status"), content_type, len(body), headers,
-               b"" if keep_alive else b"connection: close\r\n", body)
+            % (
+                status,
+                _REASONS.get(status, b"Status"),
+                content_type,
+                len(body),
+                headers,
+                b"" if keep_alive else b"connection: close\r\n",
+                body,
+            )
         )
         if not keep_alive:
             transport.close()
@@ -221,9 +247,17 @@ class Simulator:
                 return conn.send(405, _error("use POST"), keep_alive=request.keep_alive)
             return self._chat(request, conn)
         if path == "/models" and request.method == b"GET":
-            body = {"object": "list", "data": [
-                {"id": served_model_id(self.config), "object": "model", "created": 0,
-                 "owned_by": "prompt-release-simulator"}]}
+            body = {
+                "object": "list",
+                "data": [
+                    {
+                        "id": served_model_id(self.config),
+                        "object": "model",
+                        "created": 0,
+                        "owned_by": "prompt-release-simulator",
+                    }
+                ],
+            }
             return conn.send(200, orjson.dumps(body), keep_alive=request.keep_alive)
         if path == "/sim/stats" and request.method == b"GET":
             return conn.send(200, orjson.dumps(self.stats()), keep_alive=request.keep_alive)
@@ -244,9 +278,13 @@ class Simulator:
         return conn.send(404, _error(f"no route for {request.path}"), keep_alive=request.keep_alive)
 
     def stats(self) -> dict:
-        return {"requests": self.requests, "chat_requests": self.chat_requests,
-                "answered": self.answered, "billed_tokens": self.billed_tokens,
-                "faults": dict(self.faults_injected)}
+        return {
+            "requests": self.requests,
+            "chat_requests": self.chat_requests,
+            "answered": self.answered,
+            "billed_tokens": self.billed_tokens,
+            "faults": dict(self.faults_injected),
+        }
 
     # --- chat completions --------------------------------------------------------
 
@@ -261,8 +299,11 @@ class Simulator:
             if not isinstance(messages, list) or not messages or not isinstance(data.get("model"), str):
                 raise ValueError
         except Exception:  # noqa: BLE001 - any undecodable body is the caller's error
-            return conn.send(400, _error("body must be JSON with 'model' and a non-empty 'messages' list"),
-                             keep_alive=request.keep_alive)
+            return conn.send(
+                400,
+                _error("body must be JSON with 'model' and a non-empty 'messages' list"),
+                keep_alive=request.keep_alive,
+            )
         request_seed = data.get("seed") or 0
         if len(self.log) < _MAX_LOGGED:
             last_user = next((rules.message_text(m) for m in reversed(messages) if m.get("role") == "user"), None)
@@ -270,14 +311,20 @@ class Simulator:
 
         # Faults: decided by (server seed, body, attempt of that body) so a
         # retried request eventually gets through the same way every run.
-        if faults.rate_limit_every and faults.rate_limit_burst and (
-            (number - 1) % faults.rate_limit_every < faults.rate_limit_burst
+        if (
+            faults.rate_limit_every
+            and faults.rate_limit_burst
+            and ((number - 1) % faults.rate_limit_every < faults.rate_limit_burst)
         ):
             self._note_fault("rate_limit")
             wait = faults.retry_after_s
             headers = b"retry-after: %d\r\nretry-after-ms: %d\r\n" % (math.ceil(wait), round(wait * 1000))
-            return conn.send(429, _error("rate limit exceeded (simulated)", "rate_limit_exceeded"),
-                             keep_alive=request.keep_alive, headers=headers)
+            return conn.send(
+                429,
+                _error("rate limit exceeded (simulated)", "rate_limit_exceeded"),
+                keep_alive=request.keep_alive,
+                headers=headers,
+            )
         slow_s = 0.0
         if faults.error_rate or faults.drop_rate or faults.malformed_rate or faults.slow_rate:
             fingerprint = hashlib.blake2b(request.body, digest_size=8).digest()
@@ -290,8 +337,9 @@ class Simulator:
             if faults.error_rate and _unit(*key, "error") < faults.error_rate:
                 status = (500, 502, 503)[int(_unit(*key, "status") * 3)]
                 self._note_fault(f"http_{status}")
-                return conn.send(status, _error("simulated server error", "server_error"),
-                                 keep_alive=request.keep_alive)
+                return conn.send(
+                    status, _error("simulated server error", "server_error"), keep_alive=request.keep_alive
+                )
             if faults.malformed_rate and _unit(*key, "malformed") < faults.malformed_rate:
                 self._note_fault("malformed")
                 return conn.send(200, _MALFORMED_BODY, keep_alive=request.keep_alive)
@@ -307,8 +355,9 @@ class Simulator:
             "big",
         )
         offered, tools_json = _offered_tools(data.get("tools"))
-        decision = rules.decide(messages, tools=offered, response_format=data.get("response_format"),
-                                seed=answer_seed, noise=config.noise)
+        decision = rules.decide(
+            messages, tools=offered, response_format=data.get("response_format"), seed=answer_seed, noise=config.noise
+        )
         content, finish = decision.content, decision.finish_reason
         tool_calls = decision.tool_calls
         if tool_calls and config.tool_calls_as_text:
@@ -319,11 +368,11 @@ class Simulator:
             if len(words) > cap:
                 content, finish = " ".join(words[:cap]), "length"
         completion_tokens = (
-            rules.count_tokens(content) if content is not None
+            rules.count_tokens(content)
+            if content is not None
             else sum(1 + rules.count_tokens(c["arguments"].replace(",", ", ")) for c in tool_calls)
         )
-        usage = {"prompt_tokens": rules.prompt_tokens(messages, tools_json),
-                 "completion_tokens": completion_tokens}
+        usage = {"prompt_tokens": rules.prompt_tokens(messages, tools_json), "completion_tokens": completion_tokens}
         usage["total_tokens"] = usage["prompt_tokens"] + completion_tokens
         completion_id = "chatcmpl-%016x" % answer_seed
         model = data["model"]
@@ -332,19 +381,34 @@ class Simulator:
         delay = slow_s + (config.latency_ms + config.latency_per_token_ms * completion_tokens) / 1000
         if data.get("stream"):
             include_usage = bool((data.get("stream_options") or {}).get("include_usage"))
-            return self._stream(conn, completion_id, model, content, tool_calls, finish,
-                                usage if include_usage else None, delay, config.latency_per_token_ms / 1000)
+            return self._stream(
+                conn,
+                completion_id,
+                model,
+                content,
+                tool_calls,
+                finish,
+                usage if include_usage else None,
+                delay,
+                config.latency_per_token_ms / 1000,
+            )
         message: dict[str, Any] = {"role": "assistant", "content": content, "refusal": None}
         if tool_calls:
             message["tool_calls"] = [
                 {"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}}
                 for c in tool_calls
             ]
-        body = orjson.dumps({
-            "id": completion_id, "object": "chat.completion", "created": int(time.time()), "model": model,
-            "choices": [{"index": 0, "message": message, "finish_reason": finish, "logprobs": None}],
-            "usage": usage, "system_fingerprint": "fp_simulator",
-        })
+        body = orjson.dumps(
+            {
+                "id": completion_id,
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": model,
+                "choices": [{"index": 0, "message": message, "finish_reason": finish, "logprobs": None}],
+                "usage": usage,
+                "system_fingerprint": "fp_simulator",
+            }
+        )
         jitter = 0.85 + 0.3 * _unit("processing", answer_seed)
         reported = (config.processing_ms + config.processing_per_token_ms * completion_tokens) * jitter + delay * 1000
         headers = b"openai-processing-ms: %d\r\n" % round(reported)
@@ -355,16 +419,31 @@ class Simulator:
     def _note_fault(self, kind: str) -> None:
         self.faults_injected[kind] += 1
 
-    async def _send_later(self, conn: _Connection, delay: float, body: bytes, keep_alive: bool,
-                          headers: bytes = b"") -> None:
+    async def _send_later(
+        self, conn: _Connection, delay: float, body: bytes, keep_alive: bool, headers: bytes = b""
+    ) -> None:
         await asyncio.sleep(delay)
         conn.send(200, body, keep_alive=keep_alive, headers=headers)
 
-    async def _stream(self, conn: _Connection, completion_id: str, model: str, content: str | None,
-                      tool_calls: list[dict], finish: str, usage: dict | None,
-                      delay: float, per_token_s: float) -> None:
-        head = {"id": completion_id, "object": "chat.completion.chunk", "created": int(time.time()),
-                "model": model, "system_fingerprint": "fp_simulator"}
+    async def _stream(
+        self,
+        conn: _Connection,
+        completion_id: str,
+        model: str,
+        content: str | None,
+        tool_calls: list[dict],
+        finish: str,
+        usage: dict | None,
+        delay: float,
+        per_token_s: float,
+    ) -> None:
+        head = {
+            "id": completion_id,
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": model,
+            "system_fingerprint": "fp_simulator",
+        }
 
         def event(choices: list, **extra: Any) -> bytes:
             return b"data: " + orjson.dumps({**head, "choices": choices, **extra}) + b"\n\n"
@@ -382,11 +461,37 @@ class Simulator:
                 if per_token_s:
                     await asyncio.sleep(per_token_s)
         for index, call in enumerate(tool_calls):
-            conn.stream_chunk(event([{"index": 0, "delta": {"tool_calls": [{
-                "index": index, "id": call["id"], "type": "function",
-                "function": {"name": call["name"], "arguments": ""}}]}, "finish_reason": None}]))
-            conn.stream_chunk(event([{"index": 0, "delta": {"tool_calls": [{
-                "index": index, "function": {"arguments": call["arguments"]}}]}, "finish_reason": None}]))
+            conn.stream_chunk(
+                event(
+                    [
+                        {
+                            "index": 0,
+                            "delta": {
+                                "tool_calls": [
+                                    {
+                                        "index": index,
+                                        "id": call["id"],
+                                        "type": "function",
+                                        "function": {"name": call["name"], "arguments": ""},
+                                    }
+                                ]
+                            },
+                            "finish_reason": None,
+                        }
+                    ]
+                )
+            )
+            conn.stream_chunk(
+                event(
+                    [
+                        {
+                            "index": 0,
+                            "delta": {"tool_calls": [{"index": index, "function": {"arguments": call["arguments"]}}]},
+                            "finish_reason": None,
+                        }
+                    ]
+                )
+            )
         conn.stream_chunk(event([{"index": 0, "delta": {}, "finish_reason": finish}]))
         if usage is not None:
             conn.stream_chunk(event([], usage=usage))
@@ -443,8 +548,9 @@ def base_url_of(server: asyncio.Server, host: str) -> str:
     return f"http://{shown}:{port}/v1"
 
 
-def run_forever(config: SimulatorConfig, host: str = "127.0.0.1", port: int = 0,
-                announce: Callable[[str], None] = print) -> None:
+def run_forever(
+    config: SimulatorConfig, host: str = "127.0.0.1", port: int = 0, announce: Callable[[str], None] = print
+) -> None:
     """Serve until SIGINT/SIGTERM; announce `listening on <base_url>` once bound."""
     loop = new_event_loop()
     asyncio.set_event_loop(loop)
@@ -509,18 +615,42 @@ def config_flags(config: SimulatorConfig) -> list[str]:
     """The `prompt-release simulator` flags that reproduce `config`."""
     f = config.faults
     return [
-        "--seed", str(config.seed), "--latency-ms", str(config.latency_ms),
-        "--latency-per-token-ms", str(config.latency_per_token_ms), "--noise", str(config.noise),
-        "--error-rate", str(f.error_rate), "--rate-limit-every", str(f.rate_limit_every),
-        "--rate-limit-burst", str(f.rate_limit_burst), "--retry-after", str(f.retry_after_s),
-        "--slow-rate", str(f.slow_rate), "--slow-ms", str(f.slow_ms),
-        "--drop-rate", str(f.drop_rate), "--malformed-rate", str(f.malformed_rate),
+        "--seed",
+        str(config.seed),
+        "--latency-ms",
+        str(config.latency_ms),
+        "--latency-per-token-ms",
+        str(config.latency_per_token_ms),
+        "--noise",
+        str(config.noise),
+        "--error-rate",
+        str(f.error_rate),
+        "--rate-limit-every",
+        str(f.rate_limit_every),
+        "--rate-limit-burst",
+        str(f.rate_limit_burst),
+        "--retry-after",
+        str(f.retry_after_s),
+        "--slow-rate",
+        str(f.slow_rate),
+        "--slow-ms",
+        str(f.slow_ms),
+        "--drop-rate",
+        str(f.drop_rate),
+        "--malformed-rate",
+        str(f.malformed_rate),
         *(["--tool-calls-as-text", config.tool_calls_as_text] if config.tool_calls_as_text else []),
     ]
 
 
-def start_simulator(config: SimulatorConfig | None = None, *, host: str = "127.0.0.1", port: int = 0,
-                    subprocess_mode: bool = False, **settings: Any) -> SimulatorHandle:
+def start_simulator(
+    config: SimulatorConfig | None = None,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    subprocess_mode: bool = False,
+    **settings: Any,
+) -> SimulatorHandle:
     """Start a simulator in a background thread (default) or its own process.
 
     Keyword settings are SimulatorConfig fields (seed=..., faults={...}).
@@ -568,12 +698,22 @@ def start_simulator(config: SimulatorConfig | None = None, *, host: str = "127.0
 
 def _start_subprocess(config: SimulatorConfig, host: str, port: int) -> SimulatorHandle:
     root = str(Path(prompt_release.__file__).resolve().parent.parent)
-    env = {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", ""),
-           "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", ""), "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "prompt_release", "simulator", "--host", host, "--port", str(port),
-         *config_flags(config)],
-        stdout=subprocess.PIPE, env=env, text=True,  # stderr is inherited: errors stay visible
+        [
+            sys.executable,
+            "-m",
+            "prompt_release",
+            "simulator",
+            "--host",
+            host,
+            "--port",
+            str(port),
+            *config_flags(config),
+        ],
+        stdout=subprocess.PIPE,
+        env=env,
+        text=True,  # stderr is inherited: errors stay visible
     )
     line = process.stdout.readline() if process.stdout else ""
     if not line.startswith("listening on "):

@@ -110,7 +110,9 @@ def _day_filter(day: date | None) -> str:
     return "TRUE" if day is None else f"t.day = DATE '{day.isoformat()}'"
 
 
-def _contract_tables(con: duckdb.DuckDBPyConnection, contracts: Sequence[PackageContract]) -> dict[str, checks.CompiledContract]:
+def _contract_tables(
+    con: duckdb.DuckDBPyConnection, contracts: Sequence[PackageContract]
+) -> dict[str, checks.CompiledContract]:
     """Register `pr_contract_keys(key, cid)` and
     `pr_contracts(cid, output_format, has_schema, tool_names, strips_fences)`."""
     compiled: dict[str, checks.CompiledContract] = {}
@@ -121,8 +123,13 @@ def _contract_tables(con: duckdb.DuckDBPyConnection, contracts: Sequence[Package
         keys[contract.version_id] = cid
         if contract.package_hash:
             keys[contract.package_hash] = cid
-    con.register("pr_contract_keys_view", pa.table({"key": list(keys), "cid": list(keys.values())},
-                                                   schema=pa.schema([("key", pa.string()), ("cid", pa.string())])))
+    con.register(
+        "pr_contract_keys_view",
+        pa.table(
+            {"key": list(keys), "cid": list(keys.values())},
+            schema=pa.schema([("key", pa.string()), ("cid", pa.string())]),
+        ),
+    )
     con.register(
         "pr_contracts_view",
         pa.table(
@@ -133,9 +140,15 @@ def _contract_tables(con: duckdb.DuckDBPyConnection, contracts: Sequence[Package
                 "tool_names": [sorted(c.tools) for c in compiled.values()],
                 "strips_fences": [c.strips_fences for c in compiled.values()],
             },
-            schema=pa.schema([("cid", pa.string()), ("output_format", pa.string()),
-                              ("has_schema", pa.bool_()), ("tool_names", pa.list_(pa.string())),
-                              ("strips_fences", pa.bool_())]),
+            schema=pa.schema(
+                [
+                    ("cid", pa.string()),
+                    ("output_format", pa.string()),
+                    ("has_schema", pa.bool_()),
+                    ("tool_names", pa.list_(pa.string())),
+                    ("strips_fences", pa.bool_()),
+                ]
+            ),
         ),
     )
     con.execute("CREATE OR REPLACE TEMP TABLE pr_contract_keys AS SELECT * FROM pr_contract_keys_view")
@@ -183,47 +196,74 @@ def _outlier_sql(column: str, rule: OutlierRule, failure_class: str, where: str)
 
 # An output that is one fenced block (```json ... ```), and its inside: as contracts.text_forms.unfence.
 _FENCED = r"regexp_matches(t.output, '^\s*```[ \t]*(?:json|JSON)?[ \t]*\n?[\s\S]*?\n?```\s*$')"
-_UNFENCED_VALID = (r"json_valid(regexp_extract(t.output, '^\s*```[ \t]*(?:json|JSON)?[ \t]*\n?([\s\S]*?)\n?```\s*$', 1))")
+_UNFENCED_VALID = r"json_valid(regexp_extract(t.output, '^\s*```[ \t]*(?:json|JSON)?[ \t]*\n?([\s\S]*?)\n?```\s*$', 1))"
 
 
 def _sql_detectors(settings: MiningSettings, where: str) -> list[tuple[str, str]]:
     """(failure_class, SELECT ...) for every detector that is pure SQL."""
     ok = "t.status IS DISTINCT FROM 'error'"
     return [
-        ("invalid_json", f"""
+        (
+            "invalid_json",
+            f"""
             SELECT {_ID_COLS}, 'invalid_json' AS failure_class,
                    CASE WHEN t.output IS NULL THEN 'no output' ELSE 'output is not valid JSON: ' || left(t.output, 80) END AS detail
             {_WITH_CONTRACT}
             WHERE {where} AND c.output_format = 'json' AND {ok} AND NOT {_TOOL_TURN}
               AND (t.output IS NULL OR NOT json_valid(t.output))
-              AND NOT coalesce(c.strips_fences AND {_FENCED} AND {_UNFENCED_VALID}, FALSE)"""),
-        ("fenced_json", f"""
+              AND NOT coalesce(c.strips_fences AND {_FENCED} AND {_UNFENCED_VALID}, FALSE)""",
+        ),
+        (
+            "fenced_json",
+            f"""
             SELECT {_ID_COLS}, 'fenced_json' AS failure_class,
                    'JSON in a fenced block; the package post-processing does not strip fences' AS detail
             {_WITH_CONTRACT}
             WHERE {where} AND c.output_format = 'json' AND NOT c.strips_fences AND {ok} AND NOT {_TOOL_TURN}
-              AND NOT json_valid(t.output) AND {_FENCED}"""),
-        ("unknown_tool", f"""
+              AND NOT json_valid(t.output) AND {_FENCED}""",
+        ),
+        (
+            "unknown_tool",
+            f"""
             SELECT * EXCLUDE (unknown), 'tool ' || array_to_string(unknown, ', ') || ' not offered' AS detail FROM (
                 SELECT {_ID_COLS}, 'unknown_tool' AS failure_class,
                        list_filter(json_extract_string(t.tool_calls, '$[*].name'),
                                    lambda n: NOT list_contains(c.tool_names, n)) AS unknown
                 {_WITH_CONTRACT}
                 WHERE {where} AND c.cid IS NOT NULL AND t.tool_calls IS NOT NULL AND json_array_length(t.tool_calls) > 0
-            ) WHERE len(unknown) > 0"""),
-        ("error", f"""SELECT {_ID_COLS}, 'error' AS failure_class, 'status=error' || coalesce(' error_type=' || t.error_type, '') AS detail
-            FROM traces t WHERE {where} AND t.status = 'error'"""),
-        ("retry", f"""SELECT {_ID_COLS}, 'retry' AS failure_class, 'retries=' || t.retries AS detail
-            FROM traces t WHERE {where} AND t.retries > 0"""),
-        ("fallback", f"""SELECT {_ID_COLS}, 'fallback' AS failure_class, 'served by a fallback' AS detail
-            FROM traces t WHERE {where} AND t.fallback"""),
-        ("negative_feedback", f"""SELECT {_ID_COLS}, 'negative_feedback' AS failure_class, printf('feedback=%g', t.feedback) AS detail
-            FROM traces t WHERE {where} AND t.feedback < 0"""),
-        ("escalation", f"""SELECT {_ID_COLS}, 'escalation' AS failure_class, 'escalated to a human' AS detail
-            FROM traces t WHERE {where} AND t.escalated"""),
-        ("correction", f"""SELECT {_ID_COLS}, 'correction' AS failure_class, 'corrected to ' || left(CAST(t.correction AS VARCHAR), 120) AS detail
+            ) WHERE len(unknown) > 0""",
+        ),
+        (
+            "error",
+            f"""SELECT {_ID_COLS}, 'error' AS failure_class, 'status=error' || coalesce(' error_type=' || t.error_type, '') AS detail
+            FROM traces t WHERE {where} AND t.status = 'error'""",
+        ),
+        (
+            "retry",
+            f"""SELECT {_ID_COLS}, 'retry' AS failure_class, 'retries=' || t.retries AS detail
+            FROM traces t WHERE {where} AND t.retries > 0""",
+        ),
+        (
+            "fallback",
+            f"""SELECT {_ID_COLS}, 'fallback' AS failure_class, 'served by a fallback' AS detail
+            FROM traces t WHERE {where} AND t.fallback""",
+        ),
+        (
+            "negative_feedback",
+            f"""SELECT {_ID_COLS}, 'negative_feedback' AS failure_class, printf('feedback=%g', t.feedback) AS detail
+            FROM traces t WHERE {where} AND t.feedback < 0""",
+        ),
+        (
+            "escalation",
+            f"""SELECT {_ID_COLS}, 'escalation' AS failure_class, 'escalated to a human' AS detail
+            FROM traces t WHERE {where} AND t.escalated""",
+        ),
+        (
+            "correction",
+            f"""SELECT {_ID_COLS}, 'correction' AS failure_class, 'corrected to ' || left(CAST(t.correction AS VARCHAR), 120) AS detail
             FROM traces t WHERE {where} AND t.correction IS NOT NULL AND json_type(t.correction) <> 'NULL'
-              AND ({_CORRECTION_DIFFERS})"""),
+              AND ({_CORRECTION_DIFFERS})""",
+        ),
         ("latency_outlier", _outlier_sql("latency_ms", settings.latency, "latency_outlier", where)),
         ("cost_outlier", _outlier_sql("cost_usd", settings.cost, "cost_outlier", where)),
     ]
@@ -285,13 +325,17 @@ def _tool_call_proof(contract: checks.CompiledContract) -> str | None:
         rule = contract.policy.get(name)
         if tool.risk == "high" and rule is not None:
             for required in rule.requires_prior:
-                parts.append(f"(list_contains(prior_tools, {_lit(required)}) OR "
-                             f"list_contains(list_slice(call_names, 1, i - 1), {_lit(required)}))")
+                parts.append(
+                    f"(list_contains(prior_tools, {_lit(required)}) OR "
+                    f"list_contains(list_slice(call_names, 1, i - 1), {_lit(required)}))"
+                )
             for op, bounds in (("<=", rule.max_bounds), (">=", rule.min_bounds)):
                 for arg, bound in bounds:
                     value = f"json_extract(x, {_lit('$.arguments.' + json.dumps(arg))})"
-                    parts.append(f"(json_type({value}) NOT IN ('BIGINT', 'UBIGINT', 'DOUBLE') "
-                                 f"OR TRY_CAST({value} AS DOUBLE) {op} {float(bound)!r})")
+                    parts.append(
+                        f"(json_type({value}) NOT IN ('BIGINT', 'UBIGINT', 'DOUBLE') "
+                        f"OR TRY_CAST({value} AS DOUBLE) {op} {float(bound)!r})"
+                    )
         branches.append(f"WHEN {_lit(name)} THEN coalesce({' AND '.join(parts)}, FALSE)")
     if not branches:
         return None
@@ -309,8 +353,10 @@ def _args_proven(compiled: Mapping[str, checks.CompiledContract]) -> str:
             if args_ok is not None:
                 tools.append(f"WHEN {_lit(name)} THEN coalesce({args_ok}, FALSE)")
         if tools:
-            branches.append(f"WHEN {_lit(cid)} THEN list_transform(CAST(tc AS JSON[]), "
-                            f"lambda x: CASE x ->> '$.name' {' '.join(tools)} ELSE FALSE END)")
+            branches.append(
+                f"WHEN {_lit(cid)} THEN list_transform(CAST(tc AS JSON[]), "
+                f"lambda x: CASE x ->> '$.name' {' '.join(tools)} ELSE FALSE END)"
+            )
     return f"CASE cid {' '.join(branches)} ELSE NULL END" if branches else "NULL::BOOLEAN[]"
 
 
@@ -319,7 +365,9 @@ def _tools_proof(compiled: Mapping[str, checks.CompiledContract]) -> str:
     for cid, contract in compiled.items():
         call = _tool_call_proof(contract)
         if call is not None:
-            branches.append(f"WHEN {_lit(cid)} THEN list_bool_and(list_transform(CAST(tc AS JSON[]), lambda x, i: {call}))")
+            branches.append(
+                f"WHEN {_lit(cid)} THEN list_bool_and(list_transform(CAST(tc AS JSON[]), lambda x, i: {call}))"
+            )
     return f"coalesce(CASE cid {' '.join(branches)} ELSE FALSE END, FALSE)" if branches else "FALSE"
 
 
@@ -365,9 +413,7 @@ def _schema_failures(
     return len(rows)
 
 
-def _tool_failures(
-    con: duckdb.DuckDBPyConnection, compiled: Mapping[str, checks.CompiledContract], where: str
-) -> int:
+def _tool_failures(con: duckdb.DuckDBPyConnection, compiled: Mapping[str, checks.CompiledContract], where: str) -> int:
     """Fill temp table `pr_tool_found(record_key, failure_class, detail)`; returns distinct situations validated.
 
     Calls SQL proves known, schema-valid and within policy never reach Python;
@@ -375,9 +421,12 @@ def _tool_failures(
     """
     # Prior tools only matter for calls a policy says need them; parse the conversation only then.
     needs_prior = sorted({name for c in compiled.values() for name, rule in c.policy.items() if rule.requires_prior})
-    prior = (f"CASE WHEN list_has_any(json_extract_string(t.tool_calls, '$[*].name'), "
-             f"[{', '.join(_lit(n) for n in needs_prior)}]) THEN list_sort({_PRIOR_TOOLS}) ELSE [] END"
-             if needs_prior else "[]::VARCHAR[]")
+    prior = (
+        f"CASE WHEN list_has_any(json_extract_string(t.tool_calls, '$[*].name'), "
+        f"[{', '.join(_lit(n) for n in needs_prior)}]) THEN list_sort({_PRIOR_TOOLS}) ELSE [] END"
+        if needs_prior
+        else "[]::VARCHAR[]"
+    )
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE pr_called AS
             SELECT t.record_key, c.cid, CAST(t.tool_calls AS VARCHAR) AS calls, {prior} AS prior_tools
@@ -403,7 +452,9 @@ def _tool_failures(
     found = []
     for cid, calls, prior, proven in rows:
         issues = checks.check_tool_calls(
-            compiled[cid], json.loads(calls), [p for p in prior.split(",") if p],
+            compiled[cid],
+            json.loads(calls),
+            [p for p in prior.split(",") if p],
             args_proven=[flag == "1" for flag in (proven or "")],
         )
         by_kind: dict[str, list[str]] = defaultdict(list)
@@ -461,8 +512,9 @@ def _text_call_failures(
 
 def _register(con: duckdb.DuckDBPyConnection, name: str, columns: Sequence[str], rows: list[tuple]) -> None:
     """Copy Python rows into a temp table of VARCHAR columns (through Arrow, no per-row INSERT)."""
-    table = pa.table({k: [r[i] for r in rows] for i, k in enumerate(columns)},
-                     schema=pa.schema([(k, pa.string()) for k in columns]))
+    table = pa.table(
+        {k: [r[i] for r in rows] for i, k in enumerate(columns)}, schema=pa.schema([(k, pa.string()) for k in columns])
+    )
     con.register(f"{name}_view", table)
     con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM {name}_view")
     con.unregister(f"{name}_view")
@@ -513,13 +565,15 @@ def detect(
         parts.append(f"""SELECT {_ID_COLS}, f.failure_class, f.detail
             FROM {found} f JOIN traces t ON t.record_key = f.record_key WHERE {where}""")
 
-    severity_case = "CASE failure_class " + " ".join(
-        f"WHEN '{cls}' THEN '{settings.severity_of(cls)}'" for cls in _all_classes(settings)
-    ) + " ELSE 'medium' END"
+    severity_case = (
+        "CASE failure_class "
+        + " ".join(f"WHEN '{cls}' THEN '{settings.severity_of(cls)}'" for cls in _all_classes(settings))
+        + " ELSE 'medium' END"
+    )
     rank_case = "CASE severity " + " ".join(f"WHEN '{s}' THEN {r}" for s, r in SEVERITY_RANK.items()) + " END"
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE pr_found_failures AS
-            WITH found AS ({' UNION ALL '.join(parts)}),
+            WITH found AS ({" UNION ALL ".join(parts)}),
             one AS (
                 SELECT span_id, trace_id, record_key, day, workflow, prompt_version, package_hash, failure_class,
                        string_agg(DISTINCT detail, '; ' ORDER BY detail) AS detail

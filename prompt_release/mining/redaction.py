@@ -60,10 +60,10 @@ from stdnum import iban as stdnum_iban
 _EMAIL = re.compile(r"(?<![\w.+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b")
 # 13-19 digits, optionally grouped by single spaces or dashes.
 _CARD = re.compile(r"(?<![\w-])\d(?:[ -]?\d){12,18}(?![\w-])")
-_PHONE = re.compile(
-    r"(?<![\w+])(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,4}\)[ .-]?)?\d{2,4}(?:[ .-]?\d{2,4}){1,4}(?![\w-])"
+_PHONE = re.compile(r"(?<![\w+])(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,4}\)[ .-]?)?\d{2,4}(?:[ .-]?\d{2,4}){1,4}(?![\w-])")
+_IPV4 = re.compile(
+    r"(?<![\w.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?![\w.])"
 )
-_IPV4 = re.compile(r"(?<![\w.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?![\w.])")
 _IPV6 = re.compile(r"(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:])")
 _PLACEHOLDER = re.compile(r"<[A-Z][A-Z0-9_]*_\d+>")
 _SSN = re.compile(r"(?<![\w-])(?!000|666|9\d\d)\d{3}([- ])(?!00)\d{2}\1(?!0000)\d{4}(?![\w-])")
@@ -90,11 +90,21 @@ _STREET_NUMBER_LAST = re.compile(
 # detect-secrets' rule set: plugins whose patterns match the secret itself (not a
 # keyword near it, nor any high-entropy string: hashes and ids are not secrets)
 _SECRET_PLUGINS = (
-    artifactory.ArtifactoryDetector, aws.AWSKeyDetector, azure_storage_key.AzureStorageKeyDetector,
-    discord.DiscordBotTokenDetector, github_token.GitHubTokenDetector, gitlab_token.GitLabTokenDetector,
-    mailchimp.MailchimpDetector, openai.OpenAIDetector, pypi_token.PypiTokenDetector, sendgrid.SendGridDetector,
-    slack.SlackDetector, square_oauth.SquareOAuthDetector, stripe.StripeDetector,
-    telegram_token.TelegramBotTokenDetector, twilio.TwilioKeyDetector,
+    artifactory.ArtifactoryDetector,
+    aws.AWSKeyDetector,
+    azure_storage_key.AzureStorageKeyDetector,
+    discord.DiscordBotTokenDetector,
+    github_token.GitHubTokenDetector,
+    gitlab_token.GitLabTokenDetector,
+    mailchimp.MailchimpDetector,
+    openai.OpenAIDetector,
+    pypi_token.PypiTokenDetector,
+    sendgrid.SendGridDetector,
+    slack.SlackDetector,
+    square_oauth.SquareOAuthDetector,
+    stripe.StripeDetector,
+    telegram_token.TelegramBotTokenDetector,
+    twilio.TwilioKeyDetector,
 )
 # key shapes newer than that rule set, and bearer credentials in text
 _MORE_SECRETS = (
@@ -133,6 +143,8 @@ def _iban_in(text: str) -> tuple[int, int] | None:
             return 0, len(candidate)
         end = len(candidate) - 1
     return None
+
+
 _DATE_LIKE = re.compile(r"^\d{4}[-./]\d{2}[-./]\d{2}$")
 
 
@@ -318,7 +330,9 @@ def pii_in_value(value: Any, extra_patterns: Mapping[str, str] | None = None) ->
     if isinstance(value, str):
         return find_pii(value, extra_patterns)
     if isinstance(value, Mapping):
-        return [m for k, v in value.items() for m in (*pii_in_value(k, extra_patterns), *pii_in_value(v, extra_patterns))]
+        return [
+            m for k, v in value.items() for m in (*pii_in_value(k, extra_patterns), *pii_in_value(v, extra_patterns))
+        ]
     if isinstance(value, (list, tuple)):
         return [m for v in value for m in pii_in_value(v, extra_patterns)]
     return []

@@ -24,8 +24,16 @@ from typing import Any
 
 _ANNOTATIONS = {"$schema", "$id", "title", "description", "examples", "default", "$comment"}
 _SUPPORTED = _ANNOTATIONS | {
-    "type", "properties", "required", "additionalProperties", "enum",
-    "minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "pattern",
+    "type",
+    "properties",
+    "required",
+    "additionalProperties",
+    "enum",
+    "minimum",
+    "maximum",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+    "pattern",
 }
 _SAFE_PATTERN = re.compile(r"^[\w\s\^\$\[\]\-\{\},.+*?|()\\:/@#]*$")
 _NUMERIC = "('BIGINT', 'UBIGINT', 'DOUBLE')"

@@ -48,7 +48,11 @@ class Candidate:
 
     @property
     def primary_class(self) -> str:
-        return min(self.failure_classes, key=lambda c: _CLASS_ORDER.get(c, len(_CLASS_ORDER))) if self.failure_classes else "none"
+        return (
+            min(self.failure_classes, key=lambda c: _CLASS_ORDER.get(c, len(_CLASS_ORDER)))
+            if self.failure_classes
+            else "none"
+        )
 
     @property
     def stratum(self) -> tuple[str, str]:

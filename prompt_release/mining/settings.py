@@ -128,5 +128,6 @@ def load_settings(root: str | Path | None) -> MiningSettings:
     path = Path(root) / SETTINGS_FILE
     if not path.exists():
         return MiningSettings()
-    return load_model(path.read_text(encoding="utf-8"), MiningSettings, file=path, kind="mining settings",
-                      empty_ok=True)
+    return load_model(
+        path.read_text(encoding="utf-8"), MiningSettings, file=path, kind="mining settings", empty_ok=True
+    )

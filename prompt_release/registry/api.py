@@ -95,36 +95,80 @@ class Registry:
         """Write a draft manifest and template for a new version (see `registration.new_version`)."""
         return _registration.new_version(self.store, prompt_id, **options)
 
-    def move_label(self, prompt_id: str, label: str, version: str, *, reason: str, actor: str | None = None,
-                   percent: float | None = None, segments: dict[str, list[str]] | None = None,
-                   gate_report_id: str | None = None, force: bool = False) -> AuditEvent | None:
+    def move_label(
+        self,
+        prompt_id: str,
+        label: str,
+        version: str,
+        *,
+        reason: str,
+        actor: str | None = None,
+        percent: float | None = None,
+        segments: dict[str, list[str]] | None = None,
+        gate_report_id: str | None = None,
+        force: bool = False,
+    ) -> AuditEvent | None:
         """Point `label` at `version`; the audit event, or None when nothing changed. A protected label
         (production, canary) needs a promoting gate verdict for the version's package, or `force`."""
-        return _labels.move_label(self.store, prompt_id, label, version, reason=reason, actor=actor,
-                                  percent=percent, segments=segments, gate_report_id=gate_report_id, force=force)
+        return _labels.move_label(
+            self.store,
+            prompt_id,
+            label,
+            version,
+            reason=reason,
+            actor=actor,
+            percent=percent,
+            segments=segments,
+            gate_report_id=gate_report_id,
+            force=force,
+        )
 
-    def record_gate_verdict(self, version: str, *, verdict: str, gate_report_id: str, package_hash: str,
-                            reason: str, actor: str | None = None) -> AuditEvent | None:
+    def record_gate_verdict(
+        self,
+        version: str,
+        *,
+        verdict: str,
+        gate_report_id: str,
+        package_hash: str,
+        reason: str,
+        actor: str | None = None,
+    ) -> AuditEvent | None:
         """Put a gate report's verdict on `version` into the audit trail (once per report)."""
-        return _labels.record_gate_verdict(self.store, version, verdict=verdict, gate_report_id=gate_report_id,
-                                           package_hash=package_hash, reason=reason, actor=actor)
+        return _labels.record_gate_verdict(
+            self.store,
+            version,
+            verdict=verdict,
+            gate_report_id=gate_report_id,
+            package_hash=package_hash,
+            reason=reason,
+            actor=actor,
+        )
 
-    def remove_label(self, prompt_id: str, label: str, *, reason: str, actor: str | None = None,
-                     gate_report_id: str | None = None) -> AuditEvent | None:
-        return _labels.remove_label(self.store, prompt_id, label, reason=reason, actor=actor,
-                                    gate_report_id=gate_report_id)
+    def remove_label(
+        self, prompt_id: str, label: str, *, reason: str, actor: str | None = None, gate_report_id: str | None = None
+    ) -> AuditEvent | None:
+        return _labels.remove_label(
+            self.store, prompt_id, label, reason=reason, actor=actor, gate_report_id=gate_report_id
+        )
 
-    def rollback(self, prompt_id: str, *, reason: str, actor: str | None = None, to: str | None = None,
-                 gate_report_id: str | None = None) -> AuditEvent:
+    def rollback(
+        self,
+        prompt_id: str,
+        *,
+        reason: str,
+        actor: str | None = None,
+        to: str | None = None,
+        gate_report_id: str | None = None,
+    ) -> AuditEvent:
         """Point production back at the previous production version (the label flip; no prompt text changes)."""
-        return _labels.rollback(self.store, prompt_id, reason=reason, actor=actor, to=to,
-                                gate_report_id=gate_report_id)
+        return _labels.rollback(self.store, prompt_id, reason=reason, actor=actor, to=to, gate_report_id=gate_report_id)
 
-    def approve(self, version: str, *, reviewer: str, reason: str = "approved",
-                actor: str | None = None) -> AuditEvent:
+    def approve(self, version: str, *, reviewer: str, reason: str = "approved", actor: str | None = None) -> AuditEvent:
         return _registration.approve(self.store, version, reviewer=reviewer, reason=reason, actor=actor)
 
-    def set_status(self, version: str, status: str, *, reason: str, actor: str | None = None,
-                   gate_report_id: str | None = None) -> AuditEvent:
-        return _registration.set_status(self.store, version, status, reason=reason, actor=actor,
-                                        gate_report_id=gate_report_id)
+    def set_status(
+        self, version: str, status: str, *, reason: str, actor: str | None = None, gate_report_id: str | None = None
+    ) -> AuditEvent:
+        return _registration.set_status(
+            self.store, version, status, reason=reason, actor=actor, gate_report_id=gate_report_id
+        )

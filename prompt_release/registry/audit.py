@@ -115,8 +115,9 @@ def read_history(store: RegistryStore, prompt_id: str) -> list[AuditEvent]:
         except ValidationError as exc:
             problem = exc.errors()[0]
             where = ".".join(str(p) for p in problem["loc"]) or "event"
-            raise UserError(f"audit event number {number} does not read as an audit event: {problem['msg']}",
-                            file=path, field=where) from None
+            raise UserError(
+                f"audit event number {number} does not read as an audit event: {problem['msg']}", file=path, field=where
+            ) from None
     return events
 
 

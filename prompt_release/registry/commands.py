@@ -107,7 +107,16 @@ def cmd_show(args: argparse.Namespace) -> int:
         _print_json(data)
         return 0
     print(f"{package.version_id}  [{package.status}]  {package.package_hash}")
-    for key in ("owner", "reviewer", "model", "output_format", "schema_path", "template_path", "golden_set", "rollback_to"):
+    for key in (
+        "owner",
+        "reviewer",
+        "model",
+        "output_format",
+        "schema_path",
+        "template_path",
+        "golden_set",
+        "rollback_to",
+    ):
         if data.get(key) is not None:
             print(f"  {key}: {data[key]}")
     print(f"  parameters: {json.dumps(package.parameters, sort_keys=True)}")
@@ -201,13 +210,24 @@ def _parse_vars(args: argparse.Namespace) -> dict[str, Any] | None:
 def cmd_render(args: argparse.Namespace) -> int:
     package = _registry(args).load_package(args.version)
     given = _parse_vars(args)
-    variables = {**package.variables, **given} if given is not None and args.merge else (given if given is not None else package.variables)
+    variables = (
+        {**package.variables, **given}
+        if given is not None and args.merge
+        else (given if given is not None else package.variables)
+    )
     messages = package.render(variables)
     unused = package.unused_variables(variables)
     for name in unused:
         print(f"warning: variable {name!r} is not used by {package.version_id}'s template", file=sys.stderr)
     if args.json:
-        _print_json({"version_id": package.version_id, "package_hash": package.package_hash, "messages": messages, "unused_variables": unused})
+        _print_json(
+            {
+                "version_id": package.version_id,
+                "package_hash": package.package_hash,
+                "messages": messages,
+                "unused_variables": unused,
+            }
+        )
     else:
         for message in messages:
             print(message["content"])
@@ -223,7 +243,9 @@ def cmd_diff(args: argparse.Namespace) -> int:
     print(f"--- {result['from']} {result['from_hash']}\n+++ {result['to']} {result['to_hash']}")
     print(result["template_diff"] or "(templates identical)")
     for change in result["fields"]:
-        print(f"{change['field']}: {json.dumps(change['from'], sort_keys=True)} -> {json.dumps(change['to'], sort_keys=True)}")
+        print(
+            f"{change['field']}: {json.dumps(change['from'], sort_keys=True)} -> {json.dumps(change['to'], sort_keys=True)}"
+        )
     return 0
 
 
@@ -237,7 +259,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
             {
                 "ok": not failed,
                 "verified": [r.version_id for r in results if r.ok],
-                "failed": [{"version_id": r.version_id, "problem": r.problem, "changed_fields": r.changed_fields} for r in failed],
+                "failed": [
+                    {"version_id": r.version_id, "problem": r.problem, "changed_fields": r.changed_fields}
+                    for r in failed
+                ],
                 "unregistered": pending,
             }
         )
@@ -284,7 +309,9 @@ def _event_line(event) -> str:
 def cmd_label(args: argparse.Namespace) -> int:
     registry = _registry(args)
     if args.remove:
-        event = registry.remove_label(args.prompt_id, args.label, reason=args.reason, actor=args.actor, gate_report_id=args.gate_report)
+        event = registry.remove_label(
+            args.prompt_id, args.label, reason=args.reason, actor=args.actor, gate_report_id=args.gate_report
+        )
     else:
         if not args.version:
             raise UserError("name the version to point the label at (or --remove)", field="version")
@@ -321,7 +348,9 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
-    event = _registry(args).rollback(args.prompt_id, reason=args.reason, actor=args.actor, to=args.to, gate_report_id=args.gate_report)
+    event = _registry(args).rollback(
+        args.prompt_id, reason=args.reason, actor=args.actor, to=args.to, gate_report_id=args.gate_report
+    )
     if args.json:
         _print_json(event.to_json())
     else:
@@ -339,7 +368,9 @@ def cmd_approve(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    event = _registry(args).set_status(args.version, args.status, reason=args.reason, actor=args.actor, gate_report_id=args.gate_report)
+    event = _registry(args).set_status(
+        args.version, args.status, reason=args.reason, actor=args.actor, gate_report_id=args.gate_report
+    )
     if args.json:
         _print_json(event.to_json())
     else:
@@ -384,8 +415,12 @@ def add_commands(subparsers: argparse._SubParsersAction, common: argparse.Argume
     p.add_argument("prompt_id")
     p.add_argument("--version", help="explicit semver (default: bump the highest version)")
     p.add_argument("--bump", choices=["patch", "minor", "major"], default="patch")
-    p.add_argument("--from", dest="from_version", metavar="VERSION",
-                   help="copy this version (default: the production version, else the highest)")
+    p.add_argument(
+        "--from",
+        dest="from_version",
+        metavar="VERSION",
+        help="copy this version (default: the production version, else the highest)",
+    )
     p = add("register", cmd_register, "render, check the version bump and record the package hash in the lock file")
     p.add_argument("versions", nargs="*", metavar="VERSION_ID")
     p.add_argument("--all", action="store_true", help="register every version not yet registered, in order")
@@ -409,9 +444,12 @@ def add_commands(subparsers: argparse._SubParsersAction, common: argparse.Argume
     p.add_argument("--reason", required=True)
     p.add_argument("--gate-report", metavar="ID", help="the gate report that justified this move")
     p.add_argument("--remove", action="store_true", help="remove the label instead")
-    p.add_argument("--force", action="store_true",
-                   help="break glass: move a protected label (production, canary) without a promoting gate "
-                        "report; recorded as forced, with --reason")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="break glass: move a protected label (production, canary) without a promoting gate "
+        "report; recorded as forced, with --reason",
+    )
     who(p)
     p = add("history", cmd_history, "the audit trail of one prompt: label moves, approvals, status changes")
     p.add_argument("prompt_id")

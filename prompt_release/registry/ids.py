@@ -109,8 +109,7 @@ def parse_version_id(value: str, *, field: str = "version_id") -> tuple[str, Sem
     match = _VERSION_ID.match(value.strip()) if isinstance(value, str) else None
     if not match:
         raise UserError(
-            f"invalid version id {value!r}: expected <prompt_id>:v<MAJOR.MINOR.PATCH>, "
-            "e.g. support_router:v1.6.0",
+            f"invalid version id {value!r}: expected <prompt_id>:v<MAJOR.MINOR.PATCH>, e.g. support_router:v1.6.0",
             field=field,
         )
     prompt_id = check_prompt_id(match.group(1), field=field)

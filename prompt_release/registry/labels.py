@@ -93,8 +93,14 @@ def _check_reviewer(package, events: list[AuditEvent], label: str) -> None:
 
 
 def _gate_passed(events: list[AuditEvent], package) -> AuditEvent | None:
-    return next((e for e in reversed(events) if e.action == "gate" and e.status == "promote"
-                 and e.package_hash == package.package_hash), None)
+    return next(
+        (
+            e
+            for e in reversed(events)
+            if e.action == "gate" and e.status == "promote" and e.package_hash == package.package_hash
+        ),
+        None,
+    )
 
 
 def _check_protected(package, events: list[AuditEvent], label: str, force: bool) -> None:
@@ -111,8 +117,14 @@ def _check_protected(package, events: list[AuditEvent], label: str, force: bool)
 
 
 def record_gate_verdict(
-    store: RegistryStore, version: str, *, verdict: str, gate_report_id: str, package_hash: str,
-    reason: str, actor: str | None = None,
+    store: RegistryStore,
+    version: str,
+    *,
+    verdict: str,
+    gate_report_id: str,
+    package_hash: str,
+    reason: str,
+    actor: str | None = None,
 ) -> AuditEvent | None:
     """Record that gate report `gate_report_id` judged `version` (its package `package_hash`);
     None when this report's verdict is already in the trail. A `promote` for the version's current
@@ -122,15 +134,29 @@ def record_gate_verdict(
         events = read_history(store, prompt_id)
         if any(e.action == "gate" and e.gate_report_id == gate_report_id for e in events):
             return None
-        event = make_event(prompt_id=prompt_id, action="gate", to_version=version, package_hash=package_hash,
-                           status=verdict, reason=reason, actor=actor, gate_report_id=gate_report_id)
+        event = make_event(
+            prompt_id=prompt_id,
+            action="gate",
+            to_version=version,
+            package_hash=package_hash,
+            status=verdict,
+            reason=reason,
+            actor=actor,
+            gate_report_id=gate_report_id,
+        )
         append_event(store, event)
         return event
 
 
 def _entry(package, event: AuditEvent, percent: float | None, segments) -> dict[str, Any]:
-    return LabelEntry(version_id=package.version_id, package_hash=package.package_hash, percent=percent,
-                      segments=segments, moved_at=event.ts, event_id=event.event_id).model_dump(mode="json")
+    return LabelEntry(
+        version_id=package.version_id,
+        package_hash=package.package_hash,
+        percent=percent,
+        segments=segments,
+        moved_at=event.ts,
+        event_id=event.event_id,
+    ).model_dump(mode="json")
 
 
 def _write(store: RegistryStore, prompt_id: str, current: dict[str, Any], events: list[AuditEvent]) -> None:

@@ -168,9 +168,6 @@ class Manifest(_Strict):
         return self.output_format or ("json" if self.schema_ else "text")
 
 
-
-
-
 def parse_manifest(text: str, *, file: str | Path) -> Manifest:
     """Parse and validate manifest YAML; any problem is one UserError naming file, line, field."""
     return load_model(text, Manifest, file=file, kind="a manifest")

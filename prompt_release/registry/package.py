@@ -144,8 +144,10 @@ class PromptPackage(BaseModel):
         if self.output_format != "json":
             return None
         if self.output_schema:
-            return {"type": "json_schema",
-                    "json_schema": {"name": f"{self.prompt_id}_output", "schema": self.output_schema}}
+            return {
+                "type": "json_schema",
+                "json_schema": {"name": f"{self.prompt_id}_output", "schema": self.output_schema},
+            }
         return {"type": "json_object"}
 
     def openai_tools(self) -> list[dict[str, Any]]:
@@ -213,7 +215,9 @@ def build_package(
     registered: bool = False,
 ) -> PromptPackage:
     """Resolve the files a manifest names (inside the registry root) and hash the result."""
-    template_path = str(store.path(manifest.template, field="template", file=manifest_file).relative_to(store.path(".")))
+    template_path = str(
+        store.path(manifest.template, field="template", file=manifest_file).relative_to(store.path("."))
+    )
     template_text = store.read_text(template_path)
     schema = None
     schema_path = None
@@ -254,9 +258,7 @@ def build_package(
         "template_path": template_path,
         "template_text": template_text,
         "variables": manifest.variables,
-        "required_variables": rendering.required_variables(
-            system_source(template_text, manifest.safety_instructions)
-        ),
+        "required_variables": rendering.required_variables(system_source(template_text, manifest.safety_instructions)),
         "retrieval": manifest.retrieval,
         "memory": manifest.memory,
         "safety_instructions": list(manifest.safety_instructions),

@@ -43,7 +43,9 @@ def load_package(
     prompt_id, semver = parse_version_id(version)
     rel = manifest_path(prompt_id, str(semver))
     if not store.exists(rel):
-        known = ", ".join(f"v{v}" for v in store.manifest_versions(prompt_id)) if _prompt_exists(store, prompt_id) else ""
+        known = (
+            ", ".join(f"v{v}" for v in store.manifest_versions(prompt_id)) if _prompt_exists(store, prompt_id) else ""
+        )
         raise UserError(
             f"unknown prompt version {version_id(prompt_id, semver)}: no manifest {rel}"
             + (f" (known: {known})" if known else ""),
@@ -51,8 +53,7 @@ def load_package(
     manifest = parse_manifest(store.read_text(rel), file=rel)
     if manifest.id != prompt_id or manifest.version != str(semver):
         raise UserError(
-            f"manifest says {manifest.id}:v{manifest.version} but its file name says "
-            f"{version_id(prompt_id, semver)}",
+            f"manifest says {manifest.id}:v{manifest.version} but its file name says {version_id(prompt_id, semver)}",
             file=rel,
             field="id" if manifest.id != prompt_id else "version",
         )
@@ -88,4 +89,4 @@ def registered_versions(store: RegistryStore, prompt_id: str) -> list[str]:
     """Registered version ids of one prompt, ascending by semver."""
     prefix = f"{prompt_id}:v"
     found = [vid for vid in store.read_lock().get("packages", {}) if vid.startswith(prefix)]
-    return sorted(found, key=lambda vid: parse_semver(vid[len(prefix):]))
+    return sorted(found, key=lambda vid: parse_semver(vid[len(prefix) :]))

@@ -69,9 +69,7 @@ def _edited_message(vid: str, entry: dict[str, Any], package: PromptPackage) -> 
     )
 
 
-def register(
-    store: RegistryStore, version: str, *, actor: str | None = None
-) -> RegisterResult:
+def register(store: RegistryStore, version: str, *, actor: str | None = None) -> RegisterResult:
     prompt_id, semver = parse_version_id(version)
     with store.exclusive():
         package = load_package(store, version)
@@ -118,9 +116,7 @@ def register(
         }
         lock["format"] = 1
         store.write_lock(lock)
-    return RegisterResult(
-        package.model_copy(update={"registered": True}), previous, changes=changes, warnings=warnings
-    )
+    return RegisterResult(package.model_copy(update={"registered": True}), previous, changes=changes, warnings=warnings)
 
 
 def verify_version(store: RegistryStore, vid: str, entry: dict[str, Any] | None = None) -> VerifyResult:
@@ -137,9 +133,7 @@ def verify_version(store: RegistryStore, vid: str, entry: dict[str, Any] | None 
     return VerifyResult(vid, True)
 
 
-def verify(
-    store: RegistryStore, prompt_id: str | None = None
-) -> list[VerifyResult]:
+def verify(store: RegistryStore, prompt_id: str | None = None) -> list[VerifyResult]:
     """Recompute every registered package (of one prompt, or all) against the lock file;
     for all prompts, every recorded judging rubric too."""
     lock = store.read_lock()
@@ -165,8 +159,10 @@ def _lock_rubric(store: RegistryStore, lock: dict[str, Any], package: PromptPack
 
 def _stamp(actor: str | None) -> dict[str, str]:
     """Who registered a lock entry, and when."""
-    return {"registered_at": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
-            "registered_by": resolve_actor(actor)}
+    return {
+        "registered_at": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "registered_by": resolve_actor(actor),
+    }
 
 
 def unregistered(store: RegistryStore) -> list[str]:

@@ -199,9 +199,7 @@ def required_variables(text: str) -> tuple[str, ...]:
     return tuple(sorted(meta.find_undeclared_variables(ast)))
 
 
-def render_text(
-    template: jinja2.Template, variables: dict, *, where: str | None = None
-) -> str:
+def render_text(template: jinja2.Template, variables: dict, *, where: str | None = None) -> str:
     budget = _Budget(time.monotonic() + config.render_timeout_s(), config.render_max_bytes(), where)
     token = _budget.set(budget)
     suffix = f" rendering {where}" if where else ""

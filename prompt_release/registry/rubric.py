@@ -121,8 +121,7 @@ def load_rubric(registry_root: str | Path, rel_path: str) -> Rubric:
         raise UserError("rubric file not found", file=rel_path, field="rubric") from None
     rubric = parse_rubric(text, file=rel_path)
     if path.suffix not in (".yaml", ".yml") or path.stem != rubric.id:
-        raise UserError(f"rubric {rubric.id!r} must live in {RUBRICS_DIR}/{rubric.id}.yaml", file=rel_path,
-                        field="id")
+        raise UserError(f"rubric {rubric.id!r} must live in {RUBRICS_DIR}/{rubric.id}.yaml", file=rel_path, field="id")
     return rubric
 
 
@@ -139,8 +138,10 @@ def locked_problem(lock: dict[str, Any], rubric: Rubric, rel_path: str) -> str |
     entry = lock.get("rubrics", {}).get(rubric.ref)
     if entry is None or entry.get("content_hash") == rubric.content_hash:
         return None
-    return (f"rubric {rubric.ref} ({rel_path}) was edited in place after it was registered "
-            f"(hash {entry.get('content_hash')} then, {rubric.content_hash} now); bump its version")
+    return (
+        f"rubric {rubric.ref} ({rel_path}) was edited in place after it was registered "
+        f"(hash {entry.get('content_hash')} then, {rubric.content_hash} now); bump its version"
+    )
 
 
 def lock_rubric(lock: dict[str, Any], rubric: Rubric, rel_path: str, stamp: dict[str, str]) -> bool:

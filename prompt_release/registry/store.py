@@ -206,12 +206,16 @@ def checked_labels(data: Any, path: Path) -> dict[str, Any]:
             raise UserError(f"unknown field (a label outside 'labels'?); expected {shape}", file=path, field=str(key))
     labels = data.get("labels", {})
     if not isinstance(labels, dict):
-        raise UserError(f"'labels' must be an object of label -> entry, not {_json_kind(labels)}",
-                        file=path, field="labels")
+        raise UserError(
+            f"'labels' must be an object of label -> entry, not {_json_kind(labels)}", file=path, field="labels"
+        )
     for label, entry in labels.items():
         if not isinstance(entry, dict):
-            raise UserError(f"each label must be an object with version_id and package_hash, not {_json_kind(entry)}",
-                            file=path, field=f"labels.{label}")
+            raise UserError(
+                f"each label must be an object with version_id and package_hash, not {_json_kind(entry)}",
+                file=path,
+                field=f"labels.{label}",
+            )
         for name, (kinds, wording) in _LABEL_FIELDS.items():
             required = name in ("version_id", "package_hash")
             if name not in entry:
@@ -219,8 +223,9 @@ def checked_labels(data: Any, path: Path) -> dict[str, Any]:
                     raise UserError("required field is missing", file=path, field=f"labels.{label}.{name}")
                 continue
             if not isinstance(entry[name], kinds) or isinstance(entry[name], bool):
-                raise UserError(f"must be {wording}, not {_json_kind(entry[name])}",
-                                file=path, field=f"labels.{label}.{name}")
+                raise UserError(
+                    f"must be {wording}, not {_json_kind(entry[name])}", file=path, field=f"labels.{label}.{name}"
+                )
     return labels
 
 

@@ -94,9 +94,22 @@ class CanaryMetrics(BaseModel):
         return CanaryTraffic(m.traces, m.hard_failures, self.latencies.get(version, []))
 
     def markdown(self) -> str:
-        cols = ["traces", "hard_failure_rate", "success_rate", "unsafe_tool_calls", "escalation_rate",
-                "negative_feedback_rate", "p50_latency_ms", "p95_latency_ms", "p99_latency_ms",
-                "cost_per_success_usd", "retries", "fallbacks", "steps_per_trace", "tool_calls_per_trace"]
+        cols = [
+            "traces",
+            "hard_failure_rate",
+            "success_rate",
+            "unsafe_tool_calls",
+            "escalation_rate",
+            "negative_feedback_rate",
+            "p50_latency_ms",
+            "p95_latency_ms",
+            "p99_latency_ms",
+            "cost_per_success_usd",
+            "retries",
+            "fallbacks",
+            "steps_per_trace",
+            "tool_calls_per_trace",
+        ]
         lines = ["| version | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
         for version, m in sorted(self.versions.items()):
             values = [getattr(m, c) for c in cols]
@@ -135,20 +148,27 @@ def _failure_flags(con, prompt_id: str, since: datetime, registry: Registry | No
     """Temp table pr_release_failures(record_key, hard, unsafe) for the canary window; returns its source."""
     con.execute("CREATE OR REPLACE TEMP TABLE pr_release_failures (record_key VARCHAR, failure_class VARCHAR)")
     if registry is not None:
-        days = [r[0] for r in con.execute(
-            "SELECT DISTINCT day FROM traces WHERE prompt_id = ? AND ts >= ? ORDER BY 1", [prompt_id, since]
-        ).fetchall()]
+        days = [
+            r[0]
+            for r in con.execute(
+                "SELECT DISTINCT day FROM traces WHERE prompt_id = ? AND ts >= ? ORDER BY 1", [prompt_id, since]
+            ).fetchall()
+        ]
         contracts = registry.contracts()
         contracts = list({c.package_hash or c.version_id: c for c in index_contracts(contracts).values()}.values())
         settings = load_settings(registry.root)
         for day in days:
             detect(con, contracts, settings, day if isinstance(day, date) else date.fromisoformat(str(day)))
-            con.execute(f"INSERT INTO pr_release_failures SELECT record_key, failure_class FROM pr_found_failures "
-                        f"WHERE failure_class IN ({HARD_CLASS_LIST})")
+            con.execute(
+                f"INSERT INTO pr_release_failures SELECT record_key, failure_class FROM pr_found_failures "
+                f"WHERE failure_class IN ({HARD_CLASS_LIST})"
+            )
         source = "recomputed by the failure detectors over the canary window"
     else:
-        con.execute(f"INSERT INTO pr_release_failures SELECT record_key, failure_class FROM failures "
-                    f"WHERE failure_class IN ({HARD_CLASS_LIST})")
+        con.execute(
+            f"INSERT INTO pr_release_failures SELECT record_key, failure_class FROM failures "
+            f"WHERE failure_class IN ({HARD_CLASS_LIST})"
+        )
         source = "failures table"
     con.execute("""CREATE OR REPLACE TEMP TABLE pr_release_flags AS
                    SELECT record_key, TRUE AS hard, bool_or(failure_class = 'unsafe_tool_call') AS unsafe
@@ -188,8 +208,9 @@ FROM per_trace GROUP BY prompt_version
 """
 
 
-def _metrics_on(con, prompt_id: str, since: datetime, versions: list[str], segments,
-                registry: Registry | None) -> CanaryMetrics:
+def _metrics_on(
+    con, prompt_id: str, since: datetime, versions: list[str], segments, registry: Registry | None
+) -> CanaryMetrics:
     exists = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'traces'").fetchone()[0]
     if not exists:
         raise UserError("the warehouse has no traces table yet: ingest traces first")
@@ -271,9 +292,11 @@ class CanaryAnalysis(CanaryLook):
             "|---|---|---|---|---|---|---|---|",
         ]
         for e in self.decision.evidence:
-            lines.append(f"| {e.metric} | {_fmt(e.candidate_value)} | {_fmt(e.production_value)} | {_fmt(e.estimate)}"
-                         f" | [{_fmt(e.lower)}, {_fmt(e.upper)}] | {_fmt(e.abort_above)} | "
-                         f"{_fmt(e.roll_forward_below)} | {e.status} |")
+            lines.append(
+                f"| {e.metric} | {_fmt(e.candidate_value)} | {_fmt(e.production_value)} | {_fmt(e.estimate)}"
+                f" | [{_fmt(e.lower)}, {_fmt(e.upper)}] | {_fmt(e.abort_above)} | "
+                f"{_fmt(e.roll_forward_below)} | {e.status} |"
+            )
         lines += ["", f"hard failures: {self.metrics.failures_source}", "", self.metrics.markdown()]
         return "\n".join(lines)
 
@@ -310,43 +333,85 @@ def analyse_canary(
     now = now or datetime.now(UTC)
 
     with write_transaction(warehouse) as con:
-        metrics = _metrics_on(con, prompt_id, since, [candidate, baseline], segments,
-                              registry if recompute_failures else None)
+        metrics = _metrics_on(
+            con, prompt_id, since, [candidate, baseline], segments, registry if recompute_failures else None
+        )
         decision = decide_canary(
-            metrics.traffic(candidate), metrics.traffic(baseline), policy,
-            provenance={"prompt_id": prompt_id, "candidate": candidate, "production": baseline,
-                        "canary_event_id": canary.event_id, "gate_report_id": gate_report_id},
+            metrics.traffic(candidate),
+            metrics.traffic(baseline),
+            policy,
+            provenance={
+                "prompt_id": prompt_id,
+                "candidate": candidate,
+                "production": baseline,
+                "canary_event_id": canary.event_id,
+                "gate_report_id": gate_report_id,
+            },
         )
         elapsed = (now - since).total_seconds()
         if decision.action == "roll_forward" and elapsed < min_duration_s:
-            decision = decision.model_copy(update={
-                "action": "freeze",
-                "reason": f"{decision.reason}, but the canary has run {elapsed / 60:.1f} min of the "
-                          f"{min_duration_s / 60:.1f} min its release policy requires",
-            })
+            decision = decision.model_copy(
+                update={
+                    "action": "freeze",
+                    "reason": f"{decision.reason}, but the canary has run {elapsed / 60:.1f} min of the "
+                    f"{min_duration_s / 60:.1f} min its release policy requires",
+                }
+            )
         cand, prod = metrics.traffic(candidate), metrics.traffic(baseline)
-        decision_id = _decision_id({
-            "prompt_id": prompt_id, "canary_event_id": canary.event_id, "candidate": candidate,
-            "production": baseline, "counts": [cand.traces, cand.hard_failures, prod.traces, prod.hard_failures],
-            "action": decision.action,
-        })
+        decision_id = _decision_id(
+            {
+                "prompt_id": prompt_id,
+                "canary_event_id": canary.event_id,
+                "candidate": candidate,
+                "production": baseline,
+                "counts": [cand.traces, cand.hard_failures, prod.traces, prod.hard_failures],
+                "action": decision.action,
+            }
+        )
         analysis = CanaryAnalysis(
-            decision_id=decision_id, prompt_id=prompt_id, candidate_version=candidate,
-            candidate_hash=canary.package_hash, production_version=baseline,
-            production_hash=production.package_hash, canary_event_id=canary.event_id,
-            gate_report_id=gate_report_id, canary_since=since, canary_percent=canary.percent,
-            segments=segments, decision=decision, metrics=metrics,
-            policy={**policy.model_dump(mode="json"), "min_duration_s": min_duration_s}, decided_at=now,
+            decision_id=decision_id,
+            prompt_id=prompt_id,
+            candidate_version=candidate,
+            candidate_hash=canary.package_hash,
+            production_version=baseline,
+            production_hash=production.package_hash,
+            canary_event_id=canary.event_id,
+            gate_report_id=gate_report_id,
+            canary_since=since,
+            canary_percent=canary.percent,
+            segments=segments,
+            decision=decision,
+            metrics=metrics,
+            policy={**policy.model_dump(mode="json"), "min_duration_s": min_duration_s},
+            decided_at=now,
         )
         con.execute(
             """INSERT INTO canary_decisions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                ON CONFLICT (decision_id) DO NOTHING""",
-            [decision_id, prompt_id, candidate, analysis.candidate_hash, baseline, analysis.production_hash,
-             analysis.canary_event_id, gate_report_id, since, analysis.canary_percent,
-             json.dumps(segments) if segments else None, decision.action, decision.reason,
-             cand.traces, prod.traces, cand.hard_failures, prod.hard_failures,
-             metrics.model_dump_json(), json.dumps([e.model_dump(mode="json") for e in decision.evidence]),
-             json.dumps(analysis.policy), metrics.failing_span_ids.get(candidate, []), now],
+            [
+                decision_id,
+                prompt_id,
+                candidate,
+                analysis.candidate_hash,
+                baseline,
+                analysis.production_hash,
+                analysis.canary_event_id,
+                gate_report_id,
+                since,
+                analysis.canary_percent,
+                json.dumps(segments) if segments else None,
+                decision.action,
+                decision.reason,
+                cand.traces,
+                prod.traces,
+                cand.hard_failures,
+                prod.hard_failures,
+                metrics.model_dump_json(),
+                json.dumps([e.model_dump(mode="json") for e in decision.evidence]),
+                json.dumps(analysis.policy),
+                metrics.failing_span_ids.get(candidate, []),
+                now,
+            ],
         )
     return analysis
 
@@ -409,8 +474,11 @@ class ReleaseOutcome(BaseModel):
         if self.event_ids:
             lines += ["", "audit events: " + ", ".join(f"`{e}`" for e in self.event_ids)]
         if self.incident_span_ids:
-            lines += ["", f"incident cases added: {len(self.incident_span_ids)}"
-                      + (f" (golden set now {self.golden_version})" if self.golden_version else "")]
+            lines += [
+                "",
+                f"incident cases added: {len(self.incident_span_ids)}"
+                + (f" (golden set now {self.golden_version})" if self.golden_version else ""),
+            ]
         lines += [f"- {n}" for n in self.notes]
         return "\n".join(lines)
 
@@ -418,8 +486,9 @@ class ReleaseOutcome(BaseModel):
 def _decision_for(warehouse, prompt_id: str, decision_id: str, action: CanaryAction) -> CanaryDecisionRecord:
     record = load_decision(warehouse, decision_id)
     if record.prompt_id != prompt_id:
-        raise UserError(f"canary decision {decision_id} is about {record.prompt_id}, not {prompt_id}",
-                        field="prompt_id")
+        raise UserError(
+            f"canary decision {decision_id} is about {record.prompt_id}, not {prompt_id}", field="prompt_id"
+        )
     if record.action != action:
         raise UserError(f"canary decision {decision_id} says {record.action}, not {action}", field="decision_id")
     return record
@@ -430,8 +499,12 @@ def _serves(registry: Registry, prompt_id: str, label: str, version: str) -> boo
 
 
 def roll_forward(
-    registry: Registry, warehouse: str | Path | None, prompt_id: str, decision_id: str,
-    *, actor: str | None = None,
+    registry: Registry,
+    warehouse: str | Path | None,
+    prompt_id: str,
+    decision_id: str,
+    *,
+    actor: str | None = None,
 ) -> ReleaseOutcome:
     """Production label -> the canary's candidate, canary removed; idempotent per decision."""
     record = _decision_for(warehouse, prompt_id, decision_id, "roll_forward")
@@ -441,30 +514,44 @@ def roll_forward(
     if _serves(registry, prompt_id, PRODUCTION, candidate):
         out.state, out.reason = "already_applied", f"production already serves {candidate}"
         if _serves(registry, prompt_id, CANARY, candidate):
-            event = registry.remove_label(prompt_id, CANARY, actor=actor, gate_report_id=report_id,
-                                          reason=f"canary decision {decision_id}: {candidate} is in production")
+            event = registry.remove_label(
+                prompt_id,
+                CANARY,
+                actor=actor,
+                gate_report_id=report_id,
+                reason=f"canary decision {decision_id}: {candidate} is in production",
+            )
             out.event_ids += [event.event_id] if event else []
         return out
     if not _serves(registry, prompt_id, CANARY, candidate):
         out.reason = f"the canary no longer serves {candidate}; decision {decision_id} is stale"
         return out
     reason = f"canary decision {decision_id}: roll forward: {record.reason}"
-    event = registry.move_label(prompt_id, PRODUCTION, candidate, actor=actor, gate_report_id=report_id,
-                                reason=reason)
+    event = registry.move_label(prompt_id, PRODUCTION, candidate, actor=actor, gate_report_id=report_id, reason=reason)
     out.event_ids += [event.event_id] if event else []
     for label in (CANARY, STAGING):
         if _serves(registry, prompt_id, label, candidate):
-            event = registry.remove_label(prompt_id, label, actor=actor, gate_report_id=report_id,
-                                          reason=f"canary decision {decision_id}: {candidate} rolled forward to "
-                                                 "production")
+            event = registry.remove_label(
+                prompt_id,
+                label,
+                actor=actor,
+                gate_report_id=report_id,
+                reason=f"canary decision {decision_id}: {candidate} rolled forward to production",
+            )
             out.event_ids += [event.event_id] if event else []
     out.state, out.reason = "rolled_forward", f"production now serves {candidate} ({reason})"
     return out
 
 
 def abort_canary(
-    registry: Registry, warehouse: str | Path | None, prompt_id: str, decision_id: str,
-    *, actor: str | None = None, max_incidents: int = 20, rebuild_golden: bool = True,
+    registry: Registry,
+    warehouse: str | Path | None,
+    prompt_id: str,
+    decision_id: str,
+    *,
+    actor: str | None = None,
+    max_incidents: int = 20,
+    rebuild_golden: bool = True,
 ) -> ReleaseOutcome:
     """Canary removed, candidate rejected, its failing traces recorded as incident cases; idempotent per decision.
 
@@ -477,7 +564,10 @@ def abort_canary(
     reason = f"canary decision {decision_id}: abort: {record.reason}"
     if not _serves(registry, prompt_id, CANARY, candidate):
         if registry.load_package(candidate).status == "rejected":
-            out.state, out.reason = "already_applied", f"the canary of {candidate} is already aborted and it is rejected"
+            out.state, out.reason = (
+                "already_applied",
+                f"the canary of {candidate} is already aborted and it is rejected",
+            )
         else:
             out.reason = f"the canary no longer serves {candidate}; decision {decision_id} is stale"
         return out
@@ -492,8 +582,9 @@ def abort_canary(
     workflow = None
     for span_id in record.failing_span_ids[:max_incidents]:
         try:
-            workflow, _ = record_incident(warehouse, registry.root, span_id,
-                                          note=f"canary of {candidate} aborted by {decision_id}")
+            workflow, _ = record_incident(
+                warehouse, registry.root, span_id, note=f"canary of {candidate} aborted by {decision_id}"
+            )
             out.incident_span_ids.append(span_id)
         except UserError as exc:  # already an incident, or the span left the warehouse
             out.notes.append(f"span {span_id}: {exc.message}")

@@ -71,8 +71,17 @@ def drift_markdown(rows: list[DriftRow]) -> str:
         if r.change is None:
             return (r.version, r.night, rate, "-", "first night", "-")
         c = r.change
-        return (r.version, r.night, rate, f"{r.previous_passed / r.previous_n:.1%} ({r.previous_night})",
-                f"{c.estimate:+.1%} [{c.lower:+.1%}, {c.upper:+.1%}]", "**DROP**" if r.dropped else "no")
+        return (
+            r.version,
+            r.night,
+            rate,
+            f"{r.previous_passed / r.previous_n:.1%} ({r.previous_night})",
+            f"{c.estimate:+.1%} [{c.lower:+.1%}, {c.upper:+.1%}]",
+            "**DROP**" if r.dropped else "no",
+        )
 
-    return md_table(["production version", "night", "pass rate", "previous", "change (95% CI)", "drift"],
-                    [line(r) for r in rows], align_right=(2, 3))
+    return md_table(
+        ["production version", "night", "pass rate", "previous", "change (95% CI)", "drift"],
+        [line(r) for r in rows],
+        align_right=(2, 3),
+    )

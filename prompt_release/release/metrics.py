@@ -23,13 +23,37 @@ from prompt_release.warehouse.metrics import version_daily_sql
 # The table's columns in order (computed_at last), each taken by name from the
 # one definition the analyst view v_version_daily is also made of.
 _COLUMNS = (
-    "day", "prompt_id", "prompt_version", "package_hash", "calls", "traces", "success_rate", "hard_failures",
-    "hard_failure_rate", "unsafe_tool_calls", "error_rate", "escalation_rate", "negative_feedback_rate",
-    "p50_latency_ms", "p95_latency_ms", "p99_latency_ms", "cost_usd", "cost_per_success_usd", "input_tokens",
-    "output_tokens", "retries", "fallbacks", "fallback_rate", "tool_calls", "steps_per_trace", "tool_calls_per_trace",
+    "day",
+    "prompt_id",
+    "prompt_version",
+    "package_hash",
+    "calls",
+    "traces",
+    "success_rate",
+    "hard_failures",
+    "hard_failure_rate",
+    "unsafe_tool_calls",
+    "error_rate",
+    "escalation_rate",
+    "negative_feedback_rate",
+    "p50_latency_ms",
+    "p95_latency_ms",
+    "p99_latency_ms",
+    "cost_usd",
+    "cost_per_success_usd",
+    "input_tokens",
+    "output_tokens",
+    "retries",
+    "fallbacks",
+    "fallback_rate",
+    "tool_calls",
+    "steps_per_trace",
+    "tool_calls_per_trace",
 )
-_INSERT = (f"INSERT INTO version_metrics SELECT {', '.join(_COLUMNS)}, current_timestamp AS computed_at "
-           f"FROM ({version_daily_sql(one_day=True)})")
+_INSERT = (
+    f"INSERT INTO version_metrics SELECT {', '.join(_COLUMNS)}, current_timestamp AS computed_at "
+    f"FROM ({version_daily_sql(one_day=True)})"
+)
 
 
 def compute_version_metrics(warehouse: str | Path | None, day: date | str) -> int:
@@ -40,9 +64,7 @@ def compute_version_metrics(warehouse: str | Path | None, day: date | str) -> in
         except ValueError:
             raise UserError(f"not a date (YYYY-MM-DD): {day!r}", field="day") from None
     with write_transaction(warehouse) as con:
-        exists = con.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'traces'"
-        ).fetchone()[0]
+        exists = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'traces'").fetchone()[0]
         if not exists:
             raise UserError("the warehouse has no traces table yet: ingest traces first")
         con.execute("DELETE FROM version_metrics WHERE day = ?", [day])

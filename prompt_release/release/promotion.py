@@ -40,8 +40,11 @@ class PromotionOutcome(BaseModel):
     staging: StagingReport | None = None
 
     def markdown(self) -> str:
-        lines = [f"**{self.state}**: {self.candidate} (gate report `{self.report_id}`, verdict {self.verdict})",
-                 "", self.reason]
+        lines = [
+            f"**{self.state}**: {self.candidate} (gate report `{self.report_id}`, verdict {self.verdict})",
+            "",
+            self.reason,
+        ]
         if self.event_ids:
             lines += ["", "audit events: " + ", ".join(f"`{e}`" for e in self.event_ids)]
         if self.staging is not None:
@@ -77,8 +80,10 @@ def load_gate_report(warehouse: str | Path | None, report_id: str) -> GateReport
         return GateReport.model_validate_json(row[0])
     except ValidationError as exc:
         problem = exc.errors()[0]
-        raise UserError(f"gate report {report_id} is not a gate report: {problem['msg']}",
-                        field=".".join(str(p) for p in problem["loc"]) or "report") from None
+        raise UserError(
+            f"gate report {report_id} is not a gate report: {problem['msg']}",
+            field=".".join(str(p) for p in problem["loc"]) or "report",
+        ) from None
 
 
 def apply_gate_report(
@@ -97,12 +102,15 @@ def apply_gate_report(
     actor = actor or "release-bot"
 
     def outcome(state: PromotionState, reason: str, **extra: Any) -> PromotionOutcome:
-        return PromotionOutcome(report_id=report_id, verdict=verdict, candidate=candidate, state=state,
-                                reason=reason, **extra)
+        return PromotionOutcome(
+            report_id=report_id, verdict=verdict, candidate=candidate, state=state, reason=reason, **extra
+        )
 
     if verdict == "freeze":
-        return outcome("frozen", f"gate report {report_id} froze {candidate}: {gate_reason or 'not enough evidence'}; "
-                                 "nothing moved")
+        return outcome(
+            "frozen",
+            f"gate report {report_id} froze {candidate}: {gate_reason or 'not enough evidence'}; nothing moved",
+        )
 
     mine = [e for e in registry.history(prompt_id) if e.gate_report_id == report_id]
     if verdict == "reject" and any(e.action == "status" and e.status == "rejected" for e in mine):
@@ -110,35 +118,62 @@ def apply_gate_report(
     if verdict == "promote":
         done = next((e for e in mine if e.action == "move" and e.label == CANARY and e.to_version == candidate), None)
         if done is not None:
-            return outcome("already_applied", f"gate report {report_id} already started the canary of {candidate} "
-                                              f"({done.event_id} at {done.ts})")
+            return outcome(
+                "already_applied",
+                f"gate report {report_id} already started the canary of {candidate} ({done.event_id} at {done.ts})",
+            )
 
     package = registry.load_package(candidate)
     if report.candidate.hash and report.candidate.hash != package.package_hash:
-        return outcome("skipped", f"gate report {report_id} was made for {candidate} with hash "
-                                  f"{report.candidate.hash}, but the registry has {package.package_hash}: "
-                                  "re-run the gate")
+        return outcome(
+            "skipped",
+            f"gate report {report_id} was made for {candidate} with hash "
+            f"{report.candidate.hash}, but the registry has {package.package_hash}: "
+            "re-run the gate",
+        )
     written: list[str] = []
-    event = registry.record_gate_verdict(candidate, verdict=verdict, gate_report_id=report_id,
-                                         package_hash=package.package_hash, actor=actor,
-                                         reason=gate_reason or f"gate report {report_id}: {verdict}")
+    event = registry.record_gate_verdict(
+        candidate,
+        verdict=verdict,
+        gate_report_id=report_id,
+        package_hash=package.package_hash,
+        actor=actor,
+        reason=gate_reason or f"gate report {report_id}: {verdict}",
+    )
     written += [event.event_id] if event else []
 
     if verdict == "reject":
         # A rejected version may hold no label; staging is the only one a gate report can have put there.
         staged = registry.labels(prompt_id).get(STAGING)
         if staged is not None and staged.version_id == candidate:
-            event = registry.remove_label(prompt_id, STAGING, actor=actor, gate_report_id=report_id,
-                                          reason=f"gate report {report_id} rejected {candidate}")
+            event = registry.remove_label(
+                prompt_id,
+                STAGING,
+                actor=actor,
+                gate_report_id=report_id,
+                reason=f"gate report {report_id} rejected {candidate}",
+            )
             written += [event.event_id] if event else []
         holding = [k for k, v in registry.labels(prompt_id).items() if v.version_id == candidate]
         if holding:
-            return outcome("skipped", f"gate report {report_id} rejects {candidate}, but labels "
-                                      f"{', '.join(sorted(holding))} point at it; move them first", event_ids=written)
-        event = registry.set_status(candidate, "rejected", actor=actor, gate_report_id=report_id,
-                                    reason=f"gate report {report_id}: {gate_reason or 'a hard gate failed'}")
-        return outcome("rejected", f"{candidate} rejected by gate report {report_id}: {gate_reason}",
-                       event_ids=[*written, event.event_id])
+            return outcome(
+                "skipped",
+                f"gate report {report_id} rejects {candidate}, but labels "
+                f"{', '.join(sorted(holding))} point at it; move them first",
+                event_ids=written,
+            )
+        event = registry.set_status(
+            candidate,
+            "rejected",
+            actor=actor,
+            gate_report_id=report_id,
+            reason=f"gate report {report_id}: {gate_reason or 'a hard gate failed'}",
+        )
+        return outcome(
+            "rejected",
+            f"{candidate} rejected by gate report {report_id}: {gate_reason}",
+            event_ids=[*written, event.event_id],
+        )
 
     # promote
     if package.status in ("rejected", "retired", "draft"):
@@ -146,19 +181,26 @@ def apply_gate_report(
     if registry.resolve_label(prompt_id, PRODUCTION) == candidate:
         return outcome("skipped", f"{candidate} is already in production")
     event = registry.move_label(
-        prompt_id, STAGING, candidate, actor=actor, gate_report_id=report_id,
+        prompt_id,
+        STAGING,
+        candidate,
+        actor=actor,
+        gate_report_id=report_id,
         reason=f"gate report {report_id} promotes {candidate}: {gate_reason or 'every hard gate passed'}",
     )
     written += [event.event_id] if event else []
 
-    staging = staging_check(registry, candidate, warehouse=warehouse, llm_settings=llm_settings,
-                            sample_size=sample_size)
+    staging = staging_check(
+        registry, candidate, warehouse=warehouse, llm_settings=llm_settings, sample_size=sample_size
+    )
     if not staging.passed:
-        event = registry.remove_label(prompt_id, STAGING, actor=actor, gate_report_id=report_id,
-                                      reason=staging.reason[:2000])
+        event = registry.remove_label(
+            prompt_id, STAGING, actor=actor, gate_report_id=report_id, reason=staging.reason[:2000]
+        )
         written += [event.event_id] if event else []
-        return outcome("staging_failed", staging.reason + "; the release stops here", event_ids=written,
-                       staging=staging)
+        return outcome(
+            "staging_failed", staging.reason + "; the release stops here", event_ids=written, staging=staging
+        )
 
     policy = package.release_policy
     reviewer = policy.required_reviewer
@@ -167,18 +209,29 @@ def apply_gate_report(
             "awaiting_approval",
             f"{staging.reason}; the release policy requires approval by {reviewer!r} before the canary: "
             f"prompt-release prompts approve {candidate} --reviewer {reviewer}",
-            event_ids=written, staging=staging,
+            event_ids=written,
+            staging=staging,
         )
     segments = f" on segments {json.dumps(policy.segments, sort_keys=True)}" if policy.segments else ""
     event = registry.move_label(
-        prompt_id, CANARY, candidate, actor=actor, gate_report_id=report_id,
-        percent=policy.canary_percent, segments=policy.segments,
+        prompt_id,
+        CANARY,
+        candidate,
+        actor=actor,
+        gate_report_id=report_id,
+        percent=policy.canary_percent,
+        segments=policy.segments,
         reason=f"gate report {report_id} promotes {candidate}; {staging.reason}; canary at "
-               f"{policy.canary_percent:g}%{segments}",
+        f"{policy.canary_percent:g}%{segments}",
     )
     written += [event.event_id] if event else []
-    return outcome("canary", f"{candidate} serves {policy.canary_percent:g}% of traffic{segments} "
-                             f"(gate report {report_id}; {staging.reason})", event_ids=written, staging=staging)
+    return outcome(
+        "canary",
+        f"{candidate} serves {policy.canary_percent:g}% of traffic{segments} "
+        f"(gate report {report_id}; {staging.reason})",
+        event_ids=written,
+        staging=staging,
+    )
 
 
 def awaiting_approval(registry: Registry, prompt_id: str) -> PendingApproval | None:

@@ -65,9 +65,7 @@ def recorded_inputs(warehouse: str | Path | None, prompt_id: str, *, limit: int 
     """Up to `limit` distinct recorded inputs of `prompt_id`; empty when there are no traces yet."""
     check_prompt_id(prompt_id)
     with read_connection(warehouse) as con:
-        exists = con.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'traces'"
-        ).fetchone()[0]
+        exists = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'traces'").fetchone()[0]
         if not exists:
             return []
         rows = con.execute(_SQL, [prompt_id, int(limit)]).fetchall()

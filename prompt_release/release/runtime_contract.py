@@ -43,8 +43,9 @@ def load_runtime_contract(registry_root: str | Path, prompt_id: str) -> RuntimeC
             f"no runtime contract for {prompt_id}: write {path} (supplies_variables, exposes_tools, parser)",
             file=path,
         )
-    return load_model(path.read_text(encoding="utf-8"), RuntimeContract, file=path, kind="a runtime contract",
-                      empty_ok=True)
+    return load_model(
+        path.read_text(encoding="utf-8"), RuntimeContract, file=path, kind="a runtime contract", empty_ok=True
+    )
 
 
 def downstream_schema(registry_root: str | Path, contract: RuntimeContract) -> dict[str, Any] | None:

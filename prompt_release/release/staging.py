@@ -33,8 +33,10 @@ STAGING = "staging"
 
 
 class StagingFailure(BaseModel):
-    kind: str = Field(description="missing_variable | tool_not_exposed | parser_mismatch | render | model_call | "
-                                  "unknown_tool | output_parser | downstream_contract | resolve | runtime_contract")
+    kind: str = Field(
+        description="missing_variable | tool_not_exposed | parser_mismatch | render | model_call | "
+        "unknown_tool | output_parser | downstream_contract | resolve | runtime_contract"
+    )
     message: str
     count: int = 1
     example: str | None = Field(None, description="the replayed input that showed it (truncated)")
@@ -62,12 +64,16 @@ class StagingReport(BaseModel):
         return f"staging check failed for {self.candidate}: {first}{more}"
 
     def markdown(self) -> str:
-        lines = [f"**{'passed' if self.passed else 'FAILED'}**: {self.candidate} on {self.checked} replayed inputs "
-                 f"({self.sample_source})"]
+        lines = [
+            f"**{'passed' if self.passed else 'FAILED'}**: {self.candidate} on {self.checked} replayed inputs "
+            f"({self.sample_source})"
+        ]
         if self.failures:
             lines += ["", "| kind | reason | count | example |", "|---|---|---|---|"]
-            lines += [f"| {f.kind} | {f.message.replace('|', '/')} | {f.count} | "
-                      f"{(f.example or '').replace('|', '/')[:80]} |" for f in self.failures]
+            lines += [
+                f"| {f.kind} | {f.message.replace('|', '/')} | {f.count} | {(f.example or '').replace('|', '/')[:80]} |"
+                for f in self.failures
+            ]
         return "\n".join(lines)
 
 
@@ -126,13 +132,19 @@ def staging_check(
     supplied = set(contract.supplies_variables)
     for name in package.required_variables:
         if name not in supplied:
-            fail("missing_variable", f"placeholder {{{{ {name} }}}} is not supplied by the runtime "
-                                     f"(runtime.yaml supplies: {', '.join(sorted(supplied)) or 'nothing'})")
+            fail(
+                "missing_variable",
+                f"placeholder {{{{ {name} }}}} is not supplied by the runtime "
+                f"(runtime.yaml supplies: {', '.join(sorted(supplied)) or 'nothing'})",
+            )
     exposed = set(contract.exposes_tools)
     for tool in package.tools:
         if tool.name not in exposed:
-            fail("tool_not_exposed", f"tool {tool.name!r} is not exposed by the runtime "
-                                     f"(runtime.yaml exposes: {', '.join(sorted(exposed)) or 'no tools'})")
+            fail(
+                "tool_not_exposed",
+                f"tool {tool.name!r} is not exposed by the runtime "
+                f"(runtime.yaml exposes: {', '.join(sorted(exposed)) or 'no tools'})",
+            )
     if contract.parser != package.output_format:
         fail("parser_mismatch", f"the runtime parses {contract.parser} but {candidate} answers {package.output_format}")
 
@@ -141,7 +153,9 @@ def staging_check(
         report.sample_source = f"{len(samples)} recorded production inputs"
     else:
         last_user = next((str(v) for v in package.variables.values() if isinstance(v, str)), "")
-        samples = [RecordedInput(variables=dict(package.variables), conversation=[{"role": "user", "content": last_user}])]
+        samples = [
+            RecordedInput(variables=dict(package.variables), conversation=[{"role": "user", "content": last_user}])
+        ]
         report.sample_source = "no recorded production inputs yet: the package's representative variables"
 
     rendered: list[tuple[RecordedInput, list[dict[str, Any]]]] = []
@@ -159,8 +173,14 @@ def staging_check(
     settings = llm_settings or LLMSettings.from_env()
     tools = [{"name": t.name, "description": t.description, "parameters": t.parameters} for t in package.tools]
     requests = [
-        CallRequest(model=resolved.model, messages=messages, parameters=dict(resolved.parameters), tools=tools,
-                    package_hash=resolved.package_hash, tag=str(i))
+        CallRequest(
+            model=resolved.model,
+            messages=messages,
+            parameters=dict(resolved.parameters),
+            tools=tools,
+            package_hash=resolved.package_hash,
+            tag=str(i),
+        )
         for i, (_, messages) in enumerate(rendered)
     ]
     try:
@@ -171,7 +191,6 @@ def staging_check(
 
     validator = None
     if schema is not None:
-
         validator = validator_for(schema)(schema)
     package_tools = {t.name for t in package.tools}
     for (item, _), result in zip(rendered, results, strict=True):
@@ -196,6 +215,9 @@ def staging_check(
             error = next(iter(validator.iter_errors(value)), None)
             if error is not None:
                 where = "/".join(str(p) for p in error.absolute_path) or "(root)"
-                fail("downstream_contract", f"the downstream schema rejects the answer at {where}: {error.message}",
-                     example)
+                fail(
+                    "downstream_contract",
+                    f"the downstream schema rejects the answer at {where}: {error.message}",
+                    example,
+                )
     return finish()

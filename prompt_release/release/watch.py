@@ -79,7 +79,9 @@ def open_candidates(registry: Registry) -> dict[str, str]:
 
 
 def _table_exists(con, name: str) -> bool:
-    return bool(con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]).fetchone()[0])
+    return bool(
+        con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]).fetchone()[0]
+    )
 
 
 @dataclass(frozen=True)
@@ -115,25 +117,36 @@ def gate_report_actions(warehouse: str | Path, registry: Registry, cursor: Watch
             if _table_exists(con, "gate_reports"):
                 rows = con.execute(
                     "SELECT report_id, verdict, candidate_version, reason, created_at FROM gate_reports "
-                    "WHERE created_at >= ? ORDER BY created_at, report_id", [cursor.ts or _EPOCH]).fetchall()
+                    "WHERE created_at >= ? ORDER BY created_at, report_id",
+                    [cursor.ts or _EPOCH],
+                ).fetchall()
     rows = cursor.unseen(rows, 4)
     for report_id, verdict, candidate, reason, _ in [] if start_now else rows:
         if verdict == "freeze":
             result.waiting.append(f"{candidate} frozen by gate report {report_id}: {reason}")
             continue
-        result.actions.append(ReleaseAction("apply_gate_report", report_id, candidate, report_id=report_id,
-                                            verdict=verdict))
+        result.actions.append(
+            ReleaseAction("apply_gate_report", report_id, candidate, report_id=report_id, verdict=verdict)
+        )
     for prompt_id in registry.prompt_ids():
         waiting = awaiting_approval(registry, prompt_id)
         if waiting is None:
             continue
         if waiting.approved:
-            result.actions.append(ReleaseAction("apply_gate_report", f"{waiting.report_id}:approved",
-                                                waiting.candidate, report_id=waiting.report_id,
-                                                resumed_after_approval=True))
+            result.actions.append(
+                ReleaseAction(
+                    "apply_gate_report",
+                    f"{waiting.report_id}:approved",
+                    waiting.candidate,
+                    report_id=waiting.report_id,
+                    resumed_after_approval=True,
+                )
+            )
         else:
-            result.waiting.append(f"{waiting.candidate} is in staging awaiting approval by "
-                                  f"{waiting.reviewer!r} (gate report {waiting.report_id})")
+            result.waiting.append(
+                f"{waiting.candidate} is in staging awaiting approval by "
+                f"{waiting.reviewer!r} (gate report {waiting.report_id})"
+            )
     result.cursor = cursor.advanced(rows, 4)
     return result
 
@@ -153,13 +166,25 @@ def canary_actions(warehouse: str | Path, registry: Registry, cursor: WatchCurso
         if entry is not None:
             live[prompt_id] = entry
     with read_connection(warehouse) as con:
-        rows = con.execute(
-            "SELECT decision_id, prompt_id, candidate_version, action, reason, decided_at FROM canary_decisions "
-            "WHERE decided_at >= ? ORDER BY decided_at, decision_id", [cursor.ts or _EPOCH]).fetchall() \
-            if _table_exists(con, "canary_decisions") else []
-        ingested = dict(con.execute(
-            "SELECT prompt_id, max(ingested_at) FROM traces WHERE prompt_id IN (SELECT unnest(?)) GROUP BY 1",
-            [sorted(live)]).fetchall()) if live and _table_exists(con, "traces") else {}
+        rows = (
+            con.execute(
+                "SELECT decision_id, prompt_id, candidate_version, action, reason, decided_at FROM canary_decisions "
+                "WHERE decided_at >= ? ORDER BY decided_at, decision_id",
+                [cursor.ts or _EPOCH],
+            ).fetchall()
+            if _table_exists(con, "canary_decisions")
+            else []
+        )
+        ingested = (
+            dict(
+                con.execute(
+                    "SELECT prompt_id, max(ingested_at) FROM traces WHERE prompt_id IN (SELECT unnest(?)) GROUP BY 1",
+                    [sorted(live)],
+                ).fetchall()
+            )
+            if live and _table_exists(con, "traces")
+            else {}
+        )
     rows = cursor.unseen(rows, 5)
     newest = {} if start_now else {row[1]: row for row in rows}  # rows are in decision order: each prompt's newest wins
     acted: set[str] = set()
@@ -169,15 +194,21 @@ def canary_actions(warehouse: str | Path, registry: Registry, cursor: WatchCurso
         if action == "freeze":
             result.waiting.append(f"{prompt_id}: {candidate} canary frozen ({decision_id}): {reason}")
             continue
-        result.actions.append(ReleaseAction(action, decision_id, candidate, prompt_id=prompt_id,
-                                            decision_id=decision_id))
+        result.actions.append(
+            ReleaseAction(action, decision_id, candidate, prompt_id=prompt_id, decision_id=decision_id)
+        )
         acted.add(candidate)
     for prompt_id, entry in sorted(live.items()):
         last_ingest = ingested.get(prompt_id)
         if entry.version_id in acted or last_ingest is None:
             continue
-        result.actions.append(ReleaseAction(
-            "look_at_canary", f"canary_analysis:{prompt_id}:{entry.event_id}:{last_ingest.isoformat()}",
-            entry.version_id, prompt_id=prompt_id))
+        result.actions.append(
+            ReleaseAction(
+                "look_at_canary",
+                f"canary_analysis:{prompt_id}:{entry.event_id}:{last_ingest.isoformat()}",
+                entry.version_id,
+                prompt_id=prompt_id,
+            )
+        )
     result.cursor = cursor.advanced(rows, 5)
     return result

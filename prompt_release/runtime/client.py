@@ -104,7 +104,9 @@ class ResolvedPrompt:
         (value, None) on success, (value or None, problem) when the contract is broken."""
         return parse_output(self.output_format, self.output_schema, apply(self.package.post_processing, raw_output))
 
-    def messages(self, variables: Mapping[str, Any], conversation: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    def messages(
+        self, variables: Mapping[str, Any], conversation: list[dict[str, Any]] | None = None
+    ) -> list[dict[str, Any]]:
         """System message plus the conversation (user/assistant/tool turns)."""
         rendered = self.render(**variables)
         if conversation:
@@ -164,7 +166,9 @@ class PromptClient:
         labels = state.labels
         if label == PRODUCTION and routing_key is not None:
             canary = labels.get(CANARY)
-            if canary is not None and in_canary(prompt_id, routing_key, canary.percent or 0.0, canary.segments, segment):
+            if canary is not None and in_canary(
+                prompt_id, routing_key, canary.percent or 0.0, canary.segments, segment
+            ):
                 return canary
         resolved = labels.get(label)
         if resolved is None:
@@ -212,7 +216,9 @@ class PromptClient:
             if state.refreshing:
                 return
             state.refreshing = True
-        threading.Thread(target=self._refresh, args=(prompt_id, state), daemon=True, name=f"prompt-refresh-{prompt_id}").start()
+        threading.Thread(
+            target=self._refresh, args=(prompt_id, state), daemon=True, name=f"prompt-refresh-{prompt_id}"
+        ).start()
 
     def _refresh(self, prompt_id: str, state: _State) -> None:
         try:
@@ -321,8 +327,10 @@ def _fallback_packages(fallback: Any) -> dict[str, PromptPackage]:
     """Accept a PromptPackage, a bundle dict, a path to a bundle JSON, or a list/mapping of them."""
     if fallback is None:
         return {}
-    items = fallback.values() if isinstance(fallback, Mapping) and "package" not in fallback else (
-        fallback if isinstance(fallback, (list, tuple)) else [fallback]
+    items = (
+        fallback.values()
+        if isinstance(fallback, Mapping) and "package" not in fallback
+        else (fallback if isinstance(fallback, (list, tuple)) else [fallback])
     )
     packages: dict[str, PromptPackage] = {}
     for item in items:

@@ -120,9 +120,7 @@ class TraceLogger:
             "timestamp": _rfc3339(timestamp or _now()),
             "input": {"messages": list(messages), "variables": dict(variables or {})},
             "output": output,
-            "tool_calls": [
-                {"name": c["name"], "arguments": c.get("arguments")} for c in (tool_calls or [])
-            ],
+            "tool_calls": [{"name": c["name"], "arguments": c.get("arguments")} for c in (tool_calls or [])],
             "status": status,
         }
         optional = {
@@ -155,7 +153,12 @@ class TraceLogger:
 
     @contextmanager
     def span(
-        self, prompt: ResolvedPrompt, *, messages: list[dict[str, Any]], variables: Mapping[str, Any] | None = None, **fields: Any
+        self,
+        prompt: ResolvedPrompt,
+        *,
+        messages: list[dict[str, Any]],
+        variables: Mapping[str, Any] | None = None,
+        **fields: Any,
     ) -> Iterator[dict[str, Any]]:
         """Time a call: `with logger.span(p, messages=m) as call: call["output"] = ...`.
 

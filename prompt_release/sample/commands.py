@@ -25,11 +25,19 @@ def add_commands(subparsers, common: argparse.ArgumentParser) -> None:
     parser.add_argument("--days", type=int, default=30, help="number of days (default 30)")
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder (day folders go under it)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--scale", type=float, default=1.0,
-                        help="volume multiplier; 1 is about 200-400 calls per workflow per day (default 1)")
-    parser.add_argument("--start-date", type=_parse_date, default=None, metavar="YYYY-MM-DD",
-                        help="first day (default: the first daily partition, PROMPT_RELEASE_START_DATE, "
-                        "2026-10-01 unless set)")
+    parser.add_argument(
+        "--scale",
+        type=float,
+        default=1.0,
+        help="volume multiplier; 1 is about 200-400 calls per workflow per day (default 1)",
+    )
+    parser.add_argument(
+        "--start-date",
+        type=_parse_date,
+        default=None,
+        metavar="YYYY-MM-DD",
+        help="first day (default: the first daily partition, PROMPT_RELEASE_START_DATE, 2026-10-01 unless set)",
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace generated files in existing day folders")
     parser.set_defaults(func=run)
 
@@ -66,8 +74,10 @@ def run(args: argparse.Namespace) -> int:
     by_format: dict[str, int] = {}
     for item in truth["files"]:
         by_format[item["format"]] = by_format.get(item["format"], 0) + 1
-    print(f"wrote {len(truth['files'])} files over {truth['days']} days under {args.out} "
-          f"({', '.join(f'{n} {fmt}' for fmt, n in sorted(by_format.items()))}) in {elapsed:.1f}s")
+    print(
+        f"wrote {len(truth['files'])} files over {truth['days']} days under {args.out} "
+        f"({', '.join(f'{n} {fmt}' for fmt, n in sorted(by_format.items()))}) in {elapsed:.1f}s"
+    )
     for workflow, versions in truth["calls_per_day"].items():
         calls = sum(n for days in versions.values() for n in days.values())
         failures = truth["totals"][workflow]

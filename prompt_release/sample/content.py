@@ -16,16 +16,59 @@ import re
 from dataclasses import dataclass, field
 
 FIRST_NAMES = (
-    "Anna", "Ben", "Chloe", "Daniel", "Elena", "Farid", "Grace", "Hiro", "Ines", "Jonas",
-    "Kemi", "Liam", "Maya", "Nikolai", "Olivia", "Pedro", "Qing", "Rosa", "Sven", "Tara",
-    "Umar", "Vera", "Wei", "Ximena", "Yusuf", "Zoe",
+    "Anna",
+    "Ben",
+    "Chloe",
+    "Daniel",
+    "Elena",
+    "Farid",
+    "Grace",
+    "Hiro",
+    "Ines",
+    "Jonas",
+    "Kemi",
+    "Liam",
+    "Maya",
+    "Nikolai",
+    "Olivia",
+    "Pedro",
+    "Qing",
+    "Rosa",
+    "Sven",
+    "Tara",
+    "Umar",
+    "Vera",
+    "Wei",
+    "Ximena",
+    "Yusuf",
+    "Zoe",
 )
 LAST_NAMES = (
-    "Garcia", "Smith", "Nakamura", "Okafor", "Schmidt", "Rossi", "Dubois", "Kowalski",
-    "Haddad", "Nguyen", "Johansson", "Patel", "Silva", "Murphy", "Fischer", "Tanaka",
+    "Garcia",
+    "Smith",
+    "Nakamura",
+    "Okafor",
+    "Schmidt",
+    "Rossi",
+    "Dubois",
+    "Kowalski",
+    "Haddad",
+    "Nguyen",
+    "Johansson",
+    "Patel",
+    "Silva",
+    "Murphy",
+    "Fischer",
+    "Tanaka",
 )
 EMAIL_DOMAINS = ("example.com", "mail.example.org", "example.net", "corp.example.co.uk", "inbox.example.de")
-PHONE_FORMATS = ("+1 415-555-{a:04d}", "(212) 555-{a:04d}", "+44 20 7946 {a:04d}", "+49 30 5550{a:04d}", "+61 2 5550 {a:04d}")
+PHONE_FORMATS = (
+    "+1 415-555-{a:04d}",
+    "(212) 555-{a:04d}",
+    "+44 20 7946 {a:04d}",
+    "+49 30 5550{a:04d}",
+    "+61 2 5550 {a:04d}",
+)
 IP_PREFIXES = ("203.0.113.", "198.51.100.", "192.0.2.", "81.2.69.", "91.198.174.")
 BROWSERS = ("Chrome 126", "Firefox 127", "Safari 17", "Edge 125", "the iOS app", "the Android app")
 COUNTRIES = ("Canada", "Germany", "Japan", "Brazil", "Australia", "Ireland", "Mexico")
@@ -75,7 +118,9 @@ def luhn_valid(number: str) -> bool:
 def person(rng: random.Random) -> tuple[str, str]:
     first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
     sep = rng.choice((".", "_", ""))
-    email = f"{first.lower()}{sep}{last.lower()}{rng.choice(('', str(rng.randrange(10, 99))))}@{rng.choice(EMAIL_DOMAINS)}"
+    email = (
+        f"{first.lower()}{sep}{last.lower()}{rng.choice(('', str(rng.randrange(10, 99))))}@{rng.choice(EMAIL_DOMAINS)}"
+    )
     return f"{first} {last}", email
 
 
@@ -144,8 +189,15 @@ class _Filler:
 
 GREETINGS = ("", "", "Hi,", "Hello,", "Hi team,", "Hey there,", "Good morning,", "Dear support,")
 SIGNOFFS = (
-    "", "", "Thanks", "Thanks!", "Regards, {name}", "Thanks, {name} ({email})",
-    "You can reach me at {phone}.", "Best, {first}", "My account email is {email}.",
+    "",
+    "",
+    "Thanks",
+    "Thanks!",
+    "Regards, {name}",
+    "Thanks, {name} ({email})",
+    "You can reach me at {phone}.",
+    "Best, {first}",
+    "My account email is {email}.",
 )
 URGENCY = ("", "", "", "This is urgent.", "We have a deadline today.", "Please help asap.")
 

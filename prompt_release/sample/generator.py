@@ -173,8 +173,7 @@ SYSTEM_PROMPTS: dict[str, str] = {
         "Order id on file: {order_id}"
     ),
     "summarizer": (
-        "You summarise documents for busy readers. Keep the key facts, names and numbers.\n"
-        "[summary] max_words: 60"
+        "You summarise documents for busy readers. Keep the key facts, names and numbers.\n[summary] max_words: 60"
     ),
 }
 
@@ -183,9 +182,22 @@ SYSTEM_PROMPTS: dict[str, str] = {
 # =============================================================================
 
 FAILURE_CLASSES = (
-    "invalid_json", "schema_violation", "enum_violation", "unknown_tool", "tool_args_invalid",
-    "unsafe_tool_call", "error", "retry", "fallback", "negative_feedback", "escalation",
-    "correction", "refusal", "clarification", "latency_outlier", "cost_outlier",
+    "invalid_json",
+    "schema_violation",
+    "enum_violation",
+    "unknown_tool",
+    "tool_args_invalid",
+    "unsafe_tool_call",
+    "error",
+    "retry",
+    "fallback",
+    "negative_feedback",
+    "escalation",
+    "correction",
+    "refusal",
+    "clarification",
+    "latency_outlier",
+    "cost_outlier",
 )
 
 REFUSAL_PATTERN = r"^(I can't help with that|I cannot help with that|I'm sorry, but I can't help)"
@@ -198,7 +210,7 @@ OUTLIER_FACTOR = 10.0
 FAILURE_RULES: dict[str, str] = {
     "invalid_json": "workflow whose package output_format is json (support_router): the output text does not parse with a strict JSON parser (json.loads) into an object.",
     "schema_violation": "JSON output that parsed into an object fails SUPPORT_ROUTE_SCHEMA (jsonschema) for any reason other than the route's enum: missing route or confidence, confidence not a number or outside [0, 1], an extra property.",
-    "enum_violation": "JSON output that parsed into an object whose `route` is a string outside the routes enum. A call can be both (e.g. {\"route\": \"sales\"} is enum_violation + schema_violation for the missing confidence).",
+    "enum_violation": 'JSON output that parsed into an object whose `route` is a string outside the routes enum. A call can be both (e.g. {"route": "sales"} is enum_violation + schema_violation for the missing confidence).',
     "unknown_tool": "a tool call (in the call's own output tool_calls) whose name is not a tool the version offers (lookup_order, issue_refund). Its arguments are not checked.",
     "tool_args_invalid": "a tool call to an offered tool whose arguments do not parse as a JSON object or fail the tool's JSON Schema (order_id pattern ^ORD-[0-9]{6}$, amount_usd > 0 and <= 1000, reason enum, required/additional properties).",
     "unsafe_tool_call": "an issue_refund call (high risk) with invalid arguments, or with amount_usd > 200, or with no lookup_order tool call earlier in the conversation (assistant tool_calls in the call's input messages, or earlier in the trace). The sample never puts lookup and refund in one output.",
@@ -208,8 +220,12 @@ FAILURE_RULES: dict[str, str] = {
     "negative_feedback": "feedback < 0 (native 'down' or -1).",
     "escalation": "escalated = true.",
     "correction": "correction is not null and differs from the output: for JSON outputs, the output does not parse into an object or some key of the correction object has a different value in it; for text outputs, the correction string differs from the output text. Corrections equal to the output (confirmations) are present and are not failures.",
-    "refusal": "free-text workflows (order_agent, summarizer): status ok and the output matches REFUSAL_PATTERN " + REFUSAL_PATTERN + ". Every such call needed an answer.",
-    "clarification": "free-text workflows: status ok and the output matches CLARIFICATION_PATTERN " + CLARIFICATION_PATTERN + ". Every such call needed an answer (the message had what was needed).",
+    "refusal": "free-text workflows (order_agent, summarizer): status ok and the output matches REFUSAL_PATTERN "
+    + REFUSAL_PATTERN
+    + ". Every such call needed an answer.",
+    "clarification": "free-text workflows: status ok and the output matches CLARIFICATION_PATTERN "
+    + CLARIFICATION_PATTERN
+    + ". Every such call needed an answer (the message had what was needed).",
     "latency_outlier": "latency_ms > 10 x the median latency_ms of all rows of the same workflow and day (UTC, every status and format). Natural latencies stay within 4x the model median; injected ones are 30-80x the day's median.",
     "cost_outlier": "cost_usd > 10 x the median of the non-null cost_usd of the same workflow and day. Only native rows carry cost_usd (OTLP has no cost attribute); cost outliers are always in native files. Injected ones are 30-80x the day's median.",
 }
@@ -217,24 +233,48 @@ FAILURE_RULES: dict[str, str] = {
 # Per-call probabilities (order_agent: 'trace_*' ones per conversation turn).
 FAILURE_RATES: dict[str, dict[str, float]] = {
     "support_router": {
-        "error": 0.015, "retry": 0.03, "fallback": 0.01,
-        "invalid_json": 0.02, "schema_violation": 0.012, "enum_violation": 0.01, "enum_and_schema": 0.002,
-        "negative_feedback": 0.015, "negative_feedback_if_wrong": 0.25, "positive_feedback": 0.06,
-        "escalation": 0.01, "correction_if_wrong": 0.35, "confirmation": 0.01,
+        "error": 0.015,
+        "retry": 0.03,
+        "fallback": 0.01,
+        "invalid_json": 0.02,
+        "schema_violation": 0.012,
+        "enum_violation": 0.01,
+        "enum_and_schema": 0.002,
+        "negative_feedback": 0.015,
+        "negative_feedback_if_wrong": 0.25,
+        "positive_feedback": 0.06,
+        "escalation": 0.01,
+        "correction_if_wrong": 0.35,
+        "confirmation": 0.01,
     },
     "order_agent": {
-        "error": 0.012, "retry": 0.03, "fallback": 0.01,
-        "trace_unknown_tool": 0.02, "trace_lookup_args_invalid": 0.03, "trace_refund_args_invalid": 0.06,
-        "trace_refund_without_lookup": 0.06, "trace_refund_over_limit": 0.3,
-        "trace_refusal": 0.012, "trace_clarification": 0.015,
-        "negative_feedback": 0.03, "negative_feedback_if_wrong": 0.35, "positive_feedback": 0.08,
+        "error": 0.012,
+        "retry": 0.03,
+        "fallback": 0.01,
+        "trace_unknown_tool": 0.02,
+        "trace_lookup_args_invalid": 0.03,
+        "trace_refund_args_invalid": 0.06,
+        "trace_refund_without_lookup": 0.06,
+        "trace_refund_over_limit": 0.3,
+        "trace_refusal": 0.012,
+        "trace_clarification": 0.015,
+        "negative_feedback": 0.03,
+        "negative_feedback_if_wrong": 0.35,
+        "positive_feedback": 0.08,
         "escalation": 0.01,
     },
     "summarizer": {
-        "error": 0.015, "retry": 0.03, "fallback": 0.01,
-        "refusal": 0.01, "clarification": 0.01,
-        "negative_feedback": 0.03, "negative_feedback_if_wrong": 0.4, "positive_feedback": 0.07,
-        "escalation": 0.0, "correction": 0.015, "confirmation": 0.01,
+        "error": 0.015,
+        "retry": 0.03,
+        "fallback": 0.01,
+        "refusal": 0.01,
+        "clarification": 0.01,
+        "negative_feedback": 0.03,
+        "negative_feedback_if_wrong": 0.4,
+        "positive_feedback": 0.07,
+        "escalation": 0.0,
+        "correction": 0.015,
+        "confirmation": 0.01,
     },
 }
 # The superseded router version was sloppier with its JSON.
@@ -259,7 +299,12 @@ FILE_NAMES = {
     "otlp_genai": "{workflow}.otel.jsonl",
     "openinference": "{workflow}.phoenix.jsonl",
 }
-SOURCE_FORMAT = {"native": "native", "native_gz": "native", "otlp_genai": "otlp_genai", "openinference": "openinference"}
+SOURCE_FORMAT = {
+    "native": "native",
+    "native_gz": "native",
+    "otlp_genai": "otlp_genai",
+    "openinference": "openinference",
+}
 GROUND_TRUTH_FILE = "ground_truth.json"
 
 # =============================================================================
@@ -311,8 +356,14 @@ class Call:
     @property
     def native_only(self) -> bool:
         """Carries fields only the native format has (so the call must stay native)."""
-        return (self.feedback is not None or self.escalated or self.correction is not None
-                or self.retries > 0 or self.fallback or "cost_outlier" in self.failures)
+        return (
+            self.feedback is not None
+            or self.escalated
+            or self.correction is not None
+            or self.retries > 0
+            or self.fallback
+            or "cost_outlier" in self.failures
+        )
 
 
 @dataclass
@@ -360,8 +411,10 @@ class Trace:
     def tool_definitions(self) -> list[dict] | None:
         if self.workflow != "order_agent":
             return None
-        return [{"type": "function", "name": t["name"], "description": t["description"], "parameters": t["parameters"]}
-                for t in ORDER_TOOLS]
+        return [
+            {"type": "function", "name": t["name"], "description": t["description"], "parameters": t["parameters"]}
+            for t in ORDER_TOOLS
+        ]
 
     @property
     def tool_runs(self) -> list[ToolRun]:
@@ -435,7 +488,9 @@ class _Day:
 
     def start_offset(self) -> float:
         # Diurnal traffic: business hours busier; leave room before midnight for multi-call traces.
-        hour = self.rng.choices(range(24), weights=[2, 1, 1, 1, 1, 2, 3, 5, 8, 10, 10, 10, 9, 10, 10, 9, 8, 7, 6, 5, 4, 3, 3, 2])[0]
+        hour = self.rng.choices(
+            range(24), weights=[2, 1, 1, 1, 1, 2, 3, 5, 8, 10, 10, 10, 9, 10, 10, 9, 8, 7, 6, 5, 4, 3, 3, 2]
+        )[0]
         return min(hour * 3600 + self.rng.uniform(0, 3600), 86400 - 1200)
 
     def natural_latency_us(self, model_median_ms: float | None = None) -> int:
@@ -446,22 +501,39 @@ class _Day:
 
     def new_call(self, messages: list[dict], variables: dict, intent: str, expected: dict, pii: set[str]) -> Call:
         return Call(
-            span_id=self.hex(16), workflow=self.workflow, version_id=self.version_id, model=self.facts["model"],
-            messages=messages, variables=variables, temperature=self.facts["temperature"],
-            max_tokens=self.facts["max_tokens"], intent=intent, expected=expected, pii=set(pii),
+            span_id=self.hex(16),
+            workflow=self.workflow,
+            version_id=self.version_id,
+            model=self.facts["model"],
+            messages=messages,
+            variables=variables,
+            temperature=self.facts["temperature"],
+            max_tokens=self.facts["max_tokens"],
+            intent=intent,
+            expected=expected,
+            pii=set(pii),
             response_id="chatcmpl-" + self.hex(20),
         )
 
     def new_trace(self, user: User, session_id: str, offset: float) -> Trace:
-        return Trace(trace_id=self.hex(32), root_span_id=self.hex(16), workflow=self.workflow,
-                     version_id=self.version_id, session_id=session_id, user_id=user.user_id,
-                     segment=user.segment, start_offset_s=offset)
+        return Trace(
+            trace_id=self.hex(32),
+            root_span_id=self.hex(16),
+            workflow=self.workflow,
+            version_id=self.version_id,
+            session_id=session_id,
+            user_id=user.user_id,
+            segment=user.segment,
+            start_offset_s=offset,
+        )
 
     def finish_ok(self, call: Call, output_tokens: int | None = None) -> None:
         """Usage, cost and latency of a successful call (after its output is set)."""
         call.input_tokens = _input_tokens(call.messages, self.workflow == "order_agent")
         if output_tokens is None:
-            output_tokens = _tokens(call.output) + sum(8 + _tokens(json.dumps(tc["arguments"])) for tc in call.tool_calls)
+            output_tokens = _tokens(call.output) + sum(
+                8 + _tokens(json.dumps(tc["arguments"])) for tc in call.tool_calls
+            )
         call.output_tokens = output_tokens
         call.cost_usd = _cost(call.model, call.input_tokens, call.output_tokens)
         call.latency_us = self.natural_latency_us()
@@ -544,8 +616,10 @@ def _support_router_day(ctx: _Day) -> list[Trace]:
             true_route = rng.choices(list(content.TICKET_WEIGHTS), weights=list(content.TICKET_WEIGHTS.values()))[0]
             ticket = content.support_ticket(rng, true_route, long=rng.random() < 0.04)
             variables = {"ticket": ticket.text, "customer_tier": user.segment["tier"]}
-            messages = [{"role": "system", "content": render_system(ctx.version_id, variables)},
-                        {"role": "user", "content": ticket.text}]
+            messages = [
+                {"role": "system", "content": render_system(ctx.version_id, variables)},
+                {"role": "user", "content": ticket.text},
+            ]
             call = ctx.new_call(messages, variables, true_route, {"route": true_route}, ticket.pii)
             trace = ctx.new_trace(user, session_id, offset)
             trace.calls.append(call)
@@ -573,11 +647,13 @@ def _support_router_day(ctx: _Day) -> list[Trace]:
                     output = output[: rng.randrange(5, len(output) - 2)]
                     call.finish_reason = "length"
                 elif variant == 1:
-                    output = rng.choice((
-                        f"This ticket should go to {route}.",
-                        f"Route: {route} (confidence: high)",
-                        f"I would send this to the {route} team.",
-                    ))
+                    output = rng.choice(
+                        (
+                            f"This ticket should go to {route}.",
+                            f"Route: {route} (confidence: high)",
+                            f"I would send this to the {route} team.",
+                        )
+                    )
                 else:
                     output = "{'route': '%s', 'confidence': %s}" % (route, answer["confidence"])
             elif u < t2:
@@ -609,7 +685,9 @@ def _support_router_day(ctx: _Day) -> list[Trace]:
             ctx.maybe_retry_fallback(call)
             produced_route = parsed.get("route") if isinstance(parsed, dict) else None
             wrong = produced_route != true_route
-            ctx.feedback(call, wrong=wrong or bool(call.failures & {"invalid_json", "schema_violation", "enum_violation"}))
+            ctx.feedback(
+                call, wrong=wrong or bool(call.failures & {"invalid_json", "schema_violation", "enum_violation"})
+            )
             u = rng.random()
             if wrong and u < rates["correction_if_wrong"]:
                 call.correction = {"route": true_route}
@@ -655,54 +733,107 @@ def _expected_answer(kind: str) -> dict:
 
 def _bad_lookup_args(rng: random.Random, oid: str) -> Any:
     digits = oid[4:]
-    return rng.choice((
-        {"order_id": digits},
-        {"order_id": oid[:-1]},
-        {"order_id": oid.lower()},
-        {"orderId": oid},
-        '{"order_id": "' + oid[:6],  # cut-off arguments text: not JSON
-    ))
+    return rng.choice(
+        (
+            {"order_id": digits},
+            {"order_id": oid[:-1]},
+            {"order_id": oid.lower()},
+            {"orderId": oid},
+            '{"order_id": "' + oid[:6],  # cut-off arguments text: not JSON
+        )
+    )
 
 
-def _order_steps(ctx: _Day, kind: str, oid: str, amount: int, reason: str, first_turn_without_lookup: bool,
-                 message: str) -> tuple[list[_Step], str]:
+def _order_steps(
+    ctx: _Day, kind: str, oid: str, amount: int, reason: str, first_turn_without_lookup: bool, message: str
+) -> tuple[list[_Step], str]:
     """The production behaviour for one customer turn, then at most one injected tool/answer failure."""
     rng, rates = ctx.rng, ctx.rates
     status = rng.choice(("shipped", "delivered", "processing", "in transit"))
     carrier = rng.choice(("DHL", "UPS", "FedEx", "Royal Mail"))
     eta = (ctx.day + timedelta(days=rng.randrange(1, 6))).isoformat()
     lookup_args = {"order_id": oid}
-    lookup = _Step("tool", _expected_tool("lookup_order", lookup_args), name="lookup_order", arguments=lookup_args,
-                   result={"order_id": oid, "status": status, "carrier": carrier, "eta": eta,
-                           "total_usd": amount or rng.randrange(15, 400)})
+    lookup = _Step(
+        "tool",
+        _expected_tool("lookup_order", lookup_args),
+        name="lookup_order",
+        arguments=lookup_args,
+        result={
+            "order_id": oid,
+            "status": status,
+            "carrier": carrier,
+            "eta": eta,
+            "total_usd": amount or rng.randrange(15, 400),
+        },
+    )
     refund_args = {"order_id": oid, "amount_usd": amount, "reason": reason}
     refund_result = {"refund_id": "RF-" + ctx.hex(8).upper(), "status": "approved", "amount_usd": amount}
-    confirm = _Step("text", _expected_answer("confirm_refund"),
-                    text=f"I've issued a refund of ${amount} for order {oid}. It should reach your account within 5 business days.")
+    confirm = _Step(
+        "text",
+        _expected_answer("confirm_refund"),
+        text=f"I've issued a refund of ${amount} for order {oid}. It should reach your account within 5 business days.",
+    )
     if kind == "status":
-        steps = [lookup, _Step("text", _expected_answer("order_status"),
-                               text=f"Your order {oid} is {status} with {carrier}; expected delivery {eta}.")]
+        steps = [
+            lookup,
+            _Step(
+                "text",
+                _expected_answer("order_status"),
+                text=f"Your order {oid} is {status} with {carrier}; expected delivery {eta}.",
+            ),
+        ]
     elif kind == "refund":
-        steps = [lookup, _Step("tool", _expected_tool("issue_refund", refund_args), name="issue_refund",
-                               arguments=refund_args, result=refund_result), confirm]
+        steps = [
+            lookup,
+            _Step(
+                "tool",
+                _expected_tool("issue_refund", refund_args),
+                name="issue_refund",
+                arguments=refund_args,
+                result=refund_result,
+            ),
+            confirm,
+        ]
     elif kind == "refund_over":
-        steps = [lookup, _Step("text", _expected_answer("escalate"), text="I need to escalate this to a human agent.",
-                               escalated=True)]
+        steps = [
+            lookup,
+            _Step(
+                "text", _expected_answer("escalate"), text="I need to escalate this to a human agent.", escalated=True
+            ),
+        ]
     elif kind == "no_id":
-        steps = [_Step("text", _expected_answer("ask_order_id"),
-                       text="Please share your order number (it starts with ORD- and six digits) so I can look it up.")]
+        steps = [
+            _Step(
+                "text",
+                _expected_answer("ask_order_id"),
+                text="Please share your order number (it starts with ORD- and six digits) so I can look it up.",
+            )
+        ]
     elif kind == "general":
         answer = next((a for question, a in GENERAL_ANSWERS.items() if question in message), None)
-        steps = [_Step("text", _expected_answer("answer_question"),
-                       text=answer or "We ship to most countries; delivery takes 3 to 7 business days.")]
+        steps = [
+            _Step(
+                "text",
+                _expected_answer("answer_question"),
+                text=answer or "We ship to most countries; delivery takes 3 to 7 business days.",
+            )
+        ]
     else:  # followup
-        steps = [_Step("text", _expected_answer("answer_followup"),
-                       text="You're welcome. The details you mentioned match what I see on the order.")]
+        steps = [
+            _Step(
+                "text",
+                _expected_answer("answer_followup"),
+                text="You're welcome. The details you mentioned match what I see on the order.",
+            )
+        ]
 
     options: list[tuple[str, float]] = []
     if kind in ("status", "refund", "refund_over"):
-        options += [("unknown_tool", rates["trace_unknown_tool"]), ("lookup_args_invalid", rates["trace_lookup_args_invalid"]),
-                    ("clarification", rates["trace_clarification"])]
+        options += [
+            ("unknown_tool", rates["trace_unknown_tool"]),
+            ("lookup_args_invalid", rates["trace_lookup_args_invalid"]),
+            ("clarification", rates["trace_clarification"]),
+        ]
     if kind == "refund":
         options.append(("refund_args_invalid", rates["trace_refund_args_invalid"]))
         if first_turn_without_lookup:
@@ -721,11 +852,29 @@ def _order_steps(ctx: _Day, kind: str, oid: str, amount: int, reason: str, first
 
     if injected == "unknown_tool":
         tool, make_args = rng.choice(UNKNOWN_TOOLS)
-        steps.insert(0, _Step("tool", steps[0].expected, {"unknown_tool"}, name=tool, arguments=make_args(oid),
-                              result={"error": f"unknown tool {tool}"}))
+        steps.insert(
+            0,
+            _Step(
+                "tool",
+                steps[0].expected,
+                {"unknown_tool"},
+                name=tool,
+                arguments=make_args(oid),
+                result={"error": f"unknown tool {tool}"},
+            ),
+        )
     elif injected == "lookup_args_invalid":
-        steps.insert(0, _Step("tool", steps[0].expected, {"tool_args_invalid"}, name="lookup_order",
-                              arguments=_bad_lookup_args(rng, oid), result={"error": "invalid order_id"}))
+        steps.insert(
+            0,
+            _Step(
+                "tool",
+                steps[0].expected,
+                {"tool_args_invalid"},
+                name="lookup_order",
+                arguments=_bad_lookup_args(rng, oid),
+                result={"error": "invalid order_id"},
+            ),
+        )
     elif injected == "refund_args_invalid":
         bad = dict(refund_args)
         variant = rng.randrange(4)
@@ -737,22 +886,60 @@ def _order_steps(ctx: _Day, kind: str, oid: str, amount: int, reason: str, first
             bad["reason"] = rng.choice(("changed_mind", "broken", "wrong size"))
         else:
             bad["order_id"] = oid[4:]
-        steps[1] = _Step("tool", steps[1].expected, {"tool_args_invalid", "unsafe_tool_call"}, name="issue_refund",
-                         arguments=bad, result={"error": "invalid arguments"})
-        steps[2] = _Step("text", _expected_answer("report_refund_failure"),
-                         text="Sorry, the refund could not be processed automatically; a colleague will follow up by email.")
+        steps[1] = _Step(
+            "tool",
+            steps[1].expected,
+            {"tool_args_invalid", "unsafe_tool_call"},
+            name="issue_refund",
+            arguments=bad,
+            result={"error": "invalid arguments"},
+        )
+        steps[2] = _Step(
+            "text",
+            _expected_answer("report_refund_failure"),
+            text="Sorry, the refund could not be processed automatically; a colleague will follow up by email.",
+        )
     elif injected == "refund_without_lookup":
-        steps = [_Step("tool", steps[0].expected, {"unsafe_tool_call"}, name="issue_refund", arguments=refund_args,
-                       result=refund_result), confirm]
+        steps = [
+            _Step(
+                "tool",
+                steps[0].expected,
+                {"unsafe_tool_call"},
+                name="issue_refund",
+                arguments=refund_args,
+                result=refund_result,
+            ),
+            confirm,
+        ]
     elif injected == "refund_over_limit":
-        steps = [lookup, _Step("tool", steps[1].expected, {"unsafe_tool_call"}, name="issue_refund",
-                               arguments=refund_args, result=refund_result), confirm]
+        steps = [
+            lookup,
+            _Step(
+                "tool",
+                steps[1].expected,
+                {"unsafe_tool_call"},
+                name="issue_refund",
+                arguments=refund_args,
+                result=refund_result,
+            ),
+            confirm,
+        ]
     elif injected == "refusal":
         steps = [_Step("text", steps[0].expected, {"refusal"}, text="I can't help with that.")]
     elif injected == "clarification":
-        steps = [_Step("text", steps[0].expected, {"clarification"},
-                       text=rng.choice(("Could you clarify which order you mean?",
-                                        "Could you clarify what you would like me to do with this order?")))]
+        steps = [
+            _Step(
+                "text",
+                steps[0].expected,
+                {"clarification"},
+                text=rng.choice(
+                    (
+                        "Could you clarify which order you mean?",
+                        "Could you clarify what you would like me to do with this order?",
+                    )
+                ),
+            )
+        ]
     return steps, injected
 
 
@@ -768,11 +955,15 @@ def _order_agent_day(ctx: _Day) -> list[Trace]:
         for turn, offset in enumerate(offsets):
             kind = rng.choices(plans, weights=plan_weights)[0] if turn == 0 or rng.random() < 0.5 else "followup"
             oid = content.order_id(rng) if kind in ("status", "refund", "refund_over") else ""
-            amount = rng.randrange(15, REFUND_LIMIT_USD + 1) if kind == "refund" else (
-                rng.randrange(REFUND_LIMIT_USD + 1, 951) if kind == "refund_over" else 0)
+            amount = (
+                rng.randrange(15, REFUND_LIMIT_USD + 1)
+                if kind == "refund"
+                else (rng.randrange(REFUND_LIMIT_USD + 1, 951) if kind == "refund_over" else 0)
+            )
             message, reason = content.order_message(rng, "refund" if kind == "refund_over" else kind, oid, amount)
-            no_lookup_yet = not any(tc["function"]["name"] == "lookup_order"
-                                    for m in history for tc in m.get("tool_calls") or [])
+            no_lookup_yet = not any(
+                tc["function"]["name"] == "lookup_order" for m in history for tc in m.get("tool_calls") or []
+            )
             steps, _ = _order_steps(ctx, kind, oid, amount, reason, no_lookup_yet, message.text)
             variables = {"customer_message": message.text, "order_id": oid}
             system = {"role": "system", "content": render_system(ctx.version_id, variables)}
@@ -794,13 +985,31 @@ def _order_agent_day(ctx: _Day) -> list[Trace]:
                     call.tool_calls = [{"id": call_id, "name": step.name, "arguments": step.arguments}]
                     call.output = None
                     call.finish_reason = "tool_calls"
-                    history.append({"role": "assistant", "content": None, "tool_calls": [
-                        {"id": call_id, "type": "function", "function": {"name": step.name, "arguments": arguments_text}}]})
+                    history.append(
+                        {
+                            "role": "assistant",
+                            "content": None,
+                            "tool_calls": [
+                                {
+                                    "id": call_id,
+                                    "type": "function",
+                                    "function": {"name": step.name, "arguments": arguments_text},
+                                }
+                            ],
+                        }
+                    )
                     result_text = json.dumps(step.result)
                     history.append({"role": "tool", "tool_call_id": call_id, "content": result_text})
-                    trace.runs_after.setdefault(len(trace.calls) - 1, []).append(ToolRun(
-                        span_id=ctx.hex(16), call_id=call_id, name=step.name, arguments_text=arguments_text,
-                        result=result_text, duration_us=int(rng.uniform(40, 400) * 1000)))
+                    trace.runs_after.setdefault(len(trace.calls) - 1, []).append(
+                        ToolRun(
+                            span_id=ctx.hex(16),
+                            call_id=call_id,
+                            name=step.name,
+                            arguments_text=arguments_text,
+                            result=result_text,
+                            duration_us=int(rng.uniform(40, 400) * 1000),
+                        )
+                    )
                 else:
                     call.output = step.text
                     history.append({"role": "assistant", "content": step.text})
@@ -811,13 +1020,21 @@ def _order_agent_day(ctx: _Day) -> list[Trace]:
                 ctx.maybe_retry_fallback(call)
             last = trace.calls[-1]
             if last.status == "ok" and last.output is not None:
-                wrong = any(c.failures & {"unknown_tool", "tool_args_invalid", "unsafe_tool_call", "refusal", "clarification"}
-                            for c in trace.calls)
+                wrong = any(
+                    c.failures & {"unknown_tool", "tool_args_invalid", "unsafe_tool_call", "refusal", "clarification"}
+                    for c in trace.calls
+                )
                 ctx.feedback(last, wrong=wrong)
     return traces
 
 
-DOC_TYPES = (("meeting_notes", 0.25), ("incident_report", 0.2), ("customer_email", 0.25), ("product_update", 0.15), ("policy", 0.15))
+DOC_TYPES = (
+    ("meeting_notes", 0.25),
+    ("incident_report", 0.2),
+    ("customer_email", 0.25),
+    ("product_update", 0.15),
+    ("policy", 0.15),
+)
 
 
 def _summarizer_day(ctx: _Day) -> list[Trace]:
@@ -831,8 +1048,10 @@ def _summarizer_day(ctx: _Day) -> list[Trace]:
             doc_type = rng.choices(doc_types, weights=weights)[0]
             doc = content.document(rng, doc_type)
             variables = {"document": doc.text}
-            messages = [{"role": "system", "content": render_system(ctx.version_id, variables)},
-                        {"role": "user", "content": doc.text}]
+            messages = [
+                {"role": "system", "content": render_system(ctx.version_id, variables)},
+                {"role": "user", "content": doc.text},
+            ]
             expected = {"answer": "summary", "max_words": SUMMARY_MAX_WORDS}
             call = ctx.new_call(messages, variables, doc_type, expected, doc.pii)
             trace = ctx.new_trace(user, session_id, offset)
@@ -847,8 +1066,12 @@ def _summarizer_day(ctx: _Day) -> list[Trace]:
                 call.output = "I can't help with that."
                 call.failures.add("refusal")
             elif u < rates["refusal"] + rates["clarification"]:
-                call.output = rng.choice(("Could you clarify what you would like summarised?",
-                                          "Could you clarify which part of the document matters most?"))
+                call.output = rng.choice(
+                    (
+                        "Could you clarify what you would like summarised?",
+                        "Could you clarify which part of the document matters most?",
+                    )
+                )
                 call.failures.add("clarification")
             else:
                 call.output = summary
@@ -862,8 +1085,11 @@ def _summarizer_day(ctx: _Day) -> list[Trace]:
                 better = "Key points: " + " ".join(sentences[1:3] or sentences[:1])
                 call.correction = content.extractive_summary(better, SUMMARY_MAX_WORDS)
                 call.failures.add("correction")
-            elif u < rates["correction"] + rates["confirmation"] and "refusal" not in call.failures \
-                    and "clarification" not in call.failures:
+            elif (
+                u < rates["correction"] + rates["confirmation"]
+                and "refusal" not in call.failures
+                and "clarification" not in call.failures
+            ):
                 call.correction = call.output
     return traces
 
@@ -903,8 +1129,13 @@ def _format_plan(seed: int, days: list[date]) -> dict[tuple[date, str], str]:
     kinds, weights = zip(*FORMAT_WEIGHTS)
     plan = {(d, w): rng.choices(kinds, weights=weights)[0] for d in days for w in WORKFLOWS}
     # Every history of a few days shows every format, including tool calls in both OTLP flavours.
-    forced = [("otlp_genai", "order_agent"), ("openinference", "support_router"), ("native_gz", "summarizer"),
-              ("openinference", "order_agent"), ("otlp_genai", "summarizer")]
+    forced = [
+        ("otlp_genai", "order_agent"),
+        ("openinference", "support_router"),
+        ("native_gz", "summarizer"),
+        ("openinference", "order_agent"),
+        ("otlp_genai", "summarizer"),
+    ]
     for i, (kind, workflow) in enumerate(forced):
         if len(days) > i + 1 and kind not in {plan[(d, workflow)] for d in days}:
             plan[(days[i + 1], workflow)] = kind
@@ -922,8 +1153,11 @@ def _route_formats(traces: list[Trace], kind: str) -> None:
     """
     native = "native" if kind in ("otlp_genai", "openinference") else kind
     for trace in traces:
-        otlp_ok = kind in ("otlp_genai", "openinference") and trace.segment["region"] != "us" \
+        otlp_ok = (
+            kind in ("otlp_genai", "openinference")
+            and trace.segment["region"] != "us"
             and not any(c.native_only for c in trace.calls)
+        )
         trace.fmt = kind if otlp_ok else native
         if trace.fmt in ("otlp_genai", "openinference"):
             for call in trace.calls:
@@ -949,7 +1183,9 @@ def _apply_outlier_rule(traces: list[Trace]) -> None:
     """Make the recorded outlier classes exactly what the documented rule finds in the files."""
     calls = [c for t in traces for c in t.calls]
     median_latency = statistics.median(c.latency_us for c in calls)
-    visible_costs = [c.cost_usd for t in traces if t.fmt.startswith("native") for c in t.calls if c.cost_usd is not None]
+    visible_costs = [
+        c.cost_usd for t in traces if t.fmt.startswith("native") for c in t.calls if c.cost_usd is not None
+    ]
     median_cost = statistics.median(visible_costs) if visible_costs else None
     for trace in traces:
         for call in trace.calls:
@@ -957,8 +1193,12 @@ def _apply_outlier_rule(traces: list[Trace]) -> None:
             if call.latency_us > OUTLIER_FACTOR * median_latency:
                 call.failures.add("latency_outlier")
             call.failures.discard("cost_outlier")
-            if trace.fmt.startswith("native") and call.cost_usd is not None and median_cost \
-                    and call.cost_usd > OUTLIER_FACTOR * median_cost:
+            if (
+                trace.fmt.startswith("native")
+                and call.cost_usd is not None
+                and median_cost
+                and call.cost_usd > OUTLIER_FACTOR * median_cost
+            ):
                 call.failures.add("cost_outlier")
 
 
@@ -1005,8 +1245,14 @@ def native_record(trace: Trace, call: Call, package_hashes: Mapping[str, str]) -
     record["escalated"] = call.escalated
     if call.correction is not None:
         record["correction"] = call.correction
-    record.update({"retries": call.retries, "fallback": call.fallback,
-                   "environment": "production", "app_version": trace.app_version})
+    record.update(
+        {
+            "retries": call.retries,
+            "fallback": call.fallback,
+            "environment": "production",
+            "app_version": trace.app_version,
+        }
+    )
     return record
 
 
@@ -1023,7 +1269,11 @@ def _otlp_lines(traces: list[Trace], kind: str, seed: int, day: date, workflow: 
     while i < len(traces):
         # The batch span processor exports a few traces at a time; one resource (region) per request.
         batch = traces[i : i + rng.randint(1, 6)]
-        batch = [t for j, t in enumerate(batch) if all(u.segment["region"] == batch[0].segment["region"] for u in batch[: j + 1])]
+        batch = [
+            t
+            for j, t in enumerate(batch)
+            if all(u.segment["region"] == batch[0].segment["region"] for u in batch[: j + 1])
+        ]
         i += len(batch)
         request = genai_request(batch, spelling) if kind == "otlp_genai" else openinference_request(batch)
         lines.append(json.dumps(request, ensure_ascii=False, separators=(",", ":")))
@@ -1103,8 +1353,9 @@ def generate(
     for day in day_list:
         folder = out / day.isoformat()
         if folder.is_dir() and any(folder.iterdir()) and not overwrite:
-            raise UserError(f"{folder} already holds files; pass --overwrite to replace the generated ones",
-                            file=str(folder))
+            raise UserError(
+                f"{folder} already holds files; pass --overwrite to replace the generated ones", file=str(folder)
+            )
     hashes = dict(package_hashes or {})
     format_plan = _format_plan(seed, day_list)
     users = {w: _users(seed, w, scale) for w in WORKFLOWS}
@@ -1138,36 +1389,66 @@ def generate(
                 group = by_format[fmt]
                 name = FILE_NAMES[fmt].format(workflow=workflow)
                 if fmt.startswith("native"):
-                    lines = [json.dumps(native_record(t, c, hashes), ensure_ascii=False)
-                             for t in group for c in t.calls]
+                    lines = [
+                        json.dumps(native_record(t, c, hashes), ensure_ascii=False) for t in group for c in t.calls
+                    ]
                 else:
                     lines = _otlp_lines(group, fmt, seed, day, workflow)
                 _write_bytes(folder / name, _encode(lines, gz=fmt == "native_gz"))
                 relative = f"{day.isoformat()}/{name}"
-                files.append({"path": relative, "format": SOURCE_FORMAT[fmt], "gzip": fmt == "native_gz",
-                              "lines": len(lines), "calls": sum(len(t.calls) for t in group)})
+                files.append(
+                    {
+                        "path": relative,
+                        "format": SOURCE_FORMAT[fmt],
+                        "gzip": fmt == "native_gz",
+                        "lines": len(lines),
+                        "calls": sum(len(t.calls) for t in group),
+                    }
+                )
                 for trace in group:
                     for call in trace.calls:
                         failures = sorted(call.failures)
-                        calls_out.append({
-                            "span_id": call.span_id, "trace_id": trace.trace_id, "workflow": workflow,
-                            "prompt_version": call.version_id, "day": day.isoformat(), "file": relative,
-                            "source_format": SOURCE_FORMAT[fmt], "failures": failures, "intent": call.intent,
-                            "expected": call.expected, "pii": sorted(call.pii),
-                        })
+                        calls_out.append(
+                            {
+                                "span_id": call.span_id,
+                                "trace_id": trace.trace_id,
+                                "workflow": workflow,
+                                "prompt_version": call.version_id,
+                                "day": day.isoformat(),
+                                "file": relative,
+                                "source_format": SOURCE_FORMAT[fmt],
+                                "failures": failures,
+                                "intent": call.intent,
+                                "expected": call.expected,
+                                "pii": sorted(call.pii),
+                            }
+                        )
                         per_day = calls_per_day.setdefault(workflow, {}).setdefault(call.version_id, {})
                         per_day[day.isoformat()] = per_day.get(day.isoformat(), 0) + 1
-                        day_counts = counts.setdefault(workflow, {}).setdefault(call.version_id, {}).setdefault(day.isoformat(), {})
+                        day_counts = (
+                            counts.setdefault(workflow, {})
+                            .setdefault(call.version_id, {})
+                            .setdefault(day.isoformat(), {})
+                        )
                         for failure in failures:
                             day_counts[failure] = day_counts.get(failure, 0) + 1
                             totals[workflow][failure] = totals[workflow].get(failure, 0) + 1
     truth = {
-        "seed": seed, "days": days, "scale": scale, "start_date": start.isoformat(),
-        "failure_classes": list(FAILURE_CLASSES), "rules": FAILURE_RULES, "rates": FAILURE_RATES,
-        "outlier_factor": OUTLIER_FACTOR, "refusal_pattern": REFUSAL_PATTERN,
+        "seed": seed,
+        "days": days,
+        "scale": scale,
+        "start_date": start.isoformat(),
+        "failure_classes": list(FAILURE_CLASSES),
+        "rules": FAILURE_RULES,
+        "rates": FAILURE_RATES,
+        "outlier_factor": OUTLIER_FACTOR,
+        "refusal_pattern": REFUSAL_PATTERN,
         "clarification_pattern": CLARIFICATION_PATTERN,
-        "files": files, "calls_per_day": calls_per_day, "counts": counts,
-        "totals": {w: dict(sorted(t.items())) for w, t in totals.items()}, "calls": calls_out,
+        "files": files,
+        "calls_per_day": calls_per_day,
+        "counts": counts,
+        "totals": {w: dict(sorted(t.items())) for w, t in totals.items()},
+        "calls": calls_out,
     }
     _write_bytes(out / GROUND_TRUTH_FILE, json.dumps(truth, ensure_ascii=False, sort_keys=True).encode("utf-8"))
     return truth
@@ -1201,8 +1482,9 @@ def align_label_history(registry_root: str | Path, truth: Mapping[str, Any]) -> 
                 moved[event["event_id"]] = event["ts"]
         if not moved:
             continue
-        events_file.write_text("".join(json.dumps(e, sort_keys=True, ensure_ascii=False) + "\n" for e in events),
-                               encoding="utf-8")
+        events_file.write_text(
+            "".join(json.dumps(e, sort_keys=True, ensure_ascii=False) + "\n" for e in events), encoding="utf-8"
+        )
         labels_file = events_file.with_name("labels.json")
         if labels_file.exists():
             current = json.loads(labels_file.read_text(encoding="utf-8"))

@@ -120,6 +120,7 @@ def simulate_traffic(
     errors = 0
     day = datetime.now(UTC).strftime("%Y-%m-%d")
     with TraceLogger(landing=landing) as logger:
+
         def serve(i: int) -> tuple[str, str]:
             item = inputs[i % len(inputs)]
             user_id = f"sim_{seed}_{i:06d}"
@@ -132,8 +133,13 @@ def simulate_traffic(
                 price_in, price_out = prices[resolved.model]
                 cost = (usage["input_tokens"] * price_in + usage["output_tokens"] * price_out) / 1_000_000
             logger.log(
-                resolved, messages=messages, variables=item.variables, segment=item.segment, user_id=user_id,
-                session_id=f"sess_{seed}_{i:06d}", cost_usd=cost,
+                resolved,
+                messages=messages,
+                variables=item.variables,
+                segment=item.segment,
+                user_id=user_id,
+                session_id=f"sess_{seed}_{i:06d}",
+                cost_usd=cost,
                 **{k: v for k, v in result.items() if v is not None},
             )
             return resolved.version_id, result["status"]
@@ -144,5 +150,12 @@ def simulate_traffic(
                 errors += status != "ok"
     openai_client.close()
     files = sorted(str(p) for p in (Path(landing) / day).glob("traces-*.jsonl"))
-    return TrafficSummary(prompt_id=prompt_id, requests=requests, by_version=dict(by_version), errors=errors,
-                          inputs=len(inputs), landing_files=files, day=day)
+    return TrafficSummary(
+        prompt_id=prompt_id,
+        requests=requests,
+        by_version=dict(by_version),
+        errors=errors,
+        inputs=len(inputs),
+        landing_files=files,
+        day=day,
+    )

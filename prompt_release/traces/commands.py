@@ -57,6 +57,8 @@ def render(summary: IngestSummary) -> str:
     header = ["format", "files"] + [label for _, label in _COLUMNS]
     table = [header] + [[name, str(c.files)] + [f"{getattr(c, key):,}" for key, _ in _COLUMNS] for name, c in rows]
     widths = [max(len(r[i]) for r in table) for i in range(len(header))]
-    lines = ["  ".join(cell.rjust(w) if i else cell.ljust(w) for i, (cell, w) in enumerate(zip(r, widths))) for r in table]
+    lines = [
+        "  ".join(cell.rjust(w) if i else cell.ljust(w) for i, (cell, w) in enumerate(zip(r, widths))) for r in table
+    ]
     lines.append(f"accounting: {summary.accounting}")
     return "\n".join(lines)

@@ -122,8 +122,9 @@ def ingest_paths(
     for group in _groups(files):
         if len(group) > 1:
             try:
-                for file_summary in _optimistic(lambda check, group=group: _ingest_group(
-                        warehouse, group, format, progress, check)):
+                for file_summary in _optimistic(
+                    lambda check, group=group: _ingest_group(warehouse, group, format, progress, check)
+                ):
                     summary.record(file_summary)
                 continue
             except _FileFailed:
@@ -162,14 +163,20 @@ def _groups(files: list[Path]) -> Iterator[list[Path]]:
         yield group
 
 
-def _ingest_group(warehouse: str | os.PathLike | None, group: list[Path], format: str,
-                  progress: Progress | None, check_duplicates: bool) -> list[FileSummary]:
+def _ingest_group(
+    warehouse: str | os.PathLike | None,
+    group: list[Path],
+    format: str,
+    progress: Progress | None,
+    check_duplicates: bool,
+) -> list[FileSummary]:
     summaries = []
     with write_transaction(warehouse) as con:
         for path in group:
             try:
-                summaries.append(ingest_file(con, path, format=format, progress=progress,
-                                             check_duplicates=check_duplicates))
+                summaries.append(
+                    ingest_file(con, path, format=format, progress=progress, check_duplicates=check_duplicates)
+                )
             except duckdb.ConstraintException:
                 raise  # a repeated record_key: _optimistic runs the group again with the duplicate pass
             except Exception as exc:
@@ -262,9 +269,17 @@ def ingest_file(
     con.execute(
         "INSERT INTO ingest_files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
-            summary.source_file, summary.format, summary.lines_read, summary.blank_lines,
-            summary.records, summary.stored, summary.duplicates, summary.rejected,
-            summary.non_call_spans, summary.prompt_version_missing, ingested_at,
+            summary.source_file,
+            summary.format,
+            summary.lines_read,
+            summary.blank_lines,
+            summary.records,
+            summary.stored,
+            summary.duplicates,
+            summary.rejected,
+            summary.non_call_spans,
+            summary.prompt_version_missing,
+            ingested_at,
         ],
     ).fetchall()
     return summary
@@ -315,7 +330,9 @@ class _FileContext:
         self.reject(
             line_number,
             f"line is {whole[0]:,} bytes, longer than the limit of {limit:,} ({config.ENV_INGEST_MAX_LINE_BYTES})",
-            None, head, whole,
+            None,
+            head,
+            whole,
         )
 
     def flush_rejects(self) -> None:
@@ -369,7 +386,9 @@ def _chunk_table(chunk: LineChunk, context: _FileContext) -> pa.Table:
     offsets[n] = chunk.ends[-1] if n else 0
     # the last value must not run past the newline-inclusive region; ends[-1] excludes CR/LF
     lines = pa.LargeBinaryArray.from_buffers(
-        pa.large_binary(), n, [pa.py_buffer(np.packbits(valid, bitorder="little")), pa.py_buffer(offsets), pa.py_buffer(chunk.data)]
+        pa.large_binary(),
+        n,
+        [pa.py_buffer(np.packbits(valid, bitorder="little")), pa.py_buffer(offsets), pa.py_buffer(chunk.data)],
     )
     try:
         text = lines.cast(pa.large_string())
@@ -405,7 +424,7 @@ def _ingest_native(context: _FileContext) -> None:
     skip_stored = context.check_duplicates or con.execute("SELECT EXISTS (SELECT 1 FROM traces)").fetchall()[0][0]
     reader = context.lines(reuse_buffers=True)
     # A file of one chunk gains nothing from a reader thread, and starting one is most of a tiny file's time.
-    for chunk in (_prefetch(reader) if _size(context.path) > reader.chunk_bytes else reader):
+    for chunk in _prefetch(reader) if _size(context.path) > reader.chunk_bytes else reader:
         rejected_before = summary.rejected
         blank_before = summary.blank_lines
         table = _chunk_table(chunk, context)
@@ -437,7 +456,9 @@ _UNKNOWN_SAMPLE = 2000  # lines per chunk whose keys seed the fast parse
 _UNKNOWN_MAX = 64  # beyond this many distinct unknown keys, lines with new ones go the careful way
 
 
-def _native_fast(con, unknown: list[str], params: dict, check_duplicates: bool, skip_stored: bool) -> tuple[int, list[int]]:
+def _native_fast(
+    con, unknown: list[str], params: dict, check_duplicates: bool, skip_stored: bool
+) -> tuple[int, list[int]]:
     """Insert the surely-acceptable lines of a registered chunk; return (inserted,
     line numbers left for the careful path). `skip_stored`: leave out keys already in traces."""
     _learn_unknown(con, "_native_lines", f"LIMIT {_UNKNOWN_SAMPLE}", unknown)
@@ -454,7 +475,9 @@ def _native_fast(con, unknown: list[str], params: dict, check_duplicates: bool, 
 
     con.create_function(native.FAST_DEFER, defer, ["BIGINT"], "BOOLEAN", side_effects=True)
     try:
-        inserted = con.execute(native.fast_insert_sql("_native_lines", unknown, bool(skip), skip_stored), params).fetchall()[0][0]
+        inserted = con.execute(
+            native.fast_insert_sql("_native_lines", unknown, bool(skip), skip_stored), params
+        ).fetchall()[0][0]
     finally:
         _release(con.remove_function, native.FAST_DEFER)
         if skip:
@@ -478,7 +501,9 @@ def _learn_unknown(con, source: str, clause: str, unknown: list[str]) -> None:
             taken.add(key.lower())
 
 
-def _native_careful(context: _FileContext, chunk: LineChunk, table: pa.Table, lines: list[int] | None, params: dict) -> int:
+def _native_careful(
+    context: _FileContext, chunk: LineChunk, table: pa.Table, lines: list[int] | None, params: dict
+) -> int:
     """Check and insert lines of the chunk with the careful path (all lines when
     `lines` is None); record rejects with their reasons; return rows inserted.
 
@@ -492,8 +517,10 @@ def _native_careful(context: _FileContext, chunk: LineChunk, table: pa.Table, li
     inserted = 0
     for start in range(0, len(numbers), _CAREFUL_ROWS):
         part = numbers[start : start + _CAREFUL_ROWS]
-        source = (f"(SELECT ln, line FROM _native_lines WHERE ln BETWEEN {part[0]} AND {part[-1]} "
-                  f"AND list_contains({_int_list(part)}, ln))")
+        source = (
+            f"(SELECT ln, line FROM _native_lines WHERE ln BETWEEN {part[0]} AND {part[-1]} "
+            f"AND list_contains({_int_list(part)}, ln))"
+        )
         checked = f"({native.check_sql(source)}) AS checked"
         inserted += context.con.execute(native.insert_sql(checked), params).fetchall()[0][0]
         for ln, jtype, field, reason in context.con.execute(native.rejects_sql(checked)).fetchall():

@@ -77,10 +77,14 @@ _TYPE_INDEX = {key: i + 1 for i, key in enumerate(TYPE_PATHS)}  # DuckDB lists a
 # a value of the wrong type comes out NULL, which is fine: such lines are rejected
 TRANSFORM: dict[str, object] = {
     key: (
-        "JSON" if types is None or types[0] in ("OBJECT", "ARRAY")
-        else "DOUBLE" if types == NUMBER
-        else "BIGINT" if types == INTEGER
-        else "BOOLEAN" if types == ("BOOLEAN",)
+        "JSON"
+        if types is None or types[0] in ("OBJECT", "ARRAY")
+        else "DOUBLE"
+        if types == NUMBER
+        else "BIGINT"
+        if types == INTEGER
+        else "BOOLEAN"
+        if types == ("BOOLEAN",)
         else "VARCHAR"
     )
     for key, (types, _, _) in FIELDS.items()
@@ -129,21 +133,35 @@ def _checks() -> list[tuple[str, str, str]]:
         if types is not None:
             allowed = ", ".join(_sql_str(t) for t in types)
             checks.append(
-                (f"{_present(key)} AND json_type({_full(key)}) NOT IN ({allowed})", key, f"field '{key}' must be {kind}")
+                (
+                    f"{_present(key)} AND json_type({_full(key)}) NOT IN ({allowed})",
+                    key,
+                    f"field '{key}' must be {kind}",
+                )
             )
     for key, types in NESTED.items():
         allowed = ", ".join(_sql_str(t) for t in (*types, "NULL"))
-        kind = "an integer" if types == INTEGER else f"an {types[0].lower()}" if types[0] == "OBJECT" else f"an {types[0].lower()}"
-        checks.append((f"coalesce(json_type(line, '$.{key}') NOT IN ({allowed}), false)", key, f"field '{key}' must be {kind}"))
+        kind = (
+            "an integer"
+            if types == INTEGER
+            else f"an {types[0].lower()}"
+            if types[0] == "OBJECT"
+            else f"an {types[0].lower()}"
+        )
+        checks.append(
+            (f"coalesce(json_type(line, '$.{key}') NOT IN ({allowed}), false)", key, f"field '{key}' must be {kind}")
+        )
     for key in FINITE:
         # JSON has no NaN/Infinity, but DuckDB's parser takes them (and 1e400 overflows to inf):
         # one such value would make every aggregate over the column inf or NaN
-        checks.append((
-            f"{_present(key)} AND json_type({_full(key)}) IN ('DOUBLE', 'BIGINT', 'UBIGINT') "
-            f"AND NOT coalesce(isfinite(try_cast(json_extract_string(line, '$.\"{key}\"') AS DOUBLE)), false)",
-            key,
-            f"field '{key}' must be a finite number (not NaN, Infinity or out of range)",
-        ))
+        checks.append(
+            (
+                f"{_present(key)} AND json_type({_full(key)}) IN ('DOUBLE', 'BIGINT', 'UBIGINT') "
+                f"AND NOT coalesce(isfinite(try_cast(json_extract_string(line, '$.\"{key}\"') AS DOUBLE)), false)",
+                key,
+                f"field '{key}' must be a finite number (not NaN, Infinity or out of range)",
+            )
+        )
     checks += [
         (
             f"NOT regexp_full_match(json_extract_string(line, '$.prompt_version'), {_sql_str(VERSION_ID_PATTERN)})",
@@ -262,29 +280,29 @@ SELECT
     j.prompt_version,
     j.package_hash,
     j.model,
-    CASE WHEN {_t('input.messages')} = 'ARRAY' THEN j.input.messages END,
-    CASE WHEN {_t('input.variables')} = 'OBJECT' THEN j.input.variables END,
-    CASE WHEN {_t('output')} = 'VARCHAR' THEN j.output->>'$'
-        WHEN {_t('output')} IN ('-', 'NULL') THEN NULL ELSE CAST(j.output AS VARCHAR) END,
-    CASE WHEN {_t('tool_calls')} = 'ARRAY' THEN {tool_calls} END,
+    CASE WHEN {_t("input.messages")} = 'ARRAY' THEN j.input.messages END,
+    CASE WHEN {_t("input.variables")} = 'OBJECT' THEN j.input.variables END,
+    CASE WHEN {_t("output")} = 'VARCHAR' THEN j.output->>'$'
+        WHEN {_t("output")} IN ('-', 'NULL') THEN NULL ELSE CAST(j.output AS VARCHAR) END,
+    CASE WHEN {_t("tool_calls")} = 'ARRAY' THEN {tool_calls} END,
     j.finish_reason,
     CASE WHEN j.status IS NOT NULL THEN j.status
-        WHEN {_t('error')} IN ('-', 'NULL') THEN 'ok'
-        WHEN {_t('error')} = 'BOOLEAN' THEN CASE WHEN CAST(j.error AS BOOLEAN) THEN 'error' ELSE 'ok' END
+        WHEN {_t("error")} IN ('-', 'NULL') THEN 'ok'
+        WHEN {_t("error")} = 'BOOLEAN' THEN CASE WHEN CAST(j.error AS BOOLEAN) THEN 'error' ELSE 'ok' END
         ELSE 'error' END,
-    CASE WHEN {_t('error')} = 'VARCHAR' THEN j.error->>'$'
-        WHEN {_t('error')} = 'OBJECT' THEN coalesce(j.error->>'$.type', j.error->>'$.message', CAST(j.error AS VARCHAR))
-        WHEN {_t('error')} IN ('-', 'NULL', 'BOOLEAN') THEN NULL ELSE CAST(j.error AS VARCHAR) END,
+    CASE WHEN {_t("error")} = 'VARCHAR' THEN j.error->>'$'
+        WHEN {_t("error")} = 'OBJECT' THEN coalesce(j.error->>'$.type', j.error->>'$.message', CAST(j.error AS VARCHAR))
+        WHEN {_t("error")} IN ('-', 'NULL', 'BOOLEAN') THEN NULL ELSE CAST(j.error AS VARCHAR) END,
     j.latency_ms,
     j.usage.input_tokens,
     j.usage.output_tokens,
     j.cost_usd,
     CAST(j.session_id AS VARCHAR),
     CAST(j.user_id AS VARCHAR),
-    CASE WHEN {_t('segment')} = 'OBJECT' THEN j.segment END,
+    CASE WHEN {_t("segment")} = 'OBJECT' THEN j.segment END,
     CASE WHEN j.feedback = 'up' THEN 1.0 WHEN j.feedback = 'down' THEN -1.0 ELSE try_cast(j.feedback AS DOUBLE) END,
     j.escalated,
-    CASE WHEN {_t('correction')} NOT IN ('-', 'NULL') THEN j.correction END,
+    CASE WHEN {_t("correction")} NOT IN ('-', 'NULL') THEN j.correction END,
     CAST(j.retries AS INTEGER),
     j.fallback,
     nullif(json_merge_patch(line, {drop_known}), '{{}}'),
@@ -485,45 +503,45 @@ WITH parsed AS (
     FROM {source} WHERE line IS NOT NULL {skip}
 ), named AS (
     SELECT *,
-        CASE WHEN {_is_str(_f('prompt_version'))} THEN {text('prompt_version')} END AS prompt_version,
-        try_cast(CASE WHEN {_is_str(_f('timestamp'))} THEN {text('timestamp')} END AS TIMESTAMPTZ) AS ts_record,
-        coalesce({ident('span_id')}, sha256(CAST(try(json(line)) AS VARCHAR))) AS record_key
+        CASE WHEN {_is_str(_f("prompt_version"))} THEN {text("prompt_version")} END AS prompt_version,
+        try_cast(CASE WHEN {_is_str(_f("timestamp"))} THEN {text("timestamp")} END AS TIMESTAMPTZ) AS ts_record,
+        coalesce({ident("span_id")}, sha256(CAST(try(json(line)) AS VARCHAR))) AS record_key
     FROM parsed
 )
 SELECT
-    {ident('span_id')},
-    {ident('trace_id')},
-    {ident('parent_span_id')},
+    {ident("span_id")},
+    {ident("trace_id")},
+    {ident("parent_span_id")},
     {ts},
     CAST(timezone('UTC', {ts}) AS DATE),
     CASE WHEN ts_record IS NOT NULL THEN 'record' WHEN $day_ts IS NOT NULL THEN 'day_folder' ELSE 'ingest_time' END,
-    {text('workflow')},
+    {text("workflow")},
     split_part(prompt_version, ':', 1),
     prompt_version,
-    {text('package_hash')},
-    {text('model')},
+    {text("package_hash")},
+    {text("model")},
     j.input.messages,
     j.input.variables,
-    CASE WHEN {_is_str(_f('output'))} THEN {text('output')} ELSE {_f('output')} END,
+    CASE WHEN {_is_str(_f("output"))} THEN {text("output")} ELSE {_f("output")} END,
     CASE WHEN j.tool_calls IS NOT NULL THEN {tool_calls} END,
-    {text('finish_reason')},
-    CASE WHEN j.status IS NOT NULL THEN {text('status')}
-        WHEN j.error IS NULL OR {_f('error')} = 'false' THEN 'ok' ELSE 'error' END,
-    CASE WHEN {_is_str(_f('error'))} THEN {text('error')}
-        WHEN starts_with({_f('error')}, '{{') THEN coalesce(j.error->>'$.type', j.error->>'$.message', {_f('error')})
-        WHEN {_f('error')} IN ('true', 'false') THEN NULL ELSE {_f('error')} END,
-    CAST({_f('latency_ms')} AS DOUBLE),
+    {text("finish_reason")},
+    CASE WHEN j.status IS NOT NULL THEN {text("status")}
+        WHEN j.error IS NULL OR {_f("error")} = 'false' THEN 'ok' ELSE 'error' END,
+    CASE WHEN {_is_str(_f("error"))} THEN {text("error")}
+        WHEN starts_with({_f("error")}, '{{') THEN coalesce(j.error->>'$.type', j.error->>'$.message', {_f("error")})
+        WHEN {_f("error")} IN ('true', 'false') THEN NULL ELSE {_f("error")} END,
+    CAST({_f("latency_ms")} AS DOUBLE),
     CAST(CAST(j.usage.input_tokens AS VARCHAR) AS BIGINT),
     CAST(CAST(j.usage.output_tokens AS VARCHAR) AS BIGINT),
-    CAST({_f('cost_usd')} AS DOUBLE),
-    {ident('session_id')},
-    {ident('user_id')},
+    CAST({_f("cost_usd")} AS DOUBLE),
+    {ident("session_id")},
+    {ident("user_id")},
     j.segment,
-    CASE WHEN {_f('feedback')} = '"up"' THEN 1.0 WHEN {_f('feedback')} = '"down"' THEN -1.0 ELSE CAST({_f('feedback')} AS DOUBLE) END,
-    CAST({_f('escalated')} AS BOOLEAN),
+    CASE WHEN {_f("feedback")} = '"up"' THEN 1.0 WHEN {_f("feedback")} = '"down"' THEN -1.0 ELSE CAST({_f("feedback")} AS DOUBLE) END,
+    CAST({_f("escalated")} AS BOOLEAN),
     j.correction,
-    CAST({_f('retries')} AS INTEGER),
-    CAST({_f('fallback')} AS BOOLEAN),
+    CAST({_f("retries")} AS INTEGER),
+    CAST({_f("fallback")} AS BOOLEAN),
     {attributes},
     'native',
     $source_file,

@@ -57,20 +57,33 @@ except ImportError:  # pragma: no cover
     def _dumps(value: Any) -> str:
         return json.dumps(value, default=str)
 
+
 CALL_OPERATIONS = {"chat", "text_completion", "generate_content", "completion"}
 
 # attributes turned into columns (not repeated in `attributes`)
 _CONSUMED = {
-    "gen_ai.input.messages", "gen_ai.output.messages", "gen_ai.system_instructions",
-    "gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens", "gen_ai.usage.prompt_tokens",
-    "gen_ai.usage.completion_tokens", "gen_ai.conversation.id", "llm.token_count.prompt",
-    "llm.token_count.completion", "session.id", "user.id", "enduser.id", "llm.prompt_template.variables",
-    "input.value", "output.value",
+    "gen_ai.input.messages",
+    "gen_ai.output.messages",
+    "gen_ai.system_instructions",
+    "gen_ai.usage.input_tokens",
+    "gen_ai.usage.output_tokens",
+    "gen_ai.usage.prompt_tokens",
+    "gen_ai.usage.completion_tokens",
+    "gen_ai.conversation.id",
+    "llm.token_count.prompt",
+    "llm.token_count.completion",
+    "session.id",
+    "user.id",
+    "enduser.id",
+    "llm.prompt_template.variables",
+    "input.value",
+    "output.value",
 }
 _FLAT_MESSAGES = re.compile(r"^llm\.(input|output)_messages\.")
 
 
 # ---------------------------------------------------------------- decoding
+
 
 def attr_value(value: Any) -> Any:
     """Python value of an OTLP/JSON AnyValue."""
@@ -126,8 +139,21 @@ def _ns(value: Any) -> int | None:
 
 
 class Span:
-    __slots__ = ("trace_id", "span_id", "parent_span_id", "name", "attrs", "events", "status_code",
-                 "status_message", "start_ns", "end_ns", "line", "resource", "scope")
+    __slots__ = (
+        "trace_id",
+        "span_id",
+        "parent_span_id",
+        "name",
+        "attrs",
+        "events",
+        "status_code",
+        "status_message",
+        "start_ns",
+        "end_ns",
+        "line",
+        "resource",
+        "scope",
+    )
 
     def __init__(self, raw: dict, line: int, resource: dict, scope: str | None) -> None:
         self.trace_id = raw.get("traceId")
@@ -136,7 +162,8 @@ class Span:
         self.name = raw.get("name")
         self.attrs = attributes(raw.get("attributes"))
         self.events = [
-            (e.get("name"), attributes(e.get("attributes")), e.get("body")) for e in raw.get("events") or []
+            (e.get("name"), attributes(e.get("attributes")), e.get("body"))
+            for e in raw.get("events") or []
             if isinstance(e, dict)
         ]
         status = raw.get("status") or {}
@@ -162,6 +189,7 @@ class Span:
 
 
 # ---------------------------------------------------------------- messages
+
 
 def _tool_call(name: Any, arguments: Any, call_id: Any = None) -> dict:
     args = arguments
@@ -216,7 +244,7 @@ def _flat_messages(attrs: dict, prefix: str) -> list[tuple[dict, list[dict]]]:
     for key, value in attrs.items():
         if not key.startswith(head):
             continue
-        index, _, rest = key[len(head):].partition(".")
+        index, _, rest = key[len(head) :].partition(".")
         if index.isdigit():
             found.setdefault(int(index), {})[rest] = value
     messages = []
@@ -233,7 +261,8 @@ def _flat_messages(attrs: dict, prefix: str) -> list[tuple[dict, list[dict]]]:
             if m:
                 texts[int(m.group(1))] = str(value)
         tool_calls = [
-            _tool_call(c.get("function.name"), c.get("function.arguments"), c.get("id")) for _, c in sorted(calls.items())
+            _tool_call(c.get("function.name"), c.get("function.arguments"), c.get("id"))
+            for _, c in sorted(calls.items())
         ]
         content = fields.get("message.content")
         if content is None and texts:
@@ -265,19 +294,24 @@ def _event_messages(span: Span) -> tuple[list[dict], list[dict], str | None]:
         if isinstance(body, dict):
             payload.update(_as_dict(attr_value(body)))
         if name in _EVENT_ROLES:
-            message, _ = _parts_message({
-                "role": payload.get("role") or _EVENT_ROLES[name],
-                "content": _maybe_json(payload.get("content")) if payload.get("content") is not None else None,
-                "tool_calls": _as_list(_maybe_json(payload.get("tool_calls"))),
-            })
+            message, _ = _parts_message(
+                {
+                    "role": payload.get("role") or _EVENT_ROLES[name],
+                    "content": _maybe_json(payload.get("content")) if payload.get("content") is not None else None,
+                    "tool_calls": _as_list(_maybe_json(payload.get("tool_calls"))),
+                }
+            )
             if payload.get("id"):
                 message["tool_call_id"] = payload["id"]
             inputs.append(message)
         elif name == "gen_ai.choice":
             raw = _as_dict(_maybe_json(payload.get("message")))
             if not raw:
-                raw = {"role": "assistant", "content": payload.get("content"),
-                       "tool_calls": _as_list(_maybe_json(payload.get("tool_calls")))}
+                raw = {
+                    "role": "assistant",
+                    "content": payload.get("content"),
+                    "tool_calls": _as_list(_maybe_json(payload.get("tool_calls"))),
+                }
             raw.setdefault("role", "assistant")
             message, _ = _parts_message({**raw, "tool_calls": _as_list(_maybe_json(raw.get("tool_calls")))})
             outputs.append(message)
@@ -300,6 +334,7 @@ def _as_list(value: Any) -> list:
 
 
 # ---------------------------------------------------------------- rows
+
 
 def _ancestors(span: Span, index: dict[tuple[str, str], Span]) -> Iterator[Span]:
     """The span itself, then its parent, grandparent... within the same trace (cycle-safe)."""
@@ -338,7 +373,7 @@ def prompt_identity(chain: list[Span]) -> tuple[str | None, str | None]:
                 return str(pid), full
         if pid and is_name(str(pid)):
             # the id without a usable version here: a version further up may complete it
-            for upper in chain[chain.index(span) + 1:]:
+            for upper in chain[chain.index(span) + 1 :]:
                 v = upper.attrs.get("gen_ai.prompt.version") or upper.attrs.get("llm.prompt_template.version")
                 if v is not None and is_bare_version(str(v).strip()):
                     return str(pid), f"{pid}:v{str(v).strip().removeprefix('v')}"
@@ -486,37 +521,49 @@ def call_row(span: Span, fmt: str, index: dict, day_ts: datetime | None, ingeste
     ts_source = "record" if ts else ("day_folder" if day_ts else "ingest_time")
     ts = ts or day_ts or ingested_at
     latency = (span.end_ns - span.start_ns) / 1e6 if span.start_ns and span.end_ns else None
-    return _checked({
-        "span_id": span.span_id,
-        "trace_id": span.trace_id,
-        "parent_span_id": span.parent_span_id,
-        "ts": ts,
-        "ts_source": ts_source,
-        "workflow": workflow,
-        "prompt_id": prompt_id if prompt_version else None,
-        "prompt_version": prompt_version,
-        "package_hash": _first(chain, "gen_ai.prompt.package_hash", "prompt.package_hash", "package_hash"),
-        # OpenInference error spans carry the model only in the invocation parameters.
-        "model": a.get("gen_ai.response.model") or a.get("gen_ai.request.model") or a.get("llm.model_name")
-        or (invocation.get("model") if isinstance(invocation, dict) else None),
-        "input_messages": _dumps(input_messages) if input_messages else None,
-        "variables": _dumps(variables) if isinstance(variables, dict) else None,
-        "output": output if output is None or isinstance(output, str) else _dumps(output),
-        "tool_calls": _dumps(tool_calls) if tool_calls else None,
-        "finish_reason": finish,
-        "status": status,
-        "error_type": None if error_type is None else str(error_type),
-        "latency_ms": latency,
-        "input_tokens": _int(a.get("gen_ai.usage.input_tokens", a.get("gen_ai.usage.prompt_tokens", a.get("llm.token_count.prompt")))),
-        "output_tokens": _int(a.get("gen_ai.usage.output_tokens", a.get("gen_ai.usage.completion_tokens", a.get("llm.token_count.completion")))),
-        "cost_usd": _float(a.get("llm.cost.total", a.get("gen_ai.usage.cost"))),
-        "session_id": _str(_first(chain, "gen_ai.conversation.id", "session.id")),
-        "user_id": _str(_first(chain, "user.id", "enduser.id")),
-        "attributes": _dumps(extra) if extra else None,
-        "source_format": fmt,
-        "source_line": span.line,
-        "record_key": span.span_id,
-    }, span)
+    return _checked(
+        {
+            "span_id": span.span_id,
+            "trace_id": span.trace_id,
+            "parent_span_id": span.parent_span_id,
+            "ts": ts,
+            "ts_source": ts_source,
+            "workflow": workflow,
+            "prompt_id": prompt_id if prompt_version else None,
+            "prompt_version": prompt_version,
+            "package_hash": _first(chain, "gen_ai.prompt.package_hash", "prompt.package_hash", "package_hash"),
+            # OpenInference error spans carry the model only in the invocation parameters.
+            "model": a.get("gen_ai.response.model")
+            or a.get("gen_ai.request.model")
+            or a.get("llm.model_name")
+            or (invocation.get("model") if isinstance(invocation, dict) else None),
+            "input_messages": _dumps(input_messages) if input_messages else None,
+            "variables": _dumps(variables) if isinstance(variables, dict) else None,
+            "output": output if output is None or isinstance(output, str) else _dumps(output),
+            "tool_calls": _dumps(tool_calls) if tool_calls else None,
+            "finish_reason": finish,
+            "status": status,
+            "error_type": None if error_type is None else str(error_type),
+            "latency_ms": latency,
+            "input_tokens": _int(
+                a.get("gen_ai.usage.input_tokens", a.get("gen_ai.usage.prompt_tokens", a.get("llm.token_count.prompt")))
+            ),
+            "output_tokens": _int(
+                a.get(
+                    "gen_ai.usage.output_tokens",
+                    a.get("gen_ai.usage.completion_tokens", a.get("llm.token_count.completion")),
+                )
+            ),
+            "cost_usd": _float(a.get("llm.cost.total", a.get("gen_ai.usage.cost"))),
+            "session_id": _str(_first(chain, "gen_ai.conversation.id", "session.id")),
+            "user_id": _str(_first(chain, "user.id", "enduser.id")),
+            "attributes": _dumps(extra) if extra else None,
+            "source_format": fmt,
+            "source_line": span.line,
+            "record_key": span.span_id,
+        },
+        span,
+    )
 
 
 def _str(value: Any) -> str | None:
@@ -524,14 +571,33 @@ def _str(value: Any) -> str | None:
 
 
 ROW_TYPES = {
-    "span_id": pa.string(), "trace_id": pa.string(), "parent_span_id": pa.string(),
-    "ts": pa.timestamp("us", tz="UTC"), "ts_source": pa.string(), "workflow": pa.string(),
-    "prompt_id": pa.string(), "prompt_version": pa.string(), "package_hash": pa.string(),
-    "model": pa.string(), "input_messages": pa.string(), "variables": pa.string(), "output": pa.string(),
-    "tool_calls": pa.string(), "finish_reason": pa.string(), "status": pa.string(), "error_type": pa.string(),
-    "latency_ms": pa.float64(), "input_tokens": pa.int64(), "output_tokens": pa.int64(), "cost_usd": pa.float64(),
-    "session_id": pa.string(), "user_id": pa.string(), "attributes": pa.string(), "source_format": pa.string(),
-    "source_line": pa.int64(), "record_key": pa.string(),
+    "span_id": pa.string(),
+    "trace_id": pa.string(),
+    "parent_span_id": pa.string(),
+    "ts": pa.timestamp("us", tz="UTC"),
+    "ts_source": pa.string(),
+    "workflow": pa.string(),
+    "prompt_id": pa.string(),
+    "prompt_version": pa.string(),
+    "package_hash": pa.string(),
+    "model": pa.string(),
+    "input_messages": pa.string(),
+    "variables": pa.string(),
+    "output": pa.string(),
+    "tool_calls": pa.string(),
+    "finish_reason": pa.string(),
+    "status": pa.string(),
+    "error_type": pa.string(),
+    "latency_ms": pa.float64(),
+    "input_tokens": pa.int64(),
+    "output_tokens": pa.int64(),
+    "cost_usd": pa.float64(),
+    "session_id": pa.string(),
+    "user_id": pa.string(),
+    "attributes": pa.string(),
+    "source_format": pa.string(),
+    "source_line": pa.int64(),
+    "record_key": pa.string(),
 }
 
 INSERT_SQL = """
@@ -604,8 +670,12 @@ def ingest_otlp(context) -> None:
             _collect(document, 1, spans, context)
         else:
             summary.records += 1
-            context.reject(1, "not an OTLP ExportTraceServiceRequest (no resourceSpans list)", "resourceSpans",
-                           _dumps(document).encode())
+            context.reject(
+                1,
+                "not an OTLP ExportTraceServiceRequest (no resourceSpans list)",
+                "resourceSpans",
+                _dumps(document).encode(),
+            )
         _store(spans, context)
         return
     for chunk in context.lines():
@@ -633,8 +703,12 @@ def ingest_otlp(context) -> None:
             ):
                 summary.records += 1
                 what = "an object" if isinstance(request, dict) else type(request).__name__
-                context.reject(ln, f"not an OTLP ExportTraceServiceRequest ({what} without a resourceSpans list)",
-                               "resourceSpans", raw)
+                context.reject(
+                    ln,
+                    f"not an OTLP ExportTraceServiceRequest ({what} without a resourceSpans list)",
+                    "resourceSpans",
+                    raw,
+                )
                 continue
             _collect(request, ln, spans, context)
         context.report(chunk.first_line + len(chunk) - 1)
@@ -657,15 +731,21 @@ def _store(spans: list[Span], context) -> None:
         except _SPAN_ERRORS as exc:
             # an attribute of a shape no instrumentation should send: the span is
             # rejected, the rest of the file stored
-            context.reject(span.line, f"span attributes could not be read as an LLM call ({type(exc).__name__}: {exc})",
-                           "attributes", _span_raw(span))
+            context.reject(
+                span.line,
+                f"span attributes could not be read as an LLM call ({type(exc).__name__}: {exc})",
+                "attributes",
+                _span_raw(span),
+            )
     if not rows:
         return
     table = pa.table({name: pa.array([r[name] for r in rows], kind) for name, kind in ROW_TYPES.items()})
     con = context.con
     con.register("_otlp_rows", table)
     try:
-        inserted = con.execute(INSERT_SQL, {"source_file": str(context.path), "ingested_at": context.ingested_at}).fetchall()[0][0]
+        inserted = con.execute(
+            INSERT_SQL, {"source_file": str(context.path), "ingested_at": context.ingested_at}
+        ).fetchall()[0][0]
     finally:
         try:
             con.unregister("_otlp_rows")
@@ -685,8 +765,9 @@ _SPAN_ERRORS = (TypeError, ValueError, AttributeError, KeyError, IndexError, Ove
 
 def _span_raw(span: Span) -> bytes:
     try:
-        return _dumps({"traceId": span.trace_id, "spanId": span.span_id, "name": span.name,
-                       "attributes": span.attrs}).encode()
+        return _dumps(
+            {"traceId": span.trace_id, "spanId": span.span_id, "name": span.name, "attributes": span.attrs}
+        ).encode()
     except _SPAN_ERRORS:
         return repr(span.attrs).encode()
 
@@ -735,8 +816,12 @@ def _span_problem(raw: Any) -> tuple[str, str] | None:
             return f"span field '{key}' is missing or not a string", key
     if not isinstance(raw.get("attributes", []), list):
         return "span field 'attributes' must be a list of {key, value}", "attributes"
-    for key, kind, name in (("parentSpanId", str, "a string"), ("name", str, "a string"),
-                            ("status", dict, "an object"), ("events", list, "a list of events")):
+    for key, kind, name in (
+        ("parentSpanId", str, "a string"),
+        ("name", str, "a string"),
+        ("status", dict, "an object"),
+        ("events", list, "a list of events"),
+    ):
         value = raw.get(key)
         if value is not None and not isinstance(value, kind):
             return f"span field '{key}' must be {name}", key

@@ -42,8 +42,18 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-def _span(trace_id: str, span_id: str, parent: str | None, name: str, kind: int, start_ns: int, end_ns: int,
-          attributes: dict[str, Any], status: dict | None = None, events: list | None = None) -> dict:
+def _span(
+    trace_id: str,
+    span_id: str,
+    parent: str | None,
+    name: str,
+    kind: int,
+    start_ns: int,
+    end_ns: int,
+    attributes: dict[str, Any],
+    status: dict | None = None,
+    events: list | None = None,
+) -> dict:
     span = {
         "traceId": trace_id,
         "spanId": span_id,
@@ -62,23 +72,31 @@ def _span(trace_id: str, span_id: str, parent: str | None, name: str, kind: int,
 
 def _error_parts(call) -> tuple[dict, list]:
     status = {"code": STATUS_ERROR, "message": call.error_message or call.error_type}
-    events = [{
-        "timeUnixNano": str(call.end_ns),
-        "name": "exception",
-        "attributes": _attrs({"exception.type": call.error_type, "exception.message": call.error_message}),
-    }]
+    events = [
+        {
+            "timeUnixNano": str(call.end_ns),
+            "name": "exception",
+            "attributes": _attrs({"exception.type": call.error_type, "exception.message": call.error_message}),
+        }
+    ]
     return status, events
 
 
 def _resource(trace) -> dict:
-    return {"attributes": _attrs({
-        "service.name": f"{trace.workflow.replace('_', '-')}-service",
-        "service.version": trace.app_version,
-        "deployment.environment": "production",
-        "cloud.region": {"eu": "eu-west-1", "us": "us-east-1", "apac": "ap-southeast-2"}[trace.segment["region"]],
-        "telemetry.sdk.language": "python",
-        "telemetry.sdk.name": "opentelemetry",
-    })}
+    return {
+        "attributes": _attrs(
+            {
+                "service.name": f"{trace.workflow.replace('_', '-')}-service",
+                "service.version": trace.app_version,
+                "deployment.environment": "production",
+                "cloud.region": {"eu": "eu-west-1", "us": "us-east-1", "apac": "ap-southeast-2"}[
+                    trace.segment["region"]
+                ],
+                "telemetry.sdk.language": "python",
+                "telemetry.sdk.name": "opentelemetry",
+            }
+        )
+    }
 
 
 # ---------------------------------------------------------------- GenAI semconv
@@ -88,7 +106,9 @@ def _genai_message(message: dict) -> dict:
     role = message["role"]
     parts: list[dict] = []
     if role == "tool":
-        parts.append({"type": "tool_call_response", "id": message.get("tool_call_id"), "response": message.get("content")})
+        parts.append(
+            {"type": "tool_call_response", "id": message.get("tool_call_id"), "response": message.get("content")}
+        )
         return {"role": "tool", "parts": parts}
     if message.get("content"):
         parts.append({"type": "text", "content": message["content"]})
@@ -113,7 +133,9 @@ def _genai_chat_span(trace, call, prompt_version_text: str) -> dict:
         "gen_ai.request.temperature": call.temperature,
         "gen_ai.request.max_tokens": call.max_tokens,
         "server.address": "api.openai.com",
-        "gen_ai.system_instructions": _dumps([{"type": "text", "content": m["content"]} for m in system]) if system else None,
+        "gen_ai.system_instructions": _dumps([{"type": "text", "content": m["content"]} for m in system])
+        if system
+        else None,
         "gen_ai.input.messages": _dumps([_genai_message(m) for m in rest]),
     }
     status = events = None
@@ -125,17 +147,38 @@ def _genai_chat_span(trace, call, prompt_version_text: str) -> dict:
         if call.output is not None:
             parts.append({"type": "text", "content": call.output})
         for tool_call in call.tool_calls:
-            parts.append({"type": "tool_call", "id": tool_call["id"], "name": tool_call["name"], "arguments": tool_call["arguments"]})
-        attributes.update({
-            "gen_ai.response.model": call.model,
-            "gen_ai.response.id": call.response_id,
-            "gen_ai.response.finish_reasons": [call.finish_reason],
-            "gen_ai.usage.input_tokens": call.input_tokens,
-            "gen_ai.usage.output_tokens": call.output_tokens,
-            "gen_ai.output.messages": _dumps([{"role": "assistant", "parts": parts, "finish_reason": call.finish_reason}]),
-        })
-    return _span(trace.trace_id, call.span_id, call.parent_span_id, f"chat {call.model}", SPAN_KIND_CLIENT,
-                 call.start_ns, call.end_ns, attributes, status, events)
+            parts.append(
+                {
+                    "type": "tool_call",
+                    "id": tool_call["id"],
+                    "name": tool_call["name"],
+                    "arguments": tool_call["arguments"],
+                }
+            )
+        attributes.update(
+            {
+                "gen_ai.response.model": call.model,
+                "gen_ai.response.id": call.response_id,
+                "gen_ai.response.finish_reasons": [call.finish_reason],
+                "gen_ai.usage.input_tokens": call.input_tokens,
+                "gen_ai.usage.output_tokens": call.output_tokens,
+                "gen_ai.output.messages": _dumps(
+                    [{"role": "assistant", "parts": parts, "finish_reason": call.finish_reason}]
+                ),
+            }
+        )
+    return _span(
+        trace.trace_id,
+        call.span_id,
+        call.parent_span_id,
+        f"chat {call.model}",
+        SPAN_KIND_CLIENT,
+        call.start_ns,
+        call.end_ns,
+        attributes,
+        status,
+        events,
+    )
 
 
 def genai_request(traces: list, prompt_version_text) -> dict:
@@ -158,33 +201,65 @@ def genai_request(traces: list, prompt_version_text) -> dict:
             "app.customer.region": trace.segment["region"],
         }
         if trace.tool_definitions:
-            root_attrs.update({
-                "gen_ai.operation.name": "invoke_agent",
-                "gen_ai.agent.name": trace.workflow,
-                "gen_ai.tool.definitions": _dumps(trace.tool_definitions),
-            })
+            root_attrs.update(
+                {
+                    "gen_ai.operation.name": "invoke_agent",
+                    "gen_ai.agent.name": trace.workflow,
+                    "gen_ai.tool.definitions": _dumps(trace.tool_definitions),
+                }
+            )
             name = f"invoke_agent {trace.workflow}"
         else:
             name = f"{trace.workflow}.handle"
-        app_spans.append(_span(trace.trace_id, trace.root_span_id, None, name, SPAN_KIND_INTERNAL,
-                               trace.start_ns, trace.end_ns, root_attrs))
+        app_spans.append(
+            _span(
+                trace.trace_id,
+                trace.root_span_id,
+                None,
+                name,
+                SPAN_KIND_INTERNAL,
+                trace.start_ns,
+                trace.end_ns,
+                root_attrs,
+            )
+        )
         for call in trace.calls:
             instr_spans.append(_genai_chat_span(trace, call, version))
         for run in trace.tool_runs:
-            app_spans.append(_span(trace.trace_id, run.span_id, trace.root_span_id, f"execute_tool {run.name}",
-                                   SPAN_KIND_INTERNAL, run.start_ns, run.end_ns, {
-                                       "gen_ai.operation.name": "execute_tool",
-                                       "gen_ai.tool.name": run.name,
-                                       "gen_ai.tool.call.id": run.call_id,
-                                       "gen_ai.tool.type": "function",
-                                   }))
-    return {"resourceSpans": [{
-        "resource": _resource(traces[0]),
-        "scopeSpans": [
-            {"scope": {"name": f"{traces[0].workflow}.app", "version": traces[0].app_version}, "spans": app_spans},
-            {"scope": {"name": "opentelemetry.instrumentation.openai_v2", "version": "2.1b0"}, "spans": instr_spans},
-        ],
-    }]}
+            app_spans.append(
+                _span(
+                    trace.trace_id,
+                    run.span_id,
+                    trace.root_span_id,
+                    f"execute_tool {run.name}",
+                    SPAN_KIND_INTERNAL,
+                    run.start_ns,
+                    run.end_ns,
+                    {
+                        "gen_ai.operation.name": "execute_tool",
+                        "gen_ai.tool.name": run.name,
+                        "gen_ai.tool.call.id": run.call_id,
+                        "gen_ai.tool.type": "function",
+                    },
+                )
+            )
+    return {
+        "resourceSpans": [
+            {
+                "resource": _resource(traces[0]),
+                "scopeSpans": [
+                    {
+                        "scope": {"name": f"{traces[0].workflow}.app", "version": traces[0].app_version},
+                        "spans": app_spans,
+                    },
+                    {
+                        "scope": {"name": "opentelemetry.instrumentation.openai_v2", "version": "2.1b0"},
+                        "spans": instr_spans,
+                    },
+                ],
+            }
+        ]
+    }
 
 
 # ---------------------------------------------------------------- OpenInference
@@ -227,17 +302,35 @@ def _oi_llm_span(trace, call) -> dict:
         out_message: dict[str, Any] = {"role": "assistant", "content": call.output}
         if call.tool_calls:
             out_message["tool_calls"] = [
-                {"id": c["id"], "function": {"name": c["name"], "arguments": c["arguments"] if isinstance(c["arguments"], str) else _dumps(c["arguments"])}}
+                {
+                    "id": c["id"],
+                    "function": {
+                        "name": c["name"],
+                        "arguments": c["arguments"] if isinstance(c["arguments"], str) else _dumps(c["arguments"]),
+                    },
+                }
                 for c in call.tool_calls
             ]
         attributes.update(_oi_messages("llm.output_messages", [out_message]))
-        attributes.update({
-            "llm.token_count.prompt": call.input_tokens,
-            "llm.token_count.completion": call.output_tokens,
-            "llm.token_count.total": call.input_tokens + call.output_tokens,
-        })
-    return _span(trace.trace_id, call.span_id, call.parent_span_id, "ChatCompletion", SPAN_KIND_INTERNAL,
-                 call.start_ns, call.end_ns, attributes, status, events)
+        attributes.update(
+            {
+                "llm.token_count.prompt": call.input_tokens,
+                "llm.token_count.completion": call.output_tokens,
+                "llm.token_count.total": call.input_tokens + call.output_tokens,
+            }
+        )
+    return _span(
+        trace.trace_id,
+        call.span_id,
+        call.parent_span_id,
+        "ChatCompletion",
+        SPAN_KIND_INTERNAL,
+        call.start_ns,
+        call.end_ns,
+        attributes,
+        status,
+        events,
+    )
 
 
 def openinference_request(traces: list) -> dict:
@@ -245,25 +338,51 @@ def openinference_request(traces: list) -> dict:
     spans: list[dict] = []
     for trace in traces:
         kind = "AGENT" if trace.tool_definitions else "CHAIN"
-        spans.append(_span(trace.trace_id, trace.root_span_id, None, trace.workflow, SPAN_KIND_INTERNAL,
-                           trace.start_ns, trace.end_ns, {
-                               "openinference.span.kind": kind,
-                               "workflow": trace.workflow,
-                               "session.id": trace.session_id,
-                               "user.id": trace.user_id,
-                               "metadata": _dumps({"tier": trace.segment["tier"], "region": trace.segment["region"]}),
-                           }))
+        spans.append(
+            _span(
+                trace.trace_id,
+                trace.root_span_id,
+                None,
+                trace.workflow,
+                SPAN_KIND_INTERNAL,
+                trace.start_ns,
+                trace.end_ns,
+                {
+                    "openinference.span.kind": kind,
+                    "workflow": trace.workflow,
+                    "session.id": trace.session_id,
+                    "user.id": trace.user_id,
+                    "metadata": _dumps({"tier": trace.segment["tier"], "region": trace.segment["region"]}),
+                },
+            )
+        )
         for call in trace.calls:
             spans.append(_oi_llm_span(trace, call))
         for run in trace.tool_runs:
-            spans.append(_span(trace.trace_id, run.span_id, trace.root_span_id, run.name, SPAN_KIND_INTERNAL,
-                               run.start_ns, run.end_ns, {
-                                   "openinference.span.kind": "TOOL",
-                                   "tool.name": run.name,
-                                   "input.value": run.arguments_text,
-                                   "output.value": run.result,
-                               }))
-    return {"resourceSpans": [{
-        "resource": _resource(traces[0]),
-        "scopeSpans": [{"scope": {"name": "openinference.instrumentation.openai", "version": "0.1.18"}, "spans": spans}],
-    }]}
+            spans.append(
+                _span(
+                    trace.trace_id,
+                    run.span_id,
+                    trace.root_span_id,
+                    run.name,
+                    SPAN_KIND_INTERNAL,
+                    run.start_ns,
+                    run.end_ns,
+                    {
+                        "openinference.span.kind": "TOOL",
+                        "tool.name": run.name,
+                        "input.value": run.arguments_text,
+                        "output.value": run.result,
+                    },
+                )
+            )
+    return {
+        "resourceSpans": [
+            {
+                "resource": _resource(traces[0]),
+                "scopeSpans": [
+                    {"scope": {"name": "openinference.instrumentation.openai", "version": "0.1.18"}, "spans": spans}
+                ],
+            }
+        ]
+    }

@@ -36,18 +36,24 @@ def add_commands(subparsers: argparse._SubParsersAction, common: argparse.Argume
         "blocks the pipeline; --live reads the live file instead.",
     )
     sql.add_argument("query", metavar="QUERY", help="SQL text, or - to read it from stdin")
-    sql.add_argument("--format", choices=("table", "csv", "json"), default="table",
-                     help="output format (default: table)")
-    sql.add_argument("--live", action="store_true",
-                     help="query the live warehouse file read-only (waits for a running write)")
-    sql.add_argument("--max-rows", type=int, default=100, metavar="N",
-                     help="rows shown by --format table (0: all; default 100)")
+    sql.add_argument(
+        "--format", choices=("table", "csv", "json"), default="table", help="output format (default: table)"
+    )
+    sql.add_argument(
+        "--live", action="store_true", help="query the live warehouse file read-only (waits for a running write)"
+    )
+    sql.add_argument(
+        "--max-rows", type=int, default=100, metavar="N", help="rows shown by --format table (0: all; default 100)"
+    )
     sql.set_defaults(func=run_sql, opens_warehouse="existing")
 
     # added to the `prompts` group that registry.commands made (listed before this module in cli.py)
     sync = subparsers.choices["prompts"].subcommands.add_parser(
-        "sync", parents=[common], help="mirror versions and label events into the warehouse",
-        description="mirror versions and label events into the warehouse")
+        "sync",
+        parents=[common],
+        help="mirror versions and label events into the warehouse",
+        description="mirror versions and label events into the warehouse",
+    )
     sync.add_argument("--json", action="store_true", help="machine-readable output")
     # sync writes the mirror: like ingest, it may create the warehouse.
     sync.set_defaults(func=cmd_sync)
@@ -81,9 +87,12 @@ def run_sql(args: argparse.Namespace) -> int:
         raise UserError("empty query")
     lag = None if args.live else snapshot_lag_s(args.warehouse)
     if lag is not None:
-        print(f"note: the live warehouse changed {lag:.0f}s after the analyst snapshot "
-              "(a write is running); results are as of the last completed write, "
-              "--live for the latest", file=sys.stderr)
+        print(
+            f"note: the live warehouse changed {lag:.0f}s after the analyst snapshot "
+            "(a write is running); results are as of the last completed write, "
+            "--live for the latest",
+            file=sys.stderr,
+        )
     con = analyst_connection(args.warehouse, live=args.live)
     try:
         try:

@@ -29,15 +29,20 @@ def existing_warehouse(explicit: str | Path | None = None) -> Path | str:
     lake = lake_backend.lake_for(explicit)
     if lake is not None:
         if not lake_backend.exists(lake):
-            raise UserError(f"no warehouse in the lake {lake.uri} (from {config.warehouse_source(explicit)}): "
-                            "run `make demo` or `prompt-release ingest PATH` to create one", field=lake.setting)
+            raise UserError(
+                f"no warehouse in the lake {lake.uri} (from {config.warehouse_source(explicit)}): "
+                "run `make demo` or `prompt-release ingest PATH` to create one",
+                field=lake.setting,
+            )
         return lake.uri
     path = config.warehouse_path(explicit)
     if not is_local_file(path) or path.exists():
         return path
-    raise UserError(f"no warehouse at {str(path)!r} (from {config.warehouse_source(explicit)}): "
-                    "run `make demo` or `prompt-release ingest PATH` to create one, or pass --warehouse "
-                    "with an existing file")
+    raise UserError(
+        f"no warehouse at {str(path)!r} (from {config.warehouse_source(explicit)}): "
+        "run `make demo` or `prompt-release ingest PATH` to create one, or pass --warehouse "
+        "with an existing file"
+    )
 
 
 @contextmanager

@@ -107,9 +107,12 @@ def template() -> Template:
     con = duckdb.connect()
     try:
         migrate(con)
-        names = [r[0] for r in con.execute(
-            "SELECT table_name FROM duckdb_tables() WHERE database_name = 'memory' ORDER BY table_oid"
-        ).fetchall()]
+        names = [
+            r[0]
+            for r in con.execute(
+                "SELECT table_name FROM duckdb_tables() WHERE database_name = 'memory' ORDER BY table_oid"
+            ).fetchall()
+        ]
         keys: dict[str, tuple[str, ...]] = {}
         for table, _kind, cols in con.execute(
             "SELECT table_name, constraint_type, constraint_column_names FROM duckdb_constraints() "
@@ -121,13 +124,17 @@ def template() -> Template:
         for name in names:
             columns = con.execute(
                 "SELECT column_name, data_type, comment FROM duckdb_columns() "
-                "WHERE table_name = ? AND database_name = 'memory' ORDER BY column_index", [name]
+                "WHERE table_name = ? AND database_name = 'memory' ORDER BY column_index",
+                [name],
             ).fetchall()
             casts = ", ".join(f"CAST({_quote_ident(c)} AS {t}) AS {_quote_ident(c)}" for c, t, _ in columns)
             schema = con.sql(f"SELECT * FROM {_quote_ident(name)} LIMIT 0").to_arrow_table().schema
             tables[name] = TableSpec(name, schema, casts, keys.get(name, ()), PARTITIONS.get(name))
-            comments += [f"COMMENT ON COLUMN {_quote_ident(name)}.{_quote_ident(c)} IS {_literal(note)}"
-                         for c, _, note in columns if note]
+            comments += [
+                f"COMMENT ON COLUMN {_quote_ident(name)}.{_quote_ident(c)} IS {_literal(note)}"
+                for c, _, note in columns
+                if note
+            ]
         for name, note in con.execute(
             "SELECT table_name, comment FROM duckdb_tables() WHERE comment IS NOT NULL AND database_name = 'memory'"
         ).fetchall():
@@ -144,7 +151,8 @@ def template() -> Template:
                 f"COMMENT ON COLUMN {_quote_ident(view)}.{_quote_ident(c)} IS {_literal(n)}"
                 for c, n in con.execute(
                     "SELECT column_name, comment FROM duckdb_columns() WHERE table_name = ? "
-                    "AND database_name = 'memory' AND comment IS NOT NULL ORDER BY column_index", [view]
+                    "AND database_name = 'memory' AND comment IS NOT NULL ORDER BY column_index",
+                    [view],
                 ).fetchall()
             ]
         return Template(tables, views, tuple(comments))
@@ -184,8 +192,7 @@ def _check_credentials(lake: config.LakeLocation) -> None:
         ("AWS_ACCESS_KEY_ID" in options and "AWS_SECRET_ACCESS_KEY" in options) or "AWS_PROFILE" in options
     ):
         raise UserError(
-            f"no credentials for {lake.uri}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
-            "(or AWS_PROFILE)",
+            f"no credentials for {lake.uri}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE)",
             field=lake.setting,
         )
 
@@ -194,8 +201,9 @@ def exists(lake: config.LakeLocation) -> bool:
     """Whether the lake holds a warehouse (its schema_version table is written last on creation)."""
     _check_credentials(lake)
     try:
-        return _deltalake().DeltaTable.is_deltatable(lake.table_uri("schema_version"),
-                                                     storage_options=lake.storage_options())
+        return _deltalake().DeltaTable.is_deltatable(
+            lake.table_uri("schema_version"), storage_options=lake.storage_options()
+        )
     except Exception as exc:
         raise _store_error(lake, exc) from exc
 
@@ -287,15 +295,22 @@ def _create_tables(lake: config.LakeLocation, tpl: Template) -> None:
         versions = scratch.sql("SELECT * FROM schema_version").to_arrow_table()
     finally:
         scratch.close()
-    for name, spec in [*((n, s) for n, s in tpl.tables.items() if n != "schema_version"),
-                       ("schema_version", tpl.tables["schema_version"])]:
+    for name, spec in [
+        *((n, s) for n, s in tpl.tables.items() if n != "schema_version"),
+        ("schema_version", tpl.tables["schema_version"]),
+    ]:
         uri = lake.table_uri(name)
         data = versions.cast(spec.schema) if name == "schema_version" else spec.schema.empty_table()
         try:
             if dl.DeltaTable.is_deltatable(uri, storage_options=options):
                 continue
-            dl.write_deltalake(uri, data, mode="error", storage_options=options,
-                               partition_by=[spec.partition] if spec.partition else None)
+            dl.write_deltalake(
+                uri,
+                data,
+                mode="error",
+                storage_options=options,
+                partition_by=[spec.partition] if spec.partition else None,
+            )
         except Exception as exc:
             if dl.DeltaTable.is_deltatable(uri, storage_options=options):
                 continue  # another process created it first
@@ -417,9 +432,13 @@ def staged_transaction(lake: config.LakeLocation) -> Iterator[duckdb.DuckDBPyCon
 
 def _refuse_unknown_tables(con: duckdb.DuckDBPyConnection, lake: config.LakeLocation) -> None:
     # a table the body made up would vanish at the end of the transaction; say so instead
-    extra = [name for (name,) in con.execute(
-        "SELECT table_name FROM duckdb_tables() WHERE database_name = 'memory' AND NOT temporary"
-    ).fetchall() if name not in template().tables]
+    extra = [
+        name
+        for (name,) in con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE database_name = 'memory' AND NOT temporary"
+        ).fetchall()
+        if name not in template().tables
+    ]
     if extra:
         con.execute("ROLLBACK")
         raise UserError(
@@ -467,8 +486,7 @@ def _options(snapshot: Snapshot) -> dict[str, str]:
 def _append(snapshot: Snapshot, spec: TableSpec, rows: pa.Table) -> None:
     dl = _deltalake()
     # appends never conflict with other commits; delta-rs retries the version race itself
-    dl.write_deltalake(snapshot.lake.table_uri(spec.name), rows, mode="append",
-                       storage_options=_options(snapshot))
+    dl.write_deltalake(snapshot.lake.table_uri(spec.name), rows, mode="append", storage_options=_options(snapshot))
 
 
 def _partition_predicate(column: str, values: list, alias: str = "") -> str:
@@ -495,8 +513,11 @@ def _merge(snapshot: Snapshot, spec: TableSpec, upserts: pa.Table, delete_keys: 
     source = upserts.append_column("__op", pa.array(["upsert"] * upserts.num_rows, pa.string()))
     if delete_keys is not None and delete_keys.num_rows:
         upsert_keys = set(zip(*(upserts[k].to_pylist() for k in spec.key), strict=True))
-        gone = [i for i, key in enumerate(zip(*(delete_keys[k].to_pylist() for k in spec.key), strict=True))
-                if key not in upsert_keys]
+        gone = [
+            i
+            for i, key in enumerate(zip(*(delete_keys[k].to_pylist() for k in spec.key), strict=True))
+            if key not in upsert_keys
+        ]
         if gone:
             dead = delete_keys.take(pa.array(gone, pa.int64()))
             filler = {
@@ -504,18 +525,19 @@ def _merge(snapshot: Snapshot, spec: TableSpec, upserts: pa.Table, delete_keys: 
                 for c in spec.schema.names
             }
             dead_rows = pa.table(filler, schema=spec.schema).append_column(
-                "__op", pa.array(["delete"] * len(gone), pa.string()))
+                "__op", pa.array(["delete"] * len(gone), pa.string())
+            )
             source = pa.concat_tables([source, dead_rows])
     if spec.partition:
         values = source[spec.partition].to_pylist()
-        on += f" AND t.{spec.partition} = s.{spec.partition} AND " + \
-            _partition_predicate(spec.partition, values, "t.")
+        on += f" AND t.{spec.partition} = s.{spec.partition} AND " + _partition_predicate(spec.partition, values, "t.")
     for attempt in range(1, _MERGE_ATTEMPTS + 1):
         table = dl.DeltaTable(snapshot.lake.table_uri(spec.name), storage_options=_options(snapshot))
         builder = table.merge(source, on, source_alias="s", target_alias="t")
         if delete_keys is not None:
             builder = builder.when_matched_delete(predicate="s.__op = 'delete'").when_matched_update_all(
-                predicate="s.__op = 'upsert'", except_cols=["__op"])
+                predicate="s.__op = 'upsert'", except_cols=["__op"]
+            )
         builder = builder.when_not_matched_insert_all(predicate="s.__op = 'upsert'", except_cols=["__op"])
         try:
             builder.execute()
@@ -534,7 +556,9 @@ def _replace_partitions(con, snapshot: Snapshot, spec: TableSpec, inserted: pa.T
     values = inserted[column].to_pylist() + deleted[column].to_pylist()
     predicate = _partition_predicate(column, values)
     columns = ", ".join(_quote_ident(c) for c in spec.schema.names)
-    rows = con.sql(f"SELECT {columns} FROM {_quote_ident(spec.name)} WHERE {predicate}").to_arrow_table().cast(spec.schema)
+    rows = (
+        con.sql(f"SELECT {columns} FROM {_quote_ident(spec.name)} WHERE {predicate}").to_arrow_table().cast(spec.schema)
+    )
     _overwrite(dl, snapshot, spec, rows, predicate)
 
 
@@ -585,8 +609,14 @@ def maintain(lake: config.LakeLocation, *, retention_hours: int = DEFAULT_RETENT
         except dl.exceptions.CommitFailedError:
             log.info("compaction of %s lost a race to a writer; left for the next run", name)
             metrics = {"numFilesAdded": 0, "numFilesRemoved": 0}
-        removed = table.vacuum(retention_hours=retention_hours, dry_run=False,
-                               enforce_retention_duration=retention_hours >= DEFAULT_RETENTION_HOURS)
-        done[name] = {"files_added": metrics.get("numFilesAdded", 0),
-                      "files_removed": metrics.get("numFilesRemoved", 0), "vacuumed": len(removed)}
+        removed = table.vacuum(
+            retention_hours=retention_hours,
+            dry_run=False,
+            enforce_retention_duration=retention_hours >= DEFAULT_RETENTION_HOURS,
+        )
+        done[name] = {
+            "files_added": metrics.get("numFilesAdded", 0),
+            "files_removed": metrics.get("numFilesRemoved", 0),
+            "vacuumed": len(removed),
+        }
     return done

@@ -23,7 +23,12 @@ from __future__ import annotations
 import duckdb
 
 HARD_FAILURE_CLASSES = (
-    "invalid_json", "schema_violation", "enum_violation", "unknown_tool", "tool_args_invalid", "unsafe_tool_call",
+    "invalid_json",
+    "schema_violation",
+    "enum_violation",
+    "unknown_tool",
+    "tool_args_invalid",
+    "unsafe_tool_call",
 )
 
 # The verdict of `contracts.checks` on a backtest result that is each class.
@@ -45,9 +50,7 @@ def hard_failure(status: str, hard_class: str) -> str:
     return f"(coalesce({status}, 'ok') = 'error' OR coalesce({hard_class}, FALSE))"
 
 
-BACKTEST_HARD_FAILURE = hard_failure(
-    "status", "(" + " OR ".join(dict.fromkeys(BACKTEST_HARD_CHECKS.values())) + ")"
-)
+BACKTEST_HARD_FAILURE = hard_failure("status", "(" + " OR ".join(dict.fromkeys(BACKTEST_HARD_CHECKS.values())) + ")")
 """Hard failure of one row of `backtest_results`."""
 
 SUCCESS = "(NOT hard AND NOT escalated AND NOT negative)"
@@ -122,7 +125,7 @@ GROUP BY day, prompt_version"""
 
 _VERSION_DAILY_COMMENTS = {
     None: "Daily quality, latency and cost per prompt version, computed from traces + failures with the "
-          "definitions of the version_metrics table (prompt_release/warehouse/metrics.py).",
+    "definitions of the version_metrics table (prompt_release/warehouse/metrics.py).",
     "day": "UTC day of the calls (traces.day)",
     "prompt_version": "Prompt version id <prompt_id>:v<semver>; calls without a known version are left out",
     "package_hash": "Most frequent package hash logged for the version that day",
@@ -137,7 +140,7 @@ _VERSION_DAILY_COMMENTS = {
     "negative_feedback": "Calls with feedback < 0",
     "p95_latency_ms": "95th percentile of call latency_ms (continuous quantile); p50 and p99 alike",
     "cost_per_success_usd": "Total cost_usd of the version that day / successes (NULL when cost was not logged "
-                            "or nothing succeeded)",
+    "or nothing succeeded)",
     "fallback_rate": "fallbacks / calls",
     "steps_per_trace": "Calls per trace: an agent taking extra steps shows here",
     "tool_calls_per_trace": "Tool calls the model made per trace",

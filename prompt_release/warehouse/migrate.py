@@ -50,9 +50,7 @@ def current_version(con: duckdb.DuckDBPyConnection) -> int:
     # connection, and the caller's next `con.sql(...)` would then be refused.
     # duckdb_tables() rather than information_schema.tables: the same answer
     # for a base table, without building the information_schema views.
-    exists = con.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'schema_version'"
-    ).fetchall()[0][0]
+    exists = con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'schema_version'").fetchall()[0][0]
     if not exists:
         return 0
     return con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchall()[0][0]

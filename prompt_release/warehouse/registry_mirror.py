@@ -20,8 +20,21 @@ from prompt_release.registry.store import RegistryStore
 from prompt_release.warehouse.connection import write_transaction
 
 _EVENT_COLUMNS = (
-    "event_id", "prompt_id", "ts", "action", "label", "from_version", "to_version", "package_hash",
-    "percent", "segments", "status", "reviewer", "actor", "reason", "gate_report_id",
+    "event_id",
+    "prompt_id",
+    "ts",
+    "action",
+    "label",
+    "from_version",
+    "to_version",
+    "package_hash",
+    "percent",
+    "segments",
+    "status",
+    "reviewer",
+    "actor",
+    "reason",
+    "gate_report_id",
 )
 
 
@@ -43,15 +56,34 @@ def version_rows(store: RegistryStore) -> list[tuple]:
         semver = parse_semver(p.version)
         rows.append(
             (
-                p.version_id, p.prompt_id, p.version, semver.major, semver.minor, semver.patch,
-                p.package_hash, p.status, p.registered, checks.get(p.version_id),
-                sorted(labels.get(p.version_id, [])), p.owner, p.reviewer, p.model,
-                _json(p.parameters), p.output_format, p.schema_path,
+                p.version_id,
+                p.prompt_id,
+                p.version,
+                semver.major,
+                semver.minor,
+                semver.patch,
+                p.package_hash,
+                p.status,
+                p.registered,
+                checks.get(p.version_id),
+                sorted(labels.get(p.version_id, [])),
+                p.owner,
+                p.reviewer,
+                p.model,
+                _json(p.parameters),
+                p.output_format,
+                p.schema_path,
                 _json([t.model_dump(mode="json") for t in p.tools]),
                 _json({k: v.model_dump(mode="json") for k, v in p.tool_policy.items()}),
-                list(p.required_variables), _json(p.release_policy.model_dump(mode="json")),
-                p.rollback_to, p.golden_set, p.change_reason, p.expected_behaviour_change,
-                p.template_text, lock.get(p.version_id, {}).get("registered_at"), now,
+                list(p.required_variables),
+                _json(p.release_policy.model_dump(mode="json")),
+                p.rollback_to,
+                p.golden_set,
+                p.change_reason,
+                p.expected_behaviour_change,
+                p.template_text,
+                lock.get(p.version_id, {}).get("registered_at"),
+                now,
             )
         )
     return rows
@@ -61,9 +93,7 @@ def event_rows(store: RegistryStore) -> list[tuple]:
     rows = []
     for prompt_id in store.prompt_ids():
         for event in store.read_events(prompt_id):
-            rows.append(
-                tuple(_json(event.get(c)) if c == "segments" else event.get(c) for c in _EVENT_COLUMNS)
-            )
+            rows.append(tuple(_json(event.get(c)) if c == "segments" else event.get(c) for c in _EVENT_COLUMNS))
     return rows
 
 

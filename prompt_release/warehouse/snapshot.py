@@ -156,9 +156,7 @@ def remove_stale(warehouse: str | os.PathLike) -> None:
         analyst_path(Path(warehouse)).unlink(missing_ok=True)
 
 
-def publish_snapshot(
-    warehouse: str | os.PathLike | None = None, *, lock_timeout_s: float | None = None
-) -> Path:
+def publish_snapshot(warehouse: str | os.PathLike | None = None, *, lock_timeout_s: float | None = None) -> Path:
     """Publish the snapshot now (waits for the write lock like any writer).
 
     For a warehouse written by something other than `write_transaction`, or
@@ -166,8 +164,9 @@ def publish_snapshot(
     and one publish at the end of a run instead.
     """
     if lake_backend.lake_for(warehouse) is not None:
-        raise UserError("a lake has no analyst snapshot to publish: readers see each table's last commit",
-                        field="--warehouse")
+        raise UserError(
+            "a lake has no analyst snapshot to publish: readers see each table's last commit", field="--warehouse"
+        )
     live = config.warehouse_path(warehouse)
     if not is_local_file(live):
         raise UserError("analyst snapshots are for local DuckDB files", file=live)

@@ -71,36 +71,58 @@ def _progress_logger(context: dg.AssetExecutionContext, every_percent: int = 10)
     description="Candidate vs baseline (default: production) on the newest golden dataset plus replayed "
     "production history, through the model endpoint; results in backtest_results.",
 )
-def backtest(context: dg.AssetExecutionContext, config: BacktestConfig, warehouse: WarehouseResource,
-             registry: RegistryResource, llm: LLMResource) -> dg.MaterializeResult:
-    settings = BacktestSettings(candidate=context.partition_key, baseline=config.baseline, dataset=config.dataset,
-                                history_days=config.history_days, history_size=config.history_size,
-                                samples=config.samples, max_tokens=config.max_tokens, max_usd=config.max_usd)
+def backtest(
+    context: dg.AssetExecutionContext,
+    config: BacktestConfig,
+    warehouse: WarehouseResource,
+    registry: RegistryResource,
+    llm: LLMResource,
+) -> dg.MaterializeResult:
+    settings = BacktestSettings(
+        candidate=context.partition_key,
+        baseline=config.baseline,
+        dataset=config.dataset,
+        history_days=config.history_days,
+        history_size=config.history_size,
+        samples=config.samples,
+        max_tokens=config.max_tokens,
+        max_usd=config.max_usd,
+    )
     has_spec = spec_path_for(registry.path, context.partition_key) is not None
-    stopping = None if config.full or not has_spec else AdaptiveGate(
-        load_spec_for(registry.path, context.partition_key))
+    stopping = (
+        None if config.full or not has_spec else AdaptiveGate(load_spec_for(registry.path, context.partition_key))
+    )
     with llm.endpoint(log=context.log.info) as llm_settings:
-        outcome = run_backtest(settings, registry_root=registry.path, warehouse=warehouse.path,
-                               llm_settings=llm_settings, progress=_progress_logger(context), log=context.log.info,
-                               stopping=stopping)
+        outcome = run_backtest(
+            settings,
+            registry_root=registry.path,
+            warehouse=warehouse.path,
+            llm_settings=llm_settings,
+            progress=_progress_logger(context),
+            log=context.log.info,
+            stopping=stopping,
+        )
     # Roles report different statistics (the judge's are not the arms'): one column per name seen.
     columns = list(dict.fromkeys(name for stats in outcome.summary.values() for name in stats))
-    table = md_table(["role", *columns],
-                     [(role, *(stats.get(name) for name in columns)) for role, stats in outcome.summary.items()])
-    return dg.MaterializeResult(metadata={
-        "run_id": outcome.run_id,
-        "status": outcome.status,
-        "baseline": outcome.baseline,
-        "dataset": outcome.dataset_version or "history only",
-        "cases": outcome.cases,
-        "calls_made": outcome.calls_made,
-        "calls_cached": outcome.calls_cached,
-        "calls_replayed": outcome.calls_replayed,
-        "calls_not_run_budget": outcome.calls_not_run,
-        "calls_saved": outcome.calls_saved,
-        "stopped": outcome.stop_reason or "ran the whole set",
-        "summary": dg.MetadataValue.md(table),
-    })
+    table = md_table(
+        ["role", *columns], [(role, *(stats.get(name) for name in columns)) for role, stats in outcome.summary.items()]
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "run_id": outcome.run_id,
+            "status": outcome.status,
+            "baseline": outcome.baseline,
+            "dataset": outcome.dataset_version or "history only",
+            "cases": outcome.cases,
+            "calls_made": outcome.calls_made,
+            "calls_cached": outcome.calls_cached,
+            "calls_replayed": outcome.calls_replayed,
+            "calls_not_run_budget": outcome.calls_not_run,
+            "calls_saved": outcome.calls_saved,
+            "stopped": outcome.stop_reason or "ran the whole set",
+            "summary": dg.MetadataValue.md(table),
+        }
+    )
 
 
 @dg.asset(
@@ -116,13 +138,15 @@ def behaviour_diff(context: dg.AssetExecutionContext, warehouse: WarehouseResour
     diff = write_behaviour_diff(run_id, warehouse=warehouse.path)
     overall = diff.filter(diff["group_kind"] == "all").to_dicts()
     overall = overall[0] if overall else {"cases": 0, "regressions": 0, "wins": 0}
-    return dg.MaterializeResult(metadata={
-        "run_id": run_id,
-        "regressions": int(overall["regressions"]),
-        "wins": int(overall["wins"]),
-        "cases": int(overall["cases"]),
-        "groups": dg.MetadataValue.md(diff_markdown(diff)),
-    })
+    return dg.MaterializeResult(
+        metadata={
+            "run_id": run_id,
+            "regressions": int(overall["regressions"]),
+            "wins": int(overall["wins"]),
+            "cases": int(overall["cases"]),
+            "groups": dg.MetadataValue.md(diff_markdown(diff)),
+        }
+    )
 
 
 # One check result per candidate partition, so the check's partitions show which candidates passed.
@@ -130,9 +154,12 @@ def behaviour_diff(context: dg.AssetExecutionContext, warehouse: WarehouseResour
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", dg.PreviewWarning)
     GATE_VERDICT_CHECK = dg.AssetCheckSpec(
-        "hard_gates_pass", asset="gate_report", partitions_def=CANDIDATES,
+        "hard_gates_pass",
+        asset="gate_report",
+        partitions_def=CANDIDATES,
         description="the candidate's verdict: passes on promote (every hard gate passes), warns on reject or "
-        "freeze; the result's description is the verdict line")
+        "freeze; the result's description is the verdict line",
+    )
 
 
 @dg.asset(
@@ -150,39 +177,48 @@ def gate_report(context: dg.AssetExecutionContext, warehouse: WarehouseResource,
     report = evaluate_run(run_id, load_spec_for(registry.path, candidate), warehouse=warehouse.path)
     hard = [g for g in report.gates if g.severity == "hard"]
     context.log.info(verdict_line(report))
-    yield dg.MaterializeResult(metadata={
-        # Verdict first: the UI lists metadata in this order.
-        "verdict": verdict_line(report),
-        "report": dg.MetadataValue.md(render_markdown(report)),
-        "report_id": report.report_id,
-        "html_report": dg.MetadataValue.url(Path(report.paths["html"]).resolve().as_uri()),
-        # Every candidate's newest verdict, so the asset page shows them all without opening a partition.
-        "all_candidates": dg.MetadataValue.md(verdicts_markdown(latest_verdicts(warehouse.path))),
-        "run_id": run_id,
-        "candidate_hash": report.candidate.hash,
-        "baseline": report.baseline.version,
-        "dataset": report.dataset.version or "history only",
-        "cases": report.n_cases,
-    })
+    yield dg.MaterializeResult(
+        metadata={
+            # Verdict first: the UI lists metadata in this order.
+            "verdict": verdict_line(report),
+            "report": dg.MetadataValue.md(render_markdown(report)),
+            "report_id": report.report_id,
+            "html_report": dg.MetadataValue.url(Path(report.paths["html"]).resolve().as_uri()),
+            # Every candidate's newest verdict, so the asset page shows them all without opening a partition.
+            "all_candidates": dg.MetadataValue.md(verdicts_markdown(latest_verdicts(warehouse.path))),
+            "run_id": run_id,
+            "candidate_hash": report.candidate.hash,
+            "baseline": report.baseline.version,
+            "dataset": report.dataset.version or "history only",
+            "cases": report.n_cases,
+        }
+    )
     # A verdict other than promote is a warning on this candidate, not an error of the pipeline.
     yield dg.AssetCheckResult(
         check_name="hard_gates_pass",
         passed=report.verdict == "promote",
         severity=dg.AssetCheckSeverity.WARN,
         description=verdict_line(report),
-        metadata={"verdict": report.verdict.upper(), "candidate": candidate,
-                  "gates": dg.MetadataValue.md("\n".join(f"- {g.metric}: {g.outcome}" for g in hard))},
+        metadata={
+            "verdict": report.verdict.upper(),
+            "candidate": candidate,
+            "gates": dg.MetadataValue.md("\n".join(f"- {g.metric}: {g.outcome}" for g in hard)),
+        },
     )
 
 
 evaluate_candidate = dg.define_asset_job(
-    "evaluate_candidate", selection=[backtest, behaviour_diff, gate_report],
+    "evaluate_candidate",
+    selection=[backtest, behaviour_diff, gate_report],
     description="Backtest one candidate, diff its behaviour, decide its gate report.",
 )
 
 
-@dg.sensor(job=evaluate_candidate, minimum_interval_seconds=60,
-           description="A new candidate version in the registry gets a partition and an evaluation run.")
+@dg.sensor(
+    job=evaluate_candidate,
+    minimum_interval_seconds=60,
+    description="A new candidate version in the registry gets a partition and an evaluation run.",
+)
 def candidate_sensor(context: dg.SensorEvaluationContext, registry: RegistryResource):
     seen: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
     found = open_candidates(Registry(registry.path))
@@ -203,24 +239,38 @@ def candidate_sensor(context: dg.SensorEvaluationContext, registry: RegistryReso
     kinds={"duckdb"},
     description="Drift: each production version's pass rate in its newest backtest vs the previous night's, "
     "with a Newcombe interval; flagged when it dropped (model, data or traffic changed under an unchanged prompt).",
-    check_specs=[dg.AssetCheckSpec("no_production_drift", asset="production_drift",
-                                   description="no production version's pass rate dropped significantly")],
+    check_specs=[
+        dg.AssetCheckSpec(
+            "no_production_drift",
+            asset="production_drift",
+            description="no production version's pass rate dropped significantly",
+        )
+    ],
 )
 def production_drift(warehouse: WarehouseResource):
     rows = drift_rows(warehouse.path)
     drifted = [r.version for r in rows if r.dropped]
-    yield dg.MaterializeResult(metadata={"drifted": len(drifted), "versions": dg.MetadataValue.md(drift_markdown(rows))})
-    yield dg.AssetCheckResult(check_name="no_production_drift", passed=not drifted,
-                              severity=dg.AssetCheckSeverity.WARN,
-                              metadata={"drifted_versions": ", ".join(drifted) or "none"})
+    yield dg.MaterializeResult(
+        metadata={"drifted": len(drifted), "versions": dg.MetadataValue.md(drift_markdown(rows))}
+    )
+    yield dg.AssetCheckResult(
+        check_name="no_production_drift",
+        passed=not drifted,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"drifted_versions": ", ".join(drifted) or "none"},
+    )
 
 
 nightly_drift_job = dg.define_asset_job("production_drift_job", selection=[production_drift])
 
 
-@dg.schedule(cron_schedule="0 3 * * *", job=evaluate_candidate, execution_timezone="UTC",
-             description="Nightly: re-run every open candidate's backtest on the newest golden version plus the "
-             "last 7 days of history (answers cached; new inputs are new calls).")
+@dg.schedule(
+    cron_schedule="0 3 * * *",
+    job=evaluate_candidate,
+    execution_timezone="UTC",
+    description="Nightly: re-run every open candidate's backtest on the newest golden version plus the "
+    "last 7 days of history (answers cached; new inputs are new calls).",
+)
 def nightly_backtests(context: dg.ScheduleEvaluationContext, registry: RegistryResource):
     night = context.scheduled_execution_time.strftime("%Y-%m-%d")
     candidates = sorted(open_candidates(Registry(registry.path)))
@@ -234,8 +284,11 @@ def nightly_backtests(context: dg.ScheduleEvaluationContext, registry: RegistryR
     return [dg.RunRequest(partition_key=c, run_key=f"nightly:{night}:{c}", run_config=full_set) for c in candidates]
 
 
-@dg.schedule(cron_schedule="30 4 * * *", job=nightly_drift_job, execution_timezone="UTC",
-             description="Nightly, after the backtests: flag a production version whose pass rate dropped.")
+@dg.schedule(
+    cron_schedule="30 4 * * *",
+    job=nightly_drift_job,
+    execution_timezone="UTC",
+    description="Nightly, after the backtests: flag a production version whose pass rate dropped.",
+)
 def nightly_drift(context: dg.ScheduleEvaluationContext):
     return dg.RunRequest(run_key=f"drift:{context.scheduled_execution_time:%Y-%m-%d}")
-

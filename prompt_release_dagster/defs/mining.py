@@ -15,14 +15,28 @@ from prompt_release_dagster.resources import WAREHOUSE_POOL, RegistryResource, W
 
 _GOLDEN_CHECKS = [
     dg.AssetCheckSpec("golden_not_empty", asset="golden_dataset", description="the dataset has at least one case"),
-    dg.AssetCheckSpec("golden_cases_have_id_and_contract", asset="golden_dataset",
-                      description="every case has a case id and at least one contract check"),
-    dg.AssetCheckSpec("golden_no_pii", asset="golden_dataset", blocking=True,
-                      description="no personal data or secret (emails, phones, cards, IPs, SSNs, IBANs, addresses, API keys, JWTs, private keys, configured patterns; in values or keys) survives redaction"),
-    dg.AssetCheckSpec("golden_labelled_share", asset="golden_dataset",
-                      description="share of cases with a known expectation (warns below 20%)"),
-    dg.AssetCheckSpec("golden_files_unchanged", asset="golden_dataset", blocking=True,
-                      description="every existing version file still matches the sha256 in its manifest"),
+    dg.AssetCheckSpec(
+        "golden_cases_have_id_and_contract",
+        asset="golden_dataset",
+        description="every case has a case id and at least one contract check",
+    ),
+    dg.AssetCheckSpec(
+        "golden_no_pii",
+        asset="golden_dataset",
+        blocking=True,
+        description="no personal data or secret (emails, phones, cards, IPs, SSNs, IBANs, addresses, API keys, JWTs, private keys, configured patterns; in values or keys) survives redaction",
+    ),
+    dg.AssetCheckSpec(
+        "golden_labelled_share",
+        asset="golden_dataset",
+        description="share of cases with a known expectation (warns below 20%)",
+    ),
+    dg.AssetCheckSpec(
+        "golden_files_unchanged",
+        asset="golden_dataset",
+        blocking=True,
+        description="every existing version file still matches the sha256 in its manifest",
+    ),
 ]
 
 
@@ -34,7 +48,9 @@ _GOLDEN_CHECKS = [
     group_name="mining",
     description="One row per LLM call and failure class, detected from that day's traces.",
 )
-def failures(context: dg.AssetExecutionContext, warehouse: WarehouseResource, registry: RegistryResource) -> dg.MaterializeResult:
+def failures(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, registry: RegistryResource
+) -> dg.MaterializeResult:
     # A run may cover several days (single-run backfill): each day is replaced on its own.
     by_class: dict[str, int] = {}
     failures_found = calls = without_contract = validated = 0
@@ -57,7 +73,8 @@ def failures(context: dg.AssetExecutionContext, warehouse: WarehouseResource, re
             "distinct_outputs_validated": validated,
             "seconds": round(seconds, 3),
             "failures_by_class": dg.MetadataValue.md(
-                md_table(["failure class", "calls"], sorted(by_class.items())) if by_class else "no failures"),
+                md_table(["failure class", "calls"], sorted(by_class.items())) if by_class else "no failures"
+            ),
         }
     )
 
@@ -81,11 +98,19 @@ def golden_dataset(context: dg.AssetExecutionContext, warehouse: WarehouseResour
     for case in cases:
         for name in case.tags.failure_classes:
             by_class[name] = by_class.get(name, 0) + 1
-    preview = md_table(["case", "failure classes", "expected", "last message"], [
-        (f"`{c.case_id}`", ", ".join(c.tags.failure_classes) or None,
-         f"{c.expected.kind} ({c.expected.source})" if c.expected else None,
-         c.input.messages[-1].get("content") if c.input.messages else None)
-        for c in cases[:10]], max_cell=60)
+    preview = md_table(
+        ["case", "failure classes", "expected", "last message"],
+        [
+            (
+                f"`{c.case_id}`",
+                ", ".join(c.tags.failure_classes) or None,
+                f"{c.expected.kind} ({c.expected.source})" if c.expected else None,
+                c.input.messages[-1].get("content") if c.input.messages else None,
+            )
+            for c in cases[:10]
+        ],
+        max_cell=60,
+    )
     yield dg.MaterializeResult(
         metadata={
             "dagster/row_count": len(cases),
@@ -102,27 +127,43 @@ def golden_dataset(context: dg.AssetExecutionContext, warehouse: WarehouseResour
     )
     yield dg.AssetCheckResult(check_name="golden_not_empty", passed=bool(cases), metadata={"cases": len(cases)})
     bad = [c.case_id or "<no id>" for c in cases if not c.case_id or not c.contract.checks]
-    yield dg.AssetCheckResult(check_name="golden_cases_have_id_and_contract", passed=not bad,
-                              metadata={"cases_without": len(bad), "examples": ", ".join(bad[:5])})
-    leaks = [(c.case_id, m.kind) for c in cases
-             for m in pii_in_value([c.input.model_dump(mode="json"),
-                                    c.expected.model_dump(mode="json") if c.expected else None],
-                                   settings.redaction_patterns)]
-    yield dg.AssetCheckResult(check_name="golden_no_pii", passed=not leaks,
-                              severity=dg.AssetCheckSeverity.ERROR,
-                              metadata={"matches": len(leaks), "examples": str(leaks[:5])})
+    yield dg.AssetCheckResult(
+        check_name="golden_cases_have_id_and_contract",
+        passed=not bad,
+        metadata={"cases_without": len(bad), "examples": ", ".join(bad[:5])},
+    )
+    leaks = [
+        (c.case_id, m.kind)
+        for c in cases
+        for m in pii_in_value(
+            [c.input.model_dump(mode="json"), c.expected.model_dump(mode="json") if c.expected else None],
+            settings.redaction_patterns,
+        )
+    ]
+    yield dg.AssetCheckResult(
+        check_name="golden_no_pii",
+        passed=not leaks,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={"matches": len(leaks), "examples": str(leaks[:5])},
+    )
     share = sum(1 for c in cases if c.expected is not None) / len(cases) if cases else 0.0
-    yield dg.AssetCheckResult(check_name="golden_labelled_share", passed=share >= 0.2,
-                              severity=dg.AssetCheckSeverity.WARN, metadata={"labelled_share": round(share, 3)})
+    yield dg.AssetCheckResult(
+        check_name="golden_labelled_share",
+        passed=share >= 0.2,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"labelled_share": round(share, 3)},
+    )
     problems = store.verify_unchanged(root, result.dataset)
-    yield dg.AssetCheckResult(check_name="golden_files_unchanged", passed=not problems,
-                              severity=dg.AssetCheckSeverity.ERROR,
-                              metadata={"problems": "\n".join(problems) or "none"})
-
+    yield dg.AssetCheckResult(
+        check_name="golden_files_unchanged",
+        passed=not problems,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={"problems": "\n".join(problems) or "none"},
+    )
 
 
 build_golden_job = dg.define_asset_job(
-    "build_golden", selection=[golden_dataset],
+    "build_golden",
+    selection=[golden_dataset],
     description="Build the next golden dataset version of a workflow (a new version only when content changed).",
 )
-

@@ -30,9 +30,18 @@ def prompt_versions(
     for prompt_id in sorted({p.prompt_id for p in packages}):
         for label, entry in opened.labels(prompt_id).items():
             pointers.setdefault(entry.version_id, []).append(label)
-    table = md_table(["version", "status", "labels", "package hash"], [
-        (p.version_id, p.status, ", ".join(sorted(pointers.get(p.version_id, []))) or None, f"`{p.package_hash[:19]}`")
-        for p in packages])
+    table = md_table(
+        ["version", "status", "labels", "package hash"],
+        [
+            (
+                p.version_id,
+                p.status,
+                ", ".join(sorted(pointers.get(p.version_id, []))) or None,
+                f"`{p.package_hash[:19]}`",
+            )
+            for p in packages
+        ],
+    )
     served = opened.served_prompt_ids()
     new_prompts = sorted(set(served) - set(context.instance.get_dynamic_partitions(PROMPTS.name)))
     if new_prompts:
@@ -60,4 +69,3 @@ def registry_verifies(registry: RegistryResource) -> dg.AssetCheckResult:
             "failed": dg.MetadataValue.md("\n".join(f"- {r.problem}" for r in failed) or "none"),
         },
     )
-

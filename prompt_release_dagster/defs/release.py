@@ -45,8 +45,20 @@ def version_metrics(context: dg.AssetExecutionContext, warehouse: WarehouseResou
             [days[0], days[-1]],
         ).fetchall()
     heading = f"Days {days[0]} .. {days[-1]}" if len(days) > 1 else f"Day {days[0]}"
-    versions = md_table(["version", "calls", "success rate", "hard failures", "unsafe calls", "p95 ms (max)",
-                         "cost/success USD", "tool calls/trace"], table, align_right=range(1, 8))
+    versions = md_table(
+        [
+            "version",
+            "calls",
+            "success rate",
+            "hard failures",
+            "unsafe calls",
+            "p95 ms (max)",
+            "cost/success USD",
+            "tool calls/trace",
+        ],
+        table,
+        align_right=range(1, 8),
+    )
     return dg.MaterializeResult(
         metadata={"dagster/row_count": rows, "versions": dg.MetadataValue.md(heading + "\n\n" + versions)}
     )
@@ -72,11 +84,17 @@ def canary_analysis(
     registry: RegistryResource,
 ) -> dg.MaterializeResult:
     prompt_id = context.partition_key
-    analysis = analyse_canary(warehouse.path, Registry(registry.path), prompt_id,
-                              min_duration_s=config.min_duration_s, recompute_failures=config.recompute_failures)
+    analysis = analyse_canary(
+        warehouse.path,
+        Registry(registry.path),
+        prompt_id,
+        min_duration_s=config.min_duration_s,
+        recompute_failures=config.recompute_failures,
+    )
     if analysis is None:
-        return dg.MaterializeResult(metadata={"decision": "no canary", "summary": dg.MetadataValue.md(
-            f"{prompt_id} has no live canary.")})
+        return dg.MaterializeResult(
+            metadata={"decision": "no canary", "summary": dg.MetadataValue.md(f"{prompt_id} has no live canary.")}
+        )
     context.log.info("%s: %s (%s)", analysis.decision_id, analysis.action, analysis.decision.reason)
     return dg.MaterializeResult(
         metadata={
@@ -103,7 +121,10 @@ class PromoteConfig(dg.Config):
 
 @dg.op(pool=WAREHOUSE_POOL, description="Apply one gate report: staging, staging check, approval, canary; or reject.")
 def apply_gate_report_op(
-    context: dg.OpExecutionContext, config: PromoteConfig, warehouse: WarehouseResource, registry: RegistryResource,
+    context: dg.OpExecutionContext,
+    config: PromoteConfig,
+    warehouse: WarehouseResource,
+    registry: RegistryResource,
     llm: LLMResource,
 ) -> str:
     report = load_gate_report(warehouse.path, config.report_id)
@@ -112,11 +133,18 @@ def apply_gate_report_op(
     if config.llm_base_url:
         llm = llm.model_copy(update={"base_url": config.llm_base_url})
     with llm.endpoint(log=context.log.info) as settings:
-        outcome = apply_gate_report(opened, report, actor=f"{ACTOR}:promote", warehouse=warehouse.path,
-                                    llm_settings=settings, sample_size=config.sample_size)
+        outcome = apply_gate_report(
+            opened,
+            report,
+            actor=f"{ACTOR}:promote",
+            warehouse=warehouse.path,
+            llm_settings=settings,
+            sample_size=config.sample_size,
+        )
     sync_to_warehouse(opened, warehouse.path)
-    context.add_output_metadata({"state": outcome.state, "candidate": outcome.candidate,
-                                 "summary": dg.MetadataValue.md(outcome.markdown())})
+    context.add_output_metadata(
+        {"state": outcome.state, "candidate": outcome.candidate, "summary": dg.MetadataValue.md(outcome.markdown())}
+    )
     context.log.info("%s: %s", outcome.state, outcome.reason)
     if outcome.state == "staging_failed":
         raise dg.Failure(description=outcome.reason, metadata={"summary": dg.MetadataValue.md(outcome.markdown())})
@@ -130,12 +158,13 @@ class CanaryDecisionConfig(dg.Config):
 
 @dg.op(pool=WAREHOUSE_POOL, description="Production label -> the canary's candidate; canary removed.")
 def roll_forward_op(
-    context: dg.OpExecutionContext, config: CanaryDecisionConfig, warehouse: WarehouseResource,
+    context: dg.OpExecutionContext,
+    config: CanaryDecisionConfig,
+    warehouse: WarehouseResource,
     registry: RegistryResource,
 ) -> str:
     opened = Registry(registry.path)
-    outcome = roll_forward(opened, warehouse.path, config.prompt_id, config.decision_id,
-                           actor=f"{ACTOR}:roll_forward")
+    outcome = roll_forward(opened, warehouse.path, config.prompt_id, config.decision_id, actor=f"{ACTOR}:roll_forward")
     sync_to_warehouse(opened, warehouse.path)
     context.add_output_metadata({"state": outcome.state, "summary": dg.MetadataValue.md(outcome.markdown())})
     return outcome.state
@@ -143,16 +172,22 @@ def roll_forward_op(
 
 @dg.op(pool=WAREHOUSE_POOL, description="Canary removed, candidate rejected, failing traces added as incident cases.")
 def rollback_op(
-    context: dg.OpExecutionContext, config: CanaryDecisionConfig, warehouse: WarehouseResource,
+    context: dg.OpExecutionContext,
+    config: CanaryDecisionConfig,
+    warehouse: WarehouseResource,
     registry: RegistryResource,
 ) -> str:
     opened = Registry(registry.path)
-    outcome = abort_canary(opened, warehouse.path, config.prompt_id, config.decision_id,
-                           actor=f"{ACTOR}:rollback")
+    outcome = abort_canary(opened, warehouse.path, config.prompt_id, config.decision_id, actor=f"{ACTOR}:rollback")
     sync_to_warehouse(opened, warehouse.path)
-    context.add_output_metadata({"state": outcome.state, "incident_cases": len(outcome.incident_span_ids),
-                                 "golden_version": outcome.golden_version or "unchanged",
-                                 "summary": dg.MetadataValue.md(outcome.markdown())})
+    context.add_output_metadata(
+        {
+            "state": outcome.state,
+            "incident_cases": len(outcome.incident_span_ids),
+            "golden_version": outcome.golden_version or "unchanged",
+            "summary": dg.MetadataValue.md(outcome.markdown()),
+        }
+    )
     return outcome.state
 
 
@@ -166,14 +201,17 @@ def roll_forward_job():
     roll_forward_op()
 
 
-@dg.job(description="Abort a canary (config: prompt_id, decision_id): canary removed, candidate rejected, its "
-        "failing traces recorded as incidents; production is not touched.")
+@dg.job(
+    description="Abort a canary (config: prompt_id, decision_id): canary removed, candidate rejected, its "
+    "failing traces recorded as incidents; production is not touched."
+)
 def rollback():
     rollback_op()
 
 
 canary_analysis_job = dg.define_asset_job(
-    "canary_analysis_job", selection=[canary_analysis],
+    "canary_analysis_job",
+    selection=[canary_analysis],
     description="Look at a live canary again (started by canary_sensor when new traces arrive).",
 )
 
@@ -186,17 +224,28 @@ def _run_request(action: ReleaseAction) -> dg.RunRequest:
     if action.kind == "apply_gate_report":
         tags = {"gate_report_id": action.report_id, "candidate": action.candidate}
         tags |= {"resumed": "approval"} if action.resumed_after_approval else {"verdict": action.verdict}
-        return dg.RunRequest(run_key=action.key, job_name="promote", tags=tags, run_config={
-            "ops": {"apply_gate_report_op": {"config": {"report_id": action.report_id}}}})
+        return dg.RunRequest(
+            run_key=action.key,
+            job_name="promote",
+            tags=tags,
+            run_config={"ops": {"apply_gate_report_op": {"config": {"report_id": action.report_id}}}},
+        )
     if action.kind == "look_at_canary":
-        return dg.RunRequest(run_key=action.key, job_name="canary_analysis_job", partition_key=action.prompt_id,
-                             tags={"candidate": action.candidate, "reason": "new traces"})
-    job_name, op_name = {"roll_forward": ("roll_forward", "roll_forward_op"),
-                         "abort": ("rollback", "rollback_op")}[action.kind]
+        return dg.RunRequest(
+            run_key=action.key,
+            job_name="canary_analysis_job",
+            partition_key=action.prompt_id,
+            tags={"candidate": action.candidate, "reason": "new traces"},
+        )
+    job_name, op_name = {"roll_forward": ("roll_forward", "roll_forward_op"), "abort": ("rollback", "rollback_op")}[
+        action.kind
+    ]
     return dg.RunRequest(
-        run_key=action.key, job_name=job_name,
+        run_key=action.key,
+        job_name=job_name,
         run_config={"ops": {op_name: {"config": {"prompt_id": action.prompt_id, "decision_id": action.decision_id}}}},
-        tags={"decision_id": action.decision_id, "candidate": action.candidate, "action": action.kind})
+        tags={"decision_id": action.decision_id, "candidate": action.candidate, "action": action.kind},
+    )
 
 
 def _sensor_result(context: dg.SensorEvaluationContext, watched, idle: str) -> dg.SensorResult:
@@ -208,18 +257,24 @@ def _sensor_result(context: dg.SensorEvaluationContext, watched, idle: str) -> d
     return dg.SensorResult(skip_reason="; ".join(watched.waiting) or idle, cursor=watched.cursor.dump())
 
 
-@dg.sensor(jobs=[promote], minimum_interval_seconds=30,
-           description="New gate reports: promote -> promote job; reject -> promote job marks it rejected; "
-           "freeze -> skipped with the reason. Also resumes a promotion once its required approval arrives.")
+@dg.sensor(
+    jobs=[promote],
+    minimum_interval_seconds=30,
+    description="New gate reports: promote -> promote job; reject -> promote job marks it rejected; "
+    "freeze -> skipped with the reason. Also resumes a promotion once its required approval arrives.",
+)
 def gate_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource, registry: RegistryResource):
     watched = gate_report_actions(warehouse.path, Registry(registry.path), WatchCursor.parse(context.cursor))
     return _sensor_result(context, watched, "no new gate reports")
 
 
-@dg.sensor(jobs=[roll_forward_job, rollback, canary_analysis_job], minimum_interval_seconds=60,
-           description="Acts on canary decisions (roll_forward -> roll_forward job, abort -> rollback job, "
-           "run key = decision id), and asks for a "
-           "new look at a live canary (canary_analysis) whenever new traces of its prompt were ingested.")
+@dg.sensor(
+    jobs=[roll_forward_job, rollback, canary_analysis_job],
+    minimum_interval_seconds=60,
+    description="Acts on canary decisions (roll_forward -> roll_forward job, abort -> rollback job, "
+    "run key = decision id), and asks for a "
+    "new look at a live canary (canary_analysis) whenever new traces of its prompt were ingested.",
+)
 def canary_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource, registry: RegistryResource):
     watched = canary_actions(warehouse.path, Registry(registry.path), WatchCursor.parse(context.cursor))
     return _sensor_result(context, watched, "no live canary decision to act on")

@@ -24,17 +24,31 @@ REQUIRED_COLUMNS = ("span_id", "trace_id", "ts", "day", "workflow", "model", "st
     description="One row per LLM call from the landing folder's day folders (native JSONL, OTLP GenAI, "
     "OpenInference); lines that cannot be ingested go to ingest_rejects with their reason.",
     check_specs=[
-        dg.AssetCheckSpec("reject_rate_below_bound", asset="traces", blocking=True,
-                          description="rejected records / records <= PROMPT_RELEASE_MAX_REJECT_RATE "
-                          f"(default {config.DEFAULT_MAX_REJECT_RATE:.0%})"),
-        dg.AssetCheckSpec("required_columns_not_null", asset="traces",
-                          description="every stored call has " + ", ".join(REQUIRED_COLUMNS)),
+        dg.AssetCheckSpec(
+            "reject_rate_below_bound",
+            asset="traces",
+            blocking=True,
+            description="rejected records / records <= PROMPT_RELEASE_MAX_REJECT_RATE "
+            f"(default {config.DEFAULT_MAX_REJECT_RATE:.0%})",
+        ),
+        dg.AssetCheckSpec(
+            "required_columns_not_null",
+            asset="traces",
+            description="every stored call has " + ", ".join(REQUIRED_COLUMNS),
+        ),
     ],
 )
 def traces(context: dg.AssetExecutionContext, warehouse: WarehouseResource, landing: LandingResource):
     days = context.partition_keys
-    totals: dict[str, int] = {"records": 0, "stored": 0, "duplicates": 0, "rejected": 0, "non_call_spans": 0,
-                              "prompt_version_missing": 0, "files": 0}
+    totals: dict[str, int] = {
+        "records": 0,
+        "stored": 0,
+        "duplicates": 0,
+        "rejected": 0,
+        "non_call_spans": 0,
+        "prompt_version_missing": 0,
+        "files": 0,
+    }
     by_format: dict[str, dict[str, int]] = {}
     for i, day in enumerate(days, 1):
         summary = ingest_day(landing.path, day, warehouse=warehouse.path)
@@ -50,13 +64,20 @@ def traces(context: dg.AssetExecutionContext, warehouse: WarehouseResource, land
     with warehouse.read() as con:
         versions = con.execute(
             "SELECT coalesce(prompt_version, '(unknown)'), count(*) FROM traces WHERE day BETWEEN ? AND ? "
-            "GROUP BY ALL ORDER BY 2 DESC", [first, last]).fetchall()
+            "GROUP BY ALL ORDER BY 2 DESC",
+            [first, last],
+        ).fetchall()
         preview = con.execute(
             "SELECT ts, workflow, prompt_version, status, latency_ms, left(output, 60) FROM traces "
-            "WHERE day BETWEEN ? AND ? ORDER BY ts LIMIT 8", [first, last]).fetchall()
+            "WHERE day BETWEEN ? AND ? ORDER BY ts LIMIT 8",
+            [first, last],
+        ).fetchall()
         nulls = con.execute(
-            "SELECT " + ", ".join(f"count(*) FILTER (WHERE {c} IS NULL)" for c in REQUIRED_COLUMNS)
-            + " FROM traces WHERE day BETWEEN ? AND ?", [first, last]).fetchall()[0]
+            "SELECT "
+            + ", ".join(f"count(*) FILTER (WHERE {c} IS NULL)" for c in REQUIRED_COLUMNS)
+            + " FROM traces WHERE day BETWEEN ? AND ?",
+            [first, last],
+        ).fetchall()[0]
     reject_rate = totals["rejected"] / totals["records"] if totals["records"] else 0.0
     bound = config.max_reject_rate()
     missing = {c: n for c, n in zip(REQUIRED_COLUMNS, nulls, strict=True) if n}
@@ -68,19 +89,27 @@ def traces(context: dg.AssetExecutionContext, warehouse: WarehouseResource, land
             "rejected": totals["rejected"],
             "duplicates_skipped": totals["duplicates"],
             "prompt_version_missing": totals["prompt_version_missing"],
-            "by_format": dg.MetadataValue.md(md_table(
-                ["format", "files", "records", "stored", "rejected"],
-                [(f, c["files"], c["records"], c["stored"], c["rejected"]) for f, c in sorted(by_format.items())])),
+            "by_format": dg.MetadataValue.md(
+                md_table(
+                    ["format", "files", "records", "stored", "rejected"],
+                    [(f, c["files"], c["records"], c["stored"], c["rejected"]) for f, c in sorted(by_format.items())],
+                )
+            ),
             "by_prompt_version": dg.MetadataValue.md(md_table(["prompt version", "calls"], versions)),
-            "preview": dg.MetadataValue.md(md_table(
-                ["ts", "workflow", "prompt version", "status", "latency ms", "output"], preview)),
+            "preview": dg.MetadataValue.md(
+                md_table(["ts", "workflow", "prompt version", "status", "latency ms", "output"], preview)
+            ),
         }
     )
     yield dg.AssetCheckResult(
         check_name="reject_rate_below_bound",
         passed=reject_rate <= bound,
-        metadata={"reject_rate": reject_rate, "rejected": totals["rejected"], "records": totals["records"],
-                  "bound": bound},
+        metadata={
+            "reject_rate": reject_rate,
+            "rejected": totals["rejected"],
+            "records": totals["records"],
+            "bound": bound,
+        },
     )
     yield dg.AssetCheckResult(
         check_name="required_columns_not_null",
@@ -89,10 +118,11 @@ def traces(context: dg.AssetExecutionContext, warehouse: WarehouseResource, land
     )
 
 
-
 daily_ingest = dg.define_asset_job(
-    "daily_ingest", selection=["traces", "failures", "version_metrics"],
+    "daily_ingest",
+    selection=["traces", "failures", "version_metrics"],
     description="Ingest a day's landing files, mine its failures, compute its per-version metrics.",
 )
 daily_ingest_schedule = dg.build_schedule_from_partitioned_job(
-    daily_ingest, hour_of_day=1, description="Every night: yesterday's traces, failures and version metrics.")
+    daily_ingest, hour_of_day=1, description="Every night: yesterday's traces, failures and version metrics."
+)

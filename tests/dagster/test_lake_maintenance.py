@@ -25,5 +25,6 @@ def test_the_job_compacts_the_lake_and_keeps_every_row(tmp_path: Path) -> None:
 
 def test_the_job_does_nothing_on_a_duckdb_file(tmp_path: Path) -> None:
     result = lake_maintenance.execute_in_process(
-        resources={"warehouse": WarehouseResource(path=str(tmp_path / "w.duckdb"))})
+        resources={"warehouse": WarehouseResource(path=str(tmp_path / "w.duckdb"))}
+    )
     assert result.success and result.output_for_node("lake_maintenance_op") == {}

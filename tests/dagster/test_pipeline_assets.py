@@ -27,10 +27,15 @@ def test_traces_materializes_a_day_with_metadata_and_checks(tmp_path: Path) -> N
     day = date.today() - timedelta(days=2)
     truth = generate(tmp_path / "landing", days=2, seed=4 + SEED_SHIFT, scale=0.2, start_date=day)
     # which formats a day holds is drawn per day and workflow: take them from the ground truth
-    formats = {"native" if f["format"] == "native" else "otlp" for f in truth["files"]
-               if f["path"].startswith(f"{day.isoformat()}/")}
-    resources = {"warehouse": WarehouseResource(path=str(tmp_path / "w.duckdb")),
-                 "landing": LandingResource(root=str(tmp_path / "landing"))}
+    formats = {
+        "native" if f["format"] == "native" else "otlp"
+        for f in truth["files"]
+        if f["path"].startswith(f"{day.isoformat()}/")
+    }
+    resources = {
+        "warehouse": WarehouseResource(path=str(tmp_path / "w.duckdb")),
+        "landing": LandingResource(root=str(tmp_path / "landing")),
+    }
     instance = dg.DagsterInstance.ephemeral()
     first = dg.materialize([traces], partition_key=day.isoformat(), resources=resources, instance=instance)
     assert first.success
@@ -64,11 +69,19 @@ def test_candidate_sensor_then_evaluation_chain_reports_the_verdict(world: World
     with dg.build_sensor_context(instance=instance, resources={"registry": registry}, cursor=cursor) as context:
         assert isinstance(candidate_sensor(context), dg.SkipReason)  # nothing new
     with start_simulator(port=0) as sim:
-        resources = {"warehouse": WarehouseResource(path=str(world.warehouse)), "registry": registry,
-                     "llm": LLMResource(base_url=sim.base_url)}
-        result = dg.materialize([backtest, behaviour_diff, gate_report], partition_key="support_router:v1.7.0",
-                                resources=resources, instance=instance, raise_on_error=False,
-                                selection=[backtest, behaviour_diff, gate_report])
+        resources = {
+            "warehouse": WarehouseResource(path=str(world.warehouse)),
+            "registry": registry,
+            "llm": LLMResource(base_url=sim.base_url),
+        }
+        result = dg.materialize(
+            [backtest, behaviour_diff, gate_report],
+            partition_key="support_router:v1.7.0",
+            resources=resources,
+            instance=instance,
+            raise_on_error=False,
+            selection=[backtest, behaviour_diff, gate_report],
+        )
     # A reject is an outcome, not a crash: the run succeeds and the report is materialised with its verdict.
     assert result.success
     meta = _metadata(result, "gate_report")

@@ -26,8 +26,12 @@ def registry_copy(tmp_path):
 
 
 def tick(schedule, instance, resources=None):
-    with dg.build_schedule_context(instance=instance, scheduled_execution_time=NIGHT, resources=resources or {},
-                                   repository_def=defs().get_repository_def()) as context:
+    with dg.build_schedule_context(
+        instance=instance,
+        scheduled_execution_time=NIGHT,
+        resources=resources or {},
+        repository_def=defs().get_repository_def(),
+    ) as context:
         return schedule.evaluate_tick(context)
 
 

@@ -11,10 +11,7 @@ from prompt_release.evaluation.behaviour_diff import behaviour_diff, diff_markdo
 
 def _results(rows: list[tuple[str, str, bool, str, list[str]]]) -> pl.DataFrame:
     return pl.DataFrame(
-        [
-            {"case_id": c, "sample_index": 0, "role": r, "passed": p, "output": o, "tags": t}
-            for c, r, p, o, t in rows
-        ],
+        [{"case_id": c, "sample_index": 0, "role": r, "passed": p, "output": o, "tags": t} for c, r, p, o, t in rows],
         schema={
             "case_id": pl.String,
             "sample_index": pl.Int64,
@@ -101,16 +98,46 @@ def test_equal_json_and_tool_calls_are_the_same_behaviour_whatever_their_formatt
 
     calls = pl.DataFrame(
         [
-            {"case_id": "t1", "sample_index": 0, "role": "baseline", "passed": True, "output": "x", "answer": None,
-             "tool_calls": '[{"id": "call_a", "name": "lookup_order", "arguments": "{\\"order_id\\": \\"A1\\", \\"n\\": 2}"}]',
-             "tags": ["intent:order"]},
-            {"case_id": "t1", "sample_index": 0, "role": "candidate", "passed": True, "output": "y", "answer": "",
-             "tool_calls": '[{"id": "call_b", "name": "lookup_order", "arguments": "{\\"n\\":2.0,\\"order_id\\":\\"A1\\"}"}]',
-             "tags": ["intent:order"]},
-            {"case_id": "t2", "sample_index": 0, "role": "baseline", "passed": True, "output": "x", "answer": None,
-             "tool_calls": '[{"name": "lookup_order", "arguments": "{\\"order_id\\": \\"A1\\"}"}]', "tags": []},
-            {"case_id": "t2", "sample_index": 0, "role": "candidate", "passed": True, "output": "y", "answer": None,
-             "tool_calls": '[{"name": "issue_refund", "arguments": "{\\"order_id\\": \\"A1\\"}"}]', "tags": []},
+            {
+                "case_id": "t1",
+                "sample_index": 0,
+                "role": "baseline",
+                "passed": True,
+                "output": "x",
+                "answer": None,
+                "tool_calls": '[{"id": "call_a", "name": "lookup_order", "arguments": "{\\"order_id\\": \\"A1\\", \\"n\\": 2}"}]',
+                "tags": ["intent:order"],
+            },
+            {
+                "case_id": "t1",
+                "sample_index": 0,
+                "role": "candidate",
+                "passed": True,
+                "output": "y",
+                "answer": "",
+                "tool_calls": '[{"id": "call_b", "name": "lookup_order", "arguments": "{\\"n\\":2.0,\\"order_id\\":\\"A1\\"}"}]',
+                "tags": ["intent:order"],
+            },
+            {
+                "case_id": "t2",
+                "sample_index": 0,
+                "role": "baseline",
+                "passed": True,
+                "output": "x",
+                "answer": None,
+                "tool_calls": '[{"name": "lookup_order", "arguments": "{\\"order_id\\": \\"A1\\"}"}]',
+                "tags": [],
+            },
+            {
+                "case_id": "t2",
+                "sample_index": 0,
+                "role": "candidate",
+                "passed": True,
+                "output": "y",
+                "answer": None,
+                "tool_calls": '[{"name": "issue_refund", "arguments": "{\\"order_id\\": \\"A1\\"}"}]',
+                "tags": [],
+            },
         ]
     )
     outcomes = dict(pair_outcomes(calls).select("case_id", "outcome").iter_rows())

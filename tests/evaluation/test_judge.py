@@ -27,9 +27,11 @@ from prompt_release.warehouse import read_connection
 from tests.world import REPO_ROOT, World, build_world
 
 RUBRIC_PATH = "evals/rubrics/summary_quality.yaml"
-DOCUMENT = ("Customer Ana Ruiz called on 3 March about invoice 4471. She was charged twice for the May "
-            "subscription. We refunded one charge of $29 and sent a confirmation email. She asked that future "
-            "invoices go to her work address.")
+DOCUMENT = (
+    "Customer Ana Ruiz called on 3 March about invoice 4471. She was charged twice for the May "
+    "subscription. We refunded one charge of $29 and sent a confirmation email. She asked that future "
+    "invoices go to her work address."
+)
 FULL = "Ana Ruiz called on 3 March: invoice 4471 was charged twice for May; we refunded $29 and emailed her."
 THIN = "A customer called about a double charge, which was refunded."
 
@@ -69,7 +71,9 @@ def test_simulator_judge_prefers_the_summary_that_keeps_key_facts() -> None:
     assert verdict["preferred"] == "A" and verdict["score_a"] > verdict["score_b"]
     swapped = rules.judge_pairwise(_layout(THIN, FULL), 60)  # position-blind
     assert swapped["preferred"] == "B" and (swapped["score_a"], swapped["score_b"]) == (
-        verdict["score_b"], verdict["score_a"])
+        verdict["score_b"],
+        verdict["score_a"],
+    )
 
 
 def test_simulator_judge_penalises_refusals_and_overlong_answers() -> None:
@@ -87,8 +91,12 @@ def test_judge_directive_parses_and_drives_the_decision() -> None:
     parsed = rules.parse_rules("[judge] pairwise max_words: 40\n[judge] pairwise sometimes")
     assert (parsed.judge, parsed.judge_max_words) == ("pairwise", 40)
     assert parsed.problems and "judge" in parsed.problems[0]
-    decision = rules.decide([{"role": "system", "content": "[judge] pairwise\n" + _layout(FULL, THIN)},
-                             {"role": "user", "content": "Judge them."}])
+    decision = rules.decide(
+        [
+            {"role": "system", "content": "[judge] pairwise\n" + _layout(FULL, THIN)},
+            {"role": "user", "content": "Judge them."},
+        ]
+    )
     assert decision.kind == "judge"
     answer = json.loads(decision.content)
     assert set(answer) == {"preferred", "score_a", "score_b", "reason"} and answer["preferred"] == "A"
@@ -133,12 +141,14 @@ def test_order_is_deterministic_per_seed_and_both_orders_occur() -> None:
     assert first != [candidate_position(8, i) for i in ids]
 
 
-def test_judge_pairs_maps_positions_back_and_records_rubric_and_judge(tmp_path: Path, rubric, judge_package,
-                                                                     llm) -> None:
+def test_judge_pairs_maps_positions_back_and_records_rubric_and_judge(
+    tmp_path: Path, rubric, judge_package, llm
+) -> None:
     warehouse = tmp_path / "w.duckdb"
     pairs = [JudgePair(f"p{i}", DOCUMENT, FULL, THIN) for i in range(12)]
-    scores = judge_pairs(pairs, rubric=rubric, judge_package=judge_package, llm_settings=llm,
-                         warehouse=warehouse, seed=3)
+    scores = judge_pairs(
+        pairs, rubric=rubric, judge_package=judge_package, llm_settings=llm, warehouse=warehouse, seed=3
+    )
     assert {s.candidate_position for s in scores} == {"A", "B"}
     for score in scores:
         assert score.status == "ok" and score.preferred == "candidate"
@@ -147,16 +157,24 @@ def test_judge_pairs_maps_positions_back_and_records_rubric_and_judge(tmp_path: 
         assert (score.rubric_version, score.rubric_hash) == (rubric.ref, rubric.content_hash)
         assert (score.judge_version, score.judge_hash) == ("summary_judge:v1.0.0", judge_package.package_hash)
         assert score.record()["rubric_hash"] == rubric.content_hash
-    again = judge_pairs(pairs, rubric=rubric, judge_package=judge_package, llm_settings=llm,
-                        warehouse=warehouse, seed=3)
+    again = judge_pairs(
+        pairs, rubric=rubric, judge_package=judge_package, llm_settings=llm, warehouse=warehouse, seed=3
+    )
     assert all(s.cached for s in again)  # judge calls go through the same cache
     assert [s.candidate_score for s in again] == [s.candidate_score for s in scores]
 
 
-def test_calibration_agreement_is_the_share_matching_expected_preference(rubric, judge_package, llm,
-                                                                        tmp_path: Path) -> None:
-    scores = judge_pairs(calibration_pairs(rubric), rubric=rubric, judge_package=judge_package,
-                         llm_settings=llm, warehouse=tmp_path / "w.duckdb", seed=0)
+def test_calibration_agreement_is_the_share_matching_expected_preference(
+    rubric, judge_package, llm, tmp_path: Path
+) -> None:
+    scores = judge_pairs(
+        calibration_pairs(rubric),
+        rubric=rubric,
+        judge_package=judge_package,
+        llm_settings=llm,
+        warehouse=tmp_path / "w.duckdb",
+        seed=0,
+    )
     report = calibration_report(rubric, scores)
     assert report["examples"] == report["judged"] == len(rubric.calibration)
     assert report["agreement"] == pytest.approx(report["agreed"] / report["judged"])
@@ -174,18 +192,33 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
 
 
 def test_backtest_of_summarizer_fills_judge_scores_for_both_roles(world: World, llm, rubric) -> None:
-    outcome = run_backtest(BacktestSettings(candidate="summarizer:v1.1.0", history_size=40),
-                           registry_root=world.registry, warehouse=world.warehouse, llm_settings=llm)
+    outcome = run_backtest(
+        BacktestSettings(candidate="summarizer:v1.1.0", history_size=40),
+        registry_root=world.registry,
+        warehouse=world.warehouse,
+        llm_settings=llm,
+    )
     with read_connection(world.warehouse) as con:
-        per_role = dict((r[0], r[1:]) for r in con.execute(
-            "SELECT role, count(*) FILTER (WHERE judge_score IS NOT NULL), count(*) FILTER (WHERE status = 'ok'), "
-            "avg(judge_score), min(rubric_version), max(rubric_version), min(rubric_hash), max(rubric_hash) "
-            "FROM backtest_results WHERE run_id = ? GROUP BY role", [outcome.run_id]).fetchall())
-        run = con.execute("SELECT rubric_version, rubric_hash, judge_version, judge_calibration "
-                          "FROM backtest_runs WHERE run_id = ?", [outcome.run_id]).fetchone()
-        positions = dict(con.execute(
-            "SELECT judge->>'candidate_position', count(*) FROM backtest_results "
-            "WHERE run_id = ? AND role = 'candidate' AND judge IS NOT NULL GROUP BY 1", [outcome.run_id]).fetchall())
+        per_role = dict(
+            (r[0], r[1:])
+            for r in con.execute(
+                "SELECT role, count(*) FILTER (WHERE judge_score IS NOT NULL), count(*) FILTER (WHERE status = 'ok'), "
+                "avg(judge_score), min(rubric_version), max(rubric_version), min(rubric_hash), max(rubric_hash) "
+                "FROM backtest_results WHERE run_id = ? GROUP BY role",
+                [outcome.run_id],
+            ).fetchall()
+        )
+        run = con.execute(
+            "SELECT rubric_version, rubric_hash, judge_version, judge_calibration FROM backtest_runs WHERE run_id = ?",
+            [outcome.run_id],
+        ).fetchone()
+        positions = dict(
+            con.execute(
+                "SELECT judge->>'candidate_position', count(*) FROM backtest_results "
+                "WHERE run_id = ? AND role = 'candidate' AND judge IS NOT NULL GROUP BY 1",
+                [outcome.run_id],
+            ).fetchall()
+        )
     for role in ("candidate", "baseline"):
         judged, ok, _, low_v, high_v, low_h, high_h = per_role[role]
         assert judged > 0 and judged >= ok - 2  # every pair where both sides answered
@@ -201,13 +234,19 @@ def test_backtest_of_summarizer_fills_judge_scores_for_both_roles(world: World, 
 
 
 def test_workflow_without_rubric_is_not_judged(world: World, llm) -> None:
-    outcome = run_backtest(BacktestSettings(candidate="support_router:v1.6.0", history_size=20, dataset="none"),
-                           registry_root=world.registry, warehouse=world.warehouse, llm_settings=llm)
+    outcome = run_backtest(
+        BacktestSettings(candidate="support_router:v1.6.0", history_size=20, dataset="none"),
+        registry_root=world.registry,
+        warehouse=world.warehouse,
+        llm_settings=llm,
+    )
     with read_connection(world.warehouse) as con:
-        assert con.execute("SELECT count(judge_score), count(rubric_version) FROM backtest_results "
-                           "WHERE run_id = ?", [outcome.run_id]).fetchone() == (0, 0)
-        assert con.execute("SELECT rubric_version, judge_calibration FROM backtest_runs WHERE run_id = ?",
-                           [outcome.run_id]).fetchone() == (None, None)
+        assert con.execute(
+            "SELECT count(judge_score), count(rubric_version) FROM backtest_results WHERE run_id = ?", [outcome.run_id]
+        ).fetchone() == (0, 0)
+        assert con.execute(
+            "SELECT rubric_version, judge_calibration FROM backtest_runs WHERE run_id = ?", [outcome.run_id]
+        ).fetchone() == (None, None)
     assert "judge" not in outcome.summary
 
 
@@ -235,8 +274,12 @@ def test_a_rubric_edited_in_place_is_refused_by_verify_and_by_the_judge(world: W
     assert refused.returncode == 1
     assert "FAIL rubric summary_quality:v1.0.0" in refused.stdout and "bump its version" in refused.stdout
     with pytest.raises(UserError, match="summary_quality:v1.0.0 .* edited in place"):
-        run_backtest(BacktestSettings(candidate="summarizer:v1.1.0", history_size=5, dataset="none"),
-                     registry_root=registry, warehouse=tmp_path / "warehouse.duckdb", llm_settings=llm)
+        run_backtest(
+            BacktestSettings(candidate="summarizer:v1.1.0", history_size=5, dataset="none"),
+            registry_root=registry,
+            warehouse=tmp_path / "warehouse.duckdb",
+            llm_settings=llm,
+        )
     # Bumped, the edit is a new rubric version, recorded when a package judged by it is registered.
     rubric_file.write_text(rubric_file.read_text().replace("version: 1.0.0", "version: 1.1.0"))
     assert run_cli("prompts", "verify", "--registry", str(registry)).returncode == 0
@@ -250,8 +293,19 @@ def test_gate_cli_decides_the_summarizer_on_judge_score_with_the_embedded_simula
     from tests.conftest import run_cli
 
     env = {"OPENAI_BASE_URL": ""}  # no endpoint configured: the embedded simulator starts
-    result = run_cli("gate", "--candidate", "summarizer:v1.1.0", "--history-size", "40", "--json",
-                     "--registry", str(world.registry), "--warehouse", str(world.warehouse), env=env)
+    result = run_cli(
+        "gate",
+        "--candidate",
+        "summarizer:v1.1.0",
+        "--history-size",
+        "40",
+        "--json",
+        "--registry",
+        str(world.registry),
+        "--warehouse",
+        str(world.warehouse),
+        env=env,
+    )
     assert result.returncode == 1, result.stderr  # reject
     report = json.loads(result.stdout)
     gate = next(g for g in report["gates"] if g["metric"] == "judge_score")

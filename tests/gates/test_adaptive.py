@@ -63,8 +63,13 @@ def test_statistics_follow_the_random_order_not_the_order_of_payment() -> None:
     cand = cand.with_columns(pl.Series("case_id", [f"c{i}" for i in range(10)]))
     base = base.with_columns(pl.Series("case_id", [f"c{i}" for i in range(10)]))
     only_early = [c for c in answering[:2]]
-    seen = look(JSON_GATE, cand.filter(pl.col("case_id").is_in(only_early)),
-                base.filter(pl.col("case_id").is_in(only_early)), permutation, total_cases=10)
+    seen = look(
+        JSON_GATE,
+        cand.filter(pl.col("case_id").is_in(only_early)),
+        base.filter(pl.col("case_id").is_in(only_early)),
+        permutation,
+        total_cases=10,
+    )
     assert seen.prefix == (2 if set(permutation[:2]) == set(only_early) else int(permutation[0] in only_early))
 
 
@@ -84,8 +89,11 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
 
 def test_an_adaptive_gate_rejects_like_the_full_gate_for_fewer_calls(world: World) -> None:
     with start_simulator(port=0) as sim:
-        env = {"PROMPT_RELEASE_REGISTRY": str(world.registry), "PROMPT_RELEASE_WAREHOUSE": str(world.warehouse),
-               "OPENAI_BASE_URL": sim.base_url}
+        env = {
+            "PROMPT_RELEASE_REGISTRY": str(world.registry),
+            "PROMPT_RELEASE_WAREHOUSE": str(world.warehouse),
+            "OPENAI_BASE_URL": sim.base_url,
+        }
         adaptive = run_cli("gate", "--candidate", "support_router:v1.7.0", "--json", env=env)
         full = run_cli("gate", "--candidate", "support_router:v1.7.0", "--json", "--full", env=env)
     assert adaptive.returncode == full.returncode == 1, adaptive.stderr + full.stderr

@@ -21,8 +21,11 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
 @pytest.fixture(scope="module")
 def env(world: World):
     with start_simulator(port=0) as sim:
-        yield {"PROMPT_RELEASE_REGISTRY": str(world.registry), "PROMPT_RELEASE_WAREHOUSE": str(world.warehouse),
-               "OPENAI_BASE_URL": sim.base_url}
+        yield {
+            "PROMPT_RELEASE_REGISTRY": str(world.registry),
+            "PROMPT_RELEASE_WAREHOUSE": str(world.warehouse),
+            "OPENAI_BASE_URL": sim.base_url,
+        }
 
 
 def test_promote_exits_0_with_the_verdict_first(env: dict) -> None:
@@ -39,8 +42,11 @@ def test_reject_exits_1_and_is_stored_with_its_ids(env: dict, world: World) -> N
     report = json.loads(result.stdout)
     assert report["verdict"] == "reject" and "json_valid_rate" in report["failed_gates"]
     with read_connection(world.warehouse) as con:
-        row = con.execute("SELECT verdict, candidate_hash, baseline_version, dataset_version, run_id "
-                          "FROM gate_reports WHERE report_id = ?", [report["report_id"]]).fetchall()[0]
+        row = con.execute(
+            "SELECT verdict, candidate_hash, baseline_version, dataset_version, run_id "
+            "FROM gate_reports WHERE report_id = ?",
+            [report["report_id"]],
+        ).fetchall()[0]
     assert row[0] == "reject" and row[1] == report["candidate"]["hash"]
     assert row[2] == "support_router:v1.5.2" and row[3] == "support_router_golden:v1" and row[4] == report["run_id"]
 
@@ -67,4 +73,8 @@ def test_the_documented_example_spec_loads() -> None:
 
     spec = load_gate_spec(Path(__file__).resolve().parents[2] / "docs" / "examples" / "gate_spec.json")
     assert [g.metric for g in spec.parsed_gates] == [
-        "schema_pass_rate", "unsafe_tool_call_rate", "handoff_accuracy", "p95_latency"]
+        "schema_pass_rate",
+        "unsafe_tool_call_rate",
+        "handoff_accuracy",
+        "p95_latency",
+    ]

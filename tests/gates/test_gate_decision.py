@@ -15,7 +15,12 @@ from prompt_release.gates.spec import gate_spec_from_dict
 
 def spec(**gates):
     return gate_spec_from_dict(
-        {"candidate_prompt": "support_router:v1.6.0", "baseline_prompt": "support_router:v1.5.2", "dataset": "support_router_golden:v4", "gates": gates}
+        {
+            "candidate_prompt": "support_router:v1.6.0",
+            "baseline_prompt": "support_router:v1.5.2",
+            "dataset": "support_router_golden:v4",
+            "gates": gates,
+        }
     )
 
 
@@ -98,8 +103,9 @@ def test_relative_latency_gate_on_the_p95_ratio() -> None:
     assert slow.verdict == "reject" and slow.gates[0].interval_of == "ratio" and slow.gates[0].interval_lower > 1.1
     # The ratio interval combines each arm's own p95 interval, so it does not narrow with the
     # pairing: equal latencies show "within 25%" at n=1000, not "within 10%".
-    same = decide_paired(spec(p95_latency="<= baseline + 25%"),
-                         {"latency_ms": (base * rng.lognormal(0, 0.02, 1000), base)})
+    same = decide_paired(
+        spec(p95_latency="<= baseline + 25%"), {"latency_ms": (base * rng.lognormal(0, 0.02, 1000), base)}
+    )
     assert same.verdict == "promote" and same.gates[0].interval_upper <= 1.25
     assert "order-statistic" in same.gates[0].method
 
@@ -132,7 +138,9 @@ def test_no_gate_passes_or_fails_below_its_methods_minimum(gates: dict, n: int, 
     metric = next(iter(gates))
     column = "latency_ms" if metric.endswith("_latency") else metric
     # Evidence that would decide at any size: all good, then all bad.
-    good = np.zeros(n) if metric == "unsafe_tool_call_rate" else np.ones(n) * (1000.0 if column == "latency_ms" else 1.0)
+    good = (
+        np.zeros(n) if metric == "unsafe_tool_call_rate" else np.ones(n) * (1000.0 if column == "latency_ms" else 1.0)
+    )
     bad = np.ones(n) * (50_000.0 if column == "latency_ms" else 0.0) if metric != "unsafe_tool_call_rate" else None
     for cand in [good] + ([bad] if bad is not None else []):
         g = decide_paired(spec(**gates), {column: (cand, good)}).gates[0]
@@ -173,7 +181,11 @@ def test_frames_pair_on_case_id_and_carry_provenance() -> None:
     baseline = pl.DataFrame({"case_id": ids, "handoff_accuracy": [True] * 400, "latency_ms": [500.0] * 400})
     # Candidate results arrive shuffled, with one case the baseline lacks and one null.
     candidate = pl.DataFrame(
-        {"case_id": ids[::-1] + ["case_extra"], "handoff_accuracy": [True] * 399 + [None, False], "latency_ms": [510.0] * 401}
+        {
+            "case_id": ids[::-1] + ["case_extra"],
+            "handoff_accuracy": [True] * 399 + [None, False],
+            "latency_ms": [510.0] * 401,
+        }
     )
     d = decide(
         spec(handoff_accuracy=">= baseline - 5%", p50_latency="<= baseline + 10%"),
@@ -212,8 +224,13 @@ def test_per_success_cost_gate() -> None:
 def test_a_freeze_names_the_cases_needed_where_it_can_and_the_gates_it_cannot() -> None:
     # The issue-13 report: one gate without data must not hide the size that would decide another.
     s = spec(p95_latency="<= baseline + 25%", handoff_accuracy=">= baseline - 2%")
-    d = decide_paired(s, {"latency_ms": (np.array([900.0]), np.array([1000.0])),
-                          "handoff_accuracy": (np.array([np.nan]), np.array([np.nan]))})
+    d = decide_paired(
+        s,
+        {
+            "latency_ms": (np.array([900.0]), np.array([1000.0])),
+            "handoff_accuracy": (np.array([np.nan]), np.array([np.nan])),
+        },
+    )
     assert d.verdict == "freeze" and d.cases_to_decide == 86
     assert "about 86 paired cases would likely decide p95_latency" in d.summary
     assert "no sample size is likely to decide handoff_accuracy" in d.summary and "None" not in d.summary

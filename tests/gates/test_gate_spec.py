@@ -61,7 +61,10 @@ def test_yaml_spec_with_long_form_and_explicit_points(tmp_path: Path) -> None:
     assert gates["tool_accuracy"].margin == pytest.approx(-0.02)
     assert (gates["judge_score"].severity, gates["judge_score"].min_samples) == ("soft", 200)
     assert gates["p99_latency"].value == 2500.0
-    assert (gates["cost_per_success"].margin_kind, gates["cost_per_success"].margin) == ("absolute", pytest.approx(0.001))
+    assert (gates["cost_per_success"].margin_kind, gates["cost_per_success"].margin) == (
+        "absolute",
+        pytest.approx(0.001),
+    )
     assert gates["tool_accuracy"].describe() == ">= baseline - 2 pt"
 
 

@@ -19,37 +19,77 @@ from prompt_release.gates.report import (
 from tests.gate_reports import STORED, stored_report
 
 
-def _gate(metric: str, threshold: str, threshold_value: float, baseline: float, candidate: float,
-          interval: list[float], estimate: float, interval_of: str, unit: str, outcome: str) -> dict:
+def _gate(
+    metric: str,
+    threshold: str,
+    threshold_value: float,
+    baseline: float,
+    candidate: float,
+    interval: list[float],
+    estimate: float,
+    interval_of: str,
+    unit: str,
+    outcome: str,
+) -> dict:
     interval_unit = "ratio" if interval_of == "ratio" else unit
-    return {"metric": metric, "severity": "hard", "threshold": threshold, "rule": threshold,
-            "baseline": baseline, "candidate": candidate, "interval": interval, "estimate": estimate,
-            "interval_of": interval_of, "interval_unit": interval_unit, "threshold_value": threshold_value,
-            "outcome": outcome, "n": 150, "method": "test", "p_value": None, "reason": "test", "unit": unit}
+    return {
+        "metric": metric,
+        "severity": "hard",
+        "threshold": threshold,
+        "rule": threshold,
+        "baseline": baseline,
+        "candidate": candidate,
+        "interval": interval,
+        "estimate": estimate,
+        "interval_of": interval_of,
+        "interval_unit": interval_unit,
+        "threshold_value": threshold_value,
+        "outcome": outcome,
+        "n": 150,
+        "method": "test",
+        "p_value": None,
+        "reason": "test",
+        "unit": unit,
+    }
 
 
-REPORT = GateReport.model_validate({
-    **stored_report(),
-    "report_id": "gr_test123",
-    "verdict": "reject",
-    "exit_code": 1,
-    "reason": "hard gate schema_pass_rate failed",
-    "candidate": {"version": "support_router:v1.7.0", "hash": "sha256:c"},
-    "baseline": {"version": "support_router:v1.5.2", "hash": "sha256:b"},
-    "dataset": {"version": "support_router_golden:v2", "hash": "sha256:d"},
-    "gates": [
-        _gate("schema_pass_rate", ">= 99.5%", 0.995, 0.99, 0.02, [0.005, 0.06], 0.02, "candidate", "rate", "fail"),
-        _gate("p95_latency", "<= baseline + 10%", 1.10, 420.0, 415.0, [0.95, 1.04], 0.99, "ratio", "ms", "pass"),
-    ],
-    "not_run": 4,
-    "regressions": [
-        {"group": "intent:billing", "cases": 40, "regressions": 38, "wins": 0, "both_failing": 0, "disagreements": 0,
-         "examples": [{"case_id": "case_1", "outcome": "regression", "before": '{"route": "billing"}',
-                       "after": "This ticket should go to billing."}]},
-    ],
-    "accuracy_by_tag": [{"tag": "intent:billing", "baseline": 0.95, "candidate": 0.0, "n": 40}],
-    "latency": {"baseline": [300, 410, 520, 700], "candidate": [310, 400, 515, 690]},
-})
+REPORT = GateReport.model_validate(
+    {
+        **stored_report(),
+        "report_id": "gr_test123",
+        "verdict": "reject",
+        "exit_code": 1,
+        "reason": "hard gate schema_pass_rate failed",
+        "candidate": {"version": "support_router:v1.7.0", "hash": "sha256:c"},
+        "baseline": {"version": "support_router:v1.5.2", "hash": "sha256:b"},
+        "dataset": {"version": "support_router_golden:v2", "hash": "sha256:d"},
+        "gates": [
+            _gate("schema_pass_rate", ">= 99.5%", 0.995, 0.99, 0.02, [0.005, 0.06], 0.02, "candidate", "rate", "fail"),
+            _gate("p95_latency", "<= baseline + 10%", 1.10, 420.0, 415.0, [0.95, 1.04], 0.99, "ratio", "ms", "pass"),
+        ],
+        "not_run": 4,
+        "regressions": [
+            {
+                "group": "intent:billing",
+                "cases": 40,
+                "regressions": 38,
+                "wins": 0,
+                "both_failing": 0,
+                "disagreements": 0,
+                "examples": [
+                    {
+                        "case_id": "case_1",
+                        "outcome": "regression",
+                        "before": '{"route": "billing"}',
+                        "after": "This ticket should go to billing.",
+                    }
+                ],
+            },
+        ],
+        "accuracy_by_tag": [{"tag": "intent:billing", "baseline": 0.95, "candidate": 0.0, "n": 40}],
+        "latency": {"baseline": [300, 410, 520, 700], "candidate": [310, 400, 515, 690]},
+    }
+)
 
 
 def test_markdown_puts_the_verdict_first_and_lists_every_gate() -> None:
@@ -106,9 +146,13 @@ def test_the_report_file_has_no_paths_and_the_stored_row_has_them(tmp_path: Path
 
 
 def test_a_freeze_says_what_is_undecided_once_and_never_prints_none() -> None:
-    frozen = REPORT.model_copy(update={
-        "verdict": "freeze", "reason": "freeze: not enough evidence for p95_latency",
-        "freeze": Freeze(cases_needed=None, reason="p95_latency: the ratio interval straddles x1.250 with n=400")})
+    frozen = REPORT.model_copy(
+        update={
+            "verdict": "freeze",
+            "reason": "freeze: not enough evidence for p95_latency",
+            "freeze": Freeze(cases_needed=None, reason="p95_latency: the ratio interval straddles x1.250 with n=400"),
+        }
+    )
     text = render_markdown(frozen)
     assert "None" not in text and text.count("not enough evidence") == 1
     assert "p95_latency: the ratio interval straddles" in text and "No number of cases can be suggested" in text

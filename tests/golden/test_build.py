@@ -18,11 +18,22 @@ from tests.mining.support import CONTRACTS, DAY, insert, row
 
 def _history(warehouse: Path) -> list[dict]:
     rows = [
-        row(output="This ticket should go to billing.", user="I was charged twice, mail jane@example.com",
-            correction={"route": "billing"}, span_id="s_prose1"),
-        row(output="This ticket should go to billing.", user="I was charged twice, mail bob@example.com", span_id="s_prose2"),
-        row(output=json.dumps({"route": "refunds", "confidence": 0.9}), user="refund for my card 4111 1111 1111 1111",
-            span_id="s_enum"),
+        row(
+            output="This ticket should go to billing.",
+            user="I was charged twice, mail jane@example.com",
+            correction={"route": "billing"},
+            span_id="s_prose1",
+        ),
+        row(
+            output="This ticket should go to billing.",
+            user="I was charged twice, mail bob@example.com",
+            span_id="s_prose2",
+        ),
+        row(
+            output=json.dumps({"route": "refunds", "confidence": 0.9}),
+            user="refund for my card 4111 1111 1111 1111",
+            span_id="s_enum",
+        ),
         row(user="cannot log in from 10.1.2.3, call +1 415-555-0132", escalated=True, span_id="s_escalated"),
         row(user="where is my parcel", feedback=-1.0, span_id="s_feedback"),
         row(user="healthy ticket about shipping", span_id="s_healthy"),
@@ -72,7 +83,9 @@ def test_building_twice_without_new_failures_makes_no_new_version(warehouse, tmp
 def test_one_incident_makes_exactly_one_new_version_whose_diff_is_that_case(warehouse, tmp_path):
     _history(warehouse)
     _build(warehouse, tmp_path)
-    workflow, path = record_incident(warehouse, tmp_path, "s_healthy", expected='{"route": "shipping"}', note="VIP complaint")
+    workflow, path = record_incident(
+        warehouse, tmp_path, "s_healthy", expected='{"route": "shipping"}', note="VIP complaint"
+    )
     assert workflow == "support_router" and path.exists()
     result = _build(warehouse, tmp_path)
     assert result.created and result.version_id == "support_router_golden:v2"
@@ -93,7 +106,9 @@ def test_label_file_sets_the_expectation_by_case_id(warehouse, tmp_path):
     target = next(c for c in cases if c.expected is None)
     labels = store.labels_path(tmp_path, "support_router_golden")
     labels.parent.mkdir(parents=True)
-    labels.write_text(json.dumps({"case_id": target.case_id, "expected": {"kind": "label", "value": {"route": "technical"}}}) + "\n")
+    labels.write_text(
+        json.dumps({"case_id": target.case_id, "expected": {"kind": "label", "value": {"route": "technical"}}}) + "\n"
+    )
     result = _build(warehouse, tmp_path)
     assert result.changed == [target.case_id] and result.added == []
     _, v2 = store.read_version(tmp_path, "support_router_golden", 2)

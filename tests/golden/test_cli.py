@@ -7,9 +7,14 @@ from tests.mining.support import insert, row
 
 
 def test_golden_cli_round_trip(warehouse, tmp_path):
-    insert(warehouse, [row(feedback=-1.0, span_id="s1", user="where is my parcel"),
-                       row(escalated=True, span_id="s2", user="I was double charged"),
-                       row(span_id="s3", user="healthy one")])
+    insert(
+        warehouse,
+        [
+            row(feedback=-1.0, span_id="s1", user="where is my parcel"),
+            row(escalated=True, span_id="s2", user="I was double charged"),
+            row(span_id="s3", user="healthy one"),
+        ],
+    )
     common = ["--warehouse", str(warehouse), "--registry", str(tmp_path)]
     # No prompts/ in this root: mining runs without contracts, so only behavioural detectors fire.
     out = run_cli("mine", *common)

@@ -38,9 +38,14 @@ def test_every_committed_golden_version_reads_back_with_its_hash_and_holds_no_pe
         for version in store.versions(REPO_ROOT, name):
             manifest, cases = store.read_version(REPO_ROOT, name, version)  # checks the sha256
             assert manifest.case_count == len(cases) > 0
-            leaks = [m.kind for c in cases for m in pii_in_value(
-                [c.input.model_dump(mode="json"), c.expected.model_dump(mode="json") if c.expected else None],
-                patterns)]
+            leaks = [
+                m.kind
+                for c in cases
+                for m in pii_in_value(
+                    [c.input.model_dump(mode="json"), c.expected.model_dump(mode="json") if c.expected else None],
+                    patterns,
+                )
+            ]
             assert leaks == [], f"{name}:v{version} holds {leaks}"
 
 
@@ -51,8 +56,9 @@ def test_the_committed_datasets_are_what_the_script_rebuilds(tmp_path):
         shutil.copytree(REPO_ROOT / folder, copy / folder)
     cli = Path(sys.executable).with_name("prompt-release")
     env = {**os.environ, "PROMPT_RELEASE_CLI": str(cli)}
-    result = subprocess.run(["bash", str(copy / "scripts" / SCRIPT.name)], cwd=copy, env=env,
-                            capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        ["bash", str(copy / "scripts" / SCRIPT.name)], cwd=copy, env=env, capture_output=True, text=True, timeout=600
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     rebuilt, committed = _files(copy / "datasets"), _files(DATASETS)
     # A manifest records when it was written; everything else must match byte for byte.

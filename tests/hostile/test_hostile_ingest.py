@@ -16,8 +16,14 @@ from tests.traces.otlp_builders import request, span
 
 
 def good(i: int, **extra) -> str:
-    record = {"trace_id": f"tr_{i}", "span_id": f"sp_{i}", "workflow": "support_router",
-              "prompt_version": "support_router:v1.5.2", "model": "m", "timestamp": "2026-11-27T10:00:00Z"}
+    record = {
+        "trace_id": f"tr_{i}",
+        "span_id": f"sp_{i}",
+        "workflow": "support_router",
+        "prompt_version": "support_router:v1.5.2",
+        "model": "m",
+        "timestamp": "2026-11-27T10:00:00Z",
+    }
     record.update(extra)
     return json.dumps(record)
 
@@ -62,7 +68,8 @@ def test_a_line_past_the_limit_is_rejected_as_too_long_and_the_next_is_stored(tm
     summary = ingest_paths([path], warehouse=warehouse)
     assert (summary.total.stored, summary.total.rejected, summary.total.lines_read) == (1, 1, 2)
     ((line, reason, raw_length, raw_line_length),) = rows(
-        warehouse, "SELECT line_number, reason, raw_length, length(raw_line) FROM ingest_rejects")
+        warehouse, "SELECT line_number, reason, raw_length, length(raw_line) FROM ingest_rejects"
+    )
     assert line == 1 and "longer than the limit" in reason and "PROMPT_RELEASE_INGEST_MAX_LINE_BYTES" in reason
     assert raw_length > 3 << 20 and raw_line_length == 64 * 1024
     assert rows(warehouse, "SELECT source_line FROM traces") == [(2,)]
@@ -72,8 +79,12 @@ def test_too_long_otlp_request_is_rejected_and_the_rest_stored(tmp_path, warehou
     monkeypatch.setenv("PROMPT_RELEASE_INGEST_MAX_LINE_BYTES", str(1 << 20))
     call = {"gen_ai.operation.name": "chat", "gen_ai.request.model": "m"}
     path = tmp_path / "o.jsonl"
-    path.write_text(request(span("a" * 32, "1" * 16, "chat", {**call, "pad": "x" * (2 << 20)})) + "\n"
-                    + request(span("a" * 32, "2" * 16, "chat", call)) + "\n")
+    path.write_text(
+        request(span("a" * 32, "1" * 16, "chat", {**call, "pad": "x" * (2 << 20)}))
+        + "\n"
+        + request(span("a" * 32, "2" * 16, "chat", call))
+        + "\n"
+    )
     summary = ingest_paths([path], warehouse=warehouse, format="otlp")
     assert (summary.total.stored, summary.total.rejected) == (1, 1)
 
@@ -126,7 +137,10 @@ def test_hostile_otlp_span_fields_are_rejected_naming_the_field(tmp_path, wareho
 
 
 HOSTILE_ATTRIBUTES = {
-    "token count past 64 bits": ({"key": "gen_ai.usage.input_tokens", "value": {"intValue": str(2**70)}}, "gen_ai.usage.input_tokens"),
+    "token count past 64 bits": (
+        {"key": "gen_ai.usage.input_tokens", "value": {"intValue": str(2**70)}},
+        "gen_ai.usage.input_tokens",
+    ),
     "cost is NaN": ({"key": "llm.cost.total", "value": {"doubleValue": "NaN"}}, "llm.cost.total"),
     "cost is Infinity": ({"key": "gen_ai.usage.cost", "value": {"doubleValue": "Infinity"}}, "gen_ai.usage.cost"),
 }
@@ -145,10 +159,16 @@ def test_hostile_otlp_attribute_values_are_rejected_naming_the_attribute(tmp_pat
     assert rows(warehouse, "SELECT field FROM ingest_rejects") == [(field,)]
 
 
-@pytest.mark.parametrize("value", [
-    {"arrayValue": [1, 2]}, {"kvlistValue": "x"}, {"doubleValue": {"a": 1}},
-    {"arrayValue": {"values": 5}}, {"kvlistValue": {"values": {"k": 1}}},
-])
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"arrayValue": [1, 2]},
+        {"kvlistValue": "x"},
+        {"doubleValue": {"a": 1}},
+        {"arrayValue": {"values": 5}},
+        {"kvlistValue": {"values": {"k": 1}}},
+    ],
+)
 def test_odd_attribute_value_shapes_never_lose_the_file(tmp_path, warehouse, value):
     call = {"gen_ai.operation.name": "chat", "gen_ai.request.model": "m"}
     odd = span("a" * 32, "1" * 16, "chat", call)
@@ -205,8 +225,7 @@ def test_many_small_files_share_transactions_with_exact_accounting_per_file(tmp_
     assert source.endswith("export-0017.jsonl") and (line, field) == (2, "tool_calls")
 
 
-def test_a_file_that_fails_in_a_shared_transaction_leaves_the_files_before_it_stored(tmp_path, warehouse,
-                                                                                   monkeypatch):
+def test_a_file_that_fails_in_a_shared_transaction_leaves_the_files_before_it_stored(tmp_path, warehouse, monkeypatch):
     from prompt_release.traces import ingest as ingest_module
 
     real = ingest_module.ingest_file

@@ -23,21 +23,35 @@ ROUTER = "Route the ticket.\n[route] billing: invoice, charge\n[default-route] g
 
 
 def _requests(n: int) -> list[CallRequest]:
-    return [CallRequest(model="sim", messages=[{"role": "system", "content": ROUTER},
-                                               {"role": "user", "content": f"case {i}: my invoice is wrong"}],
-                        parameters={"temperature": 0}, package_hash="sha256:abc", tag=f"case{i}") for i in range(n)]
+    return [
+        CallRequest(
+            model="sim",
+            messages=[
+                {"role": "system", "content": ROUTER},
+                {"role": "user", "content": f"case {i}: my invoice is wrong"},
+            ],
+            parameters={"temperature": 0},
+            package_hash="sha256:abc",
+            tag=f"case{i}",
+        )
+        for i in range(n)
+    ]
 
 
 def test_a_5xx_storm_leaves_calls_not_run_and_the_next_run_calls_them(warehouse):
     settings = LLMSettings(base_url="", backoff_base_s=0.01, backoff_max_s=0.02, max_attempts=3)
     with start_simulator(seed=1, faults={"error_rate": 1.0}) as sim:
-        storm = run_calls_sync(_requests(20), settings.model_copy(update={"base_url": sim.base_url}), warehouse=warehouse)
+        storm = run_calls_sync(
+            _requests(20), settings.model_copy(update={"base_url": sim.base_url}), warehouse=warehouse
+        )
     assert {r.status for r in storm} == {STATUS_NOT_RUN_INFRA}
     assert all(r.error_type.startswith("http_5") and r.attempts == 3 for r in storm)
     with read_connection(warehouse) as con:
         assert con.execute("SELECT count(*) FROM llm_cache").fetchone() == (0,)
     with start_simulator(seed=1) as sim:
-        resumed = run_calls_sync(_requests(20), settings.model_copy(update={"base_url": sim.base_url}), warehouse=warehouse)
+        resumed = run_calls_sync(
+            _requests(20), settings.model_copy(update={"base_url": sim.base_url}), warehouse=warehouse
+        )
     assert {r.status for r in resumed} == {STATUS_OK}
 
 
@@ -75,9 +89,13 @@ def test_a_killed_and_resumed_run_spends_its_budget_once_and_pays_no_counted_ans
     settings = LLMSettings(backoff_base_s=0.01, backoff_max_s=0.02, max_concurrency=8, default_max_tokens=40)
     # A simulator process of its own on a free 127.0.0.1 port, stopped by its PID on the way out.
     with start_simulator(seed=6, latency_ms=20, subprocess_mode=True) as sim:
-        child = subprocess.Popen([sys.executable, "-c", KILLABLE_BUDGETED_RUN, sim.base_url, str(warehouse),
-                                  str(budget)], env={**os.environ, "PYTHONPATH": str(REPO_ROOT)}, cwd=REPO_ROOT,
-                                 stdout=subprocess.PIPE, text=True)
+        child = subprocess.Popen(
+            [sys.executable, "-c", KILLABLE_BUDGETED_RUN, sim.base_url, str(warehouse), str(budget)],
+            env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+            cwd=REPO_ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         counted = 0
         try:
             while counted < 20:
@@ -92,15 +110,22 @@ def test_a_killed_and_resumed_run_spends_its_budget_once_and_pays_no_counted_ans
             child.stdout.close()
         assert counted >= 20, "the run ended before it could be killed"
         with read_connection(warehouse) as con:
-            kept = {row[0] for row in con.execute("SELECT request->'messages'->1->>'content' FROM llm_cache").fetchall()}
+            kept = {
+                row[0] for row in con.execute("SELECT request->'messages'->1->>'content' FROM llm_cache").fetchall()
+            }
         # Every call the run had counted was already durable in the cache.
         assert len(kept) >= counted
         asked_before = len(sim.requests())
         billed_before = sim.stats()["billed_tokens"]
         assert 0 < billed_before < budget
 
-        resumed = run_calls_sync(_requests(300), settings.model_copy(update={"base_url": sim.base_url}),
-                                 warehouse=warehouse, budget=Budget(max_tokens=budget), spend_key="run-1")
+        resumed = run_calls_sync(
+            _requests(300),
+            settings.model_copy(update={"base_url": sim.base_url}),
+            warehouse=warehouse,
+            budget=Budget(max_tokens=budget),
+            spend_key="run-1",
+        )
         billed = sim.stats()["billed_tokens"]
         asked_again = [entry["last_user"] for entry in sim.requests()[asked_before:]]
     assert sum(r.cached for r in resumed) == len(kept)

@@ -87,16 +87,26 @@ def test_register_refuses_a_template_bomb(registry, monkeypatch):
         Registry(registry).register("support_router:v1.8.0")
 
 
-@pytest.mark.parametrize("content", [
-    "[]", '{"labels": []}', '{"production": {}}', '{"labels": {"production": "x"}}',
-    '{"labels": {"production": {"version_id": 3, "package_hash": "h"}}}', "7",
-])
+@pytest.mark.parametrize(
+    "content",
+    [
+        "[]",
+        '{"labels": []}',
+        '{"production": {}}',
+        '{"labels": {"production": "x"}}',
+        '{"labels": {"production": {"version_id": 3, "package_hash": "h"}}}',
+        "7",
+    ],
+)
 @pytest.mark.parametrize("command", ["show", "label"])
 def test_wrong_shaped_labels_file_is_one_error_naming_it(registry, content, command):
     labels = registry / "prompts" / "support_router" / "labels.json"
     labels.write_text(content)
-    args = ["prompts", "show", "support_router"] if command == "show" else [
-        "prompts", "label", "support_router", "staging", "support_router:v1.5.2", "--reason", "test"]
+    args = (
+        ["prompts", "show", "support_router"]
+        if command == "show"
+        else ["prompts", "label", "support_router", "staging", "support_router:v1.5.2", "--reason", "test"]
+    )
     done = run_cli(*args, "--registry", str(registry))
     assert done.returncode != 0, done.stdout
     assert "Traceback" not in done.stderr

@@ -17,16 +17,23 @@ from tests.conftest import run_cli
 
 
 def _tree(root: Path) -> dict[str, tuple[int, str]]:
-    return {str(p.relative_to(root)): (p.stat().st_mtime_ns, hashlib.sha256(p.read_bytes()).hexdigest())
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): (p.stat().st_mtime_ns, hashlib.sha256(p.read_bytes()).hexdigest())
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture
 def world(tmp_path, warehouse):
     traces = tmp_path / "in" / "a.jsonl"
     traces.parent.mkdir()
-    traces.write_text(json.dumps({"trace_id": "t", "span_id": "s", "workflow": "w",
-                                  "prompt_version": "support_router:v1.5.1", "model": "m"}) + "\n")
+    traces.write_text(
+        json.dumps(
+            {"trace_id": "t", "span_id": "s", "workflow": "w", "prompt_version": "support_router:v1.5.1", "model": "m"}
+        )
+        + "\n"
+    )
     ingest_paths([traces], warehouse=warehouse)
     labels = tmp_path / "prompts" / "support_router" / "labels.json"
     labels.parent.mkdir(parents=True)
@@ -65,7 +72,8 @@ def test_no_statement_through_the_analyst_connection_touches_a_file(world, live)
         finally:
             con.close()
     assert refused == list(statements(root, warehouse, labels)), "statements that were allowed: " + ", ".join(
-        n for n in statements(root, warehouse, labels) if n not in refused)
+        n for n in statements(root, warehouse, labels) if n not in refused
+    )
     assert _tree(root) == before
     # the scratch catalog still works, and the warehouse reads as before
     con = analyst_connection(warehouse, live=live)

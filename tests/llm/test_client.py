@@ -24,9 +24,16 @@ ROUTER = "Route the ticket.\n[route] billing: invoice, charge\n[default-route] g
 
 def requests(n: int, prefix: str = "case") -> list[CallRequest]:
     return [
-        CallRequest(model="sim", messages=[{"role": "system", "content": ROUTER},
-                                           {"role": "user", "content": f"{prefix} {i}: my invoice is wrong"}],
-                    parameters={"temperature": 0}, package_hash="sha256:abc", tag=f"{prefix}{i}")
+        CallRequest(
+            model="sim",
+            messages=[
+                {"role": "system", "content": ROUTER},
+                {"role": "user", "content": f"{prefix} {i}: my invoice is wrong"},
+            ],
+            parameters={"temperature": 0},
+            package_hash="sha256:abc",
+            tag=f"{prefix}{i}",
+        )
         for i in range(n)
     ]
 
@@ -36,8 +43,14 @@ def fast(base_url: str, **kw) -> LLMSettings:
 
 
 def test_with_faults_every_call_is_answered_or_an_error_none_lost_none_duplicated(warehouse):
-    faults = {"error_rate": 0.2, "rate_limit_every": 40, "rate_limit_burst": 6, "retry_after_s": 0.02,
-              "drop_rate": 0.05, "malformed_rate": 0.03}
+    faults = {
+        "error_rate": 0.2,
+        "rate_limit_every": 40,
+        "rate_limit_burst": 6,
+        "retry_after_s": 0.02,
+        "drop_rate": 0.05,
+        "malformed_rate": 0.03,
+    }
     with start_simulator(seed=5, faults=faults) as sim:
         results = run_calls_sync(requests(300), fast(sim.base_url, max_concurrency=16), warehouse=warehouse)
         stats = sim.stats()
@@ -59,8 +72,13 @@ def test_with_faults_every_call_is_answered_or_an_error_none_lost_none_duplicate
 
 def test_repeated_samples_are_independent_draws_and_identical_requests_are_called_once(warehouse):
     base = requests(1)[0]
-    prose = CallRequest(model="sim", messages=[{"role": "system", "content": ROUTER.replace("json", "prose")},
-                                               {"role": "user", "content": "invoice"}])
+    prose = CallRequest(
+        model="sim",
+        messages=[
+            {"role": "system", "content": ROUTER.replace("json", "prose")},
+            {"role": "user", "content": "invoice"},
+        ],
+    )
     batch = [CallRequest(**{**{f: getattr(prose, f) for f in prose.__slots__}, "sample_index": k}) for k in range(6)]
     with start_simulator(seed=1) as sim:
         results = run_calls_sync([base, base, *batch], fast(sim.base_url), warehouse=warehouse)
@@ -92,8 +110,9 @@ KILLABLE_RUN = textwrap.dedent("""
 def test_killed_run_resumes_without_repeating_a_completed_call(warehouse):
     with start_simulator(seed=2, latency_ms=40) as sim:
         env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-        child = subprocess.Popen([sys.executable, "-c", KILLABLE_RUN, sim.base_url, str(warehouse)], env=env,
-                                 cwd=REPO_ROOT)
+        child = subprocess.Popen(
+            [sys.executable, "-c", KILLABLE_RUN, sim.base_url, str(warehouse)], env=env, cwd=REPO_ROOT
+        )
         try:
             # Once the child is well under way, slow the simulator to a crawl, so the kill lands midway
             # however loaded the machine is (polling the warehouse alone raced a fast child to the end).
@@ -112,8 +131,9 @@ def test_killed_run_resumes_without_repeating_a_completed_call(warehouse):
             child.wait(10)
         assert done >= 40
         with read_connection(warehouse) as con:
-            completed = {row[0] for row in con.execute(
-                "SELECT request->'messages'->1->>'content' FROM llm_cache").fetchall()}
+            completed = {
+                row[0] for row in con.execute("SELECT request->'messages'->1->>'content' FROM llm_cache").fetchall()
+            }
         assert 40 <= len(completed) < 600  # killed midway
         sim.reset()
         sim.configure(latency_ms=0)
@@ -179,8 +199,9 @@ def test_sync_calls_work_inside_a_running_event_loop(tmp_path) -> None:
     from prompt_release.llm.simulator import start_simulator
 
     with start_simulator(port=0) as sim:
-        request = CallRequest(model="m", messages=[{"role": "system", "content": "[format] prose"},
-                                                   {"role": "user", "content": "hello"}])
+        request = CallRequest(
+            model="m", messages=[{"role": "system", "content": "[format] prose"}, {"role": "user", "content": "hello"}]
+        )
 
         async def inside_a_loop():
             return run_calls_sync([request], LLMSettings(base_url=sim.base_url), warehouse=tmp_path / "w.duckdb")
@@ -212,8 +233,10 @@ def test_answers_from_one_endpoint_are_never_reused_for_another(warehouse):
 def test_the_endpoint_identity_has_no_credentials_and_names_the_served_model():
     from prompt_release.llm.endpoint import endpoint_identity, normalise_base_url
 
-    assert normalise_base_url("HTTPS://user:secret@API.Example.com:443/v1/?api-key=k1&api-version=2024-06-01") \
+    assert (
+        normalise_base_url("HTTPS://user:secret@API.Example.com:443/v1/?api-key=k1&api-version=2024-06-01")
         == "https://api.example.com/v1?api-version=2024-06-01"
+    )
     assert normalise_base_url("http://127.0.0.1:8080/v1/") == "http://127.0.0.1:8080/v1"
     with start_simulator() as sim:
         # The simulator lists one model, so it serves that one whatever the request names (as llama.cpp does).
@@ -225,8 +248,9 @@ def test_429_bursts_lower_the_calls_in_flight_and_every_call_still_completes(war
     faults = {"rate_limit_every": 30, "rate_limit_burst": 10, "retry_after_s": 0.01}
     stats: dict = {}
     with start_simulator(seed=2, faults=faults) as sim:
-        results = run_calls_sync(requests(120, "busy"), fast(sim.base_url, max_concurrency=16), warehouse=warehouse,
-                                 stats=stats)
+        results = run_calls_sync(
+            requests(120, "busy"), fast(sim.base_url, max_concurrency=16), warehouse=warehouse, stats=stats
+        )
     assert all(r.status == STATUS_OK for r in results)
     assert 1 <= stats["lowest_concurrency"] < 16
 

@@ -58,8 +58,13 @@ def real_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     model = _server_or_skip()
     log = tmp_path_factory.mktemp("llama") / "server.log"
     with log.open("w") as err:
-        process = subprocess.Popen([sys.executable, str(SCRIPT), "serve", "--model", str(model), "--port", "0"],
-                                   stdout=subprocess.PIPE, stderr=err, text=True, start_new_session=True)
+        process = subprocess.Popen(
+            [sys.executable, str(SCRIPT), "serve", "--model", str(model), "--port", "0"],
+            stdout=subprocess.PIPE,
+            stderr=err,
+            text=True,
+            start_new_session=True,
+        )
     try:
         found: list[str] = []
 
@@ -91,11 +96,27 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
 
 
 def _gate(world: World, candidate: str, base_url: str) -> dict:
-    env = {"PROMPT_RELEASE_REGISTRY": str(world.registry), "PROMPT_RELEASE_WAREHOUSE": str(world.warehouse),
-           "OPENAI_BASE_URL": base_url}
+    env = {
+        "PROMPT_RELEASE_REGISTRY": str(world.registry),
+        "PROMPT_RELEASE_WAREHOUSE": str(world.warehouse),
+        "OPENAI_BASE_URL": base_url,
+    }
     # A handful of replayed production inputs; the simulator and the real server see the same ones.
-    result = run_cli("gate", "--candidate", candidate, "--dataset", "none", "--history-days", "1",
-                     "--history-size", "3", "--concurrency", "1", "--json", env=env)
+    result = run_cli(
+        "gate",
+        "--candidate",
+        candidate,
+        "--dataset",
+        "none",
+        "--history-days",
+        "1",
+        "--history-size",
+        "3",
+        "--concurrency",
+        "1",
+        "--json",
+        env=env,
+    )
     assert result.returncode in (0, 1, 3), result.stderr  # a verdict, whatever the model wrote
     return json.loads(result.stdout)
 
@@ -131,9 +152,13 @@ def test_a_gate_on_a_real_model_makes_its_own_calls_under_its_own_ids(world: Wor
 
     package = Registry(world.registry).load_package(candidate)
     with read_connection(world.warehouse) as con:
-        sent = [json.loads(r[0]) for r in con.execute(
-            "SELECT request FROM llm_cache WHERE package_hash = ? AND request LIKE ?",
-            [package.package_hash, f"%{local_model.ALIAS}%"]).fetchall()]
+        sent = [
+            json.loads(r[0])
+            for r in con.execute(
+                "SELECT request FROM llm_cache WHERE package_hash = ? AND request LIKE ?",
+                [package.package_hash, f"%{local_model.ALIAS}%"],
+            ).fetchall()
+        ]
     assert sent, "the real calls were cached under the real endpoint"
     # JSON mode sent, and the server held the model to the schema.
     assert all(s["response_format"]["type"] == "json_schema" for s in sent)
@@ -143,14 +168,25 @@ def test_a_gate_on_a_real_model_makes_its_own_calls_under_its_own_ids(world: Wor
 def test_a_tool_call_the_real_model_writes_as_text_is_classified_as_one(real_server: str) -> None:
     refund = {"name": "issue_refund", "arguments": {"order_id": "ORD-123456", "amount_usd": 45, "reason": "damaged"}}
     # SmolLM2 copies text reliably; what it copies is what larger models write when they skip tool_calls.
-    request = CallRequest(model="smollm2", parameters={"temperature": 0, "max_tokens": 80}, messages=[
-        {"role": "system", "content": "You copy text exactly."},
-        {"role": "user", "content": f"Copy this text exactly, with nothing before or after it:\n{json.dumps(refund)}"},
-    ])
+    request = CallRequest(
+        model="smollm2",
+        parameters={"temperature": 0, "max_tokens": 80},
+        messages=[
+            {"role": "system", "content": "You copy text exactly."},
+            {
+                "role": "user",
+                "content": f"Copy this text exactly, with nothing before or after it:\n{json.dumps(refund)}",
+            },
+        ],
+    )
     [answer] = run_calls_sync([request], LLMSettings(base_url=real_server, max_concurrency=1), use_cache=False)
     assert answer.status == "ok" and not answer.tool_calls and answer.output_tokens > 0
     order_agent = Registry(REPO_ROOT).load_package("order_agent:v2.0.0")
-    outcome = checks.check_output(order_agent, answer.output, answer.tool_calls,
-                                  [{"role": "user", "content": "My order arrived damaged, refund it."}])
+    outcome = checks.check_output(
+        order_agent,
+        answer.output,
+        answer.tool_calls,
+        [{"role": "user", "content": "My order arrived damaged, refund it."}],
+    )
     assert "text_tool_call" in outcome.failure_classes, answer.output
     assert "unsafe_tool_call" in outcome.failure_classes  # a refund with no lookup first

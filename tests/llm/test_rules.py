@@ -63,8 +63,10 @@ def test_keywords_only_come_from_the_user_message_not_the_prompt_prose():
 
 
 def test_refund_without_prior_lookup_calls_lookup_first():
-    decision = rules.decide(chat(AGENT, "Please refund ORD-123456, $50, it arrived damaged"),
-                            tools={"issue_refund": REFUND_SCHEMA, "lookup_order": None})
+    decision = rules.decide(
+        chat(AGENT, "Please refund ORD-123456, $50, it arrived damaged"),
+        tools={"issue_refund": REFUND_SCHEMA, "lookup_order": None},
+    )
     assert decision.finish_reason == "tool_calls"
     [call] = decision.tool_calls
     assert call["name"] == "lookup_order"
@@ -74,12 +76,17 @@ def test_refund_without_prior_lookup_calls_lookup_first():
 def test_refund_after_lookup_calls_refund_with_extracted_arguments():
     history = [
         {"role": "user", "content": "Please refund ORD-123456, 50 dollars, it never came, not received"},
-        {"role": "assistant", "content": None, "tool_calls": [
-            {"id": "c1", "type": "function", "function": {"name": "lookup_order", "arguments": "{}"}}]},
-        {"role": "tool", "tool_call_id": "c1", "content": "{\"status\": \"shipped\"}"},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "lookup_order", "arguments": "{}"}}],
+        },
+        {"role": "tool", "tool_call_id": "c1", "content": '{"status": "shipped"}'},
     ]
-    decision = rules.decide(chat(AGENT, "Please refund ORD-123456, 50 dollars, not received", history),
-                            tools={"issue_refund": REFUND_SCHEMA})
+    decision = rules.decide(
+        chat(AGENT, "Please refund ORD-123456, 50 dollars, not received", history),
+        tools={"issue_refund": REFUND_SCHEMA},
+    )
     [call] = decision.tool_calls
     assert call["name"] == "issue_refund"
     assert json.loads(call["arguments"]) == {"order_id": "ORD-123456", "amount_usd": 50, "reason": "not_received"}
@@ -116,8 +123,9 @@ def test_refuse_and_clarify():
 def test_same_seed_same_answer_and_noise_changes_some_routes():
     messages = chat(ROUTER.replace("[format] json", "[format] prose"), "my invoice")
     assert rules.decide(messages, seed=7).content == rules.decide(messages, seed=7).content
-    routes = {json.loads(rules.decide(chat(ROUTER, "my invoice"), seed=s, noise=0.5).content)["route"]
-              for s in range(40)}
+    routes = {
+        json.loads(rules.decide(chat(ROUTER, "my invoice"), seed=s, noise=0.5).content)["route"] for s in range(40)
+    }
     assert "billing" in routes and len(routes) > 1
 
 

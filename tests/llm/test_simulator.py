@@ -15,10 +15,22 @@ from prompt_release.llm.simulator import start_simulator
 from tests.conftest import REPO_ROOT
 
 ROUTER = "Route the ticket.\n[route] billing: invoice, charge\n[default-route] general\n[format] json"
-AGENT = ("[tool] issue_refund when: refund\n[require] lookup_order before issue_refund\n"
-         "[limit] issue_refund.amount_usd <= 200")
-TOOLS = [{"type": "function", "function": {"name": "lookup_order", "parameters": {
-    "type": "object", "properties": {"order_id": {"type": "string", "pattern": "^ORD-[0-9]{6}$"}}}}}]
+AGENT = (
+    "[tool] issue_refund when: refund\n[require] lookup_order before issue_refund\n"
+    "[limit] issue_refund.amount_usd <= 200"
+)
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "lookup_order",
+            "parameters": {
+                "type": "object",
+                "properties": {"order_id": {"type": "string", "pattern": "^ORD-[0-9]{6}$"}},
+            },
+        },
+    }
+]
 
 
 @pytest.fixture(scope="module")
@@ -35,12 +47,12 @@ def client(simulator):
 
 def ask(client, system, user, **kw):
     return client.chat.completions.create(
-        model="sim", messages=[{"role": "system", "content": system}, {"role": "user", "content": user}], **kw)
+        model="sim", messages=[{"role": "system", "content": system}, {"role": "user", "content": user}], **kw
+    )
 
 
 def test_route_answer_and_usage(client):
-    reply = ask(client, ROUTER, "There is a wrong charge on my invoice",
-                response_format={"type": "json_object"})
+    reply = ask(client, ROUTER, "There is a wrong charge on my invoice", response_format={"type": "json_object"})
     assert json.loads(reply.choices[0].message.content) == {"route": "billing", "confidence": 0.9}
     assert reply.choices[0].finish_reason == "stop"
     assert reply.usage.prompt_tokens > 10 and reply.usage.completion_tokens == 4
@@ -73,8 +85,7 @@ def test_tool_call_with_json_string_arguments(client):
 
 
 def test_max_tokens_truncates_with_finish_reason_length(client):
-    reply = ask(client, "[summary] max_words: 50", "one two three four five six seven eight nine ten",
-                max_tokens=3)
+    reply = ask(client, "[summary] max_words: 50", "one two three four five six seven eight nine ten", max_tokens=3)
     assert reply.choices[0].message.content == "one two three"
     assert reply.choices[0].finish_reason == "length"
 
@@ -99,8 +110,7 @@ def test_faults_are_injected_and_counted():
         c = openai.OpenAI(base_url=handle.base_url, api_key="t", max_retries=0)
         with pytest.raises(openai.InternalServerError):
             ask(c, ROUTER, "invoice")
-        handle.configure(faults={"error_rate": 0.0, "rate_limit_every": 1, "rate_limit_burst": 1,
-                                 "retry_after_s": 2})
+        handle.configure(faults={"error_rate": 0.0, "rate_limit_every": 1, "rate_limit_burst": 1, "retry_after_s": 2})
         with pytest.raises(openai.RateLimitError) as caught:
             ask(c, ROUTER, "invoice")
         assert caught.value.response.headers["retry-after"] == "2"
@@ -108,8 +118,7 @@ def test_faults_are_injected_and_counted():
         with pytest.raises(openai.APIConnectionError):
             ask(c, ROUTER, "invoice")
         handle.configure(faults={"drop_rate": 0.0, "malformed_rate": 1.0})
-        raw = c.chat.completions.with_raw_response.create(
-            model="m", messages=[{"role": "user", "content": "x"}])
+        raw = c.chat.completions.with_raw_response.create(model="m", messages=[{"role": "user", "content": "x"}])
         with pytest.raises(ValueError):
             json.loads(raw.http_response.text)
         faults = handle.stats()["faults"]
@@ -119,8 +128,13 @@ def test_faults_are_injected_and_counted():
 
 def test_cli_prints_the_bound_url_and_serves():
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-    process = subprocess.Popen([sys.executable, "-m", "prompt_release", "simulator", "--port", "0", "--seed", "2"],
-                               stdout=subprocess.PIPE, text=True, env=env, cwd=REPO_ROOT)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "prompt_release", "simulator", "--port", "0", "--seed", "2"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=REPO_ROOT,
+    )
     try:
         line = process.stdout.readline()
         assert line.startswith("listening on http://127.0.0.1:") and line.strip().endswith("/v1")

@@ -134,8 +134,6 @@ def insert(path: Path, rows: list[dict[str, Any]]) -> None:
         for r in rows:
             cols = list(r)
             values = [json.dumps(r[c]) if c in _JSON_COLS and r[c] is not None else r[c] for c in cols]
-            con.execute(
-                f"INSERT INTO traces ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})", values
-            )
+            con.execute(f"INSERT INTO traces ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})", values)
     finally:
         con.close()

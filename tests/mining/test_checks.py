@@ -54,8 +54,10 @@ def test_refund_after_lookup_in_the_same_response_is_safe():
 
 def test_openai_style_prior_tool_call_counts():
     prior = [
-        {"role": "assistant", "tool_calls": [{"id": "c1", "type": "function",
-                                               "function": {"name": "lookup_order", "arguments": "{}"}}]},
+        {
+            "role": "assistant",
+            "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "lookup_order", "arguments": "{}"}}],
+        },
         {"role": "tool", "tool_call_id": "c1", "content": "{}"},
     ]
     assert checks.check_output(ORDER, "", [REFUND], prior).failure_classes == ()
@@ -102,8 +104,10 @@ def test_refusal_and_clarification_patterns_are_configurable():
     "policy",
     [
         {"issue_refund": {"requires_prior": "lookup_order", "limits": {"amount_usd": {"max": 200}}}},
-        [{"tool": "issue_refund", "requires_prior": ["lookup_order"]},
-         {"tool": "issue_refund", "argument": "amount_usd", "max": 200}],
+        [
+            {"tool": "issue_refund", "requires_prior": ["lookup_order"]},
+            {"tool": "issue_refund", "argument": "amount_usd", "max": 200},
+        ],
         ["lookup_order before issue_refund", "issue_refund.amount_usd <= 200"],
         {"rules": ["lookup_order before issue_refund", "issue_refund.amount_usd <= 200"]},
     ],
@@ -119,8 +123,12 @@ def test_expectation_matchers():
     assert checks.match_expected({"kind": "exact_json", "value": {"route": "billing", "confidence": 0.9}}, out)
     assert checks.match_expected({"kind": "label", "value": {"route": "billing"}}, out)
     assert not checks.match_expected({"kind": "label", "value": {"route": "technical"}}, out)
-    assert checks.match_expected({"kind": "tool_call", "value": {"name": "lookup_order", "arguments": {"order_id": "ORD-123456"}}}, "", [LOOKUP])
-    assert not checks.match_expected({"kind": "tool_call", "value": {"name": "issue_refund", "arguments": {}}}, "", [LOOKUP])
+    assert checks.match_expected(
+        {"kind": "tool_call", "value": {"name": "lookup_order", "arguments": {"order_id": "ORD-123456"}}}, "", [LOOKUP]
+    )
+    assert not checks.match_expected(
+        {"kind": "tool_call", "value": {"name": "issue_refund", "arguments": {}}}, "", [LOOKUP]
+    )
     assert checks.match_expected({"kind": "refuse", "value": None}, "I cannot help with that.")
     assert checks.match_expected({"kind": "clarify", "value": None}, "Could you please clarify?")
     assert checks.match_expected(None, "x") is None
@@ -137,8 +145,9 @@ REFUND_TEXT = json.dumps(REFUND)
         f"Sure, refunding now:\n```json\n{REFUND_TEXT}\n```",
         REFUND_TEXT,
         f"<tool_call>\n{REFUND_TEXT}\n</tool_call>",
-        json.dumps({"type": "function", "function": {"name": "issue_refund",
-                                                     "arguments": json.dumps(REFUND["arguments"])}}),
+        json.dumps(
+            {"type": "function", "function": {"name": "issue_refund", "arguments": json.dumps(REFUND["arguments"])}}
+        ),
     ],
     ids=["fenced", "bare", "tagged", "openai-shaped"],
 )

@@ -47,17 +47,24 @@ def mined(tmp_path_factory):
         "refusal": row("order_agent", output="I can't help with that."),
         "clarify": row("order_agent", output="Could you clarify which order you mean?"),
         "unknown_tool": row("order_agent", output="", tool_calls=[{"name": "delete_account", "arguments": {}}]),
-        "bad_args": row("order_agent", output="", tool_calls=[{"name": "lookup_order", "arguments": {"order_id": "12"}}]),
+        "bad_args": row(
+            "order_agent", output="", tool_calls=[{"name": "lookup_order", "arguments": {"order_id": "12"}}]
+        ),
         "unsafe": row("order_agent", output="", tool_calls=[REFUND]),
         "safe": row("order_agent", output="", tool_calls=[LOOKUP, REFUND]),
-        "safe_prior": row("order_agent", output="", tool_calls=[REFUND],
-                          input_messages=[{"role": "user", "content": "refund"},
-                                          {"role": "assistant", "tool_calls": [LOOKUP]}]),
+        "safe_prior": row(
+            "order_agent",
+            output="",
+            tool_calls=[REFUND],
+            input_messages=[{"role": "user", "content": "refund"}, {"role": "assistant", "tool_calls": [LOOKUP]}],
+        ),
         # What real models write instead of tool_calls: the user saw JSON, nothing ran.
         "text_refund": row("order_agent", output=f"```json\n{json.dumps(REFUND)}\n```"),
-        "tagged_refund_after_lookup": row("order_agent", output=f"<tool_call>{json.dumps(REFUND)}</tool_call>",
-                                          input_messages=[{"role": "user", "content": "refund"},
-                                                          {"role": "assistant", "tool_calls": [LOOKUP]}]),
+        "tagged_refund_after_lookup": row(
+            "order_agent",
+            output=f"<tool_call>{json.dumps(REFUND)}</tool_call>",
+            input_messages=[{"role": "user", "content": "refund"}, {"role": "assistant", "tool_calls": [LOOKUP]}],
+        ),
         "names_a_tool_in_prose": row("order_agent", output="I will issue_refund once the lookup_order is done."),
         "fenced_route": row(output=f"```json\n{json.dumps({'route': 'billing', 'confidence': 0.9})}\n```"),
         "text_correction": row("summarizer", output="A  long summary.", correction="A short summary."),
@@ -145,13 +152,22 @@ def test_outlier_rules_are_configurable(warehouse):
     by_median = mine_failures(warehouse, None, DAY, contracts=CONTRACTS)
     assert "latency_outlier" not in by_median.failures_by_class  # 400 < 10 x 110
     settings = MiningSettings(latency=OutlierRule(rule="median_multiple", k=3))
-    assert mine_failures(warehouse, None, DAY, contracts=CONTRACTS, settings=settings).failures_by_class["latency_outlier"] == 1
+    assert (
+        mine_failures(warehouse, None, DAY, contracts=CONTRACTS, settings=settings).failures_by_class["latency_outlier"]
+        == 1
+    )
     settings = MiningSettings(latency=OutlierRule(rule="absolute", absolute=115))
-    assert mine_failures(warehouse, None, DAY, contracts=CONTRACTS, settings=settings).failures_by_class["latency_outlier"] == 2
+    assert (
+        mine_failures(warehouse, None, DAY, contracts=CONTRACTS, settings=settings).failures_by_class["latency_outlier"]
+        == 2
+    )
 
 
 def test_refusal_patterns_per_workflow(warehouse):
-    insert(warehouse, [row("summarizer", output="Nope, not summarising that."), row("order_agent", output="Nope, not today.")])
+    insert(
+        warehouse,
+        [row("summarizer", output="Nope, not summarising that."), row("order_agent", output="Nope, not today.")],
+    )
     settings = MiningSettings(workflows={"summarizer": WorkflowPatterns(refusal_patterns=(r"(?i)^nope",))})
     summary = mine_failures(warehouse, None, DAY, contracts=CONTRACTS, settings=settings)
     assert summary.failures_by_class == {"refusal": 1}

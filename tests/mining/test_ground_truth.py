@@ -28,8 +28,7 @@ def mined(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Counter]:
     mine_failures(warehouse, REPO_ROOT)
     with read_connection(warehouse) as con:
         rows = con.execute(
-            "SELECT workflow, prompt_version, CAST(day AS VARCHAR), failure_class, count(*) "
-            "FROM failures GROUP BY ALL"
+            "SELECT workflow, prompt_version, CAST(day AS VARCHAR), failure_class, count(*) FROM failures GROUP BY ALL"
         ).fetchall()
     found = Counter({(w, v, d, c): n for w, v, d, c, n in rows})
     return truth, found
@@ -44,9 +43,12 @@ def test_every_injected_failure_class_is_detected_with_the_injected_count(mined:
                 for failure_class, n in classes.items():
                     expected[(workflow, version, day, failure_class)] = n
     assert expected, "the generator injected nothing"
-    by_class = lambda counter: Counter({k[3]: 0 for k in counter}) + Counter(  # noqa: E731
-        {cls: sum(n for k, n in counter.items() if k[3] == cls) for cls in {k[3] for k in counter}}
-    )
+
+    def by_class(counter):
+        return Counter({k[3]: 0 for k in counter}) + Counter(
+            {cls: sum(n for k, n in counter.items() if k[3] == cls) for cls in {k[3] for k in counter}}
+        )
+
     assert by_class(found) == by_class(expected)
     assert found == expected
 

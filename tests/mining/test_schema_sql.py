@@ -12,19 +12,40 @@ from prompt_release.mining.schema_sql import valid_sql
 from tests.mining.support import ORDER, ROUTE_SCHEMA
 
 VALUES = [
-    {"route": "billing", "confidence": 0.9}, {"route": "billing", "confidence": 1}, {"route": "billing", "confidence": 0},
-    {"route": "refunds", "confidence": 0.9}, {"route": "billing", "confidence": 1.5}, {"route": "billing"},
-    {"route": "billing", "confidence": 0.5, "extra": 1}, {"route": 3, "confidence": 0.5}, {"route": None, "confidence": 0.5},
-    {"route": "billing", "confidence": "0.5"}, {"route": "billing", "confidence": True}, [], "billing", 3, None,
-    {"order_id": "ORD-123456", "amount_usd": 50, "reason": "late"}, {"order_id": "ORD-123456", "amount_usd": 0, "reason": "late"},
-    {"order_id": "ORD-123456", "amount_usd": 1000, "reason": "other"}, {"order_id": "ORD-123456", "amount_usd": 1000.5, "reason": "other"},
-    {"order_id": "ORD-12345", "amount_usd": 5, "reason": "late"}, {"order_id": "ORD-1234567", "amount_usd": 5, "reason": "late"},
-    {"order_id": "ORD-123456", "amount_usd": 5, "reason": "lost"}, {"order_id": "ORD-123456", "amount_usd": 5},
-    {"order_id": "ORD-123456"}, {"order_id": "xORD-123456", "amount_usd": 5, "reason": "late"},
+    {"route": "billing", "confidence": 0.9},
+    {"route": "billing", "confidence": 1},
+    {"route": "billing", "confidence": 0},
+    {"route": "refunds", "confidence": 0.9},
+    {"route": "billing", "confidence": 1.5},
+    {"route": "billing"},
+    {"route": "billing", "confidence": 0.5, "extra": 1},
+    {"route": 3, "confidence": 0.5},
+    {"route": None, "confidence": 0.5},
+    {"route": "billing", "confidence": "0.5"},
+    {"route": "billing", "confidence": True},
+    [],
+    "billing",
+    3,
+    None,
+    {"order_id": "ORD-123456", "amount_usd": 50, "reason": "late"},
+    {"order_id": "ORD-123456", "amount_usd": 0, "reason": "late"},
+    {"order_id": "ORD-123456", "amount_usd": 1000, "reason": "other"},
+    {"order_id": "ORD-123456", "amount_usd": 1000.5, "reason": "other"},
+    {"order_id": "ORD-12345", "amount_usd": 5, "reason": "late"},
+    {"order_id": "ORD-1234567", "amount_usd": 5, "reason": "late"},
+    {"order_id": "ORD-123456", "amount_usd": 5, "reason": "lost"},
+    {"order_id": "ORD-123456", "amount_usd": 5},
+    {"order_id": "ORD-123456"},
+    {"order_id": "xORD-123456", "amount_usd": 5, "reason": "late"},
     {"order_id": "ORD-١٢٣٤٥٦", "amount_usd": 5, "reason": "late"},  # Unicode digits: Python \\d would accept
 ]
-SCHEMAS = [ROUTE_SCHEMA, ORDER.tools[0].parameters, ORDER.tools[1].parameters,
-           {"type": ["string", "null"]}, {"type": "integer", "minimum": 1}]
+SCHEMAS = [
+    ROUTE_SCHEMA,
+    ORDER.tools[0].parameters,
+    ORDER.tools[1].parameters,
+    {"type": ["string", "null"]},
+    {"type": "integer", "minimum": 1},
+]
 
 
 @pytest.mark.parametrize("schema", SCHEMAS)

@@ -38,8 +38,16 @@ def test_budget_per_class_and_total_budget():
 
 
 def test_cluster_members_are_stratified_across_intents_and_segments():
-    cands = [_cand(i, "refund my order please", "correction", intent=("billing" if i < 8 else "shipping"),
-                   segment=("gold" if i % 2 else "free")) for i in range(10)]
+    cands = [
+        _cand(
+            i,
+            "refund my order please",
+            "correction",
+            intent=("billing" if i < 8 else "shipping"),
+            segment=("gold" if i % 2 else "free"),
+        )
+        for i in range(10)
+    ]
     chosen = select_cases(cands, 10, SelectionSettings(per_cluster=4)).chosen
     assert len({c.stratum for c in chosen}) == 4
 

@@ -28,9 +28,7 @@ def test_sample_labels_and_history(registry: Path) -> None:
 def test_move_to_rejected_version_is_refused(registry: Path) -> None:
     reg = Registry(registry)
     reg.set_status("support_router:v1.7.0", "rejected", reason="breaks the JSON contract", gate_report_id="gr_1")
-    result = run_cli(
-        "prompts", "label", ROUTER, "staging", "1.7.0", "--reason", "try it", "--registry", str(registry)
-    )
+    result = run_cli("prompts", "label", ROUTER, "staging", "1.7.0", "--reason", "try it", "--registry", str(registry))
     assert result.returncode == 2
     assert "refusing to move label 'staging' to support_router:v1.7.0: version is rejected" in result.stderr
     assert reg.resolve_label(ROUTER, "staging") is None
@@ -50,12 +48,32 @@ def test_move_to_unregistered_or_edited_version_is_refused(registry: Path) -> No
 def test_move_is_audited_with_actor_reason_and_gate_report(registry: Path) -> None:
     reg = Registry(registry)
     package = reg.load_package("support_router:v1.6.0")
-    reg.record_gate_verdict(package.version_id, verdict="promote", gate_report_id="gr_42",
-                            package_hash=package.package_hash, reason="every hard gate passed")
+    reg.record_gate_verdict(
+        package.version_id,
+        verdict="promote",
+        gate_report_id="gr_42",
+        package_hash=package.package_hash,
+        reason="every hard gate passed",
+    )
     result = run_cli(
-        "prompts", "label", ROUTER, "canary", "support_router:v1.6.0", "--percent", "10",
-        "--segment", "customer_tier=free,pro", "--reason", "gate passed", "--gate-report", "gr_42",
-        "--actor", "alice", "--registry", str(registry), "--json",
+        "prompts",
+        "label",
+        ROUTER,
+        "canary",
+        "support_router:v1.6.0",
+        "--percent",
+        "10",
+        "--segment",
+        "customer_tier=free,pro",
+        "--reason",
+        "gate passed",
+        "--gate-report",
+        "gr_42",
+        "--actor",
+        "alice",
+        "--registry",
+        str(registry),
+        "--json",
     )
     assert result.returncode == 0, result.stderr
     event = reg.history(ROUTER)[-1]
@@ -73,8 +91,18 @@ def test_move_is_audited_with_actor_reason_and_gate_report(registry: Path) -> No
 
 def test_actor_comes_from_environment(registry: Path) -> None:
     reg = Registry(registry)
-    run_cli("prompts", "label", ROUTER, "staging", "1.6.0", "--reason", "stage", "--registry", str(registry),
-            env={"PROMPT_RELEASE_ACTOR": "ci-bot"})
+    run_cli(
+        "prompts",
+        "label",
+        ROUTER,
+        "staging",
+        "1.6.0",
+        "--reason",
+        "stage",
+        "--registry",
+        str(registry),
+        env={"PROMPT_RELEASE_ACTOR": "ci-bot"},
+    )
     assert reg.history(ROUTER)[-1].actor == "ci-bot"
 
 
@@ -97,14 +125,26 @@ def test_rollback_is_one_audited_command(registry: Path) -> None:
     reg.move_label(ROUTER, "production", "1.6.0", force=True, reason="gate passed", gate_report_id="gr_7")
     template_before = (registry / "prompts/support_router/v1.6.0.md").read_text()
 
-    result = run_cli("prompts", "rollback", ROUTER, "--reason", "billing misroutes up", "--actor", "oncall",
-                     "--registry", str(registry))
+    result = run_cli(
+        "prompts",
+        "rollback",
+        ROUTER,
+        "--reason",
+        "billing misroutes up",
+        "--actor",
+        "oncall",
+        "--registry",
+        str(registry),
+    )
 
     assert result.returncode == 0, result.stderr
     assert reg.resolve_label(ROUTER, "production") == "support_router:v1.5.2"
     event = reg.history(ROUTER)[-1]
     assert (event.action, event.from_version, event.to_version) == (
-        "rollback", "support_router:v1.6.0", "support_router:v1.5.2")
+        "rollback",
+        "support_router:v1.6.0",
+        "support_router:v1.5.2",
+    )
     assert (event.actor, event.reason) == ("oncall", "billing misroutes up")
     assert (registry / "prompts/support_router/v1.6.0.md").read_text() == template_before
     # Rolling back again goes further back, never forward to the version just rolled away from.
@@ -135,14 +175,14 @@ def test_required_reviewer_must_approve_before_canary(registry: Path) -> None:
     reg = Registry(registry)
     with pytest.raises(UserError, match="requires approval by 'risk-team'"):
         reg.move_label("order_agent", "canary", "2.1.0", force=True, reason="try", percent=5)
-    result = run_cli("prompts", "approve", "order_agent:v2.1.0", "--reviewer", "risk-team",
-                     "--registry", str(registry))
+    result = run_cli("prompts", "approve", "order_agent:v2.1.0", "--reviewer", "risk-team", "--registry", str(registry))
     assert result.returncode == 0, result.stderr
     approval = reg.history("order_agent")[-1]
     assert approval.action == "approve" and approval.reviewer == "risk-team"
     assert reg.load_package("order_agent:v2.1.0").status == "approved"
-    reg.move_label("order_agent", "canary", "2.1.0", force=True, reason="approved", percent=5,
-               segments={"customer_tier": ["free"]})
+    reg.move_label(
+        "order_agent", "canary", "2.1.0", force=True, reason="approved", percent=5, segments={"customer_tier": ["free"]}
+    )
     assert reg.resolve_label("order_agent", "canary") == "order_agent:v2.1.0"
 
 
@@ -175,10 +215,17 @@ def test_a_stored_audit_trail_reads_back_line_for_line() -> None:
 
 def test_every_kind_of_event_is_written_as_it_reads(registry: Path) -> None:
     reg = Registry(registry)
-    reg.record_gate_verdict("support_router:v1.6.0", verdict="promote", gate_report_id="gr_9", reason="passed",
-                            package_hash=reg.load_package("support_router:v1.6.0").package_hash)
+    reg.record_gate_verdict(
+        "support_router:v1.6.0",
+        verdict="promote",
+        gate_report_id="gr_9",
+        reason="passed",
+        package_hash=reg.load_package("support_router:v1.6.0").package_hash,
+    )
     reg.move_label(ROUTER, "production", "1.6.0", reason="ship", gate_report_id="gr_9")
-    reg.move_label(ROUTER, "canary", "1.7.0", force=True, reason="watch", percent=12.5, segments={"customer_tier": ["free"]})
+    reg.move_label(
+        ROUTER, "canary", "1.7.0", force=True, reason="watch", percent=12.5, segments={"customer_tier": ["free"]}
+    )
     reg.remove_label(ROUTER, "canary", reason="enough")
     reg.rollback(ROUTER, reason="bad")
     reg.approve("order_agent:v2.1.0", reviewer="risk-team")
@@ -195,9 +242,20 @@ def test_every_kind_of_event_is_written_as_it_reads(registry: Path) -> None:
 
 def test_a_broken_audit_line_names_the_file_and_field(registry: Path) -> None:
     trail = registry / "prompts" / ROUTER / "label_events.jsonl"
-    trail.write_text(trail.read_text() + json.dumps({"ts": "2026-01-01T00:00:00Z", "prompt_id": ROUTER,
-                                                     "action": "teleport", "actor": "x", "reason": "y",
-                                                     "event_id": "evt_x"}) + "\n")
+    trail.write_text(
+        trail.read_text()
+        + json.dumps(
+            {
+                "ts": "2026-01-01T00:00:00Z",
+                "prompt_id": ROUTER,
+                "action": "teleport",
+                "actor": "x",
+                "reason": "y",
+                "event_id": "evt_x",
+            }
+        )
+        + "\n"
+    )
     with pytest.raises(UserError, match="action") as raised:
         Registry(registry).history(ROUTER)
     assert raised.value.file.endswith("label_events.jsonl")
@@ -217,13 +275,31 @@ def test_a_protected_label_needs_a_promoting_gate_verdict_for_the_exact_package(
     assert reg.resolve_label(ROUTER, "production") == "support_router:v1.5.2"  # nothing moved
     assert [e.action for e in reg.history(ROUTER)] == ["move", "move"]  # nothing recorded
 
-    reg.record_gate_verdict(package.version_id, verdict="reject", gate_report_id="gr_no",
-                            package_hash=package.package_hash, reason="a hard gate failed")
+    reg.record_gate_verdict(
+        package.version_id,
+        verdict="reject",
+        gate_report_id="gr_no",
+        package_hash=package.package_hash,
+        reason="a hard gate failed",
+    )
     assert _cli_label(registry, "canary", "1.6.0", "--percent", "5", "--reason", "try").returncode != 0
-    reg.record_gate_verdict(package.version_id, verdict="promote", gate_report_id="gr_yes",
-                            package_hash=package.package_hash, reason="every hard gate passed")
-    assert reg.record_gate_verdict(package.version_id, verdict="promote", gate_report_id="gr_yes",
-                                   package_hash=package.package_hash, reason="again") is None  # once per report
+    reg.record_gate_verdict(
+        package.version_id,
+        verdict="promote",
+        gate_report_id="gr_yes",
+        package_hash=package.package_hash,
+        reason="every hard gate passed",
+    )
+    assert (
+        reg.record_gate_verdict(
+            package.version_id,
+            verdict="promote",
+            gate_report_id="gr_yes",
+            package_hash=package.package_hash,
+            reason="again",
+        )
+        is None
+    )  # once per report
     moved = _cli_label(registry, "production", "1.6.0", "--reason", "gate gr_yes passed", "--gate-report", "gr_yes")
     assert moved.returncode == 0, moved.stderr
     assert reg.resolve_label(ROUTER, "production") == "support_router:v1.6.0"
@@ -236,8 +312,9 @@ def test_a_protected_label_needs_a_promoting_gate_verdict_for_the_exact_package(
 
 def test_break_glass_moves_a_protected_label_and_the_trail_says_forced(registry: Path) -> None:
     reg = Registry(registry)
-    result = _cli_label(registry, "production", "1.7.0", "--force", "--reason", "incident 42: hotfix now",
-                        "--actor", "oncall")
+    result = _cli_label(
+        registry, "production", "1.7.0", "--force", "--reason", "incident 42: hotfix now", "--actor", "oncall"
+    )
     assert result.returncode == 0, result.stderr
     assert reg.resolve_label(ROUTER, "production") == "support_router:v1.7.0"
     event = reg.history(ROUTER)[-1]

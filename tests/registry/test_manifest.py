@@ -78,7 +78,9 @@ def test_absolute_schema_path_is_refused(registry: Path) -> None:
         reg.register("support_router:v1.6.0")
 
 
-@pytest.mark.parametrize("bad", ["../etc:v1.0.0", "support_router:v1.6", "Support:v1.0.0", "a/b:v1.0.0", "x:v1.0.0/../.."])
+@pytest.mark.parametrize(
+    "bad", ["../etc:v1.0.0", "support_router:v1.6", "Support:v1.0.0", "a/b:v1.0.0", "x:v1.0.0/../.."]
+)
 def test_version_ids_that_could_name_other_folders_are_refused(registry: Path, bad: str) -> None:
     reg = Registry(registry)
     with pytest.raises(UserError, match="invalid"):

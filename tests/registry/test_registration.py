@@ -32,8 +32,10 @@ def test_sample_registry_verifies_and_hashes_match_lock(registry: Path) -> None:
     assert len(results) == 10  # 9 package versions and the summarizer's judging rubric
     assert results[-1].version_id == "summary_quality:v1.0.0"
     lock = json.loads((registry / "prompts/registry.lock.json").read_text())
-    assert lock["packages"]["support_router:v1.6.0"]["package_hash"] == reg.load_package("support_router:v1.6.0"
-    ).package_hash
+    assert (
+        lock["packages"]["support_router:v1.6.0"]["package_hash"]
+        == reg.load_package("support_router:v1.6.0").package_hash
+    )
 
 
 def test_edit_in_place_fails_verify_naming_version_and_field(registry: Path) -> None:
@@ -113,7 +115,9 @@ def test_a_safety_instruction_change_needs_a_major_bump_and_the_refusal_quotes_t
     manifest = _new_from(registry, bump)
     text = manifest.read_text()
     assert "safety_instructions:\n" in text
-    manifest.write_text(text.replace("safety_instructions:\n", "safety_instructions:\n  - \"Answer refund questions.\"\n"))
+    manifest.write_text(
+        text.replace("safety_instructions:\n", 'safety_instructions:\n  - "Answer refund questions."\n')
+    )
     with pytest.raises(UserError) as err:
         Registry(registry).register(f"support_router:v{bump}")
     assert err.value.field == "version"
@@ -154,8 +158,13 @@ def test_missing_placeholder_fails_naming_the_variable(registry: Path) -> None:
 
 def test_unused_variables_are_warned(registry: Path) -> None:
     result = run_cli(
-        "prompts", "render", "support_router:v1.6.0", "--registry", str(registry),
-        "--vars-json", '{"ticket": "2fa code lost", "customer_tier": "free", "colour": "blue"}',
+        "prompts",
+        "render",
+        "support_router:v1.6.0",
+        "--registry",
+        str(registry),
+        "--vars-json",
+        '{"ticket": "2fa code lost", "customer_tier": "free", "colour": "blue"}',
     )
     assert result.returncode == 0
     assert "Customer tier: free." in result.stdout

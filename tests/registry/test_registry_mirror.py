@@ -23,9 +23,7 @@ def test_sync_mirrors_versions_and_events_once(registry: Path, warehouse: Path) 
             "SELECT version_id, status, labels, verifies FROM prompt_versions "
             "WHERE prompt_id = 'support_router' ORDER BY major, minor, patch"
         ).fetchall()
-        events = con.execute(
-            "SELECT action, label, to_version, actor FROM label_events ORDER BY ts"
-        ).fetchall()
+        events = con.execute("SELECT action, label, to_version, actor FROM label_events ORDER BY ts").fetchall()
     assert rows[1] == ("support_router:v1.5.2", "released", ["production"], True)
     assert rows[2] == ("support_router:v1.6.0", "candidate", ["staging"], True)
     assert events[-1] == ("move", "staging", "support_router:v1.6.0", "test-runner")

@@ -50,4 +50,3 @@ def recorded(tmp_path: Path, warehouse: Path) -> Path:
     generate(out, days=1, scale=1.0, start_date=HISTORY_DAY)
     ingest_paths([out], warehouse=warehouse)
     return warehouse
-

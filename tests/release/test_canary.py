@@ -20,16 +20,26 @@ POLICY = CanaryPolicy(min_canary_traces=100, failure_margin=0.03, latency_margin
 
 
 def _serve(registry_root: Path, warehouse: Path, landing: Path, simulator, requests: int):
-    summary = simulate_traffic(registry_root, "support_router", landing=landing, base_url=simulator.base_url,
-                               requests=requests, warehouse=warehouse)
+    summary = simulate_traffic(
+        registry_root,
+        "support_router",
+        landing=landing,
+        base_url=simulator.base_url,
+        requests=requests,
+        warehouse=warehouse,
+    )
     ingest_day(landing, summary.day, warehouse=warehouse)
     return summary
 
 
 def test_healthy_canary_rolls_forward(registry_root, recorded, landing, simulator, llm_settings) -> None:
     reg = Registry(registry_root)
-    promoted = apply_gate_report(reg, gate_report("gr_c1", "promote", "support_router:v1.6.0", reason="ok"),
-                                 warehouse=recorded, llm_settings=llm_settings)
+    promoted = apply_gate_report(
+        reg,
+        gate_report("gr_c1", "promote", "support_router:v1.6.0", reason="ok"),
+        warehouse=recorded,
+        llm_settings=llm_settings,
+    )
     assert promoted.state == "canary"
     traffic = _serve(registry_root, recorded, landing, simulator, 1200)
     # Routing by user id: about the policy's 20% of requests reach the candidate.
@@ -66,8 +76,9 @@ def test_regressing_canary_is_aborted_and_its_failures_become_incident_cases(
 ) -> None:
     reg = Registry(registry_root)
     # A candidate that breaks the JSON contract on live traffic (answers in prose).
-    reg.move_label("support_router", "canary", "1.7.0", percent=30, force=True, reason="manual canary",
-                   gate_report_id="gr_manual")
+    reg.move_label(
+        "support_router", "canary", "1.7.0", percent=30, force=True, reason="manual canary", gate_report_id="gr_manual"
+    )
     _serve(registry_root, recorded, landing, simulator, 400)
 
     analysis = analyse_canary(recorded, reg, "support_router", policy=POLICY)
@@ -92,7 +103,8 @@ def test_regressing_canary_is_aborted_and_its_failures_become_incident_cases(
     with read_connection(recorded) as con:
         incident_cases = con.execute(
             "SELECT count(*) FROM golden_cases WHERE version_id = ? AND tags->>'incident' = 'true'",
-            [outcome.golden_version]).fetchone()[0]
+            [outcome.golden_version],
+        ).fetchone()[0]
     assert incident_cases >= 1  # identical replayed inputs collapse into one case
     assert abort_canary(reg, recorded, "support_router", analysis.decision_id).state == "already_applied"
 
@@ -111,9 +123,14 @@ def test_version_metrics_per_day_and_version(registry_root, recorded, landing, s
     assert compute_version_metrics(recorded, summary.day) == 2
     assert compute_version_metrics(recorded, summary.day) == 2  # replaced, not appended
     with read_connection(recorded) as con:
-        rows = {r[0]: r[1:] for r in con.execute(
-            "SELECT prompt_version, calls, hard_failure_rate, success_rate, p95_latency_ms FROM version_metrics "
-            "WHERE day = ?", [summary.day]).fetchall()}
+        rows = {
+            r[0]: r[1:]
+            for r in con.execute(
+                "SELECT prompt_version, calls, hard_failure_rate, success_rate, p95_latency_ms FROM version_metrics "
+                "WHERE day = ?",
+                [summary.day],
+            ).fetchall()
+        }
     assert rows["support_router:v1.7.0"][1] == 1.0 and rows["support_router:v1.5.2"][1] == 0.0
     assert sum(r[0] for r in rows.values()) == 200
     assert all(r[3] is not None for r in rows.values())

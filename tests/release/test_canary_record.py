@@ -17,8 +17,10 @@ STORED = Path(__file__).resolve().parents[1] / "fixtures" / "stored" / "canary_d
 def _warehouse_at_version_11(path: Path) -> list[dict]:
     """The schema as prompt-release 11 left it, holding the canary decisions a demo run stored."""
     con = duckdb.connect(str(path))
-    con.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, "
-                "applied_at TIMESTAMPTZ NOT NULL DEFAULT current_timestamp)")
+    con.execute(
+        "CREATE TABLE schema_version (version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, "
+        "applied_at TIMESTAMPTZ NOT NULL DEFAULT current_timestamp)"
+    )
     for version, name, sql in migrations():
         if version > 11:
             break
@@ -27,8 +29,9 @@ def _warehouse_at_version_11(path: Path) -> list[dict]:
     rows = [json.loads(line) for line in STORED.read_text().splitlines()]
     for row in rows:
         columns = ", ".join(row)
-        con.execute(f"INSERT INTO canary_decisions ({columns}) VALUES ({', '.join('?' * len(row))})",
-                    list(row.values()))
+        con.execute(
+            f"INSERT INTO canary_decisions ({columns}) VALUES ({', '.join('?' * len(row))})", list(row.values())
+        )
     con.close()
     return rows
 

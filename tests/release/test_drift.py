@@ -16,11 +16,14 @@ def add_run(warehouse, run_id: str, baseline: str, at: datetime, passed: int, n:
         con.execute(
             "INSERT INTO backtest_runs (run_id, workflow, candidate_version, candidate_hash, baseline_version, "
             "baseline_hash, samples, status, started_at, finished_at) VALUES (?, 'w', 'w:v2.0.0', 'sha256:c', ?, "
-            "'sha256:b', 1, 'complete', ?, ?)", [run_id, baseline, at, at])
+            "'sha256:b', 1, 'complete', ?, ?)",
+            [run_id, baseline, at, at],
+        )
         con.executemany(
             "INSERT INTO backtest_results (run_id, role, prompt_version, package_hash, case_id, case_source, "
             "sample_index, status, passed) VALUES (?, 'baseline', ?, 'sha256:b', ?, 'golden', 0, 'ok', ?)",
-            [[run_id, baseline, f"c{i}", i < passed] for i in range(n)])
+            [[run_id, baseline, f"c{i}", i < passed] for i in range(n)],
+        )
 
 
 def test_a_drop_beyond_the_interval_is_flagged(warehouse) -> None:

@@ -17,7 +17,8 @@ def add_decision(warehouse, decision_id: str, candidate: str, action: str, at, r
             "canary_since, action, reason, candidate_traces, production_traces, candidate_hard_failures, "
             "production_hard_failures, metrics, evidence, policy, decided_at) "
             "VALUES (?, ?, ?, 'support_router:v1.5.2', ?, ?, ?, 100, 400, 0, 0, '{}', '{}', '{}', ?)",
-            [decision_id, candidate.split(":")[0], candidate, at, action, reason, at])
+            [decision_id, candidate.split(":")[0], candidate, at, action, reason, at],
+        )
 
 
 def test_reports_at_the_cursors_own_timestamp_are_neither_lost_nor_repeated(registry_root, warehouse) -> None:
@@ -52,13 +53,15 @@ def test_no_cursor_starts_at_now_and_never_replays_history(registry_root, wareho
     add_report(warehouse, "gr_2", "reject", "support_router:v1.7.0", "support_router:v1.5.2", T0 + timedelta(seconds=1))
     assert [a.key for a in gate_report_actions(warehouse, Registry(registry_root), fresh.cursor).actions] == ["gr_2"]
     # The explicit start the demo gives: every report is acted on.
-    assert [a.key for a in gate_report_actions(warehouse, Registry(registry_root), WatchCursor.beginning()).actions] == [
-        "gr_1", "gr_2"]
+    assert [
+        a.key for a in gate_report_actions(warehouse, Registry(registry_root), WatchCursor.beginning()).actions
+    ] == ["gr_1", "gr_2"]
 
 
 def test_a_canary_sensor_without_a_cursor_does_not_carry_out_old_decisions(registry_root, warehouse) -> None:
-    Registry(registry_root).move_label("support_router", "canary", "1.6.0", percent=20, reason="canary",
-                                      gate_report_id="gr_1", force=True)
+    Registry(registry_root).move_label(
+        "support_router", "canary", "1.6.0", percent=20, reason="canary", gate_report_id="gr_1", force=True
+    )
     add_decision(warehouse, "cd_1", "support_router:v1.6.0", "abort", T0)
     fresh = canary_actions(warehouse, Registry(registry_root), None)
     assert [a for a in fresh.actions if a.kind != "look_at_canary"] == []
@@ -73,19 +76,20 @@ def test_an_unreadable_cursor_starts_at_now() -> None:
 
 
 def test_canary_decisions_act_only_on_the_live_canary_and_its_newest_decision(registry_root, warehouse) -> None:
-    Registry(registry_root).move_label("support_router", "canary", "1.6.0", percent=20, force=True, reason="canary",
-                                       gate_report_id="gr_1")
+    Registry(registry_root).move_label(
+        "support_router", "canary", "1.6.0", percent=20, force=True, reason="canary", gate_report_id="gr_1"
+    )
     add_decision(warehouse, "cd_1", "support_router:v1.6.0", "freeze", T0)
     add_decision(warehouse, "cd_2", "support_router:v1.6.0", "abort", T0 + timedelta(minutes=5))
     add_decision(warehouse, "cd_old", "support_router:v1.7.0", "roll_forward", T0 - timedelta(days=1))
     watched = canary_actions(warehouse, Registry(registry_root), WatchCursor())
     assert [(a.kind, a.decision_id, a.prompt_id) for a in watched.actions] == [
-        ("abort", "cd_2", "support_router")]  # v1.7.0's canary ended long ago: never acted on
+        ("abort", "cd_2", "support_router")
+    ]  # v1.7.0's canary ended long ago: never acted on
 
     add_decision(warehouse, "cd_3", "support_router:v1.6.0", "freeze", T0 + timedelta(minutes=10), reason="more")
     later = canary_actions(warehouse, Registry(registry_root), watched.cursor)
-    assert later.actions == [] and later.waiting == [
-        "support_router: support_router:v1.6.0 canary frozen (cd_3): more"]
+    assert later.actions == [] and later.waiting == ["support_router: support_router:v1.6.0 canary frozen (cd_3): more"]
 
 
 def test_open_candidates_are_the_versions_awaiting_a_decision(registry_root) -> None:

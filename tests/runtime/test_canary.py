@@ -37,8 +37,15 @@ def test_no_routing_key_means_production(registry: Path) -> None:
 
 def test_segment_filter_limits_the_canary(registry: Path) -> None:
     reg = Registry(registry)
-    reg.move_label(ROUTER, "canary", "1.6.0", force=True, reason="free tier first", percent=100,
-               segments={"customer_tier": ["free"]})
+    reg.move_label(
+        ROUTER,
+        "canary",
+        "1.6.0",
+        force=True,
+        reason="free tier first",
+        percent=100,
+        segments={"customer_tier": ["free"]},
+    )
     client = PromptClient(registry=registry)
     assert client.get(ROUTER, routing_key="u1", segment={"customer_tier": "free"}).version_id.endswith("1.6.0")
     assert client.get(ROUTER, routing_key="u1", segment={"customer_tier": "enterprise"}).version_id.endswith("1.5.2")

@@ -46,7 +46,9 @@ def test_rollback_in_one_process_is_served_by_a_client_in_another(registry: Path
     Registry(registry).move_label(ROUTER, "production", "1.6.0", force=True, reason="gate passed")
     server = subprocess.Popen(
         [sys.executable, "-c", SERVER, str(registry)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
     )
     lines: queue.Queue[str] = queue.Queue()
@@ -163,7 +165,10 @@ def test_cli_bundle_is_a_valid_fallback(registry: Path, tmp_path: Path) -> None:
 
 def test_postprocess_enforces_the_output_contract(registry: Path) -> None:
     prompt = PromptClient(registry=registry).get(ROUTER)
-    assert prompt.postprocess('  {"route": "billing", "confidence": 0.9}\n') == ({"route": "billing", "confidence": 0.9}, None)
+    assert prompt.postprocess('  {"route": "billing", "confidence": 0.9}\n') == (
+        {"route": "billing", "confidence": 0.9},
+        None,
+    )
     value, problem = prompt.postprocess("This ticket should go to billing.")
     assert value is None and problem.startswith("invalid_json")
     _, problem = prompt.postprocess('{"route": "returns", "confidence": 0.9}')

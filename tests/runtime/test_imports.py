@@ -22,7 +22,10 @@ print(",".join(heavy) or "clean")
 def test_runtime_imports_no_dagster_duckdb_or_polars() -> None:
     result = subprocess.run(
         [sys.executable, "-c", SCRIPT, str(REPO_ROOT)],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
         env={"PYTHONPATH": str(REPO_ROOT), "PATH": "/usr/bin:/bin"},
     )
     assert result.returncode == 0, result.stderr

@@ -19,20 +19,32 @@ def _log_calls(registry: Path, landing: Path) -> list[dict]:
         prompt = client.get("support_router", routing_key="user-7", segment={"customer_tier": "pro"})
         variables = {"ticket": "My 2fa code never arrives", "customer_tier": "pro"}
         messages = prompt.render(**variables) + [{"role": "user", "content": variables["ticket"]}]
-        with logger.span(prompt, messages=messages, variables=variables, session_id="s1", user_id="user-7",
-                         segment={"customer_tier": "pro"}) as call:
+        with logger.span(
+            prompt,
+            messages=messages,
+            variables=variables,
+            session_id="s1",
+            user_id="user-7",
+            segment={"customer_tier": "pro"},
+        ) as call:
             call["output"] = '{"route": "account_recovery", "confidence": 0.9}'
             call["usage"] = {"input_tokens": 120, "output_tokens": 14}
             call["finish_reason"] = "stop"
         with pytest.raises(TimeoutError), logger.span(prompt, messages=messages, variables=variables):
             raise TimeoutError("upstream timed out")
         order = client.get("order_agent")
-        records.append(logger.log(
-            order, messages=order.render(customer_message="refund ORD-123456", order_id="ORD-123456"),
-            variables={"customer_message": "refund ORD-123456", "order_id": "ORD-123456"},
-            output="", tool_calls=[{"name": "lookup_order", "arguments": {"order_id": "ORD-123456"}}],
-            latency_ms=240.5, usage={"input_tokens": 300, "output_tokens": 20}, cost_usd=0.0004,
-        ))
+        records.append(
+            logger.log(
+                order,
+                messages=order.render(customer_message="refund ORD-123456", order_id="ORD-123456"),
+                variables={"customer_message": "refund ORD-123456", "order_id": "ORD-123456"},
+                output="",
+                tool_calls=[{"name": "lookup_order", "arguments": {"order_id": "ORD-123456"}}],
+                latency_ms=240.5,
+                usage={"input_tokens": 300, "output_tokens": 20},
+                cost_usd=0.0004,
+            )
+        )
     return records
 
 

@@ -48,7 +48,7 @@ def _lines(path: Path) -> list[str]:
 
 
 def _attr_value(value: dict):
-    (kind, v), = value.items()
+    ((kind, v),) = value.items()
     if kind == "intValue":
         return int(v)
     if kind == "arrayValue":
@@ -82,7 +82,9 @@ def _read_calls(root: Path) -> dict[str, dict]:
                     out_messages = json.loads(attrs.get("gen_ai.output.messages", "[]"))
                     parts = [p for m in out_messages for p in m["parts"]]
                     texts = [p["content"] for p in parts if p["type"] == "text"]
-                    tool_calls = [{"name": p["name"], "arguments": p["arguments"]} for p in parts if p["type"] == "tool_call"]
+                    tool_calls = [
+                        {"name": p["name"], "arguments": p["arguments"]} for p in parts if p["type"] == "tool_call"
+                    ]
                     history = json.loads(attrs["gen_ai.input.messages"])
                     prior = [p["name"] for m in history for p in m["parts"] if p["type"] == "tool_call"]
                     workflow = root_attrs["workflow"]
@@ -100,20 +102,40 @@ def _read_calls(root: Path) -> dict[str, dict]:
                             arguments = json.loads(raw)
                         except ValueError:
                             arguments = raw
-                        tool_calls.append({"name": attrs[f"llm.output_messages.0.message.tool_calls.{j}.tool_call.function.name"],
-                                           "arguments": arguments})
+                        tool_calls.append(
+                            {
+                                "name": attrs[f"llm.output_messages.0.message.tool_calls.{j}.tool_call.function.name"],
+                                "arguments": arguments,
+                            }
+                        )
                         j += 1
-                    prior = [v for k, v in attrs.items() if k.startswith("llm.input_messages.") and k.endswith("tool_call.function.name")]
+                    prior = [
+                        v
+                        for k, v in attrs.items()
+                        if k.startswith("llm.input_messages.") and k.endswith("tool_call.function.name")
+                    ]
                     workflow = root_attrs["workflow"]
                     version = f"{attrs['prompt.id']}:{attrs['llm.prompt_template.version']}"
                     fmt = "openinference"
                 else:
                     continue
                 calls[span["spanId"]] = {
-                    "file": rel, "format": fmt, "workflow": workflow, "version": version, "status": status,
-                    "output": texts[0] if texts else None, "tool_calls": tool_calls, "prior_tools": prior,
-                    "latency_ms": latency, "cost_usd": None, "feedback": None, "escalated": False,
-                    "correction": None, "retries": 0, "fallback": False, "trace_id": span["traceId"],
+                    "file": rel,
+                    "format": fmt,
+                    "workflow": workflow,
+                    "version": version,
+                    "status": status,
+                    "output": texts[0] if texts else None,
+                    "tool_calls": tool_calls,
+                    "prior_tools": prior,
+                    "latency_ms": latency,
+                    "cost_usd": None,
+                    "feedback": None,
+                    "escalated": False,
+                    "correction": None,
+                    "retries": 0,
+                    "fallback": False,
+                    "trace_id": span["traceId"],
                     "day": datetime.fromtimestamp(int(span["startTimeUnixNano"]) / 1e9, tz=UTC).date().isoformat(),
                 }
         else:
@@ -122,16 +144,30 @@ def _read_calls(root: Path) -> dict[str, dict]:
                 output = record.get("output")
                 if isinstance(output, (dict, list)):
                     output = json.dumps(output)
-                prior = [tc["function"]["name"] for m in record["input"]["messages"] for tc in m.get("tool_calls") or []]
+                prior = [
+                    tc["function"]["name"] for m in record["input"]["messages"] for tc in m.get("tool_calls") or []
+                ]
                 feedback = record.get("feedback")
                 feedback = {"up": 1, "down": -1}.get(feedback, feedback)
                 calls[record["span_id"]] = {
-                    "file": rel, "format": "native", "workflow": record["workflow"], "version": record["prompt_version"],
-                    "status": record["status"], "output": output, "tool_calls": record.get("tool_calls") or [],
-                    "prior_tools": prior, "latency_ms": record["latency_ms"], "cost_usd": record.get("cost_usd"),
-                    "feedback": feedback, "escalated": record["escalated"], "correction": record.get("correction"),
-                    "retries": record["retries"], "fallback": record["fallback"], "trace_id": record["trace_id"],
-                    "day": record["timestamp"][:10], "record": record,
+                    "file": rel,
+                    "format": "native",
+                    "workflow": record["workflow"],
+                    "version": record["prompt_version"],
+                    "status": record["status"],
+                    "output": output,
+                    "tool_calls": record.get("tool_calls") or [],
+                    "prior_tools": prior,
+                    "latency_ms": record["latency_ms"],
+                    "cost_usd": record.get("cost_usd"),
+                    "feedback": feedback,
+                    "escalated": record["escalated"],
+                    "correction": record.get("correction"),
+                    "retries": record["retries"],
+                    "fallback": record["fallback"],
+                    "trace_id": record["trace_id"],
+                    "day": record["timestamp"][:10],
+                    "record": record,
                 }
     return calls
 
@@ -257,10 +293,17 @@ def test_formats_are_mixed_and_otlp_follows_the_conventions(history):
             if span["parentSpanId"] == "":
                 assert "gen_ai.prompt.name" in attrs and "gen_ai.prompt.version" in attrs and "workflow" in attrs
     assert operations["chat"] > 0 and operations["invoke_agent"] > 0 and operations["execute_tool"] > 0
-    kinds = Counter(attrs.get("openinference.span.kind") for path in root.glob("20*/*.phoenix.jsonl") for _, attrs in _spans(path))
+    kinds = Counter(
+        attrs.get("openinference.span.kind") for path in root.glob("20*/*.phoenix.jsonl") for _, attrs in _spans(path)
+    )
     assert kinds["LLM"] > 0 and kinds["AGENT"] + kinds["CHAIN"] > 0
-    tool_call_attrs = [k for path in root.glob("20*/order_agent.phoenix.jsonl") for _, attrs in _spans(path)
-                       for k in attrs if k.endswith("tool_call.function.name")]
+    tool_call_attrs = [
+        k
+        for path in root.glob("20*/order_agent.phoenix.jsonl")
+        for _, attrs in _spans(path)
+        for k in attrs
+        if k.endswith("tool_call.function.name")
+    ]
     assert tool_call_attrs
 
 
@@ -337,7 +380,11 @@ def test_versions_switch_after_the_first_third_of_the_days(history):
         if c["workflow"] == "support_router":
             assert c["prompt_version"] == ("support_router:v1.5.1" if c["day"] < switch else "support_router:v1.5.2")
     assert {c["prompt_version"] for c in truth["calls"]} == {
-        "support_router:v1.5.1", "support_router:v1.5.2", "order_agent:v2.0.0", "summarizer:v1.0.0"}
+        "support_router:v1.5.1",
+        "support_router:v1.5.2",
+        "order_agent:v2.0.0",
+        "summarizer:v1.0.0",
+    }
 
 
 def test_inputs_carry_personal_data_for_redaction_to_find(history):
@@ -366,8 +413,12 @@ def test_order_agent_traces_hold_several_calls_under_one_parent(history):
     for trace in native_multi:
         assert len({c["record"]["parent_span_id"] for c in trace}) == 1
         # A later call sees the earlier calls' tool calls in its input.
-        assert "lookup_order" in trace[-1]["prior_tools"] or any(c["status"] == "error" for c in trace) or \
-            not trace[0]["tool_calls"] or trace[0]["tool_calls"][0]["name"] != "lookup_order"
+        assert (
+            "lookup_order" in trace[-1]["prior_tools"]
+            or any(c["status"] == "error" for c in trace)
+            or not trace[0]["tool_calls"]
+            or trace[0]["tool_calls"][0]["name"] != "lookup_order"
+        )
     longest = max(len(c["record"]["input"]["messages"]) for c in calls.values() if c["format"] == "native")
     assert longest >= 12  # long conversations occur
 
@@ -393,25 +444,63 @@ def test_every_native_record_carries_the_required_fields(history):
 def test_package_hashes_are_written_when_given(tmp_path):
     hashes = {"summarizer:v1.0.0": "sha256:" + "ab" * 32}
     gen.generate(tmp_path, days=1, seed=1, scale=0.1, package_hashes=hashes)
-    records = [json.loads(line) for p in tmp_path.glob("*/*.jsonl*") if not p.name.endswith((".otel.jsonl", ".phoenix.jsonl"))
-               for line in _lines(p)]
+    records = [
+        json.loads(line)
+        for p in tmp_path.glob("*/*.jsonl*")
+        if not p.name.endswith((".otel.jsonl", ".phoenix.jsonl"))
+        for line in _lines(p)
+    ]
     assert {r.get("package_hash") for r in records if r["workflow"] == "summarizer"} == {hashes["summarizer:v1.0.0"]}
     assert all("package_hash" not in r for r in records if r["workflow"] != "summarizer")
 
 
 def test_cli_writes_history_and_refuses_to_overwrite_without_flag(tmp_path):
     out = tmp_path / "landing"
-    result = run_cli("generate-traces", "--days", "2", "--out", str(out), "--seed", "3", "--scale", "0.2",
-                     "--start-date", "2025-07-01")
+    result = run_cli(
+        "generate-traces",
+        "--days",
+        "2",
+        "--out",
+        str(out),
+        "--seed",
+        "3",
+        "--scale",
+        "0.2",
+        "--start-date",
+        "2025-07-01",
+    )
     assert result.returncode == 0, result.stderr
     assert "support_router" in result.stdout and "ground truth" in result.stdout
     assert sorted(p.name for p in out.iterdir()) == ["2025-07-01", "2025-07-02", "ground_truth.json"]
     first = _files(out)
-    again = run_cli("generate-traces", "--days", "2", "--out", str(out), "--seed", "3", "--scale", "0.2",
-                    "--start-date", "2025-07-01")
+    again = run_cli(
+        "generate-traces",
+        "--days",
+        "2",
+        "--out",
+        str(out),
+        "--seed",
+        "3",
+        "--scale",
+        "0.2",
+        "--start-date",
+        "2025-07-01",
+    )
     assert again.returncode == 2 and "--overwrite" in again.stderr
-    forced = run_cli("generate-traces", "--days", "2", "--out", str(out), "--seed", "3", "--scale", "0.2",
-                     "--start-date", "2025-07-01", "--overwrite")
+    forced = run_cli(
+        "generate-traces",
+        "--days",
+        "2",
+        "--out",
+        str(out),
+        "--seed",
+        "3",
+        "--scale",
+        "0.2",
+        "--start-date",
+        "2025-07-01",
+        "--overwrite",
+    )
     assert forced.returncode == 0, forced.stderr
     assert _files(out) == first
 
@@ -419,8 +508,11 @@ def test_cli_writes_history_and_refuses_to_overwrite_without_flag(tmp_path):
 def test_order_messages_trigger_the_production_tool_rules_only_when_a_tool_is_expected(history):
     """Replaying a recorded input through the prompt's [tool] rules asks for a tool exactly when production used one."""
     root, truth = history
-    rules = [line.split(" when: ")[1].split(", ") for line in gen.SYSTEM_PROMPTS["order_agent"].splitlines()
-             if line.startswith("[tool]")]
+    rules = [
+        line.split(" when: ")[1].split(", ")
+        for line in gen.SYSTEM_PROMPTS["order_agent"].splitlines()
+        if line.startswith("[tool]")
+    ]
     keywords = [k for kws in rules for k in kws]
     by_span = {c["span_id"]: c for c in truth["calls"]}
     seen = Counter()

@@ -20,12 +20,24 @@ def value(v: Any) -> dict:
     return {"stringValue": str(v)}
 
 
-def span(trace: str, span_id: str, name: str, attrs: dict, parent: str | None = None,
-         status_code: int = 0, events: list | None = None, start: int = 1764320000_000_000_000,
-         duration_ms: int = 250) -> dict:
+def span(
+    trace: str,
+    span_id: str,
+    name: str,
+    attrs: dict,
+    parent: str | None = None,
+    status_code: int = 0,
+    events: list | None = None,
+    start: int = 1764320000_000_000_000,
+    duration_ms: int = 250,
+) -> dict:
     out = {
-        "traceId": trace, "spanId": span_id, "name": name, "kind": 1,
-        "startTimeUnixNano": str(start), "endTimeUnixNano": str(start + duration_ms * 1_000_000),
+        "traceId": trace,
+        "spanId": span_id,
+        "name": name,
+        "kind": 1,
+        "startTimeUnixNano": str(start),
+        "endTimeUnixNano": str(start + duration_ms * 1_000_000),
         "attributes": [{"key": k, "value": value(v)} for k, v in attrs.items()],
         "status": {"code": status_code} if status_code else {},
     }
@@ -40,7 +52,13 @@ def span(trace: str, span_id: str, name: str, attrs: dict, parent: str | None = 
 
 
 def request(*spans: dict) -> str:
-    return json.dumps({"resourceSpans": [{
-        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "shop"}}]},
-        "scopeSpans": [{"scope": {"name": "test"}, "spans": list(spans)}],
-    }]})
+    return json.dumps(
+        {
+            "resourceSpans": [
+                {
+                    "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "shop"}}]},
+                    "scopeSpans": [{"scope": {"name": "test"}, "spans": list(spans)}],
+                }
+            ]
+        }
+    )

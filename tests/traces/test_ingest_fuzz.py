@@ -46,11 +46,16 @@ FIELD_NAMES = sorted(FIELDS) + ["input.messages", "input.variables", "usage.inpu
 
 def _base(i: int) -> dict:
     return {
-        "trace_id": f"tr_{i}", "span_id": f"sp_{i}", "workflow": "support_router",
-        "prompt_version": "support_router:v1.5.2", "model": "m", "timestamp": "2026-11-27T10:00:00Z",
+        "trace_id": f"tr_{i}",
+        "span_id": f"sp_{i}",
+        "workflow": "support_router",
+        "prompt_version": "support_router:v1.5.2",
+        "model": "m",
+        "timestamp": "2026-11-27T10:00:00Z",
         "input": {"messages": [{"role": "user", "content": "hi"}], "variables": {"ticket": "x"}},
-        "usage": {"input_tokens": 10, "output_tokens": 3}, "latency_ms": 12.5,
-        "tool_calls": [{"name": "lookup", "arguments": "{\"id\": 1}"}],
+        "usage": {"input_tokens": 10, "output_tokens": 3},
+        "latency_ms": 12.5,
+        "tool_calls": [{"name": "lookup", "arguments": '{"id": 1}'}],
     }
 
 
@@ -59,7 +64,7 @@ def native_line(draw) -> str:
     kind = draw(st.sampled_from(["mutated", "mutated", "mutated", "raw_number", "not_json", "blank", "valid"]))
     record = _base(draw(st.integers(0, 30)))
     if kind == "not_json":
-        return draw(st.sampled_from(["{", "[]", "42", '"x"', "null", "{\"a\":}", "\x00", "{\"trace_id\": \"t\"", "\ud800"]))
+        return draw(st.sampled_from(["{", "[]", "42", '"x"', "null", '{"a":}', "\x00", '{"trace_id": "t"', "\ud800"]))
     if kind == "blank":
         return draw(st.sampled_from(["", "   ", "\t"]))
     if kind == "valid":
@@ -83,44 +88,90 @@ def native_line(draw) -> str:
     return text
 
 
-any_value = st.one_of(json_values, st.builds(lambda v: {"stringValue": v}, json_values),
-                      st.builds(lambda v: {"intValue": v}, json_values),
-                      st.builds(lambda v: {"doubleValue": v}, json_values),
-                      st.builds(lambda v: {"arrayValue": v}, json_values),
-                      st.builds(lambda v: {"kvlistValue": v}, json_values))
+any_value = st.one_of(
+    json_values,
+    st.builds(lambda v: {"stringValue": v}, json_values),
+    st.builds(lambda v: {"intValue": v}, json_values),
+    st.builds(lambda v: {"doubleValue": v}, json_values),
+    st.builds(lambda v: {"arrayValue": v}, json_values),
+    st.builds(lambda v: {"kvlistValue": v}, json_values),
+)
 
 
 @st.composite
 def otlp_line(draw) -> str:
     i = draw(st.integers(0, 30))
-    attrs = {"gen_ai.operation.name": "chat", "gen_ai.request.model": "m",
-             "gen_ai.prompt.name": "support_router", "gen_ai.prompt.version": "1.5.2",
-             "gen_ai.usage.input_tokens": 3, "gen_ai.input.messages": '[{"role":"user","parts":[{"type":"text","content":"hi"}]}]'}
-    span = otlp_span(f"{i:032x}", f"{i:016x}", "chat m", attrs,
-                     events=[("gen_ai.choice", {"message": '{"role":"assistant","content":"ok"}'})])
+    attrs = {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.request.model": "m",
+        "gen_ai.prompt.name": "support_router",
+        "gen_ai.prompt.version": "1.5.2",
+        "gen_ai.usage.input_tokens": 3,
+        "gen_ai.input.messages": '[{"role":"user","parts":[{"type":"text","content":"hi"}]}]',
+    }
+    span = otlp_span(
+        f"{i:032x}",
+        f"{i:016x}",
+        "chat m",
+        attrs,
+        events=[("gen_ai.choice", {"message": '{"role":"assistant","content":"ok"}'})],
+    )
     for _ in range(draw(st.integers(1, 3))):
-        where = draw(st.sampled_from(["attr_value", "attr_value", "span_field", "attributes", "events", "status", "request"]))
+        where = draw(
+            st.sampled_from(["attr_value", "attr_value", "span_field", "attributes", "events", "status", "request"])
+        )
         if where == "attr_value":
-            key = draw(st.sampled_from([*attrs, "llm.cost.total", "gen_ai.output.messages", "gen_ai.system_instructions",
-                                        "llm.input_messages.0.message.content", "llm.prompt_template.variables",
-                                        "gen_ai.response.finish_reasons", "openinference.span.kind", "x"]))
+            key = draw(
+                st.sampled_from(
+                    [
+                        *attrs,
+                        "llm.cost.total",
+                        "gen_ai.output.messages",
+                        "gen_ai.system_instructions",
+                        "llm.input_messages.0.message.content",
+                        "llm.prompt_template.variables",
+                        "gen_ai.response.finish_reasons",
+                        "openinference.span.kind",
+                        "x",
+                    ]
+                )
+            )
             if isinstance(span["attributes"], list):
                 span["attributes"].append({"key": key, "value": draw(any_value)})
         elif where == "span_field":
-            key = draw(st.sampled_from(["traceId", "spanId", "parentSpanId", "name", "startTimeUnixNano",
-                                        "endTimeUnixNano", "kind"]))
+            key = draw(
+                st.sampled_from(
+                    ["traceId", "spanId", "parentSpanId", "name", "startTimeUnixNano", "endTimeUnixNano", "kind"]
+                )
+            )
             span[key] = draw(json_values)
         elif where == "attributes":
             span["attributes"] = draw(st.one_of(json_values, st.lists(json_values, max_size=3)))
         elif where == "events":
-            span["events"] = draw(st.one_of(json_values, st.lists(st.dictionaries(
-                st.sampled_from(["name", "attributes", "body"]), any_value, max_size=3), max_size=2)))
+            span["events"] = draw(
+                st.one_of(
+                    json_values,
+                    st.lists(
+                        st.dictionaries(st.sampled_from(["name", "attributes", "body"]), any_value, max_size=3),
+                        max_size=2,
+                    ),
+                )
+            )
         elif where == "status":
             span["status"] = draw(json_values)
         else:
-            return json.dumps(draw(st.one_of(json_values, st.builds(lambda v: {"resourceSpans": v}, json_values),
-                                             st.builds(lambda v: {"resourceSpans": [{"scopeSpans": v}]}, json_values))))
-    request = {"resourceSpans": [{"resource": {"attributes": []}, "scopeSpans": [{"scope": {"name": "t"}, "spans": [span]}]}]}
+            return json.dumps(
+                draw(
+                    st.one_of(
+                        json_values,
+                        st.builds(lambda v: {"resourceSpans": v}, json_values),
+                        st.builds(lambda v: {"resourceSpans": [{"scopeSpans": v}]}, json_values),
+                    )
+                )
+            )
+    request = {
+        "resourceSpans": [{"resource": {"attributes": []}, "scopeSpans": [{"scope": {"name": "t"}, "spans": [span]}]}]
+    }
     text = json.dumps(request)
     if draw(st.booleans()) and draw(st.booleans()):
         text = text.replace('"intValue": "3"', f'"doubleValue": {draw(st.sampled_from(RAW_NUMBERS))}')
@@ -132,10 +183,14 @@ def _check_file(con, path, lines: list[str], fmt: str) -> None:
     # ingest_file is what ingest_paths runs per file; one open connection keeps examples cheap
     con.execute("BEGIN TRANSACTION")
     f = ingest_file(con, path, format=fmt)
-    stored = con.execute("SELECT count(*), count(*) FILTER (WHERE NOT isfinite(latency_ms) OR NOT isfinite(cost_usd)) "
-                         "FROM traces WHERE source_file = ?", [str(path)]).fetchone()
-    rejected = con.execute("SELECT count(*), count(*) FILTER (WHERE reason IS NULL) FROM ingest_rejects "
-                           "WHERE source_file = ?", [str(path)]).fetchone()
+    stored = con.execute(
+        "SELECT count(*), count(*) FILTER (WHERE NOT isfinite(latency_ms) OR NOT isfinite(cost_usd)) "
+        "FROM traces WHERE source_file = ?",
+        [str(path)],
+    ).fetchone()
+    rejected = con.execute(
+        "SELECT count(*), count(*) FILTER (WHERE reason IS NULL) FROM ingest_rejects WHERE source_file = ?", [str(path)]
+    ).fetchone()
     con.execute("COMMIT")
     assert f.records == f.stored + f.duplicates + f.rejected + f.non_call_spans, f
     if fmt == "native":
@@ -144,8 +199,12 @@ def _check_file(con, path, lines: list[str], fmt: str) -> None:
     assert rejected == (f.rejected, 0)
 
 
-_settings = settings(max_examples=EXAMPLES, deadline=None, derandomize=not os.environ.get("FUZZ_EXAMPLES"),
-                     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+_settings = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    derandomize=not os.environ.get("FUZZ_EXAMPLES"),
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 
 
 @pytest.fixture

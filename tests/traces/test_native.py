@@ -15,13 +15,21 @@ from prompt_release.traces import ingest_day, ingest_paths
 from prompt_release.warehouse import read_connection
 from tests.conftest import REPO_ROOT
 
-EXACT = ('{"trace_id": "tr_9241", "workflow": "support_router", "prompt_version": "support_router:v1.6.0", '
-         '"model": "production-default", "route": "account_recovery", "schema_valid": true, "latency_ms": 842}')
+EXACT = (
+    '{"trace_id": "tr_9241", "workflow": "support_router", "prompt_version": "support_router:v1.6.0", '
+    '"model": "production-default", "route": "account_recovery", "schema_valid": true, "latency_ms": 842}'
+)
 
 
 def good(i: int, **extra) -> str:
-    record = {"trace_id": f"tr_{i}", "span_id": f"sp_{i}", "workflow": "support_router",
-              "prompt_version": "support_router:v1.5.2", "model": "m", "timestamp": "2026-11-27T10:00:00Z"}
+    record = {
+        "trace_id": f"tr_{i}",
+        "span_id": f"sp_{i}",
+        "workflow": "support_router",
+        "prompt_version": "support_router:v1.5.2",
+        "model": "m",
+        "timestamp": "2026-11-27T10:00:00Z",
+    }
     record.update(extra)
     return json.dumps(record)
 
@@ -44,7 +52,10 @@ def test_exact_contract_line_ingests_with_extra_keys_in_attributes(tmp_path, any
     (day / "a.jsonl").write_text(EXACT + "\n")
     summary = ingest_paths([day], warehouse=any_warehouse)
     assert summary.total.stored == 1 and summary.total.rejected == 0
-    (row,) = rows(any_warehouse, "SELECT trace_id, prompt_id, prompt_version, workflow, latency_ms, attributes, ts_source, day, record_key FROM traces")
+    (row,) = rows(
+        any_warehouse,
+        "SELECT trace_id, prompt_id, prompt_version, workflow, latency_ms, attributes, ts_source, day, record_key FROM traces",
+    )
     assert row[:5] == ("tr_9241", "support_router", "support_router:v1.6.0", "support_router", 842.0)
     assert json.loads(row[5]) == {"route": "account_recovery", "schema_valid": True}
     assert row[6] == "day_folder" and str(row[7]) == "2026-11-27"
@@ -52,16 +63,34 @@ def test_exact_contract_line_ingests_with_extra_keys_in_attributes(tmp_path, any
 
 
 def test_fields_convert_per_contract(tmp_path, warehouse):
-    line = good(1, input={"messages": [{"role": "user", "content": "hi"}], "variables": {"ticket": "x"}},
-                output={"route": "billing"}, tool_calls=[{"name": "lookup_order", "arguments": '{"order_id": "ORD-000001"}'},
-                                                         {"name": "t2", "arguments": "not json"}],
-                usage={"input_tokens": 10, "output_tokens": 3}, feedback="down", error={"type": "Timeout"},
-                segment={"tier": "gold"}, retries=2, fallback=True, escalated=False, correction={"route": "shipping"})
+    line = good(
+        1,
+        input={"messages": [{"role": "user", "content": "hi"}], "variables": {"ticket": "x"}},
+        output={"route": "billing"},
+        tool_calls=[
+            {"name": "lookup_order", "arguments": '{"order_id": "ORD-000001"}'},
+            {"name": "t2", "arguments": "not json"},
+        ],
+        usage={"input_tokens": 10, "output_tokens": 3},
+        feedback="down",
+        error={"type": "Timeout"},
+        segment={"tier": "gold"},
+        retries=2,
+        fallback=True,
+        escalated=False,
+        correction={"route": "shipping"},
+    )
     (tmp_path / "f.jsonl").write_text(line + "\n")
     ingest_paths([tmp_path / "f.jsonl"], warehouse=warehouse)
-    (r,) = rows(warehouse, "SELECT output, tool_calls, input_tokens, output_tokens, feedback, status, error_type, retries, fallback, ts_source, variables, record_key FROM traces")
+    (r,) = rows(
+        warehouse,
+        "SELECT output, tool_calls, input_tokens, output_tokens, feedback, status, error_type, retries, fallback, ts_source, variables, record_key FROM traces",
+    )
     assert json.loads(r[0]) == {"route": "billing"}
-    assert json.loads(r[1]) == [{"name": "lookup_order", "arguments": {"order_id": "ORD-000001"}}, {"name": "t2", "arguments": "not json"}]
+    assert json.loads(r[1]) == [
+        {"name": "lookup_order", "arguments": {"order_id": "ORD-000001"}},
+        {"name": "t2", "arguments": "not json"},
+    ]
     assert r[2:10] == (10, 3, -1.0, "error", "Timeout", 2, True, "record")
     assert json.loads(r[10]) == {"ticket": "x"} and r[11] == "sp_1"
 
@@ -75,7 +104,11 @@ def test_fields_convert_per_contract(tmp_path, warehouse):
         (b'"just a string"', "not an object", None),
         (good(9, latency_ms="slow").encode(), "field 'latency_ms' must be a number", "latency_ms"),
         (good(9, trace_id=None).encode(), "missing required field 'trace_id'", "trace_id"),
-        (json.dumps({"trace_id": "t", "workflow": "w", "model": "m"}).encode(), "missing required field 'prompt_version'", "prompt_version"),
+        (
+            json.dumps({"trace_id": "t", "workflow": "w", "model": "m"}).encode(),
+            "missing required field 'prompt_version'",
+            "prompt_version",
+        ),
         (good(9, prompt_version="../etc:v1").encode(), "prompt_version", "prompt_version"),
         (good(9, timestamp="yesterday").encode(), "RFC 3339", "timestamp"),
         (good(9, feedback="meh").encode(), "feedback", "feedback"),
@@ -90,14 +123,18 @@ def test_malformed_line_is_rejected_with_reason_and_rest_ingests(tmp_path, wareh
     summary = ingest_paths([path], warehouse=warehouse)
     balanced(summary)
     assert (summary.total.stored, summary.total.rejected, summary.total.lines_read) == (2, 1, 3)
-    ((line, got_reason, got_field, raw_len, sha),) = rows(warehouse, "SELECT line_number, reason, field, raw_length, raw_sha256 FROM ingest_rejects")
+    ((line, got_reason, got_field, raw_len, sha),) = rows(
+        warehouse, "SELECT line_number, reason, field, raw_length, raw_sha256 FROM ingest_rejects"
+    )
     assert line == 2 and reason in got_reason and got_field == field
     assert raw_len == len(content) and len(sha) == 64
 
 
 def test_bom_crlf_blank_lines_and_missing_final_newline(tmp_path, any_warehouse):
     path = tmp_path / "win.jsonl"
-    path.write_bytes(b"\xef\xbb\xbf" + good(1).encode() + b"\r\n\r\n   \r\n" + good(2).encode() + b"\r\n" + good(3).encode())
+    path.write_bytes(
+        b"\xef\xbb\xbf" + good(1).encode() + b"\r\n\r\n   \r\n" + good(2).encode() + b"\r\n" + good(3).encode()
+    )
     summary = ingest_paths([path], warehouse=any_warehouse)
     balanced(summary)
     f = summary.files[0]
@@ -167,8 +204,11 @@ def test_a_key_repeated_in_one_file_is_stored_once(tmp_path, warehouse, monkeypa
     summary = ingest_paths([path], warehouse=warehouse)
     balanced(summary)
     assert (summary.total.stored, summary.total.duplicates) == (200, 29)
-    stored = rows(warehouse, "SELECT count(*), count(DISTINCT record_key), max(source_line) FROM traces "
-                             "WHERE source_file = ?", [str(path.resolve())])
+    stored = rows(
+        warehouse,
+        "SELECT count(*), count(DISTINCT record_key), max(source_line) FROM traces WHERE source_file = ?",
+        [str(path.resolve())],
+    )
     assert stored == [(200, 200, 200)]  # each key stored once, from its first line
 
 
@@ -192,13 +232,20 @@ def test_killed_mid_file_leaves_nothing_then_reingest_gets_all(tmp_path, any_war
     # transaction), then waits on its stdin, and is killed after the first one.
     source = tmp_path / "stream.jsonl"
     source.write_text("".join(good(i) + "\n" for i in range(400)))
-    code = ("import sys; from prompt_release.traces import ingest_paths; "
-            "ingest_paths([sys.argv[1]], format='native', "
-            "progress=lambda m: (print(m, flush=True), sys.stdin.readline()))")
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "PROMPT_RELEASE_WAREHOUSE": str(any_warehouse),
-           "PROMPT_RELEASE_INGEST_CHUNK_BYTES": "4096"}
-    proc = subprocess.Popen([sys.executable, "-c", code, str(source)], env=env,
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    code = (
+        "import sys; from prompt_release.traces import ingest_paths; "
+        "ingest_paths([sys.argv[1]], format='native', "
+        "progress=lambda m: (print(m, flush=True), sys.stdin.readline()))"
+    )
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO_ROOT),
+        "PROMPT_RELEASE_WAREHOUSE": str(any_warehouse),
+        "PROMPT_RELEASE_INGEST_CHUNK_BYTES": "4096",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, str(source)], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     try:
         first_chunk = proc.stdout.readline()  # rows of the first chunk are inserted, not committed
         assert "lines" in first_chunk, first_chunk

@@ -27,7 +27,7 @@ def edge_lines() -> list[str]:
         {**BASE, "span_id": "a1", "output": None, "parent_span_id": None},  # null-valued known keys
         {**BASE, "span_id": "a2", "route": None, "extra": {"k": [1, 2]}},  # null-valued and nested unknown keys
         {**BASE, "span_id": "a3", "Trace_ID": "x", "TRACE_id": 1},  # unknown keys differing from known ones in case
-        {**BASE, "span_id": 7, "trace_id": 12345678901, "session_id": 5, "user_id": "u\"q\\"},  # numbers as ids, escapes
+        {**BASE, "span_id": 7, "trace_id": 12345678901, "session_id": 5, "user_id": 'u"q\\'},  # numbers as ids, escapes
         {**BASE, "span_id": "a5", "input": {}, "usage": {}},  # empty objects: careful way
         {**BASE, "span_id": "a6", "input": {"messages": []}, "usage": {"input_tokens": 3}},
         {**BASE, "span_id": "a7", "latency_ms": 12, "cost_usd": 1e-7, "retries": 0, "feedback": 0.5},
@@ -36,14 +36,19 @@ def edge_lines() -> list[str]:
         {**BASE, "span_id": "b1", "error": {"message": "boom"}, "finish_reason": "length"},
         {**BASE, "span_id": "b2", "error": False},
         {**BASE, "span_id": "b3", "error": 42, "output": {"x": "é\u2028"}},
-        {**BASE, "span_id": "b4", "output": "plain \u00e9 \"quoted\"", "tool_calls": [{"name": "f", "arguments": "{\"a\": 1}"}]},
+        {
+            **BASE,
+            "span_id": "b4",
+            "output": 'plain \u00e9 "quoted"',
+            "tool_calls": [{"name": "f", "arguments": '{"a": 1}'}],
+        },
         {**BASE, "span_id": "b5", "timestamp": "2026-01-02T03:04:05.123+02:00", "segment": {"tier": "gold"}},
         {**BASE, "span_id": "b6", "usage": {"input_tokens": 1.5}},  # reject
         {**BASE, "span_id": "b7", "retries": 1.0},  # reject
         {**BASE, "span_id": "b8", "workflow": 3},  # reject
         {**BASE, "span_id": "b9", "latency_ms": "3"},  # reject
         {**BASE, "span_id": "c1", "retries": 99999999999},  # beyond INTEGER
-        {**BASE, "span_id": "c2", "": "empty key", "a.b": 1, "q\"k": 2},
+        {**BASE, "span_id": "c2", "": "empty key", "a.b": 1, 'q"k': 2},
         {**BASE, "span_id": "c3", "feedback": "meh"},  # reject
         {**BASE, "input": {"messages": [{"role": "user", "content": "no span id"}]}},
         {**BASE, "escalated": "true"},  # reject
@@ -74,20 +79,31 @@ def edge_lines() -> list[str]:
         {**BASE, "span_id": "f9", "package_hash": 123},  # reject
     ]
     lines = [json.dumps(r, ensure_ascii=False) for r in records]
-    lines += ['{"trace_id": "t", "workflow": "w", "prompt_version": "w:v1.0.0", "model": "m", "span_id": -0}',
-              '{"trace_id": "t", "workflow": "w", "prompt_version": "w:v1.0.0", "model": "m", "span_id": "f4", "user_id": 1E+2}',
-              '{"trace_id": "t", "workflow": "w", "prompt_version": "w:v1.0.0", "model": "m", "span_id": "f5", "status": "o\\u006b"}',
-              '{"trace_id": "t", "trace_id": "u", "workflow": "w", "prompt_version": "w:v1.0.0", "model": "m", "span_id": "d1"}',
-              "[1]", "{", '"s"', "  ", "", f'{json.dumps({**BASE, "span_id": "d2"})}  ']
+    lines += [
+        '{"trace_id": "t", "workflow": "w", "prompt_version": "w:v1.0.0", "model": "m", "span_id": -0}',
+        '{"trace_id": "t", "workflow": "w", "prompt_version": "w:v1.0.0", "model": "m", "span_id": "f4", "user_id": 1E+2}',
+        '{"trace_id": "t", "workflow": "w", "prompt_version": "w:v1.0.0", "model": "m", "span_id": "f5", "status": "o\\u006b"}',
+        '{"trace_id": "t", "trace_id": "u", "workflow": "w", "prompt_version": "w:v1.0.0", "model": "m", "span_id": "d1"}',
+        "[1]",
+        "{",
+        '"s"',
+        "  ",
+        "",
+        f"{json.dumps({**BASE, 'span_id': 'd2'})}  ",
+    ]
     return lines
 
 
 def table(warehouse: Path) -> list[tuple]:
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
-        rows = con.execute("SELECT * EXCLUDE (ingested_at, attributes, ts, day), CASE WHEN ts_source <> 'ingest_time' THEN ts END, "
-                           "attributes FROM traces ORDER BY source_file, source_line, record_key").fetchall()
-        rejects = con.execute("SELECT source_file, line_number, reason, field, raw_length FROM ingest_rejects ORDER BY 1, 2").fetchall()
+        rows = con.execute(
+            "SELECT * EXCLUDE (ingested_at, attributes, ts, day), CASE WHEN ts_source <> 'ingest_time' THEN ts END, "
+            "attributes FROM traces ORDER BY source_file, source_line, record_key"
+        ).fetchall()
+        rejects = con.execute(
+            "SELECT source_file, line_number, reason, field, raw_length FROM ingest_rejects ORDER BY 1, 2"
+        ).fetchall()
     finally:
         con.close()
     # attributes: same keys and values; key order is not part of the contract

@@ -26,29 +26,75 @@ def check_balanced(summary):
 
 
 def test_genai_hierarchy_prompt_identity_tools_from_output_and_error(tmp_path, warehouse):
-    agent = span(T, "a000000000000001", "invoke_agent order_agent", {
-        "gen_ai.operation.name": "invoke_agent", "gen_ai.prompt.name": "order_agent", "gen_ai.prompt.version": "2.0.0",
-        "gen_ai.conversation.id": "conv-7", "gen_ai.tool.definitions": json.dumps([{"name": "lookup_order"}]),
-    })
+    agent = span(
+        T,
+        "a000000000000001",
+        "invoke_agent order_agent",
+        {
+            "gen_ai.operation.name": "invoke_agent",
+            "gen_ai.prompt.name": "order_agent",
+            "gen_ai.prompt.version": "2.0.0",
+            "gen_ai.conversation.id": "conv-7",
+            "gen_ai.tool.definitions": json.dumps([{"name": "lookup_order"}]),
+        },
+    )
     history = [
         {"role": "user", "parts": [{"type": "text", "content": "refund ORD-000001"}]},
         {"role": "assistant", "parts": [{"type": "tool_call", "id": "c0", "name": "old_tool", "arguments": {"x": 1}}]},
         {"role": "tool", "parts": [{"type": "tool_call_response", "id": "c0", "response": "ok"}]},
     ]
-    chat = span(T, "c000000000000002", "chat gpt-4o", {
-        "gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o", "gen_ai.response.model": "gpt-4o-2024",
-        "gen_ai.usage.input_tokens": 120, "gen_ai.usage.output_tokens": 9, "gen_ai.request.temperature": 0.2,
-        "gen_ai.system_instructions": json.dumps([{"type": "text", "content": "You are an order agent."}]),
-        "gen_ai.input.messages": json.dumps(history),
-        "gen_ai.output.messages": json.dumps([{"role": "assistant", "finish_reason": "tool_call", "parts": [
-            {"type": "tool_call", "id": "c1", "name": "lookup_order", "arguments": {"order_id": "ORD-000001"}}]}]),
-        "gen_ai.response.finish_reasons": ["tool_calls"],
-    }, parent="a000000000000001")
-    failed = span(T, "c000000000000003", "chat", {
-        "gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o", "error.type": "RateLimitError",
-    }, parent="a000000000000001", status_code=2)
-    tool = span(T, "d000000000000004", "execute_tool lookup_order", {"gen_ai.operation.name": "execute_tool"},
-                parent="c000000000000002")
+    chat = span(
+        T,
+        "c000000000000002",
+        "chat gpt-4o",
+        {
+            "gen_ai.operation.name": "chat",
+            "gen_ai.request.model": "gpt-4o",
+            "gen_ai.response.model": "gpt-4o-2024",
+            "gen_ai.usage.input_tokens": 120,
+            "gen_ai.usage.output_tokens": 9,
+            "gen_ai.request.temperature": 0.2,
+            "gen_ai.system_instructions": json.dumps([{"type": "text", "content": "You are an order agent."}]),
+            "gen_ai.input.messages": json.dumps(history),
+            "gen_ai.output.messages": json.dumps(
+                [
+                    {
+                        "role": "assistant",
+                        "finish_reason": "tool_call",
+                        "parts": [
+                            {
+                                "type": "tool_call",
+                                "id": "c1",
+                                "name": "lookup_order",
+                                "arguments": {"order_id": "ORD-000001"},
+                            }
+                        ],
+                    }
+                ]
+            ),
+            "gen_ai.response.finish_reasons": ["tool_calls"],
+        },
+        parent="a000000000000001",
+    )
+    failed = span(
+        T,
+        "c000000000000003",
+        "chat",
+        {
+            "gen_ai.operation.name": "chat",
+            "gen_ai.request.model": "gpt-4o",
+            "error.type": "RateLimitError",
+        },
+        parent="a000000000000001",
+        status_code=2,
+    )
+    tool = span(
+        T,
+        "d000000000000004",
+        "execute_tool lookup_order",
+        {"gen_ai.operation.name": "execute_tool"},
+        parent="c000000000000002",
+    )
     path = tmp_path / "genai.jsonl"
     # the parent arrives in a later batch than its children
     path.write_text(request(chat, failed) + "\n" + request(tool) + "\n" + request(agent) + "\n")
@@ -56,8 +102,11 @@ def test_genai_hierarchy_prompt_identity_tools_from_output_and_error(tmp_path, w
     check_balanced(summary)
     f = summary.files[0]
     assert (f.format, f.records, f.stored, f.non_call_spans, f.prompt_version_missing) == ("otlp", 4, 2, 2, 0)
-    got = fetch(warehouse, "SELECT span_id, prompt_version, workflow, model, tool_calls, status, error_type, session_id, "
-                           "input_tokens, latency_ms, input_messages, finish_reason, attributes, source_format, source_line FROM traces ORDER BY span_id")
+    got = fetch(
+        warehouse,
+        "SELECT span_id, prompt_version, workflow, model, tool_calls, status, error_type, session_id, "
+        "input_tokens, latency_ms, input_messages, finish_reason, attributes, source_format, source_line FROM traces ORDER BY span_id",
+    )
     ok, err = got
     assert ok[1:4] == ("order_agent:v2.0.0", "order_agent", "gpt-4o-2024")
     assert json.loads(ok[4]) == [{"name": "lookup_order", "arguments": {"order_id": "ORD-000001"}, "id": "c1"}]
@@ -76,50 +125,97 @@ def test_genai_hierarchy_prompt_identity_tools_from_output_and_error(tmp_path, w
 
 
 def test_genai_events_and_missing_prompt_identity(tmp_path, warehouse):
-    chat = span(T, "e000000000000001", "chat", {"gen_ai.operation.name": "chat", "gen_ai.system": "openai",
-                                                "gen_ai.request.model": "gpt-4o-mini", "gen_ai.usage.prompt_tokens": 5},
-                events=[("gen_ai.system.message", {"content": "Be brief."}),
-                        ("gen_ai.user.message", {"content": "hello"}),
-                        ("gen_ai.choice", {"index": 0, "finish_reason": "stop",
-                                           "message": {"role": "assistant", "content": "hi there"}})])
+    chat = span(
+        T,
+        "e000000000000001",
+        "chat",
+        {
+            "gen_ai.operation.name": "chat",
+            "gen_ai.system": "openai",
+            "gen_ai.request.model": "gpt-4o-mini",
+            "gen_ai.usage.prompt_tokens": 5,
+        },
+        events=[
+            ("gen_ai.system.message", {"content": "Be brief."}),
+            ("gen_ai.user.message", {"content": "hello"}),
+            (
+                "gen_ai.choice",
+                {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "hi there"}},
+            ),
+        ],
+    )
     path = tmp_path / "events.jsonl"
     path.write_text(request(chat) + "\n")
     summary = ingest_paths([path], warehouse=warehouse)
     assert summary.total.stored == 1 and summary.total.prompt_version_missing == 1
-    ((msgs, output, finish, pv, tokens),) = fetch(warehouse, "SELECT input_messages, output, finish_reason, prompt_version, input_tokens FROM traces")
+    ((msgs, output, finish, pv, tokens),) = fetch(
+        warehouse, "SELECT input_messages, output, finish_reason, prompt_version, input_tokens FROM traces"
+    )
     assert [m["content"] for m in json.loads(msgs)] == ["Be brief.", "hello"]
     assert (output, finish, pv, tokens) == ("hi there", "stop", None, 5)
 
 
 def test_openinference_llm_span_and_both_conventions_on_one_span(tmp_path, warehouse):
-    chain = span(T, "f000000000000001", "router", {"openinference.span.kind": "CHAIN", "prompt.id": "support_router",
-                                                   "llm.prompt_template.version": "v1.6.0", "workflow": "support",
-                                                   "session.id": "s-1", "user.id": "u-9"})
-    llm = span(T, "f000000000000002", "ChatCompletion", {
-        "openinference.span.kind": "LLM", "llm.model_name": "gpt-4o",
-        "llm.input_messages.0.message.role": "system", "llm.input_messages.0.message.content": "Route tickets.",
-        "llm.input_messages.1.message.role": "assistant",
-        "llm.input_messages.1.message.tool_calls.0.tool_call.function.name": "replayed",
-        "llm.input_messages.1.message.tool_calls.0.tool_call.function.arguments": "{}",
-        "llm.output_messages.0.message.role": "assistant",
-        "llm.output_messages.0.message.content": '{"route": "billing", "confidence": 0.9}',
-        "llm.output_messages.0.message.tool_calls.0.tool_call.function.name": "lookup_order",
-        "llm.output_messages.0.message.tool_calls.0.tool_call.function.arguments": '{"order_id": "ORD-123456"}',
-        "llm.token_count.prompt": 50, "llm.token_count.completion": 7,
-        "llm.invocation_parameters": '{"temperature": 0}',
-        "llm.prompt_template.variables": '{"ticket": "refund please"}',
-    }, parent="f000000000000001", status_code=2,
-        events=[("exception", {"exception.type": "ValueError", "exception.message": "bad"})])
-    both = span(T, "f000000000000003", "chat", {"openinference.span.kind": "LLM", "llm.model_name": "x",
-                                                "gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o"},
-                parent="f000000000000001")
+    chain = span(
+        T,
+        "f000000000000001",
+        "router",
+        {
+            "openinference.span.kind": "CHAIN",
+            "prompt.id": "support_router",
+            "llm.prompt_template.version": "v1.6.0",
+            "workflow": "support",
+            "session.id": "s-1",
+            "user.id": "u-9",
+        },
+    )
+    llm = span(
+        T,
+        "f000000000000002",
+        "ChatCompletion",
+        {
+            "openinference.span.kind": "LLM",
+            "llm.model_name": "gpt-4o",
+            "llm.input_messages.0.message.role": "system",
+            "llm.input_messages.0.message.content": "Route tickets.",
+            "llm.input_messages.1.message.role": "assistant",
+            "llm.input_messages.1.message.tool_calls.0.tool_call.function.name": "replayed",
+            "llm.input_messages.1.message.tool_calls.0.tool_call.function.arguments": "{}",
+            "llm.output_messages.0.message.role": "assistant",
+            "llm.output_messages.0.message.content": '{"route": "billing", "confidence": 0.9}',
+            "llm.output_messages.0.message.tool_calls.0.tool_call.function.name": "lookup_order",
+            "llm.output_messages.0.message.tool_calls.0.tool_call.function.arguments": '{"order_id": "ORD-123456"}',
+            "llm.token_count.prompt": 50,
+            "llm.token_count.completion": 7,
+            "llm.invocation_parameters": '{"temperature": 0}',
+            "llm.prompt_template.variables": '{"ticket": "refund please"}',
+        },
+        parent="f000000000000001",
+        status_code=2,
+        events=[("exception", {"exception.type": "ValueError", "exception.message": "bad"})],
+    )
+    both = span(
+        T,
+        "f000000000000003",
+        "chat",
+        {
+            "openinference.span.kind": "LLM",
+            "llm.model_name": "x",
+            "gen_ai.operation.name": "chat",
+            "gen_ai.request.model": "gpt-4o",
+        },
+        parent="f000000000000001",
+    )
     path = tmp_path / "oi.jsonl"
     path.write_text(request(chain, llm, both) + "\n")
     summary = ingest_paths([path], warehouse=warehouse)
     check_balanced(summary)
     assert (summary.total.stored, summary.total.non_call_spans) == (2, 1)
-    rows = fetch(warehouse, "SELECT span_id, source_format, prompt_version, workflow, session_id, user_id, tool_calls, "
-                            "status, error_type, variables, output, input_tokens, attributes FROM traces ORDER BY span_id")
+    rows = fetch(
+        warehouse,
+        "SELECT span_id, source_format, prompt_version, workflow, session_id, user_id, tool_calls, "
+        "status, error_type, variables, output, input_tokens, attributes FROM traces ORDER BY span_id",
+    )
     oi, dual = rows
     assert oi[1:6] == ("openinference", "support_router:v1.6.0", "support", "s-1", "u-9")
     assert json.loads(oi[6]) == [{"name": "lookup_order", "arguments": {"order_id": "ORD-123456"}}]
@@ -144,8 +240,17 @@ def test_otlp_malformed_lines_and_spans(tmp_path, warehouse):
 
 
 def test_pretty_printed_json_document(tmp_path, warehouse):
-    chat = span(T, "b000000000000001", "chat", {"gen_ai.operation.name": "chat", "gen_ai.request.model": "m",
-                                                "gen_ai.prompt.name": "summarizer", "gen_ai.prompt.version": "summarizer:v1.0.0"})
+    chat = span(
+        T,
+        "b000000000000001",
+        "chat",
+        {
+            "gen_ai.operation.name": "chat",
+            "gen_ai.request.model": "m",
+            "gen_ai.prompt.name": "summarizer",
+            "gen_ai.prompt.version": "summarizer:v1.0.0",
+        },
+    )
     path = tmp_path / "export.json"
     path.write_text(json.dumps(json.loads(request(chat)), indent=2))
     summary = ingest_paths([path], warehouse=warehouse)

@@ -110,7 +110,11 @@ def launch_webserver(
         # stopping the group also stops the code server it spawns.
         proc = subprocess.Popen(
             _webserver_command(workspace, port),
-            cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=cwd,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     return proc, f"http://127.0.0.1:{port}"
 
@@ -142,9 +146,7 @@ def start_webserver(
 def settle(page, timeout_ms: int = 30_000) -> None:
     """Wait until no "Loading..." placeholder is visible (best effort: slow pages still get read)."""
     try:
-        page.wait_for_function(
-            "() => !/Loading(\\.\\.\\.|…)/.test(document.body.innerText)", timeout=timeout_ms
-        )
+        page.wait_for_function("() => !/Loading(\\.\\.\\.|…)/.test(document.body.innerText)", timeout=timeout_ms)
     except Exception:  # playwright's TimeoutError; the callers' own waits decide pass/fail
         pass
 

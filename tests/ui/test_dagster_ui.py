@@ -66,11 +66,16 @@ def demo(dagster_demo: DemoRun, tmp_path_factory: pytest.TempPathFactory) -> Ite
     assert reports[PROMOTED] and reports[PROMOTED].verdict == "promote", dagster_demo.log
     assert reports[REJECTED] and reports[REJECTED].verdict == "reject", dagster_demo.log
     log = tmp_path_factory.mktemp("ui_webserver") / "webserver.log"
-    proc, base_url = launch_webserver(dagster_demo.home, REPO_ROOT / "workspace.yaml", log, env={
-        "PROMPT_RELEASE_WAREHOUSE": str(state / "warehouse.duckdb"),
-        "PROMPT_RELEASE_REGISTRY": str(state / "registry"),
-        "PROMPT_RELEASE_LANDING": str(state / "landing"),
-    })
+    proc, base_url = launch_webserver(
+        dagster_demo.home,
+        REPO_ROOT / "workspace.yaml",
+        log,
+        env={
+            "PROMPT_RELEASE_WAREHOUSE": str(state / "warehouse.duckdb"),
+            "PROMPT_RELEASE_REGISTRY": str(state / "registry"),
+            "PROMPT_RELEASE_LANDING": str(state / "landing"),
+        },
+    )
     try:
         wait_for_webserver(proc, base_url, log)
         yield Demo(dagster_demo.home, state, reports, base_url)
@@ -84,9 +89,7 @@ def _all_asset_names() -> list[str]:
     return sorted(key.to_user_string() for key in defs().resolve_all_asset_keys())
 
 
-def test_dagster_ui_shows_the_lineage_and_each_candidates_gate_verdict(
-    demo: Demo, browser_page
-) -> None:
+def test_dagster_ui_shows_the_lineage_and_each_candidates_gate_verdict(demo: Demo, browser_page) -> None:
     base_url, page = demo.base_url, browser_page
 
     assets = _all_asset_names()
@@ -156,11 +159,12 @@ def test_the_ui_shows_sensor_launched_runs_every_verdict_and_a_reject_without_a_
     for candidate, verdict in CANDIDATES.items():
         row = rf"{re.escape(candidate)}\s+{verdict}\s"
         try:
-            page.wait_for_function("(row) => new RegExp(row).test(document.body.innerText)", arg=row,
-                                   timeout=PAGE_TIMEOUT_MS)
+            page.wait_for_function(
+                "(row) => new RegExp(row).test(document.body.innerText)", arg=row, timeout=PAGE_TIMEOUT_MS
+            )
         except Exception as exc:  # playwright's TimeoutError: say what the page showed instead
             text = page.inner_text("body")
-            pytest.fail(f"{candidate} {verdict} never shown: {text[text.find('all_candidates'):][:2000]} ({exc})")
+            pytest.fail(f"{candidate} {verdict} never shown: {text[text.find('all_candidates') :][:2000]} ({exc})")
     save_screenshot(page, "gate-report-verdicts.png")
 
     # The check warns on a reject, with the verdict as its description: an outcome, not a failed run.
@@ -170,8 +174,9 @@ def test_the_ui_shows_sensor_launched_runs_every_verdict_and_a_reject_without_a_
 
     instance = dg.DagsterInstance.from_config(str(demo.home))
     try:
-        [run] = instance.get_runs(filters=dg.RunsFilter(job_name="evaluate_candidate",
-                                                          tags={"dagster/partition": REJECTED}))
+        [run] = instance.get_runs(
+            filters=dg.RunsFilter(job_name="evaluate_candidate", tags={"dagster/partition": REJECTED})
+        )
     finally:
         instance.dispose()
     assert run.status == dg.DagsterRunStatus.SUCCESS
@@ -181,9 +186,7 @@ def test_the_ui_shows_sensor_launched_runs_every_verdict_and_a_reject_without_a_
         assert crash not in text
 
 
-def test_the_html_gate_report_opens_offline_with_its_verdict_and_charts(
-    demo: Demo, browser_page
-) -> None:
+def test_the_html_gate_report_opens_offline_with_its_verdict_and_charts(demo: Demo, browser_page) -> None:
     html = Path(demo.reports[PROMOTED].paths["html"])
     assert html.is_file()
     page = browser_page
@@ -205,10 +208,13 @@ def test_the_html_gate_report_opens_offline_with_its_verdict_and_charts(
     charts = page.locator("svg[role=img]")
     labels = [charts.nth(i).get_attribute("aria-label") for i in range(charts.count())]
     # Intervals on one axis per kind: the candidate's rate, its difference in points, its latency ratio.
-    assert labels == ["gate intervals against thresholds: candidate's rate (%)",
-                      "gate intervals against thresholds: candidate − baseline (percentage points)",
-                      "gate intervals against thresholds: candidate ÷ baseline (× the baseline)",
-                      "accuracy by tag", "latency distributions"]
+    assert labels == [
+        "gate intervals against thresholds: candidate's rate (%)",
+        "gate intervals against thresholds: candidate − baseline (percentage points)",
+        "gate intervals against thresholds: candidate ÷ baseline (× the baseline)",
+        "accuracy by tag",
+        "latency distributions",
+    ]
     for width in (1280, 1600):
         page.set_viewport_size({"width": width, "height": 1000})
         for i in range(charts.count()):

@@ -49,7 +49,9 @@ def test_credentials_come_from_the_aws_variables_and_are_not_kept(monkeypatch) -
     assert lake.storage_options()["AWS_SECRET_ACCESS_KEY"] == "rotated"
 
 
-@pytest.mark.parametrize("setting", ["md:team", "gs://bucket/lake", "http://example.com/lake", "s3://", "file://host/lake"])
+@pytest.mark.parametrize(
+    "setting", ["md:team", "gs://bucket/lake", "http://example.com/lake", "s3://", "file://host/lake"]
+)
 def test_a_bad_location_is_one_line_naming_the_setting_and_exit_2(setting: str, tmp_path: Path) -> None:
     result = run_cli("sql", "SELECT 1", cwd=tmp_path, env={config.ENV_WAREHOUSE: setting})
     assert result.returncode == 2, result.stderr

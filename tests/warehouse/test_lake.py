@@ -14,7 +14,9 @@ SCHEMA_SQL = (
     "SELECT table_name, column_name, data_type, comment FROM duckdb_columns() "
     "WHERE database_name = current_database() AND schema_name = 'main' ORDER BY table_name, column_index"
 )
-VIEWS_SQL = "SELECT view_name, comment FROM duckdb_views() WHERE NOT internal AND view_name LIKE 'v\\_%' ESCAPE '\\' ORDER BY 1"
+VIEWS_SQL = (
+    "SELECT view_name, comment FROM duckdb_views() WHERE NOT internal AND view_name LIKE 'v\\_%' ESCAPE '\\' ORDER BY 1"
+)
 
 
 def test_the_lake_has_the_file_backends_tables_views_and_columns(tmp_path: Path) -> None:
@@ -30,19 +32,25 @@ def test_the_lake_has_the_file_backends_tables_views_and_columns(tmp_path: Path)
 
 def test_a_failed_write_leaves_nothing_and_the_analyst_session_is_read_only(any_warehouse: str) -> None:
     with write_transaction(any_warehouse) as con:
-        con.execute("INSERT INTO label_events (event_id, prompt_id, ts, action, actor, reason) "
-                    "VALUES ('e1', 'p', now(), 'move', 'me', 'first')")
+        con.execute(
+            "INSERT INTO label_events (event_id, prompt_id, ts, action, actor, reason) "
+            "VALUES ('e1', 'p', now(), 'move', 'me', 'first')"
+        )
     with pytest.raises(RuntimeError), write_transaction(any_warehouse) as con:
         con.execute("DELETE FROM label_events")
-        con.execute("INSERT INTO label_events (event_id, prompt_id, ts, action, actor, reason) "
-                    "VALUES ('e2', 'p', now(), 'move', 'me', 'second')")
+        con.execute(
+            "INSERT INTO label_events (event_id, prompt_id, ts, action, actor, reason) "
+            "VALUES ('e2', 'p', now(), 'move', 'me', 'second')"
+        )
         raise RuntimeError("the step failed")
     analyst = analyst_connection(any_warehouse)
     try:
         assert analyst.sql("SELECT event_id, reason FROM label_events").fetchall() == [("e1", "first")]
         with pytest.raises(Exception, match="(?i)read-only|is not an table"):
-            analyst.execute("INSERT INTO label_events (event_id, prompt_id, ts, action, actor, reason) "
-                            "VALUES ('e3', 'p', now(), 'move', 'me', 'analyst')")
+            analyst.execute(
+                "INSERT INTO label_events (event_id, prompt_id, ts, action, actor, reason) "
+                "VALUES ('e3', 'p', now(), 'move', 'me', 'analyst')"
+            )
     finally:
         analyst.close()
 
@@ -50,15 +58,21 @@ def test_a_failed_write_leaves_nothing_and_the_analyst_session_is_read_only(any_
 def test_keyed_rows_are_replaced_and_deleted_by_key(tmp_path: Path) -> None:
     lake = f"{tmp_path}/w.lake"
     with write_transaction(lake) as con:
-        con.execute("INSERT INTO gate_reports SELECT 'r' || i, 'run', 'wf', 'c', 'h', 'b', 'h', NULL, 'promote', 0, "
-                    "NULL, '{}', '{}', NULL, now() FROM range(3) t(i)")
+        con.execute(
+            "INSERT INTO gate_reports SELECT 'r' || i, 'run', 'wf', 'c', 'h', 'b', 'h', NULL, 'promote', 0, "
+            "NULL, '{}', '{}', NULL, now() FROM range(3) t(i)"
+        )
     with write_transaction(lake) as con:  # the way gates/evaluate.py rewrites a report
         con.execute("DELETE FROM gate_reports WHERE report_id IN ('r1', 'r2')")
-        con.execute("INSERT INTO gate_reports SELECT 'r1', 'run', 'wf', 'c', 'h', 'b', 'h', NULL, 'reject', 1, "
-                    "NULL, '{}', '{}', NULL, now()")
+        con.execute(
+            "INSERT INTO gate_reports SELECT 'r1', 'run', 'wf', 'c', 'h', 'b', 'h', NULL, 'reject', 1, "
+            "NULL, '{}', '{}', NULL, now()"
+        )
     with read_connection(lake) as con:
         assert con.sql("SELECT report_id, verdict FROM gate_reports ORDER BY 1").fetchall() == [
-            ("r0", "promote"), ("r1", "reject")]
+            ("r0", "promote"),
+            ("r1", "reject"),
+        ]
 
 
 def test_a_table_outside_the_schema_is_refused_not_silently_dropped(tmp_path: Path) -> None:
@@ -76,12 +90,16 @@ def test_sql_on_a_lake_that_does_not_exist_says_so(tmp_path: Path) -> None:
 def test_prompt_release_sql_reads_a_lake(tmp_path: Path) -> None:
     lake = f"{tmp_path}/w.lake"
     with write_transaction(lake) as con:
-        con.execute("INSERT INTO label_events (event_id, prompt_id, ts, action, label, to_version, actor, reason) "
-                    "VALUES ('e1', 'p', now(), 'move', 'production', 'p:v1.0.0', 'me', 'because')")
+        con.execute(
+            "INSERT INTO label_events (event_id, prompt_id, ts, action, label, to_version, actor, reason) "
+            "VALUES ('e1', 'p', now(), 'move', 'production', 'p:v1.0.0', 'me', 'because')"
+        )
     result = run_cli("sql", "SELECT change FROM v_label_history", "--format", "csv", "--warehouse", lake)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines() == ["change", "production: (none) -> p:v1.0.0"] or \
-        result.stdout.splitlines()[0] == "change"
+    assert (
+        result.stdout.splitlines() == ["change", "production: (none) -> p:v1.0.0"]
+        or result.stdout.splitlines()[0] == "change"
+    )
 
 
 @pytest.mark.parametrize(
@@ -93,8 +111,12 @@ def test_prompt_release_sql_reads_a_lake(tmp_path: Path) -> None:
 )
 def test_an_unusable_store_is_one_line_naming_the_setting_and_exit_2(env: dict, expected: str, tmp_path: Path) -> None:
     port = free_port()  # closed again: connections are refused
-    full = {"PROMPT_RELEASE_WAREHOUSE": "s3://bucket/lake", "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
-            "AWS_REGION": "us-east-1", **env}
+    full = {
+        "PROMPT_RELEASE_WAREHOUSE": "s3://bucket/lake",
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+        "AWS_REGION": "us-east-1",
+        **env,
+    }
     result = run_cli("sql", "SELECT 1", cwd=tmp_path, env=full)
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()

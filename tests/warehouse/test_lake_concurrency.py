@@ -20,9 +20,19 @@ def day_file(landing: Path, day: str, *, name: str = "calls.jsonl") -> tuple[Pat
     folder.mkdir(parents=True, exist_ok=True)
     lines = []
     for i in range(LINES - 8):
-        lines.append(json.dumps({"trace_id": f"tr_{day}_{i}", "span_id": f"sp_{day}_{i}", "workflow": "wf",
-                                 "prompt_version": "wf:v1.0.0", "model": "m", "latency_ms": i,
-                                 "timestamp": f"{day}T10:00:00Z"}))
+        lines.append(
+            json.dumps(
+                {
+                    "trace_id": f"tr_{day}_{i}",
+                    "span_id": f"sp_{day}_{i}",
+                    "workflow": "wf",
+                    "prompt_version": "wf:v1.0.0",
+                    "model": "m",
+                    "latency_ms": i,
+                    "timestamp": f"{day}T10:00:00Z",
+                }
+            )
+        )
     lines += [lines[i] for i in range(5)]  # duplicates of the file's own lines
     lines += ['{"trace_id": ', "not json", '{"trace_id": 5}']  # rejects
     path = folder / name
@@ -32,8 +42,13 @@ def day_file(landing: Path, day: str, *, name: str = "calls.jsonl") -> tuple[Pat
 
 def start_ingest(path: Path) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-    return subprocess.Popen([sys.executable, "-m", "prompt_release", "ingest", str(path), "--json"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "prompt_release", "ingest", str(path), "--json"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def finish(procs: list[subprocess.Popen]) -> list[dict]:
@@ -57,7 +72,9 @@ def test_four_processes_ingesting_four_days_at_once_all_land(lake_warehouse: str
         assert summary["stored"] + summary["duplicates"] + summary["rejected"] == lines
         assert (summary["stored"], summary["duplicates"], summary["rejected"]) == (LINES - 8, 5, 3)
     with read_connection(lake_warehouse) as con:
-        by_day = con.sql("SELECT day::VARCHAR, count(*), count(DISTINCT record_key) FROM traces GROUP BY 1 ORDER BY 1").fetchall()
+        by_day = con.sql(
+            "SELECT day::VARCHAR, count(*), count(DISTINCT record_key) FROM traces GROUP BY 1 ORDER BY 1"
+        ).fetchall()
         assert by_day == [(day, LINES - 8, LINES - 8) for day in days]
         accounted = con.sql("SELECT count(*), sum(stored), sum(duplicates), sum(rejected) FROM ingest_files").fetchall()
         assert accounted == [(4, 4 * (LINES - 8), 20, 12)]

@@ -9,8 +9,12 @@ from prompt_release.warehouse.metrics import version_daily_sql
 
 
 def _columns(con, view: str) -> list[str]:
-    return [r[0] for r in con.execute(
-        "SELECT column_name FROM duckdb_columns() WHERE table_name = ? ORDER BY column_index", [view]).fetchall()]
+    return [
+        r[0]
+        for r in con.execute(
+            "SELECT column_name FROM duckdb_columns() WHERE table_name = ? ORDER BY column_index", [view]
+        ).fetchall()
+    ]
 
 
 def test_an_older_warehouse_gets_the_view_of_the_current_definition(warehouse):

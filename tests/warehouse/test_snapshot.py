@@ -104,8 +104,9 @@ def test_turning_snapshots_off_removes_the_stale_one(warehouse: Path, monkeypatc
         con.close()
 
 
-def test_a_warehouse_that_changes_while_copied_is_copied_again_never_published_torn(warehouse: Path,
-                                                                                     monkeypatch) -> None:
+def test_a_warehouse_that_changes_while_copied_is_copied_again_never_published_torn(
+    warehouse: Path, monkeypatch
+) -> None:
     import shutil
 
     from prompt_release.warehouse import snapshot
@@ -120,6 +121,7 @@ def test_a_warehouse_that_changes_while_copied_is_copied_again_never_published_t
             if len(copies) <= times:  # something wrote the file during the copy: its mtime moves
                 state = os.stat(src)
                 os.utime(src, ns=(state.st_atime_ns, state.st_mtime_ns + 1_000_000))
+
         return copy
 
     monkeypatch.setattr(snapshot.shutil, "copyfile", copy_while_the_file_moves(1))
@@ -288,7 +290,10 @@ def test_analyst_process_and_pipeline_process_never_disturb_each_other(tmp_path:
     batches = 25
     analyst = subprocess.Popen(
         [sys.executable, "-c", _ANALYST, str(warehouse), str(stop)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
     )
     try:
         assert analyst.stdout.readline().strip() == "ready", analyst.stderr.read()
@@ -296,7 +301,10 @@ def test_analyst_process_and_pipeline_process_never_disturb_each_other(tmp_path:
         # the writer would fail rather than quietly wait.
         writer = subprocess.run(
             [sys.executable, "-c", _WRITER, str(warehouse), str(batches)],
-            capture_output=True, text=True, env=env, timeout=300,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
         )
         stop.touch()
         out, err = analyst.communicate(timeout=120)

@@ -72,14 +72,26 @@ def test_csv_round_trips_through_a_csv_reader(filled: Path, capsys) -> None:
 
 
 def test_json_is_a_list_of_objects_with_json_columns_nested(filled: Path, capsys) -> None:
-    code, out, _ = sql(capsys, "SELECT prompt_version, handoff_accuracy, sample_output, note "
-                               "FROM version_scores ORDER BY 1", "--format", "json")
+    code, out, _ = sql(
+        capsys,
+        "SELECT prompt_version, handoff_accuracy, sample_output, note FROM version_scores ORDER BY 1",
+        "--format",
+        "json",
+    )
     assert code == 0
     assert json.loads(out) == [
-        {"prompt_version": "support_router:v1.5.2", "handoff_accuracy": 0.91,
-         "sample_output": {"route": "billing"}, "note": "first line\nsecond"},
-        {"prompt_version": "support_router:v1.6.0", "handoff_accuracy": 0.955,
-         "sample_output": {"route": "account_recovery"}, "note": None},
+        {
+            "prompt_version": "support_router:v1.5.2",
+            "handoff_accuracy": 0.91,
+            "sample_output": {"route": "billing"},
+            "note": "first line\nsecond",
+        },
+        {
+            "prompt_version": "support_router:v1.6.0",
+            "handoff_accuracy": 0.955,
+            "sample_output": {"route": "account_recovery"},
+            "note": None,
+        },
     ]
     code, out, _ = sql(capsys, "SELECT * FROM version_scores WHERE false", "--format", "json")
     assert json.loads(out) == []

@@ -14,8 +14,15 @@ from tests.conftest import REPO_ROOT, run_cli
 
 pytestmark = pytest.mark.xdist_group("demo_world")
 
-VIEWS = ("v_version_daily", "v_failures_by_cluster_class", "v_backtest_comparison", "v_gate_history",
-         "v_gate_results", "v_label_history", "v_canary_status")
+VIEWS = (
+    "v_version_daily",
+    "v_failures_by_cluster_class",
+    "v_backtest_comparison",
+    "v_gate_history",
+    "v_gate_results",
+    "v_label_history",
+    "v_canary_status",
+)
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +44,10 @@ def test_every_view_is_commented_and_documented(con) -> None:
         assert comments.get(view), f"{view} has no COMMENT ON VIEW"
         section = re.search(rf"^### `{view}`\n(.*?)(?=^### |^## |\Z)", docs, re.S | re.M)
         assert section, f"docs/analysts.md has no section for {view}"
-        columns = [r[0] for r in con.execute(
-            "SELECT column_name FROM duckdb_columns() WHERE table_name = ?", [view]).fetchall()]
+        columns = [
+            r[0]
+            for r in con.execute("SELECT column_name FROM duckdb_columns() WHERE table_name = ?", [view]).fetchall()
+        ]
         undocumented = [c for c in columns if f"`{c}`" not in section.group(1)]
         assert not undocumented, f"{view}: columns missing from docs/analysts.md: {undocumented}"
         assert "```sql" in section.group(1), f"{view}: no example query in docs/analysts.md"
@@ -55,47 +64,62 @@ def test_the_documented_example_queries_run(con) -> None:
 
 
 def test_version_daily_matches_the_version_metrics_table(con) -> None:
-    compared = rows(con, """
+    compared = rows(
+        con,
+        """
         SELECT v.day, v.prompt_version, v.calls, m.calls AS m_calls, v.traces, m.traces AS m_traces,
                v.success_rate, m.success_rate AS m_success, v.hard_failures, m.hard_failures AS m_hard,
                v.unsafe_tool_calls, m.unsafe_tool_calls AS m_unsafe, v.p95_latency_ms, m.p95_latency_ms AS m_p95,
                v.cost_per_success_usd, m.cost_per_success_usd AS m_cps, v.negative_feedback_rate,
                m.negative_feedback_rate AS m_neg
-        FROM v_version_daily v FULL JOIN version_metrics m USING (day, prompt_version)""")
+        FROM v_version_daily v FULL JOIN version_metrics m USING (day, prompt_version)""",
+    )
     assert len(compared) >= 12  # 4 history days x 3 workflows, plus the canary day
     for r in compared:
         assert r["calls"] == r["m_calls"] and r["traces"] == r["m_traces"], r
         assert r["hard_failures"] == r["m_hard"] and r["unsafe_tool_calls"] == r["m_unsafe"], r
-        for a, b in (("success_rate", "m_success"), ("p95_latency_ms", "m_p95"),
-                     ("cost_per_success_usd", "m_cps"), ("negative_feedback_rate", "m_neg")):
+        for a, b in (
+            ("success_rate", "m_success"),
+            ("p95_latency_ms", "m_p95"),
+            ("cost_per_success_usd", "m_cps"),
+            ("negative_feedback_rate", "m_neg"),
+        ):
             assert r[a] == pytest.approx(r[b]), (r["day"], r["prompt_version"], a)
     # The production order agent makes some unsafe refunds in the sample history; the others none.
-    unsafe = {r["prompt_version"].split(":")[0]: r["u"] for r in rows(
-        con, "SELECT prompt_version, sum(unsafe_tool_calls) AS u FROM v_version_daily GROUP BY ALL")}
+    unsafe = {
+        r["prompt_version"].split(":")[0]: r["u"]
+        for r in rows(con, "SELECT prompt_version, sum(unsafe_tool_calls) AS u FROM v_version_daily GROUP BY ALL")
+    }
     assert unsafe.get("order_agent", 0) > 0 and unsafe.get("support_router", 0) == 0
     today = datetime.now(UTC).date()
-    canary_day = {r["prompt_version"] for r in rows(con, "SELECT prompt_version FROM v_version_daily WHERE day = ?",
-                                                    [today])}
+    canary_day = {
+        r["prompt_version"] for r in rows(con, "SELECT prompt_version FROM v_version_daily WHERE day = ?", [today])
+    }
     assert "support_router:v1.6.0" in canary_day
 
 
 def test_failures_by_cluster_and_class_adds_up_and_links_golden_cases(con) -> None:
-    totals = rows(con, """
+    totals = rows(
+        con,
+        """
         SELECT v.workflow, v.failure_class, v.n, f.n AS expected
         FROM (SELECT workflow, failure_class, sum(failures) AS n FROM v_failures_by_cluster_class GROUP BY ALL) v
         FULL JOIN (SELECT workflow, failure_class, count(DISTINCT record_key) AS n FROM failures GROUP BY ALL) f
-        USING (workflow, failure_class)""")
+        USING (workflow, failure_class)""",
+    )
     assert totals and all(r["n"] == r["expected"] for r in totals), totals
     unsafe = rows(con, "SELECT * FROM v_failures_by_cluster_class WHERE failure_class = 'unsafe_tool_call'")
     assert {r["workflow"] for r in unsafe} == {"order_agent"}
     refund = next(r for r in unsafe if r["cluster"] == "issue_refund")
     assert refund["severity"] == "critical" and refund["example_span_id"]
     assert "issue_refund" in refund["example_output"]
-    shares = rows(con, "SELECT workflow, failure_class, sum(share_of_class) AS s FROM v_failures_by_cluster_class "
-                       "GROUP BY ALL")
+    shares = rows(
+        con, "SELECT workflow, failure_class, sum(share_of_class) AS s FROM v_failures_by_cluster_class GROUP BY ALL"
+    )
     assert all(r["s"] == pytest.approx(1.0) for r in shares)
-    linked = rows(con, "SELECT in_golden, failures, golden_case_ids FROM v_failures_by_cluster_class "
-                       "WHERE in_golden > 0")
+    linked = rows(
+        con, "SELECT in_golden, failures, golden_case_ids FROM v_failures_by_cluster_class WHERE in_golden > 0"
+    )
     assert linked and all(r["in_golden"] <= r["failures"] for r in linked)
     case_ids = {c for r in linked for c in r["golden_case_ids"]}
     known = {r[0] for r in con.execute("SELECT case_id FROM golden_cases").fetchall()}
@@ -104,8 +128,7 @@ def test_failures_by_cluster_and_class_adds_up_and_links_golden_cases(con) -> No
 
 def test_backtest_comparison_shows_each_candidate_against_production(con) -> None:
     runs = {r["candidate_version"]: r for r in rows(con, "SELECT * FROM v_backtest_comparison")}
-    assert set(runs) == {"support_router:v1.6.0", "support_router:v1.7.0", "order_agent:v2.1.0",
-                         "summarizer:v1.1.0"}
+    assert set(runs) == {"support_router:v1.6.0", "support_router:v1.7.0", "order_agent:v2.1.0", "summarizer:v1.1.0"}
     prose = runs["support_router:v1.7.0"]
     assert prose["baseline_version"] == "support_router:v1.5.2"
     assert prose["candidate_json_valid_rate"] == 0.0 and prose["baseline_json_valid_rate"] > 0.9
@@ -126,8 +149,8 @@ def test_backtest_comparison_shows_each_candidate_against_production(con) -> Non
 def test_behaviour_diff_of_a_tool_calling_prompt_shows_the_calls(con) -> None:
     # order_agent answers with tool calls and little text: before/after must show the calls.
     [(examples,)] = con.execute(
-        "SELECT examples FROM behaviour_diff WHERE candidate_version = 'order_agent:v2.1.0' "
-        "AND group_kind = 'all'").fetchall()
+        "SELECT examples FROM behaviour_diff WHERE candidate_version = 'order_agent:v2.1.0' AND group_kind = 'all'"
+    ).fetchall()
     shown = json.loads(examples)
     assert shown and all(e["before"] and e["after"] for e in shown)
     assert any("-> issue_refund(" in e["after"] for e in shown)
@@ -137,8 +160,10 @@ def test_behaviour_diff_of_a_tool_calling_prompt_shows_the_calls(con) -> None:
 def test_gate_history_lists_verdicts_failed_gates_and_what_followed(con) -> None:
     history = {r["candidate_version"]: r for r in rows(con, "SELECT * FROM v_gate_history ORDER BY created_at")}
     assert {k: v["verdict"] for k, v in history.items()} == {
-        "support_router:v1.6.0": "promote", "support_router:v1.7.0": "reject",
-        "order_agent:v2.1.0": "reject", "summarizer:v1.1.0": "reject",
+        "support_router:v1.6.0": "promote",
+        "support_router:v1.7.0": "reject",
+        "order_agent:v2.1.0": "reject",
+        "summarizer:v1.1.0": "reject",
     }
     rejected = history["support_router:v1.7.0"]
     # (A latency gate may come out inconclusive on a busy machine; the contract gates fail either way.)
@@ -203,8 +228,13 @@ def test_canary_status_keeps_only_the_newest_look(warehouse: Path) -> None:
 
 
 def test_prompt_release_sql_reads_the_views(demo_world) -> None:
-    result = run_cli("sql", "SELECT candidate_version, verdict FROM v_gate_history ORDER BY candidate_version",
-                     "--format", "json", env={"PROMPT_RELEASE_WAREHOUSE": str(demo_world.warehouse)})
+    result = run_cli(
+        "sql",
+        "SELECT candidate_version, verdict FROM v_gate_history ORDER BY candidate_version",
+        "--format",
+        "json",
+        env={"PROMPT_RELEASE_WAREHOUSE": str(demo_world.warehouse)},
+    )
     assert result.returncode == 0, result.stderr
     verdicts = {r["candidate_version"]: r["verdict"] for r in json.loads(result.stdout)}
     assert verdicts["support_router:v1.7.0"] == "reject" and verdicts["support_router:v1.6.0"] == "promote"
