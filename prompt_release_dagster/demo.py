@@ -454,8 +454,9 @@ def summary_table(result: DemoResult) -> str:
         if candidate not in result.reports:
             lines.append(f"{candidate:<24} {'(none)':<8} {state:<22} hotfix pushed without a gate")
     lines += ["", "support_router audit trail (every label move with its cause):", ""]
-    for event in Registry(result.registry).history("support_router")[-8:]:
-        reason = event.reason or ""
+    for event in Registry(result.registry).history("support_router")[-12:]:
+        # A break-glass move past a protected label says so first.
+        reason = ("FORCED: " if event.forced else "") + (event.reason or "")
         # The report id once: a reason that already names it does not repeat it.
         cause = f"report {event.gate_report_id}:" if event.gate_report_id and event.gate_report_id not in reason else ""
         reason = textwrap.shorten(reason, 80, placeholder=" …")  # whole words, never "stagin"

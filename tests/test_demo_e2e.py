@@ -125,6 +125,7 @@ def test_the_summary_names_every_candidate_and_report(demo: DemoResult) -> None:
     table = summary_table(demo)
     for candidate, report in demo.reports.items():
         assert candidate in table and report["html"] in table
+    assert "FORCED: hotfix pushed straight to canary" in table  # the break-glass move, on the record
 
 
 def test_the_promote_reports_examples_never_pair_two_equal_json_answers(demo: DemoResult) -> None:
