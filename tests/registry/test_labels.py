@@ -14,6 +14,17 @@ from tests.conftest import run_cli
 ROUTER = "support_router"
 
 
+def _gate_verdict(reg: Registry, version: str, verdict: str, report_id: str) -> AuditEvent | None:
+    """A gate report's verdict on `version`'s current package, as apply_gate_report records it."""
+    return reg.record_gate_verdict(
+        version,
+        verdict=verdict,
+        gate_report_id=report_id,
+        package_hash=reg.load_package(version).package_hash,
+        reason=f"gate: {verdict}",
+    )
+
+
 def test_sample_labels_and_history(registry: Path) -> None:
     reg = Registry(registry)
     assert reg.resolve_label(ROUTER, "production") == "support_router:v1.5.2"
@@ -47,14 +58,7 @@ def test_move_to_unregistered_or_edited_version_is_refused(registry: Path) -> No
 
 def test_move_is_audited_with_actor_reason_and_gate_report(registry: Path) -> None:
     reg = Registry(registry)
-    package = reg.load_package("support_router:v1.6.0")
-    reg.record_gate_verdict(
-        package.version_id,
-        verdict="promote",
-        gate_report_id="gr_42",
-        package_hash=package.package_hash,
-        reason="every hard gate passed",
-    )
+    _gate_verdict(reg, "support_router:v1.6.0", "promote", "gr_42")
     result = run_cli(
         "prompts",
         "label",
@@ -215,13 +219,7 @@ def test_a_stored_audit_trail_reads_back_line_for_line() -> None:
 
 def test_every_kind_of_event_is_written_as_it_reads(registry: Path) -> None:
     reg = Registry(registry)
-    reg.record_gate_verdict(
-        "support_router:v1.6.0",
-        verdict="promote",
-        gate_report_id="gr_9",
-        reason="passed",
-        package_hash=reg.load_package("support_router:v1.6.0").package_hash,
-    )
+    _gate_verdict(reg, "support_router:v1.6.0", "promote", "gr_9")
     reg.move_label(ROUTER, "production", "1.6.0", reason="ship", gate_report_id="gr_9")
     reg.move_label(
         ROUTER, "canary", "1.7.0", force=True, reason="watch", percent=12.5, segments={"customer_tier": ["free"]}
@@ -275,31 +273,10 @@ def test_a_protected_label_needs_a_promoting_gate_verdict_for_the_exact_package(
     assert reg.resolve_label(ROUTER, "production") == "support_router:v1.5.2"  # nothing moved
     assert [e.action for e in reg.history(ROUTER)] == ["move", "move"]  # nothing recorded
 
-    reg.record_gate_verdict(
-        package.version_id,
-        verdict="reject",
-        gate_report_id="gr_no",
-        package_hash=package.package_hash,
-        reason="a hard gate failed",
-    )
+    _gate_verdict(reg, package.version_id, "reject", "gr_no")
     assert _cli_label(registry, "canary", "1.6.0", "--percent", "5", "--reason", "try").returncode != 0
-    reg.record_gate_verdict(
-        package.version_id,
-        verdict="promote",
-        gate_report_id="gr_yes",
-        package_hash=package.package_hash,
-        reason="every hard gate passed",
-    )
-    assert (
-        reg.record_gate_verdict(
-            package.version_id,
-            verdict="promote",
-            gate_report_id="gr_yes",
-            package_hash=package.package_hash,
-            reason="again",
-        )
-        is None
-    )  # once per report
+    _gate_verdict(reg, package.version_id, "promote", "gr_yes")
+    assert _gate_verdict(reg, package.version_id, "promote", "gr_yes") is None  # once per report
     moved = _cli_label(registry, "production", "1.6.0", "--reason", "gate gr_yes passed", "--gate-report", "gr_yes")
     assert moved.returncode == 0, moved.stderr
     assert reg.resolve_label(ROUTER, "production") == "support_router:v1.6.0"
