@@ -18,7 +18,9 @@ sees the hard failures and the canary sensor rolls it back automatically; its
 failing traces become incident cases of the next golden version.
 
 Sensors are evaluated in-process, tick by tick as the daemon evaluates them
-(`DemoDriver.tick`), so no daemon is needed.
+(`DemoDriver.tick`), so no daemon is needed; each tick is recorded in the
+instance's tick storage as the daemon records it, so the UI's sensor pages show
+the demo's tick history with the runs each tick launched.
 """
 
 from __future__ import annotations
@@ -36,6 +38,12 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+
+# Tick storage has no public API: the daemon records its ticks through these (dagster 1.13).
+from dagster._core.definitions.selector import InstigatorSelector
+from dagster._core.scheduler.instigation import InstigatorType, TickData, TickStatus
+from dagster._serdes import create_snapshot_id
+from dagster._utils.error import serializable_error_info_from_exc_info
 
 from prompt_release import config
 from prompt_release.gates.evaluate import latest_report
@@ -58,6 +66,10 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 SENSOR_NAME_TAG = "dagster/sensor_name"
 RUN_KEY_TAG = "dagster/run_key"
 DEMO_SESSION_TAG = "prompt_release/demo"
+# The code location's name in `make ui` (pyproject's [tool.dg.project]) and workspace.yaml: the
+# UI finds a sensor's ticks by (location, repository, sensor name).
+LOCATION_NAME = "prompt_release"
+REPOSITORY_NAME = "__repository__"
 ACTOR = "demo-engineer"
 
 
@@ -208,17 +220,28 @@ class DemoDriver:
         return outcome
 
     def tick(self, sensor_name: str, *, jobs: tuple[str, ...] | None = None) -> list[dg.ExecuteInProcessResult]:
-        """One tick of a sensor; runs its requests (only those for `jobs`, when given)."""
+        """One tick of a sensor; runs its requests (only those for `jobs`, when given).
+
+        The tick is stored as the daemon stores it: started, then finished as
+        success (with the runs it launched), skipped, or failure (with the error).
+        """
         sensor = self.defs.resolve_sensor_def(sensor_name)
-        with dg.build_sensor_context(
-            instance=self.instance,
-            instance_ref=self.instance.get_ref(),
-            resources=self.resources,
-            definitions=self.defs,
-            cursor=self.cursors.get(sensor_name),
-            sensor_name=sensor_name,
-        ) as context:
-            data = sensor.evaluate_tick(context)
+        tick = self._start_tick(sensor_name)
+        try:
+            with dg.build_sensor_context(
+                instance=self.instance,
+                instance_ref=self.instance.get_ref(),
+                resources=self.resources,
+                definitions=self.defs,
+                cursor=self.cursors.get(sensor_name),
+                sensor_name=sensor_name,
+            ) as context:
+                data = sensor.evaluate_tick(context)
+        except Exception:
+            self.instance.update_tick(
+                tick.with_status(TickStatus.FAILURE, error=serializable_error_info_from_exc_info(sys.exc_info()))
+            )
+            raise
         for request in data.dynamic_partitions_requests or []:
             self.instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
         self.cursors[sensor_name] = data.cursor
@@ -233,12 +256,37 @@ class DemoDriver:
                 RUN_KEY_TAG: request.run_key,
                 DEMO_SESSION_TAG: self.session,
             }
-            outcomes.append(
-                self.run_job(
-                    job_name, partition_key=request.partition_key, run_config=request.run_config or None, tags=tags
-                )
+            outcome = self.run_job(
+                job_name, partition_key=request.partition_key, run_config=request.run_config or None, tags=tags
             )
+            tick = tick.with_run_info(outcome.run_id, request.run_key)
+            outcomes.append(outcome)
+        if data.cursor:
+            tick = tick.with_cursor(data.cursor)
+        if outcomes:
+            tick = tick.with_status(TickStatus.SUCCESS)
+        else:
+            tick = tick.with_status(TickStatus.SKIPPED).with_reason(
+                data.skip_message or "no new reports, candidates or canary traffic to act on"
+            )
+        self.instance.update_tick(tick)
         return outcomes
+
+    def _start_tick(self, sensor_name: str):
+        selector = InstigatorSelector(location_name=LOCATION_NAME, repository_name=REPOSITORY_NAME, name=sensor_name)
+        selector_id = create_snapshot_id(selector)
+        return self.instance.create_tick(
+            TickData(
+                # The UI looks ticks up by selector id; the origin id is the daemon's key for the
+                # code server that evaluated the tick, which in the demo is this process.
+                instigator_origin_id=f"prompt-release-demo:{selector_id}",
+                instigator_name=sensor_name,
+                instigator_type=InstigatorType.SENSOR,
+                status=TickStatus.STARTED,
+                timestamp=time.time(),
+                selector_id=selector_id,
+            )
+        )
 
     def _launched(self, sensor_name: str, run_key: str | None) -> bool:
         if run_key is None:

@@ -44,7 +44,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.xdist_group("de
 PROMOTED = "support_router:v1.6.0"
 REJECTED = "support_router:v1.7.0"  # answers in prose: breaks the JSON contract
 CANDIDATES = {"order_agent:v2.1.0": "REJECT", "summarizer:v1.1.0": "REJECT", PROMOTED: "PROMOTE", REJECTED: "REJECT"}
-LOCATION = "__repository__@prompt_release_dagster.definitions"
+LOCATION = "__repository__@prompt_release"
 
 
 @dataclass(frozen=True)
@@ -139,11 +139,12 @@ def test_the_ui_shows_sensor_launched_runs_every_verdict_and_a_reject_without_a_
     assert text.count("candidate_sensor") >= len(CANDIDATES)
     assert "Failure" not in text
 
-    # The promote runs were launched by gate_sensor: the runs list shows it as their launcher. (Ticks are
-    # recorded only by the daemon; the demo ticks the sensor in process, so the sensor's own page says
-    # "never run" and its Runs tab, which matches on the daemon's origin tags, is empty.)
+    # gate_sensor's own page has its tick history: the demo records each tick as the daemon does.
     page.goto(f"{base_url}/locations/{LOCATION}/sensors/gate_sensor")
-    _wait_for(page, "Sensor has never run")
+    text = _wait_for(page, "runs requested")
+    assert "Latest tick" in text and "never run" not in text
+    assert re.search(rf"{len(CANDIDATES)} runs requested", text), text[text.find("Latest tick") :][:1500]
+    save_screenshot(page, "gate-sensor-ticks.png")
     page.goto(f"{base_url}/runs?{urlencode({'q[0]': 'tag:dagster/sensor_name=gate_sensor'})}")
     text = _wait_for(page, f"candidate: {REJECTED}")
     assert text.count("gate_sensor") >= len(CANDIDATES)
