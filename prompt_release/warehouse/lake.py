@@ -64,10 +64,33 @@ PARTITIONS: dict[str, str] = {
     "failures": "day",
     "backtest_results": "run_id",
 }
-# Commit order: data before the accounting that describes it, so a crash between
-# two commits can leave data without its ingest_files row (a rerun adds the row;
-# merges on the key make the data idempotent) but never accounting without data.
-_LAST = ("ingest_files",)
+# The order in which one transaction commits its tables: every table after the tables it is
+# derived from (failures after traces, golden sets after failures, gate reports after backtests),
+# and a header after the rows it describes (ingest_files after traces, golden_versions after
+# golden_cases, backtest_runs after backtest_results). Readers open the tables in the reverse
+# order, so whatever a reader sees of a transaction is a prefix of its commits: rows without
+# their header, never a header (or a derived row) without its rows. A crash between two commits
+# leaves the same prefix; a rerun completes it (merges on the key make the data idempotent).
+# Every table of the schema is listed here (a test checks): a new table needs its place.
+COMMIT_ORDER: tuple[str, ...] = (
+    "schema_version",
+    "prompt_versions",
+    "label_events",
+    "traces",
+    "ingest_rejects",
+    "ingest_files",
+    "failures",
+    "golden_cases",
+    "golden_versions",
+    "llm_cache",
+    "llm_spend",
+    "backtest_results",
+    "backtest_runs",
+    "behaviour_diff",
+    "gate_reports",
+    "version_metrics",
+    "canary_decisions",
+)
 _MERGE_ATTEMPTS = 12
 
 
@@ -234,7 +257,8 @@ class Snapshot:
                 )
             _create_tables(lake, tpl)
         try:
-            for name in tpl.tables:
+            # reverse commit order: a reader never sees a header without its rows (COMMIT_ORDER)
+            for name in reversed(_commit_order(tpl.tables)):
                 tables[name] = dl.DeltaTable(lake.table_uri(name), storage_options=options)
         except dl.exceptions.TableNotFoundError:
             if not create:
@@ -421,13 +445,19 @@ def staged_transaction(lake: config.LakeLocation) -> Iterator[duckdb.DuckDBPyCon
         _refuse_unknown_tables(con, lake)
         changes = {name: _changes(con, item) for name, item in loaded.items()}
         con.execute("COMMIT")
-        order = [n for n in changes if n not in _LAST] + [n for n in _LAST if n in changes]
-        for name in order:
+        for name in _commit_order(changes):
             inserted, deleted = changes[name]
             if inserted.num_rows or deleted.num_rows:
                 _commit_table(con, snapshot, loaded[name].spec, inserted, deleted)
     finally:
         con.close()
+
+
+def _commit_order(names) -> list[str]:
+    unplaced = set(names) - set(COMMIT_ORDER)
+    if unplaced:
+        raise RuntimeError(f"tables without a place in lake.COMMIT_ORDER: {sorted(unplaced)}")
+    return [name for name in COMMIT_ORDER if name in names]
 
 
 def _refuse_unknown_tables(con: duckdb.DuckDBPyConnection, lake: config.LakeLocation) -> None:
