@@ -501,6 +501,8 @@ ax.barh(shown["grp"].to_list(), [-r for r in shown["regressions"].to_list()], co
 ax.barh(shown["grp"].to_list(), shown["wins"].to_list(), color="#1a9850", label="wins")
 ax.axvline(0, color="black", linewidth=0.8)
 ax.set_xlabel("cases (regressions to the left, wins to the right)")
+ax.set_title(f"behaviour diff by case group ({report['candidate_version']} vs {report['baseline_version']})",
+             fontsize=10)
 if not shown.height:
     ax.text(0.5, 0.5, "no group of cases moved", transform=ax.transAxes, ha="center")
 ax.tick_params(axis="y", labelsize=8)
