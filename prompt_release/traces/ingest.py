@@ -32,8 +32,9 @@ import queue
 import re
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import TypeVar
 
 import duckdb
 import numpy as np
@@ -45,7 +46,7 @@ from prompt_release.errors import UserError
 from prompt_release.traces import native, otlp
 from prompt_release.traces.lines import LineChunk, LineReader
 from prompt_release.traces.models import FileSummary, IngestSummary
-from prompt_release.warehouse import write_transaction
+from prompt_release.warehouse import Scope, ScopeMiss, write_transaction
 
 FORMATS = ("auto", "native", "otlp")
 SUFFIXES = (".jsonl", ".json", ".jsonl.gz", ".json.gz")
@@ -53,6 +54,7 @@ RAW_LINE_LIMIT = 64 * 1024
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 Progress = Callable[[str], None]
+T = TypeVar("T")
 _BATCH_ROWS = 8192
 
 
@@ -122,8 +124,11 @@ def ingest_paths(
     for group in _groups(files):
         if len(group) > 1:
             try:
-                for file_summary in _optimistic(
-                    lambda check, group=group: _ingest_group(warehouse, group, format, progress, check)
+                for file_summary in _scoped(
+                    group,
+                    lambda scope, group=group: _optimistic(
+                        lambda check: _ingest_group(warehouse, group, format, progress, check, scope)
+                    ),
                 ):
                     summary.record(file_summary)
                 continue
@@ -131,12 +136,39 @@ def ingest_paths(
                 pass  # rolled back: file by file, so the files before the failing one are stored
         for path in group:
 
-            def attempt(check_duplicates: bool, path: Path = path) -> FileSummary:
-                with write_transaction(warehouse) as con:
+            def attempt(check_duplicates: bool, scope: Scope | None, path: Path = path) -> FileSummary:
+                with write_transaction(warehouse, scope=scope) as con:
                     return ingest_file(con, path, format=format, progress=progress, check_duplicates=check_duplicates)
 
-            summary.record(_optimistic(attempt))
+            summary.record(_scoped([path], lambda scope, attempt=attempt: _optimistic(lambda c: attempt(c, scope))))
     return summary
+
+
+# What ingest touches, and (on a lake) the days of traces it stages: the days of the files'
+# day folders and the day on each side (a call near midnight, a clock a little off).
+_INGEST_TABLES = ("traces", "ingest_files", "ingest_rejects")
+_SCOPE_ATTEMPTS = 3
+
+
+def _scoped(files: list[Path], run: Callable[[Scope | None], T]) -> T:
+    """Run an ingest transaction staged with only the traces of its files' days (lake backend).
+
+    Files outside day folders get no scope (the whole lake is staged, as before).
+    A record whose key is already stored on a day not staged makes the commit
+    refuse (ScopeMiss, nothing written); the run is repeated with those days,
+    and after a few misses with no scope, so dedup stays global and exact.
+    """
+    days = [day_of(path) for path in files]
+    if any(day is None for day in days):
+        return run(None)
+    around = {(day + timedelta(days=shift)).date() for day in days for shift in (-1, 0, 1)}
+    scope: Scope | None = Scope.of(_INGEST_TABLES, {"traces": around})
+    for _ in range(_SCOPE_ATTEMPTS):
+        try:
+            return run(scope)
+        except ScopeMiss as miss:
+            scope = scope.widened(miss)
+    return run(None)
 
 
 # Files ingested in one transaction, up to this many bytes (on disk) or files together.
@@ -169,9 +201,10 @@ def _ingest_group(
     format: str,
     progress: Progress | None,
     check_duplicates: bool,
+    scope: Scope | None = None,
 ) -> list[FileSummary]:
     summaries = []
-    with write_transaction(warehouse) as con:
+    with write_transaction(warehouse, scope=scope) as con:
         for path in group:
             try:
                 summaries.append(

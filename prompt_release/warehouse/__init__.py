@@ -8,12 +8,15 @@ commit (`analyst_path`, `publish_snapshot`) and so never blocks a writer.
 """
 
 from prompt_release.warehouse.connection import query_frame, read_connection, warehouse_exists, write_transaction
+from prompt_release.warehouse.lake import Scope, ScopeMiss
 from prompt_release.warehouse.migrate import SCHEMA_VERSION, current_version
 from prompt_release.warehouse.snapshot import analyst_connection, analyst_path, publish_snapshot
 
 __all__ = [
     "query_frame",
     "SCHEMA_VERSION",
+    "Scope",
+    "ScopeMiss",
     "analyst_connection",
     "analyst_path",
     "current_version",

@@ -51,6 +51,7 @@ def write_transaction(
     *,
     lock_timeout_s: float | None = None,
     publish: bool | None = None,
+    scope: lake_backend.Scope | None = None,
 ) -> Iterator[duckdb.DuckDBPyConnection]:
     """Open read-write, migrate, run the body in one transaction, close.
 
@@ -62,11 +63,13 @@ def write_transaction(
     at the end); with snapshots turned off in config
     (PROMPT_RELEASE_ANALYST_SNAPSHOT=0) the stale snapshot is removed instead,
     so analysts fall back to the live file rather than read old data.
+    On a lake, `scope` stages only part of it (`lake.Scope`: the body may then
+    raise `ScopeMiss`); the file backend has everything at hand and ignores it.
     """
     lake = lake_backend.lake_for(path)
     if lake is not None:
         # no file lock and no snapshot to publish: readers see each table's last commit
-        with lake_backend.staged_transaction(lake) as staged:
+        with lake_backend.staged_transaction(lake, scope) as staged:
             yield staged
         return
     resolved = config.warehouse_path(path)

@@ -41,9 +41,10 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,7 @@ from typing import Any
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from prompt_release import config
 from prompt_release.errors import SchemaVersionError, UserError
@@ -96,6 +98,46 @@ _MERGE_ATTEMPTS = 12
 
 class ConcurrentWriteError(UserError):
     """Another writer changed a partition this transaction replaces; run the step again."""
+
+
+class ScopeMiss(Exception):
+    """A scoped transaction needed partitions it did not load; nothing was committed.
+
+    `partitions` (table -> partition values) are the ones to add to the scope
+    for the transaction to run again.
+    """
+
+    def __init__(self, message: str, partitions: Mapping[str, set]) -> None:
+        super().__init__(message)
+        self.partitions = partitions
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What a transaction reads and writes, when that is a small part of the lake.
+
+    Only `tables` are loaded into the staging database (the others are there,
+    empty, and writing to one is a bug that fails the commit), and of a
+    partitioned table in `partitions` only the partitions named. The write
+    stays what it would be unscoped: before anything is committed, the keys of
+    the rows it inserts are looked up in the partitions it did not load (one
+    streaming scan of the key column), and a partition it would replace must
+    have been loaded; otherwise it raises `ScopeMiss` naming the partitions
+    missed and commits nothing, and the caller runs it again with them (see
+    `Scope.widened`). Ingest uses it so that a write's memory and cost follow
+    the days written, not everything the lake holds.
+    """
+
+    tables: frozenset[str]
+    partitions: Mapping[str, frozenset] = dataclass_field(default_factory=dict)
+
+    @classmethod
+    def of(cls, tables: Iterable[str], partitions: Mapping[str, Iterable] | None = None) -> Scope:
+        return cls(frozenset(tables), {t: frozenset(v) for t, v in (partitions or {}).items()})
+
+    def widened(self, miss: ScopeMiss) -> Scope:
+        more = {t: self.partitions.get(t, frozenset()) | set(v) for t, v in miss.partitions.items()}
+        return Scope(self.tables, {**self.partitions, **{t: frozenset(v) for t, v in more.items()}})
 
 
 @dataclass(frozen=True)
@@ -410,12 +452,17 @@ def open_reader(lake: config.LakeLocation, *, create: bool = True) -> duckdb.Duc
 @dataclass
 class _Loaded:
     spec: TableSpec
-    baseline: pa.Table  # the committed rows, in row-id order
+    baseline: pa.Table  # the committed rows loaded (all, or the scope's), in row-id order
+    partitions: frozenset | None = None  # the partitions loaded, when not all of them
+    loaded: bool = True  # False: outside the scope, not loaded, must stay unwritten
 
 
 @contextmanager
-def staged_transaction(lake: config.LakeLocation) -> Iterator[duckdb.DuckDBPyConnection]:
-    """Run the body against the committed snapshot staged in memory, then commit its changes."""
+def staged_transaction(lake: config.LakeLocation, scope: Scope | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Run the body against the committed snapshot staged in memory, then commit its changes.
+
+    With a `scope`, only that part of the snapshot is staged (see `Scope`).
+    """
     snapshot = Snapshot.open(lake, create=True)
     tpl = template()
     con = duckdb.connect()
@@ -426,16 +473,12 @@ def staged_transaction(lake: config.LakeLocation) -> Iterator[duckdb.DuckDBPyCon
         for name, spec in tpl.tables.items():
             if name == "schema_version":
                 continue
-            # plain strings, in the schema's column order: pyarrow cannot `take` string_view
-            baseline = snapshot.dataset(name).to_table().select(spec.schema.names).cast(spec.schema)
-            if baseline.num_rows:
-                columns = ", ".join(_quote_ident(c) for c in spec.schema.names)
-                con.register("__lake_load", baseline)
-                try:
-                    con.execute(f"INSERT INTO {_quote_ident(name)} ({columns}) SELECT {columns} FROM __lake_load")
-                finally:
-                    con.unregister("__lake_load")
-            loaded[name] = _Loaded(spec, baseline)
+            if scope is not None and name not in scope.tables:
+                loaded[name] = _Loaded(spec, spec.schema.empty_table(), loaded=False)
+                continue
+            partitions = scope.partitions.get(name) if scope is not None else None
+            baseline = _load(con, snapshot, spec, partitions)
+            loaded[name] = _Loaded(spec, baseline, partitions)
         con.execute("BEGIN TRANSACTION")
         try:
             yield con
@@ -443,14 +486,78 @@ def staged_transaction(lake: config.LakeLocation) -> Iterator[duckdb.DuckDBPyCon
             con.execute("ROLLBACK")
             raise
         _refuse_unknown_tables(con, lake)
-        changes = {name: _changes(con, item) for name, item in loaded.items()}
+        # committed in the staging database only: the changes are read back from it below
         con.execute("COMMIT")
+        changes = {name: _changes(con, item) for name, item in loaded.items()}
+        for name, (inserted, deleted) in changes.items():
+            _check_scope(snapshot, loaded[name], inserted, deleted)
         for name in _commit_order(changes):
             inserted, deleted = changes[name]
             if inserted.num_rows or deleted.num_rows:
                 _commit_table(con, snapshot, loaded[name].spec, inserted, deleted)
     finally:
         con.close()
+
+
+def _load(con, snapshot: Snapshot, spec: TableSpec, partitions: frozenset | None) -> pa.Table:
+    """Stage a table's committed rows (of the given partitions only, when given); returns them."""
+    dataset = snapshot.dataset(spec.name)
+    if partitions is not None:
+        assert spec.partition, f"{spec.name} is not partitioned"
+        wanted = pa.array(sorted(partitions), spec.schema.field(spec.partition).type)
+        rows = dataset.to_table(filter=pc.field(spec.partition).isin(wanted))
+    else:
+        rows = dataset.to_table()
+    # plain strings, in the schema's column order: pyarrow cannot `take` string_view
+    baseline = rows.select(spec.schema.names).cast(spec.schema)
+    if baseline.num_rows:
+        columns = ", ".join(_quote_ident(c) for c in spec.schema.names)
+        con.register("__lake_load", baseline)
+        try:
+            con.execute(f"INSERT INTO {_quote_ident(spec.name)} ({columns}) SELECT {columns} FROM __lake_load")
+        finally:
+            con.unregister("__lake_load")
+    return baseline
+
+
+def _check_scope(snapshot: Snapshot, item: _Loaded, inserted: _Inserted, deleted: pa.Table) -> None:
+    """Refuse, before anything is committed, a change its scope did not see whole (ScopeMiss)."""
+    spec = item.spec
+    if not item.loaded:
+        if inserted.num_rows or deleted.num_rows:
+            raise RuntimeError(f"a transaction scoped without {spec.name} wrote to it")
+        return
+    if item.partitions is None or not inserted.num_rows:
+        return
+    column = spec.partition
+    kind = spec.schema.field(column).type
+    loaded = pa.array(sorted(item.partitions), kind)
+    if not spec.key or deleted.num_rows:
+        # an append without a key, or a partition replacement, needs its partitions loaded whole
+        unseen = set(inserted.distinct(column)) - set(item.partitions)
+        if unseen:
+            raise ScopeMiss(f"{spec.name}: rows for partitions not loaded", {spec.name: unseen})
+        return
+    # DuckDB over the dataset: a streaming scan of the key and partition columns (the other
+    # partitions pruned); pyarrow's own is_in has no kernel for the string_view the dataset reads
+    keys = ", ".join(_quote_ident(k) for k in spec.key)
+    lookup = duckdb.connect()
+    try:
+        lookup.register("__stored", snapshot.dataset(spec.name))
+        lookup.register("__inserted", inserted.table(spec.key))
+        lookup.register("__loaded", pa.table({"p": loaded}))
+        found = {
+            value
+            for (value,) in lookup.execute(
+                f"SELECT DISTINCT {_quote_ident(column)} FROM __stored "
+                f"WHERE {_quote_ident(column)} NOT IN (SELECT p FROM __loaded) "
+                f"AND ({keys}) IN (SELECT ({keys}) FROM __inserted)"
+            ).fetchall()
+        }
+    finally:
+        lookup.close()
+    if found:
+        raise ScopeMiss(f"{spec.name}: keys already stored in partitions not loaded", {spec.name: found})
 
 
 def _commit_order(names) -> list[str]:
@@ -478,13 +585,53 @@ def _refuse_unknown_tables(con: duckdb.DuckDBPyConnection, lake: config.LakeLoca
         )
 
 
-def _changes(con: duckdb.DuckDBPyConnection, item: _Loaded) -> tuple[pa.Table, pa.Table]:
+@dataclass(frozen=True)
+class _Inserted:
+    """The rows a transaction inserted into one table, read back from the staging database
+    when needed: a large ingest is streamed into Delta, never held in Arrow whole."""
+
+    con: duckdb.DuckDBPyConnection
+    spec: TableSpec
+    after: int  # rows from this row id on were inserted
+    num_rows: int
+
+    def _select(self, columns: Iterable[str]) -> str:
+        names = ", ".join(_quote_ident(c) for c in columns)
+        return f"SELECT {names} FROM {_quote_ident(self.spec.name)} WHERE rowid >= {self.after}"
+
+    def reader(self) -> pa.RecordBatchReader:
+        """Every column, in the table's Delta schema, batch by batch."""
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            # its own cursor: the staging connection stays free while a Delta write pulls batches
+            cursor = self.con.cursor()
+            try:
+                for batch in cursor.sql(self._select(self.spec.schema.names)).to_arrow_reader(_STREAM_ROWS):
+                    yield batch.cast(self.spec.schema)
+            finally:
+                cursor.close()
+
+        return pa.RecordBatchReader.from_batches(self.spec.schema, batches())
+
+    def table(self, columns: Iterable[str] | None = None) -> pa.Table:
+        names = list(columns or self.spec.schema.names)
+        rows = self.con.sql(self._select(names)).to_arrow_table()
+        return rows.cast(pa.schema([self.spec.schema.field(c) for c in names]))
+
+    def distinct(self, column: str) -> list:
+        return [v for (v,) in self.con.execute(f"SELECT DISTINCT * FROM ({self._select([column])})").fetchall()]
+
+
+_STREAM_ROWS = 64 * 1024
+
+
+def _changes(con: duckdb.DuckDBPyConnection, item: _Loaded) -> tuple[_Inserted, pa.Table]:
     """(rows the body inserted, loaded rows it deleted). The code base only inserts and
     deletes; an UPDATE keeps a row's id and would not be seen, so none may be used here."""
     spec, n = item.spec, item.baseline.num_rows
     name = _quote_ident(spec.name)
-    columns = ", ".join(_quote_ident(c) for c in spec.schema.names)
-    inserted = con.sql(f"SELECT {columns} FROM {name} WHERE rowid >= {n}").to_arrow_table().cast(spec.schema)
+    [(count,)] = con.execute(f"SELECT count(*) FROM {name} WHERE rowid >= {n}").fetchall()
+    inserted = _Inserted(con, spec, n, count)
     if n == 0:
         return inserted, spec.schema.empty_table()
     kept = con.sql(f"SELECT rowid FROM {name} WHERE rowid < {n}").to_arrow_table()["rowid"].to_numpy()
@@ -496,15 +643,17 @@ def _changes(con: duckdb.DuckDBPyConnection, item: _Loaded) -> tuple[pa.Table, p
     return inserted, deleted
 
 
-def _commit_table(con, snapshot: Snapshot, spec: TableSpec, inserted: pa.Table, deleted: pa.Table) -> None:
+def _commit_table(con, snapshot: Snapshot, spec: TableSpec, inserted: _Inserted, deleted: pa.Table) -> None:
     if deleted.num_rows == 0 and spec.key:
-        _merge(snapshot, spec, inserted, delete_keys=None)
+        _insert_new(snapshot, spec, inserted)
     elif deleted.num_rows == 0:
-        _append(snapshot, spec, inserted)
+        _append(snapshot, spec, inserted.reader())
     elif spec.partition:
-        _replace_partitions(con, snapshot, spec, inserted, deleted)
+        _replace_partitions(
+            con, snapshot, spec, inserted.distinct(spec.partition) + deleted[spec.partition].to_pylist()
+        )
     elif spec.key:
-        _merge(snapshot, spec, inserted, delete_keys=deleted.select(list(spec.key)))
+        _merge(snapshot, spec, inserted.table(), delete_keys=deleted.select(list(spec.key)))
     else:
         _replace_table(con, snapshot, spec)
 
@@ -513,7 +662,7 @@ def _options(snapshot: Snapshot) -> dict[str, str]:
     return snapshot.lake.storage_options()
 
 
-def _append(snapshot: Snapshot, spec: TableSpec, rows: pa.Table) -> None:
+def _append(snapshot: Snapshot, spec: TableSpec, rows: pa.Table | pa.RecordBatchReader) -> None:
     dl = _deltalake()
     # appends never conflict with other commits; delta-rs retries the version race itself
     dl.write_deltalake(snapshot.lake.table_uri(spec.name), rows, mode="append", storage_options=_options(snapshot))
@@ -530,6 +679,36 @@ def _partition_predicate(column: str, values: list, alias: str = "") -> str:
     return "(" + " OR ".join(parts) + ")" if parts else "false"
 
 
+def _insert_new(snapshot: Snapshot, spec: TableSpec, inserted: _Inserted) -> None:
+    """One merge commit inserting the rows whose key is not stored yet (within the touched
+    partitions), streamed from the staging database; run again on a lost race."""
+    on = " AND ".join(f"t.{k} = s.{k}" for k in spec.key)
+    if spec.partition:
+        values = inserted.distinct(spec.partition)
+        on += f" AND t.{spec.partition} = s.{spec.partition} AND " + _partition_predicate(spec.partition, values, "t.")
+    _merge_retrying(
+        snapshot,
+        spec,
+        lambda table: table.merge(
+            inserted.reader(), on, source_alias="s", target_alias="t"
+        ).when_not_matched_insert_all(),
+    )
+
+
+def _merge_retrying(snapshot: Snapshot, spec: TableSpec, build) -> None:
+    dl = _deltalake()
+    for attempt in range(1, _MERGE_ATTEMPTS + 1):
+        table = dl.DeltaTable(snapshot.lake.table_uri(spec.name), storage_options=_options(snapshot))
+        try:
+            build(table).execute()
+            return
+        except dl.exceptions.CommitFailedError:
+            if attempt == _MERGE_ATTEMPTS:
+                raise
+            log.info("merge into %s lost a race to another writer; merging again (%d)", spec.name, attempt)
+            time.sleep(random.uniform(0.05, 0.2) * attempt)
+
+
 def _merge(snapshot: Snapshot, spec: TableSpec, upserts: pa.Table, delete_keys: pa.Table | None) -> None:
     """One merge commit on the table's key (within the touched partitions); retried on a lost race.
 
@@ -537,7 +716,6 @@ def _merge(snapshot: Snapshot, spec: TableSpec, upserts: pa.Table, delete_keys: 
     as stored. Otherwise rows matched by `delete_keys` and not upserted are
     deleted, matched upserts replace the stored row, the rest are inserted.
     """
-    dl = _deltalake()
     # delta-rs predicates take plain column names (every name in the schema is one)
     on = " AND ".join(f"t.{k} = s.{k}" for k in spec.key)
     source = upserts.append_column("__op", pa.array(["upsert"] * upserts.num_rows, pa.string()))
@@ -561,29 +739,23 @@ def _merge(snapshot: Snapshot, spec: TableSpec, upserts: pa.Table, delete_keys: 
     if spec.partition:
         values = source[spec.partition].to_pylist()
         on += f" AND t.{spec.partition} = s.{spec.partition} AND " + _partition_predicate(spec.partition, values, "t.")
-    for attempt in range(1, _MERGE_ATTEMPTS + 1):
-        table = dl.DeltaTable(snapshot.lake.table_uri(spec.name), storage_options=_options(snapshot))
+
+    def build(table):
         builder = table.merge(source, on, source_alias="s", target_alias="t")
         if delete_keys is not None:
             builder = builder.when_matched_delete(predicate="s.__op = 'delete'").when_matched_update_all(
                 predicate="s.__op = 'upsert'", except_cols=["__op"]
             )
-        builder = builder.when_not_matched_insert_all(predicate="s.__op = 'upsert'", except_cols=["__op"])
-        try:
-            builder.execute()
-            return
-        except dl.exceptions.CommitFailedError:
-            if attempt == _MERGE_ATTEMPTS:
-                raise
-            log.info("merge into %s lost a race to another writer; merging again (%d)", spec.name, attempt)
-            time.sleep(random.uniform(0.05, 0.2) * attempt)
+        return builder.when_not_matched_insert_all(predicate="s.__op = 'upsert'", except_cols=["__op"])
+
+    _merge_retrying(snapshot, spec, build)
 
 
-def _replace_partitions(con, snapshot: Snapshot, spec: TableSpec, inserted: pa.Table, deleted: pa.Table) -> None:
+def _replace_partitions(con, snapshot: Snapshot, spec: TableSpec, values: list) -> None:
+    """Replace the partitions with `values` by their staged content (one overwrite commit)."""
     dl = _deltalake()
     column = spec.partition
     assert column is not None
-    values = inserted[column].to_pylist() + deleted[column].to_pylist()
     predicate = _partition_predicate(column, values)
     columns = ", ".join(_quote_ident(c) for c in spec.schema.names)
     rows = (

@@ -1,0 +1,104 @@
+"""A lake ingest stages the days it writes, not the lake, and dedup stays global (issue 14, acceptance 4)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import pytest
+
+from prompt_release.traces import ingest_paths
+from prompt_release.warehouse import Scope, ScopeMiss, read_connection, write_transaction
+from prompt_release.warehouse import lake as lake_backend
+
+
+def calls(landing: Path, day: str, keys: list[str], *, ts_day: str | None = None, name: str = "calls.jsonl") -> Path:
+    folder = landing / day
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    rows = [
+        {
+            "trace_id": f"tr_{key}",
+            "span_id": key,
+            "workflow": "wf",
+            "prompt_version": "wf:v1.0.0",
+            "model": "m",
+            "latency_ms": 5,
+            "timestamp": f"{ts_day or day}T10:00:00Z",
+        }
+        for key in keys
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+@pytest.fixture
+def staged_rows(monkeypatch) -> dict[str, list[int]]:
+    """Rows of each table each transaction staged, as the lake loaded them."""
+    seen: dict[str, list[int]] = {}
+    real = lake_backend._load
+
+    def spy(con, snapshot, spec, partitions):
+        rows = real(con, snapshot, spec, partitions)
+        seen.setdefault(spec.name, []).append(rows.num_rows)
+        return rows
+
+    monkeypatch.setattr(lake_backend, "_load", spy)
+    return seen
+
+
+def test_an_ingest_stages_only_the_traces_of_its_days_and_no_other_table(tmp_path: Path, staged_rows) -> None:
+    lake = str(tmp_path / "w.lake")
+    landing = tmp_path / "landing"
+    for day in ("2026-11-01", "2026-11-10", "2026-11-20"):
+        ingest_paths([calls(landing, day, [f"{day}-{i}" for i in range(30)])], warehouse=lake)
+    staged_rows.clear()
+    summary = ingest_paths([calls(landing, "2026-11-11", [f"new-{i}" for i in range(5)])], warehouse=lake)
+    assert (summary.total.stored, summary.total.duplicates) == (5, 0)
+    # the day folder and the day on each side: 2026-11-10's 30 rows, not the lake's 90
+    assert staged_rows["traces"] == [30]
+    assert set(staged_rows) == {"traces", "ingest_files", "ingest_rejects"}
+    with read_connection(lake) as con:
+        assert con.execute("SELECT count(*), count(DISTINCT record_key) FROM traces").fetchone() == (95, 95)
+
+
+def test_a_key_stored_on_a_day_not_staged_is_still_a_duplicate(tmp_path: Path, staged_rows) -> None:
+    lake = str(tmp_path / "w.lake")
+    landing = tmp_path / "landing"
+    ingest_paths([calls(landing, "2026-11-01", ["k1", "k2", "k3"])], warehouse=lake)
+    # the same calls again, in a folder weeks later (a re-export, a misfiled file): their own
+    # timestamps put them on 2026-11-01, which this ingest did not stage
+    again = calls(landing, "2026-11-25", ["k1", "k2", "k9"], ts_day="2026-11-25")
+    staged_rows.clear()
+    summary = ingest_paths([again], warehouse=lake)
+    assert (summary.total.stored, summary.total.duplicates, summary.total.rejected) == (1, 2, 0)
+    assert staged_rows["traces"] == [0, 3]  # refused once (nothing written), then run with 2026-11-01 staged
+    with read_connection(lake) as con:
+        rows = con.execute("SELECT record_key, day::VARCHAR FROM traces ORDER BY 1").fetchall()
+        files = con.execute("SELECT sum(stored), sum(duplicates) FROM ingest_files").fetchone()
+    assert rows == [("k1", "2026-11-01"), ("k2", "2026-11-01"), ("k3", "2026-11-01"), ("k9", "2026-11-25")]
+    assert files == (4, 2)
+
+
+def test_a_scoped_transaction_refuses_writes_it_could_not_see_whole(tmp_path: Path) -> None:
+    lake = str(tmp_path / "w.lake")
+    landing = tmp_path / "landing"
+    ingest_paths([calls(landing, "2026-11-01", ["k1"]), calls(landing, "2026-11-05", ["k5"])], warehouse=lake)
+    scope = Scope.of(["traces"], {"traces": [dt.date(2026, 11, 5)]})
+    # replacing a partition it did not load would drop that day's stored rows: refused
+    with pytest.raises(ScopeMiss) as miss:
+        with write_transaction(lake, scope=scope) as con:
+            con.execute("DELETE FROM traces WHERE day = DATE '2026-11-05'")
+            con.execute("INSERT INTO traces (span_id, day, record_key) VALUES ('x', DATE '2026-11-01', 'x')")
+    assert miss.value.partitions == {"traces": {dt.date(2026, 11, 1)}}
+    # a table outside the scope is not there to be written
+    with pytest.raises(RuntimeError, match="scoped without failures"):
+        with write_transaction(lake, scope=scope) as con:
+            con.execute(
+                "INSERT INTO failures (span_id, record_key, day, failure_class, severity, severity_rank) "
+                "VALUES ('s', 'k1', DATE '2026-11-01', 'error', 'hard', 1)"
+            )
+    with read_connection(lake) as con:
+        assert con.execute("SELECT record_key FROM traces ORDER BY 1").fetchall() == [("k1",), ("k5",)]
+        assert con.execute("SELECT count(*) FROM failures").fetchone() == (0,)
