@@ -1,17 +1,18 @@
 """Benchmark the per-file overhead of ingest: many tiny native files (issue 12: exporters
 that rotate many small files).
 
-Writes `--files` files of `--lines` lines each to a temporary folder, then ingests
-(a) the first `--before` of them one transaction per file (`GROUP_FILES = 1`,
-as before small files shared a transaction; the smaller buffers and the
-skipped reader thread of one-chunk files stay on, so main, which has neither,
-is slower still) and (b) all of them
-with the default grouping, each into a fresh warehouse, in this one run. Prints
-files per second of both, their ratio, and checks the accounting of (b):
+Writes `--files` files of `--lines` lines each to a temporary folder, then ingests,
+each into a fresh warehouse, in this one run:
+(a) the first `--before` of them one transaction per file (`GROUP_FILES = 1`);
+(b) the first `--grouped` of them grouped in transactions but with every file its
+    own SQL passes (`BATCH_FILE_BYTES = 0`: small files sharing a transaction,
+    as before they shared a pass too);
+(c) all of them with the defaults: small files of a transaction in one SQL pass.
+Prints files per second of each and their ratios, and checks the accounting of (c):
 stored + duplicates + rejected = lines of every file. Target: 10,000 small files
-in under 5 minutes.
+in under 5 minutes (33 files/s).
 
-    python bench/small_files.py [--files 10000] [--lines 3] [--before 200]
+    python bench/small_files.py [--files 10000] [--lines 3] [--before 50] [--grouped 500]
 """
 
 from __future__ import annotations
@@ -56,34 +57,41 @@ def write_files(folder: Path, files: int, lines: int) -> list[Path]:
     return paths
 
 
-def timed(paths: list[Path], warehouse: Path, group_files: int | None):
-    saved = ingest_module.GROUP_FILES
-    if group_files is not None:
-        ingest_module.GROUP_FILES = group_files
+def timed(paths: list[Path], warehouse: Path, **settings):
+    saved = {name: getattr(ingest_module, name) for name in settings}
+    for name, value in settings.items():
+        setattr(ingest_module, name, value)
     try:
         start = time.perf_counter()
         summary = ingest_paths(paths, warehouse=warehouse)
         return time.perf_counter() - start, summary
     finally:
-        ingest_module.GROUP_FILES = saved
+        for name, value in saved.items():
+            setattr(ingest_module, name, value)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=10_000)
     parser.add_argument("--lines", type=int, default=3)
-    parser.add_argument("--before", type=int, default=200, help="files ingested one transaction each")
+    parser.add_argument("--before", type=int, default=50, help="files ingested one transaction each")
+    parser.add_argument("--grouped", type=int, default=500, help="files ingested grouped, one SQL pass each")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "landing"
         folder.mkdir()
         paths = write_files(folder, args.files, args.lines)
-        before_s, _ = timed(paths[: args.before], Path(tmp) / "before.duckdb", 1)
-        after_s, summary = timed(paths, Path(tmp) / "after.duckdb", None)
-    before_rate, after_rate = args.before / before_s, args.files / after_s
-    print(f"one transaction per file: {args.before:,} files in {before_s:.1f} s = {before_rate:,.1f} files/s")
-    print(f"grouped (default):        {args.files:,} files in {after_s:.1f} s = {after_rate:,.1f} files/s")
-    print(f"ratio grouped / per file: {after_rate / before_rate:.1f}x")
+        before_s, _ = timed(paths[: args.before], Path(tmp) / "before.duckdb", GROUP_FILES=1)
+        grouped_s, _ = timed(paths[: args.grouped], Path(tmp) / "grouped.duckdb", BATCH_FILE_BYTES=0)
+        after_s, summary = timed(paths, Path(tmp) / "after.duckdb")
+    before_rate, grouped_rate, after_rate = args.before / before_s, args.grouped / grouped_s, args.files / after_s
+    print(f"one transaction per file:      {args.before:,} files in {before_s:.1f} s = {before_rate:,.1f} files/s")
+    print(f"grouped, one pass per file:    {args.grouped:,} files in {grouped_s:.1f} s = {grouped_rate:,.1f} files/s")
+    print(f"grouped, one pass per batch:   {args.files:,} files in {after_s:.1f} s = {after_rate:,.1f} files/s")
+    print(
+        f"ratios: one pass per batch / one pass per file {after_rate / grouped_rate:.1f}x, "
+        f"/ one transaction per file {after_rate / before_rate:.1f}x"
+    )
     bad = [f for f in summary.files if f.stored + f.duplicates + f.rejected != f.records or f.records != args.lines]
     print(
         f"accounting: {summary.total.stored:,} stored, {summary.total.duplicates:,} duplicates, "

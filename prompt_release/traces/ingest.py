@@ -6,6 +6,10 @@ ingests whole files per transaction: a process killed mid-file leaves nothing
 of it, and the next run ingests it whole. Small files share a transaction (up
 to `GROUP_BYTES` or `GROUP_FILES` together): opening the warehouse, committing
 and republishing the analyst snapshot cost far more than a small file's rows.
+The small native files of a transaction also share their SQL passes
+(`_ingest_native_batch`: their lines in one table with the file as a column,
+accounting split per file by what each insert returns): planning the fast
+path's statements was most of a tiny file's time.
 A file that fails (rather than rejecting lines) sends its group back to one
 transaction per file, so the files before it are stored as they would be
 alone. `ingest_day` replaces the
@@ -26,6 +30,7 @@ lines the careful way and an anti-join on every stored key.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import os
 import queue
@@ -98,15 +103,23 @@ def detect_format(path: Path) -> str:
     pretty-printed `.json` document, the first 64 KiB name resourceSpans), else 'native'."""
     reader = LineReader(path, chunk_bytes=256 * 1024)
     for chunk in reader:
-        for i in range(len(chunk)):
-            head = chunk.data[chunk.starts[i] : min(chunk.ends[i], chunk.starts[i] + 65536)]
-            if head.strip():
-                if b'"resourceSpans"' in head or b'"resource_spans"' in head:
-                    return "otlp"
-                if head.strip() == b"{" and b'"resourceSpans"' in chunk.data[:65536]:
-                    return "otlp"
-                return "native"
+        found = _chunk_format(chunk)
+        if found is not None:
+            return found
     return "native"
+
+
+def _chunk_format(chunk: LineChunk) -> str | None:
+    """The format its first non-blank line tells (see detect_format); None when all are blank."""
+    for i in range(len(chunk)):
+        head = chunk.data[chunk.starts[i] : min(chunk.ends[i], chunk.starts[i] + 65536)]
+        if head.strip():
+            if b'"resourceSpans"' in head or b'"resource_spans"' in head:
+                return "otlp"
+            if head.strip() == b"{" and b'"resourceSpans"' in chunk.data[:65536]:
+                return "otlp"
+            return "native"
+    return None
 
 
 def ingest_paths(
@@ -203,9 +216,32 @@ def _ingest_group(
     check_duplicates: bool,
     scope: Scope | None = None,
 ) -> list[FileSummary]:
-    summaries = []
+    summaries: list[FileSummary] = []
     with write_transaction(warehouse, scope=scope) as con:
+        batch: list[_SmallFile] = []
+        batch_bytes = 0
+
+        def flush() -> None:
+            nonlocal batch, batch_bytes
+            if batch:
+                try:
+                    summaries.extend(_ingest_native_batch(con, batch, progress))
+                except Exception as exc:  # one pass for many files: which one failed is found file by file
+                    raise _FileFailed(", ".join(str(small.path) for small in batch)) from exc
+            batch, batch_bytes = [], 0
+
         for path in group:
+            try:
+                small = _read_small(path, format) if format != "otlp" else None
+            except Exception as exc:
+                raise _FileFailed(str(path)) from exc
+            if small is not None:
+                batch.append(small)
+                batch_bytes += small.size
+                if batch_bytes >= GROUP_BYTES:
+                    flush()
+                continue
+            flush()  # files are ingested in their order: the first of two files holding a record stores it
             try:
                 summaries.append(
                     ingest_file(con, path, format=format, progress=progress, check_duplicates=check_duplicates)
@@ -214,6 +250,7 @@ def _ingest_group(
                 raise  # a repeated record_key: _optimistic runs the group again with the duplicate pass
             except Exception as exc:
                 raise _FileFailed(str(path)) from exc
+        flush()
     return summaries
 
 
@@ -275,8 +312,21 @@ def ingest_file(
     record_keys repeated inside a chunk: faster, but such a repeat then fails
     the transaction with duckdb.ConstraintException (see `_optimistic`)."""
     path = Path(path).resolve()
+    try:
+        return _ingest_file(con, path, format, progress, ingested_at or datetime.now(UTC), check_duplicates)
+    except OSError as exc:  # e.g. no read permission, or removed since the folder was listed
+        raise UserError(f"cannot be read: {exc.strerror or exc}", file=path) from exc
+
+
+def _ingest_file(
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    format: str,
+    progress: Progress | None,
+    ingested_at: datetime,
+    check_duplicates: bool,
+) -> FileSummary:
     fmt = detect_format(path) if format == "auto" else format
-    ingested_at = ingested_at or datetime.now(UTC)
     con.execute("SET TimeZone = 'UTC'")
     # one transaction per file holds the whole file's rows until commit; a
     # memory limit makes DuckDB spill them to its temp directory instead of
@@ -299,22 +349,7 @@ def ingest_file(
         summary.records += 1
     context.flush_rejects()
     assert summary.balanced, summary
-    con.execute(
-        "INSERT INTO ingest_files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [
-            summary.source_file,
-            summary.format,
-            summary.lines_read,
-            summary.blank_lines,
-            summary.records,
-            summary.stored,
-            summary.duplicates,
-            summary.rejected,
-            summary.non_call_spans,
-            summary.prompt_version_missing,
-            ingested_at,
-        ],
-    ).fetchall()
+    _record_files(con, [summary], ingested_at)
     return summary
 
 
@@ -332,7 +367,7 @@ def _memory_limit() -> str:
 class _FileContext:
     """What a format handler needs while ingesting one file."""
 
-    def __init__(self, con, path, day_ts, ingested_at, summary, progress) -> None:
+    def __init__(self, con, path, day_ts, ingested_at, summary, progress, rejects: list[tuple] | None = None) -> None:
         self.con: duckdb.DuckDBPyConnection = con
         self.path: Path = path
         self.day_ts: datetime | None = day_ts
@@ -340,7 +375,8 @@ class _FileContext:
         self.summary: FileSummary = summary
         self.progress: Progress | None = progress
         self.reader: LineReader | None = None
-        self._rejects: list[tuple] = []
+        # (source_file, line_number, reason, field, raw, length, sha256); files of one batch share the list
+        self._rejects: list[tuple] = [] if rejects is None else rejects
         self.check_duplicates: bool = True
 
     def lines(self, reuse_buffers: bool = False) -> LineReader:
@@ -353,7 +389,7 @@ class _FileContext:
         """Record one rejected record; `whole` = (length, sha256) when `raw` is only the head of it."""
         self.summary.rejected += 1
         length, digest = whole if whole is not None else (len(raw), hashlib.sha256(raw).hexdigest())
-        self._rejects.append((line_number, reason, field, raw[:RAW_LINE_LIMIT], length, digest))
+        self._rejects.append((str(self.path), line_number, reason, field, raw[:RAW_LINE_LIMIT], length, digest))
         if len(self._rejects) >= 10_000:
             self.flush_rejects()
 
@@ -373,20 +409,21 @@ class _FileContext:
             return
         table = pa.table(
             {
-                "line_number": pa.array([r[0] for r in self._rejects], pa.int64()),
-                "reason": pa.array([r[1] for r in self._rejects], pa.string()),
-                "field": pa.array([r[2] for r in self._rejects], pa.string()),
-                "raw_line": pa.array([r[3].decode("utf-8", "replace") for r in self._rejects], pa.string()),
-                "raw_length": pa.array([r[4] for r in self._rejects], pa.int64()),
-                "raw_sha256": pa.array([r[5] for r in self._rejects], pa.string()),
+                "source_file": pa.array([r[0] for r in self._rejects], pa.string()),
+                "line_number": pa.array([r[1] for r in self._rejects], pa.int64()),
+                "reason": pa.array([r[2] for r in self._rejects], pa.string()),
+                "field": pa.array([r[3] for r in self._rejects], pa.string()),
+                "raw_line": pa.array([r[4].decode("utf-8", "replace") for r in self._rejects], pa.string()),
+                "raw_length": pa.array([r[5] for r in self._rejects], pa.int64()),
+                "raw_sha256": pa.array([r[6] for r in self._rejects], pa.string()),
             }
         )
         self.con.register("_ingest_rejects_batch", table)
         try:
             self.con.execute(
-                "INSERT INTO ingest_rejects SELECT ?, line_number, reason, field, raw_line, raw_length, "
+                "INSERT INTO ingest_rejects SELECT source_file, line_number, reason, field, raw_line, raw_length, "
                 "raw_sha256, ? FROM _ingest_rejects_batch",
-                [str(self.path), self.ingested_at],
+                [self.ingested_at],
             ).fetchall()
         finally:
             _unregister(self.con, "_ingest_rejects_batch")
@@ -565,6 +602,202 @@ def _native_careful(
 
 
 _CAREFUL_ROWS = 8192
+
+
+# A native file whose lines fit in this many bytes is read whole and ingested
+# with the other small native files of its transaction in one SQL pass (see
+# _ingest_native_batch); 0 turns that off (every file its own passes, as a large file).
+BATCH_FILE_BYTES = 1024 * 1024
+
+
+class _SmallFile:
+    """A native file read whole, waiting for its batch."""
+
+    def __init__(self, path: Path, chunks: list[LineChunk], cut, size: int) -> None:
+        self.path, self.chunks, self.cut, self.size = path, chunks, cut, size
+
+
+def _read_small(path: Path, format: str) -> _SmallFile | None:
+    """The file's lines when it is native (or format 'native') and they fit in
+    BATCH_FILE_BYTES; None when it must go its own way (`ingest_file`). A gzip
+    file is read only that far, so a bomb costs one small chunk here."""
+    if BATCH_FILE_BYTES <= 0 or (not path.name.endswith(".gz") and _size(path) > BATCH_FILE_BYTES):
+        return None
+    reader = LineReader(path, chunk_bytes=BATCH_FILE_BYTES)
+    chunks: list[LineChunk] = []
+    size = 0
+    for chunk in reader:  # more than one chunk: a last line without newline, a line past the limit
+        size += int(chunk.ends[-1])
+        if size > BATCH_FILE_BYTES:
+            return None
+        if len(chunk.data) > int(chunk.ends[-1]) + 2:
+            # the reader's buffer may be much larger than a tiny file: keep only its lines
+            chunk.data = bytes(memoryview(chunk.data)[: int(chunk.ends[-1])])
+        chunks.append(chunk)
+    if format == "auto" and chunks and _chunk_format(chunks[0]) == "otlp":
+        return None
+    return _SmallFile(path, chunks, reader.cut, size)
+
+
+def _ingest_native_batch(
+    con: duckdb.DuckDBPyConnection, files: list[_SmallFile], progress: Progress | None
+) -> list[FileSummary]:
+    """Ingest small native files in one pass each of the fast and careful paths,
+    inside the caller's transaction; return their accounting, in their order.
+
+    Per file the result is what `ingest_file` would give for the files one after
+    the other: the lines of all files are one table with the file and line
+    number as columns; a record_key repeated anywhere in the batch sends its
+    lines the careful way, which stores the first acceptable one (file order,
+    then line order) and counts the others as duplicates; every insert returns
+    the file of each row it stored, so stored and duplicates are counted per file.
+    Planning the large statements once per batch instead of once per file is
+    the point: it was most of a tiny file's ingest."""
+    ingested_at = datetime.now(UTC)
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute(f"SET memory_limit = '{_memory_limit()}'")
+    con.execute("SET preserve_insertion_order = false")
+    sources = [str(small.path) for small in files]
+    con.register("_native_batch_files", pa.table({"source_file": pa.array(sources, pa.string())}))
+    try:
+        con.execute(
+            "DELETE FROM ingest_rejects WHERE source_file IN (SELECT source_file FROM _native_batch_files)"
+        ).fetchall()
+    finally:
+        _unregister(con, "_native_batch_files")
+    rejects: list[tuple] = []
+    contexts: list[_FileContext] = []
+    tables: list[pa.Table] = []
+    segments: list[tuple[int, int, LineChunk]] = []  # (first row id, file index, chunk)
+    rows = 0
+    for index, small in enumerate(files):
+        summary = FileSummary(source_file=str(small.path), format="native", files=1)
+        day_ts = day_of(small.path)
+        context = _FileContext(con, small.path, day_ts, ingested_at, summary, progress, rejects)
+        contexts.append(context)
+        for chunk in small.chunks:
+            blank_before = summary.blank_lines
+            table = _chunk_table(chunk, context)
+            n = table.num_rows
+            nonblank = n - (summary.blank_lines - blank_before)
+            summary.lines_read += nonblank
+            summary.records += nonblank
+            tables.append(
+                pa.table(
+                    {
+                        "ln": pa.array(np.arange(rows, rows + n, dtype=np.int64)),
+                        "line": table["line"],
+                        "source_file": pa.array([sources[index]] * n, pa.string()),
+                        "day_ts": pa.array([day_ts] * n, pa.timestamp("us", tz="UTC")),
+                        "source_line": table["ln"],
+                    }
+                )
+            )
+            segments.append((rows, index, chunk))
+            rows += n
+    starts = [segment[0] for segment in segments]
+    inserted: dict[str, int] = dict.fromkeys(sources, 0)
+    if tables:
+        lines = pa.concat_tables(tables).combine_chunks()  # one copy, compact, of every file's lines
+        del tables
+        lines = pa.Table.from_batches(lines.to_batches(max_chunksize=_BATCH_ROWS), schema=lines.schema)
+        con.register("_native_lines", lines)
+        try:
+            careful = _native_batch_fast(con, ingested_at, inserted) if FAST_PATH else list(range(rows))
+            for start in range(0, len(careful), _CAREFUL_ROWS):
+                part = careful[start : start + _CAREFUL_ROWS]
+                source = (
+                    f"(SELECT * FROM _native_lines WHERE ln BETWEEN {part[0]} AND {part[-1]} "
+                    f"AND list_contains({_int_list(part)}, ln))"
+                )
+                checked = f"({native.check_sql(source, per_row=True)}) AS checked"
+                _count_files(
+                    con.execute(native.insert_sql(checked, per_row=True), {"ingested_at": ingested_at}), inserted
+                )
+                for ln, jtype, field, reason in con.execute(native.rejects_sql(checked)).fetchall():
+                    first, index, chunk = segments[bisect.bisect_right(starts, ln) - 1]
+                    raw = chunk.line(ln - first)
+                    if jtype != "OBJECT":
+                        reason, field = native.describe_unparsable(raw)
+                    contexts[index].reject(chunk.first_line + ln - first, reason, field, raw)
+        finally:
+            _unregister(con, "_native_lines")
+    summaries = []
+    for small, context in zip(files, contexts):
+        summary = context.summary
+        summary.stored = inserted[str(small.path)]
+        summary.duplicates = summary.records - summary.rejected - summary.stored
+        if small.cut is not None:
+            context.reject(small.cut.line_number, small.cut.message, None, small.cut.tail)
+            summary.lines_read += 1
+            summary.records += 1
+        assert summary.balanced and summary.duplicates >= 0, summary
+        if small.chunks:
+            context.report(small.chunks[-1].first_line + len(small.chunks[-1]) - 1)
+        summaries.append(summary)
+    if contexts:
+        contexts[0].flush_rejects()  # the batch's rejects, all files at once
+    _record_files(con, summaries, ingested_at)
+    return summaries
+
+
+def _native_batch_fast(con: duckdb.DuckDBPyConnection, ingested_at: datetime, inserted: dict[str, int]) -> list[int]:
+    """The fast path over the registered batch (`_native_lines` with ROW_COLUMNS);
+    count the rows it stored per file into `inserted`; return the row ids left for the careful path.
+    A record_key repeated in the batch always goes the careful way (never the unique
+    index's ConstraintException, as for one file): that keeps the first file's line."""
+    unknown: list[str] = []
+    _learn_unknown(con, "_native_lines", "", unknown)
+    skip = [ln for (ln,) in con.execute(native.duplicate_lines_sql("_native_lines")).fetchall()]
+    if skip:
+        con.register("_native_skip", pa.table({"ln": pa.array(skip, pa.int64())}))
+    skip_stored = con.execute("SELECT EXISTS (SELECT 1 FROM traces)").fetchall()[0][0]
+    deferred: list[int] = []
+
+    def defer(ln: int) -> bool:
+        deferred.append(ln)
+        return False
+
+    con.create_function(native.FAST_DEFER, defer, ["BIGINT"], "BOOLEAN", side_effects=True)
+    try:
+        sql = native.fast_insert_sql("_native_lines", unknown, bool(skip), skip_stored, per_row=True)
+        _count_files(con.execute(sql, {"ingested_at": ingested_at}), inserted)
+    finally:
+        _release(con.remove_function, native.FAST_DEFER)
+        if skip:
+            _unregister(con, "_native_skip")
+    return sorted(set(deferred) | set(skip))
+
+
+def _count_files(result: duckdb.DuckDBPyConnection, counts: dict[str, int]) -> None:
+    """Add up per source_file the rows an INSERT ... RETURNING source_file stored."""
+    for (source_file,) in result.fetchall():
+        counts[source_file] += 1
+
+
+def _record_files(con: duckdb.DuckDBPyConnection, summaries: list[FileSummary], ingested_at: datetime) -> None:
+    """One ingest_files row per file (see ingest_file), all in one statement."""
+    columns = ("source_file", "format", *_FILE_COUNTS)
+    table = pa.table({name: [getattr(s, name) for s in summaries] for name in columns})
+    con.register("_ingest_files_batch", table)
+    try:
+        con.execute(
+            f"INSERT INTO ingest_files SELECT {', '.join(columns)}, ? FROM _ingest_files_batch", [ingested_at]
+        ).fetchall()
+    finally:
+        _unregister(con, "_ingest_files_batch")
+
+
+_FILE_COUNTS = (
+    "lines_read",
+    "blank_lines",
+    "records",
+    "stored",
+    "duplicates",
+    "rejected",
+    "non_call_spans",
+    "prompt_version_missing",
+)
 
 
 def _int_list(numbers: list[int]) -> str:

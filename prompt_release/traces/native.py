@@ -223,11 +223,13 @@ def _fast_ok() -> str:
     )
 
 
-def check_sql(source: str) -> str:
+def check_sql(source: str, per_row: bool = False) -> str:
     """SELECT of one row per non-blank line of `source` with ln, line, the parsed
     struct `j`, the JSON `types` of known keys, `ok`, and for lines that are not
-    ok, jtype / reject_field / reject_reason.
+    ok, jtype / reject_field / reject_reason. `per_row`: `source` also has the
+    ROW_COLUMNS, passed through (see fast_insert_sql).
     """
+    extra = "".join(f", {c}" for c in ROW_COLUMNS) if per_row else ""
     checks = _checks()
     field = "CASE " + " ".join(f"WHEN {cond} THEN {_sql_str(f)}" for cond, f, _ in checks) + " ELSE '?' END"
     reason = "CASE " + " ".join(f"WHEN {cond} THEN {_sql_str(r)}" for cond, _, r in checks) + " ELSE 'rejected' END"
@@ -236,36 +238,41 @@ def check_sql(source: str) -> str:
     return f"""
 WITH parsed AS (
     -- try(): a line that is not JSON comes out NULL instead of failing the chunk
-    SELECT ln, line,
+    SELECT ln, line{extra},
         try(json_transform(line, {spec})) AS j,
         try(list_transform(json_type(line, [{paths}]), lambda t: coalesce(t, '-'))) AS types
     FROM {source} WHERE line IS NOT NULL
 ), fast AS (
     SELECT *, array_to_string(types, ',') AS type_string, try_cast(j.timestamp AS TIMESTAMPTZ) AS ts_record FROM parsed
 ), judged AS (
-    SELECT ln, line, j, types, ts_record, coalesce({_fast_ok()}, false) AS ok FROM fast
+    SELECT ln, line{extra}, j, types, ts_record, coalesce({_fast_ok()}, false) AS ok FROM fast
 ), typed AS (
     SELECT *, CASE WHEN ok THEN 'OBJECT' ELSE try(json_type(line)) END AS jtype FROM judged
 )
-SELECT ln, line, j, types, ts_record, ok, jtype,
+SELECT ln, line{extra}, j, types, ts_record, ok, jtype,
     CASE WHEN NOT ok AND jtype = 'OBJECT' THEN {field} END AS reject_field,
     CASE WHEN NOT ok AND jtype = 'OBJECT' THEN {reason} END AS reject_reason
 FROM typed
 """
 
 
-def insert_sql(source: str) -> str:
-    """INSERT OR IGNORE of the acceptable rows of `source` (see check_sql) into traces.
+def insert_sql(source: str, per_row: bool = False) -> str:
+    """INSERT OR IGNORE of the acceptable rows of `source` (see check_sql) into traces;
+    of rows sharing a record_key, the first (by ln) is the one offered, so which
+    line a repeated record is stored from does not depend on the plan.
 
-    Parameters: $source_file, $day_ts (TIMESTAMPTZ or NULL), $ingested_at.
+    Parameters: $source_file, $day_ts (TIMESTAMPTZ or NULL), $ingested_at; with
+    `per_row`, source_file and day_ts are columns of `source` (as is source_line,
+    stored instead of ln) and the statement returns the source_file of every row inserted.
     """
+    source_file, day_ts, source_line = ROW_COLUMNS if per_row else ("$source_file", "$day_ts", "ln")
     drop_known = _sql_str(json.dumps({key: None for key in FIELDS}))
     tool_calls = (
         "to_json(list_transform(CAST(j.tool_calls AS JSON[]), lambda t: {'name': t->>'name', 'arguments': "
         "CASE WHEN json_type(t, '$.arguments') = 'VARCHAR' AND json_valid(t->>'arguments') "
         "AND json_type(t->>'arguments') = 'OBJECT' THEN json(t->>'arguments') ELSE t->'arguments' END}))"
     )
-    ts = "coalesce(ts_record, $day_ts, $ingested_at)"
+    ts = f"coalesce(ts_record, {day_ts}, $ingested_at)"
     return f"""
 INSERT OR IGNORE INTO traces
 SELECT
@@ -274,7 +281,7 @@ SELECT
     CAST(j.parent_span_id AS VARCHAR),
     {ts},
     CAST(timezone('UTC', {ts}) AS DATE),
-    CASE WHEN ts_record IS NOT NULL THEN 'record' WHEN $day_ts IS NOT NULL THEN 'day_folder' ELSE 'ingest_time' END,
+    CASE WHEN ts_record IS NOT NULL THEN 'record' WHEN {day_ts} IS NOT NULL THEN 'day_folder' ELSE 'ingest_time' END,
     j.workflow,
     split_part(j.prompt_version, ':', 1),
     j.prompt_version,
@@ -307,13 +314,21 @@ SELECT
     j.fallback,
     nullif(json_merge_patch(line, {drop_known}), '{{}}'),
     'native',
-    $source_file,
-    ln,
-    coalesce(CAST(j.span_id AS VARCHAR), sha256(CAST(json(line) AS VARCHAR))),
+    {source_file},
+    {source_line},
+    {CAREFUL_RECORD_KEY},
     $ingested_at
 FROM {source}
 WHERE ok
+QUALIFY row_number() OVER (PARTITION BY {CAREFUL_RECORD_KEY} ORDER BY ln) = 1
+{"RETURNING source_file" if per_row else ""}
 """
+
+
+CAREFUL_RECORD_KEY = "coalesce(CAST(j.span_id AS VARCHAR), sha256(CAST(json(line) AS VARCHAR)))"
+# Columns of a source holding lines of many files (`per_row`): the file, its day
+# folder's midnight (or NULL) and the line number in it; `ln` is then only a row id.
+ROW_COLUMNS = ("source_file", "day_ts", "source_line")
 
 
 def rejects_sql(source: str) -> str:
@@ -459,7 +474,9 @@ def _surely_ok(unknown: list[str]) -> str:
     return " AND ".join(rules)
 
 
-def fast_insert_sql(source: str, unknown: list[str], skip_lines: bool, skip_stored: bool = True) -> str:
+def fast_insert_sql(
+    source: str, unknown: list[str], skip_lines: bool, skip_stored: bool = True, per_row: bool = False
+) -> str:
     """Plain INSERT into traces of the lines of `source` (ln, line) that are surely
     acceptable and whose record_key is not in traces yet; every other non-blank line
     is passed to the `_native_defer(ln)` function (and not inserted). With
@@ -470,8 +487,11 @@ def fast_insert_sql(source: str, unknown: list[str], skip_lines: bool, skip_stor
     repeated across chunks into a ConstraintException (see `ingest._optimistic`).
 
     `unknown`: keys outside the contract that may appear (each becomes a field of
-    the parse, so attributes are built without re-parsing the line). Parameters as insert_sql.
+    the parse, so attributes are built without re-parsing the line). Parameters and
+    `per_row` as insert_sql (then `ln` is the row id that `_native_defer` and `_native_skip` name).
     """
+    source_file, day_ts, source_line = ROW_COLUMNS if per_row else ("$source_file", "$day_ts", "ln")
+    extra = "".join(f", {c}" for c in ROW_COLUMNS) if per_row else ""
     parts = ", ".join(
         f"CASE WHEN j.{_ident(k)} IS NOT NULL THEN {_sql_str(json.dumps(k) + ':')} || {_f(k)} "
         f"WHEN list_contains(keys, {_sql_str(k)}) THEN {_sql_str(json.dumps(k) + ':null')} END"
@@ -491,13 +511,13 @@ def fast_insert_sql(source: str, unknown: list[str], skip_lines: bool, skip_stor
         "CASE WHEN json_type(t, '$.arguments') = 'VARCHAR' AND json_valid(t->>'arguments') "
         "AND json_type(t->>'arguments') = 'OBJECT' THEN json(t->>'arguments') ELSE t->'arguments' END}))"
     )
-    ts = "coalesce(ts_record, $day_ts, $ingested_at)"
+    ts = f"coalesce(ts_record, {day_ts}, $ingested_at)"
     skip = "AND ln NOT IN (SELECT ln FROM _native_skip)" if skip_lines else ""
     stored = "AND NOT EXISTS (SELECT 1 FROM traces t WHERE t.record_key = named.record_key)" if skip_stored else ""
     return f"""
 INSERT INTO traces
 WITH parsed AS (
-    SELECT ln, line,
+    SELECT ln, line{extra},
         try(json_transform(line, {_fast_spec(unknown)})) AS j,
         try(json_keys(line)) AS keys
     FROM {source} WHERE line IS NOT NULL {skip}
@@ -514,7 +534,7 @@ SELECT
     {ident("parent_span_id")},
     {ts},
     CAST(timezone('UTC', {ts}) AS DATE),
-    CASE WHEN ts_record IS NOT NULL THEN 'record' WHEN $day_ts IS NOT NULL THEN 'day_folder' ELSE 'ingest_time' END,
+    CASE WHEN ts_record IS NOT NULL THEN 'record' WHEN {day_ts} IS NOT NULL THEN 'day_folder' ELSE 'ingest_time' END,
     {text("workflow")},
     split_part(prompt_version, ':', 1),
     prompt_version,
@@ -544,14 +564,15 @@ SELECT
     CAST({_f("fallback")} AS BOOLEAN),
     {attributes},
     'native',
-    $source_file,
-    ln,
+    {source_file},
+    {source_line},
     record_key,
     $ingested_at
 FROM named
 -- the test inside CASE WHEN runs as a filter: each AND narrows the rows the next one sees
 WHERE CASE WHEN {_surely_ok(unknown)} THEN true ELSE {FAST_DEFER}(ln) END
     {stored}
+{"RETURNING source_file" if per_row else ""}
 """
 
 

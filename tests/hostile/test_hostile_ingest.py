@@ -228,14 +228,13 @@ def test_many_small_files_share_transactions_with_exact_accounting_per_file(tmp_
 def test_a_file_that_fails_in_a_shared_transaction_leaves_the_files_before_it_stored(tmp_path, warehouse, monkeypatch):
     from prompt_release.traces import ingest as ingest_module
 
-    real = ingest_module.ingest_file
+    class Unreadable(LineReader):  # as a file without read permission, or removed since it was listed
+        def __iter__(self):
+            if self.path.name == "b-fails.jsonl":
+                raise PermissionError(13, "Permission denied")
+            return super().__iter__()
 
-    def failing(con, path, **options):  # stands in for an error no line reject covers
-        if path.name == "b-fails.jsonl":
-            raise UserError("cannot be read", file=path)
-        return real(con, path, **options)
-
-    monkeypatch.setattr(ingest_module, "ingest_file", failing)
+    monkeypatch.setattr(ingest_module, "LineReader", Unreadable)
     landing = tmp_path / "landing"
     landing.mkdir()
     for f in range(20):
@@ -244,5 +243,5 @@ def test_a_file_that_fails_in_a_shared_transaction_leaves_the_files_before_it_st
     (landing / "c-after.jsonl").write_text(good(100) + "\n")
     with pytest.raises(UserError) as failed:
         ingest_paths([landing], warehouse=warehouse)
-    assert "b-fails.jsonl" in str(failed.value)
+    assert "b-fails.jsonl: cannot be read: Permission denied" in str(failed.value)
     assert rows(warehouse, "SELECT count(*), count(DISTINCT source_file) FROM traces") == [(20, 20)]
