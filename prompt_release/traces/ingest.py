@@ -216,41 +216,45 @@ def _ingest_group(
     check_duplicates: bool,
     scope: Scope | None = None,
 ) -> list[FileSummary]:
-    summaries: list[FileSummary] = []
     with write_transaction(warehouse, scope=scope) as con:
-        batch: list[_SmallFile] = []
-        batch_bytes = 0
+        try:
+            return _ingest_together(con, group, format, progress, check_duplicates)
+        except duckdb.ConstraintException:
+            raise  # a repeated record_key: _optimistic runs the group again with the duplicate pass
+        except Exception as exc:
+            raise _FileFailed() from exc
 
-        def flush() -> None:
-            nonlocal batch, batch_bytes
-            if batch:
-                try:
-                    summaries.extend(_ingest_native_batch(con, batch, progress))
-                except Exception as exc:  # one pass for many files: which one failed is found file by file
-                    raise _FileFailed(", ".join(str(small.path) for small in batch)) from exc
-            batch, batch_bytes = [], 0
 
-        for path in group:
-            try:
-                small = _read_small(path, format) if format != "otlp" else None
-            except Exception as exc:
-                raise _FileFailed(str(path)) from exc
-            if small is not None:
-                batch.append(small)
-                batch_bytes += small.size
-                if batch_bytes >= GROUP_BYTES:
-                    flush()
-                continue
-            flush()  # files are ingested in their order: the first of two files holding a record stores it
-            try:
-                summaries.append(
-                    ingest_file(con, path, format=format, progress=progress, check_duplicates=check_duplicates)
-                )
-            except duckdb.ConstraintException:
-                raise  # a repeated record_key: _optimistic runs the group again with the duplicate pass
-            except Exception as exc:
-                raise _FileFailed(str(path)) from exc
-        flush()
+def _ingest_together(
+    con: duckdb.DuckDBPyConnection,
+    paths: list[Path],
+    format: str,
+    progress: Progress | None,
+    check_duplicates: bool,
+) -> list[FileSummary]:
+    """Ingest files in their order inside the caller's transaction: small native
+    files in batches (one SQL pass each), any other file on its own (`ingest_file`)."""
+    summaries: list[FileSummary] = []
+    batch: list[_SmallFile] = []
+    batch_bytes = 0
+
+    def flush() -> None:
+        nonlocal batch, batch_bytes
+        if batch:
+            summaries.extend(_ingest_native_batch(con, batch, progress))
+        batch, batch_bytes = [], 0
+
+    for path in paths:
+        small = _read_small(path, format) if format != "otlp" else None
+        if small is not None:
+            batch.append(small)
+            batch_bytes += small.size
+            if batch_bytes >= GROUP_BYTES:
+                flush()
+            continue
+        flush()  # in their order: of two files holding a record, the first stores it
+        summaries.append(ingest_file(con, path, format=format, progress=progress, check_duplicates=check_duplicates))
+    flush()
     return summaries
 
 
@@ -288,10 +292,8 @@ def ingest_day(
         with write_transaction(warehouse) as con:
             for table in ("traces", "ingest_rejects", "ingest_files"):
                 con.execute(f"DELETE FROM {table} WHERE starts_with(source_file, ?)", [prefix]).fetchall()
-            for path in files:
-                summary.record(
-                    ingest_file(con, path, format=format, progress=progress, check_duplicates=check_duplicates)
-                )
+            for file_summary in _ingest_together(con, files, format, progress, check_duplicates):
+                summary.record(file_summary)
         return summary
 
     return _optimistic(attempt)
@@ -314,8 +316,13 @@ def ingest_file(
     path = Path(path).resolve()
     try:
         return _ingest_file(con, path, format, progress, ingested_at or datetime.now(UTC), check_duplicates)
-    except OSError as exc:  # e.g. no read permission, or removed since the folder was listed
-        raise UserError(f"cannot be read: {exc.strerror or exc}", file=path) from exc
+    except OSError as exc:
+        raise _unreadable(path, exc) from exc
+
+
+def _unreadable(path: Path, exc: OSError) -> UserError:
+    # e.g. no read permission, or removed since the folder was listed
+    return UserError(f"cannot be read: {exc.strerror or exc}", file=path)
 
 
 def _ingest_file(
@@ -623,17 +630,21 @@ def _read_small(path: Path, format: str) -> _SmallFile | None:
     file is read only that far, so a bomb costs one small chunk here."""
     if BATCH_FILE_BYTES <= 0 or (not path.name.endswith(".gz") and _size(path) > BATCH_FILE_BYTES):
         return None
+    path = path.resolve()
     reader = LineReader(path, chunk_bytes=BATCH_FILE_BYTES)
     chunks: list[LineChunk] = []
     size = 0
-    for chunk in reader:  # more than one chunk: a last line without newline, a line past the limit
-        size += int(chunk.ends[-1])
-        if size > BATCH_FILE_BYTES:
-            return None
-        if len(chunk.data) > int(chunk.ends[-1]) + 2:
-            # the reader's buffer may be much larger than a tiny file: keep only its lines
-            chunk.data = bytes(memoryview(chunk.data)[: int(chunk.ends[-1])])
-        chunks.append(chunk)
+    try:
+        for chunk in reader:  # more than one chunk: a last line without newline, a line past the limit
+            size += int(chunk.ends[-1])
+            if size > BATCH_FILE_BYTES:
+                return None
+            if len(chunk.data) > int(chunk.ends[-1]) + 2:
+                # the reader's buffer may be much larger than a tiny file: keep only its lines
+                chunk.data = bytes(memoryview(chunk.data)[: int(chunk.ends[-1])])
+            chunks.append(chunk)
+    except OSError as exc:
+        raise _unreadable(path, exc) from exc
     if format == "auto" and chunks and _chunk_format(chunks[0]) == "otlp":
         return None
     return _SmallFile(path, chunks, reader.cut, size)

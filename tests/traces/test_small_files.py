@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import gzip
 import json
+from datetime import date
 from pathlib import Path
 
 import duckdb
 import pytest
 
 from prompt_release.traces import ingest as ingest_module
-from prompt_release.traces import ingest_paths
+from prompt_release.traces import ingest_day, ingest_paths
 from prompt_release.warehouse import read_connection
 from tests.traces.otlp_builders import request, span
 
@@ -193,3 +194,27 @@ def test_a_batch_into_the_lake_keeps_its_accounting_and_a_rerun_adds_nothing(tmp
         assert con.execute("SELECT count(*), sum(stored), sum(duplicates) FROM ingest_files").fetchall() == [
             (60, 58, 60)
         ]
+
+
+def test_a_day_of_small_files_is_replaced_in_one_pass(tmp_path, warehouse, batches):
+    day = tmp_path / "landing" / "2026-11-27"
+    day.mkdir(parents=True)
+    for f in range(20):
+        (day / f"z-{f:02d}.jsonl").write_text(line(f"z{f}") + "\n" + line("shared") + "\n")
+    first = ingest_day(tmp_path / "landing", "2026-11-27", warehouse=warehouse)
+    (day / "z-00.jsonl").write_text(line("z0", model="new") + "\n")  # the day was re-landed
+    again = ingest_day(tmp_path / "landing", "2026-11-27", warehouse=warehouse)
+    assert batches == [20, 20]
+    assert (first.total.stored, first.total.duplicates) == (21, 19)
+    assert (again.total.stored, again.total.duplicates) == (21, 18)  # `shared` now first in z-01
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        assert con.execute("SELECT model, day FROM traces WHERE span_id = 'z0'").fetchall() == [
+            ("new", date(2026, 11, 27))
+        ]
+        assert con.execute("SELECT source_file FROM traces WHERE span_id = 'shared'").fetchall() == [
+            (str(day / "z-01.jsonl"),)
+        ]
+        assert con.execute("SELECT count(*) FROM ingest_files").fetchall() == [(20,)]
+    finally:
+        con.close()
