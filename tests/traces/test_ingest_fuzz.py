@@ -19,6 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from prompt_release.traces import ingest as ingest_module
 from prompt_release.traces.ingest import ingest_file
 from prompt_release.traces.native import FIELDS
 from prompt_release.warehouse.migrate import migrate
@@ -225,3 +226,47 @@ def test_fuzzed_native_lines_are_all_accounted_for(con, tmp_path, lines):
 @given(lines=st.lists(otlp_line(), min_size=1, max_size=4))
 def test_fuzzed_otlp_requests_are_all_accounted_for(con, tmp_path, lines):
     _check_file(con, tmp_path / f"o{next(_files)}.jsonl", lines, "otlp")
+
+
+@pytest.fixture
+def cons(tmp_path):
+    """Two warehouses fed the same files: one in batches, one a file at a time."""
+    pair = [duckdb.connect(str(tmp_path / f"{name}.duckdb")) for name in ("together", "alone")]
+    for connection in pair:
+        migrate(connection)
+    yield pair
+    for connection in pair:
+        connection.close()
+
+
+@settings(_settings, max_examples=max(EXAMPLES // 4, 10))  # each example ingests its files twice
+@given(
+    files=st.lists(
+        st.one_of(st.lists(native_line(), min_size=1, max_size=4), st.lists(otlp_line(), min_size=1, max_size=2)),
+        min_size=2,
+        max_size=5,
+    )
+)
+def test_fuzzed_files_of_one_transaction_are_accounted_as_one_at_a_time(cons, tmp_path, files):
+    paths = []
+    for lines in files:
+        path = tmp_path / f"m{next(_files)}.jsonl"
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8", errors="surrogatepass")
+        paths.append(path)
+    together, alone = cons
+    # what ingest_paths runs in each transaction: small native files in one pass, the others on their own
+    together.execute("BEGIN TRANSACTION")
+    batched = ingest_module._ingest_together(together, paths, "auto", None, True)
+    together.execute("COMMIT")
+    alone.execute("BEGIN TRANSACTION")
+    one_by_one = [ingest_file(alone, path) for path in paths]
+    alone.execute("COMMIT")
+    assert [f.model_dump() for f in batched] == [f.model_dump() for f in one_by_one]
+    for f in batched:
+        assert f.records == f.stored + f.duplicates + f.rejected + f.non_call_spans, f
+    query = (
+        "SELECT (SELECT count(*) FROM traces WHERE source_file = $f), "
+        "(SELECT count(*) FROM ingest_rejects WHERE source_file = $f)"
+    )
+    for path, f in zip(paths, batched):
+        assert together.execute(query, {"f": str(path)}).fetchone() == (f.stored, f.rejected)
