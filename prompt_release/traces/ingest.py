@@ -645,7 +645,7 @@ def _read_small(path: Path, format: str) -> _SmallFile | None:
             chunks.append(chunk)
     except OSError as exc:
         raise _unreadable(path, exc) from exc
-    if format == "auto" and chunks and _chunk_format(chunks[0]) == "otlp":
+    if format == "auto" and next(filter(None, map(_chunk_format, chunks)), "native") == "otlp":
         return None
     return _SmallFile(path, chunks, reader.cut, size)
 

@@ -54,6 +54,8 @@ def write_landing(root: Path) -> Path:
         "a-12.jsonl": line("l1", feedback="up", escalated=True) + "\n",
         "a-13.jsonl": "\n".join(line(f"m{i}", output="y" * 500) for i in range(20)) + "\n",  # past BATCH_FILE_BYTES
         "a-14.jsonl": line("n1") + "\n" + line("c1") + "\n",  # c1 again, after the file that went its own way
+        # OTLP after blank lines, without a final newline (two chunks): still told apart
+        "a-17.jsonl": "\n\n" + request(span("b" * 32, "5" * 16, "chat", {"gen_ai.operation.name": "chat"})),
     }
     for name, content in files.items():
         path = landing / name
@@ -129,6 +131,7 @@ def test_small_files_in_one_pass_store_what_one_file_at_a_time_stores(tmp_path, 
     assert by_name["a-11.jsonl"].format == "otlp" and by_name["a-11.jsonl"].duplicates == 1  # 4*16 from a-10
     assert (by_name["a-14.jsonl"].stored, by_name["a-14.jsonl"].duplicates) == (1, 1)
     assert by_name["a-16.jsonl.gz"].rejected == 1  # the cut tail
+    assert (by_name["a-17.jsonl"].format, by_name["a-17.jsonl"].stored) == ("otlp", 1)
     # a rerun stores nothing new and keeps one set of rejects
     assert rerun.total.stored == 0
     assert rerun.total.duplicates == first.total.stored + first.total.duplicates
