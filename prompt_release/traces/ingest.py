@@ -542,24 +542,10 @@ def _native_fast(
     skip = []
     if check_duplicates:
         skip = [ln for (ln,) in con.execute(native.duplicate_lines_sql("_native_lines")).fetchall()]
-    if skip:
-        con.register("_native_skip", pa.table({"ln": pa.array(skip, pa.int64())}))
-    deferred: list[int] = []
-
-    def defer(ln: int) -> bool:
-        deferred.append(ln)
-        return False
-
-    con.create_function(native.FAST_DEFER, defer, ["BIGINT"], "BOOLEAN", side_effects=True)
-    try:
-        inserted = con.execute(
-            native.fast_insert_sql("_native_lines", unknown, bool(skip), skip_stored), params
-        ).fetchall()[0][0]
-    finally:
-        _release(con.remove_function, native.FAST_DEFER)
-        if skip:
-            _unregister(con, "_native_skip")
-    careful = sorted(set(deferred) | set(skip))
+    result, careful = _run_fast(
+        con, skip, native.fast_insert_sql("_native_lines", unknown, bool(skip), skip_stored), params
+    )
+    inserted = result[0][0]
     if careful:
         # lines with keys not seen before widen the fast parse for the next chunks
         _learn_unknown(con, "_native_lines", f"AND ln IN ({','.join(map(str, careful[:1000]))})", unknown)
@@ -592,13 +578,7 @@ def _native_careful(
     the careful lines twice: the price of bounded memory on this rare path."""
     numbers = [int(n) for n in table["ln"].to_numpy()] if lines is None else lines
     inserted = 0
-    for start in range(0, len(numbers), _CAREFUL_ROWS):
-        part = numbers[start : start + _CAREFUL_ROWS]
-        source = (
-            f"(SELECT ln, line FROM _native_lines WHERE ln BETWEEN {part[0]} AND {part[-1]} "
-            f"AND list_contains({_int_list(part)}, ln))"
-        )
-        checked = f"({native.check_sql(source)}) AS checked"
+    for checked in _checked_parts(numbers):
         inserted += context.con.execute(native.insert_sql(checked), params).fetchall()[0][0]
         for ln, jtype, field, reason in context.con.execute(native.rejects_sql(checked)).fetchall():
             raw = chunk.line(ln - chunk.first_line)
@@ -609,6 +589,17 @@ def _native_careful(
 
 
 _CAREFUL_ROWS = 8192
+
+
+def _checked_parts(numbers: list[int], per_row: bool = False) -> Iterator[str]:
+    """`native.check_sql` relations over the listed lines (row ids) of `_native_lines`, a part at a time."""
+    for start in range(0, len(numbers), _CAREFUL_ROWS):
+        part = numbers[start : start + _CAREFUL_ROWS]
+        source = (
+            f"(SELECT * FROM _native_lines WHERE ln BETWEEN {part[0]} AND {part[-1]} "
+            f"AND list_contains({_int_list(part)}, ln))"
+        )
+        yield f"({native.check_sql(source, per_row)}) AS checked"
 
 
 # A native file whose lines fit in this many bytes is read whole and ingested
@@ -715,16 +706,9 @@ def _ingest_native_batch(
         con.register("_native_lines", lines)
         try:
             careful = _native_batch_fast(con, ingested_at, inserted) if FAST_PATH else list(range(rows))
-            for start in range(0, len(careful), _CAREFUL_ROWS):
-                part = careful[start : start + _CAREFUL_ROWS]
-                source = (
-                    f"(SELECT * FROM _native_lines WHERE ln BETWEEN {part[0]} AND {part[-1]} "
-                    f"AND list_contains({_int_list(part)}, ln))"
-                )
-                checked = f"({native.check_sql(source, per_row=True)}) AS checked"
-                _count_files(
-                    con.execute(native.insert_sql(checked, per_row=True), {"ingested_at": ingested_at}), inserted
-                )
+            for checked in _checked_parts(careful, per_row=True):
+                returned = con.execute(native.insert_sql(checked, per_row=True), {"ingested_at": ingested_at})
+                _count_files(returned.fetchall(), inserted)
                 for ln, jtype, field, reason in con.execute(native.rejects_sql(checked)).fetchall():
                     first, index, chunk = segments[bisect.bisect_right(starts, ln) - 1]
                     raw = chunk.line(ln - first)
@@ -760,9 +744,19 @@ def _native_batch_fast(con: duckdb.DuckDBPyConnection, ingested_at: datetime, in
     unknown: list[str] = []
     _learn_unknown(con, "_native_lines", "", unknown)
     skip = [ln for (ln,) in con.execute(native.duplicate_lines_sql("_native_lines")).fetchall()]
+    skip_stored = con.execute("SELECT EXISTS (SELECT 1 FROM traces)").fetchall()[0][0]
+    sql = native.fast_insert_sql("_native_lines", unknown, bool(skip), skip_stored, per_row=True)
+    returned, careful = _run_fast(con, skip, sql, {"ingested_at": ingested_at})
+    _count_files(returned, inserted)
+    return careful
+
+
+def _run_fast(con: duckdb.DuckDBPyConnection, skip: list[int], sql: str, params: dict) -> tuple[list[tuple], list[int]]:
+    """Run a fast-path INSERT (`native.fast_insert_sql`) with its `_native_skip` lines
+    and `_native_defer` function in place; return the rows it returned and the line
+    (row) numbers deferred or skipped, for the careful path."""
     if skip:
         con.register("_native_skip", pa.table({"ln": pa.array(skip, pa.int64())}))
-    skip_stored = con.execute("SELECT EXISTS (SELECT 1 FROM traces)").fetchall()[0][0]
     deferred: list[int] = []
 
     def defer(ln: int) -> bool:
@@ -771,18 +765,18 @@ def _native_batch_fast(con: duckdb.DuckDBPyConnection, ingested_at: datetime, in
 
     con.create_function(native.FAST_DEFER, defer, ["BIGINT"], "BOOLEAN", side_effects=True)
     try:
-        sql = native.fast_insert_sql("_native_lines", unknown, bool(skip), skip_stored, per_row=True)
-        _count_files(con.execute(sql, {"ingested_at": ingested_at}), inserted)
+        # fetched here: the next statement on the connection would discard the result
+        result = con.execute(sql, params).fetchall()
     finally:
         _release(con.remove_function, native.FAST_DEFER)
         if skip:
             _unregister(con, "_native_skip")
-    return sorted(set(deferred) | set(skip))
+    return result, sorted(set(deferred) | set(skip))
 
 
-def _count_files(result: duckdb.DuckDBPyConnection, counts: dict[str, int]) -> None:
+def _count_files(returned: list[tuple], counts: dict[str, int]) -> None:
     """Add up per source_file the rows an INSERT ... RETURNING source_file stored."""
-    for (source_file,) in result.fetchall():
+    for (source_file,) in returned:
         counts[source_file] += 1
 
 
