@@ -7,6 +7,8 @@ import json
 import threading
 from pathlib import Path
 
+import pytest
+
 from prompt_release.registry import Registry
 from prompt_release.runtime import PromptClient, ShadowRunner, TraceLogger
 
@@ -118,3 +120,62 @@ def test_only_the_sampled_share_runs_in_shadow_and_the_same_user_always_decides_
     assert [runner.sampled("support_router", u) for u in users] == [runner.sampled("support_router", u) for u in users]
     none = ShadowRunner(PromptClient(registry=registry), logger, lambda p, m: {}, share=0.0)
     assert not any(none.sampled("support_router", u) for u in users)
+
+
+def test_shadow_traces_ingest_stay_out_of_served_metrics_and_are_compared_with_the_gate_statistics(
+    registry: Path, tmp_path: Path, warehouse: Path
+) -> None:
+    from prompt_release.gates.shadow import compare_shadow
+    from prompt_release.release.metrics import compute_version_metrics
+    from prompt_release.traces import ingest_paths
+    from prompt_release.warehouse import read_connection
+
+    def call(prompt, messages):  # the candidate answers in prose a third of the time
+        n = int(messages[-1]["content"].rsplit(" ", 1)[-1])
+        output = "It should go to billing." if n % 3 == 0 else '{"route": "billing", "confidence": 0.8}'
+        return {"output": output, "latency_ms": 500.0}
+
+    Registry(registry).move_label("support_router", "shadow", "1.6.0", reason="watch v1.6.0 on live inputs")
+    client = PromptClient(registry=registry)
+    landing = tmp_path / "landing"
+    with TraceLogger(landing=landing) as logger:
+        runner = ShadowRunner(client, logger, call, share=1.0)
+        for i in range(120):
+            variables = {"ticket": f"I was charged twice, order {i}", "customer_tier": "pro"}
+            served = client.get("support_router", routing_key=f"user-{i}")
+            messages = served.messages(variables, [{"role": "user", "content": variables["ticket"]}])
+            record = logger.log(
+                served,
+                messages=messages,
+                variables=variables,
+                output='{"route": "billing", "confidence": 0.9}',
+                latency_ms=480.0,
+            )
+            runner.submit(
+                served,
+                served_span_id=record["span_id"],
+                variables=variables,
+                conversation=messages[1:],
+                routing_key=f"user-{i}",
+            )
+        runner.close()
+    ingest_paths([landing], warehouse=warehouse)
+    with read_connection(warehouse) as con:
+        day = con.execute("SELECT max(day) FROM traces").fetchone()[0]
+    compute_version_metrics(warehouse, day)
+    with read_connection(warehouse) as con:
+        versions = dict(con.execute("SELECT prompt_version, calls FROM version_metrics").fetchall())
+    assert versions == {"support_router:v1.5.2": 120}  # the shadow's 120 calls were never served
+
+    [comparison] = compare_shadow(warehouse, registry, "support_router")
+    assert (comparison.candidate, comparison.baseline, comparison.pairs) == (
+        "support_router:v1.6.0",
+        "support_router:v1.5.2",
+        120,
+    )
+    gates = {g.metric: g for g in comparison.decision.gates}
+    assert comparison.left_out == ["handoff_accuracy"]  # live traffic has no expected answer
+    assert gates["json_valid_rate"].outcome == "fail" and gates["json_valid_rate"].n == 120
+    assert gates["json_valid_rate"].candidate_value == pytest.approx(80 / 120)
+    assert comparison.decision.verdict == "reject"
+    assert "in shadow vs **support_router:v1.5.2** served" in comparison.markdown()
