@@ -13,8 +13,10 @@ v2.1.0 rejected, unsafe tool calls; summarizer v1.1.0 rejected by the judge,
 its shorter summaries drop key facts), the gate
 sensor promotes to staging and canary, canary traffic is served through the
 runtime client against the simulator, ingested, analysed, and rolled forward.
-Scenario 2: a one-line edit (v1.6.1: `[format] json` -> `[format] prose`) is
-pushed straight to canary as a hotfix, skipping the gate; the canary analysis
+Scenario 2: a one-line edit (v1.6.1: `[format] json` -> `[format] prose`)
+first runs in shadow on half of 200 live requests (the `shadow_comparison`
+asset compares it with production on them), then is pushed straight to canary
+as a hotfix, skipping the gate; the canary analysis
 sees the hard failures and the canary sensor rolls it back automatically; its
 failing traces become incident cases of the next golden version.
 
@@ -86,6 +88,7 @@ class DemoResult:
     canary_decisions: list[dict[str, Any]] = field(default_factory=list)
     golden_versions: dict[str, str] = field(default_factory=dict)
     golden_coverage: dict[str, tuple[int, int]] = field(default_factory=dict)  # dataset -> (labelled, cases)
+    shadow: dict[str, Any] = field(default_factory=dict)  # the hotfix's shadow comparison
     runs: int = 0
     seconds: float = 0.0
 
@@ -312,6 +315,7 @@ def run_demo(
     days: int = 30,
     scale: float = 1.0,
     canary_requests: int = 2000,
+    shadow_requests: int = 200,
     seed: int = 7,
     log=print,
     warehouse: str | None = None,
@@ -457,6 +461,31 @@ def run_demo(
         # 7. Scenario 2: a one-line edit pushed straight to canary, skipping the gate: the canary
         # label is protected, so this takes break glass, and the audit trail records it as forced.
         hotfix = one_line_hotfix(paths["registry"])
+        # First it runs in shadow on a share of live requests (the app opted in): never served, and the
+        # comparison with production on the same requests already shows what the canary will find.
+        registry.move_label("support_router", "shadow", hotfix, reason="watch the hotfix on live requests", actor=ACTOR)
+        shadowed = simulate_traffic(
+            paths["registry"],
+            "support_router",
+            landing=paths["landing"],
+            base_url=simulator.base_url,
+            requests=shadow_requests,
+            warehouse=paths["warehouse"],
+            seed=300,
+            shadow_share=0.5,
+        )
+        demo.run_job("daily_ingest", partition_key=today.isoformat())
+        compared = demo.run_job("shadow_comparison_job", partition_key="support_router")
+        shadow_event = compared.asset_materializations_for_node("shadow_comparison")[0]
+        result.shadow = {
+            "pairs": shadow_event.metadata["pairs"].value,
+            "would": shadow_event.metadata["would"].value,
+            **shadowed.shadow,
+        }
+        log(
+            f"      shadow: {hotfix} answered {result.shadow['pairs']} live requests unserved; "
+            f"against production it would {result.shadow['would']}"
+        )
         registry.move_label(
             "support_router",
             "canary",
