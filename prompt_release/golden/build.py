@@ -178,6 +178,21 @@ _NON_SYSTEM = (
     "[m FOR m IN CAST(coalesce(t.input_messages, '[]'::JSON) AS JSON[]) IF coalesce(m ->> '$.role', '') <> 'system']"
 )
 
+
+def conversation_key(alias: str, *, variables: bool = True) -> str:
+    """SQL: the input of a trace `alias` as the same text whoever logged it: its non-system turns
+    (role and content, JSON formatting aside) and, with `variables`, its variables as logged."""
+    turns = (
+        f"[m FOR m IN CAST(coalesce({alias}.input_messages, '[]'::JSON) AS JSON[]) "
+        "IF coalesce(m ->> '$.role', '') <> 'system']"
+    )
+    return (
+        f"array_to_string(list_transform({turns}, lambda m: coalesce(m ->> '$.role', '') || ':' || "
+        f"coalesce(m ->> '$.content', '')), chr(10))"
+        + (f" || chr(30) || coalesce(CAST({alias}.variables AS VARCHAR), '')" if variables else "")
+    )
+
+
 _CANDIDATES_SQL = f"""
 WITH f AS (
     SELECT record_key, list(DISTINCT failure_class ORDER BY failure_class) AS classes, max(severity_rank) AS severity_rank

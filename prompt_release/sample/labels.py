@@ -12,7 +12,7 @@ check can match: they stay unlabelled); summarizer the production rule's
 extractive summary of the case's own (redacted) document, as a reference
 text. A case seen only in spans the generator did not write (canary traffic
 replays recorded inputs) takes the ground truth of a generated span with the
-same conversation, found in the warehouse. Cases that already carry an
+same input, found in the warehouse. Cases that already carry an
 expectation (a correction, an incident's) get no line.
 """
 
@@ -23,20 +23,19 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from prompt_release.golden.build import conversation_key
 from prompt_release.golden.labelling import unlabelled_cases
 from prompt_release.golden.model import GoldenCase
 from prompt_release.sample.content import extractive_summary
 from prompt_release.sample.generator import ESCALATION_TEXT
 from prompt_release.warehouse import read_connection
 
-# The conversation without the system message, formatting aside: the same input whoever logged it.
-_CONVERSATION_SQL = """
+# The same conversation, whoever logged it (the generator and the runtime client write variables
+# differently; the conversation holds the ticket, document or order message they carry).
+_TWINS_SQL = f"""
 WITH keyed AS (
-    SELECT coalesce(span_id, record_key) AS span_id,
-           array_to_string(list_transform(
-               [m FOR m IN CAST(coalesce(input_messages, '[]'::JSON) AS JSON[]) IF coalesce(m ->> '$.role', '') <> 'system'],
-               lambda m: coalesce(m ->> '$.role', '') || ':' || coalesce(m ->> '$.content', '')), chr(10)) AS conversation
-    FROM traces WHERE workflow = $workflow
+    SELECT coalesce(t.span_id, t.record_key) AS span_id, {conversation_key("t", variables=False)} AS conversation
+    FROM traces t WHERE t.workflow = $workflow
 )
 SELECT p.span_id, min(h.span_id) AS generated
 FROM keyed p JOIN keyed h USING (conversation)
@@ -74,7 +73,7 @@ def _generated_twins(
         return {}
     with read_connection(warehouse) as con:
         rows = con.execute(
-            _CONVERSATION_SQL,
+            _TWINS_SQL,
             {
                 "workflow": workflow,
                 "pending": spans,

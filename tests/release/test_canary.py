@@ -99,6 +99,21 @@ def test_regressing_canary_is_aborted_and_its_failures_become_incident_cases(
     incidents = (registry_root / "datasets/incidents/support_router.jsonl").read_text().splitlines()
     assert len(incidents) == len(outcome.incident_span_ids) == 20
     assert {json.loads(line)["span_id"] for line in incidents} == set(outcome.incident_span_ids)
+    # The abort kept production: its answer to the same input during the canary is what good means.
+    record = load_decision(recorded, analysis.decision_id)
+    recorded_expected = {json.loads(x)["span_id"]: json.loads(x).get("expected") for x in incidents}
+    with read_connection(recorded) as con:
+        answers = con.execute(
+            "SELECT f.span_id, list(DISTINCT p.output) FROM traces f JOIN traces p "
+            "ON CAST(p.input_messages -> '$[1]' AS VARCHAR) = CAST(f.input_messages -> '$[1]' AS VARCHAR) "
+            "WHERE list_contains(?, f.span_id) AND p.prompt_version = 'support_router:v1.5.2' AND p.ts >= ? "
+            "GROUP BY f.span_id",
+            [outcome.incident_span_ids, record.canary_since],
+        ).fetchall()
+    assert answers
+    for span_id, outputs in answers:
+        routes = [{"kind": "label", "value": {"route": json.loads(o)["route"]}} for o in outputs]
+        assert recorded_expected[span_id] in routes, (span_id, recorded_expected[span_id], outputs)
     assert outcome.golden_version == "support_router_golden:v1"
     with read_connection(recorded) as con:
         incident_cases = con.execute(
