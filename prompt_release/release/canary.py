@@ -623,7 +623,14 @@ def abort_canary(
         else:
             out.reason = f"the canary no longer serves {candidate}; decision {decision_id} is stale"
         return out
-    for label in (CANARY, STAGING):
+    # Every label but production that points at the candidate goes (a shadow label too): a rejected
+    # version is served and shadowed nowhere.
+    others = sorted(
+        name
+        for name, entry in registry.labels(prompt_id).items()
+        if entry.version_id == candidate and name not in (CANARY, STAGING, PRODUCTION)
+    )
+    for label in (CANARY, STAGING, *others):
         if _serves(registry, prompt_id, label, candidate):
             event = registry.remove_label(prompt_id, label, actor=actor, gate_report_id=report_id, reason=reason)
             out.event_ids += [event.event_id] if event else []

@@ -79,6 +79,7 @@ def test_regressing_canary_is_aborted_and_its_failures_become_incident_cases(
     reg.move_label(
         "support_router", "canary", "1.7.0", percent=30, force=True, reason="manual canary", gate_report_id="gr_manual"
     )
+    reg.move_label("support_router", "shadow", "1.7.0", reason="shadowed before its canary")
     _serve(registry_root, recorded, landing, simulator, 400)
 
     analysis = analyse_canary(recorded, reg, "support_router", policy=POLICY)
@@ -89,11 +90,16 @@ def test_regressing_canary_is_aborted_and_its_failures_become_incident_cases(
 
     outcome = abort_canary(reg, recorded, "support_router", analysis.decision_id)
     assert outcome.state == "aborted"
-    assert "canary" not in reg.labels("support_router")
+    assert "canary" not in reg.labels("support_router") and "shadow" not in reg.labels("support_router")
     assert reg.labels("support_router")["production"].version_id == "support_router:v1.5.2"
     assert reg.load_package("support_router:v1.7.0").status == "rejected"
     events = [e for e in reg.history("support_router") if e.gate_report_id == "gr_manual"]
-    assert [e.action for e in events] == ["move", "remove", "status"]
+    assert [(e.action, e.label) for e in events] == [
+        ("move", "canary"),
+        ("remove", "canary"),
+        ("remove", "shadow"),
+        ("status", None),
+    ]
     assert all(analysis.decision_id in e.reason for e in events[1:])
 
     incidents = (registry_root / "datasets/incidents/support_router.jsonl").read_text().splitlines()
