@@ -80,15 +80,7 @@ def read_label_lines(
         raise UserError("no such label file", file=path, field="from")
     known = set(known)
     out = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except ValueError as exc:
-            raise UserError(f"not JSON: {exc}", file=path, line=number) from exc
-        if not isinstance(record, dict):
-            raise UserError('expected {"case_id": ..., "expected": ...}', file=path, line=number)
+    for number, record in store.jsonl_records(path):
         case_id = record.get("case_id")
         if not isinstance(case_id, str):
             raise UserError("a label names its case: a string case_id", file=path, line=number, field="case_id")
