@@ -19,7 +19,7 @@ from tests.gate_reports import gate_report
 POLICY = CanaryPolicy(min_canary_traces=100, failure_margin=0.03, latency_margin=0.5)
 
 
-def _serve(registry_root: Path, warehouse: Path, landing: Path, simulator, requests: int):
+def _serve(registry_root: Path, warehouse: Path, landing: Path, simulator, requests: int, shadow_share: float = 0.0):
     summary = simulate_traffic(
         registry_root,
         "support_router",
@@ -27,6 +27,7 @@ def _serve(registry_root: Path, warehouse: Path, landing: Path, simulator, reque
         base_url=simulator.base_url,
         requests=requests,
         warehouse=warehouse,
+        shadow_share=shadow_share,
     )
     ingest_day(landing, summary.day, warehouse=warehouse)
     return summary
@@ -41,7 +42,11 @@ def test_healthy_canary_rolls_forward(registry_root, recorded, landing, simulato
         llm_settings=llm_settings,
     )
     assert promoted.state == "canary"
-    traffic = _serve(registry_root, recorded, landing, simulator, 1200)
+    # The app also shadows the candidate on a quarter of the requests production serves: those
+    # shadow traces of v1.6.0 were never served and must not count as canary traffic.
+    reg.move_label("support_router", "shadow", "1.6.0", reason="shadow the canary's candidate")
+    traffic = _serve(registry_root, recorded, landing, simulator, 1200, shadow_share=0.25)
+    assert traffic.shadow["logged"] > 100
     # Routing by user id: about the policy's 20% of requests reach the candidate.
     assert 150 < traffic.by_version["support_router:v1.6.0"] < 350
     assert traffic.errors == 0
