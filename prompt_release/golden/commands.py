@@ -70,7 +70,7 @@ def add_commands(subparsers: argparse._SubParsersAction, common: argparse.Argume
         help='bulk labels, JSONL: {"case_id": ..., "expected": ...} per line (checked whole before anything is written)',
     )
     label.add_argument("--actor", help="who labels (default: the CI identity or the OS user, with the host)")
-    label.set_defaults(func=_label)
+    label.set_defaults(func=_label, opens_warehouse="existing")
 
 
 def _mine(args: argparse.Namespace) -> int:
