@@ -6,14 +6,17 @@ sample registry under `.prompt_release/registry` (so the demo's label moves
 and golden sets never touch the committed `prompts/` or `datasets/`).
 
 Scenario 1: 30 days of production history are ingested and mined, golden sets
-are built, the candidate sensor evaluates every open candidate
+are built and labelled (`golden label --from` a file made from the sample
+world's ground truth), the candidate sensor evaluates every open candidate
 (support_router v1.6.0 promoted; v1.7.0 rejected, JSON contract; order_agent
 v2.1.0 rejected, unsafe tool calls; summarizer v1.1.0 rejected by the judge,
 its shorter summaries drop key facts), the gate
 sensor promotes to staging and canary, canary traffic is served through the
 runtime client against the simulator, ingested, analysed, and rolled forward.
-Scenario 2: a one-line edit (v1.6.1: `[format] json` -> `[format] prose`) is
-pushed straight to canary as a hotfix, skipping the gate; the canary analysis
+Scenario 2: a one-line edit (v1.6.1: `[format] json` -> `[format] prose`)
+first runs in shadow on half of 200 live requests (the `shadow_comparison`
+asset compares it with production on them), then is pushed straight to canary
+as a hotfix, skipping the gate; the canary analysis
 sees the hard failures and the canary sensor rolls it back automatically; its
 failing traces become incident cases of the next golden version.
 
@@ -48,11 +51,13 @@ from dagster._utils.error import serializable_error_info_from_exc_info
 from prompt_release import config
 from prompt_release.gates.evaluate import latest_report
 from prompt_release.golden import store as golden_store
+from prompt_release.golden.labelling import label_from_file
 from prompt_release.llm.endpoint import SIMULATOR_LATENCY_MS, SIMULATOR_LATENCY_PER_TOKEN_MS
 from prompt_release.llm.simulator import start_simulator
 from prompt_release.registry import Registry
 from prompt_release.release.watch import WatchCursor
 from prompt_release.sample.generator import align_label_history, generate
+from prompt_release.sample.labels import write_label_file
 from prompt_release.sample.traffic import simulate_traffic
 from prompt_release.warehouse import read_connection
 from prompt_release.warehouse.lake import lake_for
@@ -82,6 +87,8 @@ class DemoResult:
     promotions: dict[str, str] = field(default_factory=dict)  # candidate -> promotion state
     canary_decisions: list[dict[str, Any]] = field(default_factory=list)
     golden_versions: dict[str, str] = field(default_factory=dict)
+    golden_coverage: dict[str, tuple[int, int]] = field(default_factory=dict)  # dataset -> (labelled, cases)
+    shadow: dict[str, Any] = field(default_factory=dict)  # the hotfix's shadow comparison
     runs: int = 0
     seconds: float = 0.0
 
@@ -97,8 +104,9 @@ def prepare_state(state_dir: Path, warehouse: str | None = None) -> dict[str, An
         "landing": state_dir / "landing",
         "warehouse": state_dir / "warehouse.duckdb",
         "reports": state_dir / "reports",
+        "labels": state_dir / "labels",
     }
-    for key in ("registry", "landing", "reports"):
+    for key in ("registry", "landing", "reports", "labels"):
         shutil.rmtree(paths[key], ignore_errors=True)
     lake = lake_for(warehouse) if warehouse else None
     if lake is not None:
@@ -307,6 +315,7 @@ def run_demo(
     days: int = 30,
     scale: float = 1.0,
     canary_requests: int = 2000,
+    shadow_requests: int = 200,
     seed: int = 7,
     log=print,
     warehouse: str | None = None,
@@ -368,7 +377,21 @@ def run_demo(
             demo.run_job("build_golden", partition_key=prompt_id)
             numbers = golden_store.versions(paths["registry"], f"{prompt_id}_golden")
             result.golden_versions[prompt_id] = f"{prompt_id}_golden:v{max(numbers)}"
-        log(f"[3/8] golden datasets: {', '.join(result.golden_versions.values())}")
+
+        def label_golden(prompt_id: str) -> str:
+            """Reviewers' labels, here made from the sample world's ground truth, through `golden label
+            --from`: the labelled set is written as the next version, which the backtests then read."""
+            dataset = f"{prompt_id}_golden"
+            label_file, _, _ = write_label_file(
+                paths["registry"], dataset, truth, paths["labels"] / f"{dataset}.jsonl", warehouse=paths["warehouse"]
+            )
+            outcome = label_from_file(paths["warehouse"], paths["registry"], dataset, label_file, actor=ACTOR)
+            result.golden_versions[prompt_id] = outcome.build.version_id if outcome.build else dataset
+            result.golden_coverage[dataset] = (outcome.labelled, outcome.cases)
+            return f"{result.golden_versions[prompt_id]} {outcome.labelled}/{outcome.cases} labelled"
+
+        coverage = [label_golden(prompt_id) for prompt_id in list(result.golden_versions)]
+        log(f"[3/8] golden datasets: {', '.join(coverage)}")
 
         # 4. The candidate sensor evaluates every open candidate: backtest -> diff -> gate report.
         for run in demo.tick("candidate_sensor"):
@@ -438,6 +461,31 @@ def run_demo(
         # 7. Scenario 2: a one-line edit pushed straight to canary, skipping the gate: the canary
         # label is protected, so this takes break glass, and the audit trail records it as forced.
         hotfix = one_line_hotfix(paths["registry"])
+        # First it runs in shadow on a share of live requests (the app opted in): never served, and the
+        # comparison with production on the same requests already shows what the canary will find.
+        registry.move_label("support_router", "shadow", hotfix, reason="watch the hotfix on live requests", actor=ACTOR)
+        shadowed = simulate_traffic(
+            paths["registry"],
+            "support_router",
+            landing=paths["landing"],
+            base_url=simulator.base_url,
+            requests=shadow_requests,
+            warehouse=paths["warehouse"],
+            seed=300,
+            shadow_share=0.5,
+        )
+        demo.run_job("daily_ingest", partition_key=today.isoformat())
+        compared = demo.run_job("shadow_comparison_job", partition_key="support_router")
+        shadow_event = compared.asset_materializations_for_node("shadow_comparison")[0]
+        result.shadow = {
+            "pairs": shadow_event.metadata["pairs"].value,
+            "would": shadow_event.metadata["would"].value,
+            **shadowed.shadow,
+        }
+        log(
+            f"      shadow: {hotfix} answered {result.shadow['pairs']} live requests unserved; "
+            f"against production it would {result.shadow['would']}"
+        )
         registry.move_label(
             "support_router",
             "canary",
@@ -455,11 +503,10 @@ def run_demo(
             f" -> {hotfix} is {result.promotions[hotfix]}"
         )
 
-        # 8. The canary's failing traces are now incident cases: the next golden version holds them.
+        # 8. The canary's failing traces are now incident cases: the next golden version holds them,
+        # and the new cases (the incidents, failures mined from canary traffic) are labelled.
         demo.run_job("build_golden", partition_key="support_router")
-        numbers = golden_store.versions(paths["registry"], "support_router_golden")
-        result.golden_versions["support_router"] = f"support_router_golden:v{max(numbers)}"
-        log(f"[8/8] golden set after the incident: {result.golden_versions['support_router']}")
+        log(f"[8/8] golden set after the incident: {label_golden('support_router')}")
         demo.run_job("__ASSET_JOB", asset_selection=[dg.AssetKey("prompt_versions")])
         for candidate in list(result.promotions):
             result.promotions[candidate] = _where(paths["registry"], candidate)
@@ -515,7 +562,11 @@ def summary_table(result: DemoResult) -> str:
         )
     lines += [
         "",
-        f"Golden datasets: {', '.join(result.golden_versions.values())}",
+        "Golden datasets: "
+        + ", ".join(
+            f"{version} ({'/'.join(map(str, result.golden_coverage.get(version.split(':')[0], ())))} labelled)"
+            for version in result.golden_versions.values()
+        ),
         f"{result.runs} Dagster runs in {result.seconds:.0f}s. Warehouse: {result.warehouse}",
         "See them in the Dagster UI: make ui   (then open http://127.0.0.1:3000)",
         f'Query the results: .venv/bin/prompt-release sql "SELECT * FROM gate_reports" --warehouse {result.warehouse}',

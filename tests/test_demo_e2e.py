@@ -20,6 +20,7 @@ from prompt_release import config
 from prompt_release.gates.evaluate import latest_report
 from prompt_release.golden import store as golden_store
 from prompt_release.registry import Registry
+from prompt_release.warehouse import read_connection
 from prompt_release_dagster.demo import DemoResult, summary_table
 from tests.conftest import MOTO_BUCKET
 from tests.dagster_demo import TIMEOUT_S, DemoRun, run_demo_process
@@ -93,7 +94,8 @@ def test_a_regressing_canary_is_aborted_automatically_and_becomes_an_incident(de
     assert registry.load_package(hotfix).status == "rejected"
     assert "canary" not in registry.labels("support_router")
     events = [e for e in registry.history("support_router") if hotfix in (e.to_version, e.from_version)]
-    pushed, *after = events
+    shadowed, pushed, *after = events  # it ran in shadow first (see the shadow test)
+    assert (shadowed.action, shadowed.label) == ("move", "shadow") and not shadowed.forced
     assert (pushed.action, pushed.label) == ("move", "canary") and "skipping the gate" in pushed.reason
     assert pushed.forced  # the canary label is protected: skipping the gate is break glass, on the record
     decision = next(d for d in demo.canary_decisions if d["candidate_version"] == hotfix)
@@ -151,6 +153,34 @@ def test_the_demo_leaves_a_state_file_pointing_at_its_warehouse_and_registry(dem
         "registry": str(demo.registry.resolve()),
         "landing": str((demo.state_dir / "landing").resolve()),
     }
+
+
+def test_the_hotfix_ran_in_shadow_first_and_the_comparison_saw_what_the_canary_found(
+    demo: DemoResult, instance: dg.DagsterInstance
+) -> None:
+    hotfix = next(c for c in demo.promotions if c not in demo.reports)
+    # Shadow traces were logged by the runtime client, never served, and compared on the same requests.
+    assert demo.shadow["logged"] == demo.shadow["pairs"] > 0 and demo.shadow["errors"] == 0
+    assert demo.shadow["would"] == "reject"  # prose instead of JSON, as the canary later found
+    [event] = [
+        e
+        for e in instance.get_latest_materialization_events([dg.AssetKey("shadow_comparison")]).values()
+        if e is not None
+    ]
+    metadata = event.asset_materialization.metadata
+    assert metadata["candidate"].value == hotfix and metadata["production"].value == "support_router:v1.6.0"
+    assert "json_valid_rate" in metadata["summary"].value
+    with read_connection(demo.warehouse) as con:
+        served_by_hotfix = con.execute(
+            "SELECT count(*) FROM traces WHERE prompt_version = ? AND ts < (SELECT min(ts) FROM traces t "
+            "WHERE t.prompt_version = ? AND json_extract(t.attributes, '$.shadow') IS NULL)",
+            [hotfix, hotfix],
+        ).fetchone()[0]
+        shadow_rows = con.execute(
+            "SELECT count(*) FROM traces WHERE prompt_version = ? AND json_extract(attributes, '$.shadow') IS NOT NULL",
+            [hotfix],
+        ).fetchone()[0]
+    assert shadow_rows == demo.shadow["pairs"] == served_by_hotfix  # before its canary, only shadow traces
 
 
 def decisions(result: DemoResult) -> dict:

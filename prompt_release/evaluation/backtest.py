@@ -58,6 +58,7 @@ from prompt_release.registry import Registry
 from prompt_release.registry import render as rendering
 from prompt_release.registry.ids import parse_version_id
 from prompt_release.warehouse import query_frame, read_connection, write_transaction
+from prompt_release.warehouse.metrics import served
 
 Progress = Callable[[int, int], None]
 
@@ -90,7 +91,7 @@ class BacktestSettings(BaseModel):
 @dataclass(slots=True)
 class BacktestCase:
     case_id: str
-    source: str  # golden | history
+    source: str  # golden | history | shadow (live requests, gates.shadow)
     messages: list[dict]  # the conversation without any system message
     variables: dict
     expected: dict | None
@@ -217,12 +218,12 @@ def history_cases(
             return []
         start = end - timedelta(days=days - 1)
         rows = con.execute(
-            """
+            f"""
             WITH candidates AS (
                 SELECT *, coalesce(CAST(segment AS VARCHAR), 'none') AS stratum,
                        hash(record_key || ?) AS shuffle
                 FROM traces
-                WHERE prompt_id = ? AND day BETWEEN ? AND ?
+                WHERE prompt_id = ? AND day BETWEEN ? AND ? AND {served("traces")}
                   AND input_messages IS NOT NULL AND json_array_length(input_messages) > 0
             ), ranked AS (
                 SELECT *, row_number() OVER (PARTITION BY stratum ORDER BY shuffle) AS rank_in_stratum,
@@ -543,6 +544,20 @@ def _checked_columns(contract: checks.CompiledContract, case: BacktestCase, resu
         passed,
         json.dumps(details),
         json.dumps(outcome.parsed) if outcome.parsed is not None else None,
+    )
+
+
+def answered_frame(
+    run_id: str, answers: Sequence[tuple[str, Any, checks.CompiledContract, BacktestCase, CallResult]]
+) -> pl.DataFrame:
+    """Result rows (ROW_COLUMNS) for answers given outside a backtest, e.g. live shadow traffic:
+    (role, package, contract, case, answer) each, checked exactly as a backtest checks its own."""
+    make = _RowMaker(run_id)
+    return _frame_of_tuples(
+        [
+            make(role, package, contract, case, result, replayed=False)
+            for role, package, contract, case, result in answers
+        ]
     )
 
 

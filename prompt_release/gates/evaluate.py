@@ -158,7 +158,8 @@ def _latencies(results: pl.DataFrame, role: str, limit: int = 2000) -> list[floa
     return [round(float(v), 2) for v in values.head(limit)]
 
 
-def _gate_row(result: Any, unit: str | None) -> dict[str, Any]:
+def _gate_row(result: Any, unit: str | None, n_cases: int) -> dict[str, Any]:
+    decided = result.outcome != "inconclusive"
     return {
         "metric": result.metric,
         "severity": result.severity,
@@ -179,6 +180,10 @@ def _gate_row(result: Any, unit: str | None) -> dict[str, Any]:
         "p_value": result.p_value,
         "reason": result.reason,
         "unit": unit,
+        "cases": n_cases,
+        # An accuracy gate can read only the cases with an expected answer: its n is the labelled ones.
+        "labelled": result.n if ACCURACY_PATTERN.match(result.metric) else None,
+        "decides_at": result.n if decided else result.cases_to_decide,
     }
 
 
@@ -287,7 +292,7 @@ def build_report(
             "judge_calibration": json.loads(run["judge_calibration"]) if run.get("judge_calibration") else None,
             "confidence": decision.confidence,
             "n_cases": decision.n_cases,
-            "gates": [_gate_row(g, _unit(g.metric)) for g in decision.gates],
+            "gates": [_gate_row(g, _unit(g.metric), decision.n_cases) for g in decision.gates],
             "failed_gates": decision.failed_gates,
             "inconclusive_gates": decision.inconclusive_gates,
             "soft_warnings": decision.soft_warnings,

@@ -18,7 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, PlainSerializer
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
 Verdict = Literal["promote", "reject", "freeze"]
 # Stored as Python's isoformat ("+00:00"), not pydantic's ("Z"): the stored JSON stays as it was.
@@ -59,6 +59,28 @@ class GateRow(_Frozen):
     p_value: float | None = None
     reason: str
     unit: str | None
+    cases: int | None = Field(None, description="paired cases of the run (the gate's n counts those with a value)")
+    labelled: int | None = Field(
+        None, description="accuracy gates: paired cases with an expected answer, the only ones the gate can read"
+    )
+    decides_at: int | None = Field(
+        None, description="the n that decided the gate, or for an undecided one the n that would likely decide it"
+    )
+
+    def coverage(self) -> str:
+        """`56 of 389 labelled`, `389 of 389`: how much of the run the gate could read."""
+        if self.cases is None:
+            return str(self.n)
+        share = f" ({self.n / self.cases:.0%})" if self.cases else ""
+        return f"{self.n} of {self.cases}" + (" labelled" if self.labelled is not None else "") + share
+
+    def deciding_n(self) -> str:
+        if self.decides_at is None:
+            return "-" if self.outcome == "inconclusive" else str(self.n)
+        return str(self.decides_at) if self.outcome != "inconclusive" else f"~{self.decides_at}"
+
+
+_COVERAGE_FIELDS = {"cases", "labelled", "decides_at"}
 
 
 class Freeze(_Frozen):
@@ -161,7 +183,12 @@ class GateReport(_Frozen):
     def to_json(self) -> dict[str, Any]:
         """The stored JSON form; `paths` only once the files are written (the file itself has none)."""
         absent = {name for name in ("paths", "evidence", "endpoint") if getattr(self, name) is None}
-        return self.model_dump(mode="json", exclude=absent or None)
+        stored = self.model_dump(mode="json", exclude=absent or None)
+        # A report stored before coverage was recorded reads back into the same JSON.
+        for gate, row in zip(self.gates, stored["gates"], strict=True):
+            for name in _COVERAGE_FIELDS - gate.model_fields_set:
+                row.pop(name, None)
+        return stored
 
 
 VERDICT_COLOURS = {"promote": "#1a7f37", "reject": "#cf222e", "freeze": "#9a6700"}
@@ -259,15 +286,15 @@ def render_markdown(report: GateReport, *, regressions: int = 8) -> str:
         f"on `{_dataset(report)}` (report `{report.report_id}`, confidence {report.confidence:.0%}).",
         "",
         *([*endpoint_lines(report.endpoint), ""] if report.endpoint else []),
-        "| gate | severity | baseline | candidate | interval | threshold | n | outcome |",
-        "|---|---|---:|---:|---|---|---:|---|",
+        "| gate | severity | baseline | candidate | interval | threshold | n (coverage) | n to decide | outcome |",
+        "|---|---|---:|---:|---|---|---:|---:|---|",
     ]
     for gate in report.gates:
         unit = gate.unit
         lines.append(
             f"| {gate.metric} | {gate.severity} | {_fmt(gate.baseline, unit)} "
             f"| {_fmt(gate.candidate, unit)} | {_interval(gate)} | {gate.threshold} "
-            f"| {gate.n} | **{gate.outcome.upper()}** |"
+            f"| {gate.coverage()} | {gate.deciding_n()} | **{gate.outcome.upper()}** |"
         )
     freeze = report.freeze
     if freeze:
@@ -559,7 +586,8 @@ def render_html(report: GateReport) -> str:
                     _fmt(gate.candidate, unit),
                     _interval(gate),
                     gate.threshold,
-                    gate.n,
+                    gate.coverage(),
+                    gate.deciding_n(),
                 )
             )
             + f'<td style="color:{OUTCOME_COLOURS.get(gate.outcome, "#000")};font-weight:600">'
@@ -631,7 +659,7 @@ pre {{ background: #f6f8fa; padding: 0.75rem; overflow-x: auto; font-size: 12px;
 <h2>Gates</h2>
 <p>Intervals are of the candidate's value, of its difference to the baseline (Δ), or of its ratio to the baseline (×).</p>
 <table><tr><th>gate</th><th>severity</th><th>baseline</th><th>candidate</th><th>interval ({report.confidence:.0%})</th>
-<th>threshold</th><th>n</th><th>outcome</th></tr>{"".join(rows)}</table>
+<th>threshold</th><th>n (coverage)</th><th>n to decide</th><th>outcome</th></tr>{"".join(rows)}</table>
 <h2>Each gate's interval against its threshold</h2>
 <p>Bar: the {report.confidence:.0%} interval, dot: the estimate, dashed line: the threshold,
 green band: the side of the threshold that passes. A gate passes when its whole bar is in the green band.</p>

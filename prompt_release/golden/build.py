@@ -148,6 +148,13 @@ def parse_expected_argument(text: str) -> dict[str, Any]:
         value = json.loads(text)
     except ValueError as exc:
         raise UserError(f"--expected is not JSON: {exc}", field="expected") from exc
+    return expected_from_value(value, field="expected")
+
+
+def expected_from_value(value: Any, *, field: str, file: str | Path | None = None, line: int | None = None) -> dict:
+    """An expectation `{"kind", "value"}` from its long form or a shorthand (see `parse_expected_argument`);
+    a bad one is a UserError naming `field` (and `file`, `line` when it came from a file)."""
+    where = {"field": field, "file": file, "line": line}
     if isinstance(value, dict) and "kind" in value:
         expected = {"kind": value["kind"], "value": value.get("value")}
     elif value in ("refuse", "clarify"):
@@ -157,11 +164,11 @@ def parse_expected_argument(text: str) -> dict[str, Any]:
     elif isinstance(value, (dict, str)):
         expected = {"kind": "label", "value": value}
     else:
-        raise UserError("--expected must be an object, a list of tool calls or a string", field="expected")
+        raise UserError("an expectation must be an object, a list of tool calls or a string", **where)
     try:
         Expected.model_validate({**expected, "source": "incident"})
     except ValidationError as exc:
-        raise UserError(exc.errors()[0]["msg"], field="expected") from exc
+        raise UserError(exc.errors()[0]["msg"], **where) from exc
     return expected
 
 
@@ -170,6 +177,21 @@ def parse_expected_argument(text: str) -> dict[str, Any]:
 _NON_SYSTEM = (
     "[m FOR m IN CAST(coalesce(t.input_messages, '[]'::JSON) AS JSON[]) IF coalesce(m ->> '$.role', '') <> 'system']"
 )
+
+
+def conversation_key(alias: str, *, variables: bool = True) -> str:
+    """SQL: the input of a trace `alias` as the same text whoever logged it: its non-system turns
+    (role and content, JSON formatting aside) and, with `variables`, its variables as logged."""
+    turns = (
+        f"[m FOR m IN CAST(coalesce({alias}.input_messages, '[]'::JSON) AS JSON[]) "
+        "IF coalesce(m ->> '$.role', '') <> 'system']"
+    )
+    return (
+        f"array_to_string(list_transform({turns}, lambda m: coalesce(m ->> '$.role', '') || ':' || "
+        f"coalesce(m ->> '$.content', '')), chr(10))"
+        + (f" || chr(30) || coalesce(CAST({alias}.variables AS VARCHAR), '')" if variables else "")
+    )
+
 
 _CANDIDATES_SQL = f"""
 WITH f AS (
@@ -547,25 +569,38 @@ def build_golden(
     if not final:
         result.message = "no cases: no mined failures, incidents or previous version for this workflow"
         return result
+    write_next_version(warehouse, root, result, prev_manifest, prev_cases)
+    if result.created and len(final) < sel.min_cases:
+        result.message += f"; fewer than the {sel.min_cases} cases targeted (not enough distinct failures yet)"
+    return result
+
+
+def write_next_version(
+    warehouse: str | Path | None,
+    root: Path,
+    result: BuildResult,
+    prev_manifest: Manifest | None,
+    prev_cases: Sequence[GoldenCase],
+) -> None:
+    """Write `result.cases` as the next version of `result.dataset` unless the latest has this content;
+    fills in `result` and mirrors the files into the warehouse either way."""
+    final = result.cases
     if prev_manifest and content_hash(final) == prev_manifest.content_hash:
         result.version_id = prev_manifest.version_id
         result.message = f"unchanged: {prev_manifest.version_id} already has this content"
-        sync_warehouse(warehouse, root, dataset)
-        return result
+        sync_warehouse(warehouse, root, result.dataset)
+        return
     added, removed, changed = diff_cases(prev_cases, final)
     version = (prev_manifest.version if prev_manifest else 0) + 1
     data = store.cases_bytes(final)
-    manifest = _manifest(dataset, version, workflow, final, prev_manifest, added, removed, changed, data)
+    manifest = _manifest(result.dataset, version, result.workflow, final, prev_manifest, added, removed, changed, data)
     store.write_version(root, manifest, data)
-    sync_warehouse(warehouse, root, dataset)
+    sync_warehouse(warehouse, root, result.dataset)
     result.created = True
     result.version_id = manifest.version_id
     result.manifest = manifest
     result.added, result.removed, result.changed = added, removed, changed
     result.message = f"wrote {manifest.version_id}: {len(final)} cases (+{len(added)} -{len(removed)} ~{len(changed)})"
-    if len(final) < sel.min_cases:
-        result.message += f"; fewer than the {sel.min_cases} cases targeted (not enough distinct failures yet)"
-    return result
 
 
 def sync_warehouse(warehouse: str | Path | None, root: str | Path, dataset: str) -> int:

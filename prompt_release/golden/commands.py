@@ -1,4 +1,4 @@
-"""`prompt-release golden build | list | show | diff | add-incident` and `prompt-release mine`."""
+"""`prompt-release golden build | list | show | diff | add-incident | label` and `prompt-release mine`."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from prompt_release import config
 from prompt_release.errors import UserError
 from prompt_release.golden import store
 from prompt_release.golden.build import build_golden, diff_cases, record_incident
+from prompt_release.golden.labelling import label_from_file, label_interactively, unlabelled_cases
 from prompt_release.golden.model import dataset_name, parse_version_ref
 from prompt_release.mining.detectors import mine_failures
 from prompt_release.registry import Registry
@@ -55,6 +56,21 @@ def add_commands(subparsers: argparse._SubParsersAction, common: argparse.Argume
     )
     incident.add_argument("--note", metavar="TEXT")
     incident.set_defaults(func=_add_incident, opens_warehouse="existing")
+
+    label = sub.add_parser(
+        "label",
+        parents=[common],
+        help="record what good means for unlabelled cases; writes the next version with the labels",
+    )
+    label.add_argument("dataset", metavar="DATASET", help="e.g. support_router_golden")
+    label.add_argument(
+        "--from",
+        dest="from_file",
+        metavar="FILE",
+        help='bulk labels, JSONL: {"case_id": ..., "expected": ...} per line (checked whole before anything is written)',
+    )
+    label.add_argument("--actor", help="who labels (default: the CI identity or the OS user, with the host)")
+    label.set_defaults(func=_label, opens_warehouse="existing")
 
 
 def _mine(args: argparse.Namespace) -> int:
@@ -137,5 +153,22 @@ def _add_incident(args: argparse.Namespace) -> int:
     print(
         f"recorded incident {args.span_id} for {dataset_name(workflow)} in {path}; "
         f"it becomes a case at the next `prompt-release golden build`"
+    )
+    return 0
+
+
+def _label(args: argparse.Namespace) -> int:
+    root = config.registry_root(args.registry)
+    actor = config.actor(args.actor)
+    if args.from_file:
+        outcome = label_from_file(args.warehouse, root, args.dataset, args.from_file, actor=actor)
+    else:
+        outcome = label_interactively(args.warehouse, root, args.dataset, actor=actor, ask=input, say=print)
+    build = outcome.build
+    print(
+        f"{args.dataset}: {outcome.recorded} label(s) recorded"
+        + (f", {outcome.skipped} skipped" if outcome.skipped else "")
+        + f"; {build.message if build else ''}; {outcome.labelled}/{outcome.cases} cases labelled, "
+        f"{len(unlabelled_cases(root, args.dataset))} still without an expectation"
     )
     return 0

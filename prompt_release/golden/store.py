@@ -154,7 +154,7 @@ def cases_bytes(cases: list[GoldenCase]) -> bytes:
     return "".join(case_line(c) + "\n" for c in sorted(cases, key=lambda c: c.case_id)).encode("utf-8")
 
 
-def _jsonl(path: Path) -> list[tuple[int, dict[str, Any]]]:
+def jsonl_records(path: Path) -> list[tuple[int, dict[str, Any]]]:
     if not path.exists():
         return []
     out = []
@@ -175,7 +175,7 @@ def read_labels(root: str | Path, dataset: str) -> dict[str, Expected]:
     """`{case_id: Expected}` from the label file; a later line for the same case wins."""
     path = labels_path(root, dataset)
     labels: dict[str, Expected] = {}
-    for number, record in _jsonl(path):
+    for number, record in jsonl_records(path):
         case_id = record.get("case_id")
         expected = record.get("expected")
         if not isinstance(case_id, str) or not isinstance(expected, dict):
@@ -190,7 +190,7 @@ def read_labels(root: str | Path, dataset: str) -> dict[str, Expected]:
 
 
 def read_incidents(root: str | Path, workflow: str) -> list[tuple[int, dict[str, Any]]]:
-    return _jsonl(incidents_path(root, workflow))
+    return jsonl_records(incidents_path(root, workflow))
 
 
 def append_incident(root: str | Path, workflow: str, record: dict[str, Any]) -> Path:

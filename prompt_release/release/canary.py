@@ -35,6 +35,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from prompt_release.contracts import checks
 from prompt_release.contracts.package import index_contracts
 from prompt_release.errors import UserError
 from prompt_release.gates.canary import (
@@ -45,13 +46,13 @@ from prompt_release.gates.canary import (
     CanaryTraffic,
     decide_canary,
 )
-from prompt_release.golden.build import build_golden, record_incident
+from prompt_release.golden.build import build_golden, conversation_key, expected_from_correction, record_incident
 from prompt_release.mining.detectors import detect
 from prompt_release.mining.settings import load_settings
 from prompt_release.registry import CANARY, PRODUCTION, STAGING, Registry
 from prompt_release.registry.ids import check_prompt_id
 from prompt_release.warehouse import read_connection, write_transaction
-from prompt_release.warehouse.metrics import CALL_COLUMNS, HARD_CLASS_LIST, SUCCESS, cost_per_success
+from prompt_release.warehouse.metrics import CALL_COLUMNS, HARD_CLASS_LIST, SUCCESS, cost_per_success, served
 
 MAX_FAILING_SPANS = 50
 _SEGMENT_KEY = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -180,7 +181,8 @@ _CALLS_SQL = f"""
 CREATE OR REPLACE TEMP TABLE pr_canary_calls AS
 SELECT {CALL_COLUMNS}
 FROM traces t LEFT JOIN pr_release_flags f ON f.record_key = t.record_key
-WHERE t.prompt_id = $prompt_id AND t.ts >= $since AND t.prompt_version IN (SELECT unnest($versions)) {{segments}}
+WHERE t.prompt_id = $prompt_id AND t.ts >= $since AND t.prompt_version IN (SELECT unnest($versions))
+  AND {served()} {{segments}}
 """
 
 # Per trace: a trace is a hard failure (a success) when its calls together are.
@@ -543,6 +545,54 @@ def roll_forward(
     return out
 
 
+# Production's served answers, during the canary, to the inputs the candidate failed on.
+_KEPT_ANSWERS_SQL = f"""
+WITH failing AS (
+    SELECT coalesce(t.span_id, t.record_key) AS span_id, {conversation_key("t")} AS input
+    FROM traces t WHERE list_contains($spans, coalesce(t.span_id, t.record_key))
+)
+SELECT f.span_id, list(t.output ORDER BY t.ts DESC) AS outputs,
+       list(CAST(t.tool_calls AS VARCHAR) ORDER BY t.ts DESC) AS tool_calls,
+       list(CAST(t.input_messages AS VARCHAR) ORDER BY t.ts DESC) AS messages
+FROM failing f JOIN traces t ON {conversation_key("t")} = f.input
+WHERE t.prompt_id = $prompt_id AND t.prompt_version = $production AND t.ts >= $since
+  AND coalesce(t.status, 'ok') <> 'error' AND {served()}
+GROUP BY f.span_id
+"""
+
+
+def _kept_answers(
+    warehouse: str | Path | None, registry: Registry, record: CanaryDecisionRecord, spans: list[str]
+) -> dict[str, str]:
+    """The expected answer the abort decision implies for each failing span: what production, the version
+    the decision kept, answered to the same input during the canary, when that answer met its contract.
+    As `--expected` JSON for `record_incident`; spans production never answered get none."""
+    if not spans:
+        return {}
+    contract = checks.compile_contract(registry.load_package(record.production_version))
+    with read_connection(warehouse) as con:
+        rows = con.execute(
+            _KEPT_ANSWERS_SQL,
+            {
+                "spans": spans,
+                "prompt_id": record.prompt_id,
+                "production": record.production_version,
+                "since": record.canary_since,
+            },
+        ).fetchall()
+    out = {}
+    for span_id, outputs, tool_calls, messages in rows:
+        for output, calls_text, messages_text in zip(outputs, tool_calls, messages, strict=True):
+            calls = json.loads(calls_text) if calls_text else []
+            if not checks.check_output(contract, output, calls, json.loads(messages_text or "[]")).contract_ok:
+                continue
+            expected = expected_from_correction(calls or output, contract)
+            if expected:
+                out[span_id] = json.dumps({"kind": expected["kind"], "value": expected["value"]})
+                break
+    return out
+
+
 def abort_canary(
     registry: Registry,
     warehouse: str | Path | None,
@@ -555,6 +605,8 @@ def abort_canary(
 ) -> ReleaseOutcome:
     """Canary removed, candidate rejected, its failing traces recorded as incident cases; idempotent per decision.
 
+    Each incident's expected answer is what production answered to the same input during the canary,
+    where it did and met its contract (`_kept_answers`): the decision kept production's behaviour.
     Production is not touched (it still serves the version it served during the canary).
     """
     record = _decision_for(warehouse, prompt_id, decision_id, "abort")
@@ -571,7 +623,14 @@ def abort_canary(
         else:
             out.reason = f"the canary no longer serves {candidate}; decision {decision_id} is stale"
         return out
-    for label in (CANARY, STAGING):
+    # Every label but production that points at the candidate goes (a shadow label too): a rejected
+    # version is served and shadowed nowhere.
+    others = sorted(
+        name
+        for name, entry in registry.labels(prompt_id).items()
+        if entry.version_id == candidate and name not in (CANARY, STAGING, PRODUCTION)
+    )
+    for label in (CANARY, STAGING, *others):
         if _serves(registry, prompt_id, label, candidate):
             event = registry.remove_label(prompt_id, label, actor=actor, gate_report_id=report_id, reason=reason)
             out.event_ids += [event.event_id] if event else []
@@ -580,10 +639,16 @@ def abort_canary(
     out.state, out.reason = "aborted", f"canary of {candidate} ended and the version rejected ({reason})"
 
     workflow = None
-    for span_id in record.failing_span_ids[:max_incidents]:
+    spans = record.failing_span_ids[:max_incidents]
+    kept = _kept_answers(warehouse, registry, record, spans)
+    for span_id in spans:
         try:
             workflow, _ = record_incident(
-                warehouse, registry.root, span_id, note=f"canary of {candidate} aborted by {decision_id}"
+                warehouse,
+                registry.root,
+                span_id,
+                expected=kept.get(span_id),
+                note=f"canary of {candidate} aborted by {decision_id}",
             )
             out.incident_span_ids.append(span_id)
         except UserError as exc:  # already an incident, or the span left the warehouse

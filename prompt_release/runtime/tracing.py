@@ -3,7 +3,9 @@
 Each line carries the resolved prompt version id and package hash with the
 model, input (messages and variables), output, tool calls, usage, latency,
 status and the request's segment/session/user, so what the app logs is
-exactly what `prompt-release ingest` loads into the `traces` table. Writing to
+exactly what `prompt-release ingest` loads into the `traces` table. A shadow
+run (`runtime.shadow`) is logged with a `shadow` key, which ingest keeps in
+`attributes`. Writing to
 a landing folder puts lines under `<folder>/<YYYY-MM-DD>/`, the day partitions
 the pipeline reads. Each line is one `write()` on an O_APPEND descriptor, so
 several processes can log into the same file without interleaving lines.
@@ -106,8 +108,13 @@ class TraceLogger:
         fallback: bool | None = None,
         feedback: str | float | None = None,
         attributes: Mapping[str, Any] | None = None,
+        shadow: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """Build the native record for one call (what `log` writes)."""
+        """Build the native record for one call (what `log` writes).
+
+        `shadow`: this call was a shadow run, never served (`{"of": served version, "served_span_id": ...}`,
+        see `runtime.shadow`); served-traffic metrics leave it out.
+        """
         if status not in ("ok", "error"):
             raise ValueError("status must be 'ok' or 'error'")
         record: dict[str, Any] = {
@@ -137,6 +144,7 @@ class TraceLogger:
             "fallback": fallback,
             "feedback": feedback,
             "label": prompt.label,
+            "shadow": dict(shadow) if shadow else None,
         }
         record.update({k: v for k, v in optional.items() if v is not None})
         for key, value in (attributes or {}).items():

@@ -1,8 +1,10 @@
-"""`prompt-release generate-traces`: write the sample production history and its ground truth."""
+"""`prompt-release generate-traces` (the sample production history and its ground truth) and
+`prompt-release generate-labels` (a bulk label file for a golden set from that ground truth)."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from datetime import date
 from pathlib import Path
@@ -11,6 +13,7 @@ from prompt_release import config
 from prompt_release.errors import UserError
 from prompt_release.registry import Registry
 from prompt_release.sample.generator import GROUND_TRUTH_FILE, generate
+from prompt_release.sample.labels import write_label_file
 
 
 def add_commands(subparsers, common: argparse.ArgumentParser) -> None:
@@ -40,6 +43,16 @@ def add_commands(subparsers, common: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--overwrite", action="store_true", help="replace generated files in existing day folders")
     parser.set_defaults(func=run)
+
+    labels = subparsers.add_parser(
+        "generate-labels",
+        parents=[common],
+        help="a label file for a golden set from the sample world's ground truth (for `golden label --from`)",
+    )
+    labels.add_argument("dataset", metavar="DATASET", help="e.g. support_router_golden")
+    labels.add_argument("--truth", required=True, metavar="FILE", help="the ground_truth.json generate-traces wrote")
+    labels.add_argument("--out", required=True, metavar="FILE", help="where to write the JSONL label file")
+    labels.set_defaults(func=_generate_labels, opens_warehouse="existing")
 
 
 def _parse_date(text: str) -> date:
@@ -84,4 +97,17 @@ def run(args: argparse.Namespace) -> int:
         failed = ", ".join(f"{name} {n}" for name, n in sorted(failures.items()))
         print(f"  {workflow}: {calls} calls ({', '.join(sorted(versions))}); injected: {failed}")
     print(f"ground truth: {Path(args.out) / GROUND_TRUTH_FILE}")
+    return 0
+
+
+def _generate_labels(args: argparse.Namespace) -> int:
+    truth_path = Path(args.truth)
+    try:
+        truth = json.loads(truth_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UserError(f"not a ground truth file: {exc}", file=truth_path, field="truth") from exc
+    path, lines, pending = write_label_file(
+        config.registry_root(args.registry), args.dataset, truth, args.out, warehouse=args.warehouse
+    )
+    print(f"{path}: {lines} label(s) for the {pending} unlabelled case(s) of {args.dataset}")
     return 0

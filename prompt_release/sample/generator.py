@@ -101,6 +101,8 @@ ROUTE_RULES: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
     ),
 }
 DEFAULT_ROUTE = "general"
+# What the production order agent says when it hands over to a person (the simulator's `[escalate]` text too).
+ESCALATION_TEXT = "I need to escalate this to a human agent."
 SUMMARY_MAX_WORDS = 60
 
 SAMPLE_REGISTRY_FACTS: dict[str, dict[str, Any]] = {
@@ -797,9 +799,7 @@ def _order_steps(
     elif kind == "refund_over":
         steps = [
             lookup,
-            _Step(
-                "text", _expected_answer("escalate"), text="I need to escalate this to a human agent.", escalated=True
-            ),
+            _Step("text", _expected_answer("escalate"), text=ESCALATION_TEXT, escalated=True),
         ]
     elif kind == "no_id":
         steps = [

@@ -11,6 +11,10 @@ OpenAI-compatible endpoint (the simulator) with the resolved prompt, and is
 logged with the runtime `TraceLogger` into today's landing day folder, where
 `ingest_day` and the canary analysis pick it up.
 
+With `shadow_share`, the app also runs the prompt's `shadow` label on that
+share of requests through `runtime.ShadowRunner` (same endpoint, answers
+logged as shadow traces, never served).
+
 A regressing canary needs no special switch: the simulator follows the rules
 written in each version's prompt, so a candidate whose rules break the
 contract on production traffic (e.g. `support_router:v1.7.0` answering in
@@ -34,7 +38,7 @@ from pydantic import BaseModel, Field
 from prompt_release.llm.client import processing_ms
 from prompt_release.registry import Registry
 from prompt_release.release.replay import RecordedInput, recorded_inputs
-from prompt_release.runtime import PromptClient, TraceLogger
+from prompt_release.runtime import PromptClient, ShadowRunner, TraceLogger
 
 _CREATE_ARGS = ("temperature", "max_tokens", "top_p", "seed", "stop", "presence_penalty", "frequency_penalty")
 
@@ -44,6 +48,7 @@ class TrafficSummary(BaseModel):
     requests: int
     by_version: dict[str, int] = Field(default_factory=dict)
     errors: int = 0
+    shadow: dict[str, int] = Field(default_factory=dict, description="the shadow runner's counts, when one ran")
     inputs: int = Field(0, description="distinct inputs replayed")
     landing_files: list[str] = Field(default_factory=list)
     day: str
@@ -106,6 +111,7 @@ def simulate_traffic(
     concurrency: int = 16,
     seed: int = 0,
     prices: dict[str, tuple[float, float]] | None = None,
+    shadow_share: float = 0.0,
 ) -> TrafficSummary:
     """Serve `requests` production requests of `prompt_id` through the runtime client and log them.
 
@@ -120,6 +126,13 @@ def simulate_traffic(
     errors = 0
     day = datetime.now(UTC).strftime("%Y-%m-%d")
     with TraceLogger(landing=landing) as logger:
+        runner = (
+            ShadowRunner(
+                client, logger, lambda prompt, messages: _call(openai_client, prompt, messages), share=shadow_share
+            )
+            if shadow_share > 0
+            else None
+        )
 
         def serve(i: int) -> tuple[str, str]:
             item = inputs[i % len(inputs)]
@@ -132,7 +145,7 @@ def simulate_traffic(
             if prices and usage and resolved.model in prices:
                 price_in, price_out = prices[resolved.model]
                 cost = (usage["input_tokens"] * price_in + usage["output_tokens"] * price_out) / 1_000_000
-            logger.log(
+            record = logger.log(
                 resolved,
                 messages=messages,
                 variables=item.variables,
@@ -142,12 +155,22 @@ def simulate_traffic(
                 cost_usd=cost,
                 **{k: v for k, v in result.items() if v is not None},
             )
+            if runner is not None:
+                runner.submit(
+                    resolved,
+                    served_span_id=record["span_id"],
+                    variables=item.variables,
+                    conversation=item.conversation,
+                    segment=item.segment,
+                    routing_key=user_id,
+                )
             return resolved.version_id, result["status"]
 
         with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
             for version, status in pool.map(serve, range(requests)):
                 by_version[version] += 1
                 errors += status != "ok"
+        shadow = runner.close(timeout=60) if runner is not None else {}
     openai_client.close()
     files = sorted(str(p) for p in (Path(landing) / day).glob("traces-*.jsonl"))
     return TrafficSummary(
@@ -155,6 +178,7 @@ def simulate_traffic(
         requests=requests,
         by_version=dict(by_version),
         errors=errors,
+        shadow=shadow,
         inputs=len(inputs),
         landing_files=files,
         day=day,

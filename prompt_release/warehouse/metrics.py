@@ -12,6 +12,8 @@ backtest results).
   on each result (BACKTEST_HARD_CHECKS).
 - **Success**: no hard failure, no escalation to a human, no negative feedback.
 - **Cost per success**: total cost / successes (NULL when nothing succeeded).
+- **Served**: every figure above is over served calls only; shadow runs are compared separately
+  (`gates.shadow`).
 
 A change here changes a view: it ships with a new migration file carrying
 the RECREATE_VIEWS marker (see `migrate.py`), so warehouses already migrated
@@ -57,6 +59,12 @@ SUCCESS = "(NOT hard AND NOT escalated AND NOT negative)"
 """Success, over columns `hard`, `escalated`, `negative` (see CALL_COLUMNS)."""
 
 
+def served(alias: str = "t") -> str:
+    """The trace was served: a shadow run (`runtime.shadow`, marked `shadow` in its attributes) was never
+    served to anyone, so it counts in no served-traffic metric (version metrics, canary, history)."""
+    return f"json_extract({alias}.attributes, '$.shadow') IS NULL"
+
+
 def cost_per_success(cost: str = "cost_usd") -> str:
     return f"sum({cost}) / nullif(count(*) FILTER (WHERE {SUCCESS}), 0)"
 
@@ -87,7 +95,7 @@ def version_daily_sql(*, one_day: bool) -> str:
 calls AS (
     SELECT {CALL_COLUMNS}
     FROM traces t LEFT JOIN flags f ON f.record_key = t.record_key AND f.day = t.day
-    WHERE t.prompt_version IS NOT NULL AND t.day IS NOT NULL {traces_where}
+    WHERE t.prompt_version IS NOT NULL AND t.day IS NOT NULL AND {served()} {traces_where}
 )
 SELECT day,
        any_value(prompt_id) AS prompt_id,

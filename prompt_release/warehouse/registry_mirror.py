@@ -35,6 +35,7 @@ _EVENT_COLUMNS = (
     "actor",
     "reason",
     "gate_report_id",
+    "forced",
 )
 
 
@@ -93,7 +94,12 @@ def event_rows(store: RegistryStore) -> list[tuple]:
     rows = []
     for prompt_id in store.prompt_ids():
         for event in store.read_events(prompt_id):
-            rows.append(tuple(_json(event.get(c)) if c == "segments" else event.get(c) for c in _EVENT_COLUMNS))
+            rows.append(
+                tuple(
+                    _json(event.get(c)) if c == "segments" else bool(event.get(c)) if c == "forced" else event.get(c)
+                    for c in _EVENT_COLUMNS
+                )
+            )
     return rows
 
 
@@ -114,5 +120,11 @@ def sync_to_warehouse(registry: Registry, warehouse: str | os.PathLike[str] | No
                 "ON CONFLICT (event_id) DO NOTHING",
                 events,
             )
+            # Events mirrored before label_events had `forced` read false: say which were forced.
+            forced = [row[0] for row in events if row[-1]]
+            if forced:
+                con.execute(
+                    "UPDATE label_events SET forced = true WHERE list_contains(?, event_id) AND NOT forced", [forced]
+                )
         after = con.execute("SELECT count(*) FROM label_events").fetchone()[0]
     return {"prompt_versions": len(versions), "label_events": after - before, "label_events_total": after}

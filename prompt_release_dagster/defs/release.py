@@ -1,4 +1,4 @@
-"""Dagster glue for the release: version_metrics, canary_analysis, the promote / roll_forward /
+"""Dagster glue for the release: version_metrics, shadow_comparison, canary_analysis, the promote / roll_forward /
 rollback jobs (the `rollback` job runs `abort_canary`), and the gate and canary sensors.
 Thin: every decision is made in `prompt_release.release`.
 
@@ -9,6 +9,7 @@ from typing import Optional
 
 import dagster as dg
 
+from prompt_release.gates.shadow import compare_shadow
 from prompt_release.markdown import md_table
 from prompt_release.registry import Registry
 from prompt_release.release.canary import abort_canary, analyse_canary, roll_forward
@@ -61,6 +62,36 @@ def version_metrics(context: dg.AssetExecutionContext, warehouse: WarehouseResou
     )
     return dg.MaterializeResult(
         metadata={"dagster/row_count": rows, "versions": dg.MetadataValue.md(heading + "\n\n" + versions)}
+    )
+
+
+@dg.asset(
+    partitions_def=PROMPTS,
+    deps=[dg.AssetDep("traces", partition_mapping=dg.AllPartitionMapping()), dg.AssetKey("prompt_versions")],
+    group_name="release",
+    description="The prompt's shadow version vs production on the same live requests (shadow traces the runtime "
+    "client logged), decided with the backtest's gate statistics; evidence before a canary, never a promotion.",
+)
+def shadow_comparison(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, registry: RegistryResource
+) -> dg.MaterializeResult:
+    prompt_id = context.partition_key
+    comparisons = compare_shadow(warehouse.path, registry.path, prompt_id)
+    if not comparisons:
+        return dg.MaterializeResult(
+            metadata={"pairs": 0, "summary": dg.MetadataValue.md(f"No shadow traffic for {prompt_id} yet.")}
+        )
+    for comparison in comparisons:
+        context.log.info("%s vs %s: %s", comparison.candidate, comparison.baseline, comparison.decision.summary)
+    newest = comparisons[-1]
+    return dg.MaterializeResult(
+        metadata={
+            "pairs": sum(c.pairs for c in comparisons),
+            "candidate": newest.candidate,
+            "production": newest.baseline,
+            "would": newest.decision.verdict,
+            "summary": dg.MetadataValue.md("\n\n".join(c.markdown() for c in comparisons)),
+        }
     )
 
 
@@ -213,6 +244,12 @@ canary_analysis_job = dg.define_asset_job(
     "canary_analysis_job",
     selection=[canary_analysis],
     description="Look at a live canary again (started by canary_sensor when new traces arrive).",
+)
+
+shadow_comparison_job = dg.define_asset_job(
+    "shadow_comparison_job",
+    selection=[shadow_comparison],
+    description="Compare a prompt's shadow version with production on the live requests shadowed so far.",
 )
 
 

@@ -95,10 +95,30 @@ REPORT = GateReport.model_validate(
 def test_markdown_puts_the_verdict_first_and_lists_every_gate() -> None:
     text = render_markdown(REPORT)
     assert text.splitlines()[0] == "## Verdict: REJECT: hard gate schema_pass_rate failed"
-    assert "| schema_pass_rate | hard | 99.00% | 2.00% | [0.50%, 6.00%] | >= 99.5% | 150 | **FAIL** |" in text
+    # A report stored before coverage was recorded shows its n as it was.
+    assert "| schema_pass_rate | hard | 99.00% | 2.00% | [0.50%, 6.00%] | >= 99.5% | 150 | 150 | **FAIL** |" in text
     assert "p95_latency" in text and "**PASS**" in text
     assert "4 calls were not run" in text
     assert "intent:billing" in text
+
+
+def test_each_gate_shows_its_labelled_coverage_and_the_n_that_decides_it() -> None:
+    data = REPORT.to_json()
+    accuracy = {
+        **data["gates"][0],
+        "metric": "handoff_accuracy",
+        "outcome": "inconclusive",
+        "n": 50,
+        "cases": 400,
+        "labelled": 50,
+        "decides_at": 230,
+    }
+    data["gates"] = [{**g, "cases": 400, "decides_at": g["n"]} for g in data["gates"]] + [accuracy]
+    report = GateReport.model_validate(data)
+    text = render_markdown(report)
+    assert "| 50 of 400 labelled (12%) | ~230 | **INCONCLUSIVE** |" in text
+    assert "| 150 of 400 (38%) | 150 | **FAIL** |" in text
+    assert "50 of 400 labelled (12%)" in render_html(report)
 
 
 def test_html_is_standalone_and_shows_the_verdict(tmp_path: Path) -> None:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from prompt_release.registry import Registry
-from prompt_release.warehouse import read_connection
+from prompt_release.warehouse import read_connection, write_transaction
 from prompt_release.warehouse.registry_mirror import sync_to_warehouse
 from tests.conftest import run_cli
 
@@ -33,3 +35,26 @@ def test_cli_sync_json(registry: Path, warehouse: Path) -> None:
     result = run_cli("prompts", "sync", "--registry", str(registry), "--warehouse", str(warehouse), "--json")
     assert result.returncode == 0, result.stderr
     assert '"prompt_versions": 9' in result.stdout
+
+
+@pytest.mark.parametrize("backend", ["file", "lake"])
+def test_a_forced_move_reads_forced_in_the_label_history(
+    registry: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, backend: str
+) -> None:
+    warehouse = str(tmp_path / ("w.duckdb" if backend == "file" else "w.lake"))
+    reg = Registry(registry)
+    reg.move_label("support_router", "staging", "1.6.0", reason="stage")
+    reg.move_label("support_router", "production", "1.6.0", force=True, reason="incident: ship the fix now")
+    forced_id = reg.history("support_router")[-1].event_id
+    sync_to_warehouse(reg, warehouse)
+    # As a mirror made before the column existed reads it (false), until the next sync sets it.
+    with write_transaction(warehouse) as con:
+        con.execute("UPDATE label_events SET forced = false")
+    sync_to_warehouse(reg, warehouse)
+    with read_connection(warehouse) as con:
+        rows = con.execute("SELECT event_id, change, forced FROM v_label_history WHERE prompt_id = 'support_router'")
+        history = rows.fetchall()
+    assert [(change, forced) for event_id, change, forced in history if event_id == forced_id] == [
+        ("production: support_router:v1.5.2 -> support_router:v1.6.0", True)
+    ]
+    assert sum(forced for _, _, forced in history) == 1

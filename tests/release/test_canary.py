@@ -19,7 +19,7 @@ from tests.gate_reports import gate_report
 POLICY = CanaryPolicy(min_canary_traces=100, failure_margin=0.03, latency_margin=0.5)
 
 
-def _serve(registry_root: Path, warehouse: Path, landing: Path, simulator, requests: int):
+def _serve(registry_root: Path, warehouse: Path, landing: Path, simulator, requests: int, shadow_share: float = 0.0):
     summary = simulate_traffic(
         registry_root,
         "support_router",
@@ -27,6 +27,7 @@ def _serve(registry_root: Path, warehouse: Path, landing: Path, simulator, reque
         base_url=simulator.base_url,
         requests=requests,
         warehouse=warehouse,
+        shadow_share=shadow_share,
     )
     ingest_day(landing, summary.day, warehouse=warehouse)
     return summary
@@ -41,7 +42,11 @@ def test_healthy_canary_rolls_forward(registry_root, recorded, landing, simulato
         llm_settings=llm_settings,
     )
     assert promoted.state == "canary"
-    traffic = _serve(registry_root, recorded, landing, simulator, 1200)
+    # The app also shadows the candidate on a quarter of the requests production serves: those
+    # shadow traces of v1.6.0 were never served and must not count as canary traffic.
+    reg.move_label("support_router", "shadow", "1.6.0", reason="shadow the canary's candidate")
+    traffic = _serve(registry_root, recorded, landing, simulator, 1200, shadow_share=0.25)
+    assert traffic.shadow["logged"] > 100
     # Routing by user id: about the policy's 20% of requests reach the candidate.
     assert 150 < traffic.by_version["support_router:v1.6.0"] < 350
     assert traffic.errors == 0
@@ -79,6 +84,7 @@ def test_regressing_canary_is_aborted_and_its_failures_become_incident_cases(
     reg.move_label(
         "support_router", "canary", "1.7.0", percent=30, force=True, reason="manual canary", gate_report_id="gr_manual"
     )
+    reg.move_label("support_router", "shadow", "1.7.0", reason="shadowed before its canary")
     _serve(registry_root, recorded, landing, simulator, 400)
 
     analysis = analyse_canary(recorded, reg, "support_router", policy=POLICY)
@@ -89,16 +95,36 @@ def test_regressing_canary_is_aborted_and_its_failures_become_incident_cases(
 
     outcome = abort_canary(reg, recorded, "support_router", analysis.decision_id)
     assert outcome.state == "aborted"
-    assert "canary" not in reg.labels("support_router")
+    assert "canary" not in reg.labels("support_router") and "shadow" not in reg.labels("support_router")
     assert reg.labels("support_router")["production"].version_id == "support_router:v1.5.2"
     assert reg.load_package("support_router:v1.7.0").status == "rejected"
     events = [e for e in reg.history("support_router") if e.gate_report_id == "gr_manual"]
-    assert [e.action for e in events] == ["move", "remove", "status"]
+    assert [(e.action, e.label) for e in events] == [
+        ("move", "canary"),
+        ("remove", "canary"),
+        ("remove", "shadow"),
+        ("status", None),
+    ]
     assert all(analysis.decision_id in e.reason for e in events[1:])
 
     incidents = (registry_root / "datasets/incidents/support_router.jsonl").read_text().splitlines()
     assert len(incidents) == len(outcome.incident_span_ids) == 20
     assert {json.loads(line)["span_id"] for line in incidents} == set(outcome.incident_span_ids)
+    # The abort kept production: its answer to the same input during the canary is what good means.
+    record = load_decision(recorded, analysis.decision_id)
+    recorded_expected = {json.loads(x)["span_id"]: json.loads(x).get("expected") for x in incidents}
+    with read_connection(recorded) as con:
+        answers = con.execute(
+            "SELECT f.span_id, list(DISTINCT p.output) FROM traces f JOIN traces p "
+            "ON CAST(p.input_messages -> '$[1]' AS VARCHAR) = CAST(f.input_messages -> '$[1]' AS VARCHAR) "
+            "WHERE list_contains(?, f.span_id) AND p.prompt_version = 'support_router:v1.5.2' AND p.ts >= ? "
+            "GROUP BY f.span_id",
+            [outcome.incident_span_ids, record.canary_since],
+        ).fetchall()
+    assert answers
+    for span_id, outputs in answers:
+        routes = [{"kind": "label", "value": {"route": json.loads(o)["route"]}} for o in outputs]
+        assert recorded_expected[span_id] in routes, (span_id, recorded_expected[span_id], outputs)
     assert outcome.golden_version == "support_router_golden:v1"
     with read_connection(recorded) as con:
         incident_cases = con.execute(
