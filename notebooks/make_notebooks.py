@@ -195,8 +195,9 @@ for ax, prompt_id in zip(axes[0], prompts):
         ax.plot(days, rows["p95_latency_ms"].to_list(), marker="o", linestyle="--", color=line.get_color())
     ax.set_title(f"{prompt_id}: latency, p50 (solid) and p95 (dashed)", fontsize=10)
     ax.set_yscale("log")
-    # Plain milliseconds at 1-2-5 steps (not 2x10^3): the reader compares values, not decades.
-    ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    # Plain milliseconds (not 2x10^3), dense enough that a range within one decade still has
+    # several labelled ticks: the reader compares values, not decades.
+    ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 1.5, 2.0, 3.0, 5.0, 7.0)))
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
     ax.yaxis.set_minor_formatter(NullFormatter())
     ax.set_ylabel("latency per call (ms, log scale)", fontsize=8)
@@ -562,8 +563,11 @@ fig, ax = plt.subplots(figsize=(9, 0.4 * len(tags) + 1.5))
 positions = list(range(len(tags)))
 for offset, role in ((-0.2, "baseline"), (0.2, "candidate")):
     if role in wide.columns:
-        ax.barh([p + offset for p in positions], wide[role].fill_null(0).to_list(), height=0.4,
-                label=role, color=ARM_COLOURS[role])
+        bars = ax.barh([p + offset for p in positions], wide[role].fill_null(0).to_list(), height=0.4,
+                       label=role, color=ARM_COLOURS[role])
+        # the value at each bar's end: a 0% bar is otherwise invisible
+        ax.bar_label(bars, labels=[f"{v:.0%}" for v in wide[role].fill_null(0).to_list()], fontsize=7, padding=2)
+ax.set_xlim(0, 1.08)
 ax.set_yticks(positions, tags, fontsize=8)
 ax.invert_yaxis()
 ax.xaxis.set_major_formatter(PercentFormatter(1.0))
