@@ -311,10 +311,15 @@ for ax, workflow in zip(axes[0], workflows):
     ax.imshow(grid, cmap="Reds", aspect="auto")
     ax.set_xticks(range(len(intents)), intents, rotation=45, ha="right", fontsize=8)
     ax.set_yticks(range(len(classes)), classes, fontsize=8)
+    darkest = max((max(row) for row in grid), default=0)
     for y, row in enumerate(grid):
         for x, value in enumerate(row):
             if value:
-                ax.text(x, y, value, ha="center", va="center", fontsize=7)
+                # white on the dark cells, black on the light ones: every count stays legible
+                colour = "white" if value > 0.55 * darkest else "black"
+                ax.text(x, y, value, ha="center", va="center", fontsize=7, color=colour)
+    ax.set_xlabel("cluster (the failing call's intent)", fontsize=8)
+    ax.set_ylabel("failure class", fontsize=8)
     ax.set_title(workflow)
 fig.tight_layout()
 plt.show()"""
