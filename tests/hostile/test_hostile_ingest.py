@@ -4,7 +4,6 @@ and every later file of the run, is stored; memory stays bounded by line and chu
 from __future__ import annotations
 
 import gzip
-import json
 
 import duckdb
 import pytest
@@ -12,20 +11,8 @@ import pytest
 from prompt_release.errors import UserError
 from prompt_release.traces import ingest_paths
 from prompt_release.traces.lines import LineReader
+from tests.traces.native_builders import good
 from tests.traces.otlp_builders import request, span
-
-
-def good(i: int, **extra) -> str:
-    record = {
-        "trace_id": f"tr_{i}",
-        "span_id": f"sp_{i}",
-        "workflow": "support_router",
-        "prompt_version": "support_router:v1.5.2",
-        "model": "m",
-        "timestamp": "2026-11-27T10:00:00Z",
-    }
-    record.update(extra)
-    return json.dumps(record)
 
 
 def rows(warehouse, sql, params=None):

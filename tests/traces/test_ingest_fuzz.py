@@ -23,6 +23,7 @@ from prompt_release.traces import ingest as ingest_module
 from prompt_release.traces.ingest import ingest_file
 from prompt_release.traces.native import FIELDS
 from prompt_release.warehouse.migrate import migrate
+from tests.traces.native_builders import native_record
 from tests.traces.otlp_builders import span as otlp_span
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "40"))  # raise it to hunt for new failures
@@ -46,18 +47,13 @@ FIELD_NAMES = sorted(FIELDS) + ["input.messages", "input.variables", "usage.inpu
 
 
 def _base(i: int) -> dict:
-    return {
-        "trace_id": f"tr_{i}",
-        "span_id": f"sp_{i}",
-        "workflow": "support_router",
-        "prompt_version": "support_router:v1.5.2",
-        "model": "m",
-        "timestamp": "2026-11-27T10:00:00Z",
-        "input": {"messages": [{"role": "user", "content": "hi"}], "variables": {"ticket": "x"}},
-        "usage": {"input_tokens": 10, "output_tokens": 3},
-        "latency_ms": 12.5,
-        "tool_calls": [{"name": "lookup", "arguments": '{"id": 1}'}],
-    }
+    return native_record(
+        i,
+        input={"messages": [{"role": "user", "content": "hi"}], "variables": {"ticket": "x"}},
+        usage={"input_tokens": 10, "output_tokens": 3},
+        latency_ms=12.5,
+        tool_calls=[{"name": "lookup", "arguments": '{"id": 1}'}],
+    )
 
 
 @st.composite

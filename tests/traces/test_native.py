@@ -14,24 +14,12 @@ import pytest
 from prompt_release.traces import ingest_day, ingest_paths
 from prompt_release.warehouse import read_connection
 from tests.conftest import REPO_ROOT
+from tests.traces.native_builders import good
 
 EXACT = (
     '{"trace_id": "tr_9241", "workflow": "support_router", "prompt_version": "support_router:v1.6.0", '
     '"model": "production-default", "route": "account_recovery", "schema_valid": true, "latency_ms": 842}'
 )
-
-
-def good(i: int, **extra) -> str:
-    record = {
-        "trace_id": f"tr_{i}",
-        "span_id": f"sp_{i}",
-        "workflow": "support_router",
-        "prompt_version": "support_router:v1.5.2",
-        "model": "m",
-        "timestamp": "2026-11-27T10:00:00Z",
-    }
-    record.update(extra)
-    return json.dumps(record)
 
 
 def rows(warehouse: Path | str, sql: str, params=None):
