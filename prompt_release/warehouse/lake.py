@@ -136,8 +136,8 @@ class Scope:
         return cls(frozenset(tables), {t: frozenset(v) for t, v in (partitions or {}).items()})
 
     def widened(self, miss: ScopeMiss) -> Scope:
-        more = {t: self.partitions.get(t, frozenset()) | set(v) for t, v in miss.partitions.items()}
-        return Scope(self.tables, {**self.partitions, **{t: frozenset(v) for t, v in more.items()}})
+        more = {t: self.partitions.get(t, frozenset()) | frozenset(v) for t, v in miss.partitions.items()}
+        return Scope(self.tables, {**self.partitions, **more})
 
 
 @dataclass(frozen=True)
@@ -530,22 +530,20 @@ def _check_scope(snapshot: Snapshot, item: _Loaded, inserted: _Inserted, deleted
     if item.partitions is None or not inserted.num_rows:
         return
     column = spec.partition
-    kind = spec.schema.field(column).type
-    loaded = pa.array(sorted(item.partitions), kind)
     if not spec.key or deleted.num_rows:
         # an append without a key, or a partition replacement, needs its partitions loaded whole
         unseen = set(inserted.distinct(column)) - set(item.partitions)
         if unseen:
             raise ScopeMiss(f"{spec.name}: rows for partitions not loaded", {spec.name: unseen})
         return
-    # DuckDB over the dataset: a streaming scan of the key and partition columns (the other
-    # partitions pruned); pyarrow's own is_in has no kernel for the string_view the dataset reads
+    # DuckDB over the dataset: a streaming scan of the key and partition columns of the partitions
+    # not staged; pyarrow's own is_in has no kernel for the string_view the dataset reads
     keys = ", ".join(_quote_ident(k) for k in spec.key)
     lookup = duckdb.connect()
     try:
         lookup.register("__stored", snapshot.dataset(spec.name))
         lookup.register("__inserted", inserted.table(spec.key))
-        lookup.register("__loaded", pa.table({"p": loaded}))
+        lookup.register("__loaded", pa.table({"p": pa.array(sorted(item.partitions), spec.schema.field(column).type)}))
         found = {
             value
             for (value,) in lookup.execute(
