@@ -167,11 +167,14 @@ def _literal(value: Any) -> str:
 
 
 @cache
-def template() -> Template:
-    """The schema every lake mirrors: the migrations applied to a scratch in-memory DuckDB."""
+def template(version: int = SCHEMA_VERSION) -> Template:
+    """The schema every lake mirrors: the migrations applied to a scratch in-memory DuckDB.
+
+    An older `version` gives the schema a lake of that version was written in.
+    """
     con = duckdb.connect()
     try:
-        migrate(con)
+        migrate(con, upto=version)
         names = [
             r[0]
             for r in con.execute(
@@ -314,8 +317,7 @@ class Snapshot:
         return snapshot
 
     def check_version(self) -> None:
-        versions = self.tables["schema_version"].to_pyarrow_table(columns=["version"])["version"]
-        found = max(versions.to_pylist(), default=0)
+        found = stored_version(self.tables["schema_version"])
         if found > SCHEMA_VERSION:
             raise SchemaVersionError(
                 f"warehouse schema version {found} is newer than this prompt-release understands "
@@ -325,7 +327,7 @@ class Snapshot:
         if found < SCHEMA_VERSION:
             raise SchemaVersionError(
                 f"lake schema version {found} is older than this prompt-release ({SCHEMA_VERSION}); "
-                "the lake backend does not migrate yet: build a new lake",
+                "stop the writers and run `prompt-release warehouse migrate` to bring it up to date",
                 file=self.lake.uri,
             )
 
@@ -337,6 +339,12 @@ class Snapshot:
         # in pyarrow ("no kernel matching input types (string, string_view)"); read as
         # string_view everywhere, both kinds of file filter correctly.
         return table.to_pyarrow_dataset(schema=pa.schema([pa.field(f.name, _as_view(f.type)) for f in plain]))
+
+
+def stored_version(schema_version_table) -> int:
+    """The schema version a lake's `schema_version` Delta table records."""
+    versions = schema_version_table.to_pyarrow_table(columns=["version"])["version"]
+    return max(versions.to_pylist(), default=0)
 
 
 def _as_view(kind: pa.DataType) -> pa.DataType:
