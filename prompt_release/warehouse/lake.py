@@ -56,6 +56,7 @@ import pyarrow.compute as pc
 
 from prompt_release import config
 from prompt_release.errors import SchemaVersionError, UserError
+from prompt_release.warehouse import duck
 from prompt_release.warehouse.migrate import SCHEMA_VERSION, migrate
 
 log = logging.getLogger(__name__)
@@ -172,7 +173,7 @@ def template(version: int = SCHEMA_VERSION) -> Template:
 
     An older `version` gives the schema a lake of that version was written in.
     """
-    con = duckdb.connect()
+    con = duck.connect()
     try:
         migrate(con, upto=version)
         names = [
@@ -363,7 +364,7 @@ def _create_tables(lake: config.LakeLocation, tpl: Template) -> None:
     """
     dl = _deltalake()
     options = lake.storage_options()
-    scratch = duckdb.connect()
+    scratch = duck.connect()
     try:
         migrate(scratch)
         versions = scratch.sql("SELECT * FROM schema_version").to_arrow_table()
@@ -419,7 +420,7 @@ def _views_file() -> Path:
     folder = Path(tempfile.mkdtemp(prefix="prompt_release_lake_views_"))
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
     path = folder / "views.duckdb"
-    con = duckdb.connect(str(path))
+    con = duck.connect(str(path))
     try:
         con.execute("BEGIN TRANSACTION")  # one commit, not one per statement
         for name, spec in tpl.tables.items():
@@ -441,7 +442,7 @@ def open_reader(lake: config.LakeLocation, *, create: bool = True) -> duckdb.Duc
     snapshot = Snapshot.open(lake, create=create)
     with _views_lock:
         views = _views_file()
-    con = duckdb.connect()
+    con = duck.connect()
     try:
         con.execute("SET TimeZone = 'UTC'")
         for name in template().tables:
@@ -473,7 +474,7 @@ def staged_transaction(lake: config.LakeLocation, scope: Scope | None = None) ->
     """
     snapshot = Snapshot.open(lake, create=True)
     tpl = template()
-    con = duckdb.connect()
+    con = duck.connect()
     try:
         migrate(con)
         con.execute("SET TimeZone = 'UTC'")
@@ -547,7 +548,7 @@ def _check_scope(snapshot: Snapshot, item: _Loaded, inserted: _Inserted, deleted
     # DuckDB over the dataset: a streaming scan of the key and partition columns of the partitions
     # not staged; pyarrow's own is_in has no kernel for the string_view the dataset reads
     keys = ", ".join(_quote_ident(k) for k in spec.key)
-    lookup = duckdb.connect()
+    lookup = duck.connect()
     try:
         lookup.register("__stored", snapshot.dataset(spec.name))
         lookup.register("__inserted", inserted.table(spec.key))
