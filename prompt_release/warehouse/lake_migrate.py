@@ -36,7 +36,7 @@ from pydantic import BaseModel
 
 from prompt_release import config
 from prompt_release.errors import SchemaVersionError, UserError
-from prompt_release.warehouse import lake
+from prompt_release.warehouse import duck, lake
 from prompt_release.warehouse.migrate import SCHEMA_VERSION, migrate, migrations
 
 _MARK = "prompt_release.migrated_to"
@@ -111,7 +111,7 @@ def migrate_lake(location: config.LakeLocation, *, log: Callable[[str], None] = 
             todo.add(name)
 
     snapshot = lake.Snapshot(location, stored)
-    con = duckdb.connect()
+    con = duck.connect()
     try:
         con.execute("SET TimeZone = 'UTC'")
         migrate(con, upto=found)
