@@ -268,12 +268,14 @@ class AdaptiveGate:
 
     def next_batch(self, remaining: Sequence[str], size: int) -> list[str]:
         """The next cases to answer: in order, or, once the verdict is known and only accuracy
-        gates' labelled minimum is missing, just the labelled cases still needed."""
+        gates' labelled minimum is missing, just the labelled cases still needed, in one batch
+        (nothing a look in between could learn would stop the run sooner: each look costs a
+        pass over every answer so far)."""
         current = self.looks[-1] if self.looks else None
         if current is None or not current.labelled_short or not self.decided:
             return list(remaining[:size])
         missing = max(need - got for _, got, need in current.labelled_short)
-        return [c for c in remaining if c in self.labelled][: min(size, missing)]
+        return [c for c in remaining if c in self.labelled][:missing]
 
     def look(self, frame: pl.DataFrame, total_cases: int) -> tuple[bool, str]:
         task = task_metric(self.spec)

@@ -112,7 +112,7 @@ def test_once_only_labelled_cases_are_missing_only_labelled_cases_are_answered()
     known = Look(10, 10, (GateLook("handoff_accuracy", "fail", 10),), False, "...", (("handoff_accuracy", 1, 3),))
     rule.looks.append(known)
     rule.decided = "handoff_accuracy decided FAIL after 10 cases"
-    assert rule.next_batch(remaining, 24) == ["l1", "l2"]  # two labelled cases short: those two, in order
+    assert rule.next_batch(remaining, 1) == ["l1", "l2"]  # two labelled cases short: those two, in order, at once
 
 
 @pytest.fixture(scope="module")
