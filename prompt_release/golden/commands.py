@@ -224,7 +224,7 @@ def _propose(args: argparse.Namespace) -> int:
     print(
         f"{args.dataset}: asked {outcome.model} with {outcome.prompt_version} about {outcome.asked} case(s) "
         f"({outcome.cached} answered from the cache); {len(outcome.proposed)} proposal(s) stored, "
-        f"{len(outcome.not_proposed)} answer(s) proposed nothing"
+        f"{len(outcome.not_proposed)} case(s) got none"
         + (f", {outcome.kept} case(s) already had its proposal" if outcome.kept else "")
     )
     for case_id, why in outcome.not_proposed[:20]:

@@ -122,11 +122,18 @@ def test_proposals_are_no_labels_until_a_person_accepts_them(world: World, endpo
 
 
 def test_an_acceptance_file_is_checked_whole_before_anything_is_written(world: World, endpoint: str) -> None:
-    first, second, *_ = _propose(world, endpoint).proposed
+    common = ["--registry", str(world.registry), "--warehouse", str(world.warehouse)]
+    env = {"PROMPT_RELEASE_CONFIG": str(world.root / "no-state"), "OPENAI_BASE_URL": endpoint}
+    out = run_cli("golden", "propose", DATASET, "--model", "judge-large", *common, env=env)
+    assert out.returncode == 0, out.stderr
+    (first, second, *rest), _ = read_proposals(world.registry, DATASET)
+    assert "asked judge-large with support_router:" in out.stdout
+    assert (
+        f"{2 + len(rest)} proposal(s) stored" in out.stdout
+        and "none is a label until a person accepts it" in out.stdout
+    )
     bad = world.root / "accept.jsonl"
     bad.write_text(json.dumps({"proposal_id": first.proposal_id}) + "\n" + json.dumps({"proposal_id": "prop_0"}) + "\n")
-    common = ["--registry", str(world.registry), "--warehouse", str(world.warehouse)]
-    env = {"PROMPT_RELEASE_CONFIG": str(world.root / "no-state")}
     out = run_cli("golden", "label", DATASET, "--accept-proposals", str(bad), *common, env=env)
     assert out.returncode == 2 and f"{bad}:2" in out.stderr and "proposal_id" in out.stderr
     assert "no such proposal" in out.stderr
@@ -149,9 +156,10 @@ def test_an_acceptance_file_is_checked_whole_before_anything_is_written(world: W
     assert out.returncode == 2 and f"{again}:1" in out.stderr and "has an expectation already" in out.stderr
     assert store.labels_path(world.registry, DATASET).read_bytes() == before
 
-    # Another model may propose too (here the simulator, under another name); the newest proposal is offered.
-    other = _propose(world, endpoint, model="judge-large", limit=2)
-    assert {p.model for p in other.proposed} == {"judge-large"} and other.proposed
+    # Another model may propose too (the simulator answers under any name); the newest proposal is offered.
+    other = _propose(world, endpoint, limit=2)
+    own_model = Registry(world.registry).load_package(other.prompt_version).model
+    assert other.proposed and {p.model for p in other.proposed} == {own_model} != {"judge-large"}
     offered = pending_proposals(world.registry, DATASET)
     assert all(offered[p.case_id] == p for p in other.proposed)
 
