@@ -71,6 +71,10 @@ concurrency:
     # `warehouse` (every step writing DuckDB) and `llm` (steps calling the model) start at 1;
     # `dagster instance concurrency set llm N` raises a pool's limit for a provider that allows more.
     default_limit: 1
+    # One run more than the free slots allow may start and wait for its slot inside the run (its
+    # process already up when the slot frees); with 0 the queue holds every run whose first steps
+    # wait for a pool, and runs sharing a pool never even run side by side.
+    op_granularity_run_buffer: 1
 run_monitoring:
   enabled: true
 telemetry:

@@ -83,7 +83,8 @@ def test_the_deployed_story_decides_as_the_embedded_demo(deployed, embedded) -> 
     assert decisions(result) == decisions(embedded_result)
     gates = {c: (r["failed"], r["inconclusive"]) for c, r in result.reports.items()}
     assert gates == {c: (r["failed"], r["inconclusive"]) for c, r in embedded_result.reports.items()}
-    assert result.golden_coverage == embedded_result.golden_coverage
+    # (labelled, cases) per golden set; the embedded result came through JSON, its pairs as lists
+    assert result.golden_coverage == {k: tuple(v) for k, v in embedded_result.golden_coverage.items()}
     assert result.reports["support_router:v1.6.0"]["verdict"] == "promote"
     assert [d["action"] for d in result.canary_decisions] == ["roll_forward", "abort"]
 
