@@ -286,8 +286,11 @@ def deployed_story(
                     story.launch("daily_ingest", partition=today.isoformat())
                     # The look the sensor asks for now: the key it derives from the newest ingest.
                     watched = canary_actions(paths["warehouse"], registry, WatchCursor())
-                    [key] = [a.key for a in watched.actions if a.kind == "look_at_canary" and a.prompt_id == prompt_id]
-                    story.sensor_run("canary_sensor", key)
+                    keys = [a.key for a in watched.actions if a.kind == "look_at_canary" and a.prompt_id == prompt_id]
+                    if not keys:  # no live canary (the gate did not promote, e.g. at a tiny --scale)
+                        log(f"      no live canary of {prompt_id} to look at")
+                        break
+                    story.sensor_run("canary_sensor", keys[0])
                     decision = _latest_canary_decision(paths["warehouse"], prompt_id)
                     log(
                         f"      look {look + 1}: {decision['action'] if decision else 'no decision'}"
