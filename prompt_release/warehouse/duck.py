@@ -16,6 +16,10 @@ def connect(database: str = ":memory:", *, read_only: bool = False) -> duckdb.Du
     con = duckdb.connect(database, read_only=read_only)
     try:
         con.execute("SET enable_progress_bar = false")
+    except duckdb.InvalidInputException:
+        # In a Jupyter kernel DuckDB draws the bar as a widget, not on stdout, and refuses to
+        # change the setting at all unless ipywidgets is installed: leave it as it is there.
+        pass
     except BaseException:
         con.close()
         raise
