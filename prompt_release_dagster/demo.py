@@ -150,6 +150,60 @@ def one_line_hotfix(registry: Path) -> str:
     return version
 
 
+def label_golden(paths: dict[str, Any], truth: dict[str, Any], result: DemoResult, prompt_id: str) -> str:
+    """Reviewers' labels, here made from the sample world's ground truth, through `golden label
+    --from`: the labelled set is written as the next version, which the backtests then read."""
+    dataset = f"{prompt_id}_golden"
+    label_file, _, _ = write_label_file(
+        paths["registry"], dataset, truth, paths["labels"] / f"{dataset}.jsonl", warehouse=paths["warehouse"]
+    )
+    outcome = label_from_file(paths["warehouse"], paths["registry"], dataset, label_file, actor=ACTOR)
+    result.golden_versions[prompt_id] = outcome.build.version_id if outcome.build else dataset
+    result.golden_coverage[dataset] = (outcome.labelled, outcome.cases)
+    return f"{result.golden_versions[prompt_id]} {outcome.labelled}/{outcome.cases} labelled"
+
+
+def record_report(result: DemoResult, candidate: str) -> None:
+    """The candidate's newest gate report, as the summary shows it (none yet: nothing recorded)."""
+    report = latest_report(result.warehouse, candidate)
+    if report:
+        result.reports[candidate] = {
+            "verdict": report.verdict,
+            "report_id": report.report_id,
+            "html": report.paths["html"],
+            "failed": report.failed_gates,
+            "inconclusive": report.inconclusive_gates,
+        }
+
+
+def serve(paths: dict[str, Any], base_url: str, prompt_id: str, requests: int, seed: int, shadow_share: float = 0.0):
+    """Live requests of `prompt_id` through the runtime client, logged into the landing folder."""
+    return simulate_traffic(
+        paths["registry"],
+        prompt_id,
+        landing=paths["landing"],
+        base_url=base_url,
+        requests=requests,
+        warehouse=paths["warehouse"],
+        seed=seed,
+        shadow_share=shadow_share,
+    )
+
+
+def push_hotfix_to_canary(registry: Registry, hotfix: str) -> None:
+    """Scenario 2's hotfix straight to canary, skipping the gate: the canary label is protected, so
+    this takes break glass, and the audit trail records it as forced."""
+    registry.move_label(
+        "support_router",
+        "canary",
+        hotfix,
+        percent=20,
+        force=True,
+        reason="hotfix pushed straight to canary, skipping the gate",
+        actor=ACTOR,
+    )
+
+
 # Runs the demo executes in its own process: one still in these states when a demo starts was left
 # by a demo that was killed (Ctrl-C, a closed terminal), and still holds its pool slots.
 _UNFINISHED = (
@@ -378,33 +432,13 @@ def run_demo(
             numbers = golden_store.versions(paths["registry"], f"{prompt_id}_golden")
             result.golden_versions[prompt_id] = f"{prompt_id}_golden:v{max(numbers)}"
 
-        def label_golden(prompt_id: str) -> str:
-            """Reviewers' labels, here made from the sample world's ground truth, through `golden label
-            --from`: the labelled set is written as the next version, which the backtests then read."""
-            dataset = f"{prompt_id}_golden"
-            label_file, _, _ = write_label_file(
-                paths["registry"], dataset, truth, paths["labels"] / f"{dataset}.jsonl", warehouse=paths["warehouse"]
-            )
-            outcome = label_from_file(paths["warehouse"], paths["registry"], dataset, label_file, actor=ACTOR)
-            result.golden_versions[prompt_id] = outcome.build.version_id if outcome.build else dataset
-            result.golden_coverage[dataset] = (outcome.labelled, outcome.cases)
-            return f"{result.golden_versions[prompt_id]} {outcome.labelled}/{outcome.cases} labelled"
-
-        coverage = [label_golden(prompt_id) for prompt_id in list(result.golden_versions)]
+        coverage = [label_golden(paths, truth, result, prompt_id) for prompt_id in list(result.golden_versions)]
         log(f"[3/8] golden datasets: {', '.join(coverage)}")
 
         # 4. The candidate sensor evaluates every open candidate: backtest -> diff -> gate report.
         for run in demo.tick("candidate_sensor"):
             candidate = run.dagster_run.tags["dagster/partition"]
-            report = latest_report(paths["warehouse"], candidate)
-            if report:
-                result.reports[candidate] = {
-                    "verdict": report.verdict,
-                    "report_id": report.report_id,
-                    "html": report.paths["html"],
-                    "failed": report.failed_gates,
-                    "inconclusive": report.inconclusive_gates,
-                }
+            record_report(result, candidate)
         log(
             "[4/8] gate reports: " + ", ".join(f"{c} {r['verdict'].upper()}" for c, r in sorted(result.reports.items()))
         )
@@ -424,15 +458,7 @@ def run_demo(
             """
             decision = None
             for look in range(looks):
-                simulate_traffic(
-                    paths["registry"],
-                    prompt_id,
-                    landing=paths["landing"],
-                    base_url=simulator.base_url,
-                    requests=requests,
-                    warehouse=paths["warehouse"],
-                    seed=seed * 100 + look,
-                )
+                serve(paths, simulator.base_url, prompt_id, requests, seed=seed * 100 + look)
                 demo.run_job("daily_ingest", partition_key=today.isoformat())
                 # The demo compresses the release policy's minimum canary duration to zero.
                 demo.run_job(
@@ -464,16 +490,7 @@ def run_demo(
         # First it runs in shadow on a share of live requests (the app opted in): never served, and the
         # comparison with production on the same requests already shows what the canary will find.
         registry.move_label("support_router", "shadow", hotfix, reason="watch the hotfix on live requests", actor=ACTOR)
-        shadowed = simulate_traffic(
-            paths["registry"],
-            "support_router",
-            landing=paths["landing"],
-            base_url=simulator.base_url,
-            requests=shadow_requests,
-            warehouse=paths["warehouse"],
-            seed=300,
-            shadow_share=0.5,
-        )
+        shadowed = serve(paths, simulator.base_url, "support_router", shadow_requests, seed=300, shadow_share=0.5)
         demo.run_job("daily_ingest", partition_key=today.isoformat())
         compared = demo.run_job("shadow_comparison_job", partition_key="support_router")
         shadow_event = compared.asset_materializations_for_node("shadow_comparison")[0]
@@ -486,15 +503,7 @@ def run_demo(
             f"      shadow: {hotfix} answered {result.shadow['pairs']} live requests unserved; "
             f"against production it would {result.shadow['would']}"
         )
-        registry.move_label(
-            "support_router",
-            "canary",
-            hotfix,
-            percent=20,
-            force=True,
-            reason="hotfix pushed straight to canary, skipping the gate",
-            actor=ACTOR,
-        )
+        push_hotfix_to_canary(registry, hotfix)
         demo.run_job("__ASSET_JOB", asset_selection=[dg.AssetKey("prompt_versions")])
         decision = canary_round("support_router", canary_requests, seed=2)
         result.promotions[hotfix] = registry.load_package(hotfix).status
@@ -506,7 +515,7 @@ def run_demo(
         # 8. The canary's failing traces are now incident cases: the next golden version holds them,
         # and the new cases (the incidents, failures mined from canary traffic) are labelled.
         demo.run_job("build_golden", partition_key="support_router")
-        log(f"[8/8] golden set after the incident: {label_golden('support_router')}")
+        log(f"[8/8] golden set after the incident: {label_golden(paths, truth, result, 'support_router')}")
         demo.run_job("__ASSET_JOB", asset_selection=[dg.AssetKey("prompt_versions")])
         for candidate in list(result.promotions):
             result.promotions[candidate] = _where(paths["registry"], candidate)
