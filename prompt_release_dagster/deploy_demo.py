@@ -66,8 +66,11 @@ REPOSITORIES = """{ repositoriesOrError { __typename ... on RepositoryConnection
   nodes { name location { name } } } } }"""
 STOP_SENSOR = """mutation($id: String!) { stopSensor(id: $id) {
   __typename ... on PythonError { message } } }"""
+SENSOR_STATE = """query($selector: SensorSelector!) { sensorOrError(sensorSelector: $selector) {
+  __typename ... on Sensor { sensorState { status ticks(limit: 1) { status } } } } }"""
 # How often this script looks at the instance while it waits on a run.
 POLL_S = 0.5
+STOP_ATTEMPTS = 5
 
 
 class DeployedStory:
@@ -103,9 +106,39 @@ class DeployedStory:
         self.sensor_ids[name] = result["id"]
 
     def stop_sensor(self, name: str) -> None:
-        result = self._graphql(STOP_SENSOR, {"id": self.sensor_ids.pop(name)})["stopSensor"]
-        if result["__typename"] == "PythonError":
-            raise RuntimeError(f"could not stop {name}: {result['message']}")
+        """Switch a sensor off, and see that it stays off.
+
+        The daemon ends a tick by writing back the sensor's state as it read it a moment before, so a
+        stop that lands in between is undone and the sensor runs on (dagster-io/dagster#7736, made
+        rarer, not impossible). Reproduced here: 1 stop in 15, taken 2-5 s after a start. So: stop,
+        wait for the tick in flight to end, read the status, and stop again if it says RUNNING.
+        """
+        sensor_id = self.sensor_ids.pop(name)
+        selector = {**self.selector, "sensorName": name}
+        for _ in range(STOP_ATTEMPTS):
+            result = self._graphql(STOP_SENSOR, {"id": sensor_id})["stopSensor"]
+            if result["__typename"] == "PythonError":
+                raise RuntimeError(f"could not stop {name}: {result['message']}")
+            status = self._settled_status(selector)
+            if status == "STOPPED":
+                return
+            self.deployment.log(f"      {name} ran on after its stop (a tick wrote its old state back): stop again")
+        raise RuntimeError(f"{name} is still {status} after {STOP_ATTEMPTS} stops: {self.deployment.ui_url}")
+
+    def _settled_status(self, selector: dict) -> str:
+        """The sensor's status once no tick of it is in flight (a tick writes its state as it ends)."""
+        deadline = time.monotonic() + self.timeout_s
+        while time.monotonic() < deadline:
+            sensor = self._graphql(SENSOR_STATE, {"selector": selector})["sensorOrError"]
+            if sensor["__typename"] != "Sensor":
+                raise RuntimeError(f"could not read {selector['sensorName']}: {sensor}")
+            ticks = sensor["sensorState"]["ticks"]
+            if not ticks or ticks[0]["status"] != "STARTED":
+                # The tick's row is written just before the state: read the status after that write.
+                time.sleep(POLL_S)
+                return self._graphql(SENSOR_STATE, {"selector": selector})["sensorOrError"]["sensorState"]["status"]
+            time.sleep(POLL_S)
+        raise RuntimeError(f"a tick of {selector['sensorName']} did not end in {self.timeout_s:.0f}s")
 
     def submit(self, job: str, *, partition: str | None = None, tags: dict | None = None,
                assets: list[str] | None = None) -> str:  # fmt: skip
