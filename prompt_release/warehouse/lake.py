@@ -57,7 +57,7 @@ import pyarrow.compute as pc
 from prompt_release import config
 from prompt_release.errors import SchemaVersionError, UserError
 from prompt_release.warehouse import duck
-from prompt_release.warehouse.migrate import SCHEMA_VERSION, migrate
+from prompt_release.warehouse.migrate import SCHEMA_VERSION, migrate, refuse_newer
 
 log = logging.getLogger(__name__)
 
@@ -319,12 +319,7 @@ class Snapshot:
 
     def check_version(self) -> None:
         found = stored_version(self.tables["schema_version"])
-        if found > SCHEMA_VERSION:
-            raise SchemaVersionError(
-                f"warehouse schema version {found} is newer than this prompt-release understands "
-                f"({SCHEMA_VERSION}); upgrade prompt-release to open it",
-                file=self.lake.uri,
-            )
+        refuse_newer(found, self.lake.uri)
         if found < SCHEMA_VERSION:
             raise SchemaVersionError(
                 f"lake schema version {found} is older than this prompt-release ({SCHEMA_VERSION}); "
