@@ -187,11 +187,16 @@ def main() -> None:
         print(line, flush=True)
         results.append(line)
 
+    def load() -> str:
+        # the machine's cores are shared: a ratio means little without the load it was measured under
+        one, five, fifteen = os.getloadavg()
+        return f"load average {one:.2f} {five:.2f} {fifteen:.2f} on {os.cpu_count()} cores"
+
     with tempfile.TemporaryDirectory(prefix="bench_scale_") as tmp:
         work = Path(tmp)
         landing = work / "landing"
         seed = seed_rows(work, args.day_lines)
-        print(f"seed day: {seed.num_rows:,} rows ingested; {os.cpu_count()} cores", flush=True)
+        say(f"seed day: {seed.num_rows:,} rows ingested; {load()}")
 
         if "growth" not in skip:
             say(
@@ -213,7 +218,7 @@ def main() -> None:
                     )
                 say(
                     f"   {backend:<4} ratio {args.history}x / 1x: {seconds[args.history] / seconds[1]:.2f}x "
-                    "(acceptance: within 1.3x)"
+                    f"(acceptance: within 1.3x); {load()}"
                 )
 
         if "memory" not in skip:
@@ -229,7 +234,9 @@ def main() -> None:
                 warehouse = build(backend, folder, seed, copies)
                 seconds, stored, peak = timed_ingest(warehouse, big)
                 assert stored == args.big_lines, stored
-                say(f"   {backend:<4} {seconds:7.2f} s, peak RSS {peak:7.0f} MB (acceptance: at most 1024 MB)")
+                say(
+                    f"   {backend:<4} {seconds:7.2f} s, peak RSS {peak:7.0f} MB (acceptance: at most 1024 MB); {load()}"
+                )
             big.unlink()
 
         if "parallel" not in skip:
@@ -257,7 +264,7 @@ def main() -> None:
                 assert count == distinct == (seed.num_rows + 4 * args.day_lines), (count, distinct)
                 say(
                     f"   {backend:<4} one worker {serial:9,.0f} lines/s, two workers {parallel:9,.0f} lines/s: "
-                    f"{parallel / serial:.2f}x (acceptance: at least 1.5x)"
+                    f"{parallel / serial:.2f}x (acceptance: at least 1.5x); {load()}"
                 )
 
     print("\nsummary\n" + "\n".join(results))
