@@ -698,11 +698,12 @@ def _append(snapshot: Snapshot, spec: TableSpec, rows: pa.Table | pa.RecordBatch
         rows,
         mode="append",
         storage_options=_options(snapshot),
-        writer_properties=_writer_properties(),
+        writer_properties=writer_properties(),
     )
 
 
-def _writer_properties():
+def writer_properties():
+    """How the lake writes Parquet files (ingest, and what bench/scale.py builds as history)."""
     # Row groups of 64k rows rather than delta-rs's 1M: the writer buffers a row group before
     # it encodes it, and a reader (a scoped load, the scope's key lookup) decodes one at a time.
     return _deltalake().WriterProperties(max_row_group_size=_ROW_GROUP_ROWS)
@@ -748,7 +749,7 @@ def _fill_empty_partitions(snapshot: Snapshot, item: _Loaded, inserted: _Inserte
             inserted.reader(),
             mode="overwrite",
             predicate=_partition_predicate(column, values),
-            writer_properties=_writer_properties(),
+            writer_properties=writer_properties(),
         )
     except dl.exceptions.CommitFailedError:
         log.info("another writer added rows to %s (%s) first; merging on the key instead", spec.name, values)
@@ -767,7 +768,7 @@ def _insert_new(snapshot: Snapshot, spec: TableSpec, inserted: _Inserted) -> Non
         snapshot,
         spec,
         lambda table: table.merge(
-            inserted.reader(), on, source_alias="s", target_alias="t", writer_properties=_writer_properties()
+            inserted.reader(), on, source_alias="s", target_alias="t", writer_properties=writer_properties()
         ).when_not_matched_insert_all(),
     )
 
