@@ -79,7 +79,7 @@ def day_file(folder: Path, day: dt.date, lines: int) -> Path:
     return target
 
 
-# The child's own peak, read as it exits: ru_maxrss of a child is at least the RSS of
+# The child's own peak, read as it exits (`run` calls the exit handlers before os._exit): ru_maxrss of a child is at least the RSS of
 # this (large) process when it forked, since Linux keeps the high-water mark across exec.
 _CHILD = (
     "import atexit, sys\n"
@@ -88,8 +88,8 @@ _CHILD = (
     "    sys.stderr.write(f'\\nVmHWM_KB {hwm}\\n')\n"
     "atexit.register(peak)\n"
     "sys.argv = ['prompt-release', *sys.argv[1:]]\n"
-    "from prompt_release.cli import main\n"
-    "sys.exit(main())\n"
+    "from prompt_release.cli import run\n"
+    "run()\n"
 )
 
 
