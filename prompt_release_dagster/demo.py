@@ -458,8 +458,9 @@ def run_demo(
             """
             decision = None
             for look in range(looks):
-                serve(paths, simulator.base_url, prompt_id, requests, seed=seed * 100 + look)
-                demo.run_job("daily_ingest", partition_key=today.isoformat())
+                served = serve(paths, simulator.base_url, prompt_id, requests, seed=seed * 100 + look)
+                for day in served.days:  # two days when the traffic ran past midnight
+                    demo.run_job("daily_ingest", partition_key=day)
                 # The demo compresses the release policy's minimum canary duration to zero.
                 demo.run_job(
                     "canary_analysis_job",
@@ -491,7 +492,8 @@ def run_demo(
         # comparison with production on the same requests already shows what the canary will find.
         registry.move_label("support_router", "shadow", hotfix, reason="watch the hotfix on live requests", actor=ACTOR)
         shadowed = serve(paths, simulator.base_url, "support_router", shadow_requests, seed=300, shadow_share=0.5)
-        demo.run_job("daily_ingest", partition_key=today.isoformat())
+        for day in shadowed.days:
+            demo.run_job("daily_ingest", partition_key=day)
         compared = demo.run_job("shadow_comparison_job", partition_key="support_router")
         shadow_event = compared.asset_materializations_for_node("shadow_comparison")[0]
         result.shadow = {

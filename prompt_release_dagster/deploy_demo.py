@@ -315,8 +315,9 @@ def deployed_story(
                 """Traffic in batches; after each ingest the daemon's canary_sensor looks, then acts."""
                 decision = None
                 for look in range(looks):
-                    serve(paths, simulator.base_url, prompt_id, requests, seed=seed * 100 + look)
-                    story.launch("daily_ingest", partition=today.isoformat())
+                    served = serve(paths, simulator.base_url, prompt_id, requests, seed=seed * 100 + look)
+                    for day in served.days:  # two days when the traffic ran past midnight
+                        story.launch("daily_ingest", partition=day)
                     # The look the sensor asks for now: the key it derives from the newest ingest.
                     watched = canary_actions(paths["warehouse"], registry, WatchCursor())
                     keys = [a.key for a in watched.actions if a.kind == "look_at_canary" and a.prompt_id == prompt_id]
@@ -346,7 +347,8 @@ def deployed_story(
                 "support_router", "shadow", hotfix, reason="watch the hotfix on live requests", actor=ACTOR
             )
             shadowed = serve(paths, simulator.base_url, "support_router", shadow_requests, seed=300, shadow_share=0.5)
-            story.launch("daily_ingest", partition=today.isoformat())
+            for day in shadowed.days:
+                story.launch("daily_ingest", partition=day)
             compared = story.launch("shadow_comparison_job", partition="support_router")
             shadow = story.materialization(compared.run_id, "shadow_comparison")
             result.shadow = {"pairs": shadow["pairs"], "would": shadow["would"], **shadowed.shadow}

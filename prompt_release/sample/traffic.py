@@ -51,7 +51,11 @@ class TrafficSummary(BaseModel):
     shadow: dict[str, int] = Field(default_factory=dict, description="the shadow runner's counts, when one ran")
     inputs: int = Field(0, description="distinct inputs replayed")
     landing_files: list[str] = Field(default_factory=list)
-    day: str
+    day: str = Field(description="the UTC day the traffic started")
+    days: list[str] = Field(
+        default_factory=list,
+        description="every landing day folder the traffic logged into (two if it ran past midnight)",
+    )
 
 
 def _fallback_inputs(registry_root: str | Path, prompt_id: str) -> list[RecordedInput]:
@@ -172,7 +176,8 @@ def simulate_traffic(
                 errors += status != "ok"
         shadow = runner.close(timeout=60) if runner is not None else {}
     openai_client.close()
-    files = sorted(str(p) for p in (Path(landing) / day).glob("traces-*.jsonl"))
+    days = sorted({path.parent.name for path in logger.files} | {day})
+    files = sorted(str(p) for d in days for p in (Path(landing) / d).glob("traces-*.jsonl"))
     return TrafficSummary(
         prompt_id=prompt_id,
         requests=requests,
@@ -182,4 +187,5 @@ def simulate_traffic(
         inputs=len(inputs),
         landing_files=files,
         day=day,
+        days=days,
     )
