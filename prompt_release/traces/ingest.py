@@ -15,7 +15,12 @@ transaction per file, so the files before it are stored as they would be
 alone. `ingest_day` replaces the
 rows of one landing day folder (delete, then insert, in one transaction).
 Rows are deduplicated on `record_key`, so re-ingesting a file or overlapping
-files adds no rows; those are counted as duplicates.
+files adds no rows; those are counted as duplicates. On the DuckDB file
+backend a key is unique over everything stored. On a lake a record is a
+duplicate when its key is stored on its own day or within DEDUP_WINDOW_DAYS
+(one) of it; a key that reappears farther away is stored again on its new
+day: looking a key up in every day stored would make each write's cost grow
+with the history (`_scoped`).
 
 Native files go chunk by chunk (a thread reads and splits the next chunk
 while DuckDB works): the fast path (`native.fast_insert_sql`) inserts every
@@ -157,25 +162,36 @@ def ingest_paths(
     return summary
 
 
-# What ingest touches, and (on a lake) the days of traces it stages: the days of the files'
-# day folders and the day on each side (a call near midnight, a clock a little off).
+# What ingest touches on a lake; the days of traces it stages are those of the files' day folders
+# and DEDUP_WINDOW_DAYS on each side.
 _INGEST_TABLES = ("traces", "ingest_files", "ingest_rejects")
 _SCOPE_ATTEMPTS = 3
+# The lake's dedup rule: a record is a duplicate when its record_key is stored on its own day or
+# within this many days of it (a span re-sent after midnight, a clock or timezone a little off); a
+# key stored only farther away is stored again on the record's day. The lookup then reads a
+# bounded number of days, so a write's cost does not grow with the history the lake holds. The
+# DuckDB file backend keeps record_key unique over everything stored.
+DEDUP_WINDOW_DAYS = 1
 
 
 def _scoped(files: list[Path], run: Callable[[Scope | None], T]) -> T:
     """Run an ingest transaction staged with only the traces of its files' days (lake backend).
 
-    Files outside day folders get no scope (the whole lake is staged, as before).
-    A record whose key is already stored on a day not staged makes the commit
-    refuse (ScopeMiss, nothing written); the run is repeated with those days,
-    and after a few misses with no scope, so dedup stays global and exact.
+    A record whose key is stored on a day within DEDUP_WINDOW_DAYS of its own
+    that was not staged makes the commit refuse (ScopeMiss, nothing written);
+    the run is repeated with those days staged, so stored + duplicates +
+    rejected stays exact. Files outside day folders stage no day up front.
+    After a few misses (other writers racing) the whole lake is staged, and
+    the dedup there is against every day.
     """
     days = [day_of(path) for path in files]
-    if any(day is None for day in days):
-        return run(None)
-    around = {(day + timedelta(days=shift)).date() for day in days for shift in (-1, 0, 1)}
-    scope: Scope | None = Scope.of(_INGEST_TABLES, {"traces": around})
+    around = {
+        (day + timedelta(days=shift)).date()
+        for day in days
+        if day is not None
+        for shift in range(-DEDUP_WINDOW_DAYS, DEDUP_WINDOW_DAYS + 1)
+    }
+    scope: Scope | None = Scope.of(_INGEST_TABLES, {"traces": around}, key_window=DEDUP_WINDOW_DAYS)
     for _ in range(_SCOPE_ATTEMPTS):
         try:
             return run(scope)

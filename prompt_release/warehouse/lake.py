@@ -45,6 +45,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
+from datetime import timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -123,26 +124,35 @@ class Scope:
 
     Only `tables` are loaded into the staging database (the others are there,
     empty, and writing to one is a bug that fails the commit), and of a
-    partitioned table in `partitions` only the partitions named. The write
-    stays what it would be unscoped: before anything is committed, the keys of
-    the rows it inserts are looked up in the partitions it did not load (one
-    streaming scan of the key column), and a partition it would replace must
-    have been loaded; otherwise it raises `ScopeMiss` naming the partitions
-    missed and commits nothing, and the caller runs it again with them (see
-    `Scope.widened`). Ingest uses it so that a write's memory and cost follow
-    the days written, not everything the lake holds.
+    partitioned table in `partitions` only the partitions named. Before
+    anything is committed, the keys of the rows it inserts are looked up in
+    the partitions it did not load (one streaming scan of the key column), and
+    a partition it would replace must have been loaded; otherwise it raises
+    `ScopeMiss` naming the partitions missed and commits nothing, and the
+    caller runs it again with them (see `Scope.widened`). Ingest uses it so
+    that a write's memory and cost follow the days written, not everything the
+    lake holds.
+
+    `key_window` (days, for a table partitioned by a date) bounds that lookup to
+    the partitions within so many days of a partition the rows go to: a key
+    stored only farther away is not looked for, and the row is stored again on
+    its own day. Without it the lookup covers every partition not loaded (the
+    key is unique in the whole table), and its cost grows with the table.
     """
 
     tables: frozenset[str]
     partitions: Mapping[str, frozenset] = dataclass_field(default_factory=dict)
+    key_window: int | None = None
 
     @classmethod
-    def of(cls, tables: Iterable[str], partitions: Mapping[str, Iterable] | None = None) -> Scope:
-        return cls(frozenset(tables), {t: frozenset(v) for t, v in (partitions or {}).items()})
+    def of(
+        cls, tables: Iterable[str], partitions: Mapping[str, Iterable] | None = None, *, key_window: int | None = None
+    ) -> Scope:
+        return cls(frozenset(tables), {t: frozenset(v) for t, v in (partitions or {}).items()}, key_window)
 
     def widened(self, miss: ScopeMiss) -> Scope:
         more = {t: self.partitions.get(t, frozenset()) | frozenset(v) for t, v in miss.partitions.items()}
-        return Scope(self.tables, {**self.partitions, **more})
+        return Scope(self.tables, {**self.partitions, **more}, self.key_window)
 
 
 @dataclass(frozen=True)
@@ -496,6 +506,13 @@ class _Loaded:
     baseline: pa.Table  # the committed rows loaded (all, or the scope's), in row-id order
     partitions: frozenset | None = None  # the partitions loaded, when not all of them
     loaded: bool = True  # False: outside the scope, not loaded, must stay unwritten
+    # Committed rows of the partitions loaded that the staging database cannot hold: their key is
+    # already staged from an earlier partition. A table deduplicated within a window of days
+    # (`Scope.key_window`) may store a key again on a day beyond it; a transaction staging both
+    # days sees the earliest copy, and the others are written back as they are when their
+    # partition is replaced. None: there were none (the usual case).
+    shadowed: pa.Table | None = None
+    key_window: int | None = None
 
 
 @contextmanager
@@ -524,8 +541,9 @@ def staged_transaction(lake: config.LakeLocation, scope: Scope | None = None) ->
                 loaded[name] = _Loaded(spec, spec.schema.empty_table(), loaded=False)
                 continue
             partitions = scope.partitions.get(name) if scope is not None else None
-            baseline = _load(con, snapshot, spec, partitions)
-            loaded[name] = _Loaded(spec, baseline, partitions)
+            loaded[name] = _load(con, snapshot, spec, partitions)
+            if scope is not None and partitions is not None:
+                loaded[name].key_window = scope.key_window
         con.execute("BEGIN TRANSACTION")
         try:
             yield con
@@ -550,8 +568,8 @@ def staged_transaction(lake: config.LakeLocation, scope: Scope | None = None) ->
         shutil.rmtree(spill, ignore_errors=True)
 
 
-def _load(con, snapshot: Snapshot, spec: TableSpec, partitions: frozenset | None) -> pa.Table:
-    """Stage a table's committed rows (of the given partitions only, when given); returns them."""
+def _load(con, snapshot: Snapshot, spec: TableSpec, partitions: frozenset | None) -> _Loaded:
+    """Stage a table's committed rows (of the given partitions only, when given)."""
     dataset = snapshot.dataset(spec.name)
     if partitions is not None:
         assert spec.partition, f"{spec.name} is not partitioned"
@@ -561,14 +579,51 @@ def _load(con, snapshot: Snapshot, spec: TableSpec, partitions: frozenset | None
         rows = dataset.to_table()
     # plain strings, in the schema's column order: pyarrow cannot `take` string_view
     baseline = rows.select(spec.schema.names).cast(spec.schema)
+    shadowed = None
     if baseline.num_rows:
-        columns = ", ".join(_quote_ident(c) for c in spec.schema.names)
-        con.register("__lake_load", baseline)
         try:
-            con.execute(f"INSERT INTO {_quote_ident(spec.name)} ({columns}) SELECT {columns} FROM __lake_load")
-        finally:
-            con.unregister("__lake_load")
-    return baseline
+            _stage_rows(con, spec, baseline)
+        except duckdb.ConstraintException:
+            if not (spec.key and spec.partition):
+                raise
+            # a key stored on two days (beyond the dedup window of each other): rare, so looked for
+            # only when the load fails, and the failed statement staged nothing
+            baseline, shadowed = _split_copies(con, spec, baseline)
+            _stage_rows(con, spec, baseline)
+    return _Loaded(spec, baseline, partitions, shadowed=shadowed)
+
+
+def _stage_rows(con, spec: TableSpec, rows: pa.Table) -> None:
+    columns = ", ".join(_quote_ident(c) for c in spec.schema.names)
+    con.register("__lake_load", rows)
+    try:
+        con.execute(f"INSERT INTO {_quote_ident(spec.name)} ({columns}) SELECT {columns} FROM __lake_load")
+    finally:
+        con.unregister("__lake_load")
+
+
+def _split_copies(con, spec: TableSpec, rows: pa.Table) -> tuple[pa.Table, pa.Table]:
+    """(rows with the earliest partition's copy of each key, in their order; the other copies)."""
+    assert spec.partition
+    keys = ", ".join(_quote_ident(k) for k in spec.key)
+    con.register(
+        "__lake_copies",
+        rows.select([*spec.key, spec.partition]).append_column("__i", pa.array(np.arange(rows.num_rows))),
+    )
+    try:
+        first = (
+            con.sql(
+                f"SELECT __i FROM __lake_copies QUALIFY row_number() OVER "
+                f"(PARTITION BY {keys} ORDER BY {_quote_ident(spec.partition)} NULLS LAST, __i) = 1"
+            )
+            .to_arrow_table()["__i"]
+            .to_numpy()
+        )
+    finally:
+        con.unregister("__lake_copies")
+    keep = np.zeros(rows.num_rows, dtype=bool)
+    keep[first] = True
+    return rows.filter(pa.array(keep)), rows.filter(pa.array(~keep))
 
 
 def _check_scope(snapshot: Snapshot, item: _Loaded, inserted: _Inserted, deleted: pa.Table) -> None:
@@ -587,13 +642,31 @@ def _check_scope(snapshot: Snapshot, item: _Loaded, inserted: _Inserted, deleted
         if unseen:
             raise ScopeMiss(f"{spec.name}: rows for partitions not loaded", {spec.name: unseen})
         return
+    kind = spec.schema.field(column).type
+    if item.key_window is None:
+        where = ~pc.field(column).isin(pa.array(sorted(item.partitions), kind))
+    else:
+        # only the partitions within the window of the rows' own: the lookup's cost follows the
+        # days written, not the days stored
+        days = inserted.distinct(column)
+        near = {
+            day + timedelta(days=shift)
+            for day in days
+            if day is not None
+            for shift in range(-item.key_window, item.key_window + 1)
+        } - set(item.partitions)
+        if not near and (None not in days or None in item.partitions):
+            return
+        where = pc.field(column).isin(pa.array(sorted(near), kind))
+        if None in days and None not in item.partitions:
+            where = where | pc.field(column).is_null()
     # One streaming scan of the key and partition columns of the partitions not staged (pruned by
     # pyarrow, read one batch ahead), semi-joined in the staging database against the inserted
     # rows where they are: its hash table on the inserted keys spills within the staging budget,
     # so the lookup's memory follows neither the lake's size nor the day's.
     stored = snapshot.dataset(spec.name).scanner(
         columns=[*spec.key, column],
-        filter=~pc.field(column).isin(pa.array(sorted(item.partitions), spec.schema.field(column).type)),
+        filter=where,
         batch_size=_STREAM_ROWS,
         batch_readahead=1,
         fragment_readahead=1,
@@ -711,7 +784,7 @@ def _commit_table(con, snapshot: Snapshot, item: _Loaded, inserted: _Inserted, d
         _append(snapshot, spec, inserted.reader())
     elif spec.partition:
         _replace_partitions(
-            con, snapshot, spec, inserted.distinct(spec.partition) + deleted[spec.partition].to_pylist()
+            con, snapshot, item, inserted.distinct(spec.partition) + deleted[spec.partition].to_pylist()
         )
     elif spec.key:
         _merge(snapshot, spec, inserted.table(), delete_keys=deleted.select(list(spec.key)))
@@ -772,9 +845,14 @@ def _fill_empty_partitions(snapshot: Snapshot, item: _Loaded, inserted: _Inserte
     values = inserted.distinct(column)
     if item.partitions is not None and not set(values) <= item.partitions:
         return False
-    staged = item.baseline[column]
-    if staged.length() and pc.any(pc.is_in(staged, value_set=pa.array(values, staged.type))).as_py():
-        return False
+    for rows in (item.baseline, item.shadowed):
+        staged = rows[column] if rows is not None else None
+        if (
+            staged is not None
+            and staged.length()
+            and pc.any(pc.is_in(staged, value_set=pa.array(values, staged.type))).as_py()
+        ):
+            return False
     dl = _deltalake()
     try:
         dl.write_deltalake(
@@ -862,9 +940,11 @@ def _merge(snapshot: Snapshot, spec: TableSpec, upserts: pa.Table, delete_keys: 
     _merge_retrying(snapshot, spec, build)
 
 
-def _replace_partitions(con, snapshot: Snapshot, spec: TableSpec, values: list) -> None:
-    """Replace the partitions with `values` by their staged content (one overwrite commit)."""
+def _replace_partitions(con, snapshot: Snapshot, item: _Loaded, values: list) -> None:
+    """Replace the partitions with `values` by their staged content, and the copies of keys the
+    staging database could not hold (`_Loaded.shadowed`) back as they were (one overwrite commit)."""
     dl = _deltalake()
+    spec = item.spec
     column = spec.partition
     assert column is not None
     predicate = _partition_predicate(column, values)
@@ -872,6 +952,9 @@ def _replace_partitions(con, snapshot: Snapshot, spec: TableSpec, values: list) 
     rows = (
         con.sql(f"SELECT {columns} FROM {_quote_ident(spec.name)} WHERE {predicate}").to_arrow_table().cast(spec.schema)
     )
+    if item.shadowed is not None:
+        mask = pc.is_in(item.shadowed[column], value_set=pa.array(values, spec.schema.field(column).type))
+        rows = pa.concat_tables([rows, item.shadowed.filter(pc.fill_null(mask, False))])
     _overwrite(dl, snapshot, spec, rows, predicate)
 
 

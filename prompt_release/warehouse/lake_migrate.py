@@ -113,7 +113,15 @@ def migrate_lake(location: config.LakeLocation, *, log: Callable[[str], None] = 
         # the rows of what is rewritten, and of what a DML reads; a table an interrupted run
         # already migrated is in the new schema and cannot be staged in the old one
         for name in sorted(((todo | dml) & kept) - set(done.already_done)):
-            lake._load(con, snapshot, old.tables[name], None)
+            staged = lake._load(con, snapshot, old.tables[name], None)
+            if staged.shadowed is not None and name in todo:
+                # rewritten from the staging database, which holds one copy of a key: the others
+                # would be lost
+                raise UserError(
+                    f"{name} holds {staged.shadowed.num_rows} rows whose key is also stored on another day "
+                    "(stored again past the ingest dedup window); this migration cannot rewrite them",
+                    file=location.uri,
+                )
         migrate(con)
         for name in lake._commit_order(todo):
             spec = new.tables[name]

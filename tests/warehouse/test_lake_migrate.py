@@ -150,11 +150,11 @@ def test_a_write_during_the_migration_fails_it_and_leaves_the_table_as_that_writ
     real_load = lake._load
 
     def load_then_another_writer_commits(con, snapshot, spec, partitions):
-        rows = real_load(con, snapshot, spec, partitions)
+        staged = real_load(con, snapshot, spec, partitions)
         if spec.name == "label_events":
-            late = rows.slice(0, 1).set_column(0, "event_id", pa.array(["e3"]))
+            late = staged.baseline.slice(0, 1).set_column(0, "event_id", pa.array(["e3"]))
             deltalake.write_deltalake(location.table_uri("label_events"), late, mode="append")
-        return rows
+        return staged
 
     monkeypatch.setattr(lake, "_load", load_then_another_writer_commits)
     with pytest.raises(lake.ConcurrentWriteError, match="stop every writer"):

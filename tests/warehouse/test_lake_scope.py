@@ -1,4 +1,4 @@
-"""A lake ingest stages the days it writes, not the lake, and dedup stays global (issue 14, acceptance 4)."""
+"""A lake ingest stages the days it writes, not the lake, and dedups within a window of days (issue 14, acceptance 4)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from prompt_release.traces import ingest_paths
+from prompt_release.traces.ingest import DEDUP_WINDOW_DAYS
 from prompt_release.warehouse import Scope, ScopeMiss, read_connection, write_transaction
 from prompt_release.warehouse import lake as lake_backend
 
@@ -40,9 +41,9 @@ def staged_rows(monkeypatch) -> dict[str, list[int]]:
     real = lake_backend._load
 
     def spy(con, snapshot, spec, partitions):
-        rows = real(con, snapshot, spec, partitions)
-        seen.setdefault(spec.name, []).append(rows.num_rows)
-        return rows
+        staged = real(con, snapshot, spec, partitions)
+        seen.setdefault(spec.name, []).append(staged.baseline.num_rows)
+        return staged
 
     monkeypatch.setattr(lake_backend, "_load", spy)
     return seen
@@ -63,22 +64,80 @@ def test_an_ingest_stages_only_the_traces_of_its_days_and_no_other_table(tmp_pat
         assert con.execute("SELECT count(*), count(DISTINCT record_key) FROM traces").fetchone() == (95, 95)
 
 
-def test_a_key_stored_on_a_day_not_staged_is_still_a_duplicate(tmp_path: Path, staged_rows) -> None:
+def test_a_key_stored_within_the_window_of_its_day_is_a_duplicate_even_on_a_day_not_staged(
+    tmp_path: Path, staged_rows
+) -> None:
     lake = str(tmp_path / "w.lake")
     landing = tmp_path / "landing"
     ingest_paths([calls(landing, "2026-11-01", ["k1", "k2", "k3"])], warehouse=lake)
     # the same calls again, in a folder weeks later (a re-export, a misfiled file): their own
     # timestamps put them on 2026-11-01, which this ingest did not stage
-    again = calls(landing, "2026-11-25", ["k1", "k2", "k9"], ts_day="2026-11-25")
+    again = calls(landing, "2026-11-25", ["k1", "k2", "k9"], ts_day="2026-11-01")
     staged_rows.clear()
     summary = ingest_paths([again], warehouse=lake)
     assert (summary.total.stored, summary.total.duplicates, summary.total.rejected) == (1, 2, 0)
     assert staged_rows["traces"] == [0, 3]  # refused once (nothing written), then run with 2026-11-01 staged
+    # one day away from a key stored on a day this ingest did not stage: looked up, a duplicate
+    staged_rows.clear()
+    summary = ingest_paths(
+        [calls(landing, "2026-11-25", ["k3"], ts_day="2026-11-02", name="late.jsonl")], warehouse=lake
+    )
+    assert (summary.total.stored, summary.total.duplicates, summary.total.rejected) == (0, 1, 0)
+    assert staged_rows["traces"] == [0, 4]
+    # a call re-sent into the next day's folder, its clock past midnight: one day away, a duplicate
+    summary = ingest_paths([calls(landing, "2026-11-02", ["k3", "m1"])], warehouse=lake)
+    assert (summary.total.stored, summary.total.duplicates, summary.total.rejected) == (1, 1, 0)
     with read_connection(lake) as con:
         rows = con.execute("SELECT record_key, day::VARCHAR FROM traces ORDER BY 1").fetchall()
-        files = con.execute("SELECT sum(stored), sum(duplicates) FROM ingest_files").fetchone()
-    assert rows == [("k1", "2026-11-01"), ("k2", "2026-11-01"), ("k3", "2026-11-01"), ("k9", "2026-11-25")]
-    assert files == (4, 2)
+        files = con.execute(
+            "SELECT sum(records), sum(stored), sum(duplicates), sum(rejected) FROM ingest_files"
+        ).fetchone()
+    assert rows == [
+        ("k1", "2026-11-01"),
+        ("k2", "2026-11-01"),
+        ("k3", "2026-11-01"),
+        ("k9", "2026-11-01"),
+        ("m1", "2026-11-02"),
+    ]
+    assert files == (9, 5, 4, 0)
+
+
+def test_a_key_stored_only_beyond_the_window_is_stored_again_on_its_own_day(tmp_path: Path, staged_rows) -> None:
+    # The lake's rule (ingest.DEDUP_WINDOW_DAYS): a write looks keys up near its days only, so its
+    # cost does not grow with the history; a key re-sent two days later is a new row on its day.
+    assert DEDUP_WINDOW_DAYS == 1
+    lake = str(tmp_path / "w.lake")
+    landing = tmp_path / "landing"
+    ingest_paths([calls(landing, "2026-11-01", ["k1", "k2"])], warehouse=lake)
+    ingest_paths([calls(landing, "2026-11-20", [f"old-{i}" for i in range(20)])], warehouse=lake)
+    staged_rows.clear()
+    summary = ingest_paths([calls(landing, "2026-11-03", ["k1", "z3"])], warehouse=lake)
+    assert (summary.total.stored, summary.total.duplicates, summary.total.rejected) == (2, 0, 0)
+    assert staged_rows["traces"] == [0]  # 2026-11-02 to 2026-11-04: nothing else was read
+    with read_connection(lake) as con:
+        assert con.execute(
+            "SELECT record_key, day::VARCHAR FROM traces WHERE record_key IN ('k1', 'z3') ORDER BY 2, 1"
+        ).fetchall() == [("k1", "2026-11-01"), ("k1", "2026-11-03"), ("z3", "2026-11-03")]
+        assert con.execute("SELECT sum(records), sum(stored), sum(duplicates) FROM ingest_files").fetchone() == (
+            24,
+            24,
+            0,
+        )
+    # A write staging the whole lake holds one copy of a key (the earliest day's); the other is
+    # written back as it is when its day is replaced.
+    with write_transaction(lake) as con:
+        assert con.execute("SELECT day::VARCHAR FROM traces WHERE record_key = 'k1'").fetchall() == [("2026-11-01",)]
+        con.execute("DELETE FROM traces WHERE record_key = 'z3'")
+        con.execute("INSERT INTO traces (span_id, day, record_key) VALUES ('n3', DATE '2026-11-03', 'n3')")
+    with read_connection(lake) as con:
+        assert con.execute(
+            "SELECT record_key, day::VARCHAR FROM traces WHERE day >= DATE '2026-11-03' AND day < DATE '2026-11-20' "
+            "ORDER BY 1"
+        ).fetchall() == [("k1", "2026-11-03"), ("n3", "2026-11-03")]
+        assert con.execute("SELECT count(*) FROM traces").fetchone() == (24,)
+    # within the window of the new copy's day, the key is a duplicate again
+    summary = ingest_paths([calls(landing, "2026-11-04", ["k1"])], warehouse=lake)
+    assert (summary.total.stored, summary.total.duplicates) == (0, 1)
 
 
 def test_a_scoped_transaction_refuses_writes_it_could_not_see_whole(tmp_path: Path) -> None:
