@@ -51,7 +51,7 @@ from prompt_release.mining.settings import load_settings
 from prompt_release.registry import CANARY, PRODUCTION, STAGING, Registry
 from prompt_release.registry.ids import check_prompt_id
 from prompt_release.warehouse import read_connection, write_transaction
-from prompt_release.warehouse.metrics import CALL_COLUMNS, HARD_CLASS_LIST, SUCCESS, cost_per_success
+from prompt_release.warehouse.metrics import CALL_COLUMNS, HARD_CLASS_LIST, SIGNAL_JOINS, SUCCESS, cost_per_success
 
 MAX_FAILING_SPANS = 50
 _SEGMENT_KEY = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -179,7 +179,7 @@ def _failure_flags(con, prompt_id: str, since: datetime, registry: Registry | No
 _CALLS_SQL = f"""
 CREATE OR REPLACE TEMP TABLE pr_canary_calls AS
 SELECT {CALL_COLUMNS}
-FROM traces t LEFT JOIN pr_release_flags f ON f.record_key = t.record_key
+FROM traces t LEFT JOIN pr_release_flags f ON f.record_key = t.record_key {SIGNAL_JOINS}
 WHERE t.prompt_id = $prompt_id AND t.ts >= $since AND t.prompt_version IN (SELECT unnest($versions)) {{segments}}
 """
 

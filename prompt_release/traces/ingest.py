@@ -27,6 +27,7 @@ lines the careful way and an anti-join on every stored key.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import queue
 import re
@@ -43,7 +44,7 @@ import pyarrow.compute  # noqa: F401  (pa.compute)
 
 from prompt_release import config
 from prompt_release.errors import UserError
-from prompt_release.traces import native, otlp
+from prompt_release.traces import events, native, otlp
 from prompt_release.traces.lines import LineChunk, LineReader
 from prompt_release.traces.models import FileSummary, IngestSummary
 from prompt_release.warehouse import Scope, ScopeMiss, write_transaction
@@ -249,7 +250,7 @@ def ingest_day(
     def attempt(check_duplicates: bool) -> IngestSummary:
         summary = IngestSummary()
         with write_transaction(warehouse) as con:
-            for table in ("traces", "ingest_rejects", "ingest_files"):
+            for table in ("traces", "events", "ingest_rejects", "ingest_files"):
                 con.execute(f"DELETE FROM {table} WHERE starts_with(source_file, ?)", [prefix]).fetchall()
             for path in files:
                 summary.record(
@@ -299,8 +300,10 @@ def ingest_file(
         summary.records += 1
     context.flush_rejects()
     assert summary.balanced, summary
+    if summary.events:
+        summary.events_unknown_call = events.count_unknown_calls(con, str(path), ingested_at)
     con.execute(
-        "INSERT INTO ingest_files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO ingest_files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             summary.source_file,
             summary.format,
@@ -313,6 +316,9 @@ def ingest_file(
             summary.non_call_spans,
             summary.prompt_version_missing,
             ingested_at,
+            summary.events,
+            summary.event_duplicates,
+            summary.events_unknown_call,
         ],
     ).fetchall()
     return summary
@@ -548,6 +554,10 @@ def _native_careful(
     the careful lines twice: the price of bounded memory on this rare path."""
     numbers = [int(n) for n in table["ln"].to_numpy()] if lines is None else lines
     inserted = 0
+    if numbers:
+        handled, inserted = _native_events(context, chunk, numbers)
+        if handled:
+            numbers = [n for n in numbers if n not in handled]
     for start in range(0, len(numbers), _CAREFUL_ROWS):
         part = numbers[start : start + _CAREFUL_ROWS]
         source = (
@@ -565,6 +575,36 @@ def _native_careful(
 
 
 _CAREFUL_ROWS = 8192
+
+
+def _native_events(context: _FileContext, chunk: LineChunk, numbers: list[int]) -> tuple[set[int], int]:
+    """Store the event lines (those with an `event` key) among `numbers`; return (their
+    line numbers, events new to the warehouse). They are never call lines: the fast path
+    leaves them here because they lack the call's required fields."""
+    found = context.con.execute(
+        f"SELECT ln FROM _native_lines WHERE ln BETWEEN {numbers[0]} AND {numbers[-1]} "
+        f"AND list_contains({_int_list(numbers)}, ln) AND coalesce(try(json_exists(line, '$.event')), false) "
+        "AND try(json_type(line)) = 'OBJECT'"
+    ).fetchall()
+    if not found:
+        return set(), 0
+    fallback = context.day_ts or context.ingested_at
+    rows = []
+    handled = set()
+    for (ln,) in found:
+        handled.add(ln)
+        raw = chunk.line(ln - chunk.first_line)
+        try:
+            rows.append(events.native_row(json.loads(raw), ln, fallback))
+        except events.BadEvent as exc:
+            context.reject(ln, exc.reason, exc.field, raw)
+        except (ValueError, RecursionError):
+            reason, field = native.describe_unparsable(raw)
+            context.reject(ln, reason, field, raw)
+    stored = events.store(context.con, rows, str(context.path), context.ingested_at)
+    context.summary.events += stored
+    context.summary.event_duplicates += len(rows) - stored
+    return handled, stored
 
 
 def _int_list(numbers: list[int]) -> str:
