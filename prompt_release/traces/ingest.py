@@ -131,7 +131,7 @@ def ingest_paths(
                         lambda check: _ingest_group(warehouse, group, format, progress, check, scope)
                     ),
                 ):
-                    summary.record(file_summary)
+                    summary.record(file_summary)  # after _settle_unknown_calls: the totals are final
                 continue
             except _FileFailed:
                 pass  # rolled back: file by file, so the files before the failing one are stored
@@ -215,7 +215,31 @@ def _ingest_group(
                 raise  # a repeated record_key: _optimistic runs the group again with the duplicate pass
             except Exception as exc:
                 raise _FileFailed(str(path)) from exc
+        _settle_unknown_calls(con, summaries)
     return summaries
+
+
+def _settle_unknown_calls(con: duckdb.DuckDBPyConnection, summaries: list[FileSummary]) -> None:
+    """Count again, at the end of a transaction of several files, the events whose call is unknown:
+    an event file that sorts before the calls it is about (events-*.jsonl, traces-*.jsonl) found
+    none of them when it was ingested, and its calls arrived in the same commit."""
+    for summary in summaries:
+        if not summary.events_unknown_call or summary._ingested_at is None:
+            continue
+        now = events.count_unknown_calls(con, summary.source_file, summary._ingested_at)
+        if now == summary.events_unknown_call:
+            continue
+        summary.events_unknown_call = now
+        key = [summary.source_file, summary._ingested_at]
+        # delete + insert rather than UPDATE: the lake backend sees inserted and deleted rows only
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE _ingest_file_row AS SELECT * REPLACE (? AS events_unknown_call) "
+            "FROM ingest_files WHERE source_file = ? AND ingested_at = ?",
+            [now, *key],
+        ).fetchall()
+        con.execute("DELETE FROM ingest_files WHERE source_file = ? AND ingested_at = ?", key).fetchall()
+        con.execute("INSERT INTO ingest_files SELECT * FROM _ingest_file_row").fetchall()
+        con.execute("DROP TABLE _ingest_file_row").fetchall()
 
 
 def _optimistic(attempt: Callable[[bool], object]):
@@ -256,6 +280,10 @@ def ingest_day(
                 summary.record(
                     ingest_file(con, path, format=format, progress=progress, check_duplicates=check_duplicates)
                 )
+            _settle_unknown_calls(con, summary.files)
+        summary.total.events_unknown_call = sum(f.events_unknown_call for f in summary.files)
+        for fmt, counts in summary.by_format.items():
+            counts.events_unknown_call = sum(f.events_unknown_call for f in summary.files if f.format == fmt)
         return summary
 
     return _optimistic(attempt)
@@ -302,6 +330,7 @@ def ingest_file(
     assert summary.balanced, summary
     if summary.events:
         summary.events_unknown_call = events.count_unknown_calls(con, str(path), ingested_at)
+    summary._ingested_at = ingested_at
     con.execute(
         "INSERT INTO ingest_files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [

@@ -12,7 +12,9 @@ not in the warehouse is stored and reported there, never dropped.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from datetime import datetime
+
+from pydantic import BaseModel, Field, PrivateAttr
 
 ACCOUNTING_RULE = (
     "records = stored + duplicates + rejected + non_call_spans; "
@@ -51,6 +53,7 @@ class Counts(BaseModel):
 class FileSummary(Counts):
     source_file: str
     format: str
+    _ingested_at: datetime | None = PrivateAttr(default=None)  # names the file's ingest_files row
 
 
 class IngestSummary(BaseModel):

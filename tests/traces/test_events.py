@@ -189,3 +189,20 @@ def test_mining_sees_late_signals(tmp_path, warehouse) -> None:
     mine_failures(warehouse, None, day=DAY)
     found = rows(warehouse, "SELECT span_id, failure_class FROM failures ORDER BY span_id, failure_class")
     assert ("sp_1", "negative_feedback") in found and ("sp_2", "correction") in found
+
+
+def test_events_landing_before_their_calls_in_one_commit_are_not_reported_unknown(tmp_path, warehouse) -> None:
+    from prompt_release.traces import ingest_day
+
+    day = tmp_path / "landing" / DAY
+    day.mkdir(parents=True)
+    # events-*.jsonl sorts before traces-*.jsonl: the calls arrive later in the same transaction
+    (day / "events-1.jsonl").write_text(json.dumps({"event": "feedback", "span_id": "sp_1", "value": "down"}) + "\n")
+    (day / "traces-1.jsonl").write_text(call(1) + "\n")
+    for summary in (
+        ingest_paths([day], warehouse=warehouse),
+        ingest_day(tmp_path / "landing", DAY, warehouse=warehouse),
+    ):
+        assert summary.total.events + summary.total.event_duplicates == 1
+        assert summary.total.events_unknown_call == 0
+        assert rows(warehouse, "SELECT sum(events_unknown_call) FROM ingest_files") == [(0,)]
