@@ -60,6 +60,8 @@ def main() -> int:
         hashes = {p.version_id: p.package_hash for p in registry.list_versions()}
         generate(state / "history", days=3, scale=0.3, start_date=start, package_hashes=hashes)
         ingest_paths([state / "history"], warehouse=paths["warehouse"])
+        # production at v1.6.0 (the demo's state after its first canary), so the regression is its patch
+        registry.move_label("support_router", "production", "support_router:v1.6.0", force=True, reason="bench")
         regression = routing_regression(paths["registry"])
         registry.move_label("support_router", "canary", regression, percent=20, force=True, reason="bench")
         resources = {
