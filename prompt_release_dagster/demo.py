@@ -458,19 +458,16 @@ def run_demo(
 
         # 7. Scenario 2: a one-line edit pushed straight to canary, skipping the gate: the canary
         # label is protected, so this takes break glass, and the audit trail records it as forced.
+        def pushed_to_canary(version: str, reason: str, seed: int) -> dict | None:
+            """Break glass: `version` straight to a 20% canary, then canary rounds until it is decided."""
+            registry.move_label("support_router", "canary", version, percent=20, force=True, reason=reason, actor=ACTOR)
+            demo.run_job("__ASSET_JOB", asset_selection=[dg.AssetKey("prompt_versions")])
+            decision = canary_round("support_router", canary_requests, seed=seed)
+            result.promotions[version] = registry.load_package(version).status
+            return decision
+
         hotfix = one_line_hotfix(paths["registry"])
-        registry.move_label(
-            "support_router",
-            "canary",
-            hotfix,
-            percent=20,
-            force=True,
-            reason="hotfix pushed straight to canary, skipping the gate",
-            actor=ACTOR,
-        )
-        demo.run_job("__ASSET_JOB", asset_selection=[dg.AssetKey("prompt_versions")])
-        decision = canary_round("support_router", canary_requests, seed=2)
-        result.promotions[hotfix] = registry.load_package(hotfix).status
+        decision = pushed_to_canary(hotfix, "hotfix pushed straight to canary, skipping the gate", seed=2)
         log(
             f"[7/9] canary {hotfix} (one-line edit, no gate): {decision['action'] if decision else 'no decision'}"
             f" -> {hotfix} is {result.promotions[hotfix]}"
@@ -483,18 +480,7 @@ def run_demo(
         log(f"[8/9] golden set after the incident: {result.golden_versions['support_router']}")
         # 9. Scenario 3: valid JSON, wrong routes for one intent; only what users feel shows it.
         regression = routing_regression(paths["registry"])
-        registry.move_label(
-            "support_router",
-            "canary",
-            regression,
-            percent=20,
-            force=True,
-            reason="routing change pushed straight to canary, skipping the gate",
-            actor=ACTOR,
-        )
-        demo.run_job("__ASSET_JOB", asset_selection=[dg.AssetKey("prompt_versions")])
-        decision = canary_round("support_router", canary_requests, seed=3)
-        result.promotions[regression] = registry.load_package(regression).status
+        decision = pushed_to_canary(regression, "routing change pushed straight to canary, skipping the gate", seed=3)
         log(
             f"[9/9] canary {regression} (billing routed to technical, no gate): "
             f"{decision['action'] if decision else 'no decision'} -> {regression} is "

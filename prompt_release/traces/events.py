@@ -321,12 +321,7 @@ def otlp_rows(span, is_call: bool, fallback_ts: datetime) -> Iterable[dict]:
         if "name" not in fields:
             raise BadEvent("an OpenInference annotation needs a 'name'", "annotations")
         yield _otlp_row(
-            name=fields.get("name"),
-            score=fields.get("score"),
-            label=fields.get("label"),
-            explanation=fields.get("explanation"),
-            annotator=fields.get("annotator_kind"),
-            identifier=fields.get("identifier"),
+            **{arg: fields.get(key) for arg, key in _OPENINFERENCE_FIELDS.items()},
             metadata=_metadata(fields.get("metadata")),
             span_id=about,
             trace_id=span.trace_id,
@@ -337,16 +332,30 @@ def otlp_rows(span, is_call: bool, fallback_ts: datetime) -> Iterable[dict]:
         )
 
 
+# _otlp_row argument -> attribute, per convention
+_OPENINFERENCE_FIELDS = {
+    "name": "name",
+    "score": "score",
+    "label": "label",
+    "explanation": "explanation",
+    "annotator": "annotator_kind",
+    "identifier": "identifier",
+}
+_GENAI_FIELDS = {
+    "name": "gen_ai.evaluation.name",
+    "score": "gen_ai.evaluation.score.value",
+    "label": "gen_ai.evaluation.score.label",
+    "explanation": "gen_ai.evaluation.explanation",
+    "annotator": "gen_ai.evaluation.annotator",
+    "identifier": "gen_ai.evaluation.id",
+}
+
+
 def _genai(attrs: dict, target: str, trace_id: str | None, ts: datetime, line: int, whole: Any) -> dict:
     if attrs.get("gen_ai.evaluation.name") is None:
         raise BadEvent("a gen_ai.evaluation.result needs gen_ai.evaluation.name", "gen_ai.evaluation.name")
     return _otlp_row(
-        name=attrs.get("gen_ai.evaluation.name"),
-        score=attrs.get("gen_ai.evaluation.score.value"),
-        label=attrs.get("gen_ai.evaluation.score.label"),
-        explanation=attrs.get("gen_ai.evaluation.explanation"),
-        annotator=attrs.get("gen_ai.evaluation.annotator") or attrs.get("annotator_kind"),
-        identifier=attrs.get("gen_ai.evaluation.id"),
+        **{arg: attrs.get(key) for arg, key in _GENAI_FIELDS.items()},
         metadata=None,
         span_id=target,
         trace_id=trace_id,
