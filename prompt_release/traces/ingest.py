@@ -147,7 +147,10 @@ def ingest_paths(
 
 # What ingest touches, and (on a lake) the days of traces it stages: the days of the files'
 # day folders and the day on each side (a call near midnight, a clock a little off).
-_INGEST_TABLES = ("traces", "ingest_files", "ingest_rejects")
+# Late-signal events (traces.events) are staged by the same days as the calls; an event about a
+# call outside those days is still stored once (key lookup), but on a lake its call is not staged,
+# so it is counted in events_unknown_call.
+_INGEST_TABLES = ("traces", "events", "ingest_files", "ingest_rejects")
 _SCOPE_ATTEMPTS = 3
 
 
@@ -163,7 +166,7 @@ def _scoped(files: list[Path], run: Callable[[Scope | None], T]) -> T:
     if any(day is None for day in days):
         return run(None)
     around = {(day + timedelta(days=shift)).date() for day in days for shift in (-1, 0, 1)}
-    scope: Scope | None = Scope.of(_INGEST_TABLES, {"traces": around})
+    scope: Scope | None = Scope.of(_INGEST_TABLES, {"traces": around, "events": around})
     for _ in range(_SCOPE_ATTEMPTS):
         try:
             return run(scope)
