@@ -64,6 +64,7 @@ log = logging.getLogger(__name__)
 PARTITIONS: dict[str, str] = {
     "traces": "day",
     "failures": "day",
+    "events": "day",
     "backtest_results": "run_id",
 }
 # The order in which one transaction commits its tables: every table after the tables it is
@@ -79,6 +80,7 @@ COMMIT_ORDER: tuple[str, ...] = (
     "prompt_versions",
     "label_events",
     "traces",
+    "events",
     "ingest_rejects",
     "ingest_files",
     "failures",
