@@ -533,6 +533,8 @@ def run_demo(
             f"{decision['action'] if decision else 'no decision'} -> {regression} is "
             f"{result.promotions[regression]}" + (f" ({decision['reason']})" if decision else "")
         )
+        # Its failing traces are incident cases of a newer golden version: labelled as the others are.
+        log(f"      golden set after the routing incident: {label_golden('support_router')}")
         demo.run_job("__ASSET_JOB", asset_selection=[dg.AssetKey("prompt_versions")])
         for candidate in list(result.promotions):
             result.promotions[candidate] = _where(paths["registry"], candidate)

@@ -103,10 +103,17 @@ def test_a_regressing_canary_is_aborted_automatically_and_becomes_an_incident(de
     assert any(decision["decision_id"] in e.reason for e in after)
     number = int(demo.golden_versions["support_router"].rsplit(":v", 1)[1])
     _, cases = golden_store.read_version(demo.registry, "support_router_golden", number)
-    incidents = [c for c in cases if c.tags.incident]
+    # The canaries' failing traces, each naming the decision that aborted it: the hotfix's, and the
+    # routing regression's (scenario 3, aborted on what users felt; issue 16).
+    regression = next(d for d in demo.canary_decisions if d["candidate_version"] == "support_router:v1.6.2")
+    by_decision = {
+        d["decision_id"]: [c for c in cases if c.tags.incident and d["decision_id"] in (c.provenance.note or "")]
+        for d in (decision, regression)
+    }
+    assert sum(map(len, by_decision.values())) == sum(1 for c in cases if c.tags.incident)
+    assert by_decision[regression["decision_id"]]
+    incidents = by_decision[decision["decision_id"]]
     assert incidents
-    # The canary's failing traces, each naming the decision that aborted it.
-    assert all(decision["decision_id"] in (case.provenance.note or "") for case in incidents)
     # A new case carries the canary's JSON failure; an input already in the set keeps the tags it had.
     # (How many canary inputs were already cases depends on the generated history, hence on the date.)
     versions = [
