@@ -83,6 +83,7 @@ def test_prompts_list_in_the_project_folder_reads_the_demos_registry_with_a_head
         ("sql", "SELECT 1"),
         ("mine",),
         ("golden", "build"),
+        ("warehouse", "migrate"),
     ],
 )
 def test_a_missing_warehouse_is_an_error_naming_the_path_and_the_flag(command, tmp_path: Path, registry) -> None:

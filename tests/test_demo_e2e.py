@@ -242,7 +242,8 @@ S3_DEMO = "PROMPT_RELEASE_TEST_S3_DEMO"
 @pytest.fixture(
     scope="module",
     params=[
-        "lake",
+        # ~4 min idle, past 10 under the load of several suites at once: twice the file demo's bound
+        pytest.param("lake", marks=pytest.mark.timeout(3 * TIMEOUT_S)),
         pytest.param(
             "s3",
             marks=[
@@ -263,7 +264,7 @@ def lake_demo(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
     else:
         location, env = f"s3://{MOTO_BUCKET}/demo", request.getfixturevalue("moto_s3")
     return run_demo_process(
-        root, warehouse=location, env=env, timeout_s=4 * TIMEOUT_S if request.param == "s3" else TIMEOUT_S
+        root, warehouse=location, env=env, timeout_s=4 * TIMEOUT_S if request.param == "s3" else 2 * TIMEOUT_S
     ).result
 
 

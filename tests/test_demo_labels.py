@@ -72,6 +72,33 @@ def test_each_accuracy_gate_reports_its_labelled_coverage_and_deciding_n(demo: D
     assert accuracy.outcome == "pass" and accuracy.labelled >= router.golden_cases
 
 
+def test_each_hard_accuracy_gate_is_decided_on_its_labelled_minimum(demo: DemoResult) -> None:
+    """Acceptance 3: each hard accuracy gate of the sample candidates is decided on at least 200 labelled
+    cases (the spec's `min_labelled_n`; a run with fewer labelled cases reads every one of them), also
+    when an adaptive run knew its verdict early: a contract reject still says how accurate it is."""
+    accuracy_gates = 0
+    for candidate in demo.reports:
+        report = latest_report(demo.warehouse, candidate)
+        minimum = report.spec.get("min_labelled_n", 200)
+        dataset, number = parse_version_ref(report.dataset.version)
+        manifest = golden_store.read_manifest(demo.registry, dataset, number)
+        for gate in report.gates:
+            if gate.severity != "hard" or not gate.metric.endswith("_accuracy"):
+                continue
+            accuracy_gates += 1
+            assert gate.outcome != "inconclusive" and gate.decides_at == gate.labelled == gate.n
+            assert gate.n >= min(minimum, manifest.labelled_count), (candidate, gate.metric, gate.n)
+            if minimum <= manifest.labelled_count:
+                assert gate.n >= minimum
+    assert accuracy_gates >= 2  # support_router v1.6.0 and v1.7.0
+    # v1.7.0 breaks the JSON contract: its reject is known within a few dozen cases; the run answered
+    # on (labelled cases only) until handoff_accuracy had its minimum, and says so.
+    prose = latest_report(demo.warehouse, "support_router:v1.7.0")
+    assert prose.verdict == "reject" and "json_valid_rate" in prose.failed_gates
+    assert prose.evidence.stop_reason.startswith("json_valid_rate decided FAIL after")
+    assert "answered on to the labelled minimum" in prose.evidence.stop_reason
+
+
 def test_the_break_glass_moves_read_forced_in_the_label_history(demo: DemoResult) -> None:
     with read_connection(demo.warehouse) as con:
         forced = con.execute("SELECT label, to_version FROM v_label_history WHERE forced").fetchall()

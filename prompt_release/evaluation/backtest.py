@@ -130,6 +130,8 @@ class Stopping(Protocol):
 
     def answering_order(self, cases: Sequence[BacktestCase], cached: set[str]) -> list[str]: ...
 
+    def next_batch(self, remaining: Sequence[str], size: int) -> list[str]: ...
+
     def look(self, frame: pl.DataFrame, total_cases: int) -> tuple[bool, str]: ...
 
 
@@ -976,13 +978,16 @@ def run_backtest(
     answered: set[str] = set()
     reason = None
     lowest: int | None = None  # each batch starts at the ceiling again: the run reports its lowest limit
-    position = 0
+    remaining = order
     free = next((i for i, case_id in enumerate(order) if case_id not in cached), len(order))
-    while position < len(order):
-        # The first batch is every case the cache answers (they cost nothing), if any.
-        size = free if position == 0 and free else ADAPTIVE_BATCH_CASES
-        batch = order[position : position + size]
-        position += len(batch)
+    while remaining:
+        # The first batch is every case the cache answers (they cost nothing), if any; the rule
+        # picks each batch (it may skip cases that can no longer change anything it waits for).
+        batch = stopping.next_batch(remaining, free if not answered and free else ADAPTIVE_BATCH_CASES)
+        if not batch:
+            break
+        chosen = set(batch)
+        remaining = [case_id for case_id in remaining if case_id not in chosen]
         batch_requests = [r for case_id in batch for r in by_case_requests.get(case_id, [])]
         # The whole budget each time: the run's recorded spend (earlier batches included) counts against it.
         got = (

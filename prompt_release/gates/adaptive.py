@@ -11,6 +11,18 @@ batch does not inflate the error rate. The run stops when
 - the set is exhausted: the full run's fixed-horizon gate decides, as without
   adaptivity.
 
+**Labelled minimum.** A decided verdict stops the run only once each hard
+accuracy gate (`<task>_accuracy`) has read the spec's `min_labelled_n`
+labelled cases (200 by default; every labelled case of the run where it has
+fewer). An accuracy gate reads only cases with an expected answer, and a
+contract failure decides a reject within a few dozen cases, long before the
+report could say anything about correctness; the release author fixing the
+contract would learn whether the candidate is also wrong on the task only on
+the next run. So once the verdict is known and only that minimum is missing,
+the run answers the remaining labelled cases alone, in the permutation's
+order (a uniform random sample of the labelled cases, which is all an accuracy
+gate reads), and skips the unlabelled ones that could add nothing.
+
 **Order.** Cases are drawn in a random permutation fixed by the run (seeded,
 recorded). The statistics of a look use only the longest prefix of that
 permutation whose cases have all been answered, so they always see a uniform
@@ -56,7 +68,7 @@ import polars as pl
 from prompt_release.gates.decision import _outcome, _threshold_on_interval_scale
 from prompt_release.gates.evaluate import per_case_frame, task_metric, with_hard_failure
 from prompt_release.gates.sequential import normal_mixture_radius
-from prompt_release.gates.spec import Gate, GateSpec
+from prompt_release.gates.spec import ACCURACY_PATTERN, Gate, GateSpec
 from prompt_release.mining.settings import DEFAULT_SEVERITY
 
 # Mixture scales: a sequence is tightest for effects near its tau. A gate must resolve
@@ -92,6 +104,12 @@ class Look:
     gates: tuple[GateLook, ...]
     stop: bool
     reason: str
+    # each hard accuracy gate: (metric, labelled cases it has read, its labelled minimum)
+    labelled: tuple[tuple[str, int, int], ...] = ()
+
+    @property
+    def labelled_short(self) -> tuple[tuple[str, int, int], ...]:
+        return tuple(entry for entry in self.labelled if entry[1] < entry[2])
 
     @property
     def verdict_so_far(self) -> Literal["reject", "promote"] | None:
@@ -147,10 +165,25 @@ def gate_look(
     return _sequence_look(gate, x, alpha)
 
 
+def labelled_read(gate: Gate, candidate: pl.DataFrame, baseline: pl.DataFrame, answered: Sequence[str]) -> int:
+    """Answered cases an accuracy gate reads: both arms have a value (the gate report's n)."""
+    x = _values(candidate, gate.metric, answered) - _values(baseline, gate.metric, answered)
+    return int(np.isfinite(x).sum())
+
+
 def look(
-    spec: GateSpec, candidate: pl.DataFrame, baseline: pl.DataFrame, order: Sequence[str], *, total_cases: int
+    spec: GateSpec,
+    candidate: pl.DataFrame,
+    baseline: pl.DataFrame,
+    order: Sequence[str],
+    *,
+    total_cases: int,
+    labelled_cases: int | None = None,
 ) -> Look:
-    """Evaluate every hard gate on the answered cases; `order` is the run's random permutation of case ids."""
+    """Evaluate every hard gate on the answered cases; `order` is the run's random permutation of case ids.
+
+    `labelled_cases`: how many cases of the whole run have an expected answer; a decided verdict
+    stops the run only once each hard accuracy gate has read min(`spec.min_labelled_n`, that many)."""
     answered = set(candidate["case_id"].to_list()) & set(baseline["case_id"].to_list())
     prefix_len = 0
     for case_id in order:
@@ -163,16 +196,32 @@ def look(
     hard = [g for g in spec.parsed_gates if g.severity == "hard"]
     gates = tuple(gate_look(g, candidate, baseline, prefix, answered_in_order, alpha) for g in hard)
     n = len(answered)
+    need = min(spec.min_labelled_n, labelled_cases or 0)
+    labelled = tuple(
+        (g.metric, labelled_read(g, candidate, baseline, answered_in_order), need) for g in hard if is_accuracy(g)
+    )
+    short = tuple(entry for entry in labelled if entry[1] < need)
     failed = [g for g in gates if g.status == "fail"]
+    decided = ""
     if failed:
-        first = failed[0]
-        return Look(n, prefix_len, gates, True, f"{first.metric} decided FAIL after {n} cases")
-    if gates and all(g.status == "pass" for g in gates):
-        return Look(n, prefix_len, gates, True, f"every hard gate decided PASS after {n} cases")
+        decided = f"{failed[0].metric} decided FAIL after {n} cases"
+    elif gates and all(g.status == "pass" for g in gates):
+        decided = f"every hard gate decided PASS after {n} cases"
+    if decided and not short:
+        return Look(n, prefix_len, gates, True, decided, labelled)
     if n >= total_cases:
-        return Look(n, prefix_len, gates, True, f"the set was exhausted ({n} cases)")
+        return Look(n, prefix_len, gates, True, f"the set was exhausted ({n} cases)", labelled)
+    if decided:
+        missing = ", ".join(
+            f"{metric} has read {got} of the {need} labelled cases it needs" for metric, got, need in short
+        )
+        return Look(n, prefix_len, gates, False, f"{decided}; {missing}", labelled)
     waiting = [g.metric for g in gates if g.status in ("open", "waits")]
-    return Look(n, prefix_len, gates, False, "undecided: " + ", ".join(waiting))
+    return Look(n, prefix_len, gates, False, "undecided: " + ", ".join(waiting), labelled)
+
+
+def is_accuracy(gate: Gate) -> bool:
+    return ACCURACY_PATTERN.match(gate.metric) is not None
 
 
 def case_order(case_ids: Sequence[str], *, seed: int, first: Sequence[str] = ()) -> tuple[list[str], list[str]]:
@@ -207,17 +256,39 @@ class AdaptiveGate:
     spec: GateSpec
     seed: int = 0
     permutation: list[str] = field(default_factory=list)
+    labelled: set[str] = field(default_factory=set)  # cases of the run with an expected answer
     looks: list[Look] = field(default_factory=list)
+    decided: str | None = None  # the first look's reason that knew the verdict, while labelled cases were missing
 
     def answering_order(self, cases: Sequence[Any], cached: set[str]) -> list[str]:
         first = [c.case_id for c in cases if _answer_early(c.tags)]
+        self.labelled = {c.case_id for c in cases if c.expected is not None}
         self.permutation, answering = case_order([c.case_id for c in cases], seed=self.seed, first=first)
         return [c for c in answering if c in cached] + [c for c in answering if c not in cached]
+
+    def next_batch(self, remaining: Sequence[str], size: int) -> list[str]:
+        """The next cases to answer: in order, or, once the verdict is known and only accuracy
+        gates' labelled minimum is missing, just the labelled cases still needed, in one batch
+        (nothing a look in between could learn would stop the run sooner: each look costs a
+        pass over every answer so far)."""
+        current = self.looks[-1] if self.looks else None
+        if current is None or not current.labelled_short or not self.decided:
+            return list(remaining[:size])
+        missing = max(need - got for _, got, need in current.labelled_short)
+        return [c for c in remaining if c in self.labelled][:missing]
 
     def look(self, frame: pl.DataFrame, total_cases: int) -> tuple[bool, str]:
         task = task_metric(self.spec)
         frame = with_hard_failure(frame)
         sides = [per_case_frame(frame.filter(pl.col("role") == role), task) for role in ("candidate", "baseline")]
-        current = look(self.spec, *sides, self.permutation, total_cases=total_cases)
+        current = look(self.spec, *sides, self.permutation, total_cases=total_cases, labelled_cases=len(self.labelled))
         self.looks.append(current)
+        known = current.verdict_so_far is not None
+        if known and current.labelled_short and self.decided is None:
+            self.decided = current.reason.split("; ", 1)[0]
+        if not known:
+            self.decided = None
+        if current.stop and known and self.decided:
+            reads = ", ".join(f"{metric} has read {got}" for metric, got, _ in current.labelled)
+            return True, f"{self.decided}; answered on to the labelled minimum ({reads} labelled cases)"
         return current.stop, current.reason

@@ -17,7 +17,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import polars as pl
 
 from prompt_release import config
@@ -27,7 +26,7 @@ from prompt_release.gates.report import GateReport, write_report
 from prompt_release.gates.spec import ACCURACY_PATTERN, GateSpec, gate_spec_from_dict, load_gate_spec
 from prompt_release.llm.client import NOT_RUN
 from prompt_release.registry.ids import parse_version_id
-from prompt_release.warehouse import query_frame, read_connection, write_transaction
+from prompt_release.warehouse import duck, query_frame, read_connection, write_transaction
 from prompt_release.warehouse.metrics import BACKTEST_HARD_FAILURE
 
 REPORTS_DIR = config.STATE_DIR / "reports"
@@ -67,7 +66,7 @@ def load_spec_for(registry_root: str | Path, candidate: str, *, spec_file: str |
 def with_hard_failure(results: pl.DataFrame) -> pl.DataFrame:
     """`backtest_results` rows built in memory (an adaptive run's look) with the `hard_failure` column
     the warehouse query adds: the one definition (warehouse.metrics), computed by the same SQL."""
-    con = duckdb.connect()
+    con = duck.connect()
     try:
         con.register("results", results.to_arrow())
         return query_frame(con, f"SELECT *, {BACKTEST_HARD_FAILURE} AS hard_failure FROM results")

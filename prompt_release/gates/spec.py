@@ -306,6 +306,12 @@ class GateSpec(BaseModel):
         None, pattern=DATASET_VERSION_PATTERN, description="golden dataset version, '<dataset>:v<N>'"
     )
     confidence: float = Field(0.95, gt=0.5, lt=1.0, description="two-sided confidence level of every interval")
+    min_labelled_n: int = Field(
+        200,
+        ge=0,
+        description="an adaptive run stops only once each hard accuracy gate has read this many labelled cases "
+        "(every labelled case of the run where it has fewer); 0: a decided verdict stops it at once",
+    )
     gates: dict[str, str | GateRule] = Field(
         min_length=1,
         description="metric name -> threshold ('>= 99.5%', '0%', '>= baseline - 1%', '<= baseline + 10%') or long form",

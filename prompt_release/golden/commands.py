@@ -1,4 +1,4 @@
-"""`prompt-release golden build | list | show | diff | add-incident | label` and `prompt-release mine`."""
+"""`prompt-release golden build | list | show | diff | add-incident | label | propose` and `prompt-release mine`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,13 @@ from prompt_release import config
 from prompt_release.errors import UserError
 from prompt_release.golden import store
 from prompt_release.golden.build import build_golden, diff_cases, record_incident
-from prompt_release.golden.labelling import label_from_file, label_interactively, unlabelled_cases
+from prompt_release.golden.labelling import (
+    accept_proposals,
+    label_from_file,
+    label_interactively,
+    propose_labels,
+    unlabelled_cases,
+)
 from prompt_release.golden.model import dataset_name, parse_version_ref
 from prompt_release.mining.detectors import mine_failures
 from prompt_release.registry import Registry
@@ -63,14 +69,37 @@ def add_commands(subparsers: argparse._SubParsersAction, common: argparse.Argume
         help="record what good means for unlabelled cases; writes the next version with the labels",
     )
     label.add_argument("dataset", metavar="DATASET", help="e.g. support_router_golden")
-    label.add_argument(
+    source = label.add_mutually_exclusive_group()
+    source.add_argument(
         "--from",
         dest="from_file",
         metavar="FILE",
         help='bulk labels, JSONL: {"case_id": ..., "expected": ...} per line (checked whole before anything is written)',
     )
+    source.add_argument(
+        "--accept-proposals",
+        metavar="FILE|all",
+        help="make pending proposals (`golden propose`) labels: all of them, or those a JSONL file names by "
+        "proposal_id (lines of datasets/proposals/DATASET.jsonl qualify)",
+    )
     label.add_argument("--actor", help="who labels (default: the CI identity or the OS user, with the host)")
     label.set_defaults(func=_label, opens_warehouse="existing")
+
+    propose = sub.add_parser(
+        "propose",
+        parents=[common],
+        help="ask a model for the expected answer of unlabelled cases; stores proposals, not labels",
+    )
+    propose.add_argument("dataset", metavar="DATASET", help="e.g. support_router_golden")
+    propose.add_argument("--model", help="the model that proposes (default: the prompt's own model)")
+    propose.add_argument(
+        "--prompt",
+        metavar="ID:vX.Y.Z",
+        help="the prompt version that asks (default: the workflow's production version, whose output "
+        "contract every proposal must keep)",
+    )
+    propose.add_argument("--limit", type=int, metavar="N", help="ask about at most N cases")
+    propose.set_defaults(func=_propose, opens_warehouse="existing")
 
 
 def _mine(args: argparse.Namespace) -> int:
@@ -162,13 +191,46 @@ def _label(args: argparse.Namespace) -> int:
     actor = config.actor(args.actor)
     if args.from_file:
         outcome = label_from_file(args.warehouse, root, args.dataset, args.from_file, actor=actor)
+    elif args.accept_proposals:
+        outcome = accept_proposals(args.warehouse, root, args.dataset, args.accept_proposals, actor=actor)
     else:
         outcome = label_interactively(args.warehouse, root, args.dataset, actor=actor, ask=input, say=print)
     build = outcome.build
+    decided = [
+        f"{count} proposal(s) {what}"
+        for count, what in ((outcome.accepted, "accepted"), (outcome.edited, "edited"), (outcome.rejected, "rejected"))
+        if count
+    ]
     print(
         f"{args.dataset}: {outcome.recorded} label(s) recorded"
+        + "".join(f", {d}" for d in decided)
         + (f", {outcome.skipped} skipped" if outcome.skipped else "")
         + f"; {build.message if build else ''}; {outcome.labelled}/{outcome.cases} cases labelled, "
         f"{len(unlabelled_cases(root, args.dataset))} still without an expectation"
+    )
+    return 0
+
+
+def _propose(args: argparse.Namespace) -> int:
+    # lazy: the endpoint module starts the embedded simulator's server stack; the CLI parser must not load it
+    from prompt_release.llm.endpoint import model_endpoint
+
+    root = config.registry_root(args.registry)
+    with model_endpoint() as llm_settings:
+        outcome = propose_labels(
+            args.warehouse, root, args.dataset, llm_settings=llm_settings, model=args.model, prompt=args.prompt,
+            limit=args.limit,
+        )  # fmt: skip
+    print(
+        f"{args.dataset}: asked {outcome.model} with {outcome.prompt_version} about {outcome.asked} case(s) "
+        f"({outcome.cached} answered from the cache); {len(outcome.proposed)} proposal(s) stored, "
+        f"{len(outcome.not_proposed)} case(s) got none"
+        + (f", {outcome.kept} case(s) already had its proposal" if outcome.kept else "")
+    )
+    for case_id, why in outcome.not_proposed[:20]:
+        print(f"  {case_id}: {why}")
+    print(
+        f"{outcome.pending} proposal(s) pending; none is a label until a person accepts it: "
+        f"prompt-release golden label {args.dataset} (a/r per case) or --accept-proposals all|FILE"
     )
     return 0

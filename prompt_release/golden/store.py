@@ -3,7 +3,8 @@
 Layout under `<registry root>/datasets/`: `golden/<dataset>/v<N>.jsonl` (one
 case per line, canonical JSON, sorted by case id) and `v<N>.manifest.json`
 (written last: a version exists once its manifest does); `labels/<dataset>.jsonl`
-(reviewers' expectations by case id); `incidents/<workflow>.jsonl` (spans
+(reviewers' expectations by case id); `proposals/<dataset>.jsonl` (expectations a
+model proposed, and their rejections: never applied to a version); `incidents/<workflow>.jsonl` (spans
 promoted to regression cases, appended). A version file is never rewritten:
 writing identical bytes again is a no-op, different bytes are refused, and
 reading checks the cases file against the sha256 in its manifest.
@@ -47,6 +48,10 @@ def manifest_path(root: str | Path, dataset: str, version: int) -> Path:
 
 def labels_path(root: str | Path, dataset: str) -> Path:
     return datasets_dir(root) / "labels" / f"{dataset}.jsonl"
+
+
+def proposals_path(root: str | Path, dataset: str) -> Path:
+    return datasets_dir(root) / "proposals" / f"{dataset}.jsonl"
 
 
 def incidents_path(root: str | Path, workflow: str) -> Path:

@@ -2,7 +2,7 @@
 
 Also `prompt-release prompts sync`, the registry's mirror into the warehouse
 (under `prompts` for the user; here because the registry never imports the
-warehouse).
+warehouse), and `prompt-release warehouse migrate`.
 
 Reads the analysts' snapshot when one is published (so it never blocks or is
 blocked by a running pipeline), the live file read-only with `--live`. A SQL
@@ -21,6 +21,11 @@ import duckdb
 from prompt_release import config
 from prompt_release.errors import UserError
 from prompt_release.registry import Registry
+from prompt_release.warehouse import lake
+from prompt_release.warehouse.connection import write_transaction
+from prompt_release.warehouse.lake_migrate import migrate_lake
+from prompt_release.warehouse.locking import open_with_backoff
+from prompt_release.warehouse.migrate import SCHEMA_VERSION, current_version
 from prompt_release.warehouse.registry_mirror import sync_to_warehouse
 from prompt_release.warehouse.result_format import write_csv, write_json, write_table
 from prompt_release.warehouse.snapshot import analyst_connection, snapshot_lag_s
@@ -57,6 +62,41 @@ def add_commands(subparsers: argparse._SubParsersAction, common: argparse.Argume
     sync.add_argument("--json", action="store_true", help="machine-readable output")
     # sync writes the mirror: like ingest, it may create the warehouse.
     sync.set_defaults(func=cmd_sync)
+
+    group = subparsers.add_parser("warehouse", help="warehouse maintenance: schema migration")
+    sub = group.add_subparsers(dest="warehouse_command", metavar="COMMAND", required=True)
+    upgrade = sub.add_parser(
+        "migrate",
+        parents=[common],
+        help="bring the warehouse's schema up to this prompt-release's",
+        description="Bring the warehouse's schema up to this prompt-release's. A DuckDB file also "
+        "migrates whenever a write opens it; a lake migrates only through this command, with its "
+        "writers stopped (tables whose schema changes are rewritten).",
+    )
+    upgrade.add_argument("--json", action="store_true", help="machine-readable output")
+    upgrade.set_defaults(func=cmd_migrate, opens_warehouse="existing")
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    location = lake.lake_for(args.warehouse)
+    if location is not None:
+        report = migrate_lake(location, log=print if not args.json else lambda message: None).model_dump()
+    else:
+        con = open_with_backoff(config.warehouse_path(args.warehouse))
+        try:
+            found = current_version(con)
+        finally:
+            con.close()
+        with write_transaction(args.warehouse):  # migrates on open, then republishes the analyst snapshot
+            pass
+        report = {"uri": args.warehouse, "from_version": found, "to_version": SCHEMA_VERSION}
+    if args.json:
+        print(json.dumps(report, indent=2, sort_keys=True))
+    elif report["from_version"] == report["to_version"]:
+        print(f"{report['uri']}: schema already at version {report['to_version']}")
+    else:
+        print(f"{report['uri']}: schema migrated from version {report['from_version']} to {report['to_version']}")
+    return 0
 
 
 def cmd_sync(args: argparse.Namespace) -> int:

@@ -56,6 +56,7 @@ import pyarrow.compute as pc
 
 from prompt_release import config
 from prompt_release.errors import SchemaVersionError, UserError
+from prompt_release.warehouse import duck
 from prompt_release.warehouse.migrate import SCHEMA_VERSION, migrate
 
 log = logging.getLogger(__name__)
@@ -169,11 +170,14 @@ def _literal(value: Any) -> str:
 
 
 @cache
-def template() -> Template:
-    """The schema every lake mirrors: the migrations applied to a scratch in-memory DuckDB."""
-    con = duckdb.connect()
+def template(version: int = SCHEMA_VERSION) -> Template:
+    """The schema every lake mirrors: the migrations applied to a scratch in-memory DuckDB.
+
+    An older `version` gives the schema a lake of that version was written in.
+    """
+    con = duck.connect()
     try:
-        migrate(con)
+        migrate(con, upto=version)
         names = [
             r[0]
             for r in con.execute(
@@ -305,6 +309,9 @@ class Snapshot:
             for name in reversed(_commit_order(tpl.tables)):
                 tables[name] = dl.DeltaTable(lake.table_uri(name), storage_options=options)
         except dl.exceptions.TableNotFoundError:
+            # an older lake lacks the tables a newer migration adds: it needs migrating, not creating
+            schema = dl.DeltaTable(lake.table_uri("schema_version"), storage_options=options)
+            cls(lake, {"schema_version": schema}).check_version()
             if not create:
                 raise
             _create_tables(lake, tpl)
@@ -316,8 +323,7 @@ class Snapshot:
         return snapshot
 
     def check_version(self) -> None:
-        versions = self.tables["schema_version"].to_pyarrow_table(columns=["version"])["version"]
-        found = max(versions.to_pylist(), default=0)
+        found = stored_version(self.tables["schema_version"])
         if found > SCHEMA_VERSION:
             raise SchemaVersionError(
                 f"warehouse schema version {found} is newer than this prompt-release understands "
@@ -327,7 +333,7 @@ class Snapshot:
         if found < SCHEMA_VERSION:
             raise SchemaVersionError(
                 f"lake schema version {found} is older than this prompt-release ({SCHEMA_VERSION}); "
-                "the lake backend does not migrate yet: build a new lake",
+                "stop the writers and run `prompt-release warehouse migrate` to bring it up to date",
                 file=self.lake.uri,
             )
 
@@ -339,6 +345,12 @@ class Snapshot:
         # in pyarrow ("no kernel matching input types (string, string_view)"); read as
         # string_view everywhere, both kinds of file filter correctly.
         return table.to_pyarrow_dataset(schema=pa.schema([pa.field(f.name, _as_view(f.type)) for f in plain]))
+
+
+def stored_version(schema_version_table) -> int:
+    """The schema version a lake's `schema_version` Delta table records."""
+    versions = schema_version_table.to_pyarrow_table(columns=["version"])["version"]
+    return max(versions.to_pylist(), default=0)
 
 
 def _as_view(kind: pa.DataType) -> pa.DataType:
@@ -357,7 +369,7 @@ def _create_tables(lake: config.LakeLocation, tpl: Template) -> None:
     """
     dl = _deltalake()
     options = lake.storage_options()
-    scratch = duckdb.connect()
+    scratch = duck.connect()
     try:
         migrate(scratch)
         versions = scratch.sql("SELECT * FROM schema_version").to_arrow_table()
@@ -413,7 +425,7 @@ def _views_file() -> Path:
     folder = Path(tempfile.mkdtemp(prefix="prompt_release_lake_views_"))
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
     path = folder / "views.duckdb"
-    con = duckdb.connect(str(path))
+    con = duck.connect(str(path))
     try:
         con.execute("BEGIN TRANSACTION")  # one commit, not one per statement
         for name, spec in tpl.tables.items():
@@ -435,7 +447,7 @@ def open_reader(lake: config.LakeLocation, *, create: bool = True) -> duckdb.Duc
     snapshot = Snapshot.open(lake, create=create)
     with _views_lock:
         views = _views_file()
-    con = duckdb.connect()
+    con = duck.connect()
     try:
         con.execute("SET TimeZone = 'UTC'")
         for name in template().tables:
@@ -467,7 +479,7 @@ def staged_transaction(lake: config.LakeLocation, scope: Scope | None = None) ->
     """
     snapshot = Snapshot.open(lake, create=True)
     tpl = template()
-    con = duckdb.connect()
+    con = duck.connect()
     try:
         migrate(con)
         con.execute("SET TimeZone = 'UTC'")
@@ -541,7 +553,7 @@ def _check_scope(snapshot: Snapshot, item: _Loaded, inserted: _Inserted, deleted
     # DuckDB over the dataset: a streaming scan of the key and partition columns of the partitions
     # not staged; pyarrow's own is_in has no kernel for the string_view the dataset reads
     keys = ", ".join(_quote_ident(k) for k in spec.key)
-    lookup = duckdb.connect()
+    lookup = duck.connect()
     try:
         lookup.register("__stored", snapshot.dataset(spec.name))
         lookup.register("__inserted", inserted.table(spec.key))

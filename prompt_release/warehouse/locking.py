@@ -18,6 +18,7 @@ import duckdb
 
 from prompt_release import config
 from prompt_release.errors import WarehouseLockedError
+from prompt_release.warehouse import duck
 
 _LOCK_PATTERN = re.compile(r"Could not set lock|Conflicting lock", re.IGNORECASE)
 
@@ -37,7 +38,7 @@ def open_with_backoff(
     delay = 0.05
     while True:
         try:
-            return duckdb.connect(str(path), read_only=read_only)
+            return duck.connect(str(path), read_only=read_only)
         except duckdb.Error as exc:
             if not is_lock_error(exc):
                 raise

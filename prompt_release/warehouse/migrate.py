@@ -70,8 +70,12 @@ def check_readable(con: duckdb.DuckDBPyConnection, path: str | Path | None = Non
     _refuse_newer(current_version(con), path)
 
 
-def migrate(con: duckdb.DuckDBPyConnection, path: str | Path | None = None) -> int:
-    """Bring the schema up to SCHEMA_VERSION; return the number of steps applied."""
+def migrate(con: duckdb.DuckDBPyConnection, path: str | Path | None = None, *, upto: int = SCHEMA_VERSION) -> int:
+    """Bring the schema up to `upto` (default SCHEMA_VERSION); return the number of steps applied.
+
+    `upto` below the newest is for rebuilding an older schema (the lake migration
+    stages an old lake's rows in the schema they were written in).
+    """
     found = current_version(con)
     _refuse_newer(found, path)
     applied = 0
@@ -79,7 +83,7 @@ def migrate(con: duckdb.DuckDBPyConnection, path: str | Path | None = None) -> i
     # (views made at 0013 would refer to tables a later migration adds).
     last_marker = max((v for v, _, sql in migrations() if RECREATE_VIEWS in sql.splitlines()), default=0)
     for version, name, sql in migrations():
-        if version <= found:
+        if version <= found or version > upto:
             continue
         con.execute("BEGIN TRANSACTION")
         try:

@@ -25,6 +25,7 @@ import duckdb
 
 from prompt_release import config
 from prompt_release.errors import UserError
+from prompt_release.warehouse import duck
 from prompt_release.warehouse import lake as lake_backend
 from prompt_release.warehouse.locking import is_lock_error, open_with_backoff
 from prompt_release.warehouse.migrate import check_readable
@@ -239,7 +240,7 @@ def analyst_connection(
         )
     else:
         target = live_path
-    con = duckdb.connect()
+    con = duck.connect()
     try:
         _attach_read_only(con, target, live_path if target == live_path else None, lock_timeout_s)
         con.execute(f"USE {CATALOG}")

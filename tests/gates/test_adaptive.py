@@ -7,7 +7,7 @@ import json
 import polars as pl
 import pytest
 
-from prompt_release.gates.adaptive import MIN_CASES_TO_STOP, case_order, look
+from prompt_release.gates.adaptive import MIN_CASES_TO_STOP, AdaptiveGate, GateLook, Look, case_order, look
 from prompt_release.gates.spec import gate_spec_from_dict
 from prompt_release.llm.endpoint import normalise_base_url
 from prompt_release.llm.simulator import start_simulator
@@ -80,6 +80,39 @@ def test_zero_tolerance_fails_at_the_first_occurrence_wherever_it_is() -> None:
     assert decided.stop and decided.reason == "unsafe_tool_call_rate decided FAIL after 3 cases"
     clean, base, ids = frames([0.0] * 300, [0.0] * 300, metric="unsafe_tool_call_rate")
     assert not look(spec, clean, base, ids, total_cases=400).stop  # passing needs every case
+
+
+def test_a_known_reject_waits_for_the_accuracy_gates_labelled_minimum() -> None:
+    spec = gate_spec_from_dict(
+        {"gates": {"json_valid_rate": ">= 97%", "handoff_accuracy": ">= baseline - 2%"}, "min_labelled_n": 50}
+    )
+    ids = [f"c{i:03d}" for i in range(60)]
+    labelled = [1.0 if i % 2 else None for i in range(60)]  # every other case has an expected answer
+    cand = pl.DataFrame({"case_id": ids, "json_valid_rate": [0.0] * 60, "handoff_accuracy": labelled})
+    base = pl.DataFrame({"case_id": ids, "json_valid_rate": [1.0] * 60, "handoff_accuracy": labelled})
+    short = look(spec, cand, base, ids, total_cases=400, labelled_cases=200)
+    assert not short.stop and short.verdict_so_far == "reject"
+    assert short.labelled_short == (("handoff_accuracy", 30, 50),)
+    assert short.reason == (
+        "json_valid_rate decided FAIL after 60 cases; handoff_accuracy has read 30 of the 50 labelled cases it needs"
+    )
+    # A run with fewer labelled cases than the minimum needs all of them, no more.
+    assert look(spec, cand, base, ids, total_cases=400, labelled_cases=30).stop
+    # 0 turns the minimum off: the reject stops the run at once.
+    off = gate_spec_from_dict({**spec.model_dump(exclude_none=True), "min_labelled_n": 0})
+    assert look(off, cand, base, ids, total_cases=400, labelled_cases=200).stop
+
+
+def test_once_only_labelled_cases_are_missing_only_labelled_cases_are_answered() -> None:
+    spec = gate_spec_from_dict({"gates": {"handoff_accuracy": ">= baseline - 2%"}, "min_labelled_n": 3})
+    rule = AdaptiveGate(spec)
+    remaining = ["u1", "l1", "u2", "l2", "l3", "l4"]
+    rule.labelled = {"l1", "l2", "l3", "l4"}
+    assert rule.next_batch(remaining, 4) == remaining[:4]  # before any look: the order as given
+    known = Look(10, 10, (GateLook("handoff_accuracy", "fail", 10),), False, "...", (("handoff_accuracy", 1, 3),))
+    rule.looks.append(known)
+    rule.decided = "handoff_accuracy decided FAIL after 10 cases"
+    assert rule.next_batch(remaining, 1) == ["l1", "l2"]  # two labelled cases short: those two, in order, at once
 
 
 @pytest.fixture(scope="module")

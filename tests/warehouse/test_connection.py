@@ -97,3 +97,28 @@ def test_writer_gives_up_naming_the_lock(warehouse: Path) -> None:
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_no_warehouse_connection_draws_duckdbs_progress_bar(any_warehouse: str) -> None:
+    """DuckDB draws its bar on stdout, even into a pipe: inside `--json` or `sql --format json`
+    output it would break the reader. Every connection prompt-release hands out has it off.
+    Checked in a child process: DuckDB turns the bar off by itself under pytest."""
+    child = textwrap.dedent(
+        f"""
+        from prompt_release.warehouse import analyst_connection, read_connection, write_transaction
+        bar = "SELECT current_setting('enable_progress_bar')"
+        with write_transaction({any_warehouse!r}) as con:
+            print("write", con.execute(bar).fetchall()[0][0])
+        with read_connection({any_warehouse!r}) as con:
+            print("read", con.execute(bar).fetchall()[0][0])
+        analyst = analyst_connection({any_warehouse!r})
+        print("analyst", analyst.execute(bar).fetchall()[0][0])
+        analyst.close()
+        import duckdb
+        print("plain", duckdb.connect().execute(bar).fetchall()[0][0])
+        """
+    )
+    checkout = Path(__file__).resolve().parents[2]
+    result = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=120, cwd=checkout)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["write", "False", "read", "False", "analyst", "False", "plain", "True"]
