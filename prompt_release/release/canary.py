@@ -656,9 +656,9 @@ WITH failing AS (
     SELECT coalesce(t.span_id, t.record_key) AS span_id, {conversation_key("t")} AS input
     FROM traces t WHERE list_contains($spans, coalesce(t.span_id, t.record_key))
 )
-SELECT f.span_id, list(t.output ORDER BY t.ts DESC) AS outputs,
-       list(CAST(t.tool_calls AS VARCHAR) ORDER BY t.ts DESC) AS tool_calls,
-       list(CAST(t.input_messages AS VARCHAR) ORDER BY t.ts DESC) AS messages
+SELECT f.span_id, list(t.output ORDER BY t.ts DESC, t.record_key) AS outputs,
+       list(CAST(t.tool_calls AS VARCHAR) ORDER BY t.ts DESC, t.record_key) AS tool_calls,
+       list(CAST(t.input_messages AS VARCHAR) ORDER BY t.ts DESC, t.record_key) AS messages
 FROM failing f JOIN traces t ON {conversation_key("t")} = f.input
 WHERE t.prompt_id = $prompt_id AND t.prompt_version = $production AND t.ts >= $since
   AND coalesce(t.status, 'ok') <> 'error' AND {served()}

@@ -9,7 +9,9 @@ version serves it, exactly as an app would, so the canary's percent and
 segments decide the split. Each request goes through the `openai` SDK to an
 OpenAI-compatible endpoint (the simulator) with the resolved prompt, and is
 logged with the runtime `TraceLogger` into today's landing day folder, where
-`ingest_day` and the canary analysis pick it up.
+`ingest_day` and the canary analysis pick it up. Requests arrive one
+`ARRIVAL_GAP` apart and each is logged at its arrival, so the same seed logs
+the same traffic in the same order on every run, whichever thread served it.
 
 With `shadow_share`, the app also runs the prompt's `shadow` label on that
 share of requests through `runtime.ShadowRunner` (same endpoint, answers
@@ -49,6 +51,8 @@ from prompt_release.release.replay import RecordedInput, recorded_inputs
 from prompt_release.runtime import PromptClient, ShadowRunner, TraceLogger
 from prompt_release.sample.content import intended_route
 
+# Simulated requests arrive this far apart, in request order (see `simulate_traffic`).
+ARRIVAL_GAP = timedelta(milliseconds=1)
 _CREATE_ARGS = ("temperature", "max_tokens", "top_p", "seed", "stop", "presence_penalty", "frequency_penalty")
 
 
@@ -169,7 +173,17 @@ def simulate_traffic(
             else None
         )
 
+        # Request i arrives at started + i * ARRIVAL_GAP and its call is stamped with that arrival. Stamped
+        # when a pool thread got to it, the same traffic would be logged in another order on every run
+        # (TraceLogger stamps to the millisecond: many calls tie, broken by random span ids), and what
+        # the canary records as its first failures, and the inputs replayed next, follow that order.
+        started = datetime.now(UTC)
+
         def serve(i: int) -> tuple[str, str, list[dict]]:
+            arrival = started + i * ARRIVAL_GAP
+            early = (arrival - datetime.now(UTC)).total_seconds()
+            if early > 0:
+                time.sleep(early)  # not served before it arrived
             item = inputs[i % len(inputs)]
             user_id = f"sim_{seed}_{i:06d}"
             resolved = client.get(prompt_id, routing_key=user_id, segment=item.segment)
@@ -188,6 +202,7 @@ def simulate_traffic(
                 user_id=user_id,
                 session_id=f"sess_{seed}_{i:06d}",
                 cost_usd=cost,
+                timestamp=arrival,
                 **{k: v for k, v in result.items() if v is not None},
             )
             if runner is not None:
