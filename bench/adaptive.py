@@ -3,8 +3,8 @@
 Part 1 simulates backtests of known effect (a clear reject, a 3-point
 regression, an equal candidate, a clear promote) through the real decision
 code: the full gate (`decide_paired` on every case) and the adaptive gate
-(`gates.adaptive.look` after every batch of the runner's batch size, the full
-gate if the set is exhausted). It prints, per scenario, the share of trials
+(`gates.adaptive.look` after every batch of the runner's batch size, on to the
+spec's labelled minimum of 200, the full gate if the set is exhausted). It prints, per scenario, the share of trials
 promoted / rejected / frozen and the mean share of the set each paid for.
 Part 2 (`--demo`) runs `prompt-release gate` for each sample candidate on a
 fresh world with an empty answer cache, adaptively and then `--full` on
@@ -67,15 +67,18 @@ def simulate(rng: np.random.Generator, json_rate: float, change: float) -> dict[
 
 
 def adaptive_verdict(paired: dict, ids: list[str]) -> tuple[str, int]:
-    for end in range(ADAPTIVE_BATCH_CASES, N_CASES + ADAPTIVE_BATCH_CASES, ADAPTIVE_BATCH_CASES):
-        end = min(end, N_CASES)
+    """Every simulated case is labelled, so a known verdict stops once handoff_accuracy has read
+    the spec's `min_labelled_n`; the runner then answers the missing cases in one batch (`next_batch`)."""
+    end = 0
+    while end < N_CASES:
+        end = min(end + ADAPTIVE_BATCH_CASES, N_CASES)
         cand = pl.DataFrame({"case_id": ids[:end], **{m: c[:end] for m, (c, _) in paired.items()}})
         base = pl.DataFrame({"case_id": ids[:end], **{m: b[:end] for m, (_, b) in paired.items()}})
-        current = look(SPEC, cand, base, ids, total_cases=N_CASES)
+        current = look(SPEC, cand, base, ids, total_cases=N_CASES, labelled_cases=N_CASES)
         if current.stop and current.verdict_so_far:
             return current.verdict_so_far, end
-        if end == N_CASES:
-            break
+        if current.verdict_so_far and current.labelled_short:
+            end = max(end, max(need for _, _, need in current.labelled_short) - ADAPTIVE_BATCH_CASES)
     return decide_paired(SPEC, paired).verdict, N_CASES
 
 

@@ -1,3 +1,3 @@
-from prompt_release.cli import main
+from prompt_release.cli import run
 
-raise SystemExit(main())
+run()

@@ -17,9 +17,12 @@ that create one (`ingest`, `prompts sync`, the demo) accept a missing path.
 from __future__ import annotations
 
 import argparse
+import atexit
 import importlib
+import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from prompt_release import __version__, config
 from prompt_release.errors import UserError
@@ -87,5 +90,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+def run() -> NoReturn:
+    """The `prompt-release` command (and `python -m prompt_release`): main(), then leave the
+    process without tearing its native thread pools down.
+
+    Arrow's IO threads, which read a lake through delta-rs, can still be alive when the interpreter
+    finalizes; their destructor then aborts the process ("terminate called without an active
+    exception", exit -6) after the command has done its work (delta-io/delta-rs#2184,
+    apache/arrow#34314; here 1 no-op `warehouse migrate` in 20 on a lake on moto S3). Every write
+    is committed before main() returns, so: the exit handlers run (temporary folders), the
+    streams are flushed, and the process leaves through os._exit with main()'s code.
+    """
+    try:
+        code = main()
+    except SystemExit as exc:  # argparse's own exits: --help, a bad flag
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        if isinstance(exc.code, str):
+            print(exc.code, file=sys.stderr)
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a reader that went away (`| head`), a closed stream
+            pass
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run()

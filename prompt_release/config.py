@@ -425,3 +425,21 @@ def reports_dir(warehouse: str | os.PathLike | None = None) -> Path:
     if lake.is_s3:
         return STATE_DIR / "reports"
     return Path(lake.uri.removeprefix("file://")).parent / "reports"
+
+
+ENV_SENSOR_INTERVAL = "PROMPT_RELEASE_SENSOR_INTERVAL_S"
+
+
+def sensor_interval_s(default: int) -> int:
+    """Seconds between a sensor's ticks under the daemon (a local deployment demo shortens them)."""
+    value = os.environ.get(ENV_SENSOR_INTERVAL)
+    return int(value) if value else default
+
+
+ENV_CANARY_MIN_DURATION = "PROMPT_RELEASE_CANARY_MIN_DURATION_S"
+
+
+def canary_min_duration_s() -> float | None:
+    """Overrides every release policy's minimum canary duration (demos compress it to 0); None: the policy's."""
+    value = os.environ.get(ENV_CANARY_MIN_DURATION)
+    return float(value) if value else None

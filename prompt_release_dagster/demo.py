@@ -171,6 +171,57 @@ def routing_regression(registry: Path) -> str:
     )
 
 
+def label_golden(paths: dict[str, Any], truth: dict[str, Any], result: DemoResult, prompt_id: str) -> str:
+    """Reviewers' labels, here made from the sample world's ground truth, through `golden label
+    --from`: the labelled set is written as the next version, which the backtests then read."""
+    dataset = f"{prompt_id}_golden"
+    label_file, _, _ = write_label_file(
+        paths["registry"], dataset, truth, paths["labels"] / f"{dataset}.jsonl", warehouse=paths["warehouse"]
+    )
+    outcome = label_from_file(paths["warehouse"], paths["registry"], dataset, label_file, actor=ACTOR)
+    result.golden_versions[prompt_id] = outcome.build.version_id if outcome.build else dataset
+    result.golden_coverage[dataset] = (outcome.labelled, outcome.cases)
+    return f"{result.golden_versions[prompt_id]} {outcome.labelled}/{outcome.cases} labelled"
+
+
+def record_report(result: DemoResult, candidate: str) -> None:
+    """The candidate's newest gate report, as the summary shows it (none yet: nothing recorded)."""
+    report = latest_report(result.warehouse, candidate)
+    if report:
+        result.reports[candidate] = {
+            "verdict": report.verdict,
+            "report_id": report.report_id,
+            "html": report.paths["html"],
+            "failed": report.failed_gates,
+            "inconclusive": report.inconclusive_gates,
+        }
+
+
+def serve(paths: dict[str, Any], base_url: str, prompt_id: str, requests: int, seed: int, shadow_share: float = 0.0):
+    """Live requests of `prompt_id` through the runtime client, logged into the landing folder."""
+    return simulate_traffic(
+        paths["registry"],
+        prompt_id,
+        landing=paths["landing"],
+        base_url=base_url,
+        requests=requests,
+        warehouse=paths["warehouse"],
+        seed=seed,
+        shadow_share=shadow_share,
+    )
+
+
+def push_to_canary(registry: Registry, version: str, change: str) -> None:
+    """Scenarios 2 and 3: `version` (a `change`, e.g. "hotfix") straight to a 20% canary, skipping the
+    gate. The canary label is protected, so this takes break glass, and the audit trail records it as forced."""
+    reason = f"{change} pushed straight to canary, skipping the gate"
+    registry.move_label("support_router", "canary", version, percent=20, force=True, reason=reason, actor=ACTOR)
+
+
+# Canary rounds serve and look at most this often: the always-valid test may look after every batch.
+CANARY_LOOKS = 5
+
+
 # Runs the demo executes in its own process: one still in these states when a demo starts was left
 # by a demo that was killed (Ctrl-C, a closed terminal), and still holds its pool slots.
 _UNFINISHED = (
@@ -399,33 +450,13 @@ def run_demo(
             numbers = golden_store.versions(paths["registry"], f"{prompt_id}_golden")
             result.golden_versions[prompt_id] = f"{prompt_id}_golden:v{max(numbers)}"
 
-        def label_golden(prompt_id: str) -> str:
-            """Reviewers' labels, here made from the sample world's ground truth, through `golden label
-            --from`: the labelled set is written as the next version, which the backtests then read."""
-            dataset = f"{prompt_id}_golden"
-            label_file, _, _ = write_label_file(
-                paths["registry"], dataset, truth, paths["labels"] / f"{dataset}.jsonl", warehouse=paths["warehouse"]
-            )
-            outcome = label_from_file(paths["warehouse"], paths["registry"], dataset, label_file, actor=ACTOR)
-            result.golden_versions[prompt_id] = outcome.build.version_id if outcome.build else dataset
-            result.golden_coverage[dataset] = (outcome.labelled, outcome.cases)
-            return f"{result.golden_versions[prompt_id]} {outcome.labelled}/{outcome.cases} labelled"
-
-        coverage = [label_golden(prompt_id) for prompt_id in list(result.golden_versions)]
+        coverage = [label_golden(paths, truth, result, prompt_id) for prompt_id in list(result.golden_versions)]
         log(f"[3/9] golden datasets: {', '.join(coverage)}")
 
         # 4. The candidate sensor evaluates every open candidate: backtest -> diff -> gate report.
         for run in demo.tick("candidate_sensor"):
             candidate = run.dagster_run.tags["dagster/partition"]
-            report = latest_report(paths["warehouse"], candidate)
-            if report:
-                result.reports[candidate] = {
-                    "verdict": report.verdict,
-                    "report_id": report.report_id,
-                    "html": report.paths["html"],
-                    "failed": report.failed_gates,
-                    "inconclusive": report.inconclusive_gates,
-                }
+            record_report(result, candidate)
         log(
             "[4/9] gate reports: " + ", ".join(f"{c} {r['verdict'].upper()}" for c, r in sorted(result.reports.items()))
         )
@@ -437,7 +468,7 @@ def run_demo(
         log("[5/9] after the gate sensor: " + ", ".join(f"{c} -> {s}" for c, s in sorted(result.promotions.items())))
 
         # 6. Canary traffic for support_router v1.6.0 through the runtime client, ingested and analysed.
-        def canary_round(prompt_id: str, requests: int, seed: int, looks: int = 5) -> dict | None:
+        def canary_round(prompt_id: str, requests: int, seed: int, looks: int = CANARY_LOOKS) -> dict | None:
             """Serve traffic in batches; after each, ingest and look at the canary again.
 
             The canary test is always-valid, so looking after every batch keeps
@@ -445,16 +476,9 @@ def run_demo(
             """
             decision = None
             for look in range(looks):
-                simulate_traffic(
-                    paths["registry"],
-                    prompt_id,
-                    landing=paths["landing"],
-                    base_url=simulator.base_url,
-                    requests=requests,
-                    warehouse=paths["warehouse"],
-                    seed=seed * 100 + look,
-                )
-                demo.run_job("daily_ingest", partition_key=today.isoformat())
+                served = serve(paths, simulator.base_url, prompt_id, requests, seed=seed * 100 + look)
+                for day in served.days:  # two days when the traffic ran past midnight
+                    demo.run_job("daily_ingest", partition_key=day)
                 # The demo compresses the release policy's minimum canary duration to zero.
                 demo.run_job(
                     "canary_analysis_job",
@@ -481,9 +505,9 @@ def run_demo(
 
         # 7. Scenario 2: a one-line edit pushed straight to canary, skipping the gate: the canary
         # label is protected, so this takes break glass, and the audit trail records it as forced.
-        def pushed_to_canary(version: str, reason: str, seed: int) -> dict | None:
+        def pushed_to_canary(version: str, change: str, seed: int) -> dict | None:
             """Break glass: `version` straight to a 20% canary, then canary rounds until it is decided."""
-            registry.move_label("support_router", "canary", version, percent=20, force=True, reason=reason, actor=ACTOR)
+            push_to_canary(registry, version, change)
             demo.run_job("__ASSET_JOB", asset_selection=[dg.AssetKey("prompt_versions")])
             decision = canary_round("support_router", canary_requests, seed=seed)
             result.promotions[version] = registry.load_package(version).status
@@ -493,17 +517,9 @@ def run_demo(
         # First it runs in shadow on a share of live requests (the app opted in): never served, and the
         # comparison with production on the same requests already shows what the canary will find.
         registry.move_label("support_router", "shadow", hotfix, reason="watch the hotfix on live requests", actor=ACTOR)
-        shadowed = simulate_traffic(
-            paths["registry"],
-            "support_router",
-            landing=paths["landing"],
-            base_url=simulator.base_url,
-            requests=shadow_requests,
-            warehouse=paths["warehouse"],
-            seed=300,
-            shadow_share=0.5,
-        )
-        demo.run_job("daily_ingest", partition_key=today.isoformat())
+        shadowed = serve(paths, simulator.base_url, "support_router", shadow_requests, seed=300, shadow_share=0.5)
+        for day in shadowed.days:
+            demo.run_job("daily_ingest", partition_key=day)
         compared = demo.run_job("shadow_comparison_job", partition_key="support_router")
         shadow_event = compared.asset_materializations_for_node("shadow_comparison")[0]
         result.shadow = {
@@ -515,7 +531,7 @@ def run_demo(
             f"      shadow: {hotfix} answered {result.shadow['pairs']} live requests unserved; "
             f"against production it would {result.shadow['would']}"
         )
-        decision = pushed_to_canary(hotfix, "hotfix pushed straight to canary, skipping the gate", seed=2)
+        decision = pushed_to_canary(hotfix, "hotfix", seed=2)
         log(
             f"[7/9] canary {hotfix} (one-line edit, no gate): {decision['action'] if decision else 'no decision'}"
             f" -> {hotfix} is {result.promotions[hotfix]}"
@@ -524,17 +540,17 @@ def run_demo(
         # 8. The canary's failing traces are now incident cases: the next golden version holds them,
         # and the new cases (the incidents, failures mined from canary traffic) are labelled.
         demo.run_job("build_golden", partition_key="support_router")
-        log(f"[8/9] golden set after the incident: {label_golden('support_router')}")
+        log(f"[8/9] golden set after the incident: {label_golden(paths, truth, result, 'support_router')}")
         # 9. Scenario 3: valid JSON, wrong routes for one intent; only what users feel shows it.
         regression = routing_regression(paths["registry"])
-        decision = pushed_to_canary(regression, "routing change pushed straight to canary, skipping the gate", seed=3)
+        decision = pushed_to_canary(regression, "routing change", seed=3)
         log(
             f"[9/9] canary {regression} (billing routed to technical, no gate): "
             f"{decision['action'] if decision else 'no decision'} -> {regression} is "
             f"{result.promotions[regression]}" + (f" ({decision['reason']})" if decision else "")
         )
         # Its failing traces are incident cases of a newer golden version: labelled as the others are.
-        log(f"      golden set after the routing incident: {label_golden('support_router')}")
+        log(f"      golden set after the routing incident: {label_golden(paths, truth, result, 'support_router')}")
         demo.run_job("__ASSET_JOB", asset_selection=[dg.AssetKey("prompt_versions")])
         for candidate in list(result.promotions):
             result.promotions[candidate] = _where(paths["registry"], candidate)

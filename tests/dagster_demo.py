@@ -25,6 +25,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from prompt_release.registry import Registry
 from prompt_release_dagster.demo import DemoResult, run_demo
 from tests.conftest import REPO_ROOT
 from tests.ui.harness import stop_process_group, write_dagster_home
@@ -90,6 +91,24 @@ def run_demo_process(
         if "://" not in data[key]:  # a lake URI stays text (a Path folds s3:// into s3:/)
             data[key] = Path(data[key])
     return DemoRun(home, DemoResult(**data), log)
+
+
+def decisions(result: DemoResult) -> dict:
+    """What a release engineer reads off a demo: verdicts, where each candidate ended up, every
+    label and status move in order, the canary decisions, and the golden versions."""
+    registry = Registry(result.registry)
+    moves = [
+        (e.action, e.label, e.from_version, e.to_version, e.status)
+        for prompt_id in registry.prompt_ids()
+        for e in registry.history(prompt_id)
+    ]
+    return {
+        "verdicts": {candidate: report["verdict"] for candidate, report in result.reports.items()},
+        "now": result.promotions,
+        "moves": moves,
+        "canary": [(d["candidate_version"], d["action"]) for d in result.canary_decisions],
+        "golden": result.golden_versions,
+    }
 
 
 def _main(state: str, result_file: str, warehouse: str | None = None) -> int:

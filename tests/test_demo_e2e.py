@@ -23,7 +23,7 @@ from prompt_release.registry import Registry
 from prompt_release.warehouse import read_connection
 from prompt_release_dagster.demo import DemoResult, summary_table
 from tests.conftest import MOTO_BUCKET
-from tests.dagster_demo import TIMEOUT_S, DemoRun, run_demo_process
+from tests.dagster_demo import TIMEOUT_S, DemoRun, decisions, run_demo_process
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("demo")]
 
@@ -213,24 +213,6 @@ def test_the_hotfix_ran_in_shadow_first_and_the_comparison_saw_what_the_canary_f
             [hotfix],
         ).fetchone()[0]
     assert shadow_rows == demo.shadow["pairs"] == served_by_hotfix  # before its canary, only shadow traces
-
-
-def decisions(result: DemoResult) -> dict:
-    """What a release engineer reads off a demo: verdicts, where each candidate ended up, every
-    label and status move in order, the canary decisions, and the golden versions."""
-    registry = Registry(result.registry)
-    moves = [
-        (e.action, e.label, e.from_version, e.to_version, e.status)
-        for prompt_id in registry.prompt_ids()
-        for e in registry.history(prompt_id)
-    ]
-    return {
-        "verdicts": {candidate: report["verdict"] for candidate, report in result.reports.items()},
-        "now": result.promotions,
-        "moves": moves,
-        "canary": [(d["candidate_version"], d["action"]) for d in result.canary_decisions],
-        "golden": result.golden_versions,
-    }
 
 
 # On moto S3 the demo takes about three times the file demo (634 s against 222 s under load 11 on

@@ -53,6 +53,7 @@ class TraceLogger:
         self.workflow = workflow
         self._lock = threading.Lock()
         self._fds: dict[Path, int] = {}
+        self._written: set[Path] = set()
         self._stem = f"traces-{socket.gethostname()}-{os.getpid()}"
 
     def _target(self, ts: datetime) -> Path:
@@ -67,7 +68,16 @@ class TraceLogger:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
                 self._fds[target] = fd
+                self._written.add(target)
             os.write(fd, line)
+
+    @property
+    def files(self) -> list[Path]:
+        """Every file this logger has written a line to, also after `close()`. Into a landing folder,
+        calls are filed by their own timestamp's UTC day: traffic that runs past midnight spans two
+        day folders, and whoever ingests what it logged must ingest both."""
+        with self._lock:
+            return sorted(self._written)
 
     def close(self) -> None:
         with self._lock:

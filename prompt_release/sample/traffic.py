@@ -65,7 +65,11 @@ class TrafficSummary(BaseModel):
     inputs: int = Field(0, description="distinct inputs replayed")
     landing_files: list[str] = Field(default_factory=list)
     events: int = Field(0, description="late user reactions (escalation, feedback) written as event lines")
-    day: str
+    day: str = Field(description="the UTC day the traffic started")
+    days: list[str] = Field(
+        default_factory=list,
+        description="every landing day folder the traffic logged into (two if it ran past midnight)",
+    )
 
 
 def _fallback_inputs(registry_root: str | Path, prompt_id: str) -> list[RecordedInput]:
@@ -230,7 +234,8 @@ def simulate_traffic(
         target = Path(landing) / day / f"events-{seed}-{datetime.now(UTC).strftime('%H%M%S%f')}.jsonl"
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text("".join(json.dumps(e, separators=(",", ":")) + "\n" for e in reactions))
-    files = sorted(str(p) for p in (Path(landing) / day).glob("traces-*.jsonl"))
+    days = sorted({path.parent.name for path in logger.files} | {day})
+    files = sorted(str(p) for d in days for p in (Path(landing) / d).glob("traces-*.jsonl"))
     return TrafficSummary(
         prompt_id=prompt_id,
         requests=requests,
@@ -241,4 +246,5 @@ def simulate_traffic(
         landing_files=files,
         events=len(reactions),
         day=day,
+        days=days,
     )

@@ -52,7 +52,7 @@ from prompt_release.errors import UserError
 from prompt_release.traces import events, native, otlp
 from prompt_release.traces.lines import LineChunk, LineReader
 from prompt_release.traces.models import FileSummary, IngestSummary
-from prompt_release.warehouse import Scope, ScopeMiss, write_transaction
+from prompt_release.warehouse import Scope, ScopeMiss, duck, write_transaction
 
 FORMATS = ("auto", "native", "otlp")
 SUFFIXES = (".jsonl", ".json", ".jsonl.gz", ".json.gz")
@@ -366,7 +366,7 @@ def _ingest_file(
     # one transaction per file holds the whole file's rows until commit; a
     # memory limit makes DuckDB spill them to its temp directory instead of
     # growing with the file (insertion order does not matter: rows carry source_line)
-    con.execute(f"SET memory_limit = '{_memory_limit()}'")
+    duck.cap_memory(con, _memory_limit())
     con.execute("SET preserve_insertion_order = false")
     # a file's rejects describe its latest ingest; rows dedup on record_key
     con.execute("DELETE FROM ingest_rejects WHERE source_file = ?", [str(path)]).fetchall()
@@ -694,7 +694,7 @@ def _ingest_native_batch(
     the point: it was most of a tiny file's ingest."""
     ingested_at = datetime.now(UTC)
     con.execute("SET TimeZone = 'UTC'")
-    con.execute(f"SET memory_limit = '{_memory_limit()}'")
+    duck.cap_memory(con, _memory_limit())
     con.execute("SET preserve_insertion_order = false")
     sources = [str(small.path) for small in files]
     con.register("_native_batch_files", pa.table({"source_file": pa.array(sources, pa.string())}))

@@ -9,6 +9,8 @@ connection to the same file keeps DuckDB's default).
 
 from __future__ import annotations
 
+import re
+
 import duckdb
 
 
@@ -24,3 +26,31 @@ def connect(database: str = ":memory:", *, read_only: bool = False) -> duckdb.Du
         con.close()
         raise
     return con
+
+
+_UNITS = {"": 1, "b": 1, "bytes": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12}
+_UNITS.update({"kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40})
+_SIZE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([a-z]*)\s*$", re.IGNORECASE)
+
+
+def _bytes(size: str) -> float:
+    match = _SIZE.match(size)
+    if match is None or match.group(2).lower() not in _UNITS:
+        raise ValueError(f"not a memory size: {size!r}")
+    return float(match.group(1)) * _UNITS[match.group(2).lower()]
+
+
+def cap_memory(con: duckdb.DuckDBPyConnection, limit: str) -> None:
+    """Lower the connection's memory_limit to `limit`, never raise it.
+
+    A connection whose owner set a tighter budget (the lake's staging database
+    spills to its own folder past it) keeps that budget when a caller asks for
+    the looser one it wants on a fresh connection.
+    """
+    [(current,)] = con.execute("SELECT current_setting('memory_limit')").fetchall()
+    try:
+        lower = _bytes(limit) < _bytes(str(current))
+    except ValueError:
+        lower = True  # a size DuckDB may still read, or refuse with its own error
+    if lower:
+        con.execute(f"SET memory_limit = '{limit}'")

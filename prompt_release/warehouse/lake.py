@@ -57,7 +57,7 @@ import pyarrow.compute as pc
 from prompt_release import config
 from prompt_release.errors import SchemaVersionError, UserError
 from prompt_release.warehouse import duck
-from prompt_release.warehouse.migrate import SCHEMA_VERSION, migrate
+from prompt_release.warehouse.migrate import SCHEMA_VERSION, migrate, refuse_newer
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +97,10 @@ COMMIT_ORDER: tuple[str, ...] = (
     "canary_decisions",
 )
 _MERGE_ATTEMPTS = 12
+# DuckDB's budget while a transaction is staged (ingest asks for no more: duck.cap_memory), and
+# while its changes are streamed into Delta commits; past it staged rows spill to disk.
+STAGING_MEMORY_LIMIT = "256MB"
+COMMIT_MEMORY_LIMIT = "192MB"
 
 
 class ConcurrentWriteError(UserError):
@@ -324,12 +328,7 @@ class Snapshot:
 
     def check_version(self) -> None:
         found = stored_version(self.tables["schema_version"])
-        if found > SCHEMA_VERSION:
-            raise SchemaVersionError(
-                f"warehouse schema version {found} is newer than this prompt-release understands "
-                f"({SCHEMA_VERSION}); upgrade prompt-release to open it",
-                file=self.lake.uri,
-            )
+        refuse_newer(found, self.lake.uri)
         if found < SCHEMA_VERSION:
             raise SchemaVersionError(
                 f"lake schema version {found} is older than this prompt-release ({SCHEMA_VERSION}); "
@@ -479,8 +478,14 @@ def staged_transaction(lake: config.LakeLocation, scope: Scope | None = None) ->
     """
     snapshot = Snapshot.open(lake, create=True)
     tpl = template()
+    spill = tempfile.mkdtemp(prefix="prompt_release_staging_")
     con = duck.connect()
     try:
+        # in memory, but past its budget DuckDB moves staged blocks to a folder of this
+        # transaction's own (not `.tmp` in the working directory), so a large ingest's
+        # memory does not grow with the file
+        con.execute(f"SET temp_directory = {_literal(spill)}")
+        con.execute(f"SET memory_limit = '{STAGING_MEMORY_LIMIT}'")
         migrate(con)
         con.execute("SET TimeZone = 'UTC'")
         loaded: dict[str, _Loaded] = {}
@@ -502,15 +507,19 @@ def staged_transaction(lake: config.LakeLocation, scope: Scope | None = None) ->
         _refuse_unknown_tables(con, lake)
         # committed in the staging database only: the changes are read back from it below
         con.execute("COMMIT")
+        # from here DuckDB only streams the changes out and looks keys up: its staged blocks go to
+        # the spill folder, and the memory is delta-rs's to write with
+        duck.cap_memory(con, COMMIT_MEMORY_LIMIT)
         changes = {name: _changes(con, item) for name, item in loaded.items()}
         for name, (inserted, deleted) in changes.items():
             _check_scope(snapshot, loaded[name], inserted, deleted)
         for name in _commit_order(changes):
             inserted, deleted = changes[name]
             if inserted.num_rows or deleted.num_rows:
-                _commit_table(con, snapshot, loaded[name].spec, inserted, deleted)
+                _commit_table(con, snapshot, loaded[name], inserted, deleted)
     finally:
         con.close()
+        shutil.rmtree(spill, ignore_errors=True)
 
 
 def _load(con, snapshot: Snapshot, spec: TableSpec, partitions: frozenset | None) -> pa.Table:
@@ -550,20 +559,26 @@ def _check_scope(snapshot: Snapshot, item: _Loaded, inserted: _Inserted, deleted
         if unseen:
             raise ScopeMiss(f"{spec.name}: rows for partitions not loaded", {spec.name: unseen})
         return
-    # DuckDB over the dataset: a streaming scan of the key and partition columns of the partitions
-    # not staged; pyarrow's own is_in has no kernel for the string_view the dataset reads
-    keys = ", ".join(_quote_ident(k) for k in spec.key)
-    lookup = duck.connect()
+    # One streaming scan of the key and partition columns of the partitions not staged (pruned by
+    # pyarrow, read one batch ahead), semi-joined in the staging database against the inserted
+    # rows where they are: its hash table on the inserted keys spills within the staging budget,
+    # so the lookup's memory follows neither the lake's size nor the day's.
+    stored = snapshot.dataset(spec.name).scanner(
+        columns=[*spec.key, column],
+        filter=~pc.field(column).isin(pa.array(sorted(item.partitions), spec.schema.field(column).type)),
+        batch_size=_STREAM_ROWS,
+        batch_readahead=1,
+        fragment_readahead=1,
+    )
+    on = " AND ".join(f"s.{_quote_ident(k)} = i.{_quote_ident(k)}" for k in spec.key)
+    lookup = inserted.con.cursor()
     try:
-        lookup.register("__stored", snapshot.dataset(spec.name))
-        lookup.register("__inserted", inserted.table(spec.key))
-        lookup.register("__loaded", pa.table({"p": pa.array(sorted(item.partitions), spec.schema.field(column).type)}))
+        lookup.register("__stored", stored.to_reader())
         found = {
             value
             for (value,) in lookup.execute(
-                f"SELECT DISTINCT {_quote_ident(column)} FROM __stored "
-                f"WHERE {_quote_ident(column)} NOT IN (SELECT p FROM __loaded) "
-                f"AND ({keys}) IN (SELECT ({keys}) FROM __inserted)"
+                f"SELECT DISTINCT s.{_quote_ident(column)} FROM __stored AS s "
+                f"SEMI JOIN ({inserted.select(spec.key)}) AS i ON {on}"
             ).fetchall()
         }
     finally:
@@ -607,7 +622,8 @@ class _Inserted:
     after: int  # rows from this row id on were inserted
     num_rows: int
 
-    def _select(self, columns: Iterable[str]) -> str:
+    def select(self, columns: Iterable[str]) -> str:
+        """SQL selecting `columns` of the inserted rows, in the staging database."""
         names = ", ".join(_quote_ident(c) for c in columns)
         return f"SELECT {names} FROM {_quote_ident(self.spec.name)} WHERE rowid >= {self.after}"
 
@@ -618,7 +634,7 @@ class _Inserted:
             # its own cursor: the staging connection stays free while a Delta write pulls batches
             cursor = self.con.cursor()
             try:
-                for batch in cursor.sql(self._select(self.spec.schema.names)).to_arrow_reader(_STREAM_ROWS):
+                for batch in cursor.sql(self.select(self.spec.schema.names)).to_arrow_reader(_STREAM_ROWS):
                     yield batch.cast(self.spec.schema)
             finally:
                 cursor.close()
@@ -627,14 +643,17 @@ class _Inserted:
 
     def table(self, columns: Iterable[str] | None = None) -> pa.Table:
         names = list(columns or self.spec.schema.names)
-        rows = self.con.sql(self._select(names)).to_arrow_table()
+        rows = self.con.sql(self.select(names)).to_arrow_table()
         return rows.cast(pa.schema([self.spec.schema.field(c) for c in names]))
 
     def distinct(self, column: str) -> list:
-        return [v for (v,) in self.con.execute(f"SELECT DISTINCT * FROM ({self._select([column])})").fetchall()]
+        return [v for (v,) in self.con.execute(f"SELECT DISTINCT * FROM ({self.select([column])})").fetchall()]
 
 
-_STREAM_ROWS = 64 * 1024
+# Rows per batch streamed from the staging database into a Delta write: delta-rs holds several
+# batches in flight per partition, so its memory follows this size (64k rows took ~300 MB more
+# than 8k for a 1M-row day).
+_STREAM_ROWS = 8 * 1024
 
 
 def _changes(con: duckdb.DuckDBPyConnection, item: _Loaded) -> tuple[_Inserted, pa.Table]:
@@ -655,9 +674,11 @@ def _changes(con: duckdb.DuckDBPyConnection, item: _Loaded) -> tuple[_Inserted, 
     return inserted, deleted
 
 
-def _commit_table(con, snapshot: Snapshot, spec: TableSpec, inserted: _Inserted, deleted: pa.Table) -> None:
+def _commit_table(con, snapshot: Snapshot, item: _Loaded, inserted: _Inserted, deleted: pa.Table) -> None:
+    spec = item.spec
     if deleted.num_rows == 0 and spec.key:
-        _insert_new(snapshot, spec, inserted)
+        if not _fill_empty_partitions(snapshot, item, inserted):
+            _insert_new(snapshot, spec, inserted)
     elif deleted.num_rows == 0:
         _append(snapshot, spec, inserted.reader())
     elif spec.partition:
@@ -677,7 +698,23 @@ def _options(snapshot: Snapshot) -> dict[str, str]:
 def _append(snapshot: Snapshot, spec: TableSpec, rows: pa.Table | pa.RecordBatchReader) -> None:
     dl = _deltalake()
     # appends never conflict with other commits; delta-rs retries the version race itself
-    dl.write_deltalake(snapshot.lake.table_uri(spec.name), rows, mode="append", storage_options=_options(snapshot))
+    dl.write_deltalake(
+        snapshot.lake.table_uri(spec.name),
+        rows,
+        mode="append",
+        storage_options=_options(snapshot),
+        writer_properties=writer_properties(),
+    )
+
+
+def writer_properties():
+    """How the lake writes Parquet files (ingest, and what bench/scale.py builds as history)."""
+    # Row groups of 64k rows rather than delta-rs's 1M: the writer buffers a row group before
+    # it encodes it, and a reader (a scoped load, the scope's key lookup) decodes one at a time.
+    return _deltalake().WriterProperties(max_row_group_size=_ROW_GROUP_ROWS)
+
+
+_ROW_GROUP_ROWS = 64 * 1024
 
 
 def _partition_predicate(column: str, values: list, alias: str = "") -> str:
@@ -691,6 +728,40 @@ def _partition_predicate(column: str, values: list, alias: str = "") -> str:
     return "(" + " OR ".join(parts) + ")" if parts else "false"
 
 
+def _fill_empty_partitions(snapshot: Snapshot, item: _Loaded, inserted: _Inserted) -> bool:
+    """Commit inserted rows with a streamed write when every partition they go to was staged
+    and empty; False (nothing written) when not, or when another writer got there first.
+
+    The usual case of ingest (a new day). The write is an overwrite of those partitions, which
+    removes nothing, against the version this transaction staged: a commit since then that
+    added files to them makes it fail, and the caller merges on the key instead, as always. A
+    merge joins and buffers what it inserts (~250 MB more than this for a 1M-row day).
+    """
+    spec = item.spec
+    column = spec.partition
+    if column is None or not inserted.num_rows:
+        return False
+    values = inserted.distinct(column)
+    if item.partitions is not None and not set(values) <= item.partitions:
+        return False
+    staged = item.baseline[column]
+    if staged.length() and pc.any(pc.is_in(staged, value_set=pa.array(values, staged.type))).as_py():
+        return False
+    dl = _deltalake()
+    try:
+        dl.write_deltalake(
+            snapshot.tables[spec.name],
+            inserted.reader(),
+            mode="overwrite",
+            predicate=_partition_predicate(column, values),
+            writer_properties=writer_properties(),
+        )
+    except dl.exceptions.CommitFailedError:
+        log.info("another writer added rows to %s (%s) first; merging on the key instead", spec.name, values)
+        return False
+    return True
+
+
 def _insert_new(snapshot: Snapshot, spec: TableSpec, inserted: _Inserted) -> None:
     """One merge commit inserting the rows whose key is not stored yet (within the touched
     partitions), streamed from the staging database; run again on a lost race."""
@@ -702,7 +773,7 @@ def _insert_new(snapshot: Snapshot, spec: TableSpec, inserted: _Inserted) -> Non
         snapshot,
         spec,
         lambda table: table.merge(
-            inserted.reader(), on, source_alias="s", target_alias="t"
+            inserted.reader(), on, source_alias="s", target_alias="t", writer_properties=writer_properties()
         ).when_not_matched_insert_all(),
     )
 

@@ -35,9 +35,9 @@ import duckdb
 from pydantic import BaseModel
 
 from prompt_release import config
-from prompt_release.errors import SchemaVersionError, UserError
+from prompt_release.errors import UserError
 from prompt_release.warehouse import duck, lake
-from prompt_release.warehouse.migrate import SCHEMA_VERSION, migrate, migrations
+from prompt_release.warehouse.migrate import SCHEMA_VERSION, migrate, migrations, refuse_newer
 
 _MARK = "prompt_release.migrated_to"
 _DML = {duckdb.StatementType.INSERT, duckdb.StatementType.UPDATE, duckdb.StatementType.DELETE}
@@ -84,12 +84,7 @@ def migrate_lake(location: config.LakeLocation, *, log: Callable[[str], None] = 
     except Exception as exc:
         raise lake._store_error(location, exc) from exc
     done = LakeMigration(uri=location.uri, from_version=found, to_version=SCHEMA_VERSION)
-    if found > SCHEMA_VERSION:
-        raise SchemaVersionError(
-            f"lake schema version {found} is newer than this prompt-release understands "
-            f"({SCHEMA_VERSION}); upgrade prompt-release to open it",
-            file=location.uri,
-        )
+    refuse_newer(found, location.uri)
     if found == SCHEMA_VERSION:
         return done
     old, new = lake.template(found), lake.template()

@@ -57,7 +57,8 @@ def current_version(con: duckdb.DuckDBPyConnection) -> int:
     return con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchall()[0][0]
 
 
-def _refuse_newer(found: int, path: str | Path | None) -> None:
+def refuse_newer(found: int, path: str | Path | None) -> None:
+    """The one refusal of a warehouse (file or lake) written by a newer prompt-release."""
     if found > SCHEMA_VERSION:
         raise SchemaVersionError(
             f"warehouse schema version {found} is newer than this prompt-release "
@@ -67,7 +68,7 @@ def _refuse_newer(found: int, path: str | Path | None) -> None:
 
 
 def check_readable(con: duckdb.DuckDBPyConnection, path: str | Path | None = None) -> None:
-    _refuse_newer(current_version(con), path)
+    refuse_newer(current_version(con), path)
 
 
 def migrate(con: duckdb.DuckDBPyConnection, path: str | Path | None = None, *, upto: int = SCHEMA_VERSION) -> int:
@@ -77,7 +78,7 @@ def migrate(con: duckdb.DuckDBPyConnection, path: str | Path | None = None, *, u
     stages an old lake's rows in the schema they were written in).
     """
     found = current_version(con)
-    _refuse_newer(found, path)
+    refuse_newer(found, path)
     applied = 0
     # The views read the newest tables: an older marker's turn is taken by the newest one
     # (views made at 0013 would refer to tables a later migration adds).

@@ -19,6 +19,7 @@ from typing import Optional
 
 import dagster as dg
 
+from prompt_release.config import sensor_interval_s
 from prompt_release.evaluation.backtest import BacktestSettings, run_backtest, write_behaviour_diff
 from prompt_release.evaluation.behaviour_diff import diff_markdown
 from prompt_release.gates.adaptive import AdaptiveGate
@@ -216,7 +217,7 @@ evaluate_candidate = dg.define_asset_job(
 
 @dg.sensor(
     job=evaluate_candidate,
-    minimum_interval_seconds=60,
+    minimum_interval_seconds=sensor_interval_s(60),
     description="A new candidate version in the registry gets a partition and an evaluation run.",
 )
 def candidate_sensor(context: dg.SensorEvaluationContext, registry: RegistryResource):

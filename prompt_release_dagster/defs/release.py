@@ -9,6 +9,7 @@ from typing import Optional
 
 import dagster as dg
 
+from prompt_release.config import canary_min_duration_s, sensor_interval_s
 from prompt_release.gates.shadow import compare_shadow
 from prompt_release.markdown import md_table
 from prompt_release.registry import Registry
@@ -96,7 +97,8 @@ def shadow_comparison(
 
 
 class CanaryAnalysisConfig(dg.Config):
-    min_duration_s: Optional[float] = None  # None: the candidate's release policy (min_duration)
+    # None: PROMPT_RELEASE_CANARY_MIN_DURATION_S if set, else the candidate's release policy (min_duration).
+    min_duration_s: Optional[float] = None
     recompute_failures: bool = True
 
 
@@ -115,11 +117,12 @@ def canary_analysis(
     registry: RegistryResource,
 ) -> dg.MaterializeResult:
     prompt_id = context.partition_key
+    min_duration_s = config.min_duration_s if config.min_duration_s is not None else canary_min_duration_s()
     analysis = analyse_canary(
         warehouse.path,
         Registry(registry.path),
         prompt_id,
-        min_duration_s=config.min_duration_s,
+        min_duration_s=min_duration_s,
         recompute_failures=config.recompute_failures,
     )
     if analysis is None:
@@ -296,7 +299,7 @@ def _sensor_result(context: dg.SensorEvaluationContext, watched, idle: str) -> d
 
 @dg.sensor(
     jobs=[promote],
-    minimum_interval_seconds=30,
+    minimum_interval_seconds=sensor_interval_s(30),
     description="New gate reports: promote -> promote job; reject -> promote job marks it rejected; "
     "freeze -> skipped with the reason. Also resumes a promotion once its required approval arrives.",
 )
@@ -307,7 +310,7 @@ def gate_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResourc
 
 @dg.sensor(
     jobs=[roll_forward_job, rollback, canary_analysis_job],
-    minimum_interval_seconds=60,
+    minimum_interval_seconds=sensor_interval_s(60),
     description="Acts on canary decisions (roll_forward -> roll_forward job, abort -> rollback job, "
     "run key = decision id), and asks for a "
     "new look at a live canary (canary_analysis) whenever new traces of its prompt were ingested.",

@@ -29,7 +29,8 @@ def _serve(registry_root: Path, warehouse: Path, landing: Path, simulator, reque
         warehouse=warehouse,
         shadow_share=shadow_share,
     )
-    ingest_day(landing, summary.day, warehouse=warehouse)
+    for day in summary.days:  # two when the traffic ran past midnight UTC
+        ingest_day(landing, day, warehouse=warehouse)
     return summary
 
 

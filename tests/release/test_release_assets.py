@@ -135,7 +135,8 @@ def test_canary_analysis_asset_and_canary_sensor_abort_the_canary(registry_root,
     summary = simulate_traffic(
         registry_root, "support_router", landing=landing, base_url=simulator.base_url, requests=300, warehouse=recorded
     )
-    ingest_day(landing, summary.day, warehouse=recorded)
+    for day in summary.days:
+        ingest_day(landing, day, warehouse=recorded)
 
     # A live canary with new traces: the sensor asks for a look at it.
     looked, _ = evaluate(canary_sensor, res, BEGINNING)

@@ -84,3 +84,25 @@ def test_logged_lines_ingest_with_version_and_hash(registry: Path, tmp_path: Pat
     assert rows[0] == ("support_router", "support_router:v1.5.2", router_hash, "ok", None, 120, "s1")
     assert rows[1][3:5] == ("error", "TimeoutError")
     assert rows[2][1:3] == ("order_agent:v2.0.0", reg.load_package("order_agent:v2.0.0").package_hash)
+
+
+def test_calls_past_midnight_are_filed_under_their_own_day_and_the_logger_names_both_files(
+    registry: Path, tmp_path: Path
+) -> None:
+    """A caller that ingests what it logged (the demos' canary rounds) must see every day folder the
+    calls went to: a round that ran past midnight UTC logged into two."""
+    from datetime import UTC, datetime
+
+    prompt = PromptClient(registry=registry).get("support_router")
+    messages = [{"role": "user", "content": "hi"}]
+    before, after = (
+        datetime(2026, 3, 1, 23, 59, 59, 900000, tzinfo=UTC),
+        datetime(2026, 3, 2, 0, 0, 0, 100000, tzinfo=UTC),
+    )
+    with TraceLogger(landing=tmp_path / "landing") as logger:
+        logger.log(prompt, messages=messages, output="a", timestamp=before)
+        logger.log(prompt, messages=messages, output="b", timestamp=after)
+    assert [f.parent.name for f in logger.files] == ["2026-03-01", "2026-03-02"]
+    assert sorted(tmp_path.glob("landing/*/*.jsonl")) == logger.files
+    outputs = [json.loads(f.read_text())["output"] for f in logger.files]
+    assert outputs == ["a", "b"]

@@ -82,6 +82,23 @@ def test_an_older_lake_is_refused_naming_the_command_that_migrates_it(lake_wareh
     assert "Traceback" not in result.stderr
 
 
+def test_a_lake_from_a_newer_prompt_release_is_refused_by_readers_and_by_migrate(lake_warehouse: str) -> None:
+    location = config.lake_location(lake_warehouse)
+    with read_connection(lake_warehouse):
+        pass  # a lake at this version
+    row = {"version": [SCHEMA_VERSION + 1], "name": ["9999_from_the_future.sql"], "applied_at": [None]}
+    newer = pa.table(row).cast(lake.template().tables["schema_version"].schema)
+    deltalake.write_deltalake(
+        location.table_uri("schema_version"), newer, mode="append", storage_options=location.storage_options()
+    )
+    newer_than = f"version {SCHEMA_VERSION + 1} is newer than this prompt-release understands"
+    with pytest.raises(SchemaVersionError, match=newer_than), read_connection(lake_warehouse):
+        pass
+    result = run_cli("warehouse", "migrate", "--warehouse", lake_warehouse)
+    assert result.returncode == 2 and newer_than in result.stderr and location.uri in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_migrate_brings_an_old_lake_to_this_schema_keeping_every_row(lake_warehouse: str) -> None:
     location = config.lake_location(lake_warehouse)
     _old_lake(location)

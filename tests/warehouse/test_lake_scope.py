@@ -102,3 +102,24 @@ def test_a_scoped_transaction_refuses_writes_it_could_not_see_whole(tmp_path: Pa
     with read_connection(lake) as con:
         assert con.execute("SELECT record_key FROM traces ORDER BY 1").fetchall() == [("k1",), ("k5",)]
         assert con.execute("SELECT count(*) FROM failures").fetchone() == (0,)
+
+
+def test_a_new_day_written_by_another_writer_meanwhile_is_merged_into_not_duplicated(tmp_path: Path) -> None:
+    # A transaction that staged a day empty writes it with a plain (streamed) write; when another
+    # writer filled that day in between, the write is refused and the rows are merged on the key.
+    lake = str(tmp_path / "w.lake")
+    landing = tmp_path / "landing"
+    ingest_paths([calls(landing, "2026-11-01", ["old"])], warehouse=lake)
+    scope = Scope.of(["traces"], {"traces": [dt.date(2026, 11, 2)]})
+    with write_transaction(lake, scope=scope) as con:
+        for key in ("a", "b"):
+            con.execute("INSERT INTO traces (span_id, day, record_key) VALUES (?, DATE '2026-11-02', ?)", [key, key])
+        # the other writer commits "b" and "c" to the same day before this transaction ends
+        with write_transaction(lake, scope=scope) as other:
+            for key in ("b", "c"):
+                other.execute(
+                    "INSERT INTO traces (span_id, day, record_key) VALUES (?, DATE '2026-11-02', ?)", [key, key]
+                )
+    with read_connection(lake) as con:
+        rows = con.execute("SELECT record_key, day::VARCHAR FROM traces ORDER BY 1").fetchall()
+    assert rows == [("a", "2026-11-02"), ("b", "2026-11-02"), ("c", "2026-11-02"), ("old", "2026-11-01")]
