@@ -75,6 +75,33 @@ def test_keyed_rows_are_replaced_and_deleted_by_key(tmp_path: Path) -> None:
         ]
 
 
+def test_a_lake_created_again_at_the_same_place_is_read_anew(tmp_path: Path) -> None:
+    """Readers keep the Arrow dataset of each table version they opened; a lake deleted and created
+    again at the same URI has the same version numbers, and must not be read from those."""
+    import shutil
+
+    lake = f"{tmp_path}/w.lake"
+
+    def report(report_id: str) -> None:
+        with write_transaction(lake) as con:
+            con.execute(
+                f"INSERT INTO gate_reports SELECT '{report_id}', 'run', 'wf', 'c', 'h', 'b', 'h', NULL, 'promote', "
+                "0, NULL, '{}', '{}', NULL, now()"
+            )
+
+    def reports() -> list[tuple]:
+        with read_connection(lake) as con:
+            return con.sql("SELECT report_id FROM gate_reports ORDER BY 1").fetchall()
+
+    report("first")
+    assert reports() == [("first",)]
+    report("second")
+    assert reports() == [("first",), ("second",)]  # a new version of the table is a new dataset
+    shutil.rmtree(lake)
+    report("again")
+    assert reports() == [("again",)]
+
+
 def test_a_table_outside_the_schema_is_refused_not_silently_dropped(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="scratch_table would be lost"), write_transaction(f"{tmp_path}/w.lake") as con:
         con.execute("CREATE TABLE scratch_table AS SELECT 1 AS x")
