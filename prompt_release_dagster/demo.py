@@ -19,6 +19,10 @@ asset compares it with production on them), then is pushed straight to canary
 as a hotfix, skipping the gate; the canary analysis
 sees the hard failures and the canary sensor rolls it back automatically; its
 failing traces become incident cases of the next golden version.
+Scenario 3: a routing change (billing tickets sent to the technical team) is
+pushed straight to canary: its JSON is valid, so no hard failure shows, but
+the customers it misroutes escalate and give thumbs-down, as late event lines;
+the canary aborts it on a user-felt metric, and the decision names it.
 
 Sensors are evaluated in-process, tick by tick as the daemon evaluates them
 (`DemoDriver.tick`), so no daemon is needed; each tick is recorded in the
@@ -125,12 +129,8 @@ def prepare_state(state_dir: Path, warehouse: str | None = None) -> dict[str, An
     return paths
 
 
-def one_line_hotfix(registry: Path) -> str:
-    """A patch of the production support_router with a one-line edit, registered as a candidate.
-
-    The edit asks for prose instead of JSON: every unit test of the template
-    still passes, and every downstream JSON parser breaks.
-    """
+def _patched_candidate(registry: Path, change_reason: str, old: str, new: str) -> str:
+    """A patch of the production support_router whose template has `old` replaced by `new`, registered."""
     opened = Registry(registry)
     production = opened.resolve_label("support_router", "production")
     major, minor, patch = (int(p) for p in production.split(":v", 1)[1].split("."))
@@ -142,12 +142,33 @@ def one_line_hotfix(registry: Path) -> str:
         version=f"{major}.{minor}.{patch}",
         from_version=production,
         status="candidate",
-        change_reason="Hotfix: friendlier tone for customers.",
+        change_reason=change_reason,
     )
     template = registry / "prompts" / "support_router" / f"v{major}.{minor}.{patch}.md"
-    template.write_text(template.read_text().replace("[format] json", "[format] prose"))
+    template.write_text(template.read_text().replace(old, new))
     opened.register(version, actor=ACTOR)
     return version
+
+
+def one_line_hotfix(registry: Path) -> str:
+    """A patch of the production support_router with a one-line edit, registered as a candidate.
+
+    The edit asks for prose instead of JSON: every unit test of the template
+    still passes, and every downstream JSON parser breaks.
+    """
+    return _patched_candidate(registry, "Hotfix: friendlier tone for customers.", "[format] json", "[format] prose")
+
+
+def routing_regression(registry: Path) -> str:
+    """A patch of the production support_router that answers in valid JSON and routes billing wrong.
+
+    The billing keywords now send tickets to the technical team: every answer
+    parses and passes the schema, so no hard failure shows; the customers with
+    a billing question feel it (they escalate and give thumbs-down, later).
+    """
+    return _patched_candidate(
+        registry, "Route payment errors to the technical team.", "[route] billing:", "[route] technical:"
+    )
 
 
 def label_golden(paths: dict[str, Any], truth: dict[str, Any], result: DemoResult, prompt_id: str) -> str:
@@ -190,18 +211,15 @@ def serve(paths: dict[str, Any], base_url: str, prompt_id: str, requests: int, s
     )
 
 
-def push_hotfix_to_canary(registry: Registry, hotfix: str) -> None:
-    """Scenario 2's hotfix straight to canary, skipping the gate: the canary label is protected, so
-    this takes break glass, and the audit trail records it as forced."""
-    registry.move_label(
-        "support_router",
-        "canary",
-        hotfix,
-        percent=20,
-        force=True,
-        reason="hotfix pushed straight to canary, skipping the gate",
-        actor=ACTOR,
-    )
+def push_to_canary(registry: Registry, version: str, change: str) -> None:
+    """Scenarios 2 and 3: `version` (a `change`, e.g. "hotfix") straight to a 20% canary, skipping the
+    gate. The canary label is protected, so this takes break glass, and the audit trail records it as forced."""
+    reason = f"{change} pushed straight to canary, skipping the gate"
+    registry.move_label("support_router", "canary", version, percent=20, force=True, reason=reason, actor=ACTOR)
+
+
+# Canary rounds serve and look at most this often: the always-valid test may look after every batch.
+CANARY_LOOKS = 5
 
 
 # Runs the demo executes in its own process: one still in these states when a demo starts was left
@@ -406,7 +424,7 @@ def run_demo(
         truth = generate(paths["landing"], days=days, seed=seed, scale=scale, start_date=start, package_hashes=hashes)
         align_label_history(paths["registry"], truth)  # the copy's production moves at the traffic's true times
         calls = sum(n for w in truth["calls_per_day"].values() for v in w.values() for n in v.values())
-        log(f"[1/8] generated {calls:,} production calls over {days} days in {len(truth['files'])} files")
+        log(f"[1/9] generated {calls:,} production calls over {days} days in {len(truth['files'])} files")
 
         # 2. Registry mirror, then ingest + mine + version metrics over the whole range in one run.
         demo.run_job("__ASSET_JOB", asset_selection=[dg.AssetKey("prompt_versions")])
@@ -422,7 +440,7 @@ def run_demo(
         # A single-run backfill reports one materialization per day, all with the run's totals.
         traces_event = ingest.asset_materializations_for_node("traces")[0]
         log(
-            f"[2/8] ingested {traces_event.metadata['rows_stored'].value:,} calls, "
+            f"[2/9] ingested {traces_event.metadata['rows_stored'].value:,} calls, "
             f"{traces_event.metadata['rejected'].value} rejected; failures mined; version metrics computed"
         )
 
@@ -433,24 +451,24 @@ def run_demo(
             result.golden_versions[prompt_id] = f"{prompt_id}_golden:v{max(numbers)}"
 
         coverage = [label_golden(paths, truth, result, prompt_id) for prompt_id in list(result.golden_versions)]
-        log(f"[3/8] golden datasets: {', '.join(coverage)}")
+        log(f"[3/9] golden datasets: {', '.join(coverage)}")
 
         # 4. The candidate sensor evaluates every open candidate: backtest -> diff -> gate report.
         for run in demo.tick("candidate_sensor"):
             candidate = run.dagster_run.tags["dagster/partition"]
             record_report(result, candidate)
         log(
-            "[4/8] gate reports: " + ", ".join(f"{c} {r['verdict'].upper()}" for c, r in sorted(result.reports.items()))
+            "[4/9] gate reports: " + ", ".join(f"{c} {r['verdict'].upper()}" for c, r in sorted(result.reports.items()))
         )
 
         # 5. The gate sensor applies the reports: staging, staging check, canary; or reject.
         demo.tick("gate_sensor")
         for candidate in result.reports:
             result.promotions[candidate] = _where(paths["registry"], candidate)
-        log("[5/8] after the gate sensor: " + ", ".join(f"{c} -> {s}" for c, s in sorted(result.promotions.items())))
+        log("[5/9] after the gate sensor: " + ", ".join(f"{c} -> {s}" for c, s in sorted(result.promotions.items())))
 
         # 6. Canary traffic for support_router v1.6.0 through the runtime client, ingested and analysed.
-        def canary_round(prompt_id: str, requests: int, seed: int, looks: int = 4) -> dict | None:
+        def canary_round(prompt_id: str, requests: int, seed: int, looks: int = CANARY_LOOKS) -> dict | None:
             """Serve traffic in batches; after each, ingest and look at the canary again.
 
             The canary test is always-valid, so looking after every batch keeps
@@ -481,12 +499,20 @@ def run_demo(
 
         decision = canary_round("support_router", canary_requests, seed=1)
         log(
-            f"[6/8] canary support_router: {decision['action'] if decision else 'no decision'}"
+            f"[6/9] canary support_router: {decision['action'] if decision else 'no decision'}"
             f" -> production is now {registry.resolve_label('support_router', 'production')}"
         )
 
         # 7. Scenario 2: a one-line edit pushed straight to canary, skipping the gate: the canary
         # label is protected, so this takes break glass, and the audit trail records it as forced.
+        def pushed_to_canary(version: str, change: str, seed: int) -> dict | None:
+            """Break glass: `version` straight to a 20% canary, then canary rounds until it is decided."""
+            push_to_canary(registry, version, change)
+            demo.run_job("__ASSET_JOB", asset_selection=[dg.AssetKey("prompt_versions")])
+            decision = canary_round("support_router", canary_requests, seed=seed)
+            result.promotions[version] = registry.load_package(version).status
+            return decision
+
         hotfix = one_line_hotfix(paths["registry"])
         # First it runs in shadow on a share of live requests (the app opted in): never served, and the
         # comparison with production on the same requests already shows what the canary will find.
@@ -505,19 +531,26 @@ def run_demo(
             f"      shadow: {hotfix} answered {result.shadow['pairs']} live requests unserved; "
             f"against production it would {result.shadow['would']}"
         )
-        push_hotfix_to_canary(registry, hotfix)
-        demo.run_job("__ASSET_JOB", asset_selection=[dg.AssetKey("prompt_versions")])
-        decision = canary_round("support_router", canary_requests, seed=2)
-        result.promotions[hotfix] = registry.load_package(hotfix).status
+        decision = pushed_to_canary(hotfix, "hotfix", seed=2)
         log(
-            f"[7/8] canary {hotfix} (one-line edit, no gate): {decision['action'] if decision else 'no decision'}"
+            f"[7/9] canary {hotfix} (one-line edit, no gate): {decision['action'] if decision else 'no decision'}"
             f" -> {hotfix} is {result.promotions[hotfix]}"
         )
 
         # 8. The canary's failing traces are now incident cases: the next golden version holds them,
         # and the new cases (the incidents, failures mined from canary traffic) are labelled.
         demo.run_job("build_golden", partition_key="support_router")
-        log(f"[8/8] golden set after the incident: {label_golden(paths, truth, result, 'support_router')}")
+        log(f"[8/9] golden set after the incident: {label_golden(paths, truth, result, 'support_router')}")
+        # 9. Scenario 3: valid JSON, wrong routes for one intent; only what users feel shows it.
+        regression = routing_regression(paths["registry"])
+        decision = pushed_to_canary(regression, "routing change", seed=3)
+        log(
+            f"[9/9] canary {regression} (billing routed to technical, no gate): "
+            f"{decision['action'] if decision else 'no decision'} -> {regression} is "
+            f"{result.promotions[regression]}" + (f" ({decision['reason']})" if decision else "")
+        )
+        # Its failing traces are incident cases of a newer golden version: labelled as the others are.
+        log(f"      golden set after the routing incident: {label_golden(paths, truth, result, 'support_router')}")
         demo.run_job("__ASSET_JOB", asset_selection=[dg.AssetKey("prompt_versions")])
         for candidate in list(result.promotions):
             result.promotions[candidate] = _where(paths["registry"], candidate)
@@ -558,7 +591,7 @@ def summary_table(result: DemoResult) -> str:
         )
     for candidate, state in sorted(result.promotions.items()):
         if candidate not in result.reports:
-            lines.append(f"{candidate:<24} {'(none)':<8} {state:<22} hotfix pushed without a gate")
+            lines.append(f"{candidate:<24} {'(none)':<8} {state:<22} pushed to canary without a gate")
     lines += ["", "support_router audit trail (every label move with its cause):", ""]
     for event in Registry(result.registry).history("support_router")[-12:]:
         # A break-glass move past a protected label says so first.

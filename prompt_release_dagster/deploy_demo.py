@@ -40,6 +40,7 @@ from prompt_release.release.watch import WatchCursor, canary_actions, open_candi
 from prompt_release.sample.generator import align_label_history, generate
 from prompt_release_dagster.demo import (
     ACTOR,
+    CANARY_LOOKS,
     RUN_KEY_TAG,
     SENSOR_NAME_TAG,
     DemoResult,
@@ -48,8 +49,9 @@ from prompt_release_dagster.demo import (
     label_golden,
     one_line_hotfix,
     prepare_state,
-    push_hotfix_to_canary,
+    push_to_canary,
     record_report,
+    routing_regression,
     serve,
     summary_table,
 )
@@ -252,7 +254,7 @@ def deployed_story(
             for pool, limit in POOL_LIMITS.items():
                 instance.event_log_storage.set_concurrency_slots(pool, limit)
             story = DeployedStory(deployment, instance)
-            step("services", "[0/8] PostgreSQL, Redis, workers, daemon and UI up")
+            step("services", "[0/9] PostgreSQL, Redis, workers, daemon and UI up")
             if on_ready:
                 on_ready(deployment, instance)
 
@@ -265,7 +267,7 @@ def deployed_story(
             calls = sum(n for w in truth["calls_per_day"].values() for v in w.values() for n in v.values())
             step(
                 "generate",
-                f"[1/8] generated {calls:,} production calls over {days} days in {len(truth['files'])} files",
+                f"[1/9] generated {calls:,} production calls over {days} days in {len(truth['files'])} files",
             )
 
             story.launch("__ASSET_JOB", assets=["prompt_versions"])
@@ -276,14 +278,14 @@ def deployed_story(
                     "dagster/asset_partition_range_end": yesterday.isoformat(),
                 },
             )
-            step("ingest", "[2/8] ingested, failures mined, version metrics computed (Celery workers)")
+            step("ingest", "[2/9] ingested, failures mined, version metrics computed (Celery workers)")
 
             for prompt_id in registry.served_prompt_ids():
                 story.launch("build_golden", partition=prompt_id)
                 numbers = golden_store.versions(paths["registry"], f"{prompt_id}_golden")
                 result.golden_versions[prompt_id] = f"{prompt_id}_golden:v{max(numbers)}"
             coverage = [label_golden(paths, truth, result, prompt_id) for prompt_id in list(result.golden_versions)]
-            step("golden", f"[3/8] golden datasets: {', '.join(coverage)}")
+            step("golden", f"[3/9] golden datasets: {', '.join(coverage)}")
 
             # 4. The daemon ticks candidate_sensor: one evaluation run per open candidate.
             candidates = open_candidates(registry)
@@ -296,7 +298,7 @@ def deployed_story(
             for candidate in candidates:
                 record_report(result, candidate)
             verdicts = ", ".join(f"{c} {r['verdict'].upper()}" for c, r in sorted(result.reports.items()))
-            step("evaluate", f"[4/8] gate reports: {verdicts}")
+            step("evaluate", f"[4/9] gate reports: {verdicts}")
 
             # 5. The daemon ticks gate_sensor: each promote / reject report becomes a promote run. Without
             # a cursor the release sensors start at now; the warehouse is new, so they start at its beginning.
@@ -308,10 +310,10 @@ def deployed_story(
             for candidate in result.reports:
                 result.promotions[candidate] = _where(paths["registry"], candidate)
             moved = ", ".join(f"{c} -> {s}" for c, s in sorted(result.promotions.items()))
-            step("promote", f"[5/8] after the gate sensor: {moved}")
+            step("promote", f"[5/9] after the gate sensor: {moved}")
             story.start_sensor("canary_sensor", cursor=beginning)
 
-            def canary_round(prompt_id: str, requests: int, seed: int, looks: int = 4) -> dict | None:
+            def canary_round(prompt_id: str, requests: int, seed: int, looks: int = CANARY_LOOKS) -> dict | None:
                 """Traffic in batches; after each ingest the daemon's canary_sensor looks, then acts."""
                 decision = None
                 for look in range(looks):
@@ -337,9 +339,17 @@ def deployed_story(
                     result.canary_decisions.append(decision)
                 return decision
 
+            def pushed_to_canary(version: str, change: str, seed: int) -> dict | None:
+                """Break glass: `version` straight to a 20% canary, then canary rounds until it is decided."""
+                push_to_canary(registry, version, change)
+                story.launch("__ASSET_JOB", assets=["prompt_versions"])
+                decision = canary_round("support_router", canary_requests, seed=seed)
+                result.promotions[version] = registry.load_package(version).status
+                return decision
+
             decision = canary_round("support_router", canary_requests, seed=1)
             production = registry.resolve_label("support_router", "production")
-            step("canary", f"[6/8] canary support_router: {decision and decision['action']} -> production {production}")
+            step("canary", f"[6/9] canary support_router: {decision and decision['action']} -> production {production}")
 
             # 7. Scenario 2: the one-line hotfix, first in shadow, then forced straight to canary.
             hotfix = one_line_hotfix(paths["registry"])
@@ -354,18 +364,24 @@ def deployed_story(
             result.shadow = {"pairs": shadow["pairs"], "would": shadow["would"], **shadowed.shadow}
             log(f"      shadow: {hotfix} answered {result.shadow['pairs']} live requests unserved; "
                 f"against production it would {result.shadow['would']}")  # fmt: skip
-            push_hotfix_to_canary(registry, hotfix)
-            story.launch("__ASSET_JOB", assets=["prompt_versions"])
-            decision = canary_round("support_router", canary_requests, seed=2)
-            result.promotions[hotfix] = registry.load_package(hotfix).status
-            step("hotfix", f"[7/8] canary {hotfix} (one-line edit, no gate): {decision and decision['action']} "
+            decision = pushed_to_canary(hotfix, "hotfix", seed=2)
+            step("hotfix", f"[7/9] canary {hotfix} (one-line edit, no gate): {decision and decision['action']} "
                  f"-> {hotfix} is {result.promotions[hotfix]}")  # fmt: skip
 
             story.launch("build_golden", partition="support_router")
             step(
                 "incident",
-                f"[8/8] golden set after the incident: {label_golden(paths, truth, result, 'support_router')}",
+                f"[8/9] golden set after the incident: {label_golden(paths, truth, result, 'support_router')}",
             )
+
+            # 9. Scenario 3: valid JSON, wrong routes for one intent; only what users feel shows it.
+            regression = routing_regression(paths["registry"])
+            decision = pushed_to_canary(regression, "routing change", seed=3)
+            step("routing", f"[9/9] canary {regression} (billing routed to technical, no gate): "
+                 f"{decision and decision['action']} -> {regression} is {result.promotions[regression]}"
+                 + (f" ({decision['reason']})" if decision else ""))  # fmt: skip
+            story.launch("build_golden", partition="support_router")
+            log(f"      golden set after the routing incident: {label_golden(paths, truth, result, 'support_router')}")
             story.launch("__ASSET_JOB", assets=["prompt_versions"])
             for candidate in list(result.promotions):
                 result.promotions[candidate] = _where(paths["registry"], candidate)

@@ -103,10 +103,17 @@ def test_a_regressing_canary_is_aborted_automatically_and_becomes_an_incident(de
     assert any(decision["decision_id"] in e.reason for e in after)
     number = int(demo.golden_versions["support_router"].rsplit(":v", 1)[1])
     _, cases = golden_store.read_version(demo.registry, "support_router_golden", number)
-    incidents = [c for c in cases if c.tags.incident]
+    # The canaries' failing traces, each naming the decision that aborted it: the hotfix's, and the
+    # routing regression's (scenario 3, aborted on what users felt; issue 16).
+    regression = next(d for d in demo.canary_decisions if d["candidate_version"] == "support_router:v1.6.2")
+    by_decision = {
+        d["decision_id"]: [c for c in cases if c.tags.incident and d["decision_id"] in (c.provenance.note or "")]
+        for d in (decision, regression)
+    }
+    assert sum(map(len, by_decision.values())) == sum(1 for c in cases if c.tags.incident)
+    assert by_decision[regression["decision_id"]]
+    incidents = by_decision[decision["decision_id"]]
     assert incidents
-    # The canary's failing traces, each naming the decision that aborted it.
-    assert all(decision["decision_id"] in (case.provenance.note or "") for case in incidents)
     # A new case carries the canary's JSON failure; an input already in the set keeps the tags it had.
     # (How many canary inputs were already cases depends on the generated history, hence on the date.)
     versions = [
@@ -121,6 +128,31 @@ def test_a_regressing_canary_is_aborted_automatically_and_becomes_an_incident(de
         else:
             assert "invalid_json" in case.tags.failure_classes, case.case_id
     assert any(case.case_id not in earlier for case in incidents)
+
+
+def test_a_semantic_regression_is_aborted_on_what_users_feel_and_an_equal_one_is_not(demo: DemoResult) -> None:
+    """Valid JSON, wrong routes for billing: no hard failure shows, the customers' late escalations
+    and thumbs-down (event lines after the calls) do, and the decision names the metric."""
+    *_, regression = (c for c in demo.promotions if c not in demo.reports)
+    assert Registry(demo.registry).load_package(regression).status == "rejected"
+    decision = next(d for d in demo.canary_decisions if d["candidate_version"] == regression)
+    evidence = {e["metric"]: e for e in json.loads(decision["evidence"]) if e.get("segment") is None}
+    assert decision["action"] == "abort"
+    decided_by = decision["reason"].split("shown worse than production on ", 1)[1].split(" ")[0]
+    assert decided_by in ("escalation_rate", "negative_feedback_rate"), decision["reason"]
+    assert evidence[decided_by]["status"] == "worse"
+    assert evidence["hard_failure_rate"]["status"] != "worse" and evidence["hard_failure_rate"]["candidate_value"] == 0
+    # the production-equal-or-better candidate (v1.6.0) saw the same users and the same metrics, and rolled forward
+    decisions = [d for d in demo.canary_decisions if d["candidate_version"] == "support_router:v1.6.0"]
+    assert decisions[-1]["action"] == "roll_forward"
+    compared = {e["metric"]: e["status"] for e in json.loads(decisions[-1]["evidence"])}
+    assert {"escalation_rate", "negative_feedback_rate"} <= set(compared)
+    assert "worse" not in compared.values()
+    # the late signals were ingested as events and joined: none left without its call
+    with read_connection(demo.warehouse) as con:
+        kinds = dict(con.execute("SELECT kind, count(*) FROM events GROUP BY kind").fetchall())
+        unknown = con.execute("SELECT coalesce(sum(events_unknown_call), 0) FROM ingest_files").fetchall()[0][0]
+    assert kinds.get("escalation", 0) > 0 and kinds.get("feedback", 0) > 0 and unknown == 0
 
 
 def test_the_summary_names_every_candidate_and_report(demo: DemoResult) -> None:

@@ -99,7 +99,8 @@ def test_each_hard_accuracy_gate_is_decided_on_its_labelled_minimum(demo: DemoRe
     assert "answered on to the labelled minimum" in prose.evidence.stop_reason
 
 
-def test_the_break_glass_hotfix_reads_forced_in_the_label_history(demo: DemoResult) -> None:
+def test_the_break_glass_moves_read_forced_in_the_label_history(demo: DemoResult) -> None:
     with read_connection(demo.warehouse) as con:
         forced = con.execute("SELECT label, to_version FROM v_label_history WHERE forced").fetchall()
-    assert forced == [("canary", "support_router:v1.6.1")]
+    # both pushed straight to canary past its protection: the hotfix and the routing regression
+    assert forced == [("canary", "support_router:v1.6.1"), ("canary", "support_router:v1.6.2")]

@@ -45,6 +45,8 @@ DEFAULT_CONFIDENCE = 0.95
 # effects of about 5%, are what a canary must resolve; the boundary is tightest there.
 DEFAULT_RATE_TAU = 0.01
 DEFAULT_LOG_LATENCY_TAU = 0.05
+# User-felt rates (escalation, negative feedback, ...) move by several points when routing breaks.
+DEFAULT_USER_RATE_TAU = 0.03
 
 
 @dataclass(frozen=True)
@@ -163,4 +165,38 @@ def log_latency_sequence(
         confidence=confidence,
         tau=tau,
         what="mean log-latency difference",
+    )
+
+
+def log_ratio_sequence(
+    candidate_numerator,
+    candidate_denominator,
+    baseline_numerator,
+    baseline_denominator,
+    *,
+    confidence: float = DEFAULT_CONFIDENCE,
+    tau: float = DEFAULT_LOG_LATENCY_TAU,
+) -> SequenceBounds:
+    """Confidence sequence for log(ratio of means, candidate) - log(ratio of means, baseline) from per-trace
+    values (e.g. cost and success 0/1: exp() bounds the cost-per-success ratio).
+
+    The variance of log(mean x / mean y) per observation is the delta method's
+    var(x)/mx^2 + var(y)/my^2 - 2 cov(x, y)/(mx my); missing numerators count as 0.
+    """
+    moments = []
+    for num, den in ((candidate_numerator, candidate_denominator), (baseline_numerator, baseline_denominator)):
+        x = np.nan_to_num(np.asarray(num if num is not None else [], dtype=float))
+        y = np.asarray(den if den is not None else [], dtype=float)
+        n = min(x.size, y.size)
+        x, y = x[:n], y[:n]
+        if n < 2 or x.mean() <= 0 or y.mean() <= 0:
+            moments.append((0.0, np.inf, n))
+            continue
+        mx, my = x.mean(), y.mean()
+        cov = np.cov(x, y, ddof=1)
+        var = cov[0, 0] / mx**2 + cov[1, 1] / my**2 - 2 * cov[0, 1] / (mx * my)
+        moments.append((float(np.log(mx / my)), max(float(var), 1e-12), n))
+    (mc, vc, nc), (mb, vb, nb) = moments
+    return mean_difference_sequence(
+        mc, vc, nc, mb, vb, nb, confidence=confidence, tau=tau, what="log ratio-of-means difference"
     )

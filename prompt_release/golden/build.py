@@ -46,6 +46,7 @@ from prompt_release.mining.selection import Candidate, select_cases
 from prompt_release.mining.settings import MiningSettings, load_settings
 from prompt_release.registry import Registry
 from prompt_release.warehouse import read_connection, write_transaction
+from prompt_release.warehouse.metrics import served
 
 _SIGNAL_CLASSES = ("refusal", "clarification")
 
@@ -193,6 +194,10 @@ def conversation_key(alias: str, *, variables: bool = True) -> str:
     )
 
 
+# A case is represented by its newest served recording: by day, a served call before a shadow run of
+# the same request (never served; stamped when it ran, after its twin), then time; the span id only
+# breaks exact ties (span ids are random per call: ordered by them first, a rerun picked others).
+_NEWEST = f"(day, {served('j')}, ts, coalesce(span_id, record_key))"
 _CANDIDATES_SQL = f"""
 WITH f AS (
     SELECT record_key, list(DISTINCT failure_class ORDER BY failure_class) AS classes, max(severity_rank) AS severity_rank
@@ -207,18 +212,18 @@ SELECT input_key,
        count(*) AS occurrences,
        list_sort(list_distinct(flatten(list(classes)))) AS failure_classes,
        max(severity_rank) AS severity_rank,
-       list(coalesce(span_id, record_key) ORDER BY day DESC, coalesce(span_id, record_key)) AS span_ids,
+       list(coalesce(span_id, record_key) ORDER BY day DESC, {served("j")} DESC, ts DESC, coalesce(span_id, record_key)) AS span_ids,
        list(DISTINCT prompt_version ORDER BY prompt_version) FILTER (WHERE prompt_version IS NOT NULL) AS prompt_versions,
        list(DISTINCT CAST(day AS VARCHAR) ORDER BY CAST(day AS VARCHAR)) AS days,
-       arg_max(CAST(input_messages AS VARCHAR), (day, coalesce(span_id, record_key))) AS input_messages,
-       arg_max(CAST(variables AS VARCHAR), (day, coalesce(span_id, record_key))) AS variables,
-       arg_max(CAST(correction AS VARCHAR), (day, coalesce(span_id, record_key))) FILTER (WHERE correction IS NOT NULL) AS correction,
-       arg_max(CAST(segment AS VARCHAR), (day, coalesce(span_id, record_key))) AS segment,
-       arg_max(CAST(attributes AS VARCHAR), (day, coalesce(span_id, record_key))) AS attributes,
-       arg_max(output, (day, coalesce(span_id, record_key))) AS output,
-       arg_max(CAST(tool_calls AS VARCHAR), (day, coalesce(span_id, record_key))) AS tool_calls,
-       arg_max(package_hash, (day, coalesce(span_id, record_key))) AS package_hash,
-       arg_max(prompt_version, (day, coalesce(span_id, record_key))) AS prompt_version
+       arg_max(CAST(input_messages AS VARCHAR), {_NEWEST}) AS input_messages,
+       arg_max(CAST(variables AS VARCHAR), {_NEWEST}) AS variables,
+       arg_max(CAST(correction AS VARCHAR), {_NEWEST}) FILTER (WHERE correction IS NOT NULL) AS correction,
+       arg_max(CAST(segment AS VARCHAR), {_NEWEST}) AS segment,
+       arg_max(CAST(attributes AS VARCHAR), {_NEWEST}) AS attributes,
+       arg_max(output, {_NEWEST}) AS output,
+       arg_max(CAST(tool_calls AS VARCHAR), {_NEWEST}) AS tool_calls,
+       arg_max(package_hash, {_NEWEST}) AS package_hash,
+       arg_max(prompt_version, {_NEWEST}) AS prompt_version
 FROM j
 GROUP BY input_key
 ORDER BY input_key

@@ -2,7 +2,8 @@
 
 Everything that can be a column expression runs as DuckDB SQL over the whole
 day (invalid JSON, fenced JSON, unknown tool, error, retry, fallback, negative
-feedback, escalation, correction differing from the output, refusal /
+feedback, escalation, correction differing from the output (each as the
+newest late-signal event about the call left it, see `warehouse.metrics`), refusal /
 clarification patterns, latency and cost outliers). Only JSON Schema work and
 tool calls written as text (outputs naming a tool, reduced in SQL first) run in
 Python, through `prompt_release.contracts.checks` so backtests judge outputs the same
@@ -48,6 +49,7 @@ from prompt_release.mining.settings import FAILURE_CLASSES, SEVERITY_RANK, Minin
 from prompt_release.registry import Registry
 from prompt_release.registry.ids import is_name
 from prompt_release.warehouse import write_transaction
+from prompt_release.warehouse.metrics import TRACES_WITH_SIGNALS
 
 _MACROS = r"""
 CREATE OR REPLACE TEMP MACRO pr_val_norm(v) AS
@@ -251,17 +253,17 @@ def _sql_detectors(settings: MiningSettings, where: str) -> list[tuple[str, str]
         (
             "negative_feedback",
             f"""SELECT {_ID_COLS}, 'negative_feedback' AS failure_class, printf('feedback=%g', t.feedback) AS detail
-            FROM traces t WHERE {where} AND t.feedback < 0""",
+            FROM {TRACES_WITH_SIGNALS} t WHERE {where} AND t.feedback < 0""",
         ),
         (
             "escalation",
             f"""SELECT {_ID_COLS}, 'escalation' AS failure_class, 'escalated to a human' AS detail
-            FROM traces t WHERE {where} AND t.escalated""",
+            FROM {TRACES_WITH_SIGNALS} t WHERE {where} AND t.escalated""",
         ),
         (
             "correction",
             f"""SELECT {_ID_COLS}, 'correction' AS failure_class, 'corrected to ' || left(CAST(t.correction AS VARCHAR), 120) AS detail
-            FROM traces t WHERE {where} AND t.correction IS NOT NULL AND json_type(t.correction) <> 'NULL'
+            FROM {TRACES_WITH_SIGNALS} t WHERE {where} AND t.correction IS NOT NULL AND json_type(t.correction) <> 'NULL'
               AND ({_CORRECTION_DIFFERS})""",
         ),
         ("latency_outlier", _outlier_sql("latency_ms", settings.latency, "latency_outlier", where)),

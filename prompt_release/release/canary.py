@@ -14,7 +14,10 @@ recomputed by the mining detectors over the canary window (the day's
 
 `analyse_canary` turns the metrics into a decision with
 `gates.canary.decide_canary` (always-valid confidence sequences, so the
-decision keeps its error rate however often the sensor looks) and stores it in
+decision keeps its error rate however often the sensor looks; user-felt rates
+(escalation, negative feedback, correction, refusal/clarification) and cost
+per success beside hard failures and latency, per segment when the canary
+label names several values of a segment key, Bonferroni across them) and stores it in
 `canary_decisions` under a decision id. `roll_forward` points production at
 the candidate and ends the canary; `abort_canary` ends the canary, marks the
 candidate rejected and adds its failing traces to the golden set as incident
@@ -26,6 +29,7 @@ canary.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -39,6 +43,7 @@ from prompt_release.contracts import checks
 from prompt_release.contracts.package import index_contracts
 from prompt_release.errors import UserError
 from prompt_release.gates.canary import (
+    USER_RATES,
     CanaryAction,
     CanaryDecision,
     CanaryEvidence,
@@ -52,9 +57,23 @@ from prompt_release.mining.settings import load_settings
 from prompt_release.registry import CANARY, PRODUCTION, STAGING, Registry
 from prompt_release.registry.ids import check_prompt_id
 from prompt_release.warehouse import read_connection, write_transaction
-from prompt_release.warehouse.metrics import CALL_COLUMNS, HARD_CLASS_LIST, SUCCESS, cost_per_success, served
+from prompt_release.warehouse.metrics import (
+    CALL_COLUMNS,
+    HARD_CLASS_LIST,
+    SIGNAL_JOINS,
+    SUCCESS,
+    cost_per_success,
+    served,
+)
 
 MAX_FAILING_SPANS = 50
+# The per-call flag behind each user-felt rate (columns of pr_canary_calls).
+_USER_FLAGS = {
+    "escalation_rate": "escalated",
+    "negative_feedback_rate": "negative",
+    "correction_rate": "corrected",
+    "refusal_rate": "refused",
+}
 _SEGMENT_KEY = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
@@ -68,6 +87,8 @@ class VersionCanaryMetrics(BaseModel):
     unsafe_tool_calls: int
     escalation_rate: float | None
     negative_feedback_rate: float | None
+    correction_rate: float | None = None
+    refusal_rate: float | None = None
     p50_latency_ms: float | None
     p95_latency_ms: float | None
     p99_latency_ms: float | None
@@ -85,14 +106,12 @@ class CanaryMetrics(BaseModel):
     failures_source: str
     versions: dict[str, VersionCanaryMetrics] = Field(default_factory=dict)
     failing_span_ids: dict[str, list[str]] = Field(default_factory=dict)
-    # Per-trace latencies for the sequential latency comparison; not part of the stored JSON.
-    latencies: dict[str, list[float]] = Field(default_factory=dict, exclude=True)
+    # Per-trace inputs of the sequential comparisons, per version (and per "key=value" segment);
+    # not part of the stored JSON.
+    traffic_by_version: dict[str, Any] = Field(default_factory=dict, exclude=True)
 
     def traffic(self, version: str) -> CanaryTraffic:
-        m = self.versions.get(version)
-        if m is None:
-            return CanaryTraffic(0, 0, [])
-        return CanaryTraffic(m.traces, m.hard_failures, self.latencies.get(version, []))
+        return self.traffic_by_version.get(version) or CanaryTraffic(0, 0, [], rates=dict.fromkeys(USER_RATES, 0))
 
     def markdown(self) -> str:
         cols = [
@@ -102,6 +121,8 @@ class CanaryMetrics(BaseModel):
             "unsafe_tool_calls",
             "escalation_rate",
             "negative_feedback_rate",
+            "correction_rate",
+            "refusal_rate",
             "p50_latency_ms",
             "p95_latency_ms",
             "p99_latency_ms",
@@ -145,8 +166,11 @@ def _segment_filter(segments: dict[str, list[str]] | None, params: dict[str, Any
     return " AND " + " AND ".join(clauses)
 
 
+_FLAG_CLASSES = f"{HARD_CLASS_LIST}, 'refusal', 'clarification'"
+
+
 def _failure_flags(con, prompt_id: str, since: datetime, registry: Registry | None) -> str:
-    """Temp table pr_release_failures(record_key, hard, unsafe) for the canary window; returns its source."""
+    """Temp table pr_release_flags(record_key, hard, unsafe, refused) for the canary window; returns its source."""
     con.execute("CREATE OR REPLACE TEMP TABLE pr_release_failures (record_key VARCHAR, failure_class VARCHAR)")
     if registry is not None:
         days = [
@@ -162,56 +186,114 @@ def _failure_flags(con, prompt_id: str, since: datetime, registry: Registry | No
             detect(con, contracts, settings, day if isinstance(day, date) else date.fromisoformat(str(day)))
             con.execute(
                 f"INSERT INTO pr_release_failures SELECT record_key, failure_class FROM pr_found_failures "
-                f"WHERE failure_class IN ({HARD_CLASS_LIST})"
+                f"WHERE failure_class IN ({_FLAG_CLASSES})"
             )
         source = "recomputed by the failure detectors over the canary window"
     else:
         con.execute(
             f"INSERT INTO pr_release_failures SELECT record_key, failure_class FROM failures "
-            f"WHERE failure_class IN ({HARD_CLASS_LIST})"
+            f"WHERE failure_class IN ({_FLAG_CLASSES})"
         )
         source = "failures table"
-    con.execute("""CREATE OR REPLACE TEMP TABLE pr_release_flags AS
-                   SELECT record_key, TRUE AS hard, bool_or(failure_class = 'unsafe_tool_call') AS unsafe
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE pr_release_flags AS
+                   SELECT record_key, bool_or(failure_class IN ({HARD_CLASS_LIST})) AS hard,
+                          bool_or(failure_class = 'unsafe_tool_call') AS unsafe,
+                          bool_or(failure_class IN ('refusal', 'clarification')) AS refused
                    FROM pr_release_failures GROUP BY record_key""")
     return source
 
 
 _CALLS_SQL = f"""
 CREATE OR REPLACE TEMP TABLE pr_canary_calls AS
-SELECT {CALL_COLUMNS}
-FROM traces t LEFT JOIN pr_release_flags f ON f.record_key = t.record_key
+SELECT {CALL_COLUMNS}, coalesce(f.refused, FALSE) AS refused, t.segment
+FROM traces t LEFT JOIN pr_release_flags f ON f.record_key = t.record_key {SIGNAL_JOINS}
 WHERE t.prompt_id = $prompt_id AND t.ts >= $since AND t.prompt_version IN (SELECT unnest($versions))
   AND {served()} {{segments}}
 """
 
-# Per trace: a trace is a hard failure (a success) when its calls together are.
+# Per trace: a trace is a hard failure (a success, escalated, ...) when its calls together are.
+_TRACES_SQL = """
+CREATE OR REPLACE TEMP TABLE pr_canary_traces AS
+SELECT prompt_version, unit, bool_or(hard) AS hard, count(*) FILTER (WHERE unsafe) AS unsafe_calls,
+       bool_or(escalated) AS escalated, bool_or(negative) AS negative, bool_or(corrected) AS corrected,
+       bool_or(refused) AS refused, sum(latency_ms) AS latency_ms,
+       sum(cost_usd) AS cost_usd, sum(retries) AS retries, bool_or(fallback) AS fallback,
+       count(*) AS steps, sum(tool_calls) AS tool_calls, any_value(segment) AS segment
+FROM pr_canary_calls GROUP BY prompt_version, unit
+"""
+
 _METRICS_SQL = f"""
-WITH per_trace AS (
-    SELECT prompt_version, unit, bool_or(hard) AS hard, count(*) FILTER (WHERE unsafe) AS unsafe_calls,
-           bool_or(escalated) AS escalated, bool_or(negative) AS negative, sum(latency_ms) AS latency_ms,
-           sum(cost_usd) AS cost_usd, sum(retries) AS retries, bool_or(fallback) AS fallback,
-           count(*) AS steps, sum(tool_calls) AS tool_calls
-    FROM pr_canary_calls GROUP BY prompt_version, unit
-)
 SELECT prompt_version, count(*) AS traces, sum(steps)::BIGINT AS calls,
        count(*) FILTER (WHERE hard) AS hard_failures,
        count(*) FILTER (WHERE hard)::DOUBLE / count(*) AS hard_failure_rate,
        avg(CASE WHEN {SUCCESS} THEN 1.0 ELSE 0.0 END) AS success_rate,
        sum(unsafe_calls)::BIGINT AS unsafe_tool_calls,
        avg(escalated::INTEGER) AS escalation_rate, avg(negative::INTEGER) AS negative_feedback_rate,
+       avg(corrected::INTEGER) AS correction_rate, avg(refused::INTEGER) AS refusal_rate,
        quantile_cont(latency_ms, 0.5) AS p50_latency_ms, quantile_cont(latency_ms, 0.95) AS p95_latency_ms,
        quantile_cont(latency_ms, 0.99) AS p99_latency_ms,
        {cost_per_success()} AS cost_per_success_usd,
        sum(retries)::BIGINT AS retries, count(*) FILTER (WHERE fallback) AS fallbacks,
-       avg(steps) AS steps_per_trace, avg(tool_calls) AS tool_calls_per_trace,
-       list(latency_ms) FILTER (WHERE latency_ms IS NOT NULL) AS latencies
-FROM per_trace GROUP BY prompt_version
+       avg(steps) AS steps_per_trace, avg(tool_calls) AS tool_calls_per_trace
+FROM pr_canary_traces GROUP BY prompt_version
+"""
+
+# The inputs of the sequential comparisons per version and, for each named segment key, per value.
+_TRAFFIC_SQL = f"""
+SELECT prompt_version, {{cell}} AS cell, count(*) AS traces, count(*) FILTER (WHERE hard) AS hard_failures,
+       count(*) FILTER (WHERE escalated) AS escalation_rate, count(*) FILTER (WHERE negative) AS negative_feedback_rate,
+       count(*) FILTER (WHERE corrected) AS correction_rate, count(*) FILTER (WHERE refused) AS refusal_rate,
+       list(latency_ms) FILTER (WHERE latency_ms IS NOT NULL) AS latencies,
+       count(cost_usd) AS costed,
+       list(coalesce(cost_usd, 0) ORDER BY unit) AS costs,
+       list(CASE WHEN {SUCCESS} THEN 1.0 ELSE 0.0 END ORDER BY unit) AS successes
+FROM pr_canary_traces {{where}} GROUP BY ALL
 """
 
 
+def _traffic_rows(con, cell: str, where: str, params: dict[str, Any]) -> dict[tuple[str, str | None], CanaryTraffic]:
+    cursor = con.execute(_TRAFFIC_SQL.format(cell=cell, where=where), params)
+    names = [d[0] for d in cursor.description]
+    out = {}
+    for row in cursor.fetchall():
+        d = dict(zip(names, row, strict=True))
+        costed = d["costed"] > 0
+        out[(d["prompt_version"], d["cell"])] = CanaryTraffic(
+            d["traces"],
+            d["hard_failures"],
+            [float(x) for x in d["latencies"] or []],
+            rates={name: d[name] for name in USER_RATES},
+            cost_usd=d["costs"] if costed else None,
+            successes=d["successes"] if costed else None,
+        )
+    return out
+
+
+def _traffic(con, versions: list[str], segments: dict[str, list[str]] | None) -> dict[str, CanaryTraffic]:
+    whole = _traffic_rows(con, "NULL::VARCHAR", "", {})
+    by_segment: dict[str, dict[str, CanaryTraffic]] = {}
+    for i, (key, values) in enumerate(sorted((segments or {}).items())):
+        if not _SEGMENT_KEY.match(key):
+            raise UserError(f"segment key {key!r} is not a plain name", field="segments")
+        params = {f"seg_path_{i}": f'$."{key}"', f"seg_vals_{i}": [str(v) for v in values]}
+        value = f"json_extract_string(segment, $seg_path_{i})"
+        rows = _traffic_rows(con, f"'{key}=' || {value}", f"WHERE {value} IN (SELECT unnest($seg_vals_{i}))", params)
+        for (version, cell), traffic in rows.items():
+            by_segment.setdefault(version, {})[cell] = traffic
+    out = {}
+    for (version, _), traffic in whole.items():
+        out[version] = dataclasses.replace(traffic, segments=by_segment.get(version, {}))
+    return out
+
+
 def _metrics_on(
-    con, prompt_id: str, since: datetime, versions: list[str], segments, registry: Registry | None
+    con,
+    prompt_id: str,
+    since: datetime,
+    versions: list[str],
+    segments,
+    registry: Registry | None,
+    compare_segments: dict[str, list[str]] | None = None,
 ) -> CanaryMetrics:
     exists = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'traces'").fetchone()[0]
     if not exists:
@@ -219,14 +301,15 @@ def _metrics_on(
     source = _failure_flags(con, prompt_id, since, registry)
     params: dict[str, Any] = {"prompt_id": prompt_id, "since": since, "versions": versions}
     con.execute(_CALLS_SQL.format(segments=_segment_filter(segments, params)), params)
+    con.execute(_TRACES_SQL)
     cursor = con.execute(_METRICS_SQL)
     names = [d[0] for d in cursor.description]
     result = CanaryMetrics(prompt_id=prompt_id, since=since, segments=segments, failures_source=source)
     for row in cursor.fetchall():
         data = dict(zip(names, row, strict=True))
         version = data.pop("prompt_version")
-        result.latencies[version] = [float(x) for x in data.pop("latencies") or []]
         result.versions[version] = VersionCanaryMetrics(version=version, **data)
+    result.traffic_by_version = _traffic(con, versions, compare_segments)
     for version, span_id in con.execute(
         "SELECT prompt_version, span_id FROM (SELECT prompt_version, span_id, row_number() OVER "
         "(PARTITION BY prompt_version ORDER BY ts, span_id) AS n FROM pr_canary_calls WHERE hard) "
@@ -295,7 +378,7 @@ class CanaryAnalysis(CanaryLook):
         ]
         for e in self.decision.evidence:
             lines.append(
-                f"| {e.metric} | {_fmt(e.candidate_value)} | {_fmt(e.production_value)} | {_fmt(e.estimate)}"
+                f"| {e.label} | {_fmt(e.candidate_value)} | {_fmt(e.production_value)} | {_fmt(e.estimate)}"
                 f" | [{_fmt(e.lower)}, {_fmt(e.upper)}] | {_fmt(e.abort_above)} | "
                 f"{_fmt(e.roll_forward_below)} | {e.status} |"
             )
@@ -330,13 +413,23 @@ def analyse_canary(
     min_duration_s = release.min_duration_s if min_duration_s is None else float(min_duration_s)
     since = _parse_ts(canary.moved_at)
     segments = canary.segments
+    if not policy.segments and segments:
+        # the segments the canary label names one by one: a regression in one is not averaged away
+        named = {key: list(values) for key, values in segments.items() if len(values) > 1}
+        policy = policy.model_copy(update={"segments": named})
     start_event = next((e for e in registry.history(prompt_id) if e.event_id == canary.event_id), None)
     gate_report_id = start_event.gate_report_id if start_event else None
     now = now or datetime.now(UTC)
 
     with write_transaction(warehouse) as con:
         metrics = _metrics_on(
-            con, prompt_id, since, [candidate, baseline], segments, registry if recompute_failures else None
+            con,
+            prompt_id,
+            since,
+            [candidate, baseline],
+            segments,
+            registry if recompute_failures else None,
+            policy.segments,
         )
         decision = decide_canary(
             metrics.traffic(candidate),
@@ -360,6 +453,18 @@ def analyse_canary(
                 }
             )
         cand, prod = metrics.traffic(candidate), metrics.traffic(baseline)
+        failing = metrics.failing_span_ids.get(candidate, [])
+        flag = _USER_FLAGS.get((decision.decided_by or "").split("[", 1)[0])
+        if decision.action == "abort" and flag:
+            # what users felt decided: the calls they reacted to become the incident cases
+            failing = [
+                r[0]
+                for r in con.execute(
+                    f"SELECT span_id FROM pr_canary_calls WHERE prompt_version = ? AND {flag} "
+                    f"ORDER BY ts, span_id LIMIT {MAX_FAILING_SPANS}",
+                    [candidate],
+                ).fetchall()
+            ]
         decision_id = _decision_id(
             {
                 "prompt_id": prompt_id,
@@ -411,7 +516,7 @@ def analyse_canary(
                 metrics.model_dump_json(),
                 json.dumps([e.model_dump(mode="json") for e in decision.evidence]),
                 json.dumps(analysis.policy),
-                metrics.failing_span_ids.get(candidate, []),
+                failing,
                 now,
             ],
         )
@@ -551,9 +656,9 @@ WITH failing AS (
     SELECT coalesce(t.span_id, t.record_key) AS span_id, {conversation_key("t")} AS input
     FROM traces t WHERE list_contains($spans, coalesce(t.span_id, t.record_key))
 )
-SELECT f.span_id, list(t.output ORDER BY t.ts DESC) AS outputs,
-       list(CAST(t.tool_calls AS VARCHAR) ORDER BY t.ts DESC) AS tool_calls,
-       list(CAST(t.input_messages AS VARCHAR) ORDER BY t.ts DESC) AS messages
+SELECT f.span_id, list(t.output ORDER BY t.ts DESC, t.record_key) AS outputs,
+       list(CAST(t.tool_calls AS VARCHAR) ORDER BY t.ts DESC, t.record_key) AS tool_calls,
+       list(CAST(t.input_messages AS VARCHAR) ORDER BY t.ts DESC, t.record_key) AS messages
 FROM failing f JOIN traces t ON {conversation_key("t")} = f.input
 WHERE t.prompt_id = $prompt_id AND t.prompt_version = $production AND t.ts >= $since
   AND coalesce(t.status, 'ok') <> 'error' AND {served()}

@@ -4,8 +4,9 @@ The staging check and the canary traffic simulation both need what production
 really sent: the template variables and the conversation (user, assistant and
 tool turns; system messages belong to the prompt package and are dropped),
 with the user id and segment the request came with. Distinct inputs are picked
-in SQL, spread over the history by a hash of the record key, so the sample is
-deterministic for a given warehouse.
+in SQL, spread over the history by a hash of the input itself, so the sample
+depends only on which inputs were recorded: not on the span ids they were
+logged under (random, per call), nor on which recording of an input is newest.
 """
 
 from __future__ import annotations
@@ -35,19 +36,19 @@ WITH candidates AS (
            CAST(variables AS VARCHAR) AS variables,
            CAST(input_messages AS VARCHAR) AS input_messages,
            CAST(segment AS VARCHAR) AS segment,
-           row_number() OVER (
-               PARTITION BY md5(coalesce(CAST(variables AS VARCHAR), '') || '|' || CAST(input_messages AS VARCHAR))
-               ORDER BY ts DESC, record_key
-           ) AS nth
+           md5(coalesce(CAST(variables AS VARCHAR), '') || '|' || CAST(input_messages AS VARCHAR)) AS input_key
     FROM traces
     -- Replay renders the template with the recorded variables: inputs recorded
     -- without them (e.g. OTLP spans that carry messages only) cannot be replayed.
     WHERE prompt_id = ? AND input_messages IS NOT NULL AND variables IS NOT NULL
       AND coalesce(status, 'ok') = 'ok'
+),
+newest AS (
+    SELECT *, row_number() OVER (PARTITION BY input_key ORDER BY ts DESC, record_key) AS nth FROM candidates
 )
 SELECT span_id, user_id, variables, input_messages, segment
-FROM candidates WHERE nth = 1
-ORDER BY hash(record_key), record_key
+FROM newest WHERE nth = 1
+ORDER BY hash(input_key), input_key
 LIMIT ?
 """
 

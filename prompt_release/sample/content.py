@@ -261,6 +261,25 @@ TICKETS: dict[str, tuple[str, ...]] = {
         "Is there a mobile app for tablets?",
     ),
 }
+# What a customer means by a ticket: the route a support agent would pick (the sample world's
+# ground truth). Simulated users of canary traffic react to answers that miss it.
+INTENDED_ROUTES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    (
+        "account_recovery",
+        ("password", "locked out", "unlock", "2fa", "two-factor", "verification code", "authenticator", "sign in",
+         "log in"),
+    ),
+    ("billing", ("invoice", "charge", "refund", "payment", "billing", "receipt", "subscription")),
+    ("technical", ("error", "bug", "crash", "not working", "broken")),
+    ("shipping", ("shipping", "tracking", "delivery", "package", "courier", "parcel")),
+)  # fmt: skip
+
+
+def intended_route(ticket: str) -> str:
+    text = ticket.lower()
+    return next((route for route, words in INTENDED_ROUTES if any(w in text for w in words)), "general")
+
+
 TICKET_WEIGHTS = {"account_recovery": 0.26, "billing": 0.24, "technical": 0.22, "shipping": 0.12, "general": 0.16}
 
 LONG_CONTEXT = (

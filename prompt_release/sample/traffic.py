@@ -9,11 +9,20 @@ version serves it, exactly as an app would, so the canary's percent and
 segments decide the split. Each request goes through the `openai` SDK to an
 OpenAI-compatible endpoint (the simulator) with the resolved prompt, and is
 logged with the runtime `TraceLogger` into today's landing day folder, where
-`ingest_day` and the canary analysis pick it up.
+`ingest_day` and the canary analysis pick it up. Requests arrive one
+`ARRIVAL_GAP` apart and each is logged at its arrival, so the same seed logs
+the same traffic in the same order on every run, whichever thread served it.
 
 With `shadow_share`, the app also runs the prompt's `shadow` label on that
 share of requests through `runtime.ShadowRunner` (same endpoint, answers
 logged as shadow traces, never served).
+
+Users react, later: for `support_router`, a simulated customer whose ticket
+was routed away from what they meant (`content.intended_route`) escalates to a
+human or gives a thumbs-down far more often than one routed right. Those
+reactions land after the calls, as native event lines (`traces.events`) in a
+file of their own, as an app's feedback endpoint would write them. Only served
+answers get reactions: no user sees a shadow answer.
 
 A regressing canary needs no special switch: the simulator follows the rules
 written in each version's prompt, so a candidate whose rules break the
@@ -25,10 +34,11 @@ failures that make the canary roll back.
 from __future__ import annotations
 
 import json
+import random
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +49,10 @@ from prompt_release.llm.client import processing_ms
 from prompt_release.registry import Registry
 from prompt_release.release.replay import RecordedInput, recorded_inputs
 from prompt_release.runtime import PromptClient, ShadowRunner, TraceLogger
+from prompt_release.sample.content import intended_route
 
+# Simulated requests arrive this far apart, in request order (see `simulate_traffic`).
+ARRIVAL_GAP = timedelta(milliseconds=1)
 _CREATE_ARGS = ("temperature", "max_tokens", "top_p", "seed", "stop", "presence_penalty", "frequency_penalty")
 
 
@@ -51,6 +64,7 @@ class TrafficSummary(BaseModel):
     shadow: dict[str, int] = Field(default_factory=dict, description="the shadow runner's counts, when one ran")
     inputs: int = Field(0, description="distinct inputs replayed")
     landing_files: list[str] = Field(default_factory=list)
+    events: int = Field(0, description="late user reactions (escalation, feedback) written as event lines")
     day: str = Field(description="the UTC day the traffic started")
     days: list[str] = Field(
         default_factory=list,
@@ -63,6 +77,31 @@ def _fallback_inputs(registry_root: str | Path, prompt_id: str) -> list[Recorded
     package = registry.load_package(registry.resolve_label(prompt_id, "production"))
     text = next((str(v) for v in package.variables.values() if isinstance(v, str)), "")
     return [RecordedInput(variables=dict(package.variables), conversation=[{"role": "user", "content": text}])]
+
+
+# How often a simulated customer escalates / gives a thumbs-down, routed right vs wrong.
+REACTION_RATES = {"right": {"escalation": 0.03, "down": 0.03}, "wrong": {"escalation": 0.45, "down": 0.35}}
+REACTION_DELAY_S = 90.0
+
+
+def user_reactions(prompt_id: str, variables: dict[str, Any], record: dict[str, Any], rng: random.Random) -> list[dict]:
+    """The late events one simulated customer sends about the answer in `record` (native event lines)."""
+    if prompt_id != "support_router" or record.get("status") != "ok":
+        return []
+    try:
+        route = json.loads(record.get("output") or "").get("route")
+    except (ValueError, AttributeError):
+        route = None  # an answer the app cannot route is as wrong as a wrong route
+    wrong = route != intended_route(str(variables.get("ticket", "")))
+    rates = REACTION_RATES["wrong" if wrong else "right"]
+    ts = datetime.fromisoformat(record["timestamp"].replace("Z", "+00:00")) + timedelta(seconds=REACTION_DELAY_S)
+    about = {"span_id": record["span_id"], "trace_id": record["trace_id"], "timestamp": ts.isoformat()}
+    events = []
+    if rng.random() < rates["escalation"]:
+        events.append({"event": "escalation", **about, "source": "user"})
+    if rng.random() < rates["down"]:
+        events.append({"event": "feedback", **about, "value": "down", "source": "user"})
+    return events
 
 
 def _call(openai_client: Any, resolved: Any, messages: list[dict[str, Any]]) -> dict[str, Any]:
@@ -138,7 +177,17 @@ def simulate_traffic(
             else None
         )
 
-        def serve(i: int) -> tuple[str, str]:
+        # Request i arrives at started + i * ARRIVAL_GAP and its call is stamped with that arrival. Stamped
+        # when a pool thread got to it, the same traffic would be logged in another order on every run
+        # (TraceLogger stamps to the millisecond: many calls tie, broken by random span ids), and what
+        # the canary records as its first failures, and the inputs replayed next, follow that order.
+        started = datetime.now(UTC)
+
+        def serve(i: int) -> tuple[str, str, list[dict]]:
+            arrival = started + i * ARRIVAL_GAP
+            early = (arrival - datetime.now(UTC)).total_seconds()
+            if early > 0:
+                time.sleep(early)  # not served before it arrived
             item = inputs[i % len(inputs)]
             user_id = f"sim_{seed}_{i:06d}"
             resolved = client.get(prompt_id, routing_key=user_id, segment=item.segment)
@@ -157,6 +206,7 @@ def simulate_traffic(
                 user_id=user_id,
                 session_id=f"sess_{seed}_{i:06d}",
                 cost_usd=cost,
+                timestamp=arrival,
                 **{k: v for k, v in result.items() if v is not None},
             )
             if runner is not None:
@@ -168,14 +218,22 @@ def simulate_traffic(
                     segment=item.segment,
                     routing_key=user_id,
                 )
-            return resolved.version_id, result["status"]
+            reactions = user_reactions(prompt_id, item.variables, record, random.Random(f"{seed}|{i}|react"))
+            return resolved.version_id, result["status"], reactions
 
+        reactions: list[dict] = []
         with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
-            for version, status in pool.map(serve, range(requests)):
+            for version, status, events in pool.map(serve, range(requests)):
                 by_version[version] += 1
                 errors += status != "ok"
+                reactions += events
         shadow = runner.close(timeout=60) if runner is not None else {}
     openai_client.close()
+    if reactions:
+        # written once the calls are: the feedback endpoint's own file, after the fact
+        target = Path(landing) / day / f"events-{seed}-{datetime.now(UTC).strftime('%H%M%S%f')}.jsonl"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text("".join(json.dumps(e, separators=(",", ":")) + "\n" for e in reactions))
     days = sorted({path.parent.name for path in logger.files} | {day})
     files = sorted(str(p) for d in days for p in (Path(landing) / d).glob("traces-*.jsonl"))
     return TrafficSummary(
@@ -186,6 +244,7 @@ def simulate_traffic(
         shadow=shadow,
         inputs=len(inputs),
         landing_files=files,
+        events=len(reactions),
         day=day,
         days=days,
     )

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import json
 import os
 import queue
 import re
@@ -53,7 +54,7 @@ import pyarrow.compute  # noqa: F401  (pa.compute)
 
 from prompt_release import config
 from prompt_release.errors import UserError
-from prompt_release.traces import native, otlp
+from prompt_release.traces import events, native, otlp
 from prompt_release.traces.lines import LineChunk, LineReader
 from prompt_release.traces.models import FileSummary, IngestSummary
 from prompt_release.warehouse import Scope, ScopeMiss, duck, write_transaction
@@ -148,7 +149,7 @@ def ingest_paths(
                         lambda check: _ingest_group(warehouse, group, format, progress, check, scope)
                     ),
                 ):
-                    summary.record(file_summary)
+                    summary.record(file_summary)  # after _settle_unknown_calls: the totals are final
                 continue
             except _FileFailed:
                 pass  # rolled back: file by file, so the files before the failing one are stored
@@ -163,8 +164,10 @@ def ingest_paths(
 
 
 # What ingest touches on a lake; the days of traces it stages are those of the files' day folders
-# and DEDUP_WINDOW_DAYS on each side.
-_INGEST_TABLES = ("traces", "ingest_files", "ingest_rejects")
+# and DEDUP_WINDOW_DAYS on each side. Late-signal events (traces.events) are staged by the same
+# days as the calls, under the same dedup rule; an event about a call outside those days is still
+# stored, but on a lake its call is not staged, so it is counted in events_unknown_call.
+_INGEST_TABLES = ("traces", "events", "ingest_files", "ingest_rejects")
 _SCOPE_ATTEMPTS = 3
 # The lake's dedup rule: a record is a duplicate when its record_key is stored on its own day or
 # within this many days of it (a span re-sent after midnight, a clock or timezone a little off); a
@@ -191,7 +194,7 @@ def _scoped(files: list[Path], run: Callable[[Scope | None], T]) -> T:
         if day is not None
         for shift in range(-DEDUP_WINDOW_DAYS, DEDUP_WINDOW_DAYS + 1)
     }
-    scope: Scope | None = Scope.of(_INGEST_TABLES, {"traces": around}, key_window=DEDUP_WINDOW_DAYS)
+    scope: Scope | None = Scope.of(_INGEST_TABLES, {"traces": around, "events": around}, key_window=DEDUP_WINDOW_DAYS)
     for _ in range(_SCOPE_ATTEMPTS):
         try:
             return run(scope)
@@ -271,7 +274,31 @@ def _ingest_together(
         flush()  # in their order: of two files holding a record, the first stores it
         summaries.append(ingest_file(con, path, format=format, progress=progress, check_duplicates=check_duplicates))
     flush()
+    _settle_unknown_calls(con, summaries)
     return summaries
+
+
+def _settle_unknown_calls(con: duckdb.DuckDBPyConnection, summaries: list[FileSummary]) -> None:
+    """Count again, at the end of a transaction of several files, the events whose call is unknown:
+    an event file that sorts before the calls it is about (events-*.jsonl, traces-*.jsonl) found
+    none of them when it was ingested, and its calls arrived in the same commit."""
+    for summary in summaries:
+        if not summary.events_unknown_call or summary._ingested_at is None:
+            continue
+        now = events.count_unknown_calls(con, summary.source_file, summary._ingested_at)
+        if now == summary.events_unknown_call:
+            continue
+        summary.events_unknown_call = now
+        key = [summary.source_file, summary._ingested_at]
+        # delete + insert rather than UPDATE: the lake backend sees inserted and deleted rows only
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE _ingest_file_row AS SELECT * REPLACE (? AS events_unknown_call) "
+            "FROM ingest_files WHERE source_file = ? AND ingested_at = ?",
+            [now, *key],
+        ).fetchall()
+        con.execute("DELETE FROM ingest_files WHERE source_file = ? AND ingested_at = ?", key).fetchall()
+        con.execute("INSERT INTO ingest_files SELECT * FROM _ingest_file_row").fetchall()
+        con.execute("DROP TABLE _ingest_file_row").fetchall()
 
 
 def _optimistic(attempt: Callable[[bool], object]):
@@ -306,10 +333,10 @@ def ingest_day(
     def attempt(check_duplicates: bool) -> IngestSummary:
         summary = IngestSummary()
         with write_transaction(warehouse) as con:
-            for table in ("traces", "ingest_rejects", "ingest_files"):
+            for table in ("traces", "events", "ingest_rejects", "ingest_files"):
                 con.execute(f"DELETE FROM {table} WHERE starts_with(source_file, ?)", [prefix]).fetchall()
             for file_summary in _ingest_together(con, files, format, progress, check_duplicates):
-                summary.record(file_summary)
+                summary.record(file_summary)  # after _settle_unknown_calls: the totals are final
         return summary
 
     return _optimistic(attempt)
@@ -372,6 +399,9 @@ def _ingest_file(
         summary.records += 1
     context.flush_rejects()
     assert summary.balanced, summary
+    if summary.events:
+        summary.events_unknown_call = events.count_unknown_calls(con, str(path), ingested_at)
+    summary._ingested_at = ingested_at
     _record_files(con, [summary], ingested_at)
     return summary
 
@@ -594,6 +624,12 @@ def _native_careful(
     the careful lines twice: the price of bounded memory on this rare path."""
     numbers = [int(n) for n in table["ln"].to_numpy()] if lines is None else lines
     inserted = 0
+    if numbers:
+        found = _event_lines(context.con, numbers)
+        if found:
+            inserted += _store_events(context, [(ln, chunk.line(ln - chunk.first_line)) for ln in found])
+            handled = set(found)
+            numbers = [n for n in numbers if n not in handled]
     for checked in _checked_parts(numbers):
         inserted += context.con.execute(native.insert_sql(checked), params).fetchall()[0][0]
         for ln, jtype, field, reason in context.con.execute(native.rejects_sql(checked)).fetchall():
@@ -722,6 +758,16 @@ def _ingest_native_batch(
         con.register("_native_lines", lines)
         try:
             careful = _native_batch_fast(con, ingested_at, inserted) if FAST_PATH else list(range(rows))
+            found = _event_lines(con, careful)
+            if found:
+                by_file: dict[int, list[tuple[int, str]]] = {}
+                for ln in found:
+                    first, index, chunk = segments[bisect.bisect_right(starts, ln) - 1]
+                    by_file.setdefault(index, []).append((chunk.first_line + ln - first, chunk.line(ln - first)))
+                for index in sorted(by_file):  # in file order: of two files holding an event, the first stores it
+                    inserted[sources[index]] += _store_events(contexts[index], by_file[index])
+                handled = set(found)
+                careful = [ln for ln in careful if ln not in handled]
             for checked in _checked_parts(careful, per_row=True):
                 returned = con.execute(native.insert_sql(checked, per_row=True), {"ingested_at": ingested_at})
                 _count_files(returned.fetchall(), inserted)
@@ -745,6 +791,10 @@ def _ingest_native_batch(
         assert summary.balanced and summary.duplicates >= 0, summary
         if small.chunks:
             context.report(small.chunks[-1].first_line + len(small.chunks[-1]) - 1)
+        if summary.events:
+            # counted once the batch's calls are in; _settle_unknown_calls recounts at the end of the transaction
+            summary.events_unknown_call = events.count_unknown_calls(con, summary.source_file, ingested_at)
+        summary._ingested_at = ingested_at
         summaries.append(summary)
     if contexts:
         contexts[0].flush_rejects()  # the batch's rejects, all files at once
@@ -799,11 +849,13 @@ def _count_files(returned: list[tuple], counts: dict[str, int]) -> None:
 def _record_files(con: duckdb.DuckDBPyConnection, summaries: list[FileSummary], ingested_at: datetime) -> None:
     """One ingest_files row per file (see ingest_file), all in one statement."""
     columns = ("source_file", "format", *_FILE_COUNTS)
-    table = pa.table({name: [getattr(s, name) for s in summaries] for name in columns})
+    table = pa.table({name: [getattr(s, name) for s in summaries] for name in (*columns, *_EVENT_COUNTS)})
     con.register("_ingest_files_batch", table)
     try:
         con.execute(
-            f"INSERT INTO ingest_files SELECT {', '.join(columns)}, ? FROM _ingest_files_batch", [ingested_at]
+            f"INSERT INTO ingest_files SELECT {', '.join(columns)}, ?, {', '.join(_EVENT_COUNTS)} "
+            "FROM _ingest_files_batch",
+            [ingested_at],
         ).fetchall()
     finally:
         _unregister(con, "_ingest_files_batch")
@@ -819,6 +871,44 @@ _FILE_COUNTS = (
     "non_call_spans",
     "prompt_version_missing",
 )
+_EVENT_COUNTS = ("events", "event_duplicates", "events_unknown_call")  # after ingested_at (migration 0019)
+
+
+def _event_lines(con: duckdb.DuckDBPyConnection, numbers: list[int]) -> list[int]:
+    """The event lines (a JSON object with an `event` key) among the listed lines (row ids) of
+    `_native_lines`. They are never call lines: the fast path leaves them to the careful
+    path because they lack the call's required fields."""
+    found: list[int] = []
+    for start in range(0, len(numbers), _CAREFUL_ROWS):
+        part = numbers[start : start + _CAREFUL_ROWS]
+        found += [
+            ln
+            for (ln,) in con.execute(
+                f"SELECT ln FROM _native_lines WHERE ln BETWEEN {part[0]} AND {part[-1]} "
+                f"AND list_contains({_int_list(part)}, ln) AND coalesce(try(json_exists(line, '$.event')), false) "
+                "AND try(json_type(line)) = 'OBJECT' ORDER BY ln"
+            ).fetchall()
+        ]
+    return found
+
+
+def _store_events(context: _FileContext, lines: list[tuple[int, str]]) -> int:
+    """Store the file's event lines, given as (line number, text); return the events new to the
+    warehouse (counted as stored, like a call line; the others are duplicates or rejected)."""
+    fallback = context.day_ts or context.ingested_at
+    rows = []
+    for line_number, raw in lines:
+        try:
+            rows.append(events.native_row(json.loads(raw), line_number, fallback))
+        except events.BadEvent as exc:
+            context.reject(line_number, exc.reason, exc.field, raw)
+        except (ValueError, RecursionError):
+            reason, field = native.describe_unparsable(raw)
+            context.reject(line_number, reason, field, raw)
+    stored = events.store(context.con, rows, str(context.path), context.ingested_at)
+    context.summary.events += stored
+    context.summary.event_duplicates += len(rows) - stored
+    return stored
 
 
 def _int_list(numbers: list[int]) -> str:

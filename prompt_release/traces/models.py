@@ -5,17 +5,25 @@ OTLP a span, plus each non-blank line that held no readable export request
 (which is rejected as a whole). Every record ends in exactly one bucket, so
 per file: records = stored + duplicates + rejected + non_call_spans
 (non_call_spans is always 0 for native; a cut gzip stream adds one rejected
-record for the unreadable tail).
+record for the unreadable tail). Late-signal events are counted apart too
+(`events`, `event_duplicates`, `events_unknown_call`): an event whose call is
+not in the warehouse is stored and reported there, never dropped.
 """
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from datetime import datetime
+
+from pydantic import BaseModel, Field, PrivateAttr
 
 ACCOUNTING_RULE = (
     "records = stored + duplicates + rejected + non_call_spans; "
     "a record is a non-blank line (native) or a span (OTLP; a line that holds no readable "
-    "export request counts as one rejected record); blank lines are counted apart"
+    "export request counts as one rejected record); blank lines are counted apart. "
+    "Late-signal events: a native event line is a record (stored when new, else a duplicate); "
+    "an OTLP event sits inside a span and is counted apart (an unreadable one is one rejected record); "
+    "events = new event rows, event_duplicates = events already stored, "
+    "events_unknown_call = new events whose call is not in traces (kept)"
 )
 
 
@@ -29,6 +37,9 @@ class Counts(BaseModel):
     rejected: int = 0
     non_call_spans: int = 0
     prompt_version_missing: int = 0
+    events: int = 0
+    event_duplicates: int = 0
+    events_unknown_call: int = 0
 
     def add(self, other: Counts) -> None:
         for name in type(self).model_fields:
@@ -42,6 +53,7 @@ class Counts(BaseModel):
 class FileSummary(Counts):
     source_file: str
     format: str
+    _ingested_at: datetime | None = PrivateAttr(default=None)  # names the file's ingest_files row
 
 
 class IngestSummary(BaseModel):

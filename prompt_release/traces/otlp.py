@@ -36,6 +36,7 @@ from typing import Any
 import pyarrow as pa
 
 from prompt_release.registry.ids import is_bare_version, is_name, is_version_id
+from prompt_release.traces import events
 from prompt_release.traces.lines import LineReader
 
 try:  # orjson is several times faster on large OTLP lines; json is the fallback
@@ -146,6 +147,8 @@ class Span:
         "name",
         "attrs",
         "events",
+        "event_times",
+        "links",
         "status_code",
         "status_message",
         "start_ns",
@@ -161,10 +164,13 @@ class Span:
         self.parent_span_id = raw.get("parentSpanId") or None
         self.name = raw.get("name")
         self.attrs = attributes(raw.get("attributes"))
-        self.events = [
-            (e.get("name"), attributes(e.get("attributes")), e.get("body"))
-            for e in raw.get("events") or []
-            if isinstance(e, dict)
+        raw_events = [e for e in raw.get("events") or [] if isinstance(e, dict)]
+        self.events = [(e.get("name"), attributes(e.get("attributes")), e.get("body")) for e in raw_events]
+        self.event_times = [_ns(e.get("timeUnixNano")) for e in raw_events]
+        self.links = [
+            link["spanId"]
+            for link in _as_list(raw.get("links"))
+            if isinstance(link, dict) and isinstance(link.get("spanId"), str) and link["spanId"]
         ]
         status = raw.get("status") or {}
         code = status.get("code")
@@ -175,6 +181,10 @@ class Span:
         self.line = line
         self.resource = resource
         self.scope = scope
+
+    def event_items(self) -> list[tuple[Any, dict, Any, int | None]]:
+        """(name, attributes, body, time in ns) of each span event."""
+        return [(*event, t) for event, t in zip(self.events, self.event_times, strict=True)]
 
     def call_format(self) -> str | None:
         a = self.attrs
@@ -719,9 +729,12 @@ def _store(spans: list[Span], context) -> None:
     summary = context.summary
     index = {(s.trace_id, s.span_id): s for s in spans}
     rows = []
+    event_rows: list[dict] = []
+    fallback_ts = context.day_ts or context.ingested_at
     for span in spans:
         try:
             fmt = span.call_format()
+            _span_events(span, fmt is not None, fallback_ts, event_rows, context)
             if fmt is None:
                 summary.non_call_spans += 1
                 continue
@@ -737,6 +750,10 @@ def _store(spans: list[Span], context) -> None:
                 "attributes",
                 _span_raw(span),
             )
+    if event_rows:
+        stored = events.store(context.con, event_rows, str(context.path), context.ingested_at)
+        summary.events += stored
+        summary.event_duplicates += len(event_rows) - stored
     if not rows:
         return
     table = pa.table({name: pa.array([r[name] for r in rows], kind) for name, kind in ROW_TYPES.items()})
@@ -757,6 +774,21 @@ def _store(spans: list[Span], context) -> None:
         "SELECT count(*) FROM traces WHERE source_file = ? AND ingested_at = ? AND prompt_version IS NULL",
         [str(context.path), context.ingested_at],
     ).fetchall()[0][0]
+
+
+def _span_events(span: Span, is_call: bool, fallback_ts: datetime, out: list[dict], context) -> None:
+    """Late-signal events the span carries (see traces.events); an unreadable one is a rejected record
+    of its own, so the span itself is still stored."""
+    try:
+        out.extend(events.otlp_rows(span, is_call, fallback_ts))
+    except events.BadEvent as exc:
+        context.summary.records += 1
+        context.reject(span.line, exc.reason, exc.field, _span_raw(span))
+    except _SPAN_ERRORS as exc:
+        context.summary.records += 1
+        context.reject(
+            span.line, f"span events could not be read ({type(exc).__name__}: {exc})", "events", _span_raw(span)
+        )
 
 
 # errors a hostile span's data can raise while it is read (never a reason to lose the file)

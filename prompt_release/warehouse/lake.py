@@ -66,6 +66,7 @@ log = logging.getLogger(__name__)
 PARTITIONS: dict[str, str] = {
     "traces": "day",
     "failures": "day",
+    "events": "day",
     "backtest_results": "run_id",
 }
 # The order in which one transaction commits its tables: every table after the tables it is
@@ -81,6 +82,7 @@ COMMIT_ORDER: tuple[str, ...] = (
     "prompt_versions",
     "label_events",
     "traces",
+    "events",
     "ingest_rejects",
     "ingest_files",
     "failures",
@@ -321,6 +323,9 @@ class Snapshot:
             for name in reversed(_commit_order(tpl.tables)):
                 tables[name] = dl.DeltaTable(lake.table_uri(name), storage_options=options)
         except dl.exceptions.TableNotFoundError:
+            # an older lake lacks the tables a newer migration adds: it needs migrating, not creating
+            schema = dl.DeltaTable(lake.table_uri("schema_version"), storage_options=options)
+            cls(lake, {"schema_version": schema}).check_version()
             if not create:
                 raise
             _create_tables(lake, tpl)

@@ -11,6 +11,11 @@ backtest results).
   table (the mining detectors); in a backtest from the same checks' verdicts
   on each result (BACKTEST_HARD_CHECKS).
 - **Success**: no hard failure, no escalation to a human, no negative feedback.
+- **Late signals**: feedback, escalation and correction of a call are the
+  newest `events` row of that kind about the call (by span_id), else about its
+  trace (an event naming only a trace_id applies to every call of it), else
+  the value logged on the call itself (SIGNAL_JOINS, FEEDBACK, ESCALATED,
+  CORRECTION). The same event twice is one row of `events`, so it counts once.
 - **Cost per success**: total cost / successes (NULL when nothing succeeded).
 - **Served**: every figure above is over served calls only; shadow runs are compared separately
   (`gates.shadow`).
@@ -69,13 +74,44 @@ def cost_per_success(cost: str = "cost_usd") -> str:
     return f"sum({cost}) / nullif(count(*) FILTER (WHERE {SUCCESS}), 0)"
 
 
-# Per call of `traces t` joined with its failure flags `f(hard, unsafe)`.
+def _latest_signals(key: str, where: str) -> str:
+    # newest first by the event's time; event_key breaks ties so the answer never depends on scan order
+    order = "(ts, event_key)"
+    return f"""(SELECT {key},
+        arg_max(value, {order}) FILTER (WHERE kind = 'feedback' AND value IS NOT NULL) AS feedback,
+        arg_max(coalesce(value, 1) > 0, {order}) FILTER (WHERE kind = 'escalation') AS escalated,
+        arg_max(correction, {order}) FILTER (WHERE kind = 'correction' AND correction IS NOT NULL) AS correction,
+        arg_max(value, {order}) FILTER (WHERE kind = 'outcome' AND value IS NOT NULL) AS outcome
+    FROM events WHERE {where} GROUP BY {key})"""
+
+
+SIGNAL_JOINS = (
+    f"LEFT JOIN {_latest_signals('span_id', 'span_id IS NOT NULL')} es ON es.span_id = t.span_id "
+    f"LEFT JOIN {_latest_signals('trace_id', 'span_id IS NULL AND trace_id IS NOT NULL')} et "
+    "ON et.trace_id = t.trace_id"
+)
+"""Joins of `traces t` with the newest late signals about each call (es) and its trace (et)."""
+FEEDBACK = "coalesce(es.feedback, et.feedback, t.feedback)"
+ESCALATED = "coalesce(es.escalated, et.escalated, t.escalated)"
+CORRECTION = "coalesce(es.correction, et.correction, t.correction)"
+OUTCOME = "coalesce(es.outcome, et.outcome)"
+
+TRACES_WITH_SIGNALS = (
+    f"(SELECT t.* REPLACE ({FEEDBACK} AS feedback, {ESCALATED} AS escalated, {CORRECTION} AS correction) "
+    f"FROM traces t {SIGNAL_JOINS})"
+)
+"""`traces` with feedback, escalated and correction as the late signals left them (same columns)."""
+
+# Per call of `traces t` (joined with SIGNAL_JOINS) and its failure flags `f(hard, unsafe)`.
 CALL_COLUMNS = f"""t.prompt_id, t.prompt_version, t.package_hash, coalesce(t.trace_id, t.record_key) AS unit,
        coalesce(t.span_id, t.record_key) AS span_id, t.ts, t.day,
        coalesce(t.status, 'ok') = 'error' AS errored,
        {hard_failure("t.status", "f.hard")} AS hard,
-       coalesce(f.unsafe, FALSE) AS unsafe, coalesce(t.escalated, FALSE) AS escalated,
-       coalesce(t.feedback, 0) < 0 AS negative, t.latency_ms, t.cost_usd, t.input_tokens, t.output_tokens,
+       coalesce(f.unsafe, FALSE) AS unsafe, coalesce({ESCALATED}, FALSE) AS escalated,
+       coalesce({FEEDBACK}, 0) < 0 AS negative,
+       coalesce(json_type({CORRECTION}) <> 'NULL', FALSE) AS corrected,
+       coalesce({OUTCOME}, 0) < 0 AS failed_outcome,
+       t.latency_ms, t.cost_usd, t.input_tokens, t.output_tokens,
        coalesce(t.retries, 0) AS retries, coalesce(t.fallback, FALSE) AS fallback,
        coalesce(json_array_length(t.tool_calls), 0) AS tool_calls"""
 
@@ -94,7 +130,7 @@ def version_daily_sql(*, one_day: bool) -> str:
 ),
 calls AS (
     SELECT {CALL_COLUMNS}
-    FROM traces t LEFT JOIN flags f ON f.record_key = t.record_key AND f.day = t.day
+    FROM traces t LEFT JOIN flags f ON f.record_key = t.record_key AND f.day = t.day {SIGNAL_JOINS}
     WHERE t.prompt_version IS NOT NULL AND t.day IS NOT NULL AND {served()} {traces_where}
 )
 SELECT day,
@@ -114,6 +150,8 @@ SELECT day,
        avg(escalated::INTEGER) AS escalation_rate,
        count(*) FILTER (WHERE negative) AS negative_feedback,
        avg(negative::INTEGER) AS negative_feedback_rate,
+       count(*) FILTER (WHERE corrected) AS corrections,
+       avg(corrected::INTEGER) AS correction_rate,
        quantile_cont(latency_ms, 0.5) AS p50_latency_ms,
        quantile_cont(latency_ms, 0.95) AS p95_latency_ms,
        quantile_cont(latency_ms, 0.99) AS p99_latency_ms,
@@ -144,8 +182,12 @@ _VERSION_DAILY_COMMENTS = {
     "hard_failures": "Calls with status error or a failure of class " + ", ".join(HARD_FAILURE_CLASSES),
     "unsafe_tool_calls": "Calls with an unsafe_tool_call failure (policy-violating or invalid high-risk tool call)",
     "errors": "Calls with status error",
-    "escalations": "Calls with escalated = true (handed to a human)",
-    "negative_feedback": "Calls with feedback < 0",
+    "escalations": "Calls handed to a human: the newest escalation event about the call or its trace, else "
+    "escalated as logged",
+    "negative_feedback": "Calls with feedback < 0 (the newest feedback event about the call or its trace, else "
+    "the feedback logged on the call)",
+    "corrections": "Calls with a correction (a correction event, else one logged on the call)",
+    "correction_rate": "corrections / calls",
     "p95_latency_ms": "95th percentile of call latency_ms (continuous quantile); p50 and p99 alike",
     "cost_per_success_usd": "Total cost_usd of the version that day / successes (NULL when cost was not logged "
     "or nothing succeeded)",

@@ -8,7 +8,8 @@ than writing into a schema we do not understand.
 
 A migration file containing the line `-- @recreate-metric-views` also
 (re)creates the views built from the metric definitions
-(`metrics.create_metric_views`), in the same transaction.
+(`metrics.create_metric_views`), in the same transaction; only the newest
+marked migration does, since the views are built for the newest tables.
 """
 
 from __future__ import annotations
@@ -79,6 +80,9 @@ def migrate(con: duckdb.DuckDBPyConnection, path: str | Path | None = None, *, u
     found = current_version(con)
     refuse_newer(found, path)
     applied = 0
+    # The views read the newest tables: an older marker's turn is taken by the newest one
+    # (views made at 0013 would refer to tables a later migration adds).
+    last_marker = max((v for v, _, sql in migrations() if RECREATE_VIEWS in sql.splitlines()), default=0)
     for version, name, sql in migrations():
         if version <= found or version > upto:
             continue
@@ -90,7 +94,7 @@ def migrate(con: duckdb.DuckDBPyConnection, path: str | Path | None = None, *, u
                 "applied_at TIMESTAMPTZ NOT NULL DEFAULT current_timestamp)"
             )
             con.execute(sql)
-            if RECREATE_VIEWS in sql.splitlines():
+            if version == last_marker:
                 create_metric_views(con)
             con.execute("INSERT INTO schema_version (version, name) VALUES (?, ?)", [version, name])
             con.execute("COMMIT")

@@ -48,6 +48,9 @@ def traces(context: dg.AssetExecutionContext, warehouse: WarehouseResource, land
         "non_call_spans": 0,
         "prompt_version_missing": 0,
         "files": 0,
+        "events": 0,
+        "event_duplicates": 0,
+        "events_unknown_call": 0,
     }
     by_format: dict[str, dict[str, int]] = {}
     for i, day in enumerate(days, 1):
@@ -89,6 +92,9 @@ def traces(context: dg.AssetExecutionContext, warehouse: WarehouseResource, land
             "rejected": totals["rejected"],
             "duplicates_skipped": totals["duplicates"],
             "prompt_version_missing": totals["prompt_version_missing"],
+            "late_events": totals["events"],
+            "late_events_duplicate": totals["event_duplicates"],
+            "late_events_unknown_call": totals["events_unknown_call"],
             "by_format": dg.MetadataValue.md(
                 md_table(
                     ["format", "files", "records", "stored", "rejected"],

@@ -86,7 +86,10 @@ def test_the_deployed_story_decides_as_the_embedded_demo(deployed, embedded) -> 
     # (labelled, cases) per golden set; the embedded result came through JSON, its pairs as lists
     assert result.golden_coverage == {k: tuple(v) for k, v in embedded_result.golden_coverage.items()}
     assert result.reports["support_router:v1.6.0"]["verdict"] == "promote"
-    assert [d["action"] for d in result.canary_decisions] == ["roll_forward", "abort"]
+    # v1.6.0 rolled forward; the hotfix aborted on hard failures, the routing regression on what users felt
+    assert [d["action"] for d in result.canary_decisions] == ["roll_forward", "abort", "abort"]
+    reasons = [d["reason"] for d in result.canary_decisions]
+    assert reasons == [d["reason"] for d in embedded_result.canary_decisions]
 
 
 def test_runs_ticks_and_materializations_are_in_postgres(deployed) -> None:

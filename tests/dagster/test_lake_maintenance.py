@@ -13,7 +13,9 @@ def test_the_job_compacts_the_lake_and_keeps_every_row(tmp_path: Path) -> None:
     lake = f"{tmp_path}/w.lake"
     for i in range(3):
         with write_transaction(lake) as con:
-            con.execute("INSERT INTO ingest_files VALUES (?, 'native', 1, 0, 1, 1, 0, 0, 0, 0, now())", [f"f{i}"])
+            con.execute(
+                "INSERT INTO ingest_files VALUES (?, 'native', 1, 0, 1, 1, 0, 0, 0, 0, now(), 0, 0, 0)", [f"f{i}"]
+            )
     result = lake_maintenance.execute_in_process(resources={"warehouse": WarehouseResource(path=lake)})
     assert result.success
     done = result.output_for_node("lake_maintenance_op")

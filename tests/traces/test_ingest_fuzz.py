@@ -175,6 +175,25 @@ def otlp_line(draw) -> str:
     return text
 
 
+@st.composite
+def event_line(draw) -> str:
+    """A late-signal event line (traces.events) about a fuzzed call, a trace or nothing, valid or not."""
+    record: dict = {"event": draw(st.sampled_from(["feedback", "escalation", "correction", "outcome", "bogus"]))}
+    i = draw(st.integers(0, 30))
+    target = draw(st.sampled_from(["span_id", "span_id", "trace_id", None]))
+    if target:
+        record[target] = f"sp_{i}" if target == "span_id" else f"tr_{i}"
+    if draw(st.booleans()):
+        record["value"] = draw(
+            st.one_of(st.sampled_from(["up", "down", True, -1, 2.5, "resolved", {"route": "b"}]), json_values)
+        )
+    if draw(st.booleans()):
+        record["event_id"] = draw(st.sampled_from(["e1", "e2"]))
+    if draw(st.booleans()):
+        record["timestamp"] = draw(st.sampled_from(["2026-11-27T10:05:00Z", "yesterday"]))
+    return json.dumps(record)
+
+
 def _check_file(con, path, lines: list[str], fmt: str) -> None:
     path.write_text("\n".join(lines) + "\n", encoding="utf-8", errors="surrogatepass")
     # ingest_file is what ingest_paths runs per file; one open connection keeps examples cheap
@@ -238,7 +257,11 @@ def cons(tmp_path):
 @settings(_settings, max_examples=max(EXAMPLES // 4, 10))  # each example ingests its files twice
 @given(
     files=st.lists(
-        st.one_of(st.lists(native_line(), min_size=1, max_size=4), st.lists(otlp_line(), min_size=1, max_size=2)),
+        st.one_of(
+            st.lists(native_line(), min_size=1, max_size=4),
+            st.lists(st.one_of(native_line(), event_line()), min_size=1, max_size=4),
+            st.lists(otlp_line(), min_size=1, max_size=2),
+        ),
         min_size=2,
         max_size=5,
     )
@@ -256,13 +279,18 @@ def test_fuzzed_files_of_one_transaction_are_accounted_as_one_at_a_time(cons, tm
     together.execute("COMMIT")
     alone.execute("BEGIN TRANSACTION")
     one_by_one = [ingest_file(alone, path) for path in paths]
+    ingest_module._settle_unknown_calls(alone, one_by_one)  # as _ingest_group does at the end of a transaction
     alone.execute("COMMIT")
     assert [f.model_dump() for f in batched] == [f.model_dump() for f in one_by_one]
     for f in batched:
         assert f.records == f.stored + f.duplicates + f.rejected + f.non_call_spans, f
+    # a native event line stored counts as stored, like a call line (OTLP events sit inside their spans)
     query = (
-        "SELECT (SELECT count(*) FROM traces WHERE source_file = $f), "
+        "SELECT (SELECT count(*) FROM traces WHERE source_file = $f) "
+        "+ (SELECT count(*) FROM events WHERE source_file = $f AND source_format = 'native'), "
         "(SELECT count(*) FROM ingest_rejects WHERE source_file = $f)"
     )
     for path, f in zip(paths, batched):
         assert together.execute(query, {"f": str(path)}).fetchone() == (f.stored, f.rejected)
+    events = "SELECT * EXCLUDE (ingested_at, ts, day) FROM events ORDER BY event_key"
+    assert together.execute(events).fetchall() == alone.execute(events).fetchall()

@@ -30,6 +30,10 @@ def line(span_id: str | int | None = None, **extra) -> str:
     return json.dumps(record)
 
 
+def event(kind: str, span_id: str, **extra) -> str:
+    return json.dumps({"event": kind, "span_id": span_id, **extra})
+
+
 def write_landing(root: Path) -> Path:
     """Files that exercise every way a line of a small file can end, in one folder."""
     landing = root / "landing"
@@ -56,6 +60,25 @@ def write_landing(root: Path) -> Path:
         "a-14.jsonl": line("n1") + "\n" + line("c1") + "\n",  # c1 again, after the file that went its own way
         # OTLP after blank lines, without a final newline (two chunks): still told apart
         "a-17.jsonl": "\n\n" + request(span("b" * 32, "5" * 16, "chat", {"gen_ai.operation.name": "chat"})),
+        # late-signal event lines (traces.events): before the calls they are about (same transaction),
+        # beside a call, about an unknown call, invalid, repeated in the file and in a later file
+        "a-00-events.jsonl": event("feedback", "a0", value="down") + "\n",
+        "a-18.jsonl": "\n".join(
+            [
+                line("r1"),
+                event("escalation", "r1"),
+                event("feedback", "a1", value="down", timestamp="2026-11-27T10:05:00Z"),
+                event("correction", "unknown-call", value={"route": "billing"}, event_id="c-1"),
+                event("feedback", "a2", value="meh"),
+                event("bogus", "a2"),
+                event("escalation", "r1"),
+            ]
+        )
+        + "\n",
+        "a-19.jsonl": event("escalation", "r1")
+        + "\n"
+        + json.dumps({"event": "outcome", "trace_id": "t", "value": 1})
+        + "\n",
     }
     for name, content in files.items():
         path = landing / name
@@ -78,6 +101,10 @@ def tables(warehouse: Path) -> dict[str, list[tuple]]:
             ).fetchall(),
             "rejects": con.execute(
                 "SELECT * EXCLUDE (ingested_at) FROM ingest_rejects ORDER BY source_file, line_number"
+            ).fetchall(),
+            "events": con.execute(
+                "SELECT * EXCLUDE (ingested_at, ts, day), CASE WHEN ts = '2026-11-27 10:05:00+00'::TIMESTAMPTZ THEN ts END "
+                "FROM events ORDER BY source_file, source_line"
             ).fetchall(),
             "files": con.execute(
                 "SELECT * EXCLUDE (ingested_at) FROM ingest_files ORDER BY source_file, ingested_at"
@@ -132,6 +159,14 @@ def test_small_files_in_one_pass_store_what_one_file_at_a_time_stores(tmp_path, 
     assert (by_name["a-14.jsonl"].stored, by_name["a-14.jsonl"].duplicates) == (1, 1)
     assert by_name["a-16.jsonl.gz"].rejected == 1  # the cut tail
     assert (by_name["a-17.jsonl"].format, by_name["a-17.jsonl"].stored) == ("otlp", 1)
+    # event lines: stored once (a repeat in the file or a later file is a duplicate), invalid ones rejected
+    # naming their field, an event about an unknown call kept and counted; one whose call came later in
+    # the same transaction is not unknown
+    a18, a19, early = by_name["a-18.jsonl"], by_name["a-19.jsonl"], by_name["a-00-events.jsonl"]
+    assert (a18.stored, a18.duplicates, a18.rejected) == (4, 1, 2)
+    assert (a18.events, a18.event_duplicates, a18.events_unknown_call) == (3, 1, 1)
+    assert (a19.events, a19.event_duplicates, a19.events_unknown_call) == (1, 1, 0)
+    assert (early.events, early.events_unknown_call) == (1, 0)
     # a rerun stores nothing new and keeps one set of rejects
     assert rerun.total.stored == 0
     assert rerun.total.duplicates == first.total.stored + first.total.duplicates
@@ -142,6 +177,8 @@ def test_small_files_in_one_pass_store_what_one_file_at_a_time_stores(tmp_path, 
     finally:
         con.close()
     assert models == {"a1": "m", "d1": "m"}  # the first line of a repeated record is the one stored
+    rejected = {(r[1], r[3]) for r in tables(together)["rejects"] if Path(r[0]).name == "a-18.jsonl"}
+    assert rejected == {(5, "value"), (6, "event")}
 
 
 def test_many_files_of_one_batch_each_keep_their_own_accounting(tmp_path, warehouse, batches):

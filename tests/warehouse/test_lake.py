@@ -159,7 +159,9 @@ def test_maintenance_compacts_small_files_and_keeps_the_rows(tmp_path: Path) -> 
     lake = f"{tmp_path}/w.lake"
     for i in range(4):  # four commits, four small files
         with write_transaction(lake) as con:
-            con.execute("INSERT INTO ingest_files VALUES (?, 'native', 1, 0, 1, 1, 0, 0, 0, 0, now())", [f"f{i}"])
+            con.execute(
+                "INSERT INTO ingest_files VALUES (?, 'native', 1, 0, 1, 1, 0, 0, 0, 0, now(), 0, 0, 0)", [f"f{i}"]
+            )
     done = maintain(config.lake_location(lake), retention_hours=0)
     assert done["ingest_files"]["files_removed"] == 4 and done["ingest_files"]["files_added"] == 1
     assert done["ingest_files"]["vacuumed"] == 4  # retention 0: the replaced files go at once

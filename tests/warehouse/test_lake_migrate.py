@@ -17,12 +17,13 @@ import pytest
 
 from prompt_release import config
 from prompt_release.errors import SchemaVersionError
+from prompt_release.traces import ingest_paths
 from prompt_release.warehouse import lake, lake_migrate
 from prompt_release.warehouse.connection import read_connection
 from prompt_release.warehouse.migrate import SCHEMA_VERSION, migrate
 from tests.conftest import run_cli
 
-OLD = 16  # before 0017 added label_events.forced (a new column, filled by an UPDATE)
+OLD = 16  # before 0017 added label_events.forced (a new column, filled by an UPDATE) and 0019 the events table
 
 OLD_ROWS = """
 INSERT INTO label_events (event_id, prompt_id, ts, action, label, from_version, to_version, actor, reason)
@@ -34,6 +35,9 @@ VALUES ('s1', 't1', '2026-11-01 09:00:00+00', '2026-11-01', 'record', 'support_r
         'k1', '2026-11-01 12:00:00+00'),
        ('s2', 't2', '2026-11-02 09:00:00+00', '2026-11-02', 'record', 'support_router', 'ok', 'native', 'b.jsonl',
         'k2', '2026-11-02 12:00:00+00');
+INSERT INTO ingest_files (source_file, format, lines_read, blank_lines, records, stored, duplicates, rejected,
+                          non_call_spans, prompt_version_missing, ingested_at)
+VALUES ('a.jsonl', 'native', 1, 0, 1, 1, 0, 0, 0, 0, '2026-11-01 12:00:00+00');
 """
 
 
@@ -61,6 +65,8 @@ def _contents(warehouse: str) -> dict:
         return {
             "history": con.sql("SELECT event_id, change, forced FROM v_label_history ORDER BY event_id").fetchall(),
             "traces": con.sql("SELECT span_id, day, record_key FROM traces ORDER BY span_id").fetchall(),
+            "files": con.sql("SELECT source_file, stored, events, events_unknown_call FROM ingest_files").fetchall(),
+            "events": con.sql("SELECT count(*) FROM events").fetchall(),
         }
 
 
@@ -103,13 +109,16 @@ def test_migrate_brings_an_old_lake_to_this_schema_keeping_every_row(lake_wareho
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert (report["from_version"], report["to_version"]) == (OLD, SCHEMA_VERSION)
-    assert report["rewritten"] == {"label_events": 2}
+    assert report["rewritten"] == {"label_events": 2, "ingest_files": 1}  # 0019 adds its event counts
+    assert report["created"] == ["events"]
     assert _contents(lake_warehouse) == {
         "history": [
             ("e1", "production: (none) -> 1.5.2", False),
             ("e2", "production: 1.5.2 -> 1.6.0", False),
         ],
         "traces": [("s1", date(2026, 11, 1), "k1"), ("s2", date(2026, 11, 2), "k2")],
+        "files": [("a.jsonl", 1, 0, 0)],
+        "events": [(0,)],
     }
     # a table the migrations do not change is not rewritten
     traces_after = deltalake.DeltaTable(location.table_uri("traces"), storage_options=location.storage_options())
@@ -117,6 +126,22 @@ def test_migrate_brings_an_old_lake_to_this_schema_keeping_every_row(lake_wareho
 
     again = run_cli("warehouse", "migrate", "--warehouse", lake_warehouse)
     assert again.returncode == 0 and f"already at version {SCHEMA_VERSION}" in again.stdout
+
+
+def test_a_migrated_lake_stores_late_events_and_joins_them_to_the_calls_it_kept(tmp_path) -> None:
+    location = config.lake_location(f"{tmp_path}/w.lake")
+    _old_lake(location)
+    lake_migrate.migrate_lake(location)
+    day = tmp_path / "landing" / "2026-11-01"
+    day.mkdir(parents=True)
+    event = {"event": "feedback", "span_id": "s1", "value": "down", "timestamp": "2026-11-01T10:00:00Z"}
+    (day / "late.jsonl").write_text(json.dumps(event) + "\n")
+
+    (stored,) = ingest_paths([day / "late.jsonl"], warehouse=location.uri).files
+
+    assert (stored.events, stored.events_unknown_call) == (1, 0)  # s1 was written before the migration
+    with read_connection(location.uri) as con:
+        assert con.sql("SELECT span_id, kind, value FROM events").fetchall() == [("s1", "feedback", -1.0)]
 
 
 def test_a_migration_stopped_before_its_last_commit_is_completed_by_a_rerun(tmp_path, monkeypatch) -> None:
@@ -138,7 +163,7 @@ def test_a_migration_stopped_before_its_last_commit_is_completed_by_a_rerun(tmp_
 
     done = lake_migrate.migrate_lake(location)
 
-    assert done.already_done == ["label_events"] and done.rewritten == {}
+    assert done.already_done == ["ingest_files", "label_events"] and done.rewritten == {}
     assert [forced for _, _, forced in _contents(location.uri)["history"]] == [False, False]
 
 
@@ -163,7 +188,7 @@ def test_a_write_during_the_migration_fails_it_and_leaves_the_table_as_that_writ
 
     stored = deltalake.DeltaTable(location.table_uri("label_events")).to_pyarrow_table()
     assert stored.num_rows == 3 and "forced" not in stored.column_names  # the writer's rows, the old schema
-    assert lake_migrate.migrate_lake(location).rewritten == {"label_events": 3}
+    assert lake_migrate.migrate_lake(location).rewritten == {"label_events": 3, "ingest_files": 1}
 
 
 def test_migrate_on_a_duckdb_file_says_what_it_did(tmp_path) -> None:

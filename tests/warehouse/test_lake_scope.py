@@ -59,7 +59,7 @@ def test_an_ingest_stages_only_the_traces_of_its_days_and_no_other_table(tmp_pat
     assert (summary.total.stored, summary.total.duplicates) == (5, 0)
     # the day folder and the day on each side: 2026-11-10's 30 rows, not the lake's 90
     assert staged_rows["traces"] == [30]
-    assert set(staged_rows) == {"traces", "ingest_files", "ingest_rejects"}
+    assert set(staged_rows) == {"traces", "events", "ingest_files", "ingest_rejects"}
     with read_connection(lake) as con:
         assert con.execute("SELECT count(*), count(DISTINCT record_key) FROM traces").fetchone() == (95, 95)
 

@@ -207,7 +207,8 @@ def test_canary_status_shows_the_newest_decision_per_prompt(con, demo_world) -> 
     assert router["action"] == "roll_forward" and router["candidate_version"] == "support_router:v1.6.0"
     assert router["candidate_traces"] > 100 and router["candidate_hard_failure_rate"] == 0.0
     assert router["candidate_p95_latency_ms"] > 0 and router["gate_report_id"].startswith("gr_")
-    assert {e["metric"] for e in json.loads(router["evidence"])} == {"hard_failure_rate", "latency_ratio"}
+    compared = {e["metric"] for e in json.loads(router["evidence"])}
+    assert {"hard_failure_rate", "latency_ratio", "escalation_rate", "negative_feedback_rate"} <= compared
     # The judge rejects summarizer v1.1.0 (its shorter summaries drop key facts): it never reaches canary.
     assert "summarizer" not in status
 
