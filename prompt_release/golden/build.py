@@ -673,24 +673,34 @@ def record_incident(
     note: str | None = None,
 ) -> tuple[str, Path]:
     """Append an incident for `span_id` to its workflow's incident file; returns (workflow, file)."""
-    parsed = parse_expected_argument(expected) if expected else None
     with read_connection(warehouse) as con:
-        has_traces = con.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'traces'"
-        ).fetchone()[0]
-        row = find_span(con, span_id) if has_traces else None
-        failure_classes = (
-            sorted(
-                {
-                    r[0]
-                    for r in con.execute(
-                        "SELECT failure_class FROM failures WHERE span_id = ? OR record_key = ?", [span_id, span_id]
-                    ).fetchall()
-                }
-            )
-            if row
-            else []
+        return record_incident_on(con, registry_root, span_id, expected, note)
+
+
+def record_incident_on(
+    con: duckdb.DuckDBPyConnection,
+    registry_root: str | Path,
+    span_id: str,
+    expected: str | None = None,
+    note: str | None = None,
+) -> tuple[str, Path]:
+    """`record_incident` on a read connection the caller holds: several incidents, one open of the
+    warehouse (on a lake each open reads every table's log)."""
+    parsed = parse_expected_argument(expected) if expected else None
+    has_traces = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'traces'").fetchone()[0]
+    row = find_span(con, span_id) if has_traces else None
+    failure_classes = (
+        sorted(
+            {
+                r[0]
+                for r in con.execute(
+                    "SELECT failure_class FROM failures WHERE span_id = ? OR record_key = ?", [span_id, span_id]
+                ).fetchall()
+            }
         )
+        if row
+        else []
+    )
     if row is None:
         raise UserError(f"no trace with span id {span_id!r} in the warehouse", field="span-id")
     workflow = row["workflow"]

@@ -24,7 +24,7 @@ from typing import NamedTuple
 import duckdb
 import pyarrow as pa
 
-from prompt_release.warehouse import write_transaction
+from prompt_release.warehouse import Scope, write_transaction
 
 
 class CachedResponse(NamedTuple):
@@ -57,6 +57,11 @@ class SpendRow(NamedTuple):
     settled: bool
 
 
+# The cache's own transactions read and write only these tables: on a lake they stage just them,
+# not every table of the warehouse (traces included) for each batch of answers.
+_CACHE_SCOPE = Scope.of(("llm_cache", "llm_spend"))
+
+
 def cache_key(canonical_request: bytes) -> str:
     return hashlib.sha256(canonical_request).hexdigest()
 
@@ -69,7 +74,7 @@ def lookup(warehouse: str | Path | None, keys: list[str]) -> dict[str, CachedRes
     # itself changes nothing, so the analyst snapshot is not republished (a
     # checkpoint, a copy of the whole file and a verifying open, for nothing);
     # the caller's next write publishes it, migration included.
-    with write_transaction(warehouse, publish=False) as con:
+    with write_transaction(warehouse, publish=False, scope=_CACHE_SCOPE) as con:
         return lookup_on(con, keys)
 
 
@@ -77,7 +82,7 @@ def lookup_with_spend(
     warehouse: str | Path | None, keys: list[str], run_key: str
 ) -> tuple[dict[str, CachedResponse], tuple[float, float]]:
     """`lookup` and `spent_on(run_key)` in one open of the warehouse."""
-    with write_transaction(warehouse, publish=False) as con:
+    with write_transaction(warehouse, publish=False, scope=_CACHE_SCOPE) as con:
         return lookup_on(con, keys), spent_on(con, run_key)
 
 
@@ -106,7 +111,7 @@ def write_rows(
 ) -> None:
     """Insert rows in one transaction; a key already cached is left as it was. A spend row
     replaces the row of the same attempt (its settlement replaces its reservation)."""
-    with write_transaction(warehouse, publish=publish) as con:
+    with write_transaction(warehouse, publish=publish, scope=_CACHE_SCOPE) as con:
         if rows:
             _insert_cache_rows(con, rows)
         if spend:

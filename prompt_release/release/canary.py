@@ -51,7 +51,7 @@ from prompt_release.gates.canary import (
     CanaryTraffic,
     decide_canary,
 )
-from prompt_release.golden.build import build_golden, conversation_key, expected_from_correction, record_incident
+from prompt_release.golden.build import build_golden, conversation_key, expected_from_correction, record_incident_on
 from prompt_release.mining.detectors import detect
 from prompt_release.mining.settings import load_settings
 from prompt_release.registry import CANARY, PRODUCTION, STAGING, Registry
@@ -746,18 +746,19 @@ def abort_canary(
     workflow = None
     spans = record.failing_span_ids[:max_incidents]
     kept = _kept_answers(warehouse, registry, record, spans)
-    for span_id in spans:
-        try:
-            workflow, _ = record_incident(
-                warehouse,
-                registry.root,
-                span_id,
-                expected=kept.get(span_id),
-                note=f"canary of {candidate} aborted by {decision_id}",
-            )
-            out.incident_span_ids.append(span_id)
-        except UserError as exc:  # already an incident, or the span left the warehouse
-            out.notes.append(f"span {span_id}: {exc.message}")
+    with read_connection(warehouse) as con:
+        for span_id in spans:
+            try:
+                workflow, _ = record_incident_on(
+                    con,
+                    registry.root,
+                    span_id,
+                    expected=kept.get(span_id),
+                    note=f"canary of {candidate} aborted by {decision_id}",
+                )
+                out.incident_span_ids.append(span_id)
+            except UserError as exc:  # already an incident, or the span left the warehouse
+                out.notes.append(f"span {span_id}: {exc.message}")
     if workflow and rebuild_golden:
         try:
             result = build_golden(warehouse, registry.root, workflow)
