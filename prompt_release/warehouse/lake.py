@@ -17,7 +17,9 @@ backend. At the end, per table, the rows the body inserted (row ids past the
 loaded ones) and the loaded rows it deleted are turned into ONE Delta commit:
 
 - only inserts: a merge on the table's key (insert when not matched, within
-  the touched partitions), or an append for a table without a key;
+  the touched partitions), or an append for a table without a key and
+  without partitions (a partitioned table without a key has the touched
+  partitions replaced, as below, so a concurrent write to them conflicts);
 - deletes in a partitioned table: the touched partitions are replaced by
   their staged content (overwrite with a partition predicate);
 - deletes in a keyed table: a merge that deletes, updates and inserts by key;
@@ -785,9 +787,12 @@ def _commit_table(con, snapshot: Snapshot, item: _Loaded, inserted: _Inserted, d
     if deleted.num_rows == 0 and spec.key:
         if not _fill_empty_partitions(snapshot, item, inserted):
             _insert_new(snapshot, spec, inserted)
-    elif deleted.num_rows == 0:
+    elif deleted.num_rows == 0 and not spec.partition:
         _append(snapshot, spec, inserted.reader())
     elif spec.partition:
+        # also rows only added to a partitioned table without a key (failures): written as a
+        # replacement of their partitions, so that two writers filling the same partition at once
+        # conflict (ConcurrentWriteError) instead of both appending the same rows
         _replace_partitions(
             con, snapshot, item, inserted.distinct(spec.partition) + deleted[spec.partition].to_pylist()
         )

@@ -1,0 +1,115 @@
+"""Day writers on a lake: mining stages only its day, and two minings at once never store a day twice.
+
+On a lake, ingest (`traces`) and mining (`failures`) run in the Dagster pool
+`warehouse_day`, several days at once (tests/dagster/test_pools.py); these
+tests hold the commits to what that needs.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from prompt_release.mining.detectors import _day_scope, mine_failures
+from prompt_release.traces import ingest_paths
+from prompt_release.warehouse import lake as lake_backend
+from prompt_release.warehouse import read_connection, write_transaction
+
+DAYS = ("2026-11-02", "2026-11-03", "2026-11-04")
+ERRORS_PER_DAY = 7
+
+
+def errored_calls(landing: Path, day: str, n: int = 40) -> Path:
+    """n calls on `day`, the first ERRORS_PER_DAY of them errors (one `error` failure each)."""
+    folder = landing / day
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = [
+        {
+            "trace_id": f"tr_{day}_{i}",
+            "span_id": f"sp_{day}_{i}",
+            "workflow": "wf",
+            "prompt_version": "wf:v1.0.0",
+            "model": "m",
+            "latency_ms": 5,
+            "status": "error" if i < ERRORS_PER_DAY else "ok",
+            "timestamp": f"{day}T10:00:00Z",
+        }
+        for i in range(n)
+    ]
+    path = folder / "calls.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def error_failures_by_day(lake: str) -> dict[str, tuple[int, int]]:
+    """day -> (error failures, distinct calls among them)."""
+    with read_connection(lake) as con:
+        rows = con.execute(
+            "SELECT day::VARCHAR, count(*), count(DISTINCT record_key) FROM failures "
+            "WHERE failure_class = 'error' GROUP BY 1 ORDER BY 1"
+        ).fetchall()
+    return {day: (n, distinct) for day, n, distinct in rows}
+
+
+@pytest.fixture
+def lake(tmp_path: Path) -> str:
+    lake = str(tmp_path / "w.lake")
+    ingest_paths([errored_calls(tmp_path / "landing", day) for day in DAYS], warehouse=lake)
+    return lake
+
+
+def test_mining_a_day_stages_that_day_of_traces_and_failures_only(lake: str, monkeypatch) -> None:
+    staged: dict[str, int] = {}
+    real = lake_backend._load
+
+    def spy(con, snapshot, spec, partitions):
+        loaded = real(con, snapshot, spec, partitions)
+        staged[spec.name] = loaded.baseline.num_rows
+        return loaded
+
+    monkeypatch.setattr(lake_backend, "_load", spy)
+    for day in DAYS:
+        mine_failures(lake, day=day)
+    staged.clear()
+    summary = mine_failures(lake, day=DAYS[1])
+    assert summary.calls == 40 and summary.failures_by_class.get("error") == ERRORS_PER_DAY
+    # one day of the three: 40 traces, 7 failures; and the (empty) late events, whole
+    assert staged == {"traces": 40, "failures": ERRORS_PER_DAY, "events": 0}
+    assert error_failures_by_day(lake) == {day: (ERRORS_PER_DAY, ERRORS_PER_DAY) for day in DAYS}
+
+
+def test_two_minings_of_the_same_day_at_once_store_it_once(lake: str) -> None:
+    # A mining that staged the day's failures empty, while another mining of the same day commits:
+    # its commit is refused (it would have appended the same failures again), and nothing of it lands.
+    with pytest.raises(lake_backend.ConcurrentWriteError, match="failures"):
+        with write_transaction(lake, scope=_day_scope(date.fromisoformat(DAYS[0]))) as con:
+            con.execute(
+                "INSERT INTO failures (span_id, record_key, day, failure_class, severity, severity_rank) "
+                "SELECT span_id, record_key, day, 'error', 'high', 3 FROM traces WHERE status = 'error'"
+            )
+            mine_failures(lake, day=DAYS[0])  # the other writer, done first
+    assert error_failures_by_day(lake) == {DAYS[0]: (ERRORS_PER_DAY, ERRORS_PER_DAY)}
+
+
+def test_minings_of_several_days_at_once_all_land_once(lake: str) -> None:
+    # three days and one of them twice, in threads, as the `warehouse_day` pool lets steps run:
+    # a lost race on the same day is mined again over the new version, never stored twice
+    errors: list[BaseException] = []
+
+    def mine(day: str) -> None:
+        try:
+            mine_failures(lake, day=day)
+        except BaseException as exc:  # reported below, with the others
+            errors.append(exc)
+
+    threads = [threading.Thread(target=mine, args=(day,)) for day in (*DAYS, DAYS[0])]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    assert not errors, errors
+    assert error_failures_by_day(lake) == {day: (ERRORS_PER_DAY, ERRORS_PER_DAY) for day in DAYS}
