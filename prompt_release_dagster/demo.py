@@ -67,7 +67,7 @@ from prompt_release.warehouse import read_connection
 from prompt_release.warehouse.lake import lake_for
 from prompt_release.warehouse.snapshot import analyst_path
 from prompt_release_dagster import definitions as location
-from prompt_release_dagster.instance import ensure_dagster_home
+from prompt_release_dagster.instance import ensure_dagster_home, ensure_pool_limits
 from prompt_release_dagster.resources import LandingResource, LLMResource, RegistryResource, WarehouseResource
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -277,6 +277,7 @@ class DemoDriver:
         # so a run key launched by an earlier demo must launch again.
         self.session = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
         self.abandoned = reap_abandoned_runs(instance)
+        ensure_pool_limits(instance)  # `make ui`'s runs then share the demo's limits
 
     def run_job(
         self, name: str, *, run_config: dict | None = None, asset_selection: list | None = None, **kwargs

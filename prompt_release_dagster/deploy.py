@@ -26,6 +26,7 @@ from urllib.parse import unquote, urlsplit
 import dagster as dg
 
 from prompt_release.errors import UserError
+from prompt_release_dagster.resources import POOL_LIMITS
 
 ENV_PG_URL = "DAGSTER_PG_URL"
 # URL part -> the variable `postgres_db` reads it from.
@@ -44,7 +45,6 @@ ENV_CELERY_VISIBILITY_TIMEOUT = "PROMPT_RELEASE_CELERY_VISIBILITY_TIMEOUT_S"
 DEFAULT_VISIBILITY_TIMEOUT_S = 3600
 EXECUTORS = ("multiprocess", "in_process", "celery")
 
-POOL_LIMITS = {"warehouse": 1, "llm": 1}
 DEFAULT_MAX_CONCURRENT_RUNS = 4
 
 
@@ -68,8 +68,9 @@ concurrency:
   runs:
     max_concurrent_runs: {max_concurrent_runs}
   pools:
-    # `warehouse` (every step writing DuckDB) and `llm` (steps calling the model) start at 1;
-    # `dagster instance concurrency set llm N` raises a pool's limit for a provider that allows more.
+    # A pool without a limit of its own gets 1. Our pools' limits live in the database
+    # (`resources.POOL_LIMITS`: warehouse 1, warehouse_day 2, llm 1), set once with
+    # `dagster instance concurrency set POOL N`; that command also changes one later.
     default_limit: 1
     # One run more than the free slots allow may start and wait for its slot inside the run (its
     # process already up when the slot frees); with 0 the queue holds every run whose first steps
@@ -197,6 +198,10 @@ def main(argv: list[str] | None = None) -> int:
                 max_concurrent_runs=args.max_concurrent_runs,
             ):
                 print(f"wrote {path}")
+            print(
+                "then give the pools their limits: "
+                + "; ".join(f"dagster instance concurrency set {pool} {n}" for pool, n in POOL_LIMITS.items())
+            )
             print(
                 "every process opening it needs "
                 + ", ".join(PG_FIELDS.values())

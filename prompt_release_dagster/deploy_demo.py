@@ -55,7 +55,7 @@ from prompt_release_dagster.demo import (
     serve,
     summary_table,
 )
-from prompt_release_dagster.deploy import POOL_LIMITS
+from prompt_release_dagster.instance import ensure_pool_limits
 from prompt_release_dagster.local_deployment import LocalDeployment
 
 TERMINAL = {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}
@@ -250,9 +250,8 @@ def deployed_story(
             LocalDeployment(env=code_location_env, log=log, **(deployment_settings or {})) as deployment,
             _instance(deployment) as instance,
         ):
-            # The pools' limits live in the instance's database: set them explicitly, whatever its default.
-            for pool, limit in POOL_LIMITS.items():
-                instance.event_log_storage.set_concurrency_slots(pool, limit)
+            # The pools' limits live in the instance's database (a new one here): ours are set as `make demo` sets them.
+            ensure_pool_limits(instance)
             story = DeployedStory(deployment, instance)
             step("services", "[0/9] PostgreSQL, Redis, workers, daemon and UI up")
             if on_ready:

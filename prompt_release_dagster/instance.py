@@ -2,9 +2,10 @@
 
 Both commands export the same `DAGSTER_HOME` (`.prompt_release/dagster_home`),
 so runs and materializations from the demo are visible in the UI afterwards.
-The instance limits the `warehouse` pool (every step that writes DuckDB) and
-the `llm` pool (steps that call the model endpoint) so steps never fight over
-DuckDB's single-writer lock or a provider's rate limit.
+The instance limits the pools (`resources.POOL_LIMITS`): `warehouse` (steps that
+write the warehouse, one at a time), `warehouse_day` (on a lake, steps writing
+only their own days) and `llm` (steps that call the model endpoint), so steps
+never fight over DuckDB's single-writer lock or a provider's rate limit.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 import dagster as dg
 
 from prompt_release import config
+from prompt_release_dagster.resources import POOL_LIMITS
 
 DAGSTER_YAML = """\
 # Written by prompt-release; safe to edit.
@@ -42,6 +44,17 @@ def ensure_dagster_home() -> Path:
         settings.write_text(DAGSTER_YAML)
     os.environ["DAGSTER_HOME"] = str(home)
     return home
+
+
+def ensure_pool_limits(instance: dg.DagsterInstance) -> dict[str, int]:
+    """Give each of our pools its limit (`POOL_LIMITS`) unless the instance already holds one for it
+    (set by `dagster instance concurrency set POOL N` or an earlier call: kept). The pools' limits."""
+    storage = instance.event_log_storage
+    known = storage.get_concurrency_keys()
+    for pool, limit in POOL_LIMITS.items():
+        if pool not in known:
+            storage.set_concurrency_slots(pool, limit)
+    return {pool: storage.get_concurrency_info(pool).slot_count for pool in POOL_LIMITS}
 
 
 def persistent_instance() -> dg.DagsterInstance:

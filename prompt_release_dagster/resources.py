@@ -19,10 +19,31 @@ from prompt_release.llm.endpoint import model_endpoint
 from prompt_release.llm.settings import LLMSettings
 from prompt_release.warehouse import read_connection, write_transaction
 
-# Every asset step that writes the warehouse runs in this pool; the Dagster
-# instance (see `dagster.yaml` written by `prompt_release_dagster.instance`) limits it to 1 so two
-# steps never contend for DuckDB's single-writer lock.
+# Every step that writes the warehouse runs in one of two pools, whose limits the Dagster instance
+# holds (`POOL_LIMITS`, set by `prompt_release_dagster.instance` and `deploy`):
+# - `warehouse` (limit 1): a DuckDB file has one writer at a time, so on the file backend every
+#   writing step is here. On a lake the other writing steps stay here too: they stage every table,
+#   and some replace what they computed from it (the whole version_metrics table, a backtest's run
+#   partition), which a concurrent commit would make fail (`lake.ConcurrentWriteError`), not wait.
+# - `warehouse_day` (on a lake only): the steps that write only their own day partitions, ingest
+#   (`traces`) and mining (`failures`). Their Delta commits on different days do not conflict, and a
+#   race on the same day is merged on the key (ingest) or mined again (mining), so several days run
+#   side by side.
 WAREHOUSE_POOL = "warehouse"
+WAREHOUSE_DAY_POOL = "warehouse_day"
+
+
+def day_write_pool() -> str:
+    """The pool of a step that writes only its own day partitions: `warehouse_day` when the configured
+    warehouse (PROMPT_RELEASE_WAREHOUSE, the config file) is a lake, else `warehouse`.
+
+    Read when the code location loads, from the same settings its runs and workers use.
+    """
+    try:
+        lake = config.lake_location()
+    except config.WarehouseSettingError:
+        lake = None  # a bad setting: every write fails with its one clear error; the file's pool is safe
+    return WAREHOUSE_DAY_POOL if lake is not None else WAREHOUSE_POOL
 
 
 class WarehouseResource(dg.ConfigurableResource):
@@ -68,6 +89,11 @@ class LandingResource(dg.ConfigurableResource):
 # Steps that call the model endpoint run in this pool, so a provider's rate
 # limit is shared by one step at a time (the client limits within a step).
 LLM_POOL = "llm"
+
+# Each pool's limit, set in the instance where no limit was set yet
+# (`dagster instance concurrency set warehouse_day N` changes one: N day partitions written at once).
+# Two day writers by default: a day's ingest keeps one core busy and peaks under 1 GB.
+POOL_LIMITS = {WAREHOUSE_POOL: 1, WAREHOUSE_DAY_POOL: 2, LLM_POOL: 1}
 
 
 class LLMResource(dg.ConfigurableResource):

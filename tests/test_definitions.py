@@ -1,6 +1,6 @@
 """The Dagster definitions load, and the graph matches its snapshot.
 
-An accidental change to asset keys, checks, jobs, schedules or sensors fails
+An accidental change to asset keys, checks, jobs, schedules, sensors or pools fails
 here; an intended one updates `tests/definitions_snapshot.json` with
 `PROMPT_RELEASE_UPDATE_SNAPSHOT=1 pytest tests/test_definitions.py`.
 """
@@ -37,6 +37,17 @@ def _graph() -> dict:
         "jobs": sorted(j.name for j in repo.get_all_jobs() if not j.name.startswith("__")),
         "schedules": sorted(s.name for s in repo.schedule_defs),
         "sensors": sorted(s.name for s in repo.sensor_defs),
+        # which steps may run side by side (the file backend's pools; a lake's: tests/dagster/test_pools.py)
+        "pools": dict(
+            sorted(
+                {
+                    node.definition.name: node.definition.pool
+                    for job in repo.get_all_jobs()
+                    for node in job.graph.nodes
+                    if getattr(node.definition, "pool", None)
+                }.items()
+            )
+        ),
     }
 
 

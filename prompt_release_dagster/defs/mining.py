@@ -11,7 +11,7 @@ from prompt_release.mining.detectors import mine_failures
 from prompt_release.mining.redaction import pii_in_value
 from prompt_release.mining.settings import load_settings
 from prompt_release_dagster.partitions import DAILY, PROMPTS
-from prompt_release_dagster.resources import WAREHOUSE_POOL, RegistryResource, WarehouseResource
+from prompt_release_dagster.resources import WAREHOUSE_POOL, RegistryResource, WarehouseResource, day_write_pool
 
 _GOLDEN_CHECKS = [
     dg.AssetCheckSpec("golden_not_empty", asset="golden_dataset", description="the dataset has at least one case"),
@@ -44,7 +44,7 @@ _GOLDEN_CHECKS = [
     partitions_def=DAILY,
     backfill_policy=dg.BackfillPolicy.single_run(),
     deps=[dg.AssetKey("traces")],
-    pool=WAREHOUSE_POOL,
+    pool=day_write_pool(),
     group_name="mining",
     description="One row per LLM call and failure class, detected from that day's traces.",
 )

@@ -10,7 +10,7 @@ from prompt_release import config
 from prompt_release.markdown import md_table
 from prompt_release.traces import ingest_day
 from prompt_release_dagster.partitions import DAILY
-from prompt_release_dagster.resources import WAREHOUSE_POOL, LandingResource, WarehouseResource
+from prompt_release_dagster.resources import LandingResource, WarehouseResource, day_write_pool
 
 REQUIRED_COLUMNS = ("span_id", "trace_id", "ts", "day", "workflow", "model", "status", "record_key", "source_file")
 
@@ -18,7 +18,7 @@ REQUIRED_COLUMNS = ("span_id", "trace_id", "ts", "day", "workflow", "model", "st
 @dg.asset(
     partitions_def=DAILY,
     backfill_policy=dg.BackfillPolicy.single_run(),
-    pool=WAREHOUSE_POOL,
+    pool=day_write_pool(),
     group_name="ingest",
     kinds={"duckdb"},
     description="One row per LLM call from the landing folder's day folders (native JSONL, OTLP GenAI, "
