@@ -22,9 +22,9 @@ from prompt_release.warehouse import read_connection, write_transaction
 # Every step that writes the warehouse runs in one of two pools, whose limits the Dagster instance
 # holds (`POOL_LIMITS`, set by `prompt_release_dagster.instance` and `deploy`):
 # - `warehouse` (limit 1): a DuckDB file has one writer at a time, so on the file backend every
-#   writing step is here. On a lake the other writing steps stay here too: they stage every table,
-#   and some replace what they computed from it (the whole version_metrics table, a backtest's run
-#   partition), which a concurrent commit would make fail (`lake.ConcurrentWriteError`), not wait.
+#   writing step is here. On a lake the other writing steps stay here too: some replace what they
+#   computed from a snapshot (the whole version_metrics table, a backtest's run partition), which a
+#   concurrent commit would make fail (`lake.ConcurrentWriteError`), not wait.
 # - `warehouse_day` (on a lake only): the steps that write only their own day partitions, ingest
 #   (`traces`) and mining (`failures`). Their Delta commits on different days do not conflict, and a
 #   race on the same day is merged on the key (ingest) or mined again (mining), so several days run

@@ -41,6 +41,7 @@ from prompt_release.evaluation.judge import apply_scores, judge_backtest
 from prompt_release.golden import store as golden_store
 from prompt_release.golden.build import expected_from_correction
 from prompt_release.golden.model import case_id_for, dataset_name, parse_version_ref
+from prompt_release.llm.cache import CACHE_TABLES
 from prompt_release.llm.client import (
     NOT_RUN,
     STATUS_NOT_RUN_INFRA,
@@ -57,7 +58,7 @@ from prompt_release.llm.settings import Budget, LLMSettings
 from prompt_release.registry import Registry
 from prompt_release.registry import render as rendering
 from prompt_release.registry.ids import parse_version_id
-from prompt_release.warehouse import query_frame, read_connection, write_transaction
+from prompt_release.warehouse import Scope, query_frame, read_connection, write_transaction
 from prompt_release.warehouse.metrics import served
 
 Progress = Callable[[int, int], None]
@@ -139,6 +140,11 @@ class Stopping(Protocol):
 # the answered rows, so not after every call; small enough that a clear reject
 # stops within a few dozen cases.
 ADAPTIVE_BATCH_CASES = 24
+
+# What a backtest's transactions write, so on a lake they stage just these tables (the production
+# traces and everything else are read as committed): its run and rows; with the cache probe, the cache.
+_RESULTS_SCOPE = Scope.of(("backtest_runs", "backtest_results"))
+_PROBE_SCOPE = Scope.of((*_RESULTS_SCOPE.tables, *CACHE_TABLES))
 
 
 # ----------------------------------------------------------------- inputs
@@ -921,7 +927,7 @@ def run_backtest(
                 con.unregister("backtest_rows")
 
             if con is None:
-                with write_transaction(warehouse) as own:
+                with write_transaction(warehouse, scope=_RESULTS_SCOPE) as own:
                     store(own)
             else:
                 store(con)
@@ -941,7 +947,7 @@ def run_backtest(
             return outcome
 
         try:
-            with write_transaction(warehouse) as con:
+            with write_transaction(warehouse, scope=_PROBE_SCOPE) as con:
                 probe = probe_cache(requests, llm_settings, con, budget=budget, spend_key=run_id)
                 # Every answer cached and no judge to call: nothing waits on the
                 # network, so the lookup's connection and transaction also take the
@@ -1066,7 +1072,7 @@ def write_behaviour_diff(run_id: str, *, warehouse: str | Path | None = None) ->
             [run_id],
         )
     diff = behaviour_diff(results.with_columns(pl.col("tags").str.json_decode(pl.List(pl.String))))
-    with write_transaction(warehouse) as con:
+    with write_transaction(warehouse, scope=Scope.of(("behaviour_diff",))) as con:
         con.execute("DELETE FROM behaviour_diff WHERE run_id = ?", [run_id])
         if not diff.is_empty():
             rows = diff.with_columns(

@@ -26,7 +26,7 @@ from prompt_release.gates.report import GateReport, write_report
 from prompt_release.gates.spec import ACCURACY_PATTERN, GateSpec, gate_spec_from_dict, load_gate_spec
 from prompt_release.llm.client import NOT_RUN
 from prompt_release.registry.ids import parse_version_id
-from prompt_release.warehouse import duck, query_frame, read_connection, write_transaction
+from prompt_release.warehouse import Scope, duck, query_frame, read_connection, write_transaction
 from prompt_release.warehouse.metrics import BACKTEST_HARD_FAILURE
 
 REPORTS_DIR = config.STATE_DIR / "reports"
@@ -356,7 +356,7 @@ def evaluate_run(
     paths = write_report(report, out_dir)
     report = report.model_copy(update={"paths": {k: str(v) for k, v in paths.items()}})
     stored = report.to_json()
-    with write_transaction(warehouse) as con:
+    with write_transaction(warehouse, scope=Scope.of(("gate_reports",))) as con:
         con.execute("DELETE FROM gate_reports WHERE report_id = ?", [report.report_id])
         con.execute(
             "INSERT INTO gate_reports VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",

@@ -45,7 +45,7 @@ from prompt_release.mining.redaction import Redactor, pii_in_value
 from prompt_release.mining.selection import Candidate, select_cases
 from prompt_release.mining.settings import MiningSettings, load_settings
 from prompt_release.registry import Registry
-from prompt_release.warehouse import read_connection, write_transaction
+from prompt_release.warehouse import Scope, read_connection, write_transaction
 from prompt_release.warehouse.metrics import served
 
 _SIGNAL_CLASSES = ("refusal", "clarification")
@@ -610,7 +610,7 @@ def write_next_version(
 
 def sync_warehouse(warehouse: str | Path | None, root: str | Path, dataset: str) -> int:
     """Mirror every version file of `dataset` missing from `golden_versions`; returns versions added."""
-    with write_transaction(warehouse) as con:
+    with write_transaction(warehouse, scope=Scope.of(("golden_versions", "golden_cases"))) as con:
         have = {
             r[0] for r in con.execute("SELECT version FROM golden_versions WHERE dataset = ?", [dataset]).fetchall()
         }

@@ -59,7 +59,8 @@ class SpendRow(NamedTuple):
 
 # The cache's own transactions read and write only these tables: on a lake they stage just them,
 # not every table of the warehouse (traces included) for each batch of answers.
-_CACHE_SCOPE = Scope.of(("llm_cache", "llm_spend"))
+CACHE_TABLES = ("llm_cache", "llm_spend")
+_CACHE_SCOPE = Scope.of(CACHE_TABLES)
 
 
 def cache_key(canonical_request: bytes) -> str:

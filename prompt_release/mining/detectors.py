@@ -649,9 +649,9 @@ _RACE_ATTEMPTS = 3
 
 
 def _day_scope(day: date | None) -> Scope | None:
-    """What mining a day touches on a lake: that day's traces and failures, and every late event
-    (an event about a call is filed under its own day, which may come after the call's).
-    The DuckDB file backend has everything at hand and ignores it."""
+    """What mining a day stages on a lake: that day's failures (replaced) and traces (read by every
+    detector). The late events are read as committed: an event about a call is filed under its own
+    day, which may come after the call's. The DuckDB file backend has it all at hand and ignores it."""
     if day is None:
         return None
-    return Scope.of(("traces", "events", "failures"), {"traces": [day], "failures": [day]})
+    return Scope.of(("traces", "failures"), {"traces": [day], "failures": [day]})

@@ -56,7 +56,7 @@ from prompt_release.mining.detectors import detect
 from prompt_release.mining.settings import load_settings
 from prompt_release.registry import CANARY, PRODUCTION, STAGING, Registry
 from prompt_release.registry.ids import check_prompt_id
-from prompt_release.warehouse import read_connection, write_transaction
+from prompt_release.warehouse import Scope, read_connection, write_transaction
 from prompt_release.warehouse.metrics import (
     CALL_COLUMNS,
     HARD_CLASS_LIST,
@@ -421,7 +421,8 @@ def analyse_canary(
     gate_report_id = start_event.gate_report_id if start_event else None
     now = now or datetime.now(UTC)
 
-    with write_transaction(warehouse) as con:
+    # on a lake only canary_decisions is staged: the calls and their signals are read as committed
+    with write_transaction(warehouse, scope=Scope.of(("canary_decisions",))) as con:
         metrics = _metrics_on(
             con,
             prompt_id,

@@ -17,7 +17,7 @@ from datetime import date
 from pathlib import Path
 
 from prompt_release.errors import UserError
-from prompt_release.warehouse import write_transaction
+from prompt_release.warehouse import Scope, write_transaction
 from prompt_release.warehouse.metrics import version_daily_sql
 
 # The table's columns in order (computed_at last), each taken by name from the
@@ -63,7 +63,8 @@ def compute_version_metrics(warehouse: str | Path | None, day: date | str) -> in
             day = date.fromisoformat(day)
         except ValueError:
             raise UserError(f"not a date (YYYY-MM-DD): {day!r}", field="day") from None
-    with write_transaction(warehouse) as con:
+    # on a lake only version_metrics is staged: traces, failures and events are read as committed
+    with write_transaction(warehouse, scope=Scope.of(("version_metrics",))) as con:
         exists = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'traces'").fetchone()[0]
         if not exists:
             raise UserError("the warehouse has no traces table yet: ingest traces first")

@@ -124,11 +124,13 @@ class ScopeMiss(Exception):
 
 @dataclass(frozen=True)
 class Scope:
-    """What a transaction reads and writes, when that is a small part of the lake.
+    """What a transaction writes, when that is a small part of the lake.
 
-    Only `tables` are loaded into the staging database (the others are there,
-    empty, and writing to one is a bug that fails the commit), and of a
-    partitioned table in `partitions` only the partitions named. Before
+    Only `tables`, the ones the transaction writes, are loaded into the
+    staging database, and of a partitioned table in `partitions` only the
+    partitions named (the body sees no other rows of it). Every other table is
+    a view over its committed snapshot: the body reads it as a reader would,
+    and a write to it fails the transaction. Before
     anything is committed, the keys of the rows it inserts are looked up in
     the partitions it did not load (one streaming scan of the key column), and
     a partition it would replace must have been loaded; otherwise it raises
@@ -512,7 +514,7 @@ class _Loaded:
     spec: TableSpec
     baseline: pa.Table  # the committed rows loaded (all, or the scope's), in row-id order
     partitions: frozenset | None = None  # the partitions loaded, when not all of them
-    loaded: bool = True  # False: outside the scope, not loaded, must stay unwritten
+    loaded: bool = True  # False: outside the scope, a view over the committed table (read, never written)
     # Committed rows of the partitions loaded that the staging database cannot hold: their key is
     # already staged from an earlier partition. A table deduplicated within a window of days
     # (`Scope.key_window`) may store a key again on a day beyond it; a transaction staging both
@@ -545,6 +547,7 @@ def staged_transaction(lake: config.LakeLocation, scope: Scope | None = None) ->
             if name == "schema_version":
                 continue
             if scope is not None and name not in scope.tables:
+                _read_through(con, snapshot, spec)
                 loaded[name] = _Loaded(spec, spec.schema.empty_table(), loaded=False)
                 continue
             partitions = scope.partitions.get(name) if scope is not None else None
@@ -554,8 +557,13 @@ def staged_transaction(lake: config.LakeLocation, scope: Scope | None = None) ->
         con.execute("BEGIN TRANSACTION")
         try:
             yield con
-        except BaseException:
+        except BaseException as exc:
             con.execute("ROLLBACK")
+            if scope is not None and _wrote_a_view(exc):
+                raise RuntimeError(
+                    f"a transaction scoped to {', '.join(sorted(scope.tables))} wrote to a table outside its scope "
+                    f"(add the table to its lake.Scope): {exc}"
+                ) from exc
             raise
         _refuse_unknown_tables(con, lake)
         # committed in the staging database only: the changes are read back from it below
@@ -563,7 +571,7 @@ def staged_transaction(lake: config.LakeLocation, scope: Scope | None = None) ->
         # from here DuckDB only streams the changes out and looks keys up: its staged blocks go to
         # the spill folder, and the memory is delta-rs's to write with
         duck.cap_memory(con, COMMIT_MEMORY_LIMIT)
-        changes = {name: _changes(con, item) for name, item in loaded.items()}
+        changes = {name: _changes(con, item) for name, item in loaded.items() if item.loaded}
         for name, (inserted, deleted) in changes.items():
             _check_scope(snapshot, loaded[name], inserted, deleted)
         for name in _commit_order(changes):
@@ -573,6 +581,24 @@ def staged_transaction(lake: config.LakeLocation, scope: Scope | None = None) ->
     finally:
         con.close()
         shutil.rmtree(spill, ignore_errors=True)
+
+
+def _read_through(con, snapshot: Snapshot, spec: TableSpec) -> None:
+    """Make a table outside the transaction's scope a view over its committed snapshot, as readers
+    see it: the body reads it (DuckDB pushes its filters down to the Parquet files), never stages
+    it, and cannot write it (a view; see `_wrote_a_view`)."""
+    source = f"__lake_{spec.name}"
+    con.register(source, snapshot.dataset(spec.name))
+    con.execute(f"DROP TABLE {_quote_ident(spec.name)}")
+    con.execute(f"CREATE VIEW {_quote_ident(spec.name)} AS SELECT {spec.casts} FROM {source}")
+
+
+def _wrote_a_view(exc: BaseException) -> bool:
+    """DuckDB's refusal of an INSERT, DELETE or UPDATE on a view (a table outside a scope)."""
+    message = str(exc)
+    return isinstance(exc, duckdb.CatalogException | duckdb.BinderException) and (
+        "is not an table" in message or "base table" in message
+    )
 
 
 def _load(con, snapshot: Snapshot, spec: TableSpec, partitions: frozenset | None) -> _Loaded:
@@ -636,10 +662,6 @@ def _split_copies(con, spec: TableSpec, rows: pa.Table) -> tuple[pa.Table, pa.Ta
 def _check_scope(snapshot: Snapshot, item: _Loaded, inserted: _Inserted, deleted: pa.Table) -> None:
     """Refuse, before anything is committed, a change its scope did not see whole (ScopeMiss)."""
     spec = item.spec
-    if not item.loaded:
-        if inserted.num_rows or deleted.num_rows:
-            raise RuntimeError(f"a transaction scoped without {spec.name} wrote to it")
-        return
     if item.partitions is None or not inserted.num_rows:
         return
     column = spec.partition

@@ -18,6 +18,7 @@ from prompt_release.registry.packages import list_versions
 from prompt_release.registry.registration import verify
 from prompt_release.registry.store import RegistryStore
 from prompt_release.warehouse.connection import write_transaction
+from prompt_release.warehouse.lake import Scope
 
 _EVENT_COLUMNS = (
     "event_id",
@@ -108,7 +109,7 @@ def sync_to_warehouse(registry: Registry, warehouse: str | os.PathLike[str] | No
     store = registry.store
     versions = version_rows(store)
     events = event_rows(store)
-    with write_transaction(warehouse) as con:
+    with write_transaction(warehouse, scope=Scope.of(("prompt_versions", "label_events"))) as con:
         prompt_ids = sorted({row[1] for row in versions})
         if prompt_ids:
             con.execute("DELETE FROM prompt_versions WHERE list_contains(?, prompt_id)", [prompt_ids])

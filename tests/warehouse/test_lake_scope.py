@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from prompt_release.release.metrics import compute_version_metrics
 from prompt_release.traces import ingest_paths
 from prompt_release.traces.ingest import DEDUP_WINDOW_DAYS
 from prompt_release.warehouse import Scope, ScopeMiss, read_connection, write_transaction
@@ -151,16 +152,41 @@ def test_a_scoped_transaction_refuses_writes_it_could_not_see_whole(tmp_path: Pa
             con.execute("DELETE FROM traces WHERE day = DATE '2026-11-05'")
             con.execute("INSERT INTO traces (span_id, day, record_key) VALUES ('x', DATE '2026-11-01', 'x')")
     assert miss.value.partitions == {"traces": {dt.date(2026, 11, 1)}}
-    # a table outside the scope is not there to be written
-    with pytest.raises(RuntimeError, match="scoped without failures"):
+    # a table outside the scope is read as committed, and not there to be written
+    with pytest.raises(RuntimeError, match="scoped to traces wrote to a table outside its scope"):
         with write_transaction(lake, scope=scope) as con:
             con.execute(
                 "INSERT INTO failures (span_id, record_key, day, failure_class, severity, severity_rank) "
                 "VALUES ('s', 'k1', DATE '2026-11-01', 'error', 'hard', 1)"
             )
+    with pytest.raises(RuntimeError, match="outside its scope"):
+        with write_transaction(lake, scope=Scope.of(["failures"])) as con:
+            con.execute("DELETE FROM traces WHERE day = DATE '2026-11-01'")
     with read_connection(lake) as con:
         assert con.execute("SELECT record_key FROM traces ORDER BY 1").fetchall() == [("k1",), ("k5",)]
         assert con.execute("SELECT count(*) FROM failures").fetchone() == (0,)
+
+
+def test_a_scoped_transaction_reads_the_tables_outside_its_scope_as_committed(tmp_path: Path, staged_rows) -> None:
+    lake = str(tmp_path / "w.lake")
+    landing = tmp_path / "landing"
+    ingest_paths(
+        [calls(landing, day, [f"{day}-{i}" for i in range(20)]) for day in ("2026-11-01", "2026-11-02")], warehouse=lake
+    )
+    staged_rows.clear()
+    with write_transaction(lake, scope=Scope.of(["version_metrics"])) as con:
+        # every row of every day, and the documented views over them, with nothing of traces staged
+        assert con.execute("SELECT day::VARCHAR, count(*) FROM traces GROUP BY 1 ORDER BY 1").fetchall() == [
+            ("2026-11-01", 20),
+            ("2026-11-02", 20),
+        ]
+        assert con.execute("SELECT sum(calls) FROM v_version_daily").fetchone() == (40,)
+    assert staged_rows == {"version_metrics": [0]}
+    # the daily version metrics, a writer so scoped, see the day's calls as the file backend does
+    assert compute_version_metrics(lake, "2026-11-02") == 1
+    with read_connection(lake) as con:
+        assert con.execute("SELECT day::VARCHAR, calls FROM version_metrics").fetchall() == [("2026-11-02", 20)]
+    assert set(staged_rows) == {"version_metrics"}
 
 
 def test_a_new_day_written_by_another_writer_meanwhile_is_merged_into_not_duplicated(tmp_path: Path) -> None:
