@@ -48,8 +48,7 @@ from prompt_release.mining.schema_sql import valid_sql
 from prompt_release.mining.settings import FAILURE_CLASSES, SEVERITY_RANK, MiningSettings, OutlierRule, load_settings
 from prompt_release.registry import Registry
 from prompt_release.registry.ids import is_name
-from prompt_release.warehouse import Scope, write_transaction
-from prompt_release.warehouse.lake import ConcurrentWriteError
+from prompt_release.warehouse import Scope, redo_on_conflict, write_transaction
 from prompt_release.warehouse.metrics import TRACES_WITH_SIGNALS
 
 _MACROS = r"""
@@ -618,34 +617,26 @@ def mine_failures(
         contracts = Registry(registry_root).contracts() if registry_root is not None else []
     contracts = list({c.package_hash or c.version_id: c for c in index_contracts(contracts).values()}.values())
     settings = settings or load_settings(registry_root)
-    attempt = 0
-    while True:
-        attempt += 1
-        try:
-            with write_transaction(warehouse, scope=_day_scope(day)) as con:
-                summary = detect(con, contracts, settings, day)
-                if day is None:
-                    con.execute("DELETE FROM failures")
-                else:
-                    con.execute("DELETE FROM failures WHERE day = ?", [day])
-                con.execute(
-                    """INSERT INTO failures (span_id, trace_id, record_key, day, workflow, prompt_version,
-                                             package_hash, failure_class, severity, severity_rank, detail,
-                                             detected_at)
-                       SELECT span_id, trace_id, record_key, day, workflow, prompt_version, package_hash,
-                              failure_class, severity, severity_rank, detail, current_timestamp
-                       FROM pr_found_failures"""
-                )
-            return summary
-        except ConcurrentWriteError:
-            # another writer replaced the same day's failures meanwhile (a lake): mining is a pure
-            # function of the day's traces, so doing it again over the new version is right
-            if attempt >= _RACE_ATTEMPTS:
-                raise
 
+    def mine() -> MiningSummary:
+        with write_transaction(warehouse, scope=_day_scope(day)) as con:
+            summary = detect(con, contracts, settings, day)
+            if day is None:
+                con.execute("DELETE FROM failures")
+            else:
+                con.execute("DELETE FROM failures WHERE day = ?", [day])
+            con.execute(
+                """INSERT INTO failures (span_id, trace_id, record_key, day, workflow, prompt_version, package_hash,
+                                         failure_class, severity, severity_rank, detail, detected_at)
+                   SELECT span_id, trace_id, record_key, day, workflow, prompt_version, package_hash,
+                          failure_class, severity, severity_rank, detail, current_timestamp
+                   FROM pr_found_failures"""
+            )
+        return summary
 
-# Mining that loses a race for the same day's failures on a lake is done again this many times.
-_RACE_ATTEMPTS = 3
+    # another mining of the same day that committed first (a lake): mining is a pure function of
+    # the day's traces, so doing it again over the new version is right
+    return redo_on_conflict(mine)
 
 
 def _day_scope(day: date | None) -> Scope | None:

@@ -57,7 +57,7 @@ from prompt_release.errors import UserError
 from prompt_release.traces import events, native, otlp
 from prompt_release.traces.lines import LineChunk, LineReader
 from prompt_release.traces.models import FileSummary, IngestSummary
-from prompt_release.warehouse import Scope, ScopeMiss, duck, write_transaction
+from prompt_release.warehouse import Scope, ScopeMiss, duck, redo_on_conflict, write_transaction
 
 FORMATS = ("auto", "native", "otlp")
 SUFFIXES = (".jsonl", ".json", ".jsonl.gz", ".json.gz")
@@ -187,13 +187,11 @@ def _scoped(files: list[Path], run: Callable[[Scope | None], T]) -> T:
     After a few misses (other writers racing) the whole lake is staged, and
     the dedup there is against every day.
     """
-    days = [day_of(path) for path in files]
-    around = {
-        (day + timedelta(days=shift)).date()
-        for day in days
-        if day is not None
-        for shift in range(-DEDUP_WINDOW_DAYS, DEDUP_WINDOW_DAYS + 1)
-    }
+    return _scoped_days([day.date() for path in files if (day := day_of(path)) is not None], run)
+
+
+def _scoped_days(days: Iterable[date], run: Callable[[Scope | None], T]) -> T:
+    around = {day + timedelta(days=shift) for day in days for shift in range(-DEDUP_WINDOW_DAYS, DEDUP_WINDOW_DAYS + 1)}
     scope: Scope | None = Scope.of(_INGEST_TABLES, {"traces": around, "events": around}, key_window=DEDUP_WINDOW_DAYS)
     for _ in range(_SCOPE_ATTEMPTS):
         try:
@@ -322,24 +320,36 @@ def ingest_day(
     format: str = "auto",
     progress: Progress | None = None,
 ) -> IngestSummary:
-    """Replace exactly the rows from files under `<landing_root>/<day>/`, in one transaction."""
+    """Replace exactly the rows from files under `<landing_root>/<day>/`, in one transaction.
+
+    On a lake it stages the folder's day and DEDUP_WINDOW_DAYS on each side (more when its records
+    need them, see `_scoped`): the rows it replaces are those stored on these days, where the
+    folder's records fall. A day replaced by another writer meanwhile makes it run again over the
+    new version (the replacement is the same whatever the order), a few times at most.
+    """
     day_text = day.isoformat() if isinstance(day, date) else str(day)
-    if not _DAY.match(day_text):
+    try:
+        folder_day = date.fromisoformat(day_text) if _DAY.match(day_text) else None
+    except ValueError:
+        folder_day = None
+    if folder_day is None:
         raise UserError(f"day must be YYYY-MM-DD, got {day_text!r}", field="day")
     folder = (Path(landing_root) / day_text).resolve()
     files = discover([folder]) if folder.is_dir() else []
     prefix = str(folder) + os.sep
 
-    def attempt(check_duplicates: bool) -> IngestSummary:
+    def attempt(check_duplicates: bool, scope: Scope | None) -> IngestSummary:
         summary = IngestSummary()
-        with write_transaction(warehouse) as con:
-            for table in ("traces", "events", "ingest_rejects", "ingest_files"):
+        with write_transaction(warehouse, scope=scope) as con:
+            for table in _INGEST_TABLES:
                 con.execute(f"DELETE FROM {table} WHERE starts_with(source_file, ?)", [prefix]).fetchall()
             for file_summary in _ingest_together(con, files, format, progress, check_duplicates):
                 summary.record(file_summary)  # after _settle_unknown_calls: the totals are final
         return summary
 
-    return _optimistic(attempt)
+    return redo_on_conflict(
+        lambda: _scoped_days([folder_day], lambda scope: _optimistic(lambda check: attempt(check, scope)))
+    )
 
 
 def ingest_file(

@@ -8,7 +8,7 @@ commit (`analyst_path`, `publish_snapshot`) and so never blocks a writer.
 """
 
 from prompt_release.warehouse.connection import query_frame, read_connection, warehouse_exists, write_transaction
-from prompt_release.warehouse.lake import Scope, ScopeMiss
+from prompt_release.warehouse.lake import Scope, ScopeMiss, redo_on_conflict
 from prompt_release.warehouse.migrate import SCHEMA_VERSION, current_version
 from prompt_release.warehouse.snapshot import analyst_connection, analyst_path, publish_snapshot
 
@@ -22,6 +22,7 @@ __all__ = [
     "current_version",
     "publish_snapshot",
     "read_connection",
+    "redo_on_conflict",
     "warehouse_exists",
     "write_transaction",
 ]

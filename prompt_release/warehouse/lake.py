@@ -43,14 +43,14 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from datetime import timedelta
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import duckdb
 import numpy as np
@@ -63,6 +63,7 @@ from prompt_release.warehouse import duck
 from prompt_release.warehouse.migrate import SCHEMA_VERSION, migrate, refuse_newer
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Large tables, partitioned where a write naturally replaces a slice.
 PARTITIONS: dict[str, str] = {
@@ -108,6 +109,32 @@ COMMIT_MEMORY_LIMIT = "192MB"
 
 class ConcurrentWriteError(UserError):
     """Another writer changed a partition this transaction replaces; run the step again."""
+
+
+# A transaction redone by `redo_on_conflict` runs at most this many times in all. Each race it
+# loses is another writer's whole transaction done, so this covers 4 such writers at once (the
+# Dagster pool `warehouse_day` lets 2 run side by side by default).
+_REDO_ATTEMPTS = 5
+
+
+def redo_on_conflict(run: Callable[[], T], *, attempts: int = _REDO_ATTEMPTS) -> T:
+    """Run a write transaction again when it lost a race (ConcurrentWriteError: another writer
+    replaced the same partition or table first; nothing of the loser is visible in that table).
+
+    Only for writes whose result does not depend on which writer went first (a day's failures mined
+    again, a day folder ingested again): a rerun computes from the new version. A commit is per
+    table, so tables the lost run committed before the conflict are rewritten with the same rows.
+    The DuckDB file backend never raises it (one writer at a time).
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            return run()
+        except ConcurrentWriteError:
+            if attempt == attempts:
+                raise
+            log.info("lost a race to another writer; running the transaction again (%d)", attempt)
+            time.sleep(random.uniform(0.05, 0.2) * attempt)  # out of step with the writers it raced
+    raise ValueError(f"attempts must be at least 1, got {attempts}")
 
 
 class ScopeMiss(Exception):

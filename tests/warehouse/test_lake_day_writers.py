@@ -8,6 +8,7 @@ tests hold the commits to what that needs.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from datetime import date
 from pathlib import Path
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from prompt_release.mining.detectors import _day_scope, mine_failures
-from prompt_release.traces import ingest_paths
+from prompt_release.traces import ingest_day, ingest_paths
 from prompt_release.warehouse import lake as lake_backend
 from prompt_release.warehouse import read_connection, write_transaction
 
@@ -114,3 +115,84 @@ def test_minings_of_several_days_at_once_all_land_once(lake: str) -> None:
     assert not errors, errors
     assert error_failures_by_day(lake) == {day: (ERRORS_PER_DAY, ERRORS_PER_DAY) for day in DAYS}
 
+
+def test_a_day_folder_ingested_again_stages_its_days_only(tmp_path: Path, monkeypatch) -> None:
+    # what the Dagster `traces` step does: ingest_day replaces the rows of one landing day folder
+    lake = str(tmp_path / "w.lake")
+    landing = tmp_path / "landing"
+    far = ("2026-11-01", "2026-11-10", "2026-11-20")
+    for day in far:
+        errored_calls(landing, day)
+        ingest_day(landing, day, warehouse=lake)
+    staged: dict[str, int] = {}
+    real = lake_backend._load
+
+    def spy(con, snapshot, spec, partitions):
+        loaded = real(con, snapshot, spec, partitions)
+        staged[spec.name] = loaded.baseline.num_rows
+        return loaded
+
+    monkeypatch.setattr(lake_backend, "_load", spy)
+    summary = ingest_day(landing, "2026-11-10", warehouse=lake)
+    assert (summary.total.stored, summary.total.duplicates, summary.total.rejected) == (40, 0, 0)
+    # 2026-11-10 and the day on each side (empty): its 40 calls, not the lake's 120
+    assert staged["traces"] == 40 and staged["events"] == 0
+    with read_connection(lake) as con:
+        assert con.execute("SELECT day::VARCHAR, count(*) FROM traces GROUP BY 1 ORDER BY 1").fetchall() == [
+            (day, 40) for day in far
+        ]
+        assert con.execute("SELECT count(*), sum(stored) FROM ingest_files").fetchone() == (3, 120)
+
+
+def test_day_folders_ingested_again_at_once_all_land_once(lake: str, tmp_path: Path) -> None:
+    # the `warehouse_day` pool's case: a backfill re-running days side by side, one of them twice.
+    # Each replaces its folder's rows and accounting row; a lost race is run again, never half-kept.
+    errors: list[BaseException] = []
+    summaries = []
+
+    def again(day: str) -> None:
+        try:
+            summaries.append(ingest_day(tmp_path / "landing", day, warehouse=lake))
+        except BaseException as exc:  # reported below, with the others
+            errors.append(exc)
+
+    threads = [threading.Thread(target=again, args=(day,)) for day in (*DAYS, DAYS[0])]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    assert not errors, errors
+    assert [(s.total.stored, s.total.duplicates, s.total.rejected) for s in summaries] == [(40, 0, 0)] * 4
+    with read_connection(lake) as con:
+        assert con.execute(
+            "SELECT day::VARCHAR, count(*), count(DISTINCT record_key) FROM traces GROUP BY 1 ORDER BY 1"
+        ).fetchall() == [(day, 40, 40) for day in DAYS]
+        assert con.execute("SELECT count(*), sum(stored) FROM ingest_files").fetchone() == (3, 120)
+
+
+def test_a_day_folder_that_loses_a_race_is_ingested_again_over_the_new_version(
+    lake: str, tmp_path: Path, monkeypatch, caplog
+) -> None:
+    # Another day folder is ingested again, whole, while this one commits its first table: this
+    # one's replacement of the accounting tables then loses (it staged the older version), nothing
+    # of that commit is visible, and the folder is ingested again over the new version.
+    real = lake_backend._commit_table
+    raced: list[str] = []
+
+    def commit(con, snapshot, item, inserted, deleted):
+        if not raced:
+            raced.append(item.spec.name)
+            ingest_day(tmp_path / "landing", DAYS[1], warehouse=lake)  # the other writer, done first
+        return real(con, snapshot, item, inserted, deleted)
+
+    monkeypatch.setattr(lake_backend, "_commit_table", commit)
+    with caplog.at_level(logging.INFO, logger=lake_backend.__name__):
+        summary = ingest_day(tmp_path / "landing", DAYS[0], warehouse=lake)
+    assert raced == ["traces"]
+    assert any("lost a race to another writer" in r.getMessage() for r in caplog.records)
+    assert (summary.total.stored, summary.total.duplicates, summary.total.rejected) == (40, 0, 0)
+    with read_connection(lake) as con:
+        assert con.execute(
+            "SELECT day::VARCHAR, count(*), count(DISTINCT record_key) FROM traces GROUP BY 1 ORDER BY 1"
+        ).fetchall() == [(day, 40, 40) for day in DAYS]
+        assert con.execute("SELECT count(*), sum(stored) FROM ingest_files").fetchone() == (3, 120)
