@@ -61,6 +61,8 @@ class SpendRow(NamedTuple):
 # not every table of the warehouse (traces included) for each batch of answers.
 CACHE_TABLES = ("llm_cache", "llm_spend")
 _CACHE_SCOPE = Scope.of(CACHE_TABLES)
+# A lookup writes nothing: on a lake it stages no table and reads the cache as committed.
+_LOOKUP_SCOPE = Scope.of(())
 
 
 def cache_key(canonical_request: bytes) -> str:
@@ -75,7 +77,7 @@ def lookup(warehouse: str | Path | None, keys: list[str]) -> dict[str, CachedRes
     # itself changes nothing, so the analyst snapshot is not republished (a
     # checkpoint, a copy of the whole file and a verifying open, for nothing);
     # the caller's next write publishes it, migration included.
-    with write_transaction(warehouse, publish=False, scope=_CACHE_SCOPE) as con:
+    with write_transaction(warehouse, publish=False, scope=_LOOKUP_SCOPE) as con:
         return lookup_on(con, keys)
 
 
@@ -83,7 +85,7 @@ def lookup_with_spend(
     warehouse: str | Path | None, keys: list[str], run_key: str
 ) -> tuple[dict[str, CachedResponse], tuple[float, float]]:
     """`lookup` and `spent_on(run_key)` in one open of the warehouse."""
-    with write_transaction(warehouse, publish=False, scope=_CACHE_SCOPE) as con:
+    with write_transaction(warehouse, publish=False, scope=_LOOKUP_SCOPE) as con:
         return lookup_on(con, keys), spent_on(con, run_key)
 
 
