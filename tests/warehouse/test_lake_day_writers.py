@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from datetime import date
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from prompt_release.mining.detectors import _day_scope, mine_failures
 from prompt_release.traces import ingest_day, ingest_paths
 from prompt_release.warehouse import lake as lake_backend
 from prompt_release.warehouse import read_connection, write_transaction
+from tests.warehouse.conftest import all_at_once
 
 DAYS = ("2026-11-02", "2026-11-03", "2026-11-04")
 ERRORS_PER_DAY = 7
@@ -63,23 +63,14 @@ def lake(tmp_path: Path) -> str:
     return lake
 
 
-def test_mining_a_day_stages_that_day_of_traces_and_failures_only(lake: str, monkeypatch) -> None:
-    staged: dict[str, int] = {}
-    real = lake_backend._load
-
-    def spy(con, snapshot, spec, partitions):
-        loaded = real(con, snapshot, spec, partitions)
-        staged[spec.name] = loaded.baseline.num_rows
-        return loaded
-
-    monkeypatch.setattr(lake_backend, "_load", spy)
+def test_mining_a_day_stages_that_day_of_traces_and_failures_only(lake: str, staged_rows) -> None:
     for day in DAYS:
         mine_failures(lake, day=day)
-    staged.clear()
+    staged_rows.clear()
     summary = mine_failures(lake, day=DAYS[1])
     assert summary.calls == 40 and summary.failures_by_class.get("error") == ERRORS_PER_DAY
     # one day of the three: 40 traces, 7 failures; the late events are read where they are committed
-    assert staged == {"traces": 40, "failures": ERRORS_PER_DAY}
+    assert staged_rows == {"traces": [40], "failures": [ERRORS_PER_DAY]}
     assert error_failures_by_day(lake) == {day: (ERRORS_PER_DAY, ERRORS_PER_DAY) for day in DAYS}
 
 
@@ -99,24 +90,12 @@ def test_two_minings_of_the_same_day_at_once_store_it_once(lake: str) -> None:
 def test_minings_of_several_days_at_once_all_land_once(lake: str) -> None:
     # three days and one of them twice, in threads, as the `warehouse_day` pool lets steps run:
     # a lost race on the same day is mined again over the new version, never stored twice
-    errors: list[BaseException] = []
-
-    def mine(day: str) -> None:
-        try:
-            mine_failures(lake, day=day)
-        except BaseException as exc:  # reported below, with the others
-            errors.append(exc)
-
-    threads = [threading.Thread(target=mine, args=(day,)) for day in (*DAYS, DAYS[0])]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=300)
+    _, errors = all_at_once(lambda day: mine_failures(lake, day=day), (*DAYS, DAYS[0]))
     assert not errors, errors
     assert error_failures_by_day(lake) == {day: (ERRORS_PER_DAY, ERRORS_PER_DAY) for day in DAYS}
 
 
-def test_a_day_folder_ingested_again_stages_its_days_only(tmp_path: Path, monkeypatch) -> None:
+def test_a_day_folder_ingested_again_stages_its_days_only(tmp_path: Path, staged_rows) -> None:
     # what the Dagster `traces` step does: ingest_day replaces the rows of one landing day folder
     lake = str(tmp_path / "w.lake")
     landing = tmp_path / "landing"
@@ -124,19 +103,11 @@ def test_a_day_folder_ingested_again_stages_its_days_only(tmp_path: Path, monkey
     for day in far:
         errored_calls(landing, day)
         ingest_day(landing, day, warehouse=lake)
-    staged: dict[str, int] = {}
-    real = lake_backend._load
-
-    def spy(con, snapshot, spec, partitions):
-        loaded = real(con, snapshot, spec, partitions)
-        staged[spec.name] = loaded.baseline.num_rows
-        return loaded
-
-    monkeypatch.setattr(lake_backend, "_load", spy)
+    staged_rows.clear()
     summary = ingest_day(landing, "2026-11-10", warehouse=lake)
     assert (summary.total.stored, summary.total.duplicates, summary.total.rejected) == (40, 0, 0)
     # 2026-11-10 and the day on each side (empty): its 40 calls, not the lake's 120
-    assert staged["traces"] == 40 and staged["events"] == 0
+    assert staged_rows["traces"] == [40] and staged_rows["events"] == [0]
     with read_connection(lake) as con:
         assert con.execute("SELECT day::VARCHAR, count(*) FROM traces GROUP BY 1 ORDER BY 1").fetchall() == [
             (day, 40) for day in far
@@ -147,20 +118,7 @@ def test_a_day_folder_ingested_again_stages_its_days_only(tmp_path: Path, monkey
 def test_day_folders_ingested_again_at_once_all_land_once(lake: str, tmp_path: Path) -> None:
     # the `warehouse_day` pool's case: a backfill re-running days side by side, one of them twice.
     # Each replaces its folder's rows and accounting row; a lost race is run again, never half-kept.
-    errors: list[BaseException] = []
-    summaries = []
-
-    def again(day: str) -> None:
-        try:
-            summaries.append(ingest_day(tmp_path / "landing", day, warehouse=lake))
-        except BaseException as exc:  # reported below, with the others
-            errors.append(exc)
-
-    threads = [threading.Thread(target=again, args=(day,)) for day in (*DAYS, DAYS[0])]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=300)
+    summaries, errors = all_at_once(lambda day: ingest_day(tmp_path / "landing", day, warehouse=lake), (*DAYS, DAYS[0]))
     assert not errors, errors
     assert [(s.total.stored, s.total.duplicates, s.total.rejected) for s in summaries] == [(40, 0, 0)] * 4
     with read_connection(lake) as con:

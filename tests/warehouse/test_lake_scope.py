@@ -12,7 +12,6 @@ from prompt_release.release.metrics import compute_version_metrics
 from prompt_release.traces import ingest_paths
 from prompt_release.traces.ingest import DEDUP_WINDOW_DAYS
 from prompt_release.warehouse import Scope, ScopeMiss, read_connection, write_transaction
-from prompt_release.warehouse import lake as lake_backend
 
 
 def calls(landing: Path, day: str, keys: list[str], *, ts_day: str | None = None, name: str = "calls.jsonl") -> Path:
@@ -33,21 +32,6 @@ def calls(landing: Path, day: str, keys: list[str], *, ts_day: str | None = None
     ]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
-
-
-@pytest.fixture
-def staged_rows(monkeypatch) -> dict[str, list[int]]:
-    """Rows of each table each transaction staged, as the lake loaded them."""
-    seen: dict[str, list[int]] = {}
-    real = lake_backend._load
-
-    def spy(con, snapshot, spec, partitions):
-        staged = real(con, snapshot, spec, partitions)
-        seen.setdefault(spec.name, []).append(staged.baseline.num_rows)
-        return staged
-
-    monkeypatch.setattr(lake_backend, "_load", spy)
-    return seen
 
 
 def test_an_ingest_stages_only_the_traces_of_its_days_and_no_other_table(tmp_path: Path, staged_rows) -> None:
