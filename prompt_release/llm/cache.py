@@ -134,8 +134,11 @@ def write_rows(
                     }
                 ),
             )
+            # a delete and an insert, not INSERT OR REPLACE: that updates the stored row in place, and
+            # a lake commits only the rows a transaction inserted and deleted (the settlement was lost)
+            con.execute("DELETE FROM llm_spend WHERE attempt_id IN (SELECT attempt_id FROM llm_spend_batch)")
             con.execute(
-                "INSERT OR REPLACE INTO llm_spend (attempt_id, run_key, cache_key, tokens, usd, settled) "
+                "INSERT INTO llm_spend (attempt_id, run_key, cache_key, tokens, usd, settled) "
                 "SELECT attempt_id, run_key, cache_key, tokens, usd, settled FROM llm_spend_batch"
             )
             con.unregister("llm_spend_batch")
