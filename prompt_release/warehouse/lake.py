@@ -815,7 +815,8 @@ _STREAM_ROWS = 8 * 1024
 
 def _changes(con: duckdb.DuckDBPyConnection, item: _Loaded) -> tuple[_Inserted, pa.Table]:
     """(rows the body inserted, loaded rows it deleted). The code base only inserts and
-    deletes; an UPDATE keeps a row's id and would not be seen, so none may be used here."""
+    deletes: an update, an insert-or-replace or an on-conflict update changes a row in place,
+    keeping its id, and would never be committed (tests/warehouse/test_lake.py looks for them)."""
     spec, n = item.spec, item.baseline.num_rows
     name = _quote_ident(spec.name)
     [(count,)] = con.execute(f"SELECT count(*) FROM {name} WHERE rowid >= {n}").fetchall()

@@ -124,8 +124,15 @@ def sync_to_warehouse(registry: Registry, warehouse: str | os.PathLike[str] | No
             # Events mirrored before label_events had `forced` read false: say which were forced.
             forced = [row[0] for row in events if row[-1]]
             if forced:
+                # a delete and an insert, not an UPDATE: a lake commits the rows a transaction inserted
+                # and deleted, and an UPDATE keeps its row's id, so it would never reach the lake
                 con.execute(
-                    "UPDATE label_events SET forced = true WHERE list_contains(?, event_id) AND NOT forced", [forced]
+                    "CREATE OR REPLACE TEMP TABLE pr_forced AS SELECT * REPLACE (true AS forced) FROM label_events "
+                    "WHERE list_contains(?, event_id) AND NOT forced",
+                    [forced],
                 )
+                con.execute("DELETE FROM label_events WHERE event_id IN (SELECT event_id FROM pr_forced)")
+                con.execute("INSERT INTO label_events SELECT * FROM pr_forced")
+                con.execute("DROP TABLE pr_forced")
         after = con.execute("SELECT count(*) FROM label_events").fetchone()[0]
     return {"prompt_versions": len(versions), "label_events": after - before, "label_events_total": after}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import tokenize
 from pathlib import Path
 
 import pytest
@@ -167,3 +169,19 @@ def test_maintenance_compacts_small_files_and_keeps_the_rows(tmp_path: Path) -> 
     assert done["ingest_files"]["vacuumed"] == 4  # retention 0: the replaced files go at once
     with read_connection(lake) as con:
         assert con.sql("SELECT count(*) FROM ingest_files").fetchall() == [(4,)]
+
+
+def test_no_writer_changes_a_row_in_place() -> None:
+    # A lake commits the rows a transaction inserted and deleted (by row id): a row changed in place
+    # keeps its id and never reaches the lake (a spend's settlement and a forced flag were lost so).
+    in_place = re.compile(r"\bUPDATE\s+\w+\s+SET\b|\bINSERT\s+OR\s+REPLACE\b|\bDO\s+UPDATE\b")
+    package = Path(__file__).resolve().parents[2] / "prompt_release"
+    found = []
+    for path in sorted(package.rglob("*.py")):
+        if path.name == "lake_migrate.py":  # it rewrites whole tables, in-place changes included
+            continue
+        with path.open("rb") as source:
+            for token in tokenize.tokenize(source.readline):
+                if token.type == tokenize.STRING and in_place.search(token.string):
+                    found.append(f"{path.relative_to(package)}:{token.start[0]}")
+    assert found == []
