@@ -16,6 +16,7 @@ from pathlib import Path
 import dagster as dg
 
 from prompt_release_dagster.definitions import defs
+from tests.pools import step_pools
 
 SNAPSHOT = Path(__file__).with_name("definitions_snapshot.json")
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -38,16 +39,7 @@ def _graph() -> dict:
         "schedules": sorted(s.name for s in repo.schedule_defs),
         "sensors": sorted(s.name for s in repo.sensor_defs),
         # which steps may run side by side (the file backend's pools; a lake's: tests/dagster/test_pools.py)
-        "pools": dict(
-            sorted(
-                {
-                    node.definition.name: node.definition.pool
-                    for job in repo.get_all_jobs()
-                    for node in job.graph.nodes
-                    if getattr(node.definition, "pool", None)
-                }.items()
-            )
-        ),
+        "pools": step_pools(definitions),
     }
 
 

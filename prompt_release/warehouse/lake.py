@@ -126,15 +126,15 @@ def redo_on_conflict(run: Callable[[], T], *, attempts: int = _REDO_ATTEMPTS) ->
     table, so tables the lost run committed before the conflict are rewritten with the same rows.
     The DuckDB file backend never raises it (one writer at a time).
     """
-    for attempt in range(1, attempts + 1):
+    if attempts < 1:
+        raise ValueError(f"attempts must be at least 1, got {attempts}")
+    for attempt in range(1, attempts):
         try:
             return run()
         except ConcurrentWriteError:
-            if attempt == attempts:
-                raise
             log.info("lost a race to another writer; running the transaction again (%d)", attempt)
             time.sleep(random.uniform(0.05, 0.2) * attempt)  # out of step with the writers it raced
-    raise ValueError(f"attempts must be at least 1, got {attempts}")
+    return run()  # the last run: a lost race now is the caller's
 
 
 class ScopeMiss(Exception):

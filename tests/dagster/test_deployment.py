@@ -29,6 +29,7 @@ from prompt_release_dagster.definitions import defs
 from prompt_release_dagster.demo import RUN_KEY_TAG, SENSOR_NAME_TAG, DemoResult
 from prompt_release_dagster.resources import WAREHOUSE_POOL
 from tests.dagster_demo import CANARY_REQUESTS, DAYS, SCALE, SEED, TIMEOUT_S, decisions, run_demo_process
+from tests.pools import step_pools
 
 try:
     import dagster_celery  # noqa: F401
@@ -141,13 +142,7 @@ def test_runs_ticks_and_materializations_are_in_postgres(deployed) -> None:
 
 
 def _warehouse_steps() -> set[str]:
-    repo = defs().get_repository_def()
-    return {
-        node.definition.name
-        for job in repo.get_all_jobs()
-        for node in job.graph.nodes
-        if getattr(node.definition, "pool", None) == WAREHOUSE_POOL
-    }
+    return {step for step, pool in step_pools(defs()).items() if pool == WAREHOUSE_POOL}
 
 
 def _step_intervals(instance: dg.DagsterInstance, run_ids: list[str], steps: set[str]) -> list[tuple]:

@@ -21,6 +21,7 @@ from prompt_release_dagster.definitions import defs
 from prompt_release_dagster.instance import ensure_pool_limits
 from prompt_release_dagster.resources import POOL_LIMITS, WAREHOUSE_DAY_POOL, WAREHOUSE_POOL
 from tests.conftest import REPO_ROOT
+from tests.pools import step_pools
 
 DAY_WRITERS = {"traces", "failures"}
 
@@ -34,18 +35,13 @@ import dagster as dg
 from prompt_release_dagster.definitions import defs
 from prompt_release_dagster.instance import ensure_pool_limits
 from prompt_release_dagster.resources import LandingResource, RegistryResource, WarehouseResource
+from tests.pools import step_pools
 from tests.warehouse.test_lake_day_writers import errored_calls
 
 tmp, lake, day = Path(sys.argv[1]), sys.argv[2], "2026-11-03"
 errored_calls(tmp / "landing", day)
 definitions = defs()
-repo = definitions.get_repository_def()
-pools = {
-    node.definition.name: node.definition.pool
-    for job in repo.get_all_jobs()
-    for node in job.graph.nodes
-    if getattr(node.definition, "pool", None)
-}
+pools = step_pools(definitions)
 with dg.instance_for_test(temp_dir=str(tmp / "home")) as instance:
     limits = ensure_pool_limits(instance)
     storage = instance.event_log_storage
@@ -72,13 +68,7 @@ print(json.dumps({"pools": pools, "limits": limits, "held": held, "success": res
 
 
 def _writing_pools() -> dict[str, str]:
-    repo = defs().get_repository_def()
-    return {
-        node.definition.name: node.definition.pool
-        for job in repo.get_all_jobs()
-        for node in job.graph.nodes
-        if getattr(node.definition, "pool", None) in (WAREHOUSE_POOL, WAREHOUSE_DAY_POOL)
-    }
+    return {step: pool for step, pool in step_pools(defs()).items() if pool in (WAREHOUSE_POOL, WAREHOUSE_DAY_POOL)}
 
 
 def test_on_a_duckdb_file_every_writing_step_shares_the_one_warehouse_pool() -> None:
